@@ -1,0 +1,135 @@
+# mailvault build.  See README.md for the two commands that set everything up.
+#
+#   make                 build build/mailvault
+#   make check           unit tests (cmocka) + integration tests
+#   make check-unit      unit tests only
+#   make SANITIZE=1 check  the same under ASan+UBSan, in build-san/
+#   make valgrind        unit tests under valgrind
+#   make lint            clang-format check + cppcheck + check-headers
+#   make bench           benchmarks side by side with borg/restic (tools/bench.sh)
+#   make demo            install deps, build, back up a generated mail volume
+#   make ci              what .ci/run runs: deps, build, lint, check, sanitizer check
+
+CC       ?= cc
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+PKGS     := fuse3 libarchive libssh2 sqlite3 libxxhash libzstd libcrypto liblz4 \
+            gmime-3.0 libisal
+
+ifeq ($(SANITIZE),)
+BUILD    ?= build
+OPT      ?= -O2 -g
+else
+BUILD    ?= build-san
+OPT      ?= -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fno-omit-frame-pointer
+endif
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wold-style-definition -Wpointer-arith \
+            -Wformat=2 -Wvla -Wwrite-strings -Wundef -fno-common
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
+CFLAGS   ?=
+CFLAGS   += -std=c11 $(OPT) $(WARN) -pthread -MMD -MP \
+            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+LDFLAGS  += $(if $(SANITIZE),-fsanitize=address,undefined)
+
+SRC_ALL  := $(sort $(wildcard src/*/*.c))
+SRC_MAIN := src/cli/main.c
+SRC_LIB  := $(filter-out $(SRC_MAIN),$(SRC_ALL))
+OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
+OBJ_MAIN := $(SRC_MAIN:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libmailvault.a
+BIN      := $(BUILD)/mailvault
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+HEADERS  := $(sort $(wildcard include/*.h))
+
+.PHONY: all check check-unit check-integration valgrind lint format \
+        check-headers bench demo ci install clean deps
+
+all: $(BIN) $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(OBJ_LIB)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(OBJ_MAIN) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) \
+		-o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/tools/%: tools/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+check: check-unit check-integration
+
+check-unit: $(UNIT_BIN)
+	@sh tests/lib/run-unit.sh $(UNIT_BIN)
+
+check-integration: $(BIN) $(TOOL_BIN)
+	@MV_BUILD=$(BUILD) sh tests/lib/run-integration.sh $(T)
+
+valgrind: $(UNIT_BIN)
+	@MV_VALGRIND=1 sh tests/lib/run-unit.sh $(UNIT_BIN)
+
+check-headers:
+	@for h in $(HEADERS); do \
+		printf '#include "%s"\n' $$(basename $$h) | \
+		$(CC) $(CPPFLAGS) $(CFLAGS) -x c -fsyntax-only - || exit 1; \
+	done; echo "headers: all self-contained"
+
+lint: check-headers
+	@clang-format --dry-run --Werror $(SRC_ALL) $(HEADERS) $(UNIT_SRC) $(TOOL_SRC)
+	@cppcheck -q --std=c11 --enable=warning,style,performance,portability \
+		--inline-suppr --error-exitcode=1 --suppress=missingIncludeSystem \
+		-D_GNU_SOURCE -Iinclude src tests tools
+	@echo "lint: clean"
+
+format:
+	clang-format -i $(SRC_ALL) $(HEADERS) $(UNIT_SRC) $(TOOL_SRC)
+
+bench: all
+	sh tools/bench.sh
+
+demo:
+	sh tools/install-deps.sh build
+	$(MAKE) all
+	sh tools/demo.sh
+
+deps:
+	sh tools/install-deps.sh test
+
+ci:
+	sh tools/install-deps.sh test
+	$(MAKE) all
+	$(MAKE) lint
+	$(MAKE) check
+	$(MAKE) SANITIZE=1 check
+
+install: $(BIN)
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mailvault
+	install -D -m 0755 contrib/mount.fuse.mailvault \
+		$(DESTDIR)/sbin/mount.fuse.mailvault
+	install -D -m 0644 man/mailvault.1 $(DESTDIR)$(PREFIX)/share/man/man1/mailvault.1
+	install -D -m 0644 man/mailvault-mount.1 \
+		$(DESTDIR)$(PREFIX)/share/man/man1/mailvault-mount.1
+	install -D -m 0644 man/mailvault-format.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/mailvault-format.5
+
+clean:
+	rm -rf build build-san
+
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d)

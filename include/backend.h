@@ -1,0 +1,87 @@
+/*
+ * backend: where a repository's files live.  The store speaks to a
+ * directory through this table of operations, so a repository on a local
+ * disk and one on an SFTP server (sftp://user@host:port/path) behave alike.
+ *
+ * All paths are relative to the repository root and use '/'.  Every
+ * operation returns 0 or a negative errno and records a message in err.
+ * A missing file is -ENOENT.  Backends are safe to use from one thread at
+ * a time, except read_at, which may be called from many threads at once.
+ *
+ * Durability contract (the store's crash safety rests on it):
+ *  1. file_commit() makes the data durable (fsync where the server offers
+ *     it) and only then renames the temporary file to its final name, so a
+ *     final name always holds complete content.
+ *  2. write_atomic() is file_create + file_write + file_commit.
+ *  3. create_excl() fails with -EEXIST when the path exists (lock files).
+ */
+#ifndef MV_BACKEND_H
+#define MV_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mv_err.h"
+
+struct backend;
+struct backend_file;
+
+/* Called by list() for each entry of a directory (not "." or ".."). */
+typedef int (*backend_list_fn)(const char *name, bool is_dir, uint64_t size,
+			       void *arg);
+
+struct backend_ops {
+	const char *scheme; /* "file" or "sftp" */
+	int (*read_at)(struct backend *be, const char *path, uint64_t off,
+		       void *buf, size_t len, size_t *out_len,
+		       struct mv_err *err);
+	int (*stat)(struct backend *be, const char *path, uint64_t *out_size,
+		    int64_t *out_mtime_ns, struct mv_err *err);
+	int (*list)(struct backend *be, const char *dir, backend_list_fn fn,
+		    void *arg, struct mv_err *err);
+	int (*mkdir)(struct backend *be, const char *path, struct mv_err *err);
+	int (*file_create)(struct backend *be, const char *path,
+			   struct backend_file **out, struct mv_err *err);
+	int (*file_write)(struct backend_file *f, const void *buf, size_t len,
+			  struct mv_err *err);
+	int (*file_commit)(struct backend_file *f, struct mv_err *err);
+	void (*file_abort)(struct backend_file *f);
+	int (*create_excl)(struct backend *be, const char *path,
+			   const void *buf, size_t len, struct mv_err *err);
+	int (*rename)(struct backend *be, const char *from, const char *to,
+		      struct mv_err *err);
+	int (*remove)(struct backend *be, const char *path, struct mv_err *err);
+	int (*sync_dir)(struct backend *be, const char *path,
+			struct mv_err *err);
+	/* Local path of the repository root, or NULL for remote backends. */
+	const char *(*local_root)(struct backend *be);
+	void (*close)(struct backend *be);
+};
+
+/* Common head of every backend; implementations embed it first. */
+struct backend {
+	const struct backend_ops *ops; /* operations table */
+	char *url;                     /* what the user gave, for messages */
+};
+
+/* Open the backend for a repository location: a local path or an
+ * sftp://[user@]host[:port]/path URL.  create: make the root directory. */
+int backend_open(const char *location, bool create, struct backend **out,
+		 struct mv_err *err);
+void backend_close(struct backend *be);
+
+/* Local directory backend. */
+int backend_local_open(const char *root, bool create, struct backend **out,
+		       struct mv_err *err);
+
+/* Convenience wrappers. */
+int backend_read_all(struct backend *be, const char *path, size_t max,
+		     void **out, size_t *out_len, struct mv_err *err);
+int backend_write_atomic(struct backend *be, const char *path,
+			 const void *buf, size_t len, struct mv_err *err);
+
+/* True when location names a remote repository (sftp://). */
+bool backend_is_remote(const char *location);
+
+#endif

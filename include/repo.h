@@ -1,0 +1,176 @@
+/*
+ * repo: a mailvault repository - its config, its SQLite index, its packs -
+ * and the two ways in: reading chunks (any number of threads) and one write
+ * session at a time.
+ *
+ * Layout (see man/mailvault-format.5):
+ *   config            text, key = value: version, id, chunker, secret, flags
+ *   index.db          SQLite: packs, chunks, snapshots (rebuildable)
+ *   packs/XX/NAME     pack files of self-describing records
+ *   lock              present while a writer holds the repository
+ *
+ * DESIGN NOTES - crash safety (tests in tests/integration/t4*):
+ *  (1) A record is reachable only through the index; the index names only
+ *      records in sealed packs (footer written, fsynced, renamed into place).
+ *  (2) repo_writer_commit() seals and syncs every pack of the session, then
+ *      commits one SQLite transaction that adds the chunks and the snapshot.
+ *  (3) Before (2) commits, nothing a reader can see has changed: a crash
+ *      leaves at most orphan packs, which check reports and prune removes.
+ *  (4) Existing packs are never modified; prune writes new packs and commits
+ *      the index that points at them before it deletes old ones.
+ */
+#ifndef MV_REPO_H
+#define MV_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mv_err.h"
+#include "util.h"
+
+#define MV_ID_LEN 32        /* chunk ids: HMAC-SHA-256 */
+#define MV_REPO_ID_LEN 16   /* repository id */
+#define MV_SECRET_LEN 32    /* per-repository hashing secret */
+#define MV_FORMAT_VERSION 1
+
+struct repo;
+struct backend;
+
+/* Record types in packs. */
+enum rec_type {
+	REC_DATA = 1,     /* file content chunk */
+	REC_TREE = 2,     /* chunk of a serialized directory */
+	REC_SNAPSHOT = 3, /* snapshot record (rebuild-index reads these) */
+	REC_DICT = 4,     /* zstd dictionary */
+};
+
+/* Chunker parameters, fixed when the repository is created. */
+struct chunker_params {
+	uint32_t min_size;   /* no cut before this many bytes */
+	uint32_t avg_size;   /* expected chunk size, a power of two */
+	uint32_t max_size;   /* forced cut */
+	uint32_t small_file; /* files up to this size are one chunk */
+};
+
+enum repo_flags {
+	REPO_APPEND_ONLY = (1 << 0), /* forget, prune, repair refuse */
+};
+
+struct repo_config {
+	uint32_t version;               /* MV_FORMAT_VERSION */
+	uint8_t id[MV_REPO_ID_LEN];     /* random repository id */
+	uint8_t secret[MV_SECRET_LEN];  /* HMAC key for chunk ids */
+	struct chunker_params chunker;  /* content-defined chunking */
+	int zstd_level;                 /* compression level for new chunks */
+	uint32_t flags;                 /* enum repo_flags */
+	char encryption[16];            /* "none"; room for later */
+};
+
+struct repo_init_opts {
+	const struct chunker_params *chunker; /* NULL: defaults */
+	int zstd_level;                       /* 0: default */
+	bool append_only;
+};
+
+enum repo_open_flags {
+	REPO_OPEN_READ = 0,
+	REPO_OPEN_WRITE = (1 << 0), /* take the writer lock */
+	REPO_OPEN_WAIT = (1 << 1),  /* wait for the lock instead of failing */
+};
+
+/* Defaults chosen by the bake-off in docs/CHUNKING.md. */
+void repo_default_chunker(struct chunker_params *out);
+
+/* Create a repository at location (path or sftp:// URL). */
+int repo_init(const char *location, const struct repo_init_opts *opts,
+	      struct mv_err *err);
+/* Open a repository.  With REPO_OPEN_WRITE the writer lock is held until
+ * repo_close(). */
+int repo_open(const char *location, unsigned flags, struct repo **out,
+	      struct mv_err *err);
+void repo_close(struct repo *r);
+
+const struct repo_config *repo_get_config(const struct repo *r);
+const char *repo_location(const struct repo *r);
+struct backend *repo_backend(struct repo *r);
+
+/* Keyed chunk id of data (HMAC-SHA-256 with the repository secret).
+ * Thread-safe. */
+void repo_chunk_id(struct repo *r, const void *data, size_t len,
+		   uint8_t out[MV_ID_LEN]);
+
+/* Where a record lives. */
+struct chunk_loc {
+	int64_t pack;         /* pack row id */
+	uint64_t offset;      /* of the record header in the pack */
+	uint32_t stored_size; /* payload bytes in the pack */
+	uint32_t raw_size;    /* bytes after decompression */
+	uint8_t type;         /* enum rec_type */
+	uint8_t comp;         /* enum pack_comp */
+};
+
+/* Look a chunk up in the committed index.  0, -ENOENT, or an error.
+ * Thread-safe. */
+int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    struct chunk_loc *out, struct mv_err *err);
+
+/* Read, verify (checksum and, when verify_id, the keyed id) and
+ * decompress a chunk into out (replacing its contents).  A damaged record
+ * is -EIO with a message naming pack and offset.  Thread-safe. */
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    bool verify_id, struct mv_buf *out, struct mv_err *err);
+
+/* The pack file name (relative path) of a pack row id, for messages and
+ * for read-ahead.  Writes at most n bytes. */
+int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,
+		   struct mv_err *err);
+
+/* Generation counter of the index: changes whenever a writer commits.
+ * Cheap; the mount polls it to notice new snapshots. */
+int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err);
+
+/* ---- writing ---------------------------------------------------------- */
+
+struct repo_writer;
+
+/* Start a write session (the repository must be open for writing). */
+int repo_writer_begin(struct repo *r, struct repo_writer **out,
+		      struct mv_err *err);
+
+/* True when the chunk is stored already, committed or in this session.
+ * Must be called from the thread that owns the writer. */
+bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN]);
+
+/* Store a record unless its id is already stored.  comp/comp_len: an
+ * already-compressed payload (zstd frame) or NULL to let the writer decide.
+ * *out_new tells whether bytes were written.  Records are appended in call
+ * order, so the stored result is deterministic. */
+int repo_writer_put(struct repo_writer *w, enum rec_type type,
+		    const uint8_t id[MV_ID_LEN], const void *raw,
+		    size_t raw_len, const void *comp, size_t comp_len,
+		    bool *out_new, struct mv_err *err);
+
+/* Bytes written to packs in this session so far (payload + headers). */
+uint64_t repo_writer_stored_bytes(const struct repo_writer *w);
+
+struct snapshot;
+
+/* Seal and sync all packs, then publish the snapshot (and the chunks) in
+ * one index transaction.  snap->id is filled in.  The writer is freed. */
+int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
+		       struct mv_err *err);
+/* Drop the session: nothing becomes visible.  Frees the writer. */
+void repo_writer_abort(struct repo_writer *w);
+
+/* Compress raw with the repository's settings into out; returns 0 and
+ * sets *out_used=false when compression does not pay.  Thread-safe (uses
+ * a per-thread context). */
+int repo_compress(struct repo *r, const void *raw, size_t len,
+		  struct mv_buf *out, bool *out_used, struct mv_err *err);
+
+/* The SQLite handle of the index, for modules that keep their own tables
+ * (mail catalogue).  Owned by the repository; single-threaded use. */
+struct sqlite3 *repo_db(struct repo *r);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * cli: the mailvault command line.  One file per command,
+ * src/cli/cmd_<verb>.c, each exporting cmd_<verb>(); src/cli/main.c holds
+ * the table.  Only commands print and choose the exit status:
+ * 0 success, 1 failure, 2 usage error.
+ */
+#ifndef MV_CLI_H
+#define MV_CLI_H
+
+#include <stdbool.h>
+
+#include "mv_err.h"
+
+#define MV_EXIT_OK 0
+#define MV_EXIT_FAIL 1
+#define MV_EXIT_USAGE 2
+
+/* Print "mailvault: <msg>" to stderr; returns MV_EXIT_FAIL. */
+int cli_fail(const struct mv_err *err);
+/* Print "mailvault <cmd>: <formatted>" and usage hint; returns
+ * MV_EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) MV_PRINTF(2, 3);
+/* The repository location: the given argument, else $MAILVAULT_REPO, else
+ * NULL. */
+const char *cli_repo_arg(const char *given);
+/* True when stderr is a terminal (progress lines). */
+bool cli_is_tty(void);
+
+int cmd_init(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_export_tar(int argc, char **argv);
+/* commands added by later modules go below this line */
+
+#endif

@@ -1,0 +1,61 @@
+/* mailvault: entry point and command table. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"init", cmd_init, "create a repository"},
+	{"backup", cmd_backup, "store directories and tar streams as a snapshot"},
+	{"snapshots", cmd_snapshots, "list snapshots"},
+	{"ls", cmd_ls, "list a directory of a snapshot"},
+	{"cat", cmd_cat, "write a file of a snapshot to stdout"},
+	{"restore", cmd_restore, "restore a snapshot or part of it"},
+	{"export-tar", cmd_export_tar, "write a snapshot as a tar stream"},
+	{"stats", cmd_stats, "show sizes and dedup ratios"},
+	{"check", cmd_check, "verify the repository"},
+	/* later commands go below this line */
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: mailvault COMMAND [ARGS...]\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name,
+			commands[i].summary);
+	fprintf(f, "\nREPO may be given by $MAILVAULT_REPO. "
+		   "See mailvault(1).\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return MV_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return MV_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("mailvault 0.1\n");
+		return MV_EXIT_OK;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "mailvault: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return MV_EXIT_USAGE;
+}

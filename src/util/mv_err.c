@@ -1,0 +1,58 @@
+/* mv_err: first-error-wins message record (see include/mv_err.h). */
+#include "mv_err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int mv_err_setv(struct mv_err *err, int code, const char *fmt, va_list ap)
+{
+	if (code >= 0)
+		code = -EIO;
+	if (!err || err->code)
+		return code;
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	return code;
+}
+
+int mv_err_set(struct mv_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = mv_err_setv(err, code, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int mv_err_prefix(struct mv_err *err, const char *fmt, ...)
+{
+	char pre[MV_ERR_MSG_MAX];
+	char old[MV_ERR_MSG_MAX];
+	va_list ap;
+
+	if (!err)
+		return -EIO;
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+	return err->code;
+}
+
+void mv_err_clear(struct mv_err *err)
+{
+	if (!err)
+		return;
+	err->code = 0;
+	err->msg[0] = '\0';
+}
+
+const char *mv_err_msg(const struct mv_err *err)
+{
+	if (err->msg[0])
+		return err->msg;
+	return strerror(err->code < 0 ? -err->code : err->code);
+}
