@@ -492,7 +492,6 @@ static int lz4_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 {
 	size_t off = LZ4_MAGIC_LEN + 4, chunk_no = 0;
 	uint32_t max_chunk;
-	int rc;
 
 	if (n < off)
 		return mv_err_set(err, -EBADMSG, "truncated LZ4 header");
@@ -503,7 +502,7 @@ static int lz4_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 				  (unsigned)max_chunk);
 	while (off < n) {
 		uint32_t clen;
-		int dlen;
+		int dlen, rc;
 
 		if (n - off < 4)
 			return mv_err_set(err, -EBADMSG,
