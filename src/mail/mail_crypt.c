@@ -401,9 +401,10 @@ static int decrypt_v2(const uint8_t *p, size_t n,
 		}
 		if (key)
 			break;
+		/* not ours: skip its blocks; a bad length ends the search */
 		if (rd_block(&r, &eph, &eph_len) < 0 ||
 		    rd_block(&r, &ek, &ek_len) < 0)
-			goto truncated;
+			break;
 	}
 	if (!key) {
 		if (id)
