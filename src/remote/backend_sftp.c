@@ -258,11 +258,14 @@ static int run(struct sftp_backend *sb, const char *what, op_fn op, void *arg,
 				lost = true;
 		} else {
 			rc = ssh_keepalive(c->ssh) ? -EIO : 0;
-			if (rc)
+			if (rc) {
+				mv_err_set(&e, rc, "%s",
+					   ssh_last_error(c->ssh));
 				lost = true;
-			else
-				rc = op(sb, c, arg, attempt, &lost, &e);
+			}
 		}
+		if (!rc)
+			rc = op(sb, c, arg, attempt, &lost, &e);
 		if (!lost)
 			break;
 		conn_drop(c, true);
