@@ -14,7 +14,7 @@ Usage:
   --seed S         any string or number (default 1)
   --messages N     messages on day 1 (default 2000; --small: 300)
   --size-mb MB     approximate size of day 1; sets --messages from the
-                   measured average message size (about 48 KiB)
+                   measured average message size (about 57 KiB)
   --users U        mailboxes (default 8; --small: 3), spread over 3 domains
   --days N         write DIR/day1 .. DIR/dayN, each the full state of that day
   --day K          write only DIR/dayK, the state of day K (same bytes as
@@ -32,7 +32,7 @@ Usage:
   --xattrs         set a few user.* extended attributes (needs a filesystem
                    with user xattrs)
   --small          preset for tests: 300 messages, 3 users, attachments
-                   at most 128 KiB, about 5 MB a day
+                   at most 128 KiB, about 6 MB of mail a day
   --quiet          no progress on stderr
 
 Layout (DIR/dayK is the data volume; it is what gets tar'ed):
@@ -79,7 +79,8 @@ import time
 BASE = 1717210800  # 2024-06-01 03:00:00 UTC, the backup of day 1
 DAY = 86400
 PAGE = 16384
-AVG_MSG = 48 * 1024  # measured average message size (default profile)
+AVG_MSG = 57 * 1024  # measured average message size (default profile)
+AVG_SMALL = 20 * 1024  # the same with --small
 
 DOMAINS = ["example.org", "example.net", "mail.example.com"]
 NAMES = ["alice", "bob", "carol", "dave", "erika", "frank", "grete", "heidi",
@@ -453,12 +454,12 @@ def make_message(st, text, cid, user, folder, t):
 	target = int(2048 * 10 ** r.uniform(0, 1))
 	atts = []
 	maxatt = 128 * 1024 if a.small else 2 * 1024 * 1024
-	if k < 0.05:
+	if k < (0.03 if a.small else 0.05):
 		tot = int(100 * 1024 * (maxatt / 102400) ** r.random())
 		nat = r.randint(1, 3)
 		atts = [max(4096, tot // nat) for _ in range(nat)]
 	elif k < 0.18:
-		atts = [int(4096 * 20 ** r.random())]
+		atts = [int(4096 * (10 if a.small else 20) ** r.random())]
 	charset = "utf-8"
 	if german and r.random() < 0.3:
 		charset = "iso-8859-1"
@@ -879,8 +880,9 @@ def main(argv=None):
 		a.users = 3 if a.small else 8
 	if a.messages is None:
 		if a.size_mb:
-			avg = 17 * 1024 if a.small else AVG_MSG
-			a.messages = max(10, int(a.size_mb * 2**20 / avg))
+			# messages make about 90% of a day, the database the rest
+			avg = AVG_SMALL if a.small else AVG_MSG
+			a.messages = max(10, int(a.size_mb * 0.9 * 2**20 / avg))
 		else:
 			a.messages = 300 if a.small else 2000
 	if a.users < 1 or a.messages < 1:
