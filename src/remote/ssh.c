@@ -146,6 +146,9 @@ int ssh_url_parse(const char *url, struct ssh_url *out, struct mv_err *err)
 		for (i = 0; host + i < host_end; i++) {
 			char c = host[i];
 
+			/* a zone ("%eth0") is a name */
+			if (memchr(host, '%', i) && host_char_ok(c))
+				continue;
 			if (!(c == ':' || c == '.' || c == '%' ||
 			      (c >= '0' && c <= '9') ||
 			      (c >= 'a' && c <= 'f') ||
@@ -168,6 +171,15 @@ int ssh_url_parse(const char *url, struct ssh_url *out, struct mv_err *err)
 		}
 	} else {
 		host_end = memchr(host, ':', (size_t)(auth_end - host));
+		if (host_end && memchr(host_end + 1, ':',
+				       (size_t)(auth_end - host_end - 1))) {
+			rc = mv_err_set(err, -EINVAL,
+					"cannot parse '%s': "
+					"IPv6 addresses go in brackets "
+					"(sftp://[::1]:22/path)",
+					url);
+			goto fail;
+		}
 		if (!host_end)
 			host_end = auth_end;
 		for (i = 0; host + i < host_end; i++) {
