@@ -14,7 +14,7 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PKGS     := fuse3 libarchive libssh2 sqlite3 libxxhash libzstd libcrypto liblz4 \
-            gmime-3.0 libisal
+            gmime-3.0 libisal libacl
 
 ifeq ($(SANITIZE),)
 BUILD    ?= build

@@ -169,6 +169,28 @@ void repo_writer_abort(struct repo_writer *w);
 int repo_compress(struct repo *r, const void *raw, size_t len,
 		  struct mv_buf *out, bool *out_used, struct mv_err *err);
 
+/* Call fn for every snapshot record in the index, ordered by name and
+ * time (row: index row id).  Thread-safe; fn must not call back into the
+ * index. */
+typedef int (*repo_snapshot_fn)(int64_t row, const void *record, size_t len,
+				void *arg);
+int repo_snapshot_each(struct repo *r, repo_snapshot_fn fn, void *arg,
+		       struct mv_err *err);
+/* Remove a snapshot from the index (its record stays in its pack until
+ * prune).  Needs the writer lock; refused for append-only repositories. */
+int repo_snapshot_delete(struct repo *r, const uint8_t id[MV_ID_LEN],
+			 struct mv_err *err);
+
+/* Totals of the index for stats. */
+struct repo_totals {
+	uint64_t chunks;     /* distinct records */
+	uint64_t raw;        /* their bytes before compression */
+	uint64_t stored;     /* their payload bytes in packs */
+	uint64_t packs;      /* pack files */
+	uint64_t pack_bytes; /* bytes of all pack files */
+};
+int repo_totals(struct repo *r, struct repo_totals *out, struct mv_err *err);
+
 /* The SQLite handle of the index, for modules that keep their own tables
  * (mail catalogue).  Owned by the repository; single-threaded use. */
 struct sqlite3 *repo_db(struct repo *r);

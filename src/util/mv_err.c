@@ -28,17 +28,25 @@ int mv_err_set(struct mv_err *err, int code, const char *fmt, ...)
 
 int mv_err_prefix(struct mv_err *err, const char *fmt, ...)
 {
-	char pre[MV_ERR_MSG_MAX];
 	char old[MV_ERR_MSG_MAX];
 	va_list ap;
+	int n;
 
 	if (!err)
 		return -EIO;
+	snprintf(old, sizeof(old), "%s", mv_err_msg(err));
 	va_start(ap, fmt);
-	vsnprintf(pre, sizeof(pre), fmt, ap);
+	n = vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
-	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+	if (n >= 0 && (size_t)n + 3 < sizeof(err->msg)) {
+		size_t at = (size_t)n, len = strlen(old);
+
+		if (len > sizeof(err->msg) - at - 3)
+			len = sizeof(err->msg) - at - 3;
+		memcpy(err->msg + at, ": ", 2);
+		memcpy(err->msg + at + 2, old, len);
+		err->msg[at + 2 + len] = '\0';
+	}
 	return err->code;
 }
 

@@ -1,0 +1,81 @@
+/*
+ * index: the repository's SQLite index (index.db).  Maps chunk ids to
+ * pack locations and lists packs and snapshots.  Everything in it can be
+ * rebuilt from the packs (rebuild-index).
+ *
+ * SQLite use, as its authors recommend: WAL on local disks with
+ * synchronous=FULL (a backup reported as done survives power loss; the
+ * cost is one fsync per commit), a busy timeout, prepared statements kept
+ * for the life of the handle and reset after each use.  On NFS/SMB, where
+ * WAL's shared memory does not work, the rollback journal is used instead
+ * (journal_mode=DELETE) and the repository lock keeps writers apart.
+ *
+ * A handle is used by one thread at a time; callers serialise (repo.c
+ * holds a mutex around every call).
+ */
+#ifndef MV_INDEX_H
+#define MV_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mv_err.h"
+#include "repo.h"
+
+struct index;
+struct sqlite3;
+
+#define INDEX_SCHEMA_VERSION 1
+
+/* Open (create when create) the index at path.  network_fs: use the
+ * rollback journal instead of WAL. */
+int index_open(const char *path, bool create, bool network_fs,
+	       bool readonly, struct index **out, struct mv_err *err);
+void index_close(struct index *ix);
+struct sqlite3 *index_db(struct index *ix);
+
+int index_begin(struct index *ix, struct mv_err *err);
+int index_commit(struct index *ix, struct mv_err *err);
+void index_rollback(struct index *ix);
+
+int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],
+		     struct chunk_loc *out, struct mv_err *err);
+int index_chunk_add(struct index *ix, const uint8_t id[MV_ID_LEN],
+		    const struct chunk_loc *loc, struct mv_err *err);
+
+/* Add a pack row; *out_id is its row id. */
+int index_pack_add(struct index *ix, const char *name, int kind,
+		   int64_t *out_id, struct mv_err *err);
+int index_pack_update(struct index *ix, int64_t id, uint64_t size,
+		      uint32_t records, struct mv_err *err);
+/* Name of pack row id into out (PACK_NAME_LEN + 1 bytes). */
+int index_pack_name(struct index *ix, int64_t id, char *out, size_t n,
+		    struct mv_err *err);
+
+/* Snapshots: the encoded record is the truth; name/time are copies for
+ * ordering. */
+int index_snapshot_add(struct index *ix, const uint8_t id[MV_ID_LEN],
+		       const char *name, int64_t time_ns, bool partial,
+		       const void *record, size_t len, struct mv_err *err);
+typedef int (*index_snapshot_fn)(int64_t row, const void *record,
+				 size_t len, void *arg);
+int index_snapshot_each(struct index *ix, index_snapshot_fn fn, void *arg,
+			struct mv_err *err);
+int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
+			  struct mv_err *err);
+
+/* Changes whenever another connection commits (PRAGMA data_version). */
+int index_data_version(struct index *ix, int64_t *out, struct mv_err *err);
+
+/* Flush the WAL into the main file (before uploading a copy). */
+int index_checkpoint(struct index *ix, struct mv_err *err);
+
+/* Totals over chunks: count, raw and stored bytes, by record type. */
+struct index_totals {
+	uint64_t chunks, raw, stored; /* all records */
+	uint64_t packs, pack_bytes;   /* pack files */
+};
+int index_totals(struct index *ix, struct index_totals *out,
+		 struct mv_err *err);
+
+#endif

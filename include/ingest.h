@@ -1,0 +1,77 @@
+/*
+ * ingest: the backup pipeline.  Sources (tar streams, directories) hand it
+ * entries and file bytes in order; it cuts content into chunks (files up
+ * to the small-file limit stay whole), and worker threads compute keyed
+ * ids, look them up and compress only what is new.  Results are stored in
+ * submission order, so the repository content is deterministic whatever
+ * the thread timing.  Memory is bounded by the job ring (ING_QUEUE jobs of
+ * at most one chunk each).
+ *
+ * Threading: every ingest_* call comes from one thread (the producer),
+ * which is also the thread that writes to the repository.
+ */
+#ifndef MV_INGEST_H
+#define MV_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mv_err.h"
+#include "repo.h"
+#include "tree.h"
+
+struct ingest;
+
+struct ingest_opts {
+	int workers;            /* 0: one per core */
+	bool progress;          /* live progress line on stderr */
+	volatile int *stop;     /* set asynchronously to interrupt */
+};
+
+struct ingest_stats {
+	uint64_t files, dirs, others; /* entries by kind */
+	uint64_t bytes_in;            /* file bytes read */
+	uint64_t bytes_new;           /* raw bytes of new chunks */
+	uint64_t chunks, chunks_new;  /* content chunks seen / stored */
+	uint64_t files_reused;        /* unchanged files not re-read */
+};
+
+int ingest_new(struct repo *r, struct repo_writer *w,
+	       struct tree_builder *tb, const struct ingest_opts *opts,
+	       struct ingest **out, struct mv_err *err);
+/* Stops the workers; drops pending work (use ingest_finish first to keep
+ * it). */
+void ingest_free(struct ingest *ing);
+
+/* A regular file: begin, data (any number of calls), end.  meta holds the
+ * metadata (no chunks); its extents, if any, describe a sparse file whose
+ * data bytes are passed back to back. */
+int ingest_file_begin(struct ingest *ing, const char *path,
+		      const struct tree_entry *meta, struct mv_err *err);
+int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
+		     struct mv_err *err);
+int ingest_file_end(struct ingest *ing, struct mv_err *err);
+/* Record the data extents of the current (sparse) file, learned while
+ * reading it; takes ownership of ext (malloc'ed). */
+void ingest_file_set_extents(struct ingest *ing, struct tree_extent *ext,
+			     uint32_t n);
+
+/* Any other entry (directory, symlink, device, fifo), or a regular file
+ * whose chunks are already known to be stored (unchanged-file cache). */
+int ingest_entry(struct ingest *ing, const char *path,
+		 const struct tree_entry *meta, struct mv_err *err);
+/* A hard link to an earlier path. */
+int ingest_link(struct ingest *ing, const char *path, const char *target,
+		struct mv_err *err);
+
+/* Wait until everything submitted is stored. */
+int ingest_finish(struct ingest *ing, struct mv_err *err);
+
+const struct ingest_stats *ingest_get_stats(const struct ingest *ing);
+/* Name shown in the progress line. */
+void ingest_set_current(struct ingest *ing, const char *what);
+/* Print the progress line now if due (sources call it while reading). */
+void ingest_progress(struct ingest *ing, bool force);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * pack: append-only files of self-describing records.
+ *
+ *   pack   := header record* footer
+ *   header := "MVPACK\0\1" le32 version le32 kind              (16 bytes)
+ *   record := rec_hdr payload                          (64 + stored bytes)
+ *   rec_hdr:= "MVR1" u8 type u8 comp le16 flags le32 raw_size
+ *              le32 stored_size id[32] le64 xxh64(payload) le32 dict_id
+ *              le32 xxh32-of-first-60-bytes(as low 32 bits of XXH64)
+ *   footer := "MVPEND\0\1" le32 records le32 0 le64 footer_offset
+ *              le64 xxh64(all bytes before the footer)         (32 bytes)
+ *
+ * A pack without a valid footer was never sealed: its records are not
+ * trusted (rebuild-index reports it).  See man/mailvault-format.5.
+ */
+#ifndef MV_PACK_H
+#define MV_PACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mv_err.h"
+#include "repo.h"
+
+#define PACK_HDR_LEN 16
+#define PACK_REC_HDR_LEN 64
+#define PACK_FOOTER_LEN 32
+#define PACK_MAX_RECORD (64u << 20) /* largest payload accepted */
+#define PACK_NAME_LEN 32            /* hex digits in a pack name */
+
+enum pack_kind {
+	PACK_KIND_DATA = 1, /* file content */
+	PACK_KIND_META = 2, /* trees, snapshots, dictionaries */
+};
+
+enum pack_comp {
+	PACK_COMP_NONE = 0,      /* stored raw */
+	PACK_COMP_ZSTD = 1,      /* one zstd frame */
+	PACK_COMP_ZSTD_DICT = 2, /* zstd frame using dictionary dict_id */
+};
+
+enum pack_rec_flags {
+	PACK_REC_ENCRYPTED = (1 << 0), /* reserved for encryption at rest */
+};
+
+struct pack_rec {
+	uint8_t type;          /* enum rec_type */
+	uint8_t comp;          /* enum pack_comp */
+	uint16_t flags;        /* enum pack_rec_flags */
+	uint32_t raw_size;     /* bytes after decompression */
+	uint32_t stored_size;  /* payload bytes */
+	uint8_t id[MV_ID_LEN]; /* keyed id of the raw bytes */
+	uint64_t checksum;     /* XXH64 of the payload */
+	uint32_t dict_id;      /* dictionary for PACK_COMP_ZSTD_DICT */
+};
+
+void pack_rec_encode(const struct pack_rec *rec, uint8_t out[PACK_REC_HDR_LEN]);
+/* -EBADMSG when the magic or the header checksum is wrong. */
+int pack_rec_decode(const uint8_t in[PACK_REC_HDR_LEN], struct pack_rec *out);
+
+/* Relative path of a pack: "packs/ab/ab....". */
+void pack_path(const char *name, char *out, size_t n);
+
+struct backend;
+struct pack_writer;
+
+/* Start a new pack with a random name under packs/. */
+int pack_writer_open(struct backend *be, enum pack_kind kind,
+		     struct pack_writer **out, struct mv_err *err);
+/* Append one record; *out_offset is where its header starts. */
+int pack_writer_append(struct pack_writer *pw, const struct pack_rec *rec,
+		       const void *payload, uint64_t *out_offset,
+		       struct mv_err *err);
+/* Bytes written so far (header included). */
+uint64_t pack_writer_size(const struct pack_writer *pw);
+uint32_t pack_writer_records(const struct pack_writer *pw);
+const char *pack_writer_name(const struct pack_writer *pw);
+/* Write the footer, sync, rename into place.  Frees the writer. */
+int pack_writer_seal(struct pack_writer *pw, struct mv_err *err);
+/* Drop an unsealed pack.  Frees the writer. */
+void pack_writer_abort(struct pack_writer *pw);
+
+/* Walk the records of a pack.  fn gets each header, its offset, and the
+ * payload (only when want_payload).  A pack that is truncated or was never
+ * sealed gives -EBADMSG after the records that are intact; *out_sealed
+ * tells whether a valid footer was found. */
+typedef int (*pack_scan_fn)(const struct pack_rec *rec, uint64_t offset,
+			    const void *payload, void *arg);
+int pack_scan(struct backend *be, const char *path, bool want_payload,
+	      pack_scan_fn fn, void *arg, bool *out_sealed,
+	      struct mv_err *err);
+
+#endif

@@ -1,0 +1,502 @@
+/*
+ * ingest: chunking, worker pool and in-order storing (include/ingest.h).
+ *
+ * Jobs live in a ring of ING_QUEUE slots.  The producer fills slot
+ * seq % ING_QUEUE, workers take slots in seq order, hash, look up and
+ * compress, and mark them done; the producer stores done slots strictly in
+ * seq order (repo_writer_put), which frees them.  A file's entry goes to
+ * the tree builder when its last chunk has been stored.
+ */
+#include "ingest.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chunker.h"
+#include "util.h"
+
+#define ING_QUEUE 64
+#define ING_MAX_WORKERS 16
+
+enum job_state { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
+
+struct pfile {
+	struct pfile *next;      /* FIFO of files not yet complete */
+	char *path;
+	struct tree_entry e;     /* metadata; chunks filled as stored */
+	uint32_t submitted;      /* chunks handed to workers */
+	uint32_t stored;         /* chunks stored */
+	uint32_t cap;
+	bool ended;              /* no more chunks will come */
+};
+
+struct job {
+	enum job_state state;
+	uint64_t seq;
+	struct pfile *file;      /* owner */
+	uint32_t index;          /* chunk number within the file */
+	struct mv_buf raw;       /* chunk bytes */
+	struct mv_buf comp;      /* compressed, when new and worth it */
+	bool comp_used;
+	bool known;              /* already in the index */
+	uint8_t id[MV_ID_LEN];
+	int rc;                  /* worker error */
+	struct mv_err err;
+};
+
+struct ingest {
+	struct repo *r;
+	struct repo_writer *w;
+	struct tree_builder *tb;
+	struct ingest_opts opts;
+	struct chunker ch;
+	uint32_t small_file;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;      /* a job was queued, or quit */
+	pthread_cond_t done;      /* a job finished */
+	struct job jobs[ING_QUEUE];
+	uint64_t next_seq;        /* next job to submit */
+	uint64_t next_work;       /* next job a worker takes */
+	uint64_t next_store;      /* next job to store */
+	bool quit;
+	pthread_t threads[ING_MAX_WORKERS];
+	int nthreads;
+
+	struct pfile *cur;        /* file being read */
+	struct mv_buf pending;    /* bytes of cur not yet cut */
+	struct pfile *head, *tail; /* files waiting for chunks */
+
+	struct ingest_stats st;
+	char current[256];
+	struct timespec last_progress;
+	bool progress_shown;
+};
+
+/* ---- workers -------------------------------------------------------- */
+
+static void work_one(struct ingest *ing, struct job *j)
+{
+	repo_chunk_id(ing->r, j->raw.data, j->raw.len, j->id);
+	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
+	j->comp_used = false;
+	if (!j->known)
+		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len,
+				      &j->comp, &j->comp_used, &j->err);
+}
+
+static void *worker_main(void *arg)
+{
+	struct ingest *ing = arg;
+
+	pthread_mutex_lock(&ing->lock);
+	for (;;) {
+		struct job *j;
+
+		while (!ing->quit && ing->next_work == ing->next_seq)
+			pthread_cond_wait(&ing->work, &ing->lock);
+		if (ing->quit)
+			break;
+		j = &ing->jobs[ing->next_work % ING_QUEUE];
+		ing->next_work++;
+		j->state = JOB_BUSY;
+		pthread_mutex_unlock(&ing->lock);
+		work_one(ing, j);
+		pthread_mutex_lock(&ing->lock);
+		j->state = JOB_DONE;
+		pthread_cond_broadcast(&ing->done);
+	}
+	pthread_mutex_unlock(&ing->lock);
+	return NULL;
+}
+
+/* ---- storing, in order ------------------------------------------------ */
+
+static void pfile_free(struct pfile *f)
+{
+	if (!f)
+		return;
+	free(f->path);
+	tree_entry_release(&f->e);
+	free(f);
+}
+
+/* Hand every file at the head of the FIFO whose chunks are all stored to
+ * the tree builder (files complete in submission order). */
+static int complete_ready(struct ingest *ing, struct mv_err *err)
+{
+	struct pfile *f;
+	int rc = 0;
+
+	while (!rc && (f = ing->head) && f->ended &&
+	       f->stored == f->submitted) {
+		ing->head = f->next;
+		if (!ing->head)
+			ing->tail = NULL;
+		f->e.nchunks = f->stored;
+		rc = tree_builder_add(ing->tb, f->path, &f->e, err);
+		pfile_free(f);
+	}
+	return rc;
+}
+
+static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
+{
+	struct pfile *f = j->file;
+	bool is_new = false;
+	int rc;
+
+	if (j->rc) {
+		mv_err_set(err, j->rc, "%s", mv_err_msg(&j->err));
+		return j->rc;
+	}
+	rc = repo_writer_put(ing->w, REC_DATA, j->id, j->raw.data, j->raw.len,
+			     j->comp_used ? j->comp.data : NULL,
+			     j->comp_used ? j->comp.len : 0, &is_new, err);
+	if (rc)
+		return mv_err_prefix(err, "'%s'", f->path);
+	ing->st.chunks++;
+	if (is_new) {
+		ing->st.chunks_new++;
+		ing->st.bytes_new += j->raw.len;
+	}
+	memcpy(f->e.chunks[j->index].id, j->id, MV_ID_LEN);
+	f->e.chunks[j->index].size = (uint32_t)j->raw.len;
+	f->stored++;
+	return complete_ready(ing, err);
+}
+
+/* Store every done job at the head of the ring; with wait, block until the
+ * job seq `until` (exclusive) has been stored. */
+static int drain(struct ingest *ing, uint64_t until, struct mv_err *err)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&ing->lock);
+	while (ing->next_store < ing->next_seq) {
+		struct job *j = &ing->jobs[ing->next_store % ING_QUEUE];
+
+		if (j->state != JOB_DONE) {
+			if (ing->next_store >= until)
+				break;
+			pthread_cond_wait(&ing->done, &ing->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&ing->lock);
+		rc = store_job(ing, j, err);
+		pthread_mutex_lock(&ing->lock);
+		j->state = JOB_FREE;
+		ing->next_store++;
+		if (rc)
+			break;
+	}
+	pthread_mutex_unlock(&ing->lock);
+	return rc;
+}
+
+static int stopped(struct ingest *ing, struct mv_err *err)
+{
+	if (ing->opts.stop && *ing->opts.stop)
+		return mv_err_set(err, -EINTR, "interrupted");
+	return 0;
+}
+
+/* Hand n bytes of the current file to a worker as one chunk. */
+static int submit(struct ingest *ing, const uint8_t *p, size_t n,
+		  struct mv_err *err)
+{
+	struct pfile *f = ing->cur;
+	struct job *j;
+	int rc;
+
+	rc = stopped(ing, err);
+	if (rc)
+		return rc;
+	/* make sure the slot is free: store everything up to seq - QUEUE */
+	if (ing->next_seq - ing->next_store >= ING_QUEUE) {
+		rc = drain(ing, ing->next_seq - ING_QUEUE + 1, err);
+		if (rc)
+			return rc;
+	}
+	if (f->submitted == f->cap) {
+		uint32_t cap = f->cap ? f->cap * 2 : 4;
+		struct tree_chunk *c = realloc(f->e.chunks,
+					       cap * sizeof(*c));
+
+		if (!c)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		f->e.chunks = c;
+		f->cap = cap;
+	}
+	j = &ing->jobs[ing->next_seq % ING_QUEUE];
+	mv_buf_reset(&j->raw);
+	if (mv_buf_append(&j->raw, p, n))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	j->file = f;
+	j->index = f->submitted++;
+	j->seq = ing->next_seq;
+	j->rc = 0;
+	mv_err_clear(&j->err);
+	pthread_mutex_lock(&ing->lock);
+	j->state = JOB_QUEUED;
+	ing->next_seq++;
+	pthread_cond_signal(&ing->work);
+	pthread_mutex_unlock(&ing->lock);
+	/* opportunistically store what is ready */
+	return drain(ing, 0, err);
+}
+
+/* ---- public API ------------------------------------------------------ */
+
+int ingest_new(struct repo *r, struct repo_writer *w,
+	       struct tree_builder *tb, const struct ingest_opts *opts,
+	       struct ingest **out, struct mv_err *err)
+{
+	const struct repo_config *cfg = repo_get_config(r);
+	struct ingest *ing;
+	long ncpu;
+	int i, rc;
+
+	ing = calloc(1, sizeof(*ing));
+	if (!ing)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	ing->r = r;
+	ing->w = w;
+	ing->tb = tb;
+	if (opts)
+		ing->opts = *opts;
+	ing->small_file = cfg->chunker.small_file;
+	rc = chunker_init(&ing->ch, &cfg->chunker, cfg->secret, MV_SECRET_LEN,
+			  err);
+	if (rc) {
+		free(ing);
+		return rc;
+	}
+	pthread_mutex_init(&ing->lock, NULL);
+	pthread_cond_init(&ing->work, NULL);
+	pthread_cond_init(&ing->done, NULL);
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	ing->nthreads = ing->opts.workers > 0 ? ing->opts.workers
+					      : (int)MV_MAX(ncpu, 1);
+	if (ing->nthreads > ING_MAX_WORKERS)
+		ing->nthreads = ING_MAX_WORKERS;
+	for (i = 0; i < ing->nthreads; i++) {
+		if (pthread_create(&ing->threads[i], NULL, worker_main, ing)) {
+			ing->nthreads = i;
+			ingest_free(ing);
+			return mv_err_set(err, -EAGAIN, "cannot start worker "
+					  "threads");
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ing->last_progress);
+	*out = ing;
+	return 0;
+}
+
+void ingest_free(struct ingest *ing)
+{
+	struct pfile *f;
+	int i;
+
+	if (!ing)
+		return;
+	pthread_mutex_lock(&ing->lock);
+	ing->quit = true;
+	pthread_cond_broadcast(&ing->work);
+	pthread_mutex_unlock(&ing->lock);
+	for (i = 0; i < ing->nthreads; i++)
+		pthread_join(ing->threads[i], NULL);
+	for (i = 0; i < ING_QUEUE; i++) {
+		mv_buf_release(&ing->jobs[i].raw);
+		mv_buf_release(&ing->jobs[i].comp);
+	}
+	pfile_free(ing->cur);
+	while ((f = ing->head)) {
+		ing->head = f->next;
+		pfile_free(f);
+	}
+	mv_buf_release(&ing->pending);
+	pthread_cond_destroy(&ing->work);
+	pthread_cond_destroy(&ing->done);
+	pthread_mutex_destroy(&ing->lock);
+	if (ing->progress_shown)
+		fputs("\r\033[K", stderr);
+	free(ing);
+}
+
+int ingest_file_begin(struct ingest *ing, const char *path,
+		      const struct tree_entry *meta, struct mv_err *err)
+{
+	struct pfile *f;
+	int rc;
+
+	if (ing->cur)
+		return mv_err_set(err, -EINVAL, "ingest: file '%s' begun "
+				  "inside another", path);
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	f->path = strdup(path);
+	rc = f->path ? tree_entry_copy(&f->e, meta, err) : -ENOMEM;
+	if (rc) {
+		free(f->path);
+		free(f);
+		return rc == -ENOMEM ? mv_err_set(err, rc, "out of memory")
+				     : rc;
+	}
+	free(f->e.chunks);
+	f->e.chunks = NULL;
+	f->e.nchunks = 0;
+	f->e.type = TREE_REG;
+	ing->cur = f;
+	mv_buf_reset(&ing->pending);
+	chunker_reset(&ing->ch);
+	ing->st.files++;
+	ingest_set_current(ing, path);
+	return 0;
+}
+
+int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
+		     struct mv_err *err)
+{
+	struct mv_buf *p = &ing->pending;
+	bool whole = ing->cur->e.size <= ing->small_file;
+	int rc;
+
+	ing->st.bytes_in += len;
+	if (mv_buf_append(p, buf, len))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (whole) {
+		/* a small file is one chunk; guard against a size that lied */
+		if (p->len <= ing->small_file)
+			return 0;
+		whole = false;
+	}
+	for (;;) {
+		size_t cut = chunker_scan(&ing->ch, p->data, p->len, false);
+
+		if (!cut)
+			break;
+		rc = submit(ing, p->data, cut, err);
+		if (rc)
+			return rc;
+		memmove(p->data, p->data + cut, p->len - cut);
+		p->len -= cut;
+		chunker_reset(&ing->ch);
+	}
+	ingest_progress(ing, false);
+	return 0;
+}
+
+int ingest_file_end(struct ingest *ing, struct mv_err *err)
+{
+	struct mv_buf *p = &ing->pending;
+	struct pfile *f = ing->cur;
+	int rc = 0;
+
+	while (p->len) {
+		size_t cut = p->len <= ing->small_file && !f->submitted
+				     ? p->len
+				     : chunker_scan(&ing->ch, p->data, p->len,
+						    true);
+
+		rc = submit(ing, p->data, cut, err);
+		if (rc)
+			return rc;
+		memmove(p->data, p->data + cut, p->len - cut);
+		p->len -= cut;
+		chunker_reset(&ing->ch);
+	}
+	ing->cur = NULL;
+	f->ended = true;
+	if (ing->tail)
+		ing->tail->next = f;
+	else
+		ing->head = f;
+	ing->tail = f;
+	return complete_ready(ing, err);
+}
+
+void ingest_file_set_extents(struct ingest *ing, struct tree_extent *ext,
+			     uint32_t n)
+{
+	free(ing->cur->e.extents);
+	ing->cur->e.extents = ext;
+	ing->cur->e.nextents = n;
+}
+
+int ingest_entry(struct ingest *ing, const char *path,
+		 const struct tree_entry *meta, struct mv_err *err)
+{
+	switch (meta->type) {
+	case TREE_DIR:
+		ing->st.dirs++;
+		break;
+	case TREE_REG:
+		ing->st.files++;
+		ing->st.files_reused++;
+		break;
+	default:
+		ing->st.others++;
+	}
+	/* A file completes only after every earlier file, so entries added
+	 * here never overtake a pending file of the same path. */
+	return tree_builder_add(ing->tb, path, meta, err);
+}
+
+int ingest_finish(struct ingest *ing, struct mv_err *err)
+{
+	int rc = drain(ing, ing->next_seq, err);
+
+	if (!rc && ing->head)
+		rc = mv_err_set(err, -EIO, "ingest: file '%s' never completed",
+				ing->head->path);
+	return rc;
+}
+
+int ingest_link(struct ingest *ing, const char *path, const char *target,
+		struct mv_err *err)
+{
+	int rc = ingest_finish(ing, err);
+
+	if (rc)
+		return rc;
+	ing->st.files++;
+	return tree_builder_link(ing->tb, path, target, err);
+}
+
+const struct ingest_stats *ingest_get_stats(const struct ingest *ing)
+{
+	return &ing->st;
+}
+
+void ingest_set_current(struct ingest *ing, const char *what)
+{
+	snprintf(ing->current, sizeof(ing->current), "%s", what);
+}
+
+void ingest_progress(struct ingest *ing, bool force)
+{
+	struct timespec now;
+	char in[32], out[32];
+	double dt;
+
+	if (!ing->opts.progress)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	dt = (double)(now.tv_sec - ing->last_progress.tv_sec) +
+	     (double)(now.tv_nsec - ing->last_progress.tv_nsec) / 1e9;
+	if (!force && dt < 0.25)
+		return;
+	ing->last_progress = now;
+	mv_human_size(ing->st.bytes_in, in, sizeof(in));
+	mv_human_size(repo_writer_stored_bytes(ing->w), out, sizeof(out));
+	fprintf(stderr, "\r\033[K%s read, %s stored, %llu files  %.60s", in,
+		out, (unsigned long long)ing->st.files, ing->current);
+	ing->progress_shown = true;
+}

@@ -1,0 +1,360 @@
+/*
+ * source_tar: libarchive over a gzstream.  Gzip input is inflated by
+ * ISA-L on its own thread (gzstream); libarchive sees plain tar and only
+ * parses headers, so the data path is inflate -> parse -> chunk workers.
+ */
+#include "source.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gzstream.h"
+#include "util.h"
+
+#define TAR_BLOCK (1u << 20)
+
+struct tar_ctx {
+	struct gzstream *gz;
+	struct mv_err gzerr; /* error from the stream, if any */
+};
+
+static la_ssize_t tar_read_cb(struct archive *a, void *arg,
+			      const void **out)
+{
+	struct tar_ctx *c = arg;
+	size_t n = 0;
+	int rc;
+
+	rc = gzstream_next_block(c->gz, out, &n, &c->gzerr);
+	if (rc) {
+		archive_set_error(a, -rc, "%s", mv_err_msg(&c->gzerr));
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+/* "./a/b" -> "a/b", "/a/b" -> "a/b", "." and "./" -> "" */
+static const char *normalise(const char *p)
+{
+	for (;;) {
+		if (p[0] == '/') {
+			p++;
+		} else if (p[0] == '.' && p[1] == '/') {
+			p += 2;
+		} else if (p[0] == '.' && p[1] == '\0') {
+			p++;
+		} else {
+			return p;
+		}
+	}
+}
+
+static const char *name_or(const char *p)
+{
+	return p ? p : "?";
+}
+
+static int join(const char *label, const char *rel, char **out,
+		struct mv_err *err)
+{
+	size_t n = strlen(rel);
+
+	while (n && rel[n - 1] == '/')
+		n--;
+	if (asprintf(out, "%s%s%.*s", label, n ? "/" : "", (int)n, rel) < 0)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int fill_meta(struct archive_entry *ae, struct tree_entry *e)
+{
+	mode_t m = archive_entry_filetype(ae);
+	const char *s;
+	const void *val;
+	size_t len;
+	uint32_t i = 0;
+	int n;
+
+	memset(e, 0, sizeof(*e));
+	switch (m) {
+	case AE_IFDIR:
+		e->type = TREE_DIR;
+		break;
+	case AE_IFLNK:
+		e->type = TREE_LNK;
+		break;
+	case AE_IFIFO:
+		e->type = TREE_FIFO;
+		break;
+	case AE_IFCHR:
+		e->type = TREE_CHR;
+		break;
+	case AE_IFBLK:
+		e->type = TREE_BLK;
+		break;
+	case AE_IFSOCK:
+		e->type = TREE_SOCK;
+		break;
+	default:
+		e->type = TREE_REG;
+	}
+	e->mode = archive_entry_perm(ae) & 07777;
+	e->uid = (uint32_t)archive_entry_uid(ae);
+	e->gid = (uint32_t)archive_entry_gid(ae);
+	e->user = (char *)archive_entry_uname(ae);
+	e->group = (char *)archive_entry_gname(ae);
+	e->mtime_sec = archive_entry_mtime(ae);
+	e->mtime_nsec = (uint32_t)archive_entry_mtime_nsec(ae);
+	e->size = e->type == TREE_REG ? (uint64_t)archive_entry_size(ae) : 0;
+	e->nlink = 1;
+	if (e->type == TREE_CHR || e->type == TREE_BLK) {
+		e->rdev_major = (uint32_t)archive_entry_rdevmajor(ae);
+		e->rdev_minor = (uint32_t)archive_entry_rdevminor(ae);
+	}
+	if (e->type == TREE_LNK) {
+		s = archive_entry_symlink(ae);
+		e->target = (char *)(s ? s : "");
+	}
+	n = archive_entry_xattr_reset(ae);
+	if (n > 0) {
+		e->xattrs = calloc((size_t)n, sizeof(*e->xattrs));
+		if (!e->xattrs)
+			return -ENOMEM;
+		while (i < (uint32_t)n &&
+		       archive_entry_xattr_next(ae, &s, &val, &len) ==
+			       ARCHIVE_OK) {
+			e->xattrs[i].name = (char *)s;
+			e->xattrs[i].value = (uint8_t *)val;
+			e->xattrs[i].len = (uint32_t)len;
+			i++;
+		}
+		e->nxattrs = i;
+	}
+	if (archive_entry_acl_types(ae) & ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
+		e->acl_access = archive_entry_acl_to_text(
+			ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
+	if (archive_entry_acl_types(ae) & ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)
+		e->acl_default = archive_entry_acl_to_text(
+			ae, NULL, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
+	return 0;
+}
+
+/* Frees only what fill_meta allocated itself. */
+static void drop_meta(struct tree_entry *e)
+{
+	free(e->xattrs);
+	free(e->acl_access);
+	free(e->acl_default);
+	free(e->extents);
+}
+
+/* Stream one regular file's data; holes of sparse members become extents
+ * (the data bytes are passed back to back). */
+static int read_file(struct archive *a, struct ingest *ing, const char *path,
+		     const struct tree_entry *e, struct mv_err *err)
+{
+	struct tree_extent *ext = NULL;
+	uint32_t n = 0, cap = 0;
+	uint64_t expect = 0;
+	bool holes = false;
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int rc, r;
+
+	rc = ingest_file_begin(ing, path, e, err);
+	if (rc)
+		return rc;
+	for (;;) {
+		r = archive_read_data_block(a, &buf, &len, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			const char *m = archive_error_string(a);
+
+			rc = mv_err_set(err, archive_errno(a) == EPIPE
+						     ? -EPIPE
+						     : -EBADMSG,
+					"%s", m ? m : "read error");
+			goto out;
+		}
+		if (!len)
+			continue;
+		if ((uint64_t)off != expect)
+			holes = true;
+		if (n && ext[n - 1].offset + ext[n - 1].len == (uint64_t)off) {
+			ext[n - 1].len += len;
+		} else {
+			if (n == cap) {
+				struct tree_extent *p;
+
+				cap = cap ? cap * 2 : 8;
+				p = realloc(ext, cap * sizeof(*p));
+				if (!p) {
+					rc = mv_err_set(err, -ENOMEM,
+							"out of memory");
+					goto out;
+				}
+				ext = p;
+			}
+			ext[n].offset = (uint64_t)off;
+			ext[n].len = len;
+			n++;
+		}
+		expect = (uint64_t)off + len;
+		rc = ingest_file_data(ing, buf, len, err);
+		if (rc)
+			goto out;
+	}
+	if (expect != e->size)
+		holes = true;
+	if (holes) {
+		ingest_file_set_extents(ing, ext, n);
+		ext = NULL;
+	}
+	rc = ingest_file_end(ing, err);
+out:
+	free(ext);
+	return rc;
+}
+
+static int read_archive(struct archive *a, struct tar_ctx *c,
+			struct ingest *ing, const struct source_tar_opts *o,
+			struct mv_err *err)
+{
+	struct archive_entry *ae;
+	uint64_t count = 0;
+	char *path = NULL, *target = NULL;
+	int rc = 0, r;
+
+	for (;;) {
+		const char *name, *rel, *hl;
+		struct tree_entry e;
+
+		r = archive_read_next_header(a, &ae);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			const char *m = archive_error_string(a);
+
+			if (c->gzerr.code)
+				rc = mv_err_set(err, c->gzerr.code, "%s",
+						c->gzerr.msg);
+			else if (!count && !gzstream_total_out(c->gz))
+				rc = mv_err_set(err, -ENODATA, "cannot read "
+						"'%s': input is empty",
+						o->name);
+			else
+				rc = mv_err_set(err, -EBADMSG, "cannot read "
+						"'%s': %s after %llu entries "
+						"(archive byte %lld)", o->name,
+						m ? m : "bad archive",
+						(unsigned long long)count,
+						(long long)archive_filter_bytes(
+							a, 0));
+			goto out;
+		}
+		name = archive_entry_pathname(ae);
+		if (!name)
+			name = "";
+		rel = normalise(name);
+		free(path);
+		path = NULL;
+		rc = join(o->label, rel, &path, err);
+		if (rc)
+			goto out;
+		count++;
+		hl = archive_entry_hardlink(ae);
+		if (hl) {
+			free(target);
+			target = NULL;
+			rc = join(o->label, normalise(hl), &target, err);
+			if (!rc)
+				rc = ingest_link(ing, path, target, err);
+			if (rc)
+				goto entry_err;
+			continue;
+		}
+		rc = fill_meta(ae, &e);
+		if (rc) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		if (e.type == TREE_REG)
+			rc = read_file(a, ing, path, &e, err);
+		else
+			rc = ingest_entry(ing, path, &e, err);
+		drop_meta(&e);
+		if (rc)
+			goto entry_err;
+		ingest_progress(ing, false);
+	}
+	if (!count && !c->gzerr.code) {
+		rc = mv_err_set(err, -ENODATA, "cannot read '%s': %s", o->name,
+				gzstream_total_out(c->gz)
+					? "archive contains no entries"
+					: "input is empty");
+		goto out;
+	}
+	goto out;
+entry_err:
+	if (c->gzerr.code) {
+		mv_err_clear(err);
+		rc = mv_err_set(err, c->gzerr.code, "%s: entry '%s'",
+				c->gzerr.msg, name_or(path));
+	} else if (rc != -EINTR) {
+		mv_err_prefix(err, "cannot read '%s': entry '%s' (archive byte "
+			      "%lld)", o->name, path,
+			      (long long)archive_filter_bytes(a, 0));
+	}
+out:
+	free(path);
+	free(target);
+	return rc;
+}
+
+int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
+		    struct mv_err *err)
+{
+	struct tar_ctx c;
+	struct archive *a = NULL;
+	const char *warn;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	rc = gzstream_open(o->fd, o->name, &c.gz, err);
+	if (rc)
+		return rc;
+	a = archive_read_new();
+	if (!a) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_tar(a);
+	archive_read_support_format_gnutar(a);
+	if (archive_read_open(a, &c, NULL, tar_read_cb, NULL) != ARCHIVE_OK) {
+		const char *m = archive_error_string(a);
+
+		if (c.gzerr.code)
+			rc = mv_err_set(err, c.gzerr.code, "%s", c.gzerr.msg);
+		else
+			rc = mv_err_set(err, -EBADMSG, "cannot read '%s': %s",
+					o->name, m ? m : "not an archive");
+		goto out;
+	}
+	rc = read_archive(a, &c, ing, o, err);
+	warn = gzstream_warning(c.gz);
+	if (!rc && warn)
+		fprintf(stderr, "mailvault: warning: %s\n", warn);
+out:
+	if (a)
+		archive_read_free(a);
+	gzstream_close(c.gz);
+	return rc;
+}

@@ -1,0 +1,89 @@
+/* backend: dispatch by location and helpers over the ops table. */
+#include "backend.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sftp.h"
+
+bool backend_is_remote(const char *location)
+{
+	return !strncmp(location, "sftp://", 7);
+}
+
+int backend_open(const char *location, bool create, struct backend **out,
+		 struct mv_err *err)
+{
+	if (backend_is_remote(location))
+		return backend_sftp_open(location, create, out, err);
+	if (strstr(location, "://"))
+		return mv_err_set(err, -EINVAL,
+				  "unsupported repository location '%s' "
+				  "(use a path or sftp://[user@]host[:port]/path)",
+				  location);
+	return backend_local_open(location, create, out, err);
+}
+
+void backend_close(struct backend *be)
+{
+	if (be)
+		be->ops->close(be);
+}
+
+int backend_read_all(struct backend *be, const char *path, size_t max,
+		     void **out, size_t *out_len, struct mv_err *err)
+{
+	uint64_t size;
+	uint8_t *buf;
+	size_t got = 0;
+	int rc;
+
+	rc = be->ops->stat(be, path, &size, NULL, err);
+	if (rc)
+		return rc;
+	if (size > max)
+		return mv_err_set(err, -EFBIG, "'%s' in '%s' is too large "
+				  "(%llu bytes, at most %zu)", path, be->url,
+				  (unsigned long long)size, max);
+	buf = malloc((size_t)size + 1);
+	if (!buf)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	while (got < size) {
+		size_t n = 0;
+
+		rc = be->ops->read_at(be, path, got, buf + got,
+				      (size_t)size - got, &n, err);
+		if (rc) {
+			free(buf);
+			return rc;
+		}
+		if (!n) {
+			free(buf);
+			return mv_err_set(err, -EIO, "'%s' in '%s' shrank "
+					  "while reading", path, be->url);
+		}
+		got += n;
+	}
+	buf[got] = '\0';
+	*out = buf;
+	*out_len = got;
+	return 0;
+}
+
+int backend_write_atomic(struct backend *be, const char *path,
+			 const void *buf, size_t len, struct mv_err *err)
+{
+	struct backend_file *f = NULL;
+	int rc;
+
+	rc = be->ops->file_create(be, path, &f, err);
+	if (rc)
+		return rc;
+	rc = be->ops->file_write(f, buf, len, err);
+	if (rc) {
+		be->ops->file_abort(f);
+		return rc;
+	}
+	return be->ops->file_commit(f, err);
+}

@@ -1,0 +1,417 @@
+/* index: SQLite schema and statements of index.db (include/index.h). */
+#include "index.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+enum stmt_id {
+	ST_CHUNK_FIND,
+	ST_CHUNK_ADD,
+	ST_PACK_ADD,
+	ST_PACK_UPDATE,
+	ST_PACK_NAME,
+	ST_SNAP_ADD,
+	ST_SNAP_EACH,
+	ST_SNAP_DEL,
+	ST_DATA_VERSION,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_CHUNK_FIND] = "SELECT pack, offset, stored_size, raw_size, type, "
+			  "comp FROM chunks WHERE id = ?1",
+	[ST_CHUNK_ADD] = "INSERT OR IGNORE INTO chunks(id, pack, offset, "
+			 "stored_size, raw_size, type, comp) "
+			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_PACK_ADD] = "INSERT INTO packs(name, kind, size, records) "
+			"VALUES (?1, ?2, 0, 0)",
+	[ST_PACK_UPDATE] = "UPDATE packs SET size = ?2, records = ?3 "
+			   "WHERE id = ?1",
+	[ST_PACK_NAME] = "SELECT name FROM packs WHERE id = ?1",
+	[ST_SNAP_ADD] = "INSERT OR REPLACE INTO snapshots(id, name, time_ns, "
+			"partial, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[ST_SNAP_EACH] = "SELECT row, record FROM snapshots "
+			 "ORDER BY name, time_ns, id",
+	[ST_SNAP_DEL] = "DELETE FROM snapshots WHERE id = ?1",
+	[ST_DATA_VERSION] = "PRAGMA data_version",
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta("
+	"  key TEXT PRIMARY KEY, value TEXT);"
+	"CREATE TABLE IF NOT EXISTS packs("
+	"  id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+	"  kind INTEGER NOT NULL, size INTEGER NOT NULL,"
+	"  records INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS chunks("
+	"  id BLOB PRIMARY KEY, pack INTEGER NOT NULL,"
+	"  offset INTEGER NOT NULL, stored_size INTEGER NOT NULL,"
+	"  raw_size INTEGER NOT NULL, type INTEGER NOT NULL,"
+	"  comp INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS chunks_by_pack ON chunks(pack);"
+	"CREATE TABLE IF NOT EXISTS snapshots("
+	"  row INTEGER PRIMARY KEY, id BLOB UNIQUE NOT NULL,"
+	"  name TEXT NOT NULL, time_ns INTEGER NOT NULL,"
+	"  partial INTEGER NOT NULL, record BLOB NOT NULL);"
+	"PRAGMA user_version = 1;";
+
+struct index {
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT]; /* prepared once, reset after use */
+	bool in_txn;
+};
+
+static int db_err(struct index *ix, int rc, const char *what,
+		  struct mv_err *err)
+{
+	int code = -EIO;
+
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		code = -EBUSY;
+	else if (rc == SQLITE_FULL)
+		code = -ENOSPC;
+	else if (rc == SQLITE_NOMEM)
+		code = -ENOMEM;
+	else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+		code = -EBADMSG;
+	else if (rc == SQLITE_READONLY)
+		code = -EROFS;
+	return mv_err_set(err, code, "index: %s: %s", what,
+			  ix && ix->db ? sqlite3_errmsg(ix->db)
+				       : sqlite3_errstr(rc));
+}
+
+static int exec(struct index *ix, const char *sql, struct mv_err *err)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(ix->db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		mv_err_set(err, rc == SQLITE_FULL ? -ENOSPC : -EIO,
+			   "index: %s", msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		return err ? err->code : -EIO;
+	}
+	return 0;
+}
+
+int index_open(const char *path, bool create, bool network_fs,
+	       bool readonly, struct index **out, struct mv_err *err)
+{
+	struct index *ix;
+	int flags, rc, i, ver = 0;
+	sqlite3_stmt *st = NULL;
+
+	ix = calloc(1, sizeof(*ix));
+	if (!ix)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	flags = SQLITE_OPEN_NOMUTEX;
+	flags |= readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+	if (create)
+		flags |= SQLITE_OPEN_CREATE;
+	rc = sqlite3_open_v2(path, &ix->db, flags, NULL);
+	if (rc != SQLITE_OK) {
+		rc = mv_err_set(err, rc == SQLITE_CANTOPEN ? -ENOENT : -EIO,
+				"cannot open index '%s': %s", path,
+				ix->db ? sqlite3_errmsg(ix->db)
+				       : sqlite3_errstr(rc));
+		goto fail;
+	}
+	sqlite3_busy_timeout(ix->db, 10000);
+	if (!readonly) {
+		rc = exec(ix, network_fs ? "PRAGMA journal_mode=DELETE;"
+					 : "PRAGMA journal_mode=WAL;",
+			  err);
+		if (!rc)
+			rc = exec(ix, "PRAGMA synchronous=FULL;", err);
+		if (rc)
+			goto fail;
+	}
+	if (create) {
+		rc = exec(ix, schema, err);
+		if (rc)
+			goto fail;
+	}
+	if (sqlite3_prepare_v2(ix->db, "PRAGMA user_version", -1, &st, NULL) ==
+		    SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ver = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (ver != INDEX_SCHEMA_VERSION) {
+		rc = mv_err_set(err, -EBADMSG, "index '%s' has schema version "
+				"%d, expected %d (run 'mailvault "
+				"rebuild-index')", path, ver,
+				INDEX_SCHEMA_VERSION);
+		goto fail;
+	}
+	for (i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(ix->db, stmt_sql[i], -1,
+					SQLITE_PREPARE_PERSISTENT, &ix->st[i],
+					NULL);
+		if (rc != SQLITE_OK) {
+			rc = db_err(ix, rc, "prepare", err);
+			goto fail;
+		}
+	}
+	*out = ix;
+	return 0;
+fail:
+	index_close(ix);
+	return rc;
+}
+
+void index_close(struct index *ix)
+{
+	int i;
+
+	if (!ix)
+		return;
+	if (ix->in_txn)
+		index_rollback(ix);
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(ix->st[i]);
+	sqlite3_close(ix->db);
+	free(ix);
+}
+
+struct sqlite3 *index_db(struct index *ix)
+{
+	return ix->db;
+}
+
+int index_begin(struct index *ix, struct mv_err *err)
+{
+	int rc = exec(ix, "BEGIN IMMEDIATE", err);
+
+	if (!rc)
+		ix->in_txn = true;
+	return rc;
+}
+
+int index_commit(struct index *ix, struct mv_err *err)
+{
+	int rc = exec(ix, "COMMIT", err);
+
+	if (!rc)
+		ix->in_txn = false;
+	return rc;
+}
+
+void index_rollback(struct index *ix)
+{
+	sqlite3_exec(ix->db, "ROLLBACK", NULL, NULL, NULL);
+	ix->in_txn = false;
+}
+
+int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],
+		     struct chunk_loc *out, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_CHUNK_FIND];
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (out) {
+			out->pack = sqlite3_column_int64(st, 0);
+			out->offset = (uint64_t)sqlite3_column_int64(st, 1);
+			out->stored_size = (uint32_t)sqlite3_column_int64(st, 2);
+			out->raw_size = (uint32_t)sqlite3_column_int64(st, 3);
+			out->type = (uint8_t)sqlite3_column_int(st, 4);
+			out->comp = (uint8_t)sqlite3_column_int(st, 5);
+		}
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = -ENOENT;
+	} else {
+		rc = db_err(ix, rc, "chunk lookup", err);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_chunk_add(struct index *ix, const uint8_t id[MV_ID_LEN],
+		    const struct chunk_loc *loc, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_CHUNK_ADD];
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, loc->pack);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)loc->offset);
+	sqlite3_bind_int64(st, 4, loc->stored_size);
+	sqlite3_bind_int64(st, 5, loc->raw_size);
+	sqlite3_bind_int(st, 6, loc->type);
+	sqlite3_bind_int(st, 7, loc->comp);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "adding a chunk", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_pack_add(struct index *ix, const char *name, int kind,
+		   int64_t *out_id, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_PACK_ADD];
+	int rc;
+
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, kind);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "adding a pack", err);
+	sqlite3_reset(st);
+	if (!rc)
+		*out_id = sqlite3_last_insert_rowid(ix->db);
+	return rc;
+}
+
+int index_pack_update(struct index *ix, int64_t id, uint64_t size,
+		      uint32_t records, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_PACK_UPDATE];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, records);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "updating a pack", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_pack_name(struct index *ix, int64_t id, char *out, size_t n,
+		    struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_PACK_NAME];
+	int rc;
+
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else if (rc == SQLITE_DONE) {
+		rc = mv_err_set(err, -ENOENT, "index: no pack with id %lld",
+				(long long)id);
+	} else {
+		rc = db_err(ix, rc, "pack lookup", err);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_snapshot_add(struct index *ix, const uint8_t id[MV_ID_LEN],
+		       const char *name, int64_t time_ns, bool partial,
+		       const void *record, size_t len, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_SNAP_ADD];
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, time_ns);
+	sqlite3_bind_int(st, 4, partial);
+	sqlite3_bind_blob(st, 5, record, (int)len, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "adding a snapshot", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_snapshot_each(struct index *ix, index_snapshot_fn fn, void *arg,
+			struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_SNAP_EACH];
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = fn(sqlite3_column_int64(st, 0),
+			sqlite3_column_blob(st, 1),
+			(size_t)sqlite3_column_bytes(st, 1), arg);
+		if (rc)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = db_err(ix, rc, "listing snapshots", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
+			  struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_SNAP_DEL];
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "deleting a snapshot",
+					    err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_data_version(struct index *ix, int64_t *out, struct mv_err *err)
+{
+	sqlite3_stmt *st = ix->st[ST_DATA_VERSION];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(st, 0);
+		rc = 0;
+	} else {
+		rc = db_err(ix, rc, "data version", err);
+	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_checkpoint(struct index *ix, struct mv_err *err)
+{
+	int rc = sqlite3_wal_checkpoint_v2(ix->db, NULL,
+					   SQLITE_CHECKPOINT_TRUNCATE, NULL,
+					   NULL);
+
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "checkpoint", err);
+	return 0;
+}
+
+int index_totals(struct index *ix, struct index_totals *out,
+		 struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT count(*), total(raw_size), "
+				"total(stored_size) FROM chunks",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		out->chunks = (uint64_t)sqlite3_column_int64(st, 0);
+		out->raw = (uint64_t)sqlite3_column_double(st, 1);
+		out->stored = (uint64_t)sqlite3_column_double(st, 2);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT count(*), total(size) FROM packs", -1,
+				&st, NULL);
+	if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		out->packs = (uint64_t)sqlite3_column_int64(st, 0);
+		out->pack_bytes = (uint64_t)sqlite3_column_double(st, 1);
+		rc = 0;
+	} else {
+		rc = db_err(ix, rc, "totals", err);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}

@@ -1,0 +1,1245 @@
+/*
+ * repo: open/create repositories, the writer lock, chunk reads and the
+ * write session (include/repo.h holds the crash-safety design notes).
+ *
+ * Workload: reads come from many FUSE threads at once (small messages,
+ * one pread each); writes come from one ingest thread that appends records
+ * in order.  The SQLite handle is shared under ix_lock; zstd contexts come
+ * from small pools so no thread shares one.
+ */
+#include "repo.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "backend.h"
+#include "chunker.h"
+#include "hash.h"
+#include "index.h"
+#include "pack.h"
+#include "snapshot.h"
+
+#define CONFIG_MAX 8192
+#define CTX_POOL_MAX 16
+#define DATA_PACK_TARGET (32u << 20)
+#define META_PACK_TARGET (8u << 20)
+#define DEFAULT_ZSTD_LEVEL 3
+
+struct ctx_pool {
+	pthread_mutex_t lock;
+	void *items[CTX_POOL_MAX]; /* idle contexts */
+	int n;
+};
+
+struct repo {
+	struct backend *be;       /* where the files live */
+	char *location;           /* as the user gave it */
+	struct repo_config cfg;   /* parsed config */
+	struct hasher *hasher;    /* keyed chunk ids */
+	struct index *ix;         /* index.db, under ix_lock */
+	pthread_mutex_t ix_lock;  /* serialises every index call */
+	char *index_path;         /* local path of the index file */
+	char *stamp_path;         /* remote: cache stamp file */
+	bool remote;              /* index is a cached copy */
+	bool locked;              /* we hold the writer lock */
+	int64_t data_version;     /* last seen index data version */
+	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
+	int64_t npack_names;
+	struct ctx_pool cctx, dctx;
+	struct repo_writer *writer; /* the open session, if any */
+};
+
+struct repo_writer {
+	struct repo *r;
+	struct pack_writer *pw[2]; /* [0] data, [1] meta */
+	int64_t pack_id[2];        /* index rows of the open packs */
+	uint64_t stored;           /* bytes written this session */
+	struct mv_buf cbuf;        /* compression scratch */
+	char **sealed;             /* names of packs sealed this session */
+	size_t nsealed;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void *pool_get(struct ctx_pool *p)
+{
+	void *c = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n)
+		c = p->items[--p->n];
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}
+
+/* Returns false when the pool is full and the caller must free c. */
+static bool pool_put(struct ctx_pool *p, void *c)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n < CTX_POOL_MAX) {
+		p->items[p->n++] = c;
+		kept = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
+void repo_default_chunker(struct chunker_params *out)
+{
+	/* See docs/CHUNKING.md for the bake-off behind these numbers. */
+	out->min_size = 16 << 10;
+	out->avg_size = 64 << 10;
+	out->max_size = 256 << 10;
+	out->small_file = 1 << 20;
+}
+
+static int random_bytes(void *p, size_t n, struct mv_err *err)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = getrandom(b, n, 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return mv_err_set(err, -errno, "getrandom: %s",
+					  strerror(errno));
+		}
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* ---- config ----------------------------------------------------------- */
+
+static int config_format(const struct repo_config *c, char *out, size_t n)
+{
+	char id[2 * MV_REPO_ID_LEN + 1], secret[2 * MV_SECRET_LEN + 1];
+
+	mv_hex(c->id, MV_REPO_ID_LEN, id);
+	mv_hex(c->secret, MV_SECRET_LEN, secret);
+	return snprintf(out, n,
+			"# mailvault repository - see mailvault-format(5)\n"
+			"format = mailvault\n"
+			"version = %u\n"
+			"id = %s\n"
+			"encryption = %s\n"
+			"chunker = fastcdc\n"
+			"chunk-min = %u\n"
+			"chunk-avg = %u\n"
+			"chunk-max = %u\n"
+			"small-file = %u\n"
+			"compression = zstd\n"
+			"zstd-level = %d\n"
+			"append-only = %s\n"
+			"secret = %s\n",
+			c->version, id, c->encryption, c->chunker.min_size,
+			c->chunker.avg_size, c->chunker.max_size,
+			c->chunker.small_file, c->zstd_level,
+			(c->flags & REPO_APPEND_ONLY) ? "yes" : "no", secret);
+}
+
+static int parse_u32(const char *v, uint32_t *out)
+{
+	char *end;
+	unsigned long x;
+
+	errno = 0;
+	x = strtoul(v, &end, 10);
+	if (errno || end == v || *end || x > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+static int config_parse(char *text, const char *where, struct repo_config *c,
+			struct mv_err *err)
+{
+	char *line, *save = NULL;
+	unsigned seen = 0;
+	int lineno = 0;
+
+	memset(c, 0, sizeof(*c));
+	for (line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *eq, *key, *val, *e;
+		int bad = 0;
+
+		lineno++;
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		eq = strchr(line, '=');
+		if (!eq)
+			return mv_err_set(err, -EBADMSG, "%s: line %d: expected "
+					  "'key = value'", where, lineno);
+		*eq = '\0';
+		key = line;
+		val = eq + 1;
+		for (e = eq - 1; e >= key && (*e == ' ' || *e == '\t'); e--)
+			*e = '\0';
+		while (*val == ' ' || *val == '\t')
+			val++;
+		for (e = val + strlen(val); e > val && (e[-1] == ' ' ||
+							e[-1] == '\t' ||
+							e[-1] == '\r');)
+			*--e = '\0';
+		if (!strcmp(key, "format")) {
+			bad = strcmp(val, "mailvault") != 0;
+			seen |= 1;
+		} else if (!strcmp(key, "version")) {
+			bad = parse_u32(val, &c->version) != 0;
+			seen |= 2;
+		} else if (!strcmp(key, "id")) {
+			bad = mv_unhex(val, c->id, MV_REPO_ID_LEN) != 0;
+			seen |= 4;
+		} else if (!strcmp(key, "secret")) {
+			bad = mv_unhex(val, c->secret, MV_SECRET_LEN) != 0;
+			seen |= 8;
+		} else if (!strcmp(key, "encryption")) {
+			snprintf(c->encryption, sizeof(c->encryption), "%s",
+				 val);
+		} else if (!strcmp(key, "chunk-min")) {
+			bad = parse_u32(val, &c->chunker.min_size) != 0;
+		} else if (!strcmp(key, "chunk-avg")) {
+			bad = parse_u32(val, &c->chunker.avg_size) != 0;
+		} else if (!strcmp(key, "chunk-max")) {
+			bad = parse_u32(val, &c->chunker.max_size) != 0;
+		} else if (!strcmp(key, "small-file")) {
+			bad = parse_u32(val, &c->chunker.small_file) != 0;
+		} else if (!strcmp(key, "zstd-level")) {
+			uint32_t lv;
+
+			bad = parse_u32(val, &lv) != 0 || lv > 22;
+			c->zstd_level = (int)lv;
+		} else if (!strcmp(key, "append-only")) {
+			if (!strcmp(val, "yes"))
+				c->flags |= REPO_APPEND_ONLY;
+			else
+				bad = strcmp(val, "no") != 0;
+		}
+		/* unknown keys are ignored: later versions may add some */
+		if (bad)
+			return mv_err_set(err, -EBADMSG, "%s: line %d: bad "
+					  "value for '%s'", where, lineno,
+					  key);
+	}
+	if ((seen & 15) != 15)
+		return mv_err_set(err, -EBADMSG, "%s: not a mailvault "
+				  "repository config (format, version, id "
+				  "or secret missing)", where);
+	if (c->version != MV_FORMAT_VERSION)
+		return mv_err_set(err, -EPROTONOSUPPORT, "%s: format version "
+				  "%u is not supported (this mailvault reads "
+				  "version %d)", where, c->version,
+				  MV_FORMAT_VERSION);
+	if (strcmp(c->encryption, "none"))
+		return mv_err_set(err, -EPROTONOSUPPORT, "%s: encryption '%s' "
+				  "is not supported by this version", where,
+				  c->encryption);
+	return chunker_params_check(&c->chunker, err);
+}
+
+/* ---- locking ---------------------------------------------------------- */
+
+static int lock_describe(struct repo *r, char *out, size_t n, bool *stale)
+{
+	void *buf = NULL;
+	size_t len;
+	char host[256] = "?", myhost[256] = "";
+	long long pid = 0, t = 0;
+	char *p;
+
+	*stale = false;
+	if (backend_read_all(r->be, "lock", 4096, &buf, &len, NULL))
+		return -ENOENT;
+	p = buf;
+	for (p = strtok(p, "\n"); p; p = strtok(NULL, "\n")) {
+		if (!strncmp(p, "host=", 5))
+			snprintf(host, sizeof(host), "%s", p + 5);
+		else if (!strncmp(p, "pid=", 4))
+			pid = atoll(p + 4);
+		else if (!strncmp(p, "time=", 5))
+			t = atoll(p + 5);
+	}
+	free(buf);
+	gethostname(myhost, sizeof(myhost) - 1);
+	if (!strcmp(host, myhost) && pid > 0 && kill((pid_t)pid, 0) < 0 &&
+	    errno == ESRCH)
+		*stale = true;
+	snprintf(out, n, "pid %lld on host '%s' since %lld s ago", pid, host,
+		 t ? (long long)time(NULL) - t : 0LL);
+	return 0;
+}
+
+static int lock_take(struct repo *r, bool wait, struct mv_err *err)
+{
+	char body[512], host[256] = "", who[400];
+	bool stale;
+	int rc, tries = 0, len;
+
+	gethostname(host, sizeof(host) - 1);
+	len = snprintf(body, sizeof(body), "host=%s\npid=%d\ntime=%lld\n",
+		       host, (int)getpid(), (long long)time(NULL));
+	for (;;) {
+		rc = r->be->ops->create_excl(r->be, "lock", body, (size_t)len,
+					     err);
+		if (rc != -EEXIST)
+			break;
+		if (lock_describe(r, who, sizeof(who), &stale))
+			continue; /* vanished: try again */
+		if (stale && tries++ < 3) {
+			r->be->ops->remove(r->be, "lock", NULL);
+			continue;
+		}
+		if (!wait)
+			return mv_err_set(err, -EBUSY, "repository '%s' is "
+					  "locked by %s; if that process is "
+					  "gone, remove the file 'lock' in the "
+					  "repository", r->location, who);
+		sleep(1);
+	}
+	if (!rc)
+		r->locked = true;
+	return rc;
+}
+
+static void lock_release(struct repo *r)
+{
+	if (r->locked)
+		r->be->ops->remove(r->be, "lock", NULL);
+	r->locked = false;
+}
+
+/* ---- remote index cache ---------------------------------------------- */
+
+static int cache_dir(const struct repo_config *c, char *out, size_t n,
+		     struct mv_err *err)
+{
+	const char *base = getenv("XDG_CACHE_HOME");
+	char id[2 * MV_REPO_ID_LEN + 1];
+	int rc;
+
+	mv_hex(c->id, MV_REPO_ID_LEN, id);
+	if (base && *base)
+		snprintf(out, n, "%s/mailvault/%s", base, id);
+	else
+		snprintf(out, n, "%s/.cache/mailvault/%s",
+			 getenv("HOME") ? getenv("HOME") : "/tmp", id);
+	rc = mv_mkdir_p(out, 0700);
+	if (rc)
+		return mv_err_set(err, rc, "cannot create cache directory "
+				  "'%s': %s", out, strerror(-rc));
+	return 0;
+}
+
+/* Copy the remote index.db into the cache unless the stamp says the cached
+ * copy is current. */
+static int remote_index_fetch(struct repo *r, struct mv_err *err)
+{
+	char stamp[64], *old = NULL, tmp[PATH_MAX];
+	uint64_t size;
+	int64_t mtime;
+	uint8_t *buf = NULL;
+	uint64_t off = 0;
+	int fd = -1, rc;
+
+	rc = r->be->ops->stat(r->be, "index.db", &size, &mtime, err);
+	if (rc)
+		return rc == -ENOENT ? mv_err_set(err, rc, "repository '%s' "
+						  "has no index.db",
+						  r->location)
+				     : rc;
+	snprintf(stamp, sizeof(stamp), "%llu %lld\n", (unsigned long long)size,
+		 (long long)mtime);
+	if (!mv_read_file(r->stamp_path, 64, &old, NULL, NULL) &&
+	    !strcmp(old, stamp) && access(r->index_path, F_OK) == 0) {
+		free(old);
+		return 0;
+	}
+	free(old);
+	snprintf(tmp, sizeof(tmp), "%s.download", r->index_path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	buf = malloc(1 << 20);
+	if (fd < 0 || !buf) {
+		rc = mv_err_set(err, -errno, "cannot write '%s': %s", tmp,
+				strerror(errno));
+		goto out;
+	}
+	while (off < size) {
+		size_t got = 0;
+
+		rc = r->be->ops->read_at(r->be, "index.db", off, buf,
+					 MV_MIN((uint64_t)1 << 20, size - off),
+					 &got, err);
+		if (rc)
+			goto out;
+		if (!got) {
+			rc = mv_err_set(err, -EIO, "index.db shrank while "
+					"downloading");
+			goto out;
+		}
+		rc = mv_write_full(fd, buf, got);
+		if (rc) {
+			mv_err_set(err, rc, "cannot write '%s'", tmp);
+			goto out;
+		}
+		off += got;
+	}
+	if (fsync(fd) < 0 || rename(tmp, r->index_path) < 0) {
+		rc = mv_err_set(err, -errno, "cannot store '%s': %s",
+				r->index_path, strerror(errno));
+		goto out;
+	}
+	/* a stale WAL of an older copy must not be replayed onto this one */
+	{
+		char wal[PATH_MAX + 8];
+
+		snprintf(wal, sizeof(wal), "%s-wal", r->index_path);
+		unlink(wal);
+		snprintf(wal, sizeof(wal), "%s-shm", r->index_path);
+		unlink(wal);
+	}
+	rc = mv_write_file_atomic(r->stamp_path, stamp, strlen(stamp), err);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (rc)
+		unlink(tmp);
+	free(buf);
+	return rc;
+}
+
+/* Upload the cached index: checkpoint, stream to a temporary name, rename
+ * over index.db (a reader never sees half an index). */
+static int remote_index_publish(struct repo *r, struct mv_err *err)
+{
+	struct backend_file *f = NULL;
+	uint8_t *buf = NULL;
+	char stamp[64];
+	uint64_t size;
+	int64_t mtime;
+	int fd = -1, rc;
+	ssize_t n;
+
+	rc = index_checkpoint(r->ix, err);
+	if (rc)
+		return rc;
+	fd = open(r->index_path, O_RDONLY | O_CLOEXEC);
+	buf = malloc(1 << 20);
+	if (fd < 0 || !buf) {
+		rc = mv_err_set(err, -errno, "cannot read '%s': %s",
+				r->index_path, strerror(errno));
+		goto out;
+	}
+	rc = r->be->ops->file_create(r->be, "index.db", &f, err);
+	if (rc)
+		goto out;
+	while ((n = read(fd, buf, 1 << 20)) > 0) {
+		rc = r->be->ops->file_write(f, buf, (size_t)n, err);
+		if (rc) {
+			r->be->ops->file_abort(f);
+			goto out;
+		}
+	}
+	if (n < 0) {
+		r->be->ops->file_abort(f);
+		rc = mv_err_set(err, -errno, "cannot read '%s'", r->index_path);
+		goto out;
+	}
+	rc = r->be->ops->file_commit(f, err);
+	if (rc)
+		goto out;
+	if (!r->be->ops->stat(r->be, "index.db", &size, &mtime, NULL)) {
+		snprintf(stamp, sizeof(stamp), "%llu %lld\n",
+			 (unsigned long long)size, (long long)mtime);
+		mv_write_file_atomic(r->stamp_path, stamp, strlen(stamp), NULL);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
+/* ---- open / init / close ------------------------------------------- */
+
+static bool is_network_fs(const char *path)
+{
+	struct statfs sf;
+
+	if (statfs(path, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0x6969UL:     /* NFS */
+	case 0x517BUL:     /* SMB */
+	case 0xFF534D42UL: /* CIFS */
+	case 0xFE534D42UL: /* SMB2 */
+	case 0x65735546UL: /* FUSE (sshfs and friends) */
+		return true;
+	default:
+		return false;
+	}
+}
+
+static struct repo *repo_alloc(void)
+{
+	struct repo *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	pthread_mutex_init(&r->ix_lock, NULL);
+	pthread_mutex_init(&r->cctx.lock, NULL);
+	pthread_mutex_init(&r->dctx.lock, NULL);
+	return r;
+}
+
+static int open_index(struct repo *r, bool create, bool writable,
+		      struct mv_err *err)
+{
+	const char *root = r->be->ops->local_root(r->be);
+	char dir[PATH_MAX];
+	bool netfs = false;
+	int rc;
+
+	if (root) {
+		if (asprintf(&r->index_path, "%s/index.db", root) < 0)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		netfs = is_network_fs(root);
+	} else {
+		rc = cache_dir(&r->cfg, dir, sizeof(dir), err);
+		if (rc)
+			return rc;
+		if (asprintf(&r->index_path, "%s/index.db", dir) < 0 ||
+		    asprintf(&r->stamp_path, "%s/index.stamp", dir) < 0)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		r->remote = true;
+		if (create) {
+			unlink(r->index_path);
+		} else {
+			rc = remote_index_fetch(r, err);
+			if (rc)
+				return rc;
+		}
+	}
+	rc = index_open(r->index_path, create, netfs, false, &r->ix, err);
+	if (rc == -EROFS || (rc && !writable && access(r->index_path, W_OK))) {
+		mv_err_clear(err);
+		rc = index_open(r->index_path, false, netfs, true, &r->ix, err);
+	}
+	if (rc)
+		return rc;
+	if (create && r->remote)
+		rc = remote_index_publish(r, err);
+	return rc;
+}
+
+int repo_init(const char *location, const struct repo_init_opts *opts,
+	      struct mv_err *err)
+{
+	char text[CONFIG_MAX];
+	struct repo *r = NULL;
+	uint64_t size;
+	int rc, n;
+
+	r = repo_alloc();
+	if (!r)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	rc = backend_open(location, true, &r->be, err);
+	if (rc)
+		goto out;
+	r->location = strdup(location);
+	if (r->be->ops->stat(r->be, "config", &size, NULL, NULL) == 0) {
+		rc = mv_err_set(err, -EEXIST, "'%s' is already a mailvault "
+				"repository", location);
+		goto out;
+	}
+	r->cfg.version = MV_FORMAT_VERSION;
+	snprintf(r->cfg.encryption, sizeof(r->cfg.encryption), "none");
+	if (opts && opts->chunker)
+		r->cfg.chunker = *opts->chunker;
+	else
+		repo_default_chunker(&r->cfg.chunker);
+	rc = chunker_params_check(&r->cfg.chunker, err);
+	if (rc)
+		goto out;
+	r->cfg.zstd_level = opts && opts->zstd_level ? opts->zstd_level
+						     : DEFAULT_ZSTD_LEVEL;
+	if (opts && opts->append_only)
+		r->cfg.flags |= REPO_APPEND_ONLY;
+	rc = random_bytes(r->cfg.id, MV_REPO_ID_LEN, err);
+	if (!rc)
+		rc = random_bytes(r->cfg.secret, MV_SECRET_LEN, err);
+	if (!rc)
+		rc = r->be->ops->mkdir(r->be, "packs", err);
+	if (!rc)
+		rc = open_index(r, true, true, err);
+	if (rc)
+		goto out;
+	n = config_format(&r->cfg, text, sizeof(text));
+	/* the config goes last: its presence means the repository exists */
+	rc = backend_write_atomic(r->be, "config", text, (size_t)n, err);
+out:
+	repo_close(r);
+	return rc;
+}
+
+int repo_open(const char *location, unsigned flags, struct repo **out,
+	      struct mv_err *err)
+{
+	struct repo *r;
+	void *text = NULL;
+	size_t len;
+	char where[PATH_MAX];
+	int rc;
+
+	r = repo_alloc();
+	if (!r)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	r->location = strdup(location);
+	rc = backend_open(location, false, &r->be, err);
+	if (rc)
+		goto fail;
+	rc = backend_read_all(r->be, "config", CONFIG_MAX, &text, &len, err);
+	if (rc == -ENOENT) {
+		rc = mv_err_set(err, -ENOENT, "'%s' is not a mailvault "
+				"repository (no config; create one with "
+				"'mailvault init')", location);
+		goto fail;
+	}
+	if (rc)
+		goto fail;
+	snprintf(where, sizeof(where), "%s/config", location);
+	rc = config_parse(text, where, &r->cfg, err);
+	free(text);
+	if (rc)
+		goto fail;
+	rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
+	if (rc)
+		goto fail;
+	if (flags & REPO_OPEN_WRITE) {
+		rc = lock_take(r, flags & REPO_OPEN_WAIT, err);
+		if (rc)
+			goto fail;
+	}
+	rc = open_index(r, false, flags & REPO_OPEN_WRITE, err);
+	if (rc)
+		goto fail;
+	index_data_version(r->ix, &r->data_version, NULL);
+	*out = r;
+	return 0;
+fail:
+	repo_close(r);
+	return rc;
+}
+
+void repo_close(struct repo *r)
+{
+	int i;
+
+	if (!r)
+		return;
+	if (r->writer)
+		repo_writer_abort(r->writer);
+	index_close(r->ix);
+	lock_release(r);
+	backend_close(r->be);
+	hasher_free(r->hasher);
+	for (i = 0; i < r->cctx.n; i++)
+		ZSTD_freeCCtx(r->cctx.items[i]);
+	for (i = 0; i < r->dctx.n; i++)
+		ZSTD_freeDCtx(r->dctx.items[i]);
+	pthread_mutex_destroy(&r->cctx.lock);
+	pthread_mutex_destroy(&r->dctx.lock);
+	pthread_mutex_destroy(&r->ix_lock);
+	free(r->pack_names);
+	free(r->index_path);
+	free(r->stamp_path);
+	free(r->location);
+	explicit_bzero(&r->cfg, sizeof(r->cfg));
+	free(r);
+}
+
+const struct repo_config *repo_get_config(const struct repo *r)
+{
+	return &r->cfg;
+}
+
+const char *repo_location(const struct repo *r)
+{
+	return r->location;
+}
+
+struct backend *repo_backend(struct repo *r)
+{
+	return r->be;
+}
+
+struct sqlite3 *repo_db(struct repo *r)
+{
+	return index_db(r->ix);
+}
+
+void repo_chunk_id(struct repo *r, const void *data, size_t len,
+		   uint8_t out[MV_ID_LEN])
+{
+	hasher_id(r->hasher, data, len, out);
+}
+
+int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
+{
+	int64_t v = 0;
+	int rc;
+
+	*out_changed = false;
+	pthread_mutex_lock(&r->ix_lock);
+	if (r->remote && !r->writer) {
+		char stamp_before[64] = "", *s = NULL;
+
+		if (!mv_read_file(r->stamp_path, 64, &s, NULL, NULL)) {
+			snprintf(stamp_before, sizeof(stamp_before), "%s", s);
+			free(s);
+		}
+		rc = remote_index_fetch(r, err);
+		if (!rc && !mv_read_file(r->stamp_path, 64, &s, NULL, NULL)) {
+			if (strcmp(s, stamp_before)) {
+				struct index *nix = NULL;
+
+				rc = index_open(r->index_path, false, false,
+						false, &nix, err);
+				if (!rc) {
+					index_close(r->ix);
+					r->ix = nix;
+					*out_changed = true;
+				}
+			}
+			free(s);
+		}
+		pthread_mutex_unlock(&r->ix_lock);
+		return rc;
+	}
+	rc = index_data_version(r->ix, &v, err);
+	if (!rc && v != r->data_version) {
+		r->data_version = v;
+		*out_changed = true;
+	}
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+/* ---- reading ------------------------------------------------------- */
+
+int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    struct chunk_loc *out, struct mv_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_find(r->ix, id, out, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int pack_name_locked(struct repo *r, int64_t pack, char *out,
+			    size_t n, struct mv_err *err)
+{
+	int rc;
+
+	if (pack > 0 && pack < r->npack_names && r->pack_names[pack][0]) {
+		snprintf(out, n, "%s", r->pack_names[pack]);
+		return 0;
+	}
+	rc = index_pack_name(r->ix, pack, out, n, err);
+	if (rc)
+		return rc;
+	if (pack > 0 && pack < (int64_t)1 << 24) {
+		if (pack >= r->npack_names) {
+			int64_t cap = MV_MAX(pack + 1, r->npack_names * 2);
+			void *p = realloc(r->pack_names,
+					  (size_t)cap * sizeof(*r->pack_names));
+
+			if (!p)
+				return 0; /* the cache is optional */
+			memset((char *)p + r->npack_names *
+						   sizeof(*r->pack_names),
+			       0,
+			       (size_t)(cap - r->npack_names) *
+				       sizeof(*r->pack_names));
+			r->pack_names = p;
+			r->npack_names = cap;
+		}
+		snprintf(r->pack_names[pack], sizeof(r->pack_names[pack]),
+			 "%s", out);
+	}
+	return 0;
+}
+
+int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,
+		   struct mv_err *err)
+{
+	char name[PACK_NAME_LEN + 8];
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = pack_name_locked(r, pack, name, sizeof(name), err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (!rc)
+		pack_path(name, out, n);
+	return rc;
+}
+
+static int decompress(struct repo *r, const struct pack_rec *rec,
+		      const uint8_t *payload, struct mv_buf *out,
+		      const char *where, struct mv_err *err)
+{
+	ZSTD_DCtx *d;
+	size_t n;
+
+	mv_buf_reset(out);
+	if (mv_buf_reserve(out, rec->raw_size ? rec->raw_size : 1))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (rec->comp == PACK_COMP_NONE) {
+		if (rec->raw_size != rec->stored_size)
+			return mv_err_set(err, -EIO, "%s: size mismatch",
+					  where);
+		memcpy(out->data, payload, rec->raw_size);
+		out->len = rec->raw_size;
+		return 0;
+	}
+	if (rec->comp != PACK_COMP_ZSTD)
+		return mv_err_set(err, -EIO, "%s: unknown compression %u",
+				  where, rec->comp);
+	d = pool_get(&r->dctx);
+	if (!d)
+		d = ZSTD_createDCtx();
+	if (!d)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	n = ZSTD_decompressDCtx(d, out->data, rec->raw_size, payload,
+				rec->stored_size);
+	if (!pool_put(&r->dctx, d))
+		ZSTD_freeDCtx(d);
+	if (ZSTD_isError(n) || n != rec->raw_size)
+		return mv_err_set(err, -EIO, "%s: cannot decompress: %s",
+				  where, ZSTD_isError(n) ? ZSTD_getErrorName(n)
+							 : "short output");
+	out->len = n;
+	return 0;
+}
+
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    bool verify_id, struct mv_buf *out, struct mv_err *err)
+{
+	char name[PACK_NAME_LEN + 8], path[128], where[256], hex[17];
+	struct chunk_loc loc;
+	struct pack_rec rec;
+	uint8_t *buf = NULL;
+	size_t need, got = 0;
+	int rc;
+
+	mv_hex(id, 8, hex);
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_find(r->ix, id, &loc, err);
+	if (!rc)
+		rc = pack_name_locked(r, loc.pack, name, sizeof(name), err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc == -ENOENT)
+		return mv_err_set(err, -EIO, "chunk %s is missing from the "
+				  "index", hex);
+	if (rc)
+		return rc;
+	pack_path(name, path, sizeof(path));
+	snprintf(where, sizeof(where), "chunk %s in pack '%s' at offset %llu",
+		 hex, path, (unsigned long long)loc.offset);
+	need = PACK_REC_HDR_LEN + loc.stored_size;
+	buf = malloc(need);
+	if (!buf)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	while (got < need) {
+		size_t k = 0;
+
+		rc = r->be->ops->read_at(r->be, path, loc.offset + got,
+					 buf + got, need - got, &k, err);
+		if (rc) {
+			mv_err_prefix(err, "%s", where);
+			rc = err ? err->code : rc;
+			if (rc != -ENOMEM)
+				rc = -EIO;
+			if (err)
+				err->code = rc;
+			goto out;
+		}
+		if (!k) {
+			rc = mv_err_set(err, -EIO, "%s: pack is truncated",
+					where);
+			goto out;
+		}
+		got += k;
+	}
+	if (pack_rec_decode(buf, &rec) || memcmp(rec.id, id, MV_ID_LEN) ||
+	    rec.stored_size != loc.stored_size) {
+		rc = mv_err_set(err, -EIO, "%s: record header is damaged",
+				where);
+		goto out;
+	}
+	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) !=
+	    rec.checksum) {
+		rc = mv_err_set(err, -EIO, "%s: checksum mismatch (data "
+				"damaged)", where);
+		goto out;
+	}
+	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
+	if (rc)
+		goto out;
+	if (verify_id) {
+		uint8_t check[MV_ID_LEN];
+
+		repo_chunk_id(r, out->data, out->len, check);
+		if (memcmp(check, id, MV_ID_LEN))
+			rc = mv_err_set(err, -EIO, "%s: content does not "
+					"match its id", where);
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/* ---- writing ------------------------------------------------------- */
+
+int repo_compress(struct repo *r, const void *raw, size_t len,
+		  struct mv_buf *out, bool *out_used, struct mv_err *err)
+{
+	ZSTD_CCtx *c;
+	size_t bound = ZSTD_compressBound(len), n;
+
+	*out_used = false;
+	if (len < 64)
+		return 0;
+	mv_buf_reset(out);
+	if (mv_buf_reserve(out, bound))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	c = pool_get(&r->cctx);
+	if (!c) {
+		c = ZSTD_createCCtx();
+		if (!c)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel,
+				       r->cfg.zstd_level);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	}
+	n = ZSTD_compress2(c, out->data, bound, raw, len);
+	if (!pool_put(&r->cctx, c))
+		ZSTD_freeCCtx(c);
+	if (ZSTD_isError(n))
+		return mv_err_set(err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+	/* store raw unless compression saves at least 1/32 */
+	if (n + (len >> 5) < len) {
+		out->len = n;
+		*out_used = true;
+	}
+	return 0;
+}
+
+int repo_writer_begin(struct repo *r, struct repo_writer **out,
+		      struct mv_err *err)
+{
+	struct repo_writer *w;
+	int rc;
+
+	if (!r->locked)
+		return mv_err_set(err, -EPERM, "repository '%s' is not open "
+				  "for writing", r->location);
+	if (r->writer)
+		return mv_err_set(err, -EBUSY, "a write session is already "
+				  "open");
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->r = r;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_begin(r->ix, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	r->writer = w;
+	*out = w;
+	return 0;
+}
+
+bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN])
+{
+	return repo_chunk_find(w->r, id, NULL, NULL) == 0;
+}
+
+static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	uint64_t size;
+	uint32_t records;
+	char **p;
+	int rc;
+
+	if (!w->pw[k])
+		return 0;
+	size = pack_writer_size(w->pw[k]) + PACK_FOOTER_LEN;
+	records = pack_writer_records(w->pw[k]);
+	p = realloc(w->sealed, (w->nsealed + 1) * sizeof(*p));
+	if (!p)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->sealed = p;
+	w->sealed[w->nsealed] = strdup(pack_writer_name(w->pw[k]));
+	if (!w->sealed[w->nsealed])
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->nsealed++;
+	rc = pack_writer_seal(w->pw[k], err);
+	w->pw[k] = NULL;
+	if (rc)
+		return rc;
+	w->stored += PACK_FOOTER_LEN;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_pack_update(r->ix, w->pack_id[k], size, records, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int rc;
+
+	rc = pack_writer_open(r->be, k ? PACK_KIND_META : PACK_KIND_DATA,
+			      &w->pw[k], err);
+	if (rc)
+		return rc;
+	w->stored += PACK_HDR_LEN;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_pack_add(r->ix, pack_writer_name(w->pw[k]),
+			    k ? PACK_KIND_META : PACK_KIND_DATA,
+			    &w->pack_id[k], err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+int repo_writer_put(struct repo_writer *w, enum rec_type type,
+		    const uint8_t id[MV_ID_LEN], const void *raw,
+		    size_t raw_len, const void *comp, size_t comp_len,
+		    bool *out_new, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int k = type == REC_DATA ? 0 : 1;
+	struct pack_rec rec;
+	struct chunk_loc loc;
+	const void *payload = raw;
+	uint64_t off;
+	bool used = comp != NULL;
+	int rc;
+
+	if (out_new)
+		*out_new = false;
+	if (raw_len > PACK_MAX_RECORD)
+		return mv_err_set(err, -EMSGSIZE, "record of %zu bytes is "
+				  "too large", raw_len);
+	if (repo_writer_has(w, id))
+		return 0;
+	if (comp) {
+		payload = comp;
+	} else if (type != REC_SNAPSHOT) {
+		rc = repo_compress(r, raw, raw_len, &w->cbuf, &used, err);
+		if (rc)
+			return rc;
+		if (used) {
+			payload = w->cbuf.data;
+			comp_len = w->cbuf.len;
+		}
+	}
+	if (!w->pw[k]) {
+		rc = open_pack(w, k, err);
+		if (rc)
+			return rc;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.type = (uint8_t)type;
+	rec.comp = used ? PACK_COMP_ZSTD : PACK_COMP_NONE;
+	rec.raw_size = (uint32_t)raw_len;
+	rec.stored_size = (uint32_t)(used ? comp_len : raw_len);
+	memcpy(rec.id, id, MV_ID_LEN);
+	rec.checksum = hash_xxh64(payload, rec.stored_size);
+	rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
+	if (rc)
+		return rc;
+	w->stored += PACK_REC_HDR_LEN + rec.stored_size;
+	loc.pack = w->pack_id[k];
+	loc.offset = off;
+	loc.stored_size = rec.stored_size;
+	loc.raw_size = rec.raw_size;
+	loc.type = rec.type;
+	loc.comp = rec.comp;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_add(r->ix, id, &loc, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		return rc;
+	if (out_new)
+		*out_new = true;
+	if (pack_writer_size(w->pw[k]) >=
+	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
+		rc = seal_pack(w, k, err);
+	return rc;
+}
+
+uint64_t repo_writer_stored_bytes(const struct repo_writer *w)
+{
+	return w->stored;
+}
+
+static void writer_free(struct repo_writer *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nsealed; i++)
+		free(w->sealed[i]);
+	free(w->sealed);
+	mv_buf_release(&w->cbuf);
+	w->r->writer = NULL;
+	free(w);
+}
+
+int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
+		       struct mv_err *err)
+{
+	struct repo *r = w->r;
+	struct mv_buf rec = MV_BUF_INIT;
+	int rc;
+
+	/* Invariant (2): data packs are durable before the snapshot
+	 * record that names them is written. */
+	rc = seal_pack(w, 0, err);
+	if (rc)
+		goto fail;
+	snap->stats.stored_bytes = w->stored;
+	rc = snapshot_encode(snap, &rec, err);
+	if (rc)
+		goto fail;
+	repo_chunk_id(r, rec.data, rec.len, snap->id);
+	rc = repo_writer_put(w, REC_SNAPSHOT, snap->id, rec.data, rec.len,
+			     NULL, 0, NULL, err);
+	if (!rc)
+		rc = seal_pack(w, 1, err);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_snapshot_add(r->ix, snap->id, snap->name, snap->time_ns,
+				snap->partial, rec.data, rec.len, err);
+	if (!rc)
+		rc = index_commit(r->ix, err);
+	if (!rc && r->remote)
+		rc = remote_index_publish(r, err);
+	if (!rc)
+		index_data_version(r->ix, &r->data_version, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		goto fail;
+	mv_buf_release(&rec);
+	writer_free(w);
+	return 0;
+fail:
+	mv_buf_release(&rec);
+	repo_writer_abort(w);
+	return rc;
+}
+
+void repo_writer_abort(struct repo_writer *w)
+{
+	struct repo *r;
+	char path[128];
+	size_t i;
+	int k;
+
+	if (!w)
+		return;
+	r = w->r;
+	for (k = 0; k < 2; k++) {
+		pack_writer_abort(w->pw[k]);
+		w->pw[k] = NULL;
+	}
+	pthread_mutex_lock(&r->ix_lock);
+	index_rollback(r->ix);
+	pthread_mutex_unlock(&r->ix_lock);
+	/* Packs sealed by this session are referenced by nothing now. */
+	for (i = 0; i < w->nsealed; i++) {
+		pack_path(w->sealed[i], path, sizeof(path));
+		r->be->ops->remove(r->be, path, NULL);
+	}
+	writer_free(w);
+}
+
+/* ---- snapshots (used by snapshot.c) ------------------------------- */
+
+int repo_snapshot_each(struct repo *r, repo_snapshot_fn fn, void *arg,
+		       struct mv_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_snapshot_each(r->ix, fn, arg, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+int repo_snapshot_delete(struct repo *r, const uint8_t id[MV_ID_LEN],
+			 struct mv_err *err)
+{
+	int rc;
+
+	if (!r->locked)
+		return mv_err_set(err, -EPERM, "repository '%s' is not open "
+				  "for writing", r->location);
+	if (r->cfg.flags & REPO_APPEND_ONLY)
+		return mv_err_set(err, -EPERM, "repository '%s' is "
+				  "append-only: snapshots cannot be removed",
+				  r->location);
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_snapshot_delete(r->ix, id, err);
+	if (!rc && r->remote)
+		rc = remote_index_publish(r, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+int repo_totals(struct repo *r, struct repo_totals *out, struct mv_err *err)
+{
+	struct index_totals t;
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_totals(r->ix, &t, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		return rc;
+	out->chunks = t.chunks;
+	out->raw = t.raw;
+	out->stored = t.stored;
+	out->packs = t.packs;
+	out->pack_bytes = t.pack_bytes;
+	return 0;
+}
