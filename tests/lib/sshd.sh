@@ -20,6 +20,7 @@
 #       HOME                          exported; $SSHD_DIR/home (no agent,
 #                                     no ~/.ssh of the real user)
 # sshd_trust         record the host key in $MAILVAULT_KNOWN_HOSTS
+# sshd_restart [newkey]  restart on the same port (new host key if asked)
 # sshd_kill_sessions kill every session process (sshd children)
 # sshd_stop          stop the server (also done at exit, with the user)
 #
@@ -102,6 +103,17 @@ Match User $SSHD_SFTP_USER
 	PermitTTY no
 EOF
 	fi
+	_sshd_run
+	HOME=$SSHD_DIR/home
+	MAILVAULT_KNOWN_HOSTS=$SSHD_DIR/known_hosts
+	: >"$MAILVAULT_KNOWN_HOSTS"
+	unset SSH_AUTH_SOCK || true
+	export HOME MAILVAULT_KNOWN_HOSTS SSHD_PORT SSH_KEY
+	say "sshd $SSHD_PID on 127.0.0.1:$SSHD_PORT"
+}
+
+_sshd_run()
+{
 	"$SSHD_BIN" -t -f "$SSHD_DIR/sshd_config" ||
 		die "sshd rejects the test configuration"
 	"$SSHD_BIN" -D -e -f "$SSHD_DIR/sshd_config" \
@@ -118,12 +130,18 @@ socket.create_connection(('127.0.0.1', $SSHD_PORT), 1).close()" \
 			die "sshd exited: $(cat "$SSHD_DIR/sshd.log")"
 		sleep 0.1
 	done
-	HOME=$SSHD_DIR/home
-	MAILVAULT_KNOWN_HOSTS=$SSHD_DIR/known_hosts
-	: >"$MAILVAULT_KNOWN_HOSTS"
-	unset SSH_AUTH_SOCK || true
-	export HOME MAILVAULT_KNOWN_HOSTS SSHD_PORT SSH_KEY
-	say "sshd $SSHD_PID on 127.0.0.1:$SSHD_PORT"
+}
+
+# sshd_restart [newkey]: stop and start again on the same port, with a new
+# host key when asked (a reinstalled server, or a man in the middle).
+sshd_restart()
+{
+	sshd_stop
+	if [ "${1:-}" = newkey ]; then
+		rm -f "$SSHD_DIR/host_key" "$SSHD_DIR/host_key.pub"
+		ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/host_key" -C host
+	fi
+	_sshd_run
 }
 
 sshd_trust()
