@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{"stats", cmd_stats, "show sizes and dedup ratios"},
 	{"check", cmd_check, "verify the repository"},
 	/* later commands go below this line */
+	{"mount", cmd_mount, "mount snapshots read-only with FUSE"},
 };
 
 static void usage(FILE *f)

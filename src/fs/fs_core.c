@@ -1,0 +1,1083 @@
+/*
+ * fs_core: the read-only file system behind the FUSE adapters - lookups,
+ * attributes, listings, reads, xattrs - over a source of snapshots, trees
+ * and chunks.  Expected workload: restores, i.e. a find or rsync walking a
+ * whole snapshot once (many lookups, readdirplus, sequential reads of
+ * every file), and people opening single messages (cold lookups of a few
+ * directories, one small read).
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB ((size_t)1 << 20)
+#define READAHEAD_BYTES (8 * MIB) /* ahead of a sequential reader */
+#define READAHEAD_CHUNKS 32
+#define UNKNOWN_INO 0xffffffffu /* d_ino of entries without a node yet */
+#define ACL_ACCESS "system.posix_acl_access"
+#define ACL_DEFAULT "system.posix_acl_default"
+
+static const struct tree empty_tree;
+
+static void fs_log(struct fs *fs, const char *fmt, ...) MV_PRINTF(2, 3);
+
+static void fs_log(struct fs *fs, const char *fmt, ...)
+{
+	char msg[MV_ERR_MSG_MAX + 512];
+	va_list ap;
+
+	if (!fs->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fs->log(fs->log_arg, msg);
+}
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- caches ----------------------------------------------------------- */
+
+struct tree_arg {
+	struct fs *fs;
+	const struct tree_ref *ref;
+};
+
+static int load_tree(void *arg, void **out_value, size_t *out_size,
+		     size_t *out_cost, struct mv_err *err)
+{
+	struct tree_arg *a = arg;
+	struct tree *t = NULL;
+	size_t raw = 0;
+	uint32_t i;
+	int rc;
+
+	rc = a->fs->src->tree_load(a->fs->src_ctx, a->ref, &t, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < a->ref->n; i++)
+		raw += a->ref->chunks[i].size;
+	*out_value = t;
+	*out_size = raw;
+	*out_cost = 2 * raw + t->n * sizeof(struct tree_entry) + 256;
+	return 0;
+}
+
+static void free_tree(void *arg, void *value)
+{
+	struct fs *fs = arg;
+
+	fs->src->tree_free(fs->src_ctx, value);
+}
+
+/* The decoded directory of ref, pinned in the tree cache (*out_item NULL
+ * for an empty directory). */
+static int tree_get(struct fs *fs, const struct tree_ref *ref, const char *path,
+		    struct fs_cache_item **out_item, const struct tree **out)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_arg a = {fs, ref};
+	uint8_t small[8 * MV_ID_LEN], *key = small;
+	size_t klen = (size_t)ref->n * MV_ID_LEN;
+	uint32_t i;
+	int rc;
+
+	*out_item = NULL;
+	if (!ref->n) {
+		*out = &empty_tree;
+		return 0;
+	}
+	if (klen > sizeof(small)) {
+		key = malloc(klen);
+		if (!key)
+			return -ENOMEM;
+	}
+	for (i = 0; i < ref->n; i++)
+		memcpy(key + (size_t)i * MV_ID_LEN, ref->chunks[i].id,
+		       MV_ID_LEN);
+	rc = fs_cache_get(&fs->trees, key, klen, load_tree, &a, out_item, &err);
+	if (key != small)
+		free(key);
+	if (rc) {
+		fs_log(fs, "cannot read directory '%s': %s", path,
+		       mv_err_msg(&err));
+		return rc == -ENOMEM ? -ENOMEM : -EIO;
+	}
+	*out = (*out_item)->value;
+	return 0;
+}
+
+struct chunk_arg {
+	struct fs *fs;
+	const struct tree_chunk *c;
+};
+
+static int load_chunk(void *arg, void **out_value, size_t *out_size,
+		      size_t *out_cost, struct mv_err *err)
+{
+	struct chunk_arg *a = arg;
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = a->fs->src->chunk_read(a->fs->src_ctx, a->c->id, &data, &len, err);
+	if (rc)
+		return rc;
+	if (len != a->c->size) {
+		char hex[2 * MV_ID_LEN + 1];
+
+		free(data);
+		mv_hex(a->c->id, MV_ID_LEN, hex);
+		return mv_err_set(err, -EIO,
+				  "chunk %s has %zu bytes, the tree says %u",
+				  hex, len, a->c->size);
+	}
+	*out_value = data;
+	*out_size = len;
+	*out_cost = len + 128;
+	return 0;
+}
+
+static void free_chunk(void *arg, void *value)
+{
+	(void)arg;
+	free(value);
+}
+
+static int chunk_get(struct fs *fs, const struct tree_chunk *c,
+		     struct fs_cache_item **out, struct mv_err *err)
+{
+	struct chunk_arg a = {fs, c};
+
+	return fs_cache_get(&fs->chunks, c->id, MV_ID_LEN, load_chunk, &a, out,
+			    err);
+}
+
+static void prefetch_chunk(void *arg, const struct tree_chunk *c)
+{
+	struct fs *fs = arg;
+	struct fs_cache_item *it = NULL;
+
+	/* a failure is reported by the reader that needs the chunk */
+	if (!chunk_get(fs, c, &it, NULL))
+		fs_cache_put(&fs->chunks, it);
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+int fs_refresh(struct fs *fs, bool force, struct mv_err *err)
+{
+	struct fs_snap_info *list = NULL;
+	size_t n = 0;
+	bool changed = false;
+	int64_t now = mono_ns();
+	int rc = 0;
+
+	pthread_mutex_lock(&fs->refresh_lock);
+	if (!force && now - fs->refreshed_ns < FS_REFRESH_NS)
+		goto out;
+	fs->refreshed_ns = now;
+	rc = fs->src->refresh(fs->src_ctx, &changed, err);
+	if (rc || (!changed && !force))
+		goto out;
+	rc = fs->src->list(fs->src_ctx, &list, &n, err);
+	if (rc)
+		goto out;
+	rc = fs_itable_update(&fs->itab, list, n);
+	if (rc)
+		mv_err_set(err, rc, "cannot update the snapshot list");
+	fs_snap_info_free(list, n);
+out:
+	pthread_mutex_unlock(&fs->refresh_lock);
+	return rc;
+}
+
+int fs_new(const struct fs_source_ops *src, void *src_ctx,
+	   const struct fs_opts *o, struct fs **out, struct mv_err *err)
+{
+	struct fs *fs;
+	size_t total;
+	int rc;
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	fs->src = src;
+	fs->src_ctx = src_ctx;
+	fs->opts = *o;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->mount_ns = mv_now_ns();
+	pthread_mutex_init(&fs->refresh_lock, NULL);
+	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
+	rc = fs_itable_init(&fs->itab);
+	if (rc) {
+		pthread_mutex_destroy(&fs->refresh_lock);
+		free(fs);
+		return mv_err_set(err, rc, "out of memory");
+	}
+	if (fs_cache_init(&fs->trees, total / 4, free_tree, fs) ||
+	    fs_cache_init(&fs->chunks, total - total / 4, free_chunk, fs)) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	rc = fs_refresh(fs, true, err);
+	if (rc)
+		goto fail;
+	*out = fs;
+	return 0;
+fail:
+	fs_free(fs);
+	return rc;
+}
+
+int fs_start(struct fs *fs, struct mv_err *err)
+{
+	int rc = fs_prefetch_start(&fs->ahead, prefetch_chunk, fs);
+
+	if (rc)
+		return mv_err_set(err, rc, "cannot start read-ahead: %s",
+				  strerror(-rc));
+	return 0;
+}
+
+void fs_free(struct fs *fs)
+{
+	if (!fs)
+		return;
+	fs_prefetch_stop(&fs->ahead);
+	fs_cache_release(&fs->chunks);
+	fs_cache_release(&fs->trees);
+	fs_itable_release(&fs->itab);
+	pthread_mutex_destroy(&fs->refresh_lock);
+	free(fs);
+}
+
+void fs_set_log(struct fs *fs, void (*log)(void *arg, const char *msg),
+		void *arg)
+{
+	fs->log = log;
+	fs->log_arg = arg;
+}
+
+void fs_stats(struct fs *fs, struct fs_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&fs->trees.lock);
+	out->tree_hits = fs->trees.hits;
+	out->tree_misses = fs->trees.misses;
+	out->tree_bytes = fs->trees.used;
+	pthread_mutex_unlock(&fs->trees.lock);
+	pthread_mutex_lock(&fs->chunks.lock);
+	out->chunk_hits = fs->chunks.hits;
+	out->chunk_misses = fs->chunks.misses;
+	out->chunk_bytes = fs->chunks.used;
+	pthread_mutex_unlock(&fs->chunks.lock);
+	pthread_mutex_lock(&fs->itab.lock);
+	out->nodes = fs->itab.nnodes;
+	pthread_mutex_unlock(&fs->itab.lock);
+}
+
+/* ---- attributes -------------------------------------------------------- */
+
+static mode_t type_bits(uint8_t type)
+{
+	switch (type) {
+	case TREE_DIR:
+		return S_IFDIR;
+	case TREE_LNK:
+		return S_IFLNK;
+	case TREE_FIFO:
+		return S_IFIFO;
+	case TREE_CHR:
+		return S_IFCHR;
+	case TREE_BLK:
+		return S_IFBLK;
+	case TREE_SOCK:
+		return S_IFSOCK;
+	default:
+		return S_IFREG;
+	}
+}
+
+static void entry_stat(const struct tree_entry *e, uint64_t ino,
+		       struct stat *st)
+{
+	uint64_t stored = e->size;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)ino;
+	st->st_mode = type_bits(e->type) | (e->mode & 07777);
+	st->st_nlink =
+		e->type == TREE_DIR ? 2 + e->nsubdirs : MV_MAX(e->nlink, 1u);
+	st->st_uid = e->uid;
+	st->st_gid = e->gid;
+	st->st_size = (off_t)e->size;
+	if (e->type == TREE_LNK && e->target)
+		st->st_size = (off_t)strlen(e->target);
+	if (e->nextents) {
+		uint32_t i;
+
+		stored = 0;
+		for (i = 0; i < e->nextents; i++)
+			stored += e->extents[i].len;
+	}
+	if (e->type == TREE_REG || e->type == TREE_DIR)
+		st->st_blocks = (blkcnt_t)((stored + 511) / 512);
+	if (e->type == TREE_CHR || e->type == TREE_BLK)
+		st->st_rdev = makedev(e->rdev_major, e->rdev_minor);
+	st->st_blksize = 128 * 1024;
+	st->st_mtim.tv_sec = e->mtime_sec;
+	st->st_mtim.tv_nsec = e->mtime_nsec;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+static void top_stat(struct fs *fs, const struct fs_pin *p, struct stat *st)
+{
+	int64_t t = fs->mount_ns;
+	char target[128];
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)p->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_mode = S_IFDIR | 0555;
+	st->st_nlink = 2;
+	st->st_blksize = 4096;
+	if (p->kind == FS_SNAP) {
+		t = p->snap->time_ns;
+	} else if (p->kind == FS_NAME) {
+		fs_itable_latest(&fs->itab, p->ino, target, sizeof(target), &t);
+	} else if (p->kind == FS_LATEST) {
+		st->st_mode = S_IFLNK | 0777;
+		st->st_nlink = 1;
+		if (!fs_itable_latest(&fs->itab, p->parent, target,
+				      sizeof(target), &t))
+			st->st_size = (off_t)strlen(target);
+	}
+	st->st_mtim.tv_sec = t / 1000000000;
+	st->st_mtim.tv_nsec = t % 1000000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+/* The entry a pinned ENTRY node stands for, with its tree pinned. */
+static int pin_entry(struct fs *fs, const struct fs_pin *p,
+		     struct fs_cache_item **item, const struct tree_entry **out)
+{
+	const struct tree *t;
+	int rc;
+
+	rc = tree_get(fs, &p->dir->ref, p->dir->path, item, &t);
+	if (rc)
+		return rc;
+	if (p->index >= t->n) {
+		fs_cache_put(&fs->trees, *item);
+		return -EIO;
+	}
+	*out = &t->entries[p->index];
+	return 0;
+}
+
+/* ---- lookups ------------------------------------------------------------ */
+
+static int name_cmp(const struct tree_entry *e, const char *name, size_t len)
+{
+	size_t n = MV_MIN(e->name_len, len);
+	int c = memcmp(e->name, name, n);
+
+	if (c)
+		return c;
+	return e->name_len < len ? -1 : e->name_len > len;
+}
+
+/* Index of the entry shown as shown, or -1. */
+static long find_shown(const struct tree *t, const char *shown)
+{
+	char raw[FS_NAME_MAX + 1];
+	size_t len, lo = 0, hi = t->n;
+	int rc = fs_name_parse(shown, raw, &len);
+
+	if (rc == -ENAMETOOLONG) {
+		char check[FS_NAME_MAX + 1];
+		size_t i;
+
+		for (i = 0; i < t->n; i++) {
+			fs_name_show(t->entries[i].name, t->entries[i].name_len,
+				     check);
+			if (!strcmp(check, shown))
+				return (long)i;
+		}
+		return -1;
+	}
+	if (rc)
+		return -1;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = name_cmp(&t->entries[mid], raw, len);
+
+		if (!c)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int entry_out(struct fs *fs, const struct fs_pin *parent,
+		     const struct tree *t, uint32_t index, const char *shown,
+		     struct fuse_entry_param *out)
+{
+	const struct tree_entry *e = &t->entries[index];
+	uint64_t ino;
+	int rc;
+
+	rc = fs_itable_lookup_entry(&fs->itab, parent, shown, e, index, &ino);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	entry_stat(e, ino, &out->attr);
+	out->ino = ino;
+	out->attr_timeout = FS_SNAP_TIMEOUT;
+	out->entry_timeout = FS_SNAP_TIMEOUT;
+	return 0;
+}
+
+static bool is_dir_pin(const struct fs_pin *p)
+{
+	return p->kind == FS_SNAP ||
+	       (p->kind == FS_ENTRY && p->type == TREE_DIR);
+}
+
+int fs_do_lookup(struct fs *fs, uint64_t parent, const char *name,
+		 struct fuse_entry_param *out)
+{
+	struct fs_pin p, child;
+	struct fs_cache_item *item = NULL;
+	const struct tree *t;
+	long idx;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = fs_itable_pin(&fs->itab, parent, &p);
+	if (rc)
+		return rc;
+	if (p.kind == FS_ROOT || p.kind == FS_NAME) {
+		fs_refresh(fs, false, NULL);
+		rc = fs_itable_lookup_top(&fs->itab, parent, name, &child);
+		out->entry_timeout = FS_TOP_TIMEOUT;
+		out->attr_timeout = FS_TOP_TIMEOUT;
+		if (rc == -ENOENT) {
+			rc = 0; /* a miss the kernel may cache briefly */
+		} else if (!rc) {
+			top_stat(fs, &child, &out->attr);
+			out->ino = child.ino;
+			fs_itable_unpin(&fs->itab, &child);
+		}
+		goto out;
+	}
+	if (!is_dir_pin(&p)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	rc = tree_get(fs, &p.self->ref, p.self->path, &item, &t);
+	if (rc)
+		goto out;
+	idx = find_shown(t, name);
+	if (idx < 0)
+		out->entry_timeout = FS_SNAP_TIMEOUT; /* cached miss */
+	else
+		rc = entry_out(fs, &p, t, (uint32_t)idx, name, out);
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}
+
+void fs_do_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	fs_itable_forget(&fs->itab, ino, nlookup);
+}
+
+int fs_do_getattr(struct fs *fs, uint64_t ino, struct stat *out,
+		  double *out_timeout)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree_entry *e;
+	struct fs_pin p;
+	int rc;
+
+	rc = fs_itable_pin(&fs->itab, ino, &p);
+	if (rc)
+		return rc;
+	if (p.kind != FS_ENTRY) {
+		if (p.kind == FS_ROOT || p.kind == FS_NAME)
+			fs_refresh(fs, false, NULL);
+		top_stat(fs, &p, out);
+		*out_timeout = FS_TOP_TIMEOUT;
+		goto out;
+	}
+	rc = pin_entry(fs, &p, &item, &e);
+	if (rc)
+		goto out;
+	entry_stat(e, ino, out);
+	*out_timeout = FS_SNAP_TIMEOUT;
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}
+
+int fs_do_readlink(struct fs *fs, uint64_t ino, char **out)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree_entry *e;
+	struct fs_pin p;
+	char target[128];
+	int64_t t;
+	int rc;
+
+	rc = fs_itable_pin(&fs->itab, ino, &p);
+	if (rc)
+		return rc;
+	if (p.kind == FS_LATEST) {
+		rc = fs_itable_latest(&fs->itab, p.parent, target,
+				      sizeof(target), &t);
+		if (!rc) {
+			*out = strdup(target);
+			rc = *out ? 0 : -ENOMEM;
+		}
+		goto out;
+	}
+	if (p.kind != FS_ENTRY || p.type != TREE_LNK) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = pin_entry(fs, &p, &item, &e);
+	if (rc)
+		goto out;
+	*out = strdup(e->target ? e->target : "");
+	rc = *out ? 0 : -ENOMEM;
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}
+
+/* ---- directories ------------------------------------------------------ */
+
+int fs_do_opendir(struct fs *fs, uint64_t ino, struct fs_dh **out)
+{
+	struct fs_dh *dh = calloc(1, sizeof(*dh));
+	int rc;
+
+	if (!dh)
+		return -ENOMEM;
+	rc = fs_itable_pin(&fs->itab, ino, &dh->pin);
+	if (rc) {
+		free(dh);
+		return rc;
+	}
+	if (dh->pin.kind == FS_ROOT || dh->pin.kind == FS_NAME) {
+		fs_refresh(fs, false, NULL);
+		rc = fs_itable_list_top(&fs->itab, ino, &dh->top, &dh->ntop);
+	} else if (is_dir_pin(&dh->pin)) {
+		rc = tree_get(fs, &dh->pin.self->ref, dh->pin.self->path,
+			      &dh->tree, &dh->t);
+	} else {
+		rc = -ENOTDIR;
+	}
+	if (rc) {
+		fs_do_releasedir(fs, dh);
+		return rc;
+	}
+	*out = dh;
+	return 0;
+}
+
+int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
+		  fs_emit_fn *emit, void *arg)
+{
+	size_t total = 2 + (dh->top || !dh->t ? dh->ntop : dh->t->n);
+	size_t i;
+	int rc = 0;
+
+	for (i = off < 0 ? 0 : (size_t)off; i < total; i++) {
+		struct fuse_entry_param e;
+		char shown[FS_NAME_MAX + 1];
+		const char *nm = shown;
+
+		memset(&e, 0, sizeof(e));
+		e.attr.st_mode = S_IFDIR;
+		if (i < 2) {
+			nm = i == 0 ? "." : "..";
+			e.attr.st_ino =
+				(ino_t)(i == 0 ? dh->pin.ino : dh->pin.parent);
+		} else if (!dh->t) {
+			const struct fs_topent *te = &dh->top[i - 2];
+
+			nm = te->shown;
+			if (plus) {
+				rc = fs_do_lookup(fs, dh->pin.ino, nm, &e);
+				if (rc)
+					break;
+				if (!e.ino)
+					continue; /* vanished meanwhile */
+			} else {
+				e.attr.st_ino = (ino_t)te->ino;
+				e.attr.st_mode = te->type;
+			}
+		} else {
+			const struct tree_entry *te = &dh->t->entries[i - 2];
+
+			fs_name_show(te->name, te->name_len, shown);
+			if (plus) {
+				rc = entry_out(fs, &dh->pin, dh->t,
+					       (uint32_t)(i - 2), shown, &e);
+				if (rc)
+					break;
+			} else {
+				uint64_t ino =
+					fs_itable_peek(&fs->itab, dh->pin.ino,
+						       shown, te, dh->pin.snap);
+
+				e.attr.st_ino =
+					(ino_t)(ino ? ino : UNKNOWN_INO);
+				e.attr.st_mode = type_bits(te->type);
+			}
+		}
+		if (emit(arg, nm, &e, (off_t)(i + 1))) {
+			if (e.ino)
+				fs_do_forget(fs, e.ino, 1);
+			break;
+		}
+	}
+	return rc;
+}
+
+void fs_do_releasedir(struct fs *fs, struct fs_dh *dh)
+{
+	if (!dh)
+		return;
+	fs_cache_put(&fs->trees, dh->tree);
+	fs_topent_free(dh->top, dh->ntop);
+	fs_itable_unpin(&fs->itab, &dh->pin);
+	free(dh);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static void fh_free(struct fs_fh *fh)
+{
+	if (!fh)
+		return;
+	free(fh->chunks);
+	free(fh->offs);
+	free(fh->extents);
+	free(fh->ext_data);
+	free(fh->path);
+	pthread_mutex_destroy(&fh->lock);
+	free(fh);
+}
+
+static struct fs_fh *fh_new(const struct tree_entry *e, uint64_t ino,
+			    const char *dir_path)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+	char shown[FS_NAME_MAX + 1];
+	size_t pl = strlen(dir_path), sl;
+	uint32_t i;
+
+	if (!fh)
+		return NULL;
+	pthread_mutex_init(&fh->lock, NULL);
+	fh->ino = ino;
+	fh->size = e->size;
+	fh->nchunks = e->nchunks;
+	fh->nextents = e->nextents;
+	sl = fs_name_show(e->name, e->name_len, shown);
+	fh->path = malloc(pl + sl + 2);
+	fh->chunks = malloc((e->nchunks + 1) * sizeof(*fh->chunks));
+	fh->offs = malloc((e->nchunks + 1) * sizeof(*fh->offs));
+	fh->extents = malloc((e->nextents + 1) * sizeof(*fh->extents));
+	fh->ext_data = malloc((e->nextents + 1) * sizeof(*fh->ext_data));
+	if (!fh->path || !fh->chunks || !fh->offs || !fh->extents ||
+	    !fh->ext_data) {
+		fh_free(fh);
+		return NULL;
+	}
+	memcpy(fh->path, dir_path, pl);
+	fh->path[pl] = '/';
+	memcpy(fh->path + pl + 1, shown, sl + 1);
+	if (e->nchunks)
+		memcpy(fh->chunks, e->chunks, e->nchunks * sizeof(*e->chunks));
+	fh->offs[0] = 0;
+	for (i = 0; i < e->nchunks; i++)
+		fh->offs[i + 1] = fh->offs[i] + e->chunks[i].size;
+	if (e->nextents)
+		memcpy(fh->extents, e->extents,
+		       e->nextents * sizeof(*e->extents));
+	fh->ext_data[0] = 0;
+	for (i = 0; i < e->nextents; i++)
+		fh->ext_data[i + 1] = fh->ext_data[i] + e->extents[i].len;
+	return fh;
+}
+
+int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree_entry *e;
+	struct fs_pin p;
+	int rc;
+
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		return -EROFS;
+	rc = fs_itable_pin(&fs->itab, ino, &p);
+	if (rc)
+		return rc;
+	if (p.kind != FS_ENTRY || p.type != TREE_REG) {
+		rc = is_dir_pin(&p) || p.kind == FS_ROOT || p.kind == FS_NAME
+			     ? -EISDIR
+			     : -EINVAL;
+		goto out;
+	}
+	rc = pin_entry(fs, &p, &item, &e);
+	if (rc)
+		goto out;
+	*out = fh_new(e, ino, p.dir->path);
+	rc = *out ? 0 : -ENOMEM;
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}
+
+void fs_do_release(struct fs *fs, struct fs_fh *fh)
+{
+	(void)fs;
+	fh_free(fh);
+}
+
+/* Index of the chunk holding data offset doff. */
+static uint32_t chunk_at(const struct fs_fh *fh, uint64_t doff)
+{
+	uint32_t lo = 0, hi = fh->nchunks;
+
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (fh->offs[mid] <= doff)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Copy n bytes of the data stream from doff. */
+static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, char *dst,
+		     size_t n)
+{
+	struct mv_err err = MV_ERR_INIT;
+	uint32_t k;
+
+	if (n == 0)
+		return 0;
+	if (doff + n > fh->offs[fh->nchunks]) {
+		fs_log(fs,
+		       "cannot read '%s': its chunks hold %llu bytes, "
+		       "%llu needed",
+		       fh->path, (unsigned long long)fh->offs[fh->nchunks],
+		       (unsigned long long)(doff + n));
+		return -EIO;
+	}
+	for (k = chunk_at(fh, doff); n; k++) {
+		struct fs_cache_item *it = NULL;
+		size_t in = (size_t)(doff - fh->offs[k]);
+		size_t take = MV_MIN(n, fh->chunks[k].size - in);
+		int rc = chunk_get(fs, &fh->chunks[k], &it, &err);
+
+		if (rc) {
+			fs_log(fs, "cannot read '%s' at offset %llu: %s",
+			       fh->path, (unsigned long long)fh->offs[k],
+			       mv_err_msg(&err));
+			return rc == -ENOMEM ? -ENOMEM : -EIO;
+		}
+		memcpy(dst, (const char *)it->value + in, take);
+		fs_cache_put(&fs->chunks, it);
+		dst += take;
+		doff += take;
+		n -= take;
+	}
+	return 0;
+}
+
+/* Sequential readers get the next chunks loaded in the background. */
+static void read_ahead(struct fs *fs, struct fs_fh *fh, uint64_t off,
+		       uint64_t end, uint64_t dend)
+{
+	uint32_t k, first, last;
+	size_t bytes = 0;
+
+	if (!fh->nchunks || !fs->ahead.nthreads)
+		return;
+	pthread_mutex_lock(&fh->lock);
+	if (off != 0 && off != fh->next_off) {
+		fh->next_off = end;
+		pthread_mutex_unlock(&fh->lock);
+		return;
+	}
+	fh->next_off = end;
+	k = chunk_at(fh, dend ? dend - 1 : 0);
+	first = MV_MAX(fh->ahead, k + 1);
+	last = first;
+	while (last < fh->nchunks && last - k <= READAHEAD_CHUNKS &&
+	       bytes < READAHEAD_BYTES)
+		bytes += fh->chunks[last++].size;
+	if (last > fh->ahead)
+		fh->ahead = last;
+	pthread_mutex_unlock(&fh->lock);
+	for (; first < last; first++) {
+		if (fs_cache_has(&fs->chunks, fh->chunks[first].id, MV_ID_LEN))
+			continue;
+		if (!fs_prefetch_push(&fs->ahead, &fh->chunks[first]))
+			break;
+	}
+}
+
+/* Index of the first extent that ends after pos, or nextents. */
+static uint32_t extent_at(const struct fs_fh *fh, uint64_t pos)
+{
+	uint32_t lo = 0, hi = fh->nextents;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct tree_extent *x = &fh->extents[mid];
+
+		if (x->offset + x->len <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
+	       off_t off, size_t *out_len)
+{
+	uint64_t pos = (uint64_t)off, end, dend = 0;
+	char *p = buf;
+	int rc = 0;
+
+	*out_len = 0;
+	if (off < 0)
+		return -EINVAL;
+	if (pos >= fh->size || size == 0)
+		return 0;
+	end = MV_MIN(fh->size, pos + size);
+	if (!fh->nextents) {
+		rc = read_data(fs, fh, pos, buf, (size_t)(end - pos));
+		dend = end;
+	} else {
+		uint32_t j = extent_at(fh, pos);
+
+		while (!rc && pos < end) {
+			const struct tree_extent *x = &fh->extents[j];
+			uint64_t stop;
+
+			if (j >= fh->nextents || x->offset >= end) {
+				memset(p, 0, (size_t)(end - pos));
+				break;
+			}
+			if (x->offset > pos) {
+				memset(p, 0, (size_t)(x->offset - pos));
+				p += x->offset - pos;
+				pos = x->offset;
+			}
+			stop = MV_MIN(end, x->offset + x->len);
+			dend = fh->ext_data[j] + (stop - x->offset);
+			rc = read_data(fs, fh,
+				       fh->ext_data[j] + (pos - x->offset), p,
+				       (size_t)(stop - pos));
+			p += stop - pos;
+			pos = stop;
+			j++;
+		}
+	}
+	if (rc)
+		return rc;
+	read_ahead(fs, fh, (uint64_t)off, end, dend);
+	*out_len = (size_t)(end - (uint64_t)off);
+	return 0;
+}
+
+int fs_do_lseek(struct fs *fs, struct fs_fh *fh, off_t off, int whence,
+		off_t *out)
+{
+	uint64_t pos = (uint64_t)off;
+	uint32_t j;
+
+	(void)fs;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0 || pos >= fh->size)
+		return -ENXIO;
+	if (!fh->nextents) {
+		*out = whence == SEEK_DATA ? off : (off_t)fh->size;
+		return 0;
+	}
+	j = extent_at(fh, pos);
+	while (j < fh->nextents && fh->extents[j].len == 0)
+		j++;
+	if (whence == SEEK_DATA) {
+		if (j >= fh->nextents || fh->extents[j].offset >= fh->size)
+			return -ENXIO;
+		*out = (off_t)MV_MAX(pos, fh->extents[j].offset);
+		return 0;
+	}
+	for (; j < fh->nextents && fh->extents[j].offset <= pos; j++)
+		pos = MV_MAX(pos, fh->extents[j].offset + fh->extents[j].len);
+	*out = (off_t)MV_MIN(pos, fh->size);
+	return 0;
+}
+
+int fs_do_statfs(struct fs *fs, struct statvfs *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = 4096;
+	out->f_frsize = 4096;
+	out->f_namemax = FS_NAME_MAX;
+	out->f_flag = ST_RDONLY;
+	pthread_mutex_lock(&fs->itab.lock);
+	out->f_files = fs->itab.next_ino;
+	pthread_mutex_unlock(&fs->itab.lock);
+	return 0;
+}
+
+/* ---- xattrs ----------------------------------------------------------- */
+
+static int give(const void *val, size_t len, void *buf, size_t size,
+		size_t *out_len)
+{
+	*out_len = len;
+	if (size == 0)
+		return 0;
+	if (size < len)
+		return -ERANGE;
+	if (len)
+		memcpy(buf, val, len);
+	return 0;
+}
+
+static const struct tree_xattr *xattr_find(const struct tree_entry *e,
+					   const char *name)
+{
+	uint32_t i;
+
+	for (i = 0; i < e->nxattrs; i++)
+		if (!strcmp(e->xattrs[i].name, name))
+			return &e->xattrs[i];
+	return NULL;
+}
+
+int fs_do_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
+		   size_t size, size_t *out_len)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree_entry *e;
+	const struct tree_xattr *x;
+	const char *acl = NULL;
+	struct fs_pin p;
+	int rc;
+
+	rc = fs_itable_pin(&fs->itab, ino, &p);
+	if (rc)
+		return rc;
+	if (p.kind != FS_ENTRY) {
+		rc = -ENODATA;
+		goto out;
+	}
+	rc = pin_entry(fs, &p, &item, &e);
+	if (rc)
+		goto out;
+	x = xattr_find(e, name);
+	if (x) {
+		rc = give(x->value, x->len, buf, size, out_len);
+	} else {
+		if (!strcmp(name, ACL_ACCESS))
+			acl = e->acl_access;
+		else if (!strcmp(name, ACL_DEFAULT))
+			acl = e->acl_default;
+		rc = -ENODATA;
+	}
+	if (acl) {
+		struct mv_buf b = MV_BUF_INIT;
+
+		rc = fs_acl_to_xattr(acl, &b);
+		if (rc == -EINVAL)
+			fs_log(fs, "cannot show the ACL of '%s/%s': '%s'",
+			       p.dir->path, e->name, acl);
+		if (!rc)
+			rc = give(b.data, b.len, buf, size, out_len);
+		else if (rc != -ENOMEM)
+			rc = -EIO;
+		mv_buf_release(&b);
+	}
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}
+
+int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
+		    size_t *out_len)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree_entry *e;
+	struct mv_buf b = MV_BUF_INIT;
+	struct fs_pin p;
+	uint32_t i;
+	int rc;
+
+	rc = fs_itable_pin(&fs->itab, ino, &p);
+	if (rc)
+		return rc;
+	if (p.kind != FS_ENTRY) {
+		rc = give("", 0, buf, size, out_len);
+		goto out;
+	}
+	rc = pin_entry(fs, &p, &item, &e);
+	if (rc)
+		goto out;
+	for (i = 0; i < e->nxattrs && !rc; i++)
+		rc = mv_buf_append(&b, e->xattrs[i].name,
+				   strlen(e->xattrs[i].name) + 1);
+	if (!rc && e->acl_access && !xattr_find(e, ACL_ACCESS))
+		rc = mv_buf_append(&b, ACL_ACCESS, sizeof(ACL_ACCESS));
+	if (!rc && e->acl_default && !xattr_find(e, ACL_DEFAULT))
+		rc = mv_buf_append(&b, ACL_DEFAULT, sizeof(ACL_DEFAULT));
+	if (!rc)
+		rc = give(b.data, b.len, buf, size, out_len);
+	mv_buf_release(&b);
+	fs_cache_put(&fs->trees, item);
+out:
+	fs_itable_unpin(&fs->itab, &p);
+	return rc;
+}

@@ -1,0 +1,399 @@
+/*
+ * fs_int: internals of the mount shared by the files of src/fs/ and by the
+ * unit tests.  The tree logic (fs_do_*) knows nothing of FUSE requests: it
+ * returns 0 or a negative errno and fills plain structs, so cmocka tests
+ * drive it over an in-memory source without mounting anything.
+ *
+ * DESIGN NOTES (docs/MOUNT.md says more):
+ *  (1) Nothing at mount time is proportional to a snapshot's size: the
+ *      snapshot list is read, trees are loaded when a directory is first
+ *      looked into, chunks when a file is first read.
+ *  (2) An inode number is never reused during a mount.  A path keeps its
+ *      inode while the kernel holds a lookup on it; the files of one
+ *      hard-link group of a snapshot share one inode for the whole mount.
+ *  (3) Everything FUSE worker threads share is either immutable after
+ *      creation (trees, chunk bytes, fs_dir, fs_snap contents) and
+ *      refcounted, or guarded by the inode table's mutex.
+ *  (4) Memory is bounded: trees and chunks live in two LRU caches of
+ *      fixed size; nodes exist only while the kernel holds lookups on them
+ *      (plus one small record per hard-link group looked up).
+ */
+#ifndef MV_FS_INT_H
+#define MV_FS_INT_H
+
+#ifndef FUSE_USE_VERSION
+#define FUSE_USE_VERSION 314
+#endif
+
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "fs.h"
+#include "mv_err.h"
+#include "tree.h"
+#include "util.h"
+
+#define FS_NAME_MAX 255 /* NAME_MAX of the shown names */
+#define FS_ROOT_INO 1
+#define FS_TOP_TIMEOUT 1.0	 /* s: root, <name>/, latest (change) */
+#define FS_SNAP_TIMEOUT 86400.0	 /* s: inside snapshots (never change) */
+#define FS_REFRESH_NS 2000000000 /* poll the index at most this often */
+#define FS_LATEST_NAME "latest"
+
+/* ---- names (fs_name.c) ------------------------------------------------ */
+
+/* The name under which a stored name is shown, into out (FS_NAME_MAX + 1
+ * bytes); returns its length.  Plain names are shown as they are.  A name
+ * that is empty, ".", "..", contains '/', starts with '%' or is longer
+ * than FS_NAME_MAX is shown as '%' followed by the name with '%' and '/'
+ * percent-encoded ("a/b" -> "%a%2Fb", ".." -> "%..", "" -> "%").  When
+ * that is still too long, it is cut to 236 bytes (never inside a %XX) and
+ * "%~" plus 16 hex digits of the XXH3 hash of the stored name follow. */
+size_t fs_name_show(const char *name, size_t len, char *out);
+
+/* The stored name behind a shown name, into out (FS_NAME_MAX + 1 bytes).
+ * 0: *out_len bytes in out; -ENAMETOOLONG: a hashed long form, find it by
+ * comparing fs_name_show() of each entry; -ENOENT: no stored name is shown
+ * like this. */
+int fs_name_parse(const char *shown, char *out, size_t *out_len);
+
+/* ---- POSIX ACLs (fs_acl.c) -------------------------------------------- */
+
+/* Convert ACL text (acl(5) long or short form, entries separated by ',' or
+ * newlines; qualifiers numeric, or "name:perms:id" as libarchive writes
+ * them) into the binary system.posix_acl_* xattr value the kernel expects
+ * (version 2, entries sorted by tag and id).  -EINVAL on text it cannot
+ * map without a user database. */
+int fs_acl_to_xattr(const char *text, struct mv_buf *out);
+
+/* ---- caches (fs_cache.c) ---------------------------------------------- */
+
+/* A cached value.  Pinned values are never evicted. */
+struct fs_cache_item {
+	void *value;			/* the cached object */
+	size_t size;			/* bytes of value (chunk data) */
+	size_t cost;			/* bytes charged against the limit */
+	uint64_t hash;			/* of the key */
+	unsigned pins;			/* users holding it */
+	int state;			/* 1 ready, 0 loading, < 0 failed */
+	struct fs_cache_item *hnext;	/* hash chain */
+	struct fs_cache_item *lru_prev; /* LRU list, most recent first */
+	struct fs_cache_item *lru_next;
+	size_t klen;   /* bytes of key */
+	uint8_t key[]; /* the key */
+};
+
+/* Fill a missing value: *out_value, *out_size (value bytes) and *out_cost
+ * (bytes charged).  0 or -errno with a message in err. */
+typedef int fs_cache_load_fn(void *arg, void **out_value, size_t *out_size,
+			     size_t *out_cost, struct mv_err *err);
+
+struct fs_cache {
+	pthread_mutex_t lock;
+	pthread_cond_t loaded;	    /* a load finished */
+	size_t limit;		    /* bytes */
+	size_t used;		    /* bytes charged by ready items */
+	struct fs_cache_item **tab; /* hash table */
+	size_t cap;		    /* buckets, a power of two */
+	size_t count;		    /* items in the table */
+	struct fs_cache_item *lru_head;
+	struct fs_cache_item *lru_tail;
+	void (*free_value)(void *arg, void *value);
+	void *free_arg;
+	uint64_t hits, misses, evictions;
+};
+
+int fs_cache_init(struct fs_cache *c, size_t limit,
+		  void (*free_value)(void *arg, void *value), void *free_arg);
+/* Frees every value; no item may be pinned. */
+void fs_cache_release(struct fs_cache *c);
+/* Find key or load it (once: concurrent callers wait for the first
+ * loader).  On success *out is pinned; give it back with fs_cache_put(). */
+int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
+		 fs_cache_load_fn *load, void *load_arg,
+		 struct fs_cache_item **out, struct mv_err *err);
+/* True when key is cached or being loaded. */
+bool fs_cache_has(struct fs_cache *c, const void *key, size_t klen);
+void fs_cache_put(struct fs_cache *c, struct fs_cache_item *item);
+
+/* A small pool of threads that loads chunks ahead of a sequential reader.
+ * Jobs beyond the queue's capacity are dropped: read-ahead is a hint. */
+#define FS_PREFETCH_QUEUE 64
+#define FS_PREFETCH_THREADS 2
+
+struct fs_prefetch {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t threads[FS_PREFETCH_THREADS];
+	unsigned nthreads;			   /* started */
+	bool stop;				   /* shutting down */
+	struct tree_chunk ring[FS_PREFETCH_QUEUE]; /* queued chunks */
+	unsigned head, count;
+	void (*fn)(void *arg, const struct tree_chunk *c);
+	void *arg;
+};
+
+int fs_prefetch_start(struct fs_prefetch *p,
+		      void (*fn)(void *arg, const struct tree_chunk *c),
+		      void *arg);
+/* Queue a chunk; false when the queue is full or stopped. */
+bool fs_prefetch_push(struct fs_prefetch *p, const struct tree_chunk *c);
+void fs_prefetch_stop(struct fs_prefetch *p);
+
+/* ---- where the bytes come from (fs_source.c: the repository) ----------- */
+
+/* One snapshot as the source lists it. */
+struct fs_snap_info {
+	char *name;	       /* job name */
+	char dir[64];	       /* directory name: snapshot_dir_name() */
+	int64_t time_ns;       /* UTC ns */
+	bool partial;	       /* committed with --partial */
+	uint8_t id[MV_ID_LEN]; /* snapshot id */
+	struct tree_ref root;  /* top-level tree */
+};
+
+void fs_snap_info_free(struct fs_snap_info *list, size_t n);
+
+/* All calls are made from several threads at once. */
+struct fs_source_ops {
+	/* Snapshots ordered by name, then time (malloc'd; fs_snap_info_free) */
+	int (*list)(void *ctx, struct fs_snap_info **out, size_t *out_n,
+		    struct mv_err *err);
+	/* Has a writer committed since the last call? */
+	int (*refresh)(void *ctx, bool *out_changed, struct mv_err *err);
+	int (*tree_load)(void *ctx, const struct tree_ref *ref,
+			 struct tree **out, struct mv_err *err);
+	void (*tree_free)(void *ctx, struct tree *t);
+	/* Decompressed, verified chunk bytes (malloc'd, caller frees).  A
+	 * damaged chunk is -EIO with pack and offset in the message. */
+	int (*chunk_read)(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
+			  size_t *out_len, struct mv_err *err);
+};
+
+/* The repository as a source.  Borrows r. */
+extern const struct fs_source_ops fs_source_repo_ops;
+
+/* ---- inode table (fs_inode.c) ------------------------------------------ */
+
+enum fs_kind {
+	FS_ROOT = 1, /* the mount point */
+	FS_NAME,     /* <name>/ */
+	FS_SNAP,     /* <name>/<time>/ */
+	FS_LATEST,   /* <name>/latest */
+	FS_ENTRY,    /* anything inside a snapshot */
+};
+
+/* A snapshot as the mount shows it.  Contents immutable; refcounted under
+ * the table lock. */
+struct fs_snap {
+	unsigned refs;		     /* nodes, dirs and pins */
+	char *name;		     /* job name as stored */
+	char shown[FS_NAME_MAX + 1]; /* job name as shown */
+	char dir[80];		     /* directory name in <name>/ */
+	int64_t time_ns;	     /* UTC ns */
+	bool partial;		     /* marked ".partial" */
+	uint8_t id[MV_ID_LEN];	     /* snapshot id */
+	struct tree_ref root;	     /* top-level tree */
+	uint64_t ino;		     /* of its directory */
+};
+
+/* A directory inside a snapshot whose entries have nodes.  Immutable;
+ * refcounted under the table lock. */
+struct fs_dir {
+	unsigned refs;
+	struct fs_snap *snap; /* holds a reference */
+	struct tree_ref ref;  /* the directory's tree (own copy) */
+	char *path;	      /* "<name>/<time>/a/b", for messages */
+	uint64_t ino;	      /* of the directory */
+};
+
+struct fs_node {
+	uint64_t ino;
+	enum fs_kind kind;
+	uint64_t nlookup;     /* lookups the kernel holds */
+	bool live;	      /* top level still in the repository */
+	bool named;	      /* in the (parent, shown) index */
+	uint64_t parent;      /* ino of the parent directory */
+	char *shown;	      /* name in the parent */
+	struct fs_snap *snap; /* SNAP, ENTRY: holds a reference */
+	struct fs_dir *dir;   /* ENTRY: directory holding the entry */
+	uint32_t index;	      /* ENTRY: position in dir's tree */
+	uint8_t type;	      /* ENTRY: enum tree_type */
+	struct fs_dir *self;  /* SNAP, ENTRY dir: its own directory */
+	struct fs_node *ino_next;
+	struct fs_node *name_next;
+};
+
+/* A hard-link group's inode number, kept for the whole mount. */
+struct fs_group {
+	uint64_t snap_ino; /* the snapshot's directory inode */
+	uint64_t group;	   /* tree_entry.link_group */
+	uint64_t ino;
+	struct fs_group *next;
+};
+
+struct fs_itable {
+	pthread_mutex_t lock;
+	struct fs_node **by_ino; /* hash by ino */
+	size_t ino_cap, nnodes;
+	struct fs_node **by_name; /* hash by (parent, shown) */
+	size_t name_cap, nnamed;
+	struct fs_group **groups; /* hash by (snap_ino, group) */
+	size_t group_cap, ngroups;
+	uint64_t next_ino;	/* never reused */
+	struct fs_snap **snaps; /* current, by name then time */
+	size_t nsnaps;
+};
+
+/* What an operation needs of a node, with references taken so a
+ * concurrent forget cannot free it. */
+struct fs_pin {
+	uint64_t ino;
+	enum fs_kind kind;
+	uint64_t parent;
+	struct fs_snap *snap; /* SNAP, ENTRY */
+	struct fs_dir *dir;   /* ENTRY */
+	uint32_t index;	      /* ENTRY */
+	uint8_t type;	      /* ENTRY */
+	struct fs_dir *self;  /* SNAP, ENTRY dir */
+	char *shown;	      /* NAME: copy of its name */
+};
+
+/* One line of a top-level directory listing. */
+struct fs_topent {
+	char *shown;
+	uint64_t ino;
+	mode_t type; /* S_IFDIR or S_IFLNK */
+};
+
+int fs_itable_init(struct fs_itable *t);
+void fs_itable_release(struct fs_itable *t);
+/* Replace the top level by list (ordered by name, then time): new
+ * snapshots get nodes, vanished ones lose their names. */
+int fs_itable_update(struct fs_itable *t, const struct fs_snap_info *list,
+		     size_t n);
+int fs_itable_pin(struct fs_itable *t, uint64_t ino, struct fs_pin *out);
+void fs_itable_unpin(struct fs_itable *t, struct fs_pin *p);
+/* Root and <name>/: find a child by shown name, add a lookup, pin it. */
+int fs_itable_lookup_top(struct fs_itable *t, uint64_t parent,
+			 const char *shown, struct fs_pin *out);
+/* Inside a snapshot: the node of entry e (index in parent's tree, shown
+ * name) with one more lookup, created when needed. */
+int fs_itable_lookup_entry(struct fs_itable *t, const struct fs_pin *parent,
+			   const char *shown, const struct tree_entry *e,
+			   uint32_t index, uint64_t *out_ino);
+/* The inode of a child if it has one now, else 0.  No lookup added. */
+uint64_t fs_itable_peek(struct fs_itable *t, uint64_t parent, const char *shown,
+			const struct tree_entry *e, const struct fs_snap *snap);
+void fs_itable_forget(struct fs_itable *t, uint64_t ino, uint64_t n);
+/* Listing of the root or of a <name>/ directory. */
+int fs_itable_list_top(struct fs_itable *t, uint64_t ino,
+		       struct fs_topent **out, size_t *out_n);
+void fs_topent_free(struct fs_topent *list, size_t n);
+/* Newest snapshot of the <name>/ directory parent: its directory name
+ * (complete snapshots win over partial ones) and time. */
+int fs_itable_latest(struct fs_itable *t, uint64_t parent, char *out, size_t n,
+		     int64_t *out_time);
+
+/* ---- the file system (fs_core.c) --------------------------------------- */
+
+struct fs_stats {
+	uint64_t tree_hits, tree_misses;
+	uint64_t chunk_hits, chunk_misses;
+	size_t chunk_bytes, tree_bytes;
+	size_t nodes;
+};
+
+struct fs {
+	const struct fs_source_ops *src;
+	void *src_ctx;
+	struct fs_opts opts;
+	struct fs_itable itab;
+	struct fs_cache trees;	/* decoded directories */
+	struct fs_cache chunks; /* decompressed content chunks */
+	struct fs_prefetch ahead;
+	pthread_mutex_t refresh_lock;
+	int64_t refreshed_ns; /* last poll of the index */
+	uid_t uid;	      /* owner of the top levels */
+	gid_t gid;
+	int64_t mount_ns; /* mtime of the root */
+	void (*log)(void *arg, const char *msg);
+	void *log_arg;
+};
+
+/* An open directory. */
+struct fs_dh {
+	struct fs_pin pin;
+	struct fs_cache_item *tree; /* pinned tree, NULL for empty/top */
+	const struct tree *t;	    /* SNAP, ENTRY */
+	struct fs_topent *top;	    /* ROOT, NAME */
+	size_t ntop;
+};
+
+/* An open file: what reading it needs, copied out of its tree. */
+struct fs_fh {
+	uint64_t ino;
+	uint64_t size; /* logical size */
+	uint32_t nchunks;
+	struct tree_chunk *chunks;
+	uint64_t *offs;	   /* nchunks + 1 offsets in the data stream */
+	uint32_t nextents; /* 0: not sparse */
+	struct tree_extent *extents;
+	uint64_t *ext_data;   /* data stream offset of each extent */
+	char *path;	      /* for messages */
+	pthread_mutex_t lock; /* guards the read-ahead state */
+	uint64_t next_off;    /* where a sequential reader goes next */
+	uint32_t ahead;	      /* chunks [0, ahead) were queued */
+};
+
+/* Emit one directory entry; returns 1 when the reply buffer is full. */
+typedef int fs_emit_fn(void *arg, const char *name,
+		       const struct fuse_entry_param *e, off_t next);
+
+/* A file system over a source.  Reads the snapshot list only. */
+int fs_new(const struct fs_source_ops *src, void *src_ctx,
+	   const struct fs_opts *o, struct fs **out, struct mv_err *err);
+/* Start the read-ahead threads (after daemonizing). */
+int fs_start(struct fs *fs, struct mv_err *err);
+void fs_free(struct fs *fs);
+void fs_set_log(struct fs *fs, void (*log)(void *arg, const char *msg),
+		void *arg);
+void fs_stats(struct fs *fs, struct fs_stats *out);
+/* Poll the source for new snapshots now (force) or when due. */
+int fs_refresh(struct fs *fs, bool force, struct mv_err *err);
+
+int fs_do_lookup(struct fs *fs, uint64_t parent, const char *name,
+		 struct fuse_entry_param *out);
+void fs_do_forget(struct fs *fs, uint64_t ino, uint64_t nlookup);
+int fs_do_getattr(struct fs *fs, uint64_t ino, struct stat *out,
+		  double *out_timeout);
+/* Symlink target, malloc'd. */
+int fs_do_readlink(struct fs *fs, uint64_t ino, char **out);
+int fs_do_opendir(struct fs *fs, uint64_t ino, struct fs_dh **out);
+/* Entries from offset off on; plus: full attributes and a lookup each. */
+int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
+		  fs_emit_fn *emit, void *arg);
+void fs_do_releasedir(struct fs *fs, struct fs_dh *dh);
+/* -EROFS for any access mode other than O_RDONLY. */
+int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out);
+int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
+	       off_t off, size_t *out_len);
+void fs_do_release(struct fs *fs, struct fs_fh *fh);
+int fs_do_lseek(struct fs *fs, struct fs_fh *fh, off_t off, int whence,
+		off_t *out);
+int fs_do_statfs(struct fs *fs, struct statvfs *out);
+/* size 0: only *out_len; too small: -ERANGE. */
+int fs_do_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
+		   size_t size, size_t *out_len);
+int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
+		    size_t *out_len);
+
+/* The FUSE operations table (fs_ops.c). */
+const struct fuse_lowlevel_ops *fs_ops_table(void);
+
+#endif

@@ -1,0 +1,543 @@
+/*
+ * fs_ops: the FUSE low-level operations table and the mount's life.  Each
+ * handler is an adapter: it calls fs_do_<op>() (fs_core.c), which returns
+ * 0 or -errno, and replies exactly once.  Every modifying operation
+ * replies EROFS (the mount is also made read-only, so the kernel mostly
+ * refuses them itself).
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "repo.h"
+
+#define IO_MAX ((unsigned)1 << 20) /* max_read, max_pages: 1 MiB */
+
+static struct fs *req_fs(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct fs *fs = userdata;
+	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
+			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
+			FUSE_CAP_PARALLEL_DIROPS;
+
+	if (fs->opts.default_permissions)
+		want |= FUSE_CAP_POSIX_ACL;
+	conn->want |= want & conn->capable;
+	/* libfuse derives max_pages from max_write */
+	conn->max_write = IO_MAX;
+	conn->max_readahead = IO_MAX;
+	conn->time_gran = 1;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = fs_do_lookup(req_fs(req), parent, name, &e);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_do_forget(req_fs(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		fs_do_forget(req_fs(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	double timeout = 0;
+	int rc = fs_do_getattr(req_fs(req), ino, &st, &timeout);
+
+	(void)fi;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, timeout);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char *target = NULL;
+	int rc = fs_do_readlink(req_fs(req), ino, &target);
+
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct fs_dh *dh = NULL;
+	int rc = fs_do_opendir(req_fs(req), ino, &dh);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)dh;
+	/* directories of snapshots never change */
+	fi->cache_readdir = dh->t != NULL;
+	fi->keep_cache = dh->t != NULL;
+	if (fuse_reply_open(req, fi))
+		fs_do_releasedir(req_fs(req), dh);
+}
+
+struct dirbuf {
+	fuse_req_t req;
+	bool plus;
+	char *buf;
+	size_t size, used;
+};
+
+static int dirbuf_emit(void *arg, const char *name,
+		       const struct fuse_entry_param *e, off_t next)
+{
+	struct dirbuf *d = arg;
+	size_t rem = d->size - d->used, n;
+
+	if (d->plus)
+		n = fuse_add_direntry_plus(d->req, d->buf + d->used, rem, name,
+					   e, next);
+	else
+		n = fuse_add_direntry(d->req, d->buf + d->used, rem, name,
+				      &e->attr, next);
+	if (n > rem)
+		return 1;
+	d->used += n;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct dirbuf d = {req, plus, malloc(size ? size : 1), size, 0};
+	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
+	int rc;
+
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_do_readdir(req_fs(req), dh, off, plus, dirbuf_emit, &d);
+	/* entries already packed are returned even after an error */
+	if (rc && d.used == 0)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, false);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, true);
+}
+
+static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_do_releasedir(req_fs(req), (struct fs_dh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = NULL;
+	int rc = fs_do_open(req_fs(req), ino, fi->flags, &fh);
+
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	fi->keep_cache = 1; /* contents never change */
+	fi->noflush = 1;
+	if (fuse_reply_open(req, fi))
+		fs_do_release(req_fs(req), fh);
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size ? size : 1);
+	size_t len = 0;
+	int rc;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_do_read(req_fs(req), fh, buf, size, off, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_do_release(req_fs(req), (struct fs_fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int rc = fs_do_statfs(req_fs(req), &sv);
+
+	(void)ino;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	size_t len = 0;
+	int rc;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_do_getxattr(req_fs(req), ino, name, buf, size, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else if (!size)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	size_t len = 0;
+	int rc;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_do_listxattr(req_fs(req), ino, buf, size, &len);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else if (!size)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t res = 0;
+	int rc = fs_do_lseek(req_fs(req), (struct fs_fh *)(uintptr_t)fi->fh,
+			     off, whence, &res);
+
+	(void)ino;
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_lseek(req, res);
+}
+
+/* ---- everything that would modify: EROFS ------------------------------ */
+
+static void ro_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)ino, (void)attr, (void)to_set, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)parent, (void)name, (void)mode, (void)rdev;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)parent, (void)name, (void)mode;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)parent, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link, (void)parent, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)ino, (void)newparent, (void)newname;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	(void)ino, (void)buf, (void)size, (void)off, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)ino, (void)name, (void)value, (void)size, (void)flags;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)ino, (void)name;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)parent, (void)name, (void)mode, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static void ro_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+			 off_t length, struct fuse_file_info *fi)
+{
+	(void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+	fuse_reply_err(req, EROFS);
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.getattr = fs_getattr,
+	.setattr = ro_setattr,
+	.readlink = fs_readlink,
+	.mknod = ro_mknod,
+	.mkdir = ro_mkdir,
+	.unlink = ro_unlink,
+	.rmdir = ro_unlink,
+	.symlink = ro_symlink,
+	.rename = ro_rename,
+	.link = ro_link,
+	.open = fs_open,
+	.read = fs_read,
+	.write = ro_write,
+	.release = fs_release,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+	.setxattr = ro_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = ro_removexattr,
+	.create = ro_create,
+	.forget_multi = fs_forget_multi,
+	.fallocate = ro_fallocate,
+	.readdirplus = fs_readdirplus,
+	.lseek = fs_lseek,
+};
+
+const struct fuse_lowlevel_ops *fs_ops_table(void)
+{
+	return &fs_ops;
+}
+
+/* ---- the mount's life -------------------------------------------------- */
+
+static void log_stderr(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "mailvault: %s\n", msg);
+}
+
+static void log_syslog(void *arg, const char *msg)
+{
+	(void)arg;
+	syslog(LOG_ERR, "%s", msg);
+}
+
+/* "ro,...,fsname=mailvault:LOCATION" with ',' and '\' escaped. */
+static char *mount_options(const struct fs_opts *o, const char *location)
+{
+	size_t n = strlen(location), i, j;
+	char *esc = malloc(2 * n + 1), *out;
+
+	if (!esc)
+		return NULL;
+	for (i = j = 0; i < n; i++) {
+		if (location[i] == ',' || location[i] == '\\')
+			esc[j++] = '\\';
+		esc[j++] = location[i];
+	}
+	esc[j] = '\0';
+	if (asprintf(&out,
+		     "ro,subtype=mailvault,fsname=mailvault:%s,"
+		     "max_read=%u%s%s",
+		     esc, IO_MAX,
+		     o->default_permissions ? ",default_permissions" : "",
+		     o->allow_other ? ",allow_other" : "") < 0)
+		out = NULL;
+	free(esc);
+	return out;
+}
+
+int fs_mount(const char *location, const char *mountpoint,
+	     const struct fs_opts *o, struct mv_err *err)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_session *se = NULL;
+	struct repo *r = NULL;
+	struct fs *fs = NULL;
+	char *loc = NULL, *mopts = NULL;
+	bool detach = !o->foreground && !o->debug, mounted = false;
+	int rc;
+
+	/* the daemon runs in "/": keep a local path absolute */
+	loc = strstr(location, "://") ? strdup(location)
+				      : realpath(location, NULL);
+	if (!loc) {
+		rc = mv_err_set(err, -errno, "cannot open repository '%s': %s",
+				location, strerror(errno));
+		goto out;
+	}
+	rc = repo_open(loc, REPO_OPEN_READ, &r, err);
+	if (rc)
+		goto out;
+	rc = fs_new(&fs_source_repo_ops, r, o, &fs, err);
+	if (rc)
+		goto out;
+	fs_set_log(fs, log_stderr, NULL);
+	mopts = mount_options(o, loc);
+	if (!mopts || fuse_opt_add_arg(&args, "mailvault") ||
+	    (o->debug && fuse_opt_add_arg(&args, "-d")) ||
+	    fuse_opt_add_arg(&args, "-o") || fuse_opt_add_arg(&args, mopts)) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	se = fuse_session_new(&args, fs_ops_table(),
+			      sizeof(struct fuse_lowlevel_ops), fs);
+	if (!se) {
+		rc = mv_err_set(err, -EINVAL, "cannot start a FUSE session");
+		goto out;
+	}
+	if (fuse_set_signal_handlers(se)) {
+		rc = mv_err_set(err, -EIO, "cannot set signal handlers");
+		goto out_destroy;
+	}
+	if (fuse_session_mount(se, mountpoint)) {
+		rc = mv_err_set(err, -EIO, "cannot mount on '%s'", mountpoint);
+		goto out_signals;
+	}
+	mounted = true;
+	if (detach) {
+		openlog("mailvault", LOG_PID, LOG_DAEMON);
+		fs_set_log(fs, log_syslog, NULL);
+		if (fuse_daemonize(0)) {
+			rc = mv_err_set(err, -EIO, "cannot detach");
+			goto out_unmount;
+		}
+	}
+	rc = fs_start(fs, err);
+	if (rc)
+		goto out_unmount;
+	cfg = fuse_loop_cfg_create();
+	if (!cfg) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out_unmount;
+	}
+	fuse_loop_cfg_set_clone_fd(cfg, 1);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	fuse_loop_cfg_set_idle_threads(cfg, 8);
+	if (fuse_session_loop_mt(se, cfg))
+		rc = mv_err_set(err, -EIO, "the FUSE session on '%s' failed",
+				mountpoint);
+	fuse_loop_cfg_destroy(cfg);
+out_unmount:
+	if (mounted)
+		fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+out:
+	if (rc && detach && mounted)
+		syslog(LOG_ERR, "%s", mv_err_msg(err));
+	fuse_opt_free_args(&args);
+	free(mopts);
+	fs_free(fs);
+	repo_close(r);
+	free(loc);
+	return rc;
+}

@@ -1,0 +1,96 @@
+/* fs_source: the repository as the mount's source of snapshots, trees and
+ * chunks (repo.h, tree.h, snapshot.h; all thread-safe there). */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repo.h"
+#include "snapshot.h"
+
+static int src_list(void *ctx, struct fs_snap_info **out, size_t *out_n,
+		    struct mv_err *err)
+{
+	struct snapshot *snaps = NULL;
+	struct fs_snap_info *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	rc = snapshot_list(ctx, &snaps, &n, err);
+	if (rc)
+		return rc;
+	list = calloc(n ? n : 1, sizeof(*list));
+	if (!list) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		struct fs_snap_info *s = &list[i];
+		const struct tree_ref *r = &snaps[i].root;
+
+		s->name = strdup(snaps[i].name ? snaps[i].name : "");
+		s->root.chunks = malloc((r->n ? r->n : 1) * sizeof(*r->chunks));
+		if (!s->name || !s->root.chunks) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			fs_snap_info_free(list, i + 1);
+			list = NULL;
+			goto out;
+		}
+		if (r->n)
+			memcpy(s->root.chunks, r->chunks,
+			       r->n * sizeof(*r->chunks));
+		s->root.n = r->n;
+		snapshot_dir_name(&snaps[i], s->dir, sizeof(s->dir));
+		s->time_ns = snaps[i].time_ns;
+		s->partial = snaps[i].partial;
+		memcpy(s->id, snaps[i].id, MV_ID_LEN);
+	}
+	*out = list;
+	*out_n = n;
+out:
+	snapshot_list_free(snaps, n);
+	return rc;
+}
+
+static int src_refresh(void *ctx, bool *out_changed, struct mv_err *err)
+{
+	return repo_refresh(ctx, out_changed, err);
+}
+
+static int src_tree_load(void *ctx, const struct tree_ref *ref,
+			 struct tree **out, struct mv_err *err)
+{
+	return tree_load(ctx, ref, out, err);
+}
+
+static void src_tree_free(void *ctx, struct tree *t)
+{
+	(void)ctx;
+	tree_free(t);
+}
+
+static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
+			  size_t *out_len, struct mv_err *err)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	int rc;
+
+	rc = repo_chunk_read(ctx, id, false, &b, err);
+	if (rc) {
+		mv_buf_release(&b);
+		return rc;
+	}
+	/* an empty chunk still needs a pointer the cache can free */
+	*out = b.data ? b.data : malloc(1);
+	*out_len = b.len;
+	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
+}
+
+const struct fs_source_ops fs_source_repo_ops = {
+	.list = src_list,
+	.refresh = src_refresh,
+	.tree_load = src_tree_load,
+	.tree_free = src_tree_free,
+	.chunk_read = src_chunk_read,
+};
