@@ -204,13 +204,13 @@ static int do_exec(const char *url, const char *cmd, const struct ssh_opts *o,
 
 static int walk_cb(struct sftp_walk *w, const struct sftp_entry *e, void *arg)
 {
-	static char buf[BLOCK];
 	struct mv_err *err = arg;
-	unsigned char md[EVP_MAX_MD_SIZE];
 	char hex[2 * EVP_MAX_MD_SIZE + 1] = "-";
-	unsigned int mdlen = 0;
 
 	if ((e->mode & 0170000) == 0100000) {
+		static char buf[BLOCK];
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int mdlen = 0;
 		EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 		int rc = 0;
 
@@ -296,7 +296,7 @@ int main(int argc, char **argv)
 	int i = 1, rc;
 
 	ssh_opts_init(&o);
-	while (i < argc && argv[i][0] == '-') {
+	while (i + 2 < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "-i") && i + 1 < argc) {
 			o.identity = argv[i + 1];
 			i += 2;
@@ -307,7 +307,7 @@ int main(int argc, char **argv)
 			return usage();
 		}
 	}
-	if (argc - i < 2)
+	if (i + 2 > argc || argv[i][0] == '-')
 		return usage();
 	ssh_set_default_opts(&o);
 	url = argv[i++];

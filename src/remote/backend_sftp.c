@@ -968,7 +968,6 @@ static bool holds(struct sftp_conn *c, const char *path, const void *buf,
 {
 	LIBSSH2_SFTP_HANDLE *h;
 	char *got;
-	size_t n = 0;
 	bool same = false;
 
 	got = malloc(len + 1);
@@ -976,6 +975,8 @@ static bool holds(struct sftp_conn *c, const char *path, const void *buf,
 		return false;
 	h = libssh2_sftp_open(c->sftp, path, LIBSSH2_FXF_READ, 0);
 	if (h) {
+		size_t n = 0;
+
 		for (;;) {
 			ssize_t r = libssh2_sftp_read(h, got + n, len + 1 - n);
 

@@ -952,9 +952,8 @@ static int authenticate(struct ssh_session *ss, const char *user,
 {
 	static const char *const defaults[] = {"id_ed25519", "id_ecdsa",
 					       "id_rsa"};
-	char file[PATH_MAX], tried[512] = "";
+	char tried[512] = "";
 	const char *methods;
-	size_t i;
 	int rc;
 
 	methods =
@@ -966,6 +965,9 @@ static int authenticate(struct ssh_session *ss, const char *user,
 				  ss->name, ssh_last_error(ss));
 	}
 	if (strstr(methods, "publickey")) {
+		char file[PATH_MAX];
+		size_t i;
+
 		rc = try_agent(ss, user);
 		if (!rc)
 			return 0;

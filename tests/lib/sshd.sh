@@ -12,7 +12,8 @@
 #     UsePAM no, its PidFile in $SSHD_DIR.  With "sftponly" it also creates
 #     the user $SSHD_SFTP_USER, allowed only internal-sftp chrooted to
 #     $SSHD_CHROOT (the layout of a storage box account; the writable
-#     directory is $SSHD_CHROOT/data, "/data" as the user sees it).  Sets:
+#     directory is $SSHD_CHROOT/data, "/data" as the user sees it; the
+#     chroot lives under /run, as /tmp is world-writable).  Sets:
 #       SSHD_DIR SSHD_PORT SSHD_PID   the server
 #       SSH_KEY                       client private key (no passphrase)
 #       SSHD_HOST_PUB                 the host public key
@@ -37,6 +38,7 @@ _sshd_cleanup()
 	sshd_stop
 	if [ -n "$_sshd_user_made" ]; then
 		userdel "$SSHD_SFTP_USER" >/dev/null 2>&1
+		rm -rf "$SSHD_CHROOT"
 		_sshd_user_made=
 	fi
 }
@@ -82,10 +84,13 @@ Subsystem sftp internal-sftp
 EOF
 	if [ "${1:-}" = sftponly ]; then
 		SSHD_SFTP_USER=mvsftp$$
-		SSHD_CHROOT=$T/chroot
-		useradd -M -d / -s /usr/sbin/nologin "$SSHD_SFTP_USER" ||
+		# every directory above a chroot must be root's and not
+		# writable by others, which rules out /tmp
+		SSHD_CHROOT=/run/mailvault-test-chroot.$$
+		useradd -M -d / -p '*' -s /usr/sbin/nologin "$SSHD_SFTP_USER" ||
 			die "cannot create user $SSHD_SFTP_USER"
 		_sshd_user_made=1
+		# "*": no password, but not locked (sshd refuses locked users)
 		# a chroot must be owned by root and not writable by others,
 		# every directory above it too
 		mkdir -p "$SSHD_CHROOT/data"
