@@ -36,6 +36,7 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want |= want & conn->capable;
 	/* libfuse derives max_pages from max_write */
 	conn->max_write = IO_MAX;
+	conn->max_read = IO_MAX; /* must match -o max_read */
 	conn->max_readahead = IO_MAX;
 	conn->time_gran = 1;
 }
