@@ -357,7 +357,7 @@ int maildir_locate(const char *path, struct maildir_loc *out)
 	struct comp c[MAX_DEPTH];
 	struct maildir_loc loc;
 	const char *p = path;
-	int nc = 0, folder, root = -1, user, k;
+	int nc = 0, folder, root = -1, user;
 	size_t olen = 0;
 
 	while (*p) {
@@ -391,6 +391,8 @@ int maildir_locate(const char *path, struct maildir_loc *out)
 					  loc.mailbox, sizeof(loc.mailbox)) < 0)
 			return -ENAMETOOLONG;
 	} else {
+		int k;
+
 		for (k = folder; k >= 0; k--)
 			if (is(&c[k], "Maildir"))
 				break;

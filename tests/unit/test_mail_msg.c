@@ -226,15 +226,16 @@ static void test_mail_msg_deep_nesting(void **state)
 	struct mv_buf b = MV_BUF_INIT;
 	struct mail_msg m;
 	char line[128];
-	int i, n;
+	int i;
 
 	(void)state;
 	mv_buf_append(&b, "Subject: deep\n", 14);
 	for (i = 0; i < 5000; i++) {
-		n = snprintf(line, sizeof(line),
-			     "Content-Type: multipart/mixed; boundary=b%d\n\n"
-			     "--b%d\n",
-			     i, i);
+		int n = snprintf(
+			line, sizeof(line),
+			"Content-Type: multipart/mixed; boundary=b%d\n\n"
+			"--b%d\n",
+			i, i);
 		mv_buf_append(&b, line, (size_t)n);
 	}
 	mv_buf_append(&b, "\nx\n", 3);

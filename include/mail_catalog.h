@@ -1,0 +1,104 @@
+/*
+ * mail_catalog: the SQLite catalogue of distinct messages and where they
+ * appear, for `mailvault find` and `diff --mail`.
+ *
+ * Keyed by content id (the caller's hash of the message bytes), so a
+ * message is parsed and stored once however many snapshots hold it.  Its
+ * places (job, account, mailbox, view name) are kept as ranges of snapshot
+ * sequence numbers: a message present in 365 consecutive dailies is one
+ * row [first, last], extended in place by each backup.  FTS5 indexes
+ * subject, from, to, cc, attachment names and, with --index-body, text.
+ *
+ * Designed for its own file, catalog.db, beside the repository index, so
+ * the core index stays small and the catalogue can be rebuilt or dropped.
+ * The caller opens the sqlite3 handle and owns it.
+ *
+ * Use per backup:
+ *   mail_catalog_snapshot_begin(cat, job, snap_id, time, &seq)  (BEGIN)
+ *   for each message file:  if (!mail_catalog_has(cid)) parse + add;
+ *                           mail_catalog_seen(cat, seq, cid, ...)
+ *   mail_catalog_snapshot_end(cat, seq)                          (COMMIT)
+ */
+#ifndef MV_MAIL_CATALOG_H
+#define MV_MAIL_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include "mail_msg.h"
+#include "mv_err.h"
+
+struct mail_catalog;
+
+/* Create the schema if needed (idempotent).  Borrows db.  Returns 0,
+ * -ENOMEM, -EIO (SQLite error, message recorded). */
+int mail_catalog_open(sqlite3 *db, struct mail_catalog **out,
+		      struct mv_err *err);
+void mail_catalog_close(struct mail_catalog *cat);
+
+/* Is this content id catalogued?  1 yes, 0 no, < 0 error. */
+int mail_catalog_has(struct mail_catalog *cat, const void *cid, size_t cid_len,
+		     struct mv_err *err);
+
+/* Catalogue a parsed message (no-op when the content id is known).
+ * body text is indexed when m->body is set. */
+int mail_catalog_add(struct mail_catalog *cat, const void *cid, size_t cid_len,
+		     const struct mail_msg *m, struct mv_err *err);
+
+/* Start recording snapshot snap_id of a backup job (a series of
+ * snapshots); opens a transaction.  *seq receives its sequence number. */
+int mail_catalog_snapshot_begin(struct mail_catalog *cat, const char *job,
+				const char *snap_id, int64_t time, int64_t *seq,
+				struct mv_err *err);
+
+/* The message cid is in snapshot seq at account/mailbox under name. */
+int mail_catalog_seen(struct mail_catalog *cat, int64_t seq, const void *cid,
+		      size_t cid_len, const char *account, const char *mailbox,
+		      const char *name, struct mv_err *err);
+
+/* Commit the snapshot's records. */
+int mail_catalog_snapshot_end(struct mail_catalog *cat, int64_t seq,
+			      struct mv_err *err);
+
+/* Filters of `mailvault find`; NULL / 0 fields are not applied. */
+struct mail_catalog_query {
+	const char *from;    /* words in From (name or address) */
+	const char *to;	     /* words in To or Cc */
+	const char *subject; /* words in Subject */
+	const char *text;    /* words anywhere (headers, attachments, body) */
+	int64_t since;	     /* Date >= since (seconds), when has_since */
+	int64_t until;	     /* Date < until, when has_until */
+	bool has_since, has_until;
+	const char *account;  /* exact account */
+	const char *job;      /* exact job */
+	const char *snapshot; /* only places present in this snapshot id */
+	bool deleted;	      /* only places gone from the job's latest */
+	unsigned limit;	      /* 0 = no limit */
+};
+
+/* One match: a message at one place. */
+struct mail_catalog_hit {
+	const uint8_t *cid;
+	size_t cid_len;
+	const char *message_id, *from, *to, *subject;
+	int64_t date;
+	int64_t size;
+	const char *job, *account, *mailbox, *name;
+	const char *first_snap; /* snapshot ids of the range */
+	const char *last_snap;
+	bool deleted; /* not in the job's latest snapshot */
+};
+
+typedef int (*mail_catalog_hit_fn)(void *ctx,
+				   const struct mail_catalog_hit *hit);
+
+/* Run a query; cb is called per hit, newest Date first (return non-zero to
+ * stop).  Returns the number of hits, or < 0 on error. */
+int mail_catalog_find(struct mail_catalog *cat,
+		      const struct mail_catalog_query *q,
+		      mail_catalog_hit_fn cb, void *ctx, struct mv_err *err);
+
+#endif
