@@ -406,27 +406,10 @@ static int name_cmp(const struct tree_entry *e, const char *name, size_t len)
 	return e->name_len < len ? -1 : e->name_len > len;
 }
 
-/* Index of the entry shown as shown, or -1. */
-static long find_shown(const struct tree *t, const char *shown)
+static long find_raw(const struct tree *t, const char *raw, size_t len)
 {
-	char raw[FS_NAME_MAX + 1];
-	size_t len, lo = 0, hi = t->n;
-	int rc = fs_name_parse(shown, raw, &len);
+	size_t lo = 0, hi = t->n;
 
-	if (rc == -ENAMETOOLONG) {
-		char check[FS_NAME_MAX + 1];
-		size_t i;
-
-		for (i = 0; i < t->n; i++) {
-			fs_name_show(t->entries[i].name, t->entries[i].name_len,
-				     check);
-			if (!strcmp(check, shown))
-				return (long)i;
-		}
-		return -1;
-	}
-	if (rc)
-		return -1;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		int c = name_cmp(&t->entries[mid], raw, len);
@@ -439,6 +422,56 @@ static long find_shown(const struct tree *t, const char *shown)
 			hi = mid;
 	}
 	return -1;
+}
+
+/* The name entry e of t is shown under: its own when plain, else its
+ * escaped form, made long when the short one is a plain sibling's name. */
+static void show_in_dir(const struct tree *t, const struct tree_entry *e,
+			char *out)
+{
+	size_t n = fs_name_show(e->name, e->name_len, false, out);
+
+	if (fs_name_is_hostile(e->name, e->name_len) &&
+	    find_raw(t, out, n) >= 0)
+		fs_name_show(e->name, e->name_len, true, out);
+}
+
+/* Index of the entry shown as shown, or -1. */
+static long find_shown(const struct tree *t, const char *shown)
+{
+	char raw[FS_NAME_MAX + 1], check[FS_NAME_MAX + 1];
+	size_t len;
+	long idx;
+	int rc;
+
+	/* a plain entry always owns its own name */
+	len = strlen(shown);
+	idx = find_raw(t, shown, len);
+	if (idx >= 0 && !fs_name_is_hostile(shown, len))
+		return idx;
+	if (shown[0] != '%')
+		return -1;
+	rc = fs_name_parse(shown, raw, &len);
+	if (rc == -ENAMETOOLONG) {
+		size_t i;
+
+		for (i = 0; i < t->n; i++) {
+			if (!fs_name_is_hostile(t->entries[i].name,
+						t->entries[i].name_len))
+				continue;
+			show_in_dir(t, &t->entries[i], check);
+			if (!strcmp(check, shown))
+				return (long)i;
+		}
+		return -1;
+	}
+	if (rc)
+		return -1;
+	idx = find_raw(t, raw, len);
+	if (idx < 0)
+		return -1;
+	show_in_dir(t, &t->entries[idx], check);
+	return strcmp(check, shown) ? -1 : idx;
 }
 
 static int entry_out(struct fs *fs, const struct fs_pin *parent,
@@ -647,7 +680,7 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
 		} else {
 			const struct tree_entry *te = &dh->t->entries[i - 2];
 
-			fs_name_show(te->name, te->name_len, shown);
+			show_in_dir(dh->t, te, shown);
 			if (plus) {
 				rc = entry_out(fs, &dh->pin, dh->t,
 					       (uint32_t)(i - 2), shown, &e);
@@ -712,7 +745,7 @@ static struct fs_fh *fh_new(const struct tree_entry *e, uint64_t ino,
 	fh->size = e->size;
 	fh->nchunks = e->nchunks;
 	fh->nextents = e->nextents;
-	sl = fs_name_show(e->name, e->name_len, shown);
+	sl = fs_name_show(e->name, e->name_len, false, shown);
 	fh->path = malloc(pl + sl + 2);
 	fh->chunks = malloc((e->nchunks + 1) * sizeof(*fh->chunks));
 	fh->offs = malloc((e->nchunks + 1) * sizeof(*fh->offs));

@@ -328,7 +328,7 @@ static struct fs_snap *snap_new(const struct fs_snap_info *in)
 		return NULL;
 	}
 	s->refs = 1;
-	fs_name_show(in->name, strlen(in->name), s->shown);
+	fs_name_show(in->name, strlen(in->name), false, s->shown);
 	s->time_ns = in->time_ns;
 	s->partial = in->partial;
 	memcpy(s->id, in->id, MV_ID_LEN);

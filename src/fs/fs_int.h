@@ -47,19 +47,23 @@
 
 /* ---- names (fs_name.c) ------------------------------------------------ */
 
-/* The name under which a stored name is shown, into out (FS_NAME_MAX + 1
- * bytes); returns its length.  Plain names are shown as they are.  A name
- * that is empty, ".", "..", contains '/', starts with '%' or is longer
- * than FS_NAME_MAX is shown as '%' followed by the name with '%' and '/'
- * percent-encoded ("a/b" -> "%a%2Fb", ".." -> "%..", "" -> "%").  When
- * that is still too long, it is cut to 236 bytes (never inside a %XX) and
- * "%~" plus 16 hex digits of the XXH3 hash of the stored name follow. */
-size_t fs_name_show(const char *name, size_t len, char *out);
+/* Hostile names: empty, ".", "..", containing '/', or longer than
+ * FS_NAME_MAX - names no file system can hold. */
+bool fs_name_is_hostile(const char *name, size_t len);
 
-/* The stored name behind a shown name, into out (FS_NAME_MAX + 1 bytes).
- * 0: *out_len bytes in out; -ENAMETOOLONG: a hashed long form, find it by
- * comparing fs_name_show() of each entry; -ENOENT: no stored name is shown
- * like this. */
+/* The name under which a stored name is shown, into out (FS_NAME_MAX + 1
+ * bytes); returns its length.  Plain names are shown as they are.  A
+ * hostile name is shown as '%' followed by the name with '%' and '/'
+ * percent-encoded ("a/b" -> "%a%2Fb", ".." -> "%..", "" -> "%").  When
+ * that is too long, or force_long (its short form is the name of a plain
+ * sibling), it is cut to 236 bytes (never inside a %XX) and "%~" plus 16
+ * hex digits of the XXH3 hash of the stored name follow. */
+size_t fs_name_show(const char *name, size_t len, bool force_long, char *out);
+
+/* The hostile stored name behind a shown name, into out (FS_NAME_MAX + 1
+ * bytes).  0: *out_len bytes in out; -ENAMETOOLONG: a hashed long form,
+ * find it by comparing shown names; -ENOENT: not the short form of a
+ * hostile name (it can only be a plain name). */
 int fs_name_parse(const char *shown, char *out, size_t *out_len);
 
 /* ---- POSIX ACLs (fs_acl.c) -------------------------------------------- */

@@ -16,7 +16,7 @@
 
 static bool is_plain(const char *name, size_t len)
 {
-	if (len == 0 || len > FS_NAME_MAX || name[0] == '%')
+	if (len == 0 || len > FS_NAME_MAX)
 		return false;
 	if ((len == 1 && name[0] == '.') ||
 	    (len == 2 && name[0] == '.' && name[1] == '.'))
@@ -24,23 +24,30 @@ static bool is_plain(const char *name, size_t len)
 	return memchr(name, '/', len) == NULL;
 }
 
+bool fs_name_is_hostile(const char *name, size_t len)
+{
+	return !is_plain(name, len);
+}
+
 static bool needs_pct(char c)
 {
 	return c == '%' || c == '/';
 }
 
-size_t fs_name_show(const char *name, size_t len, char *out)
+size_t fs_name_show(const char *name, size_t len, bool force_long, char *out)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, o = 0, need = 1;
 
-	if (is_plain(name, len)) {
+	if (is_plain(name, len) && !force_long) {
 		memcpy(out, name, len);
 		out[len] = '\0';
 		return len;
 	}
 	for (i = 0; i < len; i++)
 		need += needs_pct(name[i]) ? 3 : 1;
+	if (force_long)
+		need = FS_NAME_MAX + 1;
 	out[o++] = '%';
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
@@ -81,13 +88,8 @@ int fs_name_parse(const char *shown, char *out, size_t *out_len)
 
 	if (slen == 0 || slen > FS_NAME_MAX)
 		return -ENOENT;
-	if (shown[0] != '%') {
-		if (!is_plain(shown, slen))
-			return -ENOENT;
-		memcpy(out, shown, slen + 1);
-		*out_len = slen;
-		return 0;
-	}
+	if (shown[0] != '%')
+		return -ENOENT;
 	if (strstr(shown, "%~"))
 		return -ENAMETOOLONG;
 	for (i = 1; i < slen; i++) {
@@ -107,11 +109,11 @@ int fs_name_parse(const char *shown, char *out, size_t *out_len)
 		}
 	}
 	out[o] = '\0';
-	/* Only the canonical form names a stored name: "%abc" is not how
-	 * "abc" is shown, nor "%%41" how "%A" is. */
-	if (memchr(out, '\0', o))
+	/* Only the canonical form of a hostile name names it: "%abc" is not
+	 * how "abc" is shown, nor "%%41" how "%A" is. */
+	if (memchr(out, '\0', o) || is_plain(out, o))
 		return -ENOENT;
-	fs_name_show(out, o, check);
+	fs_name_show(out, o, false, check);
 	if (strcmp(check, shown))
 		return -ENOENT;
 	*out_len = o;

@@ -156,6 +156,7 @@ static struct tree *build(int t)
 		e[n++] = mk("..", TREE_DIR);
 		e[n++] = mk("a/b", TREE_REG);
 		e[n++] = mk("%x", TREE_REG);
+		e[n++] = mk("%..", TREE_REG);
 		e[n++] = mk(long_name, TREE_REG);
 		e[n++] = mk(long_slashes, TREE_REG);
 		e[n] = mk("sub", TREE_DIR);
@@ -336,13 +337,15 @@ static void roundtrip(const char *name, size_t len, const char *want)
 	char shown[FS_NAME_MAX + 1], raw[FS_NAME_MAX + 1];
 	size_t n = 0;
 
-	fs_name_show(name, len, shown);
+	fs_name_show(name, len, false, shown);
 	assert_true(strlen(shown) >= 1 && strlen(shown) <= FS_NAME_MAX);
 	assert_null(strchr(shown, '/'));
 	assert_string_not_equal(shown, ".");
 	assert_string_not_equal(shown, "..");
 	if (want)
 		assert_string_equal(shown, want);
+	if (!fs_name_is_hostile(name, len))
+		return; /* shown as they are */
 	if (fs_name_parse(shown, raw, &n) == -ENAMETOOLONG)
 		return;
 	assert_int_equal(fs_name_parse(shown, raw, &n), 0);
@@ -360,7 +363,8 @@ static void test_fs_name_escape_roundtrip(void **state)
 	roundtrip(".", 1, "%.");
 	roundtrip("..", 2, "%..");
 	roundtrip("a/b", 3, "%a%2Fb");
-	roundtrip("%x", 2, "%%25x");
+	roundtrip("%x", 2, "%x");
+	roundtrip("%..", 3, "%..");
 	roundtrip("100%", 4, "100%");
 	roundtrip("...", 3, "...");
 	roundtrip(long_name, 300, NULL);
@@ -378,11 +382,15 @@ static void test_fs_name_long_forms_differ(void **state)
 	setup_ids();
 	memcpy(other, long_name, 300);
 	other[299] = 'M';
-	fs_name_show(long_name, 300, a);
-	fs_name_show(other, 300, b);
+	fs_name_show(long_name, 300, false, a);
+	fs_name_show(other, 300, false, b);
 	assert_string_not_equal(a, b);
 	assert_non_null(strstr(a, "%~"));
 	assert_int_equal(fs_name_parse(a, raw, &n), -ENAMETOOLONG);
+	/* forced long form of a short hostile name */
+	fs_name_show("..", 2, true, a);
+	assert_true(strncmp(a, "%..%~", 5) == 0);
+	assert_int_equal(strlen(a), 5 + 16);
 }
 
 static void test_fs_name_rejects_noncanonical(void **state)
@@ -657,7 +665,7 @@ static void test_fs_hostile_names(void **state)
 	(void)state;
 	vol = volume(fs);
 	assert_int_equal(list_dir(fs, vol, false, &l), 0);
-	assert_int_equal(l.n, 2 + 16);
+	assert_int_equal(l.n, 2 + 17);
 	for (i = 2; i < l.n; i++) {
 		assert_string_not_equal(l.names[i], ".");
 		assert_string_not_equal(l.names[i], "..");
@@ -667,14 +675,21 @@ static void test_fs_hostile_names(void **state)
 	}
 	assert_true(listed(&l, "%"));
 	assert_true(listed(&l, "%."));
-	assert_true(listed(&l, "%.."));
 	assert_true(listed(&l, "%a%2Fb"));
-	assert_true(listed(&l, "%%25x"));
-	fs_name_show(long_name, 300, shown);
+	/* names a file system can hold come back as they are, even with
+	 * '%': a plain "%.." keeps its name and the stored ".." moves
+	 * to the long form */
+	assert_true(listed(&l, "%x"));
+	assert_true(listed(&l, "%.."));
+	fs_name_show("..", 2, true, shown);
+	assert_true(listed(&l, shown));
+	fs_name_show(long_name, 300, false, shown);
 	assert_true(listed(&l, shown));
 	/* a stored ".." is a directory like any other, not the parent */
-	dotdot = look(fs, vol, "%..");
+	dotdot = look(fs, vol, shown);
 	assert_int_not_equal(dotdot, vol);
+	assert_int_not_equal(dotdot, look(fs, vol, "%.."));
+	assert_int_equal(look(fs, vol, "%%25x"), 0);
 	assert_int_equal(look(fs, vol, ".."), 0);
 	assert_int_equal(look(fs, vol, "a"), 0);
 	fs_free(fs);
@@ -701,7 +716,7 @@ static void test_fs_readdirplus_full_buffer(void **state)
 	assert_int_equal(s1.nodes, s0.nodes + 2);
 	l.limit = 64;
 	assert_int_equal(fs_do_readdir(fs, dh, 4, true, collect, &l), 0);
-	assert_int_equal(l.n, 18);
+	assert_int_equal(l.n, 19);
 	fs_do_releasedir(fs, dh);
 	fs_free(fs);
 }
