@@ -856,8 +856,8 @@ def make_tar(out, k, fmt):
 
 def main(argv=None):
 	ap = argparse.ArgumentParser(
-		description="Generate a mail volume and days of churn.",
-		epilog="See the top of this file for the layout.")
+		usage=argparse.SUPPRESS, description=__doc__,
+		formatter_class=argparse.RawDescriptionHelpFormatter)
 	ap.add_argument("--out", required=True)
 	ap.add_argument("--seed", default="1")
 	ap.add_argument("--messages", type=int)

@@ -11,6 +11,9 @@
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
+# cmocka's plain output, whatever the environment asks for
+CMOCKA_MESSAGE_OUTPUT=STDOUT
+export CMOCKA_MESSAGE_OUTPUT
 passed=0
 failed=0
 log=$(mktemp "${TMPDIR:-/tmp}/mv-unit.XXXXXX")
