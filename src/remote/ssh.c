@@ -1080,6 +1080,42 @@ int ssh_keepalive(struct ssh_session *s)
 	return 0;
 }
 
+/* OpenSSH's order, so the key recorded in known_hosts by OpenSSH is the
+ * one the server shows us.  Only algorithms this libssh2 has are listed:
+ * libssh2 1.10 corrupts memory (overlapping memcpy) when it has to drop
+ * an unknown name from the list. */
+static void prefer_host_key_types(LIBSSH2_SESSION *s)
+{
+	static const char *const order[] = {"ssh-ed25519",
+					    "ecdsa-sha2-nistp256",
+					    "ecdsa-sha2-nistp384",
+					    "ecdsa-sha2-nistp521",
+					    "rsa-sha2-512",
+					    "rsa-sha2-256",
+					    "ssh-rsa"};
+	const char **algs = NULL;
+	char pref[256] = "";
+	size_t i;
+	int n, j;
+
+	n = libssh2_session_supported_algs(s, LIBSSH2_METHOD_HOSTKEY, &algs);
+	if (n <= 0)
+		return;
+	for (i = 0; i < MV_ARRAY_SIZE(order); i++) {
+		for (j = 0; j < n; j++) {
+			if (strcmp(algs[j], order[i]))
+				continue;
+			if (*pref)
+				strcat(pref, ",");
+			strcat(pref, order[i]);
+			break;
+		}
+	}
+	libssh2_free(s, algs);
+	if (*pref)
+		libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref);
+}
+
 int ssh_connect(const struct ssh_url *u, const struct ssh_opts *o,
 		struct ssh_session **out, struct mv_err *err)
 {
@@ -1115,11 +1151,7 @@ int ssh_connect(const struct ssh_url *u, const struct ssh_opts *o,
 	}
 	libssh2_session_set_blocking(ss->s, 1);
 	libssh2_session_set_timeout(ss->s, (long)o->connect_timeout_s * 1000);
-	/* OpenSSH's order, so the key in known_hosts is the one offered */
-	libssh2_session_method_pref(ss->s, LIBSSH2_METHOD_HOSTKEY,
-				    "ssh-ed25519,ecdsa-sha2-nistp256,"
-				    "ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,"
-				    "rsa-sha2-512,rsa-sha2-256,ssh-rsa");
+	prefer_host_key_types(ss->s);
 	rc = libssh2_session_handshake(ss->s, ss->fd);
 	if (rc) {
 		rc = mv_err_set(err, -EIO, "cannot start SSH with '%s': %s",

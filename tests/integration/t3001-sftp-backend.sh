@@ -16,7 +16,8 @@ U=sftp://$H$T/repo
 say "an unknown host is refused with its fingerprint and the option"
 assert_fail "$P" "$U" init 2>"$T/err"
 fp=$(ssh-keygen -l -E sha256 -f "$SSHD_HOST_PUB" | cut -d' ' -f2)
-assert_grep "is not known: its ED25519 key fingerprint is $fp;" "$T/err"
+grep -qF "is not known: its ED25519 key fingerprint is $fp;" "$T/err" ||
+	die "no fingerprint $fp in: $(cat "$T/err")"
 assert_grep "run again with --accept-new-host-key" "$T/err"
 [ ! -e "$T/repo" ] || die "an unknown host was written to"
 [ ! -s "$MAILVAULT_KNOWN_HOSTS" ] || die "key recorded without consent"
@@ -112,7 +113,9 @@ assert_eq ". a a/b a/b/big a/link a/m1" \
 
 say "a connection killed mid-upload is retried and the upload completes"
 head -c 400000000 /dev/zero | tr '\0' x >"$T/huge"
-"$P" "$U" put packs/huge <"$T/huge" 2>"$T/err" &
+# libssh2 leaks the handle of a dead connection (see the suppression file)
+LSAN_OPTIONS=suppressions=$TOP/tests/lib/lsan-libssh2.supp \
+	"$P" "$U" put packs/huge <"$T/huge" 2>"$T/err" &
 put=$!
 n=0
 until ls "$T/repo/packs" | grep -q 'huge.tmp-'; do
@@ -141,7 +144,8 @@ say "a changed host key is refused, even with --accept-new-host-key"
 sshd_restart newkey
 assert_fail "$P" "$U" check 2>"$T/err"
 newfp=$(ssh-keygen -l -E sha256 -f "$SSHD_HOST_PUB" | cut -d' ' -f2)
-assert_grep "has changed: it is now ED25519 key $newfp" "$T/err"
+grep -qF "has changed: it is now ED25519 key $newfp" "$T/err" ||
+	die "no fingerprint $newfp in: $(cat "$T/err")"
 assert_fail "$P" --accept-new-host-key "$U" check 2>"$T/err"
 assert_grep "has changed" "$T/err"
 ok
