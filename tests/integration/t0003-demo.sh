@@ -1,7 +1,7 @@
 #!/bin/sh
 # t0003-demo: `make demo`'s script runs the main job end to end on a small
-# volume: every day is stored, the repository verifies, and it is smaller
-# than the daily tar.gz files it replaces.
+# volume: every day is stored, the repository verifies, and it is under
+# half the size of the daily tar.gz files it replaces.
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
 
@@ -20,6 +20,8 @@ assert_ok "$MV" check "$repo" --read-data
 tgz=$(du -cb "$T"/demo/fixture/day*.tar.gz | tail -n 1 | cut -f 1)
 rsz=$(du -sb "$repo" | cut -f 1)
 say "3 tar.gz: $tgz bytes, repository: $rsz bytes"
-[ "$rsz" -lt "$tgz" ] || die "repository ($rsz) not smaller than the tar.gz files ($tgz)"
+# three days of mail cost little more than one
+[ "$rsz" -lt $((tgz / 2)) ] ||
+	die "repository ($rsz) not under half the tar.gz files ($tgz)"
 assert_grep 'mailvault mount' "$T/out"
 ok

@@ -99,7 +99,15 @@ _tl_cleanup()
 			kill -9 "$p" 2>/dev/null
 		done <"$T/.tl-pids"
 	fi
-	if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+	_tl_busy=
+	if [ -f "$T/.tl-mounts" ]; then
+		while IFS= read -r m; do
+			mountpoint -q "$m" 2>/dev/null && _tl_busy="$_tl_busy $m"
+		done <"$T/.tl-mounts"
+	fi
+	if [ -n "$_tl_busy" ]; then
+		echo "# $TEST_NAME: still mounted:$_tl_busy; $T kept" >&2
+	elif [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
 		echo "# $TEST_NAME: exit $rc; files kept in $T" >&2
 	elif [ "${MV_KEEP:-}" = 1 ]; then
 		echo "# files kept in $T" >&2
