@@ -96,6 +96,28 @@ TMPDIR=$T sh tests/lib/run-integration.sh t9901 >"$T/out1" ||
 assert_eq "1 passed, 0 failed, 0 skipped" "$(tail -n 1 "$T/out1")"
 ls "$T"/mv-t9901-pass.* >/dev/null 2>&1 && die "temporary dir left behind"
 
+say "cleanup kills background processes and unmounts, also on failure"
+cat >tests/integration/t9905-cleanup.sh <<'EOS'
+. "$(dirname "$0")/../lib/test-lib.sh"
+bg sleep 1000
+echo $! >"$OUT/pid"
+if [ "$(id -u)" = 0 ]; then
+	mkdir "$T/src" "$T/m"
+	mount --bind "$T/src" "$T/m"
+	echo "$T/m" >>"$T/.tl-mounts"
+	echo "$T/m" >"$OUT/mnt"
+fi
+die "failing on purpose"
+EOS
+mkdir "$T/o"
+OUT=$T/o TMPDIR=$T sh tests/lib/run-integration.sh t9905 >"$T/out5" 2>&1 &&
+	die "t9905 passed"
+pid=$(cat "$T/o/pid")
+! kill -0 "$pid" 2>/dev/null || die "background process $pid survived"
+if [ -f "$T/o/mnt" ]; then
+	! mountpoint -q "$(cat "$T/o/mnt")" || die "mount survived the test"
+fi
+
 say "run-unit.sh sums cmocka's counts and fails on crashes"
 cat >"$T/u1" <<'EOS'
 #!/bin/sh
