@@ -841,17 +841,39 @@ class Writer:
 			os.utime(dirpath, ns=(t * 10**9, t * 10**9))
 
 
-def make_tar(out, k, fmt):
-	day = os.path.join(out, "day%d" % k)
-	dst = os.path.join(out, "day%d.tar.gz" % k)
-	# gzip writes no name and a zero time for a pipe: reproducible
-	extra = ["--xattrs"] if fmt in ("pax", "posix") else []
-	with open(dst + ".tmp", "wb") as f:
-		subprocess.run(["tar", "--format=" + fmt, "--sort=name"] +
-			       extra + ["-czf", "-", "-C", day, "."],
-			       stdout=f, check=True)
-	os.replace(dst + ".tmp", dst)
-	return dst
+class Tar:
+	"""`tar -czf - -C dayK .` into dayK.tar.gz, in the background while
+	the next day is generated (gzip is the slow part; it gets a core of
+	its own)."""
+
+	def __init__(self, out, fmt):
+		self.out, self.fmt = out, fmt
+		self.job = None
+
+	def start(self, k):
+		self.wait()
+		day = os.path.join(self.out, "day%d" % k)
+		dst = os.path.join(self.out, "day%d.tar.gz" % k)
+		extra = ["--xattrs"] if self.fmt in ("pax", "posix") else []
+		f = open(dst + ".tmp", "wb")
+		# gzip writes no name and a zero time for a pipe: reproducible
+		p = subprocess.Popen(["tar", "--format=" + self.fmt,
+				      "--sort=name"] + extra +
+				     ["-czf", "-", "-C", day, "."], stdout=f)
+		self.job = (p, f, dst)
+
+	def wait(self):
+		"""Finish the running archive; returns its path or None."""
+		if self.job is None:
+			return None
+		p, f, dst = self.job
+		self.job = None
+		rc = p.wait()
+		f.close()
+		if rc != 0:
+			raise RuntimeError("tar failed for %s (exit %d)" % (dst, rc))
+		os.replace(dst + ".tmp", dst)
+		return dst
 
 
 def main(argv=None):
@@ -908,7 +930,17 @@ def main(argv=None):
 	write_config(st, a.out)
 	manifest = {"seed": a.seed, "messages": a.messages,
 		    "users": a.users, "days": {}}
-	prev_day = None
+	tar = Tar(a.out, a.tar_format)
+	done = []  # days written, oldest first
+
+	def finish_tar():
+		p = tar.wait()
+		if p is None:
+			return
+		# the archive running is always that of the last day written
+		manifest["days"][str(done[-1])]["tar_bytes"] = \
+			os.path.getsize(p)
+
 	for k in range(1, last + 1):
 		if k == 1:
 			st.day1()
@@ -921,19 +953,25 @@ def main(argv=None):
 		info["time"] = BASE + (k - 1) * DAY
 		info["time_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
 						 time.gmtime(info["time"]))
-		if a.tar:
-			tp = make_tar(a.out, k, a.tar_format)
-			info["tar_bytes"] = os.path.getsize(tp)
-		if a.tar_only and prev_day:
-			shutil.rmtree(prev_day)
-		prev_day = day
 		manifest["days"][str(k)] = info
+		if a.tar:
+			if done:
+				finish_tar()
+			tar.start(k)
+			if a.tar_only and done:
+				# day k is written: its predecessor may go
+				shutil.rmtree(os.path.join(a.out,
+							   "day%d" % done[-1]))
+		done.append(k)
 		log("day %d: %s (%.1fs, %d MB generated)" % (
 			k, " ".join("%s=%s" % x for x in sorted(info.items())
 				    if x[0] != "time_iso"),
 			time.monotonic() - t0, w.bytes >> 20))
-	if a.tar_only and prev_day:
-		shutil.rmtree(prev_day)
+	if a.tar:
+		finish_tar()
+		if a.tar_only and done:
+			shutil.rmtree(os.path.join(a.out, "day%d" % done[-1]))
+		log("archives written (%.1fs)" % (time.monotonic() - t0))
 	with open(os.path.join(a.out, "manifest.json"), "w") as f:
 		json.dump(manifest, f, indent=1, sort_keys=True)
 		f.write("\n")
