@@ -64,6 +64,17 @@ int index_snapshot_each(struct index *ix, index_snapshot_fn fn, void *arg,
 int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
 			  struct mv_err *err);
 
+/* Every pack row. */
+typedef int (*index_pack_fn)(int64_t id, const char *name, int kind,
+			     uint64_t size, uint32_t records, void *arg);
+int index_pack_each(struct index *ix, index_pack_fn fn, void *arg,
+		    struct mv_err *err);
+
+typedef int (*index_chunk_fn)(const uint8_t id[MV_ID_LEN],
+			      const struct chunk_loc *loc, void *arg);
+int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
+		     struct mv_err *err);
+
 /* Changes whenever another connection commits (PRAGMA data_version). */
 int index_data_version(struct index *ix, int64_t *out, struct mv_err *err);
 

@@ -32,6 +32,7 @@ struct ingest_opts {
 struct ingest_stats {
 	uint64_t files, dirs, others; /* entries by kind */
 	uint64_t bytes_in;            /* file bytes read */
+	uint64_t logical;             /* size of all files, read or not */
 	uint64_t bytes_new;           /* raw bytes of new chunks */
 	uint64_t chunks, chunks_new;  /* content chunks seen / stored */
 	uint64_t files_reused;        /* unchanged files not re-read */
@@ -52,6 +53,9 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 		     struct mv_err *err);
 int ingest_file_end(struct ingest *ing, struct mv_err *err);
+/* End the current file, if one is open, at the bytes read so far (after a
+ * read error, for --partial).  Its size becomes what was read. */
+int ingest_file_cut(struct ingest *ing, struct mv_err *err);
 /* Record the data extents of the current (sparse) file, learned while
  * reading it; takes ownership of ext (malloc'ed). */
 void ingest_file_set_extents(struct ingest *ing, struct tree_extent *ext,

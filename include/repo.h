@@ -181,6 +181,18 @@ int repo_snapshot_each(struct repo *r, repo_snapshot_fn fn, void *arg,
 int repo_snapshot_delete(struct repo *r, const uint8_t id[MV_ID_LEN],
 			 struct mv_err *err);
 
+/* Every pack listed in the index (name: PACK_NAME_LEN hex digits). */
+typedef int (*repo_pack_fn)(int64_t id, const char *name, int kind,
+			    uint64_t size, uint32_t records, void *arg);
+int repo_pack_each(struct repo *r, repo_pack_fn fn, void *arg,
+		   struct mv_err *err);
+
+/* Every chunk in the index, ordered by pack and offset. */
+typedef int (*repo_chunk_fn)(const uint8_t id[MV_ID_LEN],
+			     const struct chunk_loc *loc, void *arg);
+int repo_chunk_each(struct repo *r, repo_chunk_fn fn, void *arg,
+		    struct mv_err *err);
+
 /* Totals of the index for stats. */
 struct repo_totals {
 	uint64_t chunks;     /* distinct records */

@@ -26,6 +26,16 @@ const char *cli_repo_arg(const char *given);
 /* True when stderr is a terminal (progress lines). */
 bool cli_is_tty(void);
 
+struct repo;
+struct snapshot;
+struct tree_entry;
+/* Open the repository read-only, resolve SNAP[:PATH] and look the path
+ * up.  On success the caller releases all three (and *out_path when
+ * asked for). */
+int cli_open_entry(const char *repo_arg, const char *spec, struct repo **out_r,
+		   struct snapshot *out_snap, struct tree_entry *out_entry,
+		   char **out_path, struct mv_err *err);
+
 int cmd_init(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_snapshots(int argc, char **argv);

@@ -32,6 +32,7 @@ struct pfile {
 	uint32_t submitted;      /* chunks handed to workers */
 	uint32_t stored;         /* chunks stored */
 	uint32_t cap;
+	uint64_t read;           /* bytes passed in */
 	bool ended;              /* no more chunks will come */
 };
 
@@ -357,6 +358,7 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 	mv_buf_reset(&ing->pending);
 	chunker_reset(&ing->ch);
 	ing->st.files++;
+	ing->st.logical += meta->size;
 	ingest_set_current(ing, path);
 	return 0;
 }
@@ -369,6 +371,7 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 	int rc;
 
 	ing->st.bytes_in += len;
+	ing->cur->read += len;
 	if (mv_buf_append(p, buf, len))
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	if (whole) {
@@ -422,6 +425,17 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 	return complete_ready(ing, err);
 }
 
+int ingest_file_cut(struct ingest *ing, struct mv_err *err)
+{
+	if (!ing->cur)
+		return 0;
+	ing->cur->e.size = ing->cur->read;
+	free(ing->cur->e.extents);
+	ing->cur->e.extents = NULL;
+	ing->cur->e.nextents = 0;
+	return ingest_file_end(ing, err);
+}
+
 void ingest_file_set_extents(struct ingest *ing, struct tree_extent *ext,
 			     uint32_t n)
 {
@@ -440,6 +454,7 @@ int ingest_entry(struct ingest *ing, const char *path,
 	case TREE_REG:
 		ing->st.files++;
 		ing->st.files_reused++;
+		ing->st.logical += meta->size;
 		break;
 	default:
 		ing->st.others++;

@@ -421,9 +421,11 @@ static int walk_entry(struct walk *w, int dirfd, const char *name,
 			e.nchunks = old->nchunks;
 			e.chunks = old->chunks;
 			e.nextents = old->nextents;
+			e.extents = old->extents;
 			rc = ingest_entry(w->ing, path, &e, err);
 			e.chunks = NULL;
 			e.nchunks = 0;
+			e.extents = NULL;
 			e.nextents = 0;
 		} else {
 			rc = read_regular(w, dirfd, name, path, &e, err);

@@ -358,6 +358,69 @@ int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
 	return rc;
 }
 
+int index_pack_each(struct index *ix, index_pack_fn fn, void *arg,
+		    struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT id, name, kind, size, records "
+				"FROM packs ORDER BY id", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "listing packs", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = fn(sqlite3_column_int64(st, 0),
+			(const char *)sqlite3_column_text(st, 1),
+			sqlite3_column_int(st, 2),
+			(uint64_t)sqlite3_column_int64(st, 3),
+			(uint32_t)sqlite3_column_int64(st, 4), arg);
+		if (rc)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = db_err(ix, rc, "listing packs", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
+		     struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+				"raw_size, type, comp FROM chunks "
+				"ORDER BY pack, offset", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "listing chunks", err);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct chunk_loc loc;
+		uint8_t id[MV_ID_LEN];
+
+		if (sqlite3_column_bytes(st, 0) != MV_ID_LEN)
+			continue;
+		memcpy(id, sqlite3_column_blob(st, 0), MV_ID_LEN);
+		loc.pack = sqlite3_column_int64(st, 1);
+		loc.offset = (uint64_t)sqlite3_column_int64(st, 2);
+		loc.stored_size = (uint32_t)sqlite3_column_int64(st, 3);
+		loc.raw_size = (uint32_t)sqlite3_column_int64(st, 4);
+		loc.type = (uint8_t)sqlite3_column_int(st, 5);
+		loc.comp = (uint8_t)sqlite3_column_int(st, 6);
+		rc = fn(id, &loc, arg);
+		if (rc)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = db_err(ix, rc, "listing chunks", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int index_data_version(struct index *ix, int64_t *out, struct mv_err *err)
 {
 	sqlite3_stmt *st = ix->st[ST_DATA_VERSION];

@@ -105,7 +105,7 @@ void repo_default_chunker(struct chunker_params *out)
 	out->min_size = 16 << 10;
 	out->avg_size = 64 << 10;
 	out->max_size = 256 << 10;
-	out->small_file = 1 << 20;
+	out->small_file = 256 << 10;
 }
 
 static int random_bytes(void *p, size_t n, struct mv_err *err)
@@ -1193,6 +1193,36 @@ void repo_writer_abort(struct repo_writer *w)
 	writer_free(w);
 }
 
+struct chunk_copy {
+	uint8_t id[MV_ID_LEN];
+	struct chunk_loc loc;
+};
+
+struct chunk_collect {
+	struct chunk_copy *items;
+	size_t n, cap;
+};
+
+static int collect_chunk(const uint8_t id[MV_ID_LEN],
+			 const struct chunk_loc *loc, void *arg)
+{
+	struct chunk_collect *c = arg;
+
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 1024;
+		struct chunk_copy *p = realloc(c->items, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		c->items = p;
+		c->cap = cap;
+	}
+	memcpy(c->items[c->n].id, id, MV_ID_LEN);
+	c->items[c->n].loc = *loc;
+	c->n++;
+	return 0;
+}
+
 /* ---- snapshots (used by snapshot.c) ------------------------------- */
 
 int repo_snapshot_each(struct repo *r, repo_snapshot_fn fn, void *arg,
@@ -1242,4 +1272,34 @@ int repo_totals(struct repo *r, struct repo_totals *out, struct mv_err *err)
 	out->packs = t.packs;
 	out->pack_bytes = t.pack_bytes;
 	return 0;
+}
+
+int repo_pack_each(struct repo *r, repo_pack_fn fn, void *arg,
+		   struct mv_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_pack_each(r->ix, fn, arg, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+int repo_chunk_each(struct repo *r, repo_chunk_fn fn, void *arg,
+		    struct mv_err *err)
+{
+	int rc;
+
+	/* fn may read chunks (check --read-data) and so must not run under
+	 * the lock: the list is copied first */
+	struct chunk_collect c = {NULL, 0, 0};
+	size_t i;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_each(r->ix, collect_chunk, &c, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	for (i = 0; !rc && i < c.n; i++)
+		rc = fn(c.items[i].id, &c.items[i].loc, arg);
+	free(c.items);
+	return rc;
 }

@@ -1,0 +1,41 @@
+/* cli_util: what every command shares (src/cli/cli.h). */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int cli_fail(const struct mv_err *err)
+{
+	fprintf(stderr, "mailvault: %s\n", mv_err_msg(err));
+	return MV_EXIT_FAIL;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mailvault %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see 'mailvault %s --help' or mailvault(1))\n",
+		cmd);
+	return MV_EXIT_USAGE;
+}
+
+const char *cli_repo_arg(const char *given)
+{
+	const char *env;
+
+	if (given)
+		return given;
+	env = getenv("MAILVAULT_REPO");
+	return env && *env ? env : NULL;
+}
+
+bool cli_is_tty(void)
+{
+	return isatty(2) != 0;
+}

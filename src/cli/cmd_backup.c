@@ -1,0 +1,398 @@
+/* mailvault backup: store sources as one snapshot. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ingest.h"
+#include "repo.h"
+#include "snapshot.h"
+#include "source.h"
+#include "tree.h"
+
+static const char usage[] =
+	"usage: mailvault backup [REPO] --name NAME [--time T] [--tag K=V]...\n"
+	"                        [--partial] [--json] [--quiet] "
+	"LABEL=SOURCE...\n"
+	"SOURCE: a directory, a tar archive (tar, gz, zst, xz, bz2) or - "
+	"for stdin\n";
+
+static volatile int stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+struct source_arg {
+	char *label;
+	const char *src;
+};
+
+static int check_label(const char *l)
+{
+	return *l && !strchr(l, '/') && strcmp(l, ".") && strcmp(l, "..");
+}
+
+static int run_source(struct ingest *ing, struct repo *r,
+		      const struct source_arg *s, const struct snapshot *parent,
+		      struct mv_err *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (!strcmp(s->src, "-")) {
+		struct source_tar_opts o = {s->label, "-", 0};
+		char name[256];
+
+		snprintf(name, sizeof(name), "%s=-", s->label);
+		o.name = name;
+		return source_tar_read(ing, &o, err);
+	}
+	if (stat(s->src, &st) < 0)
+		return mv_err_set(err, -errno, "cannot read source '%s': %s",
+				  s->src, strerror(errno));
+	if (S_ISDIR(st.st_mode)) {
+		struct source_dir_opts o = {s->label, s->src, r, parent};
+
+		return source_dir_read(ing, &o, err);
+	}
+	fd = open(s->src, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return mv_err_set(err, -errno, "cannot open '%s': %s", s->src,
+				  strerror(errno));
+	{
+		struct source_tar_opts o = {s->label, s->src, fd};
+
+		rc = source_tar_read(ing, &o, err);
+	}
+	close(fd);
+	return rc;
+}
+
+static const struct snapshot *find_parent(struct snapshot *list, size_t n,
+					  const char *name)
+{
+	const struct snapshot *p = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(list[i].name, name) && !list[i].partial)
+			p = &list[i];
+	return p;
+}
+
+static void print_summary(const struct snapshot *s,
+			  const struct ingest_stats *st, double secs,
+			  bool json)
+{
+	char id[2 * MV_ID_LEN + 1], dir[64], a[32], b[32], c[32];
+	double ratio = s->stats.stored_bytes
+			       ? (double)st->bytes_in /
+					 (double)s->stats.stored_bytes
+			       : 0;
+
+	mv_hex(s->id, MV_ID_LEN, id);
+	snapshot_dir_name(s, dir, sizeof(dir));
+	if (json) {
+		printf("{\"snapshot\":\"%s/%s\",\"id\":\"%s\",\"partial\":%s,"
+		       "\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
+		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
+		       "\"bytes_new\":%llu,\"bytes_stored\":%llu,"
+		       "\"chunks\":%llu,\"chunks_new\":%llu,"
+		       "\"seconds\":%.3f}\n",
+		       s->name, dir, id, s->partial ? "true" : "false",
+		       (unsigned long long)st->files,
+		       (unsigned long long)st->dirs,
+		       (unsigned long long)st->others,
+		       (unsigned long long)st->files_reused,
+		       (unsigned long long)st->bytes_in,
+		       (unsigned long long)st->bytes_new,
+		       (unsigned long long)s->stats.stored_bytes,
+		       (unsigned long long)st->chunks,
+		       (unsigned long long)st->chunks_new, secs);
+		return;
+	}
+	mv_human_size(st->bytes_in, a, sizeof(a));
+	mv_human_size(st->bytes_new, b, sizeof(b));
+	mv_human_size(s->stats.stored_bytes, c, sizeof(c));
+	printf("snapshot %s/%s%s  id %.12s\n", s->name, dir,
+	       s->partial ? " (PARTIAL)" : "", id);
+	printf("  entries   %llu files (%llu unchanged), %llu dirs, %llu "
+	       "other\n",
+	       (unsigned long long)st->files,
+	       (unsigned long long)st->files_reused,
+	       (unsigned long long)st->dirs, (unsigned long long)st->others);
+	printf("  data      %s read, %s new, %s stored", a, b, c);
+	if (ratio > 0)
+		printf(" (%.1fx smaller)", ratio);
+	printf("\n  time      %.2f s", secs);
+	if (secs > 0)
+		printf(" (%.0f MiB/s)", (double)st->bytes_in / 1048576 / secs);
+	printf("\n");
+}
+
+int cmd_backup(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"name", required_argument, NULL, 'n'},
+		{"time", required_argument, NULL, 't'},
+		{"tag", required_argument, NULL, 'g'},
+		{"partial", no_argument, NULL, 'p'},
+		{"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mv_err err = MV_ERR_INIT, serr = MV_ERR_INIT;
+	struct source_arg *srcs = NULL;
+	struct snapshot snap, *list = NULL;
+	struct snapshot_tag *tags = NULL;
+	struct repo *r = NULL;
+	struct repo_writer *w = NULL;
+	struct tree_builder *tb = NULL;
+	struct ingest *ing = NULL;
+	struct ingest_opts io;
+	struct tree_entry root;
+	struct timespec t0, t1;
+	const char *name = NULL, *repo = NULL;
+	const struct snapshot *parent;
+	bool partial_ok = false, json = false, quiet = false, failed = false;
+	int64_t when = 0;
+	size_t nsrcs = 0, ntags = 0, nlist = 0, i, j;
+	char host[256] = "";
+	int c, rc, ret = MV_EXIT_FAIL;
+
+	memset(&snap, 0, sizeof(snap));
+	memset(&root, 0, sizeof(root));
+	srcs = calloc((size_t)argc, sizeof(*srcs));
+	tags = calloc((size_t)argc, sizeof(*tags));
+	if (!srcs || !tags) {
+		free(srcs);
+		free(tags);
+		return cli_fail(&err);
+	}
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			name = optarg;
+			break;
+		case 't':
+			if (mv_time_parse(optarg, &when)) {
+				ret = cli_usage("backup", "cannot parse --time "
+						"'%s' (use 2024-05-01T12:00:00Z "
+						"or @SECONDS)", optarg);
+				goto out;
+			}
+			break;
+		case 'g': {
+			char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg) {
+				ret = cli_usage("backup", "--tag wants K=V, "
+						"not '%s'", optarg);
+				goto out;
+			}
+			tags[ntags].key = strndup(optarg,
+						  (size_t)(eq - optarg));
+			tags[ntags].value = strdup(eq + 1);
+			ntags++;
+			break;
+		}
+		case 'p':
+			partial_ok = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			ret = MV_EXIT_OK;
+			goto out;
+		default:
+			fputs(usage, stderr);
+			ret = MV_EXIT_USAGE;
+			goto out;
+		}
+	}
+	for (i = (size_t)optind; i < (size_t)argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (!eq && !repo && i == (size_t)optind) {
+			repo = argv[i];
+			continue;
+		}
+		if (!eq) {
+			ret = cli_usage("backup", "source '%s' needs a label: "
+					"LABEL=SOURCE (e.g. volume=-)",
+					argv[i]);
+			goto out;
+		}
+		srcs[nsrcs].label = strndup(argv[i], (size_t)(eq - argv[i]));
+		srcs[nsrcs].src = eq + 1;
+		if (!check_label(srcs[nsrcs].label)) {
+			ret = cli_usage("backup", "bad label '%s' (no '/', "
+					"not empty, '.' or '..')",
+					srcs[nsrcs].label);
+			nsrcs++;
+			goto out;
+		}
+		for (j = 0; j < nsrcs; j++)
+			if (!strcmp(srcs[j].label, srcs[nsrcs].label)) {
+				ret = cli_usage("backup", "label '%s' given "
+						"twice", srcs[j].label);
+				nsrcs++;
+				goto out;
+			}
+		nsrcs++;
+	}
+	repo = cli_repo_arg(repo);
+	if (!repo) {
+		ret = cli_usage("backup", "no repository given (argument or "
+				"MAILVAULT_REPO)");
+		goto out;
+	}
+	if (!name || !*name || strchr(name, '/')) {
+		ret = cli_usage("backup", "--name NAME is required (a job "
+				"name without '/', e.g. stalwart)");
+		goto out;
+	}
+	if (!nsrcs) {
+		ret = cli_usage("backup", "no sources given (LABEL=SOURCE)");
+		goto out;
+	}
+	for (i = 0, j = 0; i < nsrcs; i++)
+		j += !strcmp(srcs[i].src, "-");
+	if (j > 1) {
+		ret = cli_usage("backup", "only one source can read stdin");
+		goto out;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = repo_open(repo, REPO_OPEN_WRITE, &r, &err);
+	if (!rc)
+		rc = snapshot_list(r, &list, &nlist, &err);
+	if (!rc)
+		rc = repo_writer_begin(r, &w, &err);
+	if (!rc)
+		rc = tree_builder_new(&tb, &err);
+	if (rc)
+		goto fail;
+	memset(&io, 0, sizeof(io));
+	io.progress = !quiet && !json && cli_is_tty();
+	io.stop = &stop_flag;
+	rc = ingest_new(r, w, tb, &io, &ing, &err);
+	if (rc)
+		goto fail;
+	parent = find_parent(list, nlist, name);
+	if (!when)
+		when = mv_now_ns();
+	/* the snapshot root takes the backup time */
+	root.type = TREE_DIR;
+	root.mode = 0755;
+	root.mtime_sec = when / 1000000000;
+	rc = tree_builder_add(tb, "", &root, &err);
+	for (i = 0; !rc && i < nsrcs; i++) {
+		/* a label directory exists even when its source is empty */
+		rc = tree_builder_add(tb, srcs[i].label, &root, &err);
+		if (!rc)
+			rc = run_source(ing, r, &srcs[i], parent, &err);
+		if (rc && partial_ok && rc != -EINTR) {
+			serr = err;
+			mv_err_clear(&err);
+			failed = true;
+			rc = ingest_file_cut(ing, &err);
+			break;
+		}
+	}
+	if (!rc)
+		rc = ingest_finish(ing, &err);
+	if (rc)
+		goto fail;
+	ingest_progress(ing, true);
+	snap.name = strdup(name);
+	gethostname(host, sizeof(host) - 1);
+	snap.host = strdup(host);
+	snap.time_ns = when;
+	snap.partial = failed;
+	snap.ntags = (uint32_t)ntags;
+	snap.tags = tags;
+	rc = tree_builder_write(tb, r, w, &snap.root, NULL, &err);
+	if (rc)
+		goto fail;
+	{
+		const struct ingest_stats *st = ingest_get_stats(ing);
+
+		snap.stats.files = st->files;
+		snap.stats.dirs = st->dirs;
+		snap.stats.others = st->others;
+		snap.stats.logical = st->logical;
+		snap.stats.new_bytes = st->bytes_new;
+	}
+	rc = repo_writer_commit(w, &snap, &err);
+	w = NULL;
+	if (rc)
+		goto fail;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	{
+		const struct ingest_stats *st = ingest_get_stats(ing);
+		double secs = (double)(t1.tv_sec - t0.tv_sec) +
+			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+
+		if (!quiet || json)
+			print_summary(&snap, st, secs, json);
+	}
+	goto done;
+fail:
+	ingest_free(ing);
+	ing = NULL;
+	repo_writer_abort(w);
+	w = NULL;
+	if (rc == -EINTR)
+		fprintf(stderr, "mailvault: backup interrupted; no snapshot "
+				"was written\n");
+	else
+		fprintf(stderr, "mailvault: %s\nmailvault: backup failed; no "
+				"snapshot was written\n",
+			mv_err_msg(&err));
+	goto out;
+done:
+	ret = MV_EXIT_OK;
+	if (failed) {
+		fprintf(stderr, "mailvault: %s\nmailvault: committed a PARTIAL "
+				"snapshot of what was read (--partial)\n",
+			mv_err_msg(&serr));
+		ret = MV_EXIT_FAIL;
+	}
+out:
+	ingest_free(ing);
+	tree_builder_free(tb);
+	repo_writer_abort(w);
+	repo_close(r);
+	snapshot_list_free(list, nlist);
+	snap.tags = NULL;
+	snap.ntags = 0;
+	snapshot_release(&snap);
+	for (i = 0; i < ntags; i++) {
+		free(tags[i].key);
+		free(tags[i].value);
+	}
+	free(tags);
+	for (i = 0; i < nsrcs; i++)
+		free(srcs[i].label);
+	free(srcs);
+	return ret;
+}

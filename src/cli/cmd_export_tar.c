@@ -1,0 +1,57 @@
+/* mailvault export-tar: write a snapshot (or part) as a tar stream. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "repo.h"
+#include "restore.h"
+#include "snapshot.h"
+#include "tree.h"
+
+int cmd_export_tar(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"gzip", no_argument, NULL, 'z'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mv_err err = MV_ERR_INIT;
+	struct snapshot snap;
+	struct tree_entry e;
+	struct repo *r = NULL;
+	const char *repo = NULL, *spec;
+	bool gz = false;
+	int c, ret = MV_EXIT_OK;
+
+	while ((c = getopt_long(argc, argv, "zh", opts, NULL)) != -1) {
+		if (c == 'z')
+			gz = true;
+		else if (c == 'h') {
+			puts("usage: mailvault export-tar [-z] [REPO] "
+			     "SNAP[:PATH] > out.tar");
+			return MV_EXIT_OK;
+		} else
+			return MV_EXIT_USAGE;
+	}
+	if (argc - optind == 2) {
+		repo = argv[optind];
+		spec = argv[optind + 1];
+	} else if (argc - optind == 1) {
+		spec = argv[optind];
+	} else {
+		return cli_usage("export-tar", "give [REPO] SNAP[:PATH]");
+	}
+	if (isatty(1))
+		return cli_usage("export-tar", "refusing to write a tar stream "
+				 "to a terminal; redirect stdout");
+	if (cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
+		return cli_fail(&err);
+	if (restore_export_tar(r, &e, 1, gz, &err))
+		ret = cli_fail(&err);
+	tree_entry_release(&e);
+	snapshot_release(&snap);
+	repo_close(r);
+	return ret;
+}

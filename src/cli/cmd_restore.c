@@ -1,0 +1,64 @@
+/* mailvault restore: restore a snapshot or part of it into a directory. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "repo.h"
+#include "restore.h"
+#include "snapshot.h"
+#include "tree.h"
+
+int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mv_err err = MV_ERR_INIT;
+	struct restore_opts ro;
+	struct restore_stats st;
+	struct snapshot snap;
+	struct tree_entry e;
+	struct repo *r = NULL;
+	const char *repo = NULL, *spec, *dest;
+	char size[32];
+	int c, ret = MV_EXIT_OK;
+
+	memset(&ro, 0, sizeof(ro));
+	memset(&st, 0, sizeof(st));
+	while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		if (c == 'v')
+			ro.verbose = true;
+		else if (c == 'h') {
+			puts("usage: mailvault restore [-v] [REPO] SNAP[:PATH] "
+			     "DIR");
+			return MV_EXIT_OK;
+		} else
+			return MV_EXIT_USAGE;
+	}
+	if (argc - optind == 3) {
+		repo = argv[optind];
+		spec = argv[optind + 1];
+		dest = argv[optind + 2];
+	} else if (argc - optind == 2) {
+		spec = argv[optind];
+		dest = argv[optind + 1];
+	} else {
+		return cli_usage("restore", "give [REPO] SNAP[:PATH] DIR");
+	}
+	if (cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
+		return cli_fail(&err);
+	if (restore_tree(r, &e, dest, &ro, &st, &err))
+		ret = cli_fail(&err);
+	mv_human_size(st.bytes, size, sizeof(size));
+	fprintf(stderr, "restored %llu files (%s), %llu dirs, %llu other into "
+			"'%s'\n",
+		(unsigned long long)st.files, size, (unsigned long long)st.dirs,
+		(unsigned long long)st.others, dest);
+	tree_entry_release(&e);
+	snapshot_release(&snap);
+	repo_close(r);
+	return ret;
+}
