@@ -14,7 +14,7 @@ CC       ?= cc
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 PKGS     := fuse3 libarchive libssh2 sqlite3 libxxhash libzstd libcrypto liblz4 \
-            gmime-3.0 libisal libacl
+            gmime-3.0 libisal libacl jansson
 
 ifeq ($(SANITIZE),)
 BUILD    ?= build
@@ -33,7 +33,8 @@ CFLAGS   ?=
 CFLAGS   += -std=c11 $(OPT) $(WARN) -pthread -MMD -MP \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
-LDFLAGS  += $(if $(SANITIZE),-fsanitize=address,undefined)
+SAN_FLAGS := -fsanitize=address,undefined
+LDFLAGS  += $(if $(SANITIZE),$(SAN_FLAGS))
 
 SRC_ALL  := $(sort $(wildcard src/*/*.c))
 SRC_MAIN := src/cli/main.c
