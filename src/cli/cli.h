@@ -47,5 +47,6 @@ int cmd_check(int argc, char **argv);
 int cmd_export_tar(int argc, char **argv);
 /* commands added by later modules go below this line */
 int cmd_mount(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
 
 #endif

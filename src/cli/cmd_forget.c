@@ -91,9 +91,9 @@ static int parse_args(int argc, char **argv, struct forget_opts *o,
 		{NULL, 0, NULL, 0},
 	};
 	struct mv_err err = MV_ERR_INIT;
-	int c, idx;
+	int c, idx = 0;
 
-	while ((c = getopt_long(argc, argv, "n", opts, &idx)) != -1) {
+	while ((c = getopt_long(argc, argv, "hn", opts, &idx)) != -1) {
 		switch (c) {
 		case OPT_NAME:
 			o->name = optarg;
@@ -136,8 +136,8 @@ static int parse_args(int argc, char **argv, struct forget_opts *o,
 	return -1; /* go on */
 }
 
-static int job_decide(const struct forget_opts *o, struct job *j,
-		      int64_t now, struct mv_err *err)
+static int job_decide(const struct forget_opts *o, struct job *j, int64_t now,
+		      struct mv_err *err)
 {
 	size_t i;
 	int rc;
@@ -161,14 +161,21 @@ static int job_decide(const struct forget_opts *o, struct job *j,
 	return 0;
 }
 
-static bool job_keeps_complete(const struct job *j)
+/* True when the job has complete snapshots but the policy keeps none of
+ * them (only --keep-within and no recent backup). */
+static bool job_loses_all(const struct job *j)
 {
+	bool any = false;
 	size_t i;
 
-	for (i = 0; i < j->n; i++)
-		if (j->items[i].kept_by && !j->items[i].partial)
-			return true;
-	return false;
+	for (i = 0; i < j->n; i++) {
+		if (j->items[i].partial)
+			continue;
+		if (j->items[i].kept_by)
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 static void print_list(const struct job *j)
@@ -287,9 +294,9 @@ int cmd_forget(int argc, char **argv)
 	}
 	now = mv_now_ns();
 	for (start = 0; start < n; start = i) {
-		for (i = start; i < n && !strcmp(list[i].name, list[start].name);
-		     i++)
-			;
+		i = start + 1;
+		while (i < n && !strcmp(list[i].name, list[start].name))
+			i++;
 		if (o.name && strcmp(o.name, list[start].name))
 			continue;
 		jobs[njobs].snaps = &list[start];
@@ -305,13 +312,13 @@ int cmd_forget(int argc, char **argv)
 	}
 	if (o.name && !njobs) {
 		mv_err_set(&err, -ENOENT,
-			   "no snapshots of job '%s' in repository '%s'", o.name,
-			   repo);
+			   "no snapshots of job '%s' in repository '%s'",
+			   o.name, repo);
 		ret = cli_fail(&err);
 		goto out;
 	}
 	for (i = 0; i < njobs; i++)
-		if (!job_keeps_complete(&jobs[i]))
+		if (job_loses_all(&jobs[i]))
 			fprintf(stderr,
 				"mailvault: warning: job '%s' keeps no "
 				"complete snapshot under this policy\n",
@@ -329,7 +336,7 @@ int cmd_forget(int argc, char **argv)
 		       o.dry_run ? "true" : "false");
 		json_str(desc);
 		printf(",\"kept\":%zu,\"removed\":%zu,\"jobs\":[", kept,
-		       o.dry_run ? 0 : done);
+		       o.dry_run ? removed : done);
 		for (i = 0; i < njobs; i++)
 			print_json_job(&jobs[i], i == 0);
 		printf("]}\n");

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{"check", cmd_check, "verify the repository"},
 	/* later commands go below this line */
 	{"mount", cmd_mount, "mount snapshots read-only with FUSE"},
+	{"forget", cmd_forget, "remove snapshots by a retention policy"},
 };
 
 static void usage(FILE *f)
