@@ -23,7 +23,28 @@
 
 struct ingest;
 
+/* Content hooks: how modules such as the mail view see files as they are
+ * backed up without reading them twice.  analyze() runs in a worker
+ * thread for every file stored as a single chunk (small files: every
+ * maildir message), with the whole content; its result is handed, in
+ * submission order and on the producer thread, to file_done() together
+ * with the file's final entry.  Either may be NULL. */
+struct ingest_hook {
+	void *ctx;
+	/* worker thread; returns a result or NULL; must be thread-safe */
+	void *(*analyze)(void *ctx, const char *path,
+			 const uint8_t id[MV_ID_LEN], const void *data,
+			 size_t len);
+	/* producer thread, in order; takes ownership of result */
+	int (*file_done)(void *ctx, const char *path,
+			 const struct tree_entry *e, void *result,
+			 struct mv_err *err);
+	/* frees a result that file_done never received (errors) */
+	void (*free_result)(void *ctx, void *result);
+};
+
 struct ingest_opts {
+	const struct ingest_hook *hook; /* NULL: none */
 	int workers;            /* 0: one per core */
 	bool progress;          /* live progress line on stderr */
 	volatile int *stop;     /* set asynchronously to interrupt */

@@ -53,6 +53,12 @@ struct tree_extent {
 	uint64_t len;    /* bytes */
 };
 
+/* How a view entry's content derives from its chunks. */
+enum tree_xform {
+	TREE_XFORM_NONE = 0,     /* the chunks are the content */
+	TREE_XFORM_MAILCRYPT = 1, /* mail_crypt_decode() of the chunks */
+};
+
 struct tree_entry {
 	char *name;            /* raw bytes, NUL-terminated, no NUL inside */
 	uint32_t name_len;     /* bytes in name */
@@ -79,6 +85,7 @@ struct tree_entry {
 	struct tree_ref subtree; /* DIR: the directory's tree */
 	uint32_t nsubdirs;     /* DIR: subdirectories (for nlink) */
 	uint32_t nentries;     /* DIR: entries */
+	uint8_t xform;         /* enum tree_xform; size is the derived size */
 	/* change detection for directory sources, not restored */
 	int64_t ctime_sec;
 	uint32_t ctime_nsec;

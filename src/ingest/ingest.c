@@ -34,6 +34,7 @@ struct pfile {
 	uint32_t cap;
 	uint64_t read;           /* bytes passed in */
 	bool ended;              /* no more chunks will come */
+	void *result;            /* from the analyze hook */
 };
 
 struct job {
@@ -46,6 +47,8 @@ struct job {
 	bool comp_used;
 	bool known;              /* already in the index */
 	uint8_t id[MV_ID_LEN];
+	bool whole;              /* the file's only chunk */
+	void *result;            /* from the analyze hook */
 	int rc;                  /* worker error */
 	struct mv_err err;
 };
@@ -83,7 +86,13 @@ struct ingest {
 
 static void work_one(struct ingest *ing, struct job *j)
 {
+	const struct ingest_hook *h = ing->opts.hook;
+
 	repo_chunk_id(ing->r, j->raw.data, j->raw.len, j->id);
+	j->result = NULL;
+	if (h && h->analyze && j->whole)
+		j->result = h->analyze(h->ctx, j->file->path, j->id,
+				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
 	j->comp_used = false;
 	if (!j->known)
@@ -118,10 +127,14 @@ static void *worker_main(void *arg)
 
 /* ---- storing, in order ------------------------------------------------ */
 
-static void pfile_free(struct pfile *f)
+static void pfile_free(struct ingest *ing, struct pfile *f)
 {
+	const struct ingest_hook *h = ing->opts.hook;
+
 	if (!f)
 		return;
+	if (f->result && h && h->free_result)
+		h->free_result(h->ctx, f->result);
 	free(f->path);
 	tree_entry_release(&f->e);
 	free(f);
@@ -141,7 +154,15 @@ static int complete_ready(struct ingest *ing, struct mv_err *err)
 			ing->tail = NULL;
 		f->e.nchunks = f->stored;
 		rc = tree_builder_add(ing->tb, f->path, &f->e, err);
-		pfile_free(f);
+		if (!rc && ing->opts.hook && ing->opts.hook->file_done) {
+			void *res = f->result;
+
+			f->result = NULL;
+			rc = ing->opts.hook->file_done(ing->opts.hook->ctx,
+						       f->path, &f->e, res,
+						       err);
+		}
+		pfile_free(ing, f);
 	}
 	return rc;
 }
@@ -165,6 +186,10 @@ static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 	if (is_new) {
 		ing->st.chunks_new++;
 		ing->st.bytes_new += j->raw.len;
+	}
+	if (j->result) {
+		f->result = j->result;
+		j->result = NULL;
 	}
 	memcpy(f->e.chunks[j->index].id, j->id, MV_ID_LEN);
 	f->e.chunks[j->index].size = (uint32_t)j->raw.len;
@@ -208,7 +233,7 @@ static int stopped(struct ingest *ing, struct mv_err *err)
 }
 
 /* Hand n bytes of the current file to a worker as one chunk. */
-static int submit(struct ingest *ing, const uint8_t *p, size_t n,
+static int submit(struct ingest *ing, const uint8_t *p, size_t n, bool whole,
 		  struct mv_err *err)
 {
 	struct pfile *f = ing->cur;
@@ -239,6 +264,7 @@ static int submit(struct ingest *ing, const uint8_t *p, size_t n,
 	if (mv_buf_append(&j->raw, p, n))
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	j->file = f;
+	j->whole = whole;
 	j->index = f->submitted++;
 	j->seq = ing->next_seq;
 	j->rc = 0;
@@ -316,10 +342,17 @@ void ingest_free(struct ingest *ing)
 		mv_buf_release(&ing->jobs[i].raw);
 		mv_buf_release(&ing->jobs[i].comp);
 	}
-	pfile_free(ing->cur);
+	pfile_free(ing, ing->cur);
 	while ((f = ing->head)) {
 		ing->head = f->next;
-		pfile_free(f);
+		pfile_free(ing, f);
+	}
+	for (i = 0; i < ING_QUEUE; i++) {
+		struct job *j = &ing->jobs[i];
+
+		if (j->result && ing->opts.hook && ing->opts.hook->free_result)
+			ing->opts.hook->free_result(ing->opts.hook->ctx,
+						    j->result);
 	}
 	mv_buf_release(&ing->pending);
 	pthread_cond_destroy(&ing->work);
@@ -385,7 +418,7 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 
 		if (!cut)
 			break;
-		rc = submit(ing, p->data, cut, err);
+		rc = submit(ing, p->data, cut, false, err);
 		if (rc)
 			return rc;
 		memmove(p->data, p->data + cut, p->len - cut);
@@ -403,12 +436,12 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 	int rc = 0;
 
 	while (p->len) {
-		size_t cut = p->len <= ing->small_file && !f->submitted
-				     ? p->len
-				     : chunker_scan(&ing->ch, p->data, p->len,
-						    true);
+		bool whole = p->len <= ing->small_file && !f->submitted;
+		size_t cut = whole ? p->len
+				   : chunker_scan(&ing->ch, p->data, p->len,
+						  true);
 
-		rc = submit(ing, p->data, cut, err);
+		rc = submit(ing, p->data, cut, whole, err);
 		if (rc)
 			return rc;
 		memmove(p->data, p->data + cut, p->len - cut);

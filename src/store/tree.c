@@ -36,6 +36,7 @@ enum entry_flags {
 	EF_EXTENTS = (1 << 7),
 	EF_SUBTREE = (1 << 8),
 	EF_CACHE = (1 << 9),
+	EF_XFORM = (1 << 10),
 };
 
 /* ---- arena ------------------------------------------------------------ */
@@ -134,6 +135,8 @@ static int encode_entry(struct mv_buf *b, const struct tree_entry *e)
 		flags |= EF_SUBTREE;
 	if (e->ino || e->ctime_sec || e->dev)
 		flags |= EF_CACHE;
+	if (e->xform)
+		flags |= EF_XFORM;
 	rc |= mv_buf_put_bytes(b, e->name, e->name_len);
 	rc |= mv_buf_put_u8(b, e->type);
 	rc |= mv_buf_put_varint(b, e->mode);
@@ -187,6 +190,8 @@ static int encode_entry(struct mv_buf *b, const struct tree_entry *e)
 		rc |= mv_buf_put_varint(b, e->ino);
 		rc |= mv_buf_put_varint(b, e->dev);
 	}
+	if (flags & EF_XFORM)
+		rc |= mv_buf_put_u8(b, e->xform);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -368,6 +373,8 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 		    mv_reader_varint(&d->r, &e->dev))
 			return -EBADMSG;
 	}
+	if ((flags & EF_XFORM) && mv_reader_u8(&d->r, &e->xform))
+		return -EBADMSG;
 	return 0;
 }
 
