@@ -25,6 +25,11 @@ int cli_usage(const char *cmd, const char *fmt, ...) MV_PRINTF(2, 3);
 const char *cli_repo_arg(const char *given);
 /* True when stderr is a terminal (progress lines). */
 bool cli_is_tty(void);
+/* Take the SSH options out of argv (anywhere after the command name, up
+ * to "--"): -i FILE (--identity FILE) and --accept-new-host-key, and set
+ * them as the defaults of every remote location (ssh_set_default_opts).
+ * Returns 0, or MV_EXIT_USAGE after printing why. */
+int cli_ssh_options(int *argc, char **argv);
 
 struct repo;
 struct snapshot;

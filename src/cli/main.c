@@ -54,6 +54,8 @@ int main(int argc, char **argv)
 		printf("mailvault 0.1\n");
 		return MV_EXIT_OK;
 	}
+	if (cli_ssh_options(&argc, argv))
+		return MV_EXIT_USAGE;
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);
