@@ -507,6 +507,10 @@ static int tar_entry(struct tctx *t, const char *path,
 		archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
 					      e->xattrs[i].value,
 					      e->xattrs[i].len);
+	/* before the ACL: libarchive keeps the ACL's owner, group and other
+	 * entries in the mode, so set_perm after it would turn the group
+	 * entry into the mask (mode group bits) */
+	archive_entry_set_perm(ae, e->mode & 07777);
 	if (e->acl_access)
 		archive_entry_acl_from_text(ae, e->acl_access,
 					    ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
@@ -567,7 +571,6 @@ static int tar_entry(struct tctx *t, const char *path,
 		}
 	}
 	}
-	archive_entry_set_perm(ae, e->mode & 07777);
 	if (archive_write_header(t->a, ae) < ARCHIVE_WARN) {
 		rc = mv_err_set(t->err, -EIO, "tar: '%s': %s", path,
 				archive_error_string(t->a));
@@ -630,7 +633,7 @@ int restore_export_tar(struct repo *r, const struct tree_entry *e, int fd,
 	t.a = archive_write_new();
 	if (!t.a)
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	archive_write_set_format_pax_restricted(t.a);
+	archive_write_set_format_pax(t.a);
 	archive_write_set_bytes_in_last_block(t.a, 1);
 	if (gz)
 		archive_write_add_filter_gzip(t.a);
