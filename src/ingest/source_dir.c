@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <acl/libacl.h>
+#include <sys/acl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -111,6 +113,25 @@ static void meta_from_stat(struct walk *w, const struct stat *st,
 	}
 }
 
+/* ACL of type as text with numeric ids (a backup is restored on other
+ * hosts) into *out (malloc'ed); *out stays NULL when it has none. */
+static int read_acl(const char *path, acl_type_t type, char **out)
+{
+	acl_t acl = acl_get_file(path, type);
+	char *text;
+
+	if (!acl)
+		return 0;
+	text = acl_to_any_text(acl, NULL, ',', TEXT_NUMERIC_IDS);
+	acl_free(acl);
+	if (!text)
+		return -ENOMEM;
+	free(*out);
+	*out = strdup(text);
+	acl_free(text);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* xattrs of the entry at /proc/self/fd path or name relative to dirfd;
  * allocations land in e (freed by free_meta). */
 static int read_xattrs(const char *path, struct tree_entry *e,
@@ -142,9 +163,22 @@ static int read_xattrs(const char *path, struct tree_entry *e,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	}
 	for (p = names; p < names + n; p += strlen(p) + 1) {
-		ssize_t vl = lgetxattr(path, p, NULL, 0);
+		ssize_t vl;
 		struct tree_xattr *x;
 
+		/* POSIX ACLs are kept as text, as tar inputs give them, so
+		 * restore and export-tar (SCHILY.acl.*) carry them */
+		if (!strcmp(p, "system.posix_acl_access")) {
+			if (read_acl(path, ACL_TYPE_ACCESS, &e->acl_access))
+				goto nomem;
+			continue;
+		}
+		if (!strcmp(p, "system.posix_acl_default")) {
+			if (read_acl(path, ACL_TYPE_DEFAULT, &e->acl_default))
+				goto nomem;
+			continue;
+		}
+		vl = lgetxattr(path, p, NULL, 0);
 		if (vl < 0)
 			continue;
 		x = &e->xattrs[e->nxattrs];
@@ -167,6 +201,9 @@ static int read_xattrs(const char *path, struct tree_entry *e,
 	}
 	free(names);
 	return 0;
+nomem:
+	free(names);
+	return mv_err_set(err, -ENOMEM, "out of memory");
 }
 
 static void free_meta(struct tree_entry *e)
@@ -180,6 +217,9 @@ static void free_meta(struct tree_entry *e)
 	free(e->xattrs);
 	free(e->target);
 	free(e->extents);
+	free(e->acl_access);
+	free(e->acl_default);
+	e->acl_access = e->acl_default = NULL;
 	e->xattrs = NULL;
 	e->target = NULL;
 	e->extents = NULL;
