@@ -185,23 +185,33 @@ int fs_refresh(struct fs *fs, bool force, struct mv_err *err)
 	size_t n = 0;
 	bool changed = false;
 	int64_t now = mono_ns();
+	struct mv_err local = MV_ERR_INIT;
 	int rc = 0;
 
+	if (!err)
+		err = &local;
 	pthread_mutex_lock(&fs->refresh_lock);
 	if (!force && now - fs->refreshed_ns < FS_REFRESH_NS)
 		goto out;
 	fs->refreshed_ns = now;
 	rc = fs->src->refresh(fs->src_ctx, &changed, err);
-	if (rc || (!changed && !force))
+	if (rc || (!changed && !force && !fs->stale))
 		goto out;
+	/* the change is seen once: until the list is read, keep trying */
+	fs->stale = true;
 	rc = fs->src->list(fs->src_ctx, &list, &n, err);
 	if (rc)
 		goto out;
 	rc = fs_itable_update(&fs->itab, list, n);
 	if (rc)
 		mv_err_set(err, rc, "cannot update the snapshot list");
+	else
+		fs->stale = false;
 	fs_snap_info_free(list, n);
 out:
+	if (rc && fs->log)
+		fs_log(fs, "cannot read the snapshot list: %s",
+		       mv_err_msg(err));
 	pthread_mutex_unlock(&fs->refresh_lock);
 	return rc;
 }

@@ -323,6 +323,7 @@ struct fs {
 	struct fs_prefetch ahead;
 	pthread_mutex_t refresh_lock;
 	int64_t refreshed_ns; /* last poll of the index */
+	bool stale;	      /* a re-read failed: read again */
 	uid_t uid;	      /* owner of the top levels */
 	gid_t gid;
 	int64_t mount_ns; /* mtime of the root */

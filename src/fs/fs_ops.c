@@ -27,9 +27,10 @@ static struct fs *req_fs(fuse_req_t req)
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
+	/* no FUSE_CAP_CACHE_SYMLINKS: "latest" changes its target, and the
+	 * kernel would keep the old one */
 	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
-			FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_ASYNC_READ |
-			FUSE_CAP_PARALLEL_DIROPS;
+			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
 
 	if (fs->opts.default_permissions)
 		want |= FUSE_CAP_POSIX_ACL;
@@ -503,12 +504,24 @@ int fs_mount(const char *location, const char *mountpoint,
 	}
 	mounted = true;
 	if (detach) {
+		/* SQLite's locks do not survive fork(): the daemon opens the
+		 * repository again instead of inheriting the connection.  No
+		 * request is served before the loop runs. */
+		repo_close(r);
+		r = NULL;
 		openlog("mailvault", LOG_PID, LOG_DAEMON);
 		fs_set_log(fs, log_syslog, NULL);
 		if (fuse_daemonize(0)) {
 			rc = mv_err_set(err, -EIO, "cannot detach");
 			goto out_unmount;
 		}
+		rc = repo_open(loc, REPO_OPEN_READ, &r, err);
+		if (rc)
+			goto out_unmount;
+		fs->src_ctx = r;
+		rc = fs_refresh(fs, true, err);
+		if (rc)
+			goto out_unmount;
 	}
 	rc = fs_start(fs, err);
 	if (rc)

@@ -58,9 +58,10 @@ say "rsync -aHAX --numeric-ids reproduces the tree"
 rsync -aHAX --numeric-ids "$vol/" "$T/rsync/" ||
 	die "rsync from the mount failed"
 assert_same_tree "$src" "$T/rsync"
-(cd "$src" && find . -type f) | while IFS= read -r f; do
-	cmp "$src/$f" "$vol/$f" || die "cmp $f"
-done
+(cd "$src" && find . -type f -print0) >"$T/files"
+xargs -0 -I{} cmp "$src/{}" "$vol/{}" <"$T/files" || die "cmp of a file"
+[ "$(tr -cd '\0' <"$T/files" | wc -c)" -gt 100 ] || die "too few files"
+
 assert_eq "$(stat -c %i "$vol/odd/linked")" "$(stat -c %i "$vol/odd/linked3")" \
 	"hard links share an inode"
 assert_eq 3 "$(stat -c %h "$vol/odd/linked")" "nlink"
