@@ -23,6 +23,8 @@ int cli_usage(const char *cmd, const char *fmt, ...) MV_PRINTF(2, 3);
 /* The repository location: the given argument, else $MAILVAULT_REPO, else
  * NULL. */
 const char *cli_repo_arg(const char *given);
+/* Print s as a JSON string literal (quotes and escapes) to stdout. */
+void cli_json_str(const char *s);
 /* True when stderr is a terminal (progress lines). */
 bool cli_is_tty(void);
 /* Take the SSH options out of argv (anywhere after the command name, up

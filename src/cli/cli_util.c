@@ -20,8 +20,7 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\n(see 'mailvault %s --help' or mailvault(1))\n",
-		cmd);
+	fprintf(stderr, "\n(see 'mailvault %s --help' or mailvault(1))\n", cmd);
 	return MV_EXIT_USAGE;
 }
 
@@ -38,4 +37,20 @@ const char *cli_repo_arg(const char *given)
 bool cli_is_tty(void)
 {
 	return isatty(2) != 0;
+}
+
+void cli_json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
 }

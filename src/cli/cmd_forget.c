@@ -53,22 +53,6 @@ struct job {
 	size_t kept, removed;
 };
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static int parse_args(int argc, char **argv, struct forget_opts *o,
 		      const char **out_repo)
 {
@@ -200,7 +184,7 @@ static void print_json_job(const struct job *j, bool first)
 	size_t i;
 
 	printf("%s{\"name\":", first ? "" : ",");
-	json_str(j->snaps[0].name);
+	cli_json_str(j->snaps[0].name);
 	printf(",\"kept\":%zu,\"removed\":%zu,\"snapshots\":[", j->kept,
 	       j->removed);
 	for (i = j->n; i-- > 0;) {
@@ -214,7 +198,7 @@ static void print_json_job(const struct job *j, bool first)
 		       j->snaps[i].partial ? "true" : "false",
 		       j->items[i].kept_by ? "true" : "false");
 		if (j->items[i].kept_by)
-			json_str(reason);
+			cli_json_str(reason);
 		else
 			printf("null");
 		printf("}");
@@ -334,7 +318,7 @@ int cmd_forget(int argc, char **argv)
 	if (o.json) {
 		printf("{\"dry_run\":%s,\"policy\":",
 		       o.dry_run ? "true" : "false");
-		json_str(desc);
+		cli_json_str(desc);
 		printf(",\"kept\":%zu,\"removed\":%zu,\"jobs\":[", kept,
 		       o.dry_run ? removed : done);
 		for (i = 0; i < njobs; i++)

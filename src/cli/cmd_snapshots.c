@@ -7,22 +7,6 @@
 #include "repo.h"
 #include "snapshot.h"
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 int cmd_snapshots(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -45,7 +29,8 @@ int cmd_snapshots(int argc, char **argv)
 		else if (c == 'n')
 			name = optarg;
 		else if (c == 'h') {
-			puts("usage: mailvault snapshots [--json] [--name NAME] "
+			puts("usage: mailvault snapshots [--json] [--name "
+			     "NAME] "
 			     "[REPO]");
 			return MV_EXIT_OK;
 		} else
@@ -74,10 +59,10 @@ int cmd_snapshots(int argc, char **argv)
 		if (json) {
 			printf("%s{\"id\":\"%s\",\"name\":", shown ? "," : "",
 			       id);
-			json_str(s->name);
+			cli_json_str(s->name);
 			printf(",\"time\":\"%s\",\"dir\":\"%s\",\"host\":", iso,
 			       dir);
-			json_str(s->host);
+			cli_json_str(s->host);
 			printf(",\"partial\":%s,\"files\":%llu,"
 			       "\"bytes\":%llu,\"added\":%llu,\"tags\":{",
 			       s->partial ? "true" : "false",
@@ -86,9 +71,9 @@ int cmd_snapshots(int argc, char **argv)
 			       (unsigned long long)s->stats.stored_bytes);
 			for (t = 0; t < s->ntags; t++) {
 				printf("%s", t ? "," : "");
-				json_str(s->tags[t].key);
+				cli_json_str(s->tags[t].key);
 				putchar(':');
-				json_str(s->tags[t].value);
+				cli_json_str(s->tags[t].value);
 			}
 			printf("}}");
 		} else {

@@ -12,7 +12,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"init", cmd_init, "create a repository"},
-	{"backup", cmd_backup, "store directories and tar streams as a snapshot"},
+	{"backup", cmd_backup,
+	 "store directories and tar streams as a snapshot"},
 	{"snapshots", cmd_snapshots, "list snapshots"},
 	{"ls", cmd_ls, "list a directory of a snapshot"},
 	{"cat", cmd_cat, "write a file of a snapshot to stdout"},
