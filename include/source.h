@@ -41,4 +41,28 @@ struct source_dir_opts {
 int source_dir_read(struct ingest *ing, const struct source_dir_opts *o,
 		    struct mv_err *err);
 
+/* A source on a server reached over SSH (connection options from
+ * ssh_set_default_opts(): -i, --accept-new-host-key):
+ *   ssh://[user@]host[:port]/path  the directory is walked over SFTP;
+ *       mode, uid, gid, mtime (whole seconds) and symlinks are kept.
+ *       SFTP shows no inode or ctime: a file whose size and mtime match
+ *       the parent snapshot, and whose mtime is older than that
+ *       snapshot, is taken from it without being read.  Hard links
+ *       cannot be seen and are stored as separate (deduplicated) files.
+ *   ssh-exec://[user@]host[:port]  command runs on the server and its
+ *       stdout is read as a tar stream (see source_tar).  The command's
+ *       exit status decides: non-zero (or a signal) fails the source
+ *       with the status and the last line of its stderr. */
+struct source_remote_opts {
+	const char *label;             /* top-level directory */
+	const char *url;               /* ssh:// or ssh-exec:// location */
+	const char *command;           /* ssh-exec: what to run */
+	struct repo *repo;             /* ssh: for the parent's trees */
+	const struct snapshot *parent; /* ssh: previous snapshot of the
+					  job, or NULL */
+};
+
+int source_remote_read(struct ingest *ing, const struct source_remote_opts *o,
+		       struct mv_err *err);
+
 #endif

@@ -22,7 +22,12 @@ static const char usage[] =
 	"                        [--partial] [--json] [--quiet] "
 	"LABEL=SOURCE...\n"
 	"SOURCE: a directory, a tar archive (tar, gz, zst, xz, bz2) or - "
-	"for stdin\n";
+	"for stdin,\n"
+	"        ssh://[user@]host[:port]/path (a directory over SFTP),\n"
+	"        ssh-exec://[user@]host[:port] with --exec 'COMMAND' (its "
+	"stdout as tar;\n"
+	"        one --exec per ssh-exec source, in order)\n"
+	"SSH: -i FILE, --accept-new-host-key (see docs/REMOTE.md)\n";
 
 static volatile int stop_flag;
 
@@ -35,6 +40,7 @@ static void on_signal(int sig)
 struct source_arg {
 	char *label;
 	const char *src;
+	const char *exec; /* ssh-exec: the command */
 };
 
 static int check_label(const char *l)
@@ -49,6 +55,13 @@ static int run_source(struct ingest *ing, struct repo *r,
 	struct stat st;
 	int fd, rc;
 
+	if (!strncmp(s->src, "ssh://", 6) ||
+	    !strncmp(s->src, "ssh-exec://", 11)) {
+		struct source_remote_opts o = {s->label, s->src, s->exec, r,
+					       parent};
+
+		return source_remote_read(ing, &o, err);
+	}
 	if (!strcmp(s->src, "-")) {
 		struct source_tar_opts o = {s->label, "-", 0};
 		char name[256];
@@ -149,6 +162,7 @@ int cmd_backup(int argc, char **argv)
 		{"partial", no_argument, NULL, 'p'},
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"exec", required_argument, NULL, 'x'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -163,11 +177,11 @@ int cmd_backup(int argc, char **argv)
 	struct ingest_opts io;
 	struct tree_entry root;
 	struct timespec t0, t1;
-	const char *name = NULL, *repo = NULL;
+	const char *name = NULL, *repo = NULL, **execs = NULL;
 	const struct snapshot *parent;
 	bool partial_ok = false, json = false, quiet = false, failed = false;
 	int64_t when = 0;
-	size_t nsrcs = 0, ntags = 0, nlist = 0, i, j;
+	size_t nsrcs = 0, ntags = 0, nlist = 0, nexecs = 0, i, j;
 	char host[256] = "";
 	int c, rc, ret = MV_EXIT_FAIL;
 
@@ -175,9 +189,11 @@ int cmd_backup(int argc, char **argv)
 	memset(&root, 0, sizeof(root));
 	srcs = calloc((size_t)argc, sizeof(*srcs));
 	tags = calloc((size_t)argc, sizeof(*tags));
-	if (!srcs || !tags) {
+	execs = calloc((size_t)argc, sizeof(*execs));
+	if (!srcs || !tags || !execs) {
 		free(srcs);
 		free(tags);
+		free(execs);
 		return cli_fail(&err);
 	}
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -215,6 +231,9 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = true;
+			break;
+		case 'x':
+			execs[nexecs++] = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -270,6 +289,19 @@ int cmd_backup(int argc, char **argv)
 	}
 	if (!nsrcs) {
 		ret = cli_usage("backup", "no sources given (LABEL=SOURCE)");
+		goto out;
+	}
+	/* the Nth --exec goes with the Nth ssh-exec:// source */
+	for (i = 0, j = 0; i < nsrcs; i++) {
+		if (strncmp(srcs[i].src, "ssh-exec://", 11))
+			continue;
+		if (j < nexecs)
+			srcs[i].exec = execs[j];
+		j++;
+	}
+	if (j != nexecs) {
+		ret = cli_usage("backup", "give one --exec 'COMMAND' per "
+				"ssh-exec:// source, in the same order");
 		goto out;
 	}
 	for (i = 0, j = 0; i < nsrcs; i++)
@@ -391,6 +423,7 @@ out:
 		free(tags[i].value);
 	}
 	free(tags);
+	free(execs);
 	for (i = 0; i < nsrcs; i++)
 		free(srcs[i].label);
 	free(srcs);
