@@ -174,7 +174,8 @@ static int read_file(struct archive *a, struct ingest *ing, const char *path,
 		r = archive_read_data_block(a, &buf, &len, &off);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r < ARCHIVE_WARN) {
+		/* ARCHIVE_RETRY (damaged data) is above ARCHIVE_WARN */
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			const char *m = archive_error_string(a);
 
 			rc = mv_err_set(err, archive_errno(a) == EPIPE
@@ -239,7 +240,8 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 		r = archive_read_next_header(a, &ae);
 		if (r == ARCHIVE_EOF)
 			break;
-		if (r < ARCHIVE_WARN) {
+		/* ARCHIVE_RETRY is a damaged header: the entry is garbage */
+		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			const char *m = archive_error_string(a);
 
 			if (c->gzerr.code)
@@ -318,6 +320,23 @@ out:
 	return rc;
 }
 
+/* Read the input to its end after the tar end-of-archive marker: only
+ * then is the last gzip member's CRC-32 checked (a corrupt byte in file
+ * data is otherwise never noticed), and a pipe's writer is not cut off. */
+static int drain(struct tar_ctx *c, struct mv_err *err)
+{
+	const void *p;
+	size_t n;
+	int rc;
+
+	do {
+		rc = gzstream_next_block(c->gz, &p, &n, &c->gzerr);
+		if (rc)
+			return mv_err_set(err, rc, "%s", c->gzerr.msg);
+	} while (n);
+	return 0;
+}
+
 int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 		    struct mv_err *err)
 {
@@ -349,6 +368,8 @@ int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 		goto out;
 	}
 	rc = read_archive(a, &c, ing, o, err);
+	if (!rc)
+		rc = drain(&c, err);
 	warn = gzstream_warning(c.gz);
 	if (!rc && warn)
 		fprintf(stderr, "mailvault: warning: %s\n", warn);
