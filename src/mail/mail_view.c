@@ -1,0 +1,1092 @@
+/*
+ * mail_view: the mail view of a snapshot, built during the backup (see
+ * include/mail_view.h for the contract).
+ *
+ * Workload: a day's backup of a mail server - 10k to 1M message files of
+ * which a few hundred are new.  So:
+ *  1. The catalogue's view table (cid -> date, from, subject, size,
+ *     layers) is loaded once into a read-only hash table; workers look it
+ *     up without locks, and only messages it does not know are decoded
+ *     and parsed.
+ *  2. Message records are small and kept in memory until the view is
+ *     added to the tree (sorted by account, mailbox, maildir base so that
+ *     names, and their -2/-3 variants, are the same in every snapshot).
+ *  3. Keys are published as immutable sets behind a mutex; a message
+ *     analysed before the key file was seen is decoded again on the
+ *     producer thread.
+ */
+#include "mail_view.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "mail_catalog.h"
+#include "mail_crypt.h"
+#include "mail_msg.h"
+#include "mail_name.h"
+#include "maildir.h"
+
+#define KEY_FILE "ecprivkey.pem"
+#define KEY_MAX 16384	 /* bytes of a PEM key file */
+#define MAX_KEY_FILES 64 /* distinct key files referenced */
+#define LAYERS_SHIFT 24	 /* crypt layers kept above the msg flags */
+
+enum res_kind {
+	RES_MSG = 1,
+	RES_KEY = 2,
+};
+
+/* analyze() result */
+struct vres {
+	int kind;	 /* enum res_kind */
+	unsigned layers; /* mail_crypt_detect() of the raw bytes */
+	bool known;	 /* in the catalogue: not decoded */
+	int decode_rc;	 /* mail_crypt_decode() result */
+	char why[160];	 /* its message */
+	uint64_t dsize;	 /* decoded size */
+	bool parsed;	 /* msg filled */
+	struct mail_msg msg;
+	uint8_t *raw; /* kept for keys and -ENOKEY retries */
+	size_t raw_len;
+	unsigned keys_gen; /* key generation used */
+};
+
+/* A catalogued message, as needed to name it. */
+struct known {
+	uint8_t cid[MV_ID_LEN];
+	bool used;
+	int64_t date;
+	char *from, *subject;
+	uint64_t size;
+	unsigned layers;
+};
+
+enum vmsg_state {
+	VM_OK = 0,
+	VM_NOKEY,   /* encrypted, no key: raw */
+	VM_CORRUPT, /* cannot decode: raw */
+	VM_LARGE,   /* not analysed: named from the maildir name */
+};
+
+struct vmsg {
+	char *account; /* sanitized component */
+	char *mailbox; /* sanitized components joined by '/' */
+	char *base;    /* maildir base name (sort key) */
+	char *reason;  /* VM_NOKEY/VM_CORRUPT */
+	uint8_t cid[MV_ID_LEN];
+	struct tree_entry e; /* the raw file's entry (deep copy) */
+	int64_t date;
+	char *from, *subject;
+	uint64_t size;	      /* size in the view */
+	unsigned layers;      /* non-zero: xform */
+	int state;	      /* enum vmsg_state */
+	struct mail_msg *msg; /* new: to catalogue, or NULL */
+	char *name;	      /* view name, set by finish */
+};
+
+struct mail_view {
+	struct repo *r;
+	struct ingest_hook hook;
+	char *job;
+	bool index_body;
+	/* catalogue */
+	sqlite3 *db;
+	struct mail_catalog *cat;
+	struct known *tab; /* open addressing, cap power of two */
+	size_t cap, nknown;
+	/* keys */
+	pthread_mutex_t lock;
+	struct mail_crypt_keys *keys; /* current set, or NULL */
+	struct mail_crypt_keys **old; /* superseded sets, freed at the end */
+	size_t nold;
+	unsigned keys_gen;
+	char **pems; /* every PEM loaded, to rebuild sets */
+	size_t *pem_lens;
+	size_t npems;
+	uint8_t key_ids[MAX_KEY_FILES][MV_ID_LEN];
+	size_t nkey_ids;
+	char *dir_pem; /* --mailcow-keys file, stored at finish */
+	size_t dir_pem_len;
+	/* messages */
+	struct vmsg *msgs;
+	size_t nmsgs, capmsgs;
+	struct mail_view_stats st;
+};
+
+/* ---- known messages --------------------------------------------------- */
+
+static size_t slot_of(const struct mail_view *v, const uint8_t *cid)
+{
+	uint64_t h;
+
+	memcpy(&h, cid, sizeof(h));
+	return (size_t)h & (v->cap - 1);
+}
+
+static const struct known *known_find(const struct mail_view *v,
+				      const uint8_t *cid)
+{
+	size_t i;
+
+	if (!v->cap)
+		return NULL;
+	for (i = slot_of(v, cid); v->tab[i].used; i = (i + 1) & (v->cap - 1))
+		if (!memcmp(v->tab[i].cid, cid, MV_ID_LEN))
+			return &v->tab[i];
+	return NULL;
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+
+	return s ? strdup((const char *)s) : NULL;
+}
+
+static int known_load(struct mail_view *v, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t n = 0;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(v->db, "SELECT count(*) FROM view", -1, &st,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW)
+		goto db_fail;
+	n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	for (v->cap = 1024; v->cap < 2 * (size_t)n; v->cap *= 2)
+		;
+	v->tab = calloc(v->cap, sizeof(*v->tab));
+	if (!v->tab)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (sqlite3_prepare_v2(v->db,
+			       "SELECT cid, date, from_, subject, size, layers"
+			       " FROM view",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto db_fail;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const void *cid = sqlite3_column_blob(st, 0);
+		struct known *k;
+		size_t i;
+
+		if (sqlite3_column_bytes(st, 0) != MV_ID_LEN ||
+		    v->nknown * 2 >= v->cap)
+			continue;
+		for (i = slot_of(v, cid); v->tab[i].used;
+		     i = (i + 1) & (v->cap - 1))
+			;
+		k = &v->tab[i];
+		memcpy(k->cid, cid, MV_ID_LEN);
+		k->used = true;
+		k->date = sqlite3_column_int64(st, 1);
+		k->from = col_dup(st, 2);
+		k->subject = col_dup(st, 3);
+		k->size = (uint64_t)sqlite3_column_int64(st, 4);
+		k->layers = (unsigned)sqlite3_column_int(st, 5);
+		v->nknown++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return mv_err_set(err, -EIO, "catalogue: cannot read: %s",
+				  sqlite3_errmsg(v->db));
+	return 0;
+db_fail:
+	rc = mv_err_set(err, -EIO, "catalogue: %s", sqlite3_errmsg(v->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static struct mail_crypt_keys *keys_get(struct mail_view *v, unsigned *gen)
+{
+	struct mail_crypt_keys *k;
+
+	pthread_mutex_lock(&v->lock);
+	k = v->keys;
+	*gen = v->keys_gen;
+	pthread_mutex_unlock(&v->lock);
+	return k;
+}
+
+/* Add a PEM to the key set (producer thread).  Bad PEMs are ignored and
+ * counted nowhere: a file named ecprivkey.pem may be anything. */
+static int keys_add(struct mail_view *v, const void *pem, size_t len,
+		    struct mv_err *err)
+{
+	struct mail_crypt_keys *k = NULL, **old;
+	char **pems;
+	size_t *lens, i;
+	int rc;
+
+	for (i = 0; i < v->npems; i++)
+		if (v->pem_lens[i] == len && !memcmp(v->pems[i], pem, len))
+			return 0;
+	rc = mail_crypt_keys_new(&k, err);
+	if (rc)
+		return rc;
+	if (mail_crypt_keys_add_pem(k, pem, len, NULL)) {
+		mail_crypt_keys_free(k);
+		return 0;
+	}
+	for (i = 0; i < v->npems; i++)
+		mail_crypt_keys_add_pem(k, v->pems[i], v->pem_lens[i], NULL);
+	pems = realloc(v->pems, (v->npems + 1) * sizeof(*pems));
+	if (pems)
+		v->pems = pems;
+	lens = realloc(v->pem_lens, (v->npems + 1) * sizeof(*lens));
+	if (lens)
+		v->pem_lens = lens;
+	old = realloc(v->old, (v->nold + 1) * sizeof(*old));
+	if (old)
+		v->old = old;
+	if (!pems || !lens || !old ||
+	    !(v->pems[v->npems] = malloc(len ? len : 1))) {
+		mail_crypt_keys_free(k);
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(v->pems[v->npems], pem, len);
+	v->pem_lens[v->npems++] = len;
+	pthread_mutex_lock(&v->lock);
+	if (v->keys)
+		v->old[v->nold++] = v->keys;
+	v->keys = k;
+	v->keys_gen++;
+	pthread_mutex_unlock(&v->lock);
+	v->st.keys++;
+	return 0;
+}
+
+static void key_id_add(struct mail_view *v, const uint8_t *id)
+{
+	size_t i;
+
+	for (i = 0; i < v->nkey_ids; i++)
+		if (!memcmp(v->key_ids[i], id, MV_ID_LEN))
+			return;
+	if (v->nkey_ids < MAX_KEY_FILES)
+		memcpy(v->key_ids[v->nkey_ids++], id, MV_ID_LEN);
+}
+
+/* ---- hook ------------------------------------------------------------- */
+
+static bool is_key_path(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	return !strcmp(b ? b + 1 : path, KEY_FILE);
+}
+
+static void res_free(struct vres *res)
+{
+	if (!res)
+		return;
+	mail_msg_release(&res->msg);
+	free(res->raw);
+	free(res);
+}
+
+static void hook_free(void *ctx, void *result)
+{
+	(void)ctx;
+	res_free(result);
+}
+
+/* Decode (when encoded) and parse a new message into res. */
+static void decode_parse(struct mail_view *v, struct vres *res,
+			 const void *data, size_t len, int64_t fallback)
+{
+	struct mail_crypt_keys *keys;
+	struct mv_buf buf = MV_BUF_INIT;
+	struct mv_err e = MV_ERR_INIT;
+	const void *p = data;
+	size_t n = len;
+
+	if (res->layers != MAIL_CRYPT_PLAIN) {
+		keys = keys_get(v, &res->keys_gen);
+		res->decode_rc =
+			mail_crypt_decode(data, len, keys, &buf, NULL, &e);
+		if (res->decode_rc) {
+			snprintf(res->why, sizeof(res->why), "%s",
+				 mv_err_msg(&e));
+			mv_buf_release(&buf);
+			return;
+		}
+		p = buf.data ? (const void *)buf.data : (const void *)"";
+		n = buf.len;
+	}
+	res->dsize = n;
+	mv_err_clear(&e);
+	if (!mail_msg_parse(p, n, fallback,
+			    v->index_body ? MAIL_MSG_WANT_BODY : 0, &res->msg,
+			    &e))
+		res->parsed = true;
+	mv_buf_release(&buf);
+}
+
+static void *hook_analyze(void *ctx, const char *path,
+			  const uint8_t id[MV_ID_LEN], const void *data,
+			  size_t len)
+{
+	struct mail_view *v = ctx;
+	struct maildir_loc loc;
+	struct maildir_file mf;
+	struct vres *res;
+
+	if (is_key_path(path)) {
+		if (len > KEY_MAX)
+			return NULL;
+		res = calloc(1, sizeof(*res));
+		if (!res)
+			return NULL;
+		res->kind = RES_KEY;
+		res->raw = malloc(len ? len : 1);
+		if (!res->raw) {
+			free(res);
+			return NULL;
+		}
+		memcpy(res->raw, data, len);
+		res->raw_len = len;
+		return res;
+	}
+	if (maildir_locate(path, &loc) || maildir_parse_name(loc.name, &mf))
+		return NULL;
+	res = calloc(1, sizeof(*res));
+	if (!res)
+		return NULL;
+	res->kind = RES_MSG;
+	res->layers = mail_crypt_detect(data, len);
+	if (known_find(v, id)) {
+		res->known = true;
+		return res;
+	}
+	decode_parse(v, res, data, len, mf.time >= 0 ? mf.time : 0);
+	if (res->decode_rc == -ENOKEY) {
+		/* the key file may come later in this backup */
+		res->raw = malloc(len ? len : 1);
+		if (res->raw) {
+			memcpy(res->raw, data, len);
+			res->raw_len = len;
+		}
+	}
+	return res;
+}
+
+static int msgs_grow(struct mail_view *v, struct mv_err *err)
+{
+	struct vmsg *m;
+	size_t cap;
+
+	if (v->nmsgs < v->capmsgs)
+		return 0;
+	cap = v->capmsgs ? 2 * v->capmsgs : 256;
+	m = realloc(v->msgs, cap * sizeof(*m));
+	if (!m)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	v->msgs = m;
+	v->capmsgs = cap;
+	return 0;
+}
+
+/* Sanitize each '/'-separated component of s into a new string. */
+static char *sanitize_path(const char *s)
+{
+	char comp[MAIL_NAME_MAX + 1], *out;
+	size_t len = strlen(s), at = 0;
+
+	out = malloc(len * 3 + 2 + len / 2 * 2);
+	if (!out)
+		return NULL;
+	while (*s) {
+		const char *slash = strchr(s, '/');
+		size_t n = slash ? (size_t)(slash - s) : strlen(s);
+		char *part = strndup(s, n);
+		size_t k;
+
+		if (!part) {
+			free(out);
+			return NULL;
+		}
+		if (n) {
+			k = mail_name_sanitize(part, comp, sizeof(comp),
+					       MAIL_NAME_MAX);
+			if (at)
+				out[at++] = '/';
+			memcpy(out + at, comp, k);
+			at += k;
+		}
+		free(part);
+		s += n + (slash != NULL);
+	}
+	if (!at)
+		out[at++] = '_';
+	out[at] = '\0';
+	return out;
+}
+
+/* Fill m's naming fields from a known message. */
+static int from_known(struct vmsg *m, const struct known *k)
+{
+	m->date = k->date;
+	m->from = k->from ? strdup(k->from) : NULL;
+	m->subject = k->subject ? strdup(k->subject) : NULL;
+	m->size = k->size;
+	m->layers = k->layers;
+	if ((k->from && !m->from) || (k->subject && !m->subject))
+		return -ENOMEM;
+	return 0;
+}
+
+static int from_parsed(struct vmsg *m, struct vres *res)
+{
+	struct mail_msg *msg = &res->msg;
+
+	m->date = msg->date;
+	m->from = msg->from	   ? strdup(msg->from)
+		  : msg->from_addr ? strdup(msg->from_addr)
+				   : NULL;
+	m->subject = msg->subject ? strdup(msg->subject) : NULL;
+	m->size = res->dsize;
+	m->msg = malloc(sizeof(*m->msg));
+	if (!m->msg)
+		return -ENOMEM;
+	*m->msg = *msg;
+	memset(msg, 0, sizeof(*msg));
+	res->parsed = false;
+	return 0;
+}
+
+static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
+		      const struct maildir_file *mf, const struct tree_entry *e,
+		      struct vres *res, struct mv_err *err)
+{
+	const struct known *k;
+	struct vmsg *m;
+	int rc;
+
+	rc = msgs_grow(v, err);
+	if (rc)
+		return rc;
+	m = &v->msgs[v->nmsgs];
+	memset(m, 0, sizeof(*m));
+	mail_view_content_id(v->r, e, m->cid);
+	m->account = sanitize_path(loc->account);
+	m->mailbox = sanitize_path(loc->mailbox);
+	m->base = strndup(mf->base, mf->base_len);
+	rc = tree_entry_copy(&m->e, e, err);
+	if (rc || !m->account || !m->mailbox || !m->base)
+		goto oom;
+	v->nmsgs++;
+	m->date = mf->time >= 0 ? mf->time : e->mtime_sec;
+	m->size = e->size;
+	v->st.messages++;
+	k = known_find(v, m->cid);
+	if (k) {
+		v->st.known++;
+		if (from_known(m, k))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		if (m->layers)
+			v->st.decoded++;
+		return 0;
+	}
+	if (!res) {
+		/* not analysed: larger than one chunk */
+		v->st.large++;
+		m->state = VM_LARGE;
+		if (mf->has_size && mf->size != e->size) {
+			/* S= differs: encoded, readers decode */
+			m->layers = MAIL_CRYPT_ENCRYPTED;
+			m->size = mf->size;
+			v->st.decoded++;
+		}
+		return 0;
+	}
+	m->layers = res->layers;
+	if (res->decode_rc) {
+		m->state = res->decode_rc == -ENOKEY ? VM_NOKEY : VM_CORRUPT;
+		m->layers = 0;
+		m->reason = strdup(res->decode_rc == -ENOKEY ? "no key"
+							     : "corrupt");
+		if (!m->reason)
+			goto oom;
+		if (m->state == VM_NOKEY)
+			v->st.no_key++;
+		else
+			v->st.corrupt++;
+		return 0;
+	}
+	if (m->layers)
+		v->st.decoded++;
+	if (res->parsed) {
+		v->st.parsed++;
+		if (res->msg.flags &
+		    ~(unsigned)(MAIL_MSG_NO_MESSAGE_ID | MAIL_MSG_LEADING_JUNK))
+			v->st.bad_headers++;
+		if (from_parsed(m, res))
+			goto oom;
+	}
+	return 0;
+oom:
+	return mv_err_set(err, -ENOMEM, "out of memory");
+}
+
+static int hook_file_done(void *ctx, const char *path,
+			  const struct tree_entry *e, void *result,
+			  struct mv_err *err)
+{
+	struct mail_view *v = ctx;
+	struct vres *res = result;
+	struct maildir_loc loc;
+	struct maildir_file mf;
+	int rc = 0;
+
+	if (e->type != TREE_REG)
+		goto out;
+	if (res && res->kind == RES_KEY) {
+		rc = keys_add(v, res->raw, res->raw_len, err);
+		if (!rc && e->nchunks == 1 && v->npems)
+			key_id_add(v, e->chunks[0].id);
+		goto out;
+	}
+	if (maildir_locate(path, &loc) || maildir_parse_name(loc.name, &mf))
+		goto out;
+	if (res && res->decode_rc == -ENOKEY && res->raw &&
+	    res->keys_gen != v->keys_gen) {
+		/* a key arrived after this message was analysed */
+		res->decode_rc = 0;
+		res->why[0] = '\0';
+		decode_parse(v, res, res->raw, res->raw_len,
+			     mf.time >= 0 ? mf.time : 0);
+	}
+	rc = record_msg(v, &loc, &mf, e, res, err);
+out:
+	res_free(res);
+	return rc;
+}
+
+/* ---- setup ------------------------------------------------------------ */
+
+static const char view_schema[] =
+	"CREATE TABLE IF NOT EXISTS view ("
+	" cid BLOB PRIMARY KEY, date INTEGER, from_ TEXT, subject TEXT,"
+	" size INTEGER, layers INTEGER) WITHOUT ROWID;";
+
+int mail_view_catalog_path(struct repo *r, char *out, size_t n,
+			   struct mv_err *err)
+{
+	const char *loc = repo_location(r);
+	char id[2 * MV_REPO_ID_LEN + 1];
+	const char *cache = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	int k;
+
+	if (!strstr(loc, "://")) {
+		k = snprintf(out, n, "%s/catalog.db", loc);
+	} else {
+		mv_hex(repo_get_config(r)->id, MV_REPO_ID_LEN, id);
+		if (cache && *cache)
+			k = snprintf(out, n, "%s/mailvault/%s/catalog.db",
+				     cache, id);
+		else
+			k = snprintf(out, n,
+				     "%s/.cache/mailvault/%s/catalog.db",
+				     home ? home : "/tmp", id);
+	}
+	if (k < 0 || (size_t)k >= n)
+		return mv_err_set(err, -ENAMETOOLONG,
+				  "catalogue path too long");
+	return 0;
+}
+
+static int catalog_open(struct mail_view *v, struct mv_err *err)
+{
+	char path[4096], *slash;
+	int rc;
+
+	rc = mail_view_catalog_path(v->r, path, sizeof(path), err);
+	if (rc)
+		return rc;
+	slash = strrchr(path, '/');
+	if (slash && strstr(repo_location(v->r), "://")) {
+		*slash = '\0';
+		rc = mv_mkdir_p(path, 0700);
+		*slash = '/';
+		if (rc)
+			return mv_err_set(err, rc, "cannot create '%s'", path);
+	}
+	if (sqlite3_open_v2(path, &v->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+			    NULL) != SQLITE_OK) {
+		rc = mv_err_set(err, -EIO, "cannot open catalogue '%s': %s",
+				path, v->db ? sqlite3_errmsg(v->db) : "");
+		sqlite3_close(v->db);
+		v->db = NULL;
+		return rc;
+	}
+	sqlite3_busy_timeout(v->db, 10000);
+	sqlite3_exec(v->db,
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL,
+		     NULL, NULL);
+	if (sqlite3_exec(v->db, view_schema, NULL, NULL, NULL) != SQLITE_OK)
+		return mv_err_set(err, -EIO, "catalogue '%s': %s", path,
+				  sqlite3_errmsg(v->db));
+	rc = mail_catalog_open(v->db, &v->cat, err);
+	if (!rc)
+		rc = known_load(v, err);
+	if (rc)
+		mv_err_prefix(err, "'%s'", path);
+	return rc;
+}
+
+int mail_view_new(struct repo *r, const struct mail_view_opts *o,
+		  struct mail_view **out, struct mv_err *err)
+{
+	struct mail_view *v = calloc(1, sizeof(*v));
+	char path[4096];
+	int rc = 0;
+
+	if (!v)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&v->lock, NULL);
+	v->r = r;
+	v->index_body = o->index_body;
+	v->job = strdup(o->job ? o->job : "");
+	v->hook.ctx = v;
+	v->hook.analyze = hook_analyze;
+	v->hook.file_done = hook_file_done;
+	v->hook.free_result = hook_free;
+	if (!v->job) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (o->keys_dir) {
+		char *pem = NULL;
+		size_t len = 0;
+
+		snprintf(path, sizeof(path), "%s/%s", o->keys_dir, KEY_FILE);
+		rc = mv_read_file(path, KEY_MAX, &pem, &len, err);
+		if (!rc) {
+			struct mail_crypt_keys *k = NULL;
+
+			rc = mail_crypt_keys_new(&k, err);
+			if (!rc)
+				rc = mail_crypt_keys_add_pem(k, pem, len, err);
+			mail_crypt_keys_free(k);
+		}
+		if (!rc)
+			rc = keys_add(v, pem, len, err);
+		if (rc) {
+			free(pem);
+			mv_err_prefix(err, "--mailcow-keys '%s'", path);
+			goto fail;
+		}
+		v->dir_pem = pem;
+		v->dir_pem_len = len;
+	}
+	if (!o->no_catalog) {
+		rc = catalog_open(v, err);
+		if (rc)
+			goto fail;
+	}
+	*out = v;
+	return 0;
+fail:
+	mail_view_free(v);
+	return rc;
+}
+
+void mail_view_free(struct mail_view *v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	for (i = 0; i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		free(m->account);
+		free(m->mailbox);
+		free(m->base);
+		free(m->reason);
+		free(m->from);
+		free(m->subject);
+		free(m->name);
+		tree_entry_release(&m->e);
+		if (m->msg) {
+			mail_msg_release(m->msg);
+			free(m->msg);
+		}
+	}
+	free(v->msgs);
+	for (i = 0; i < v->cap; i++) {
+		free(v->tab[i].from);
+		free(v->tab[i].subject);
+	}
+	free(v->tab);
+	mail_catalog_close(v->cat);
+	if (v->db)
+		sqlite3_close(v->db);
+	mail_crypt_keys_free(v->keys);
+	for (i = 0; i < v->nold; i++)
+		mail_crypt_keys_free(v->old[i]);
+	free(v->old);
+	for (i = 0; i < v->npems; i++)
+		free(v->pems[i]);
+	free(v->pems);
+	free(v->pem_lens);
+	free(v->dir_pem);
+	free(v->job);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+const struct ingest_hook *mail_view_hook(struct mail_view *v)
+{
+	return &v->hook;
+}
+
+const struct mail_view_stats *mail_view_get_stats(const struct mail_view *v)
+{
+	return &v->st;
+}
+
+void mail_view_content_id(struct repo *r, const struct tree_entry *e,
+			  uint8_t out[MV_ID_LEN])
+{
+	struct mv_buf b = MV_BUF_INIT;
+	uint32_t i;
+
+	if (e->nchunks == 1) {
+		memcpy(out, e->chunks[0].id, MV_ID_LEN);
+		return;
+	}
+	for (i = 0; i < e->nchunks; i++)
+		if (mv_buf_append(&b, e->chunks[i].id, MV_ID_LEN))
+			break;
+	repo_chunk_id(r, b.data ? (const void *)b.data : (const void *)"",
+		      b.len, out);
+	mv_buf_release(&b);
+}
+
+/* ---- the view in the tree --------------------------------------------- */
+
+static int vmsg_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+	int c = strcmp(x->account, y->account);
+
+	if (!c)
+		c = strcmp(x->mailbox, y->mailbox);
+	if (!c)
+		c = strcmp(x->base, y->base);
+	if (!c)
+		c = memcmp(x->cid, y->cid, MV_ID_LEN);
+	return c;
+}
+
+/* Add the directory at path and its parents below the view root. */
+static int add_dirs(struct tree_builder *tb, const char *path,
+		    const struct tree_entry *dir, struct mv_err *err)
+{
+	char *p = strdup(path), *s;
+	int rc = 0;
+
+	if (!p)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (s = strchr(p, '/'); !rc; s = strchr(s + 1, '/')) {
+		if (s)
+			*s = '\0';
+		rc = tree_builder_add(tb, p, dir, err);
+		if (!s)
+			break;
+		*s = '/';
+	}
+	free(p);
+	return rc;
+}
+
+static int store_dir_key(struct mail_view *v, struct repo_writer *w,
+			 struct mv_err *err)
+{
+	uint8_t id[MV_ID_LEN];
+	bool is_new;
+	int rc;
+
+	if (!v->dir_pem)
+		return 0;
+	repo_chunk_id(v->r, v->dir_pem, v->dir_pem_len, id);
+	rc = repo_writer_put(w, REC_DATA, id, v->dir_pem, v->dir_pem_len, NULL,
+			     0, &is_new, err);
+	if (!rc)
+		key_id_add(v, id);
+	return rc;
+}
+
+static int view_name(struct vmsg *m, struct mail_name_set *set,
+		     struct mv_err *err)
+{
+	char name[MAIL_NAME_MAX + 1], uniq[MAIL_NAME_MAX + 1];
+	char subj[MAIL_NAME_MAX + 1];
+	int rc;
+
+	switch (m->state) {
+	case VM_NOKEY:
+	case VM_CORRUPT:
+		snprintf(subj, sizeof(subj), "%s %s", m->reason, m->base);
+		rc = mail_name_format(m->date, "(undecodable)", subj, m->cid,
+				      MV_ID_LEN, name, sizeof(name));
+		break;
+	case VM_LARGE:
+		rc = mail_name_format(m->date, "(large message)", m->base,
+				      m->cid, MV_ID_LEN, name, sizeof(name));
+		break;
+	default:
+		rc = mail_name_format(m->date, m->from, m->subject, m->cid,
+				      MV_ID_LEN, name, sizeof(name));
+	}
+	if (rc)
+		return mv_err_set(err, rc, "cannot name message '%s'", m->base);
+	rc = mail_name_set_add(set, name, uniq, sizeof(uniq), err);
+	if (rc)
+		return rc;
+	if (m->state == VM_NOKEY || m->state == VM_CORRUPT) {
+		size_t n = strlen(uniq);
+
+		if (n > 4 && !strcmp(uniq + n - 4, ".eml"))
+			memcpy(uniq + n - 4, ".raw", 4);
+	}
+	m->name = strdup(uniq);
+	return m->name ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
+}
+
+static int add_message(struct mail_view *v, struct tree_builder *tb,
+		       struct vmsg *m, const char *folder,
+		       const struct tree_xattr *keyx, struct mv_err *err)
+{
+	struct tree_entry ve = m->e;
+	char *path;
+	int rc;
+
+	ve.name = m->name;
+	ve.name_len = (uint32_t)strlen(m->name);
+	ve.mode = 0444;
+	ve.mtime_sec = m->date;
+	ve.mtime_nsec = 0;
+	ve.size = m->size;
+	ve.link_group = 0;
+	ve.nlink = 1;
+	ve.nxattrs = 0;
+	ve.xattrs = NULL;
+	ve.acl_access = ve.acl_default = NULL;
+	ve.ctime_sec = 0;
+	ve.ctime_nsec = 0;
+	ve.ino = ve.dev = 0;
+	ve.xform = TREE_XFORM_NONE;
+	if (m->layers) {
+		ve.xform = TREE_XFORM_MAILCRYPT;
+		ve.nextents = 0;
+		ve.extents = NULL;
+		if (keyx) {
+			ve.nxattrs = 1;
+			ve.xattrs = (struct tree_xattr *)keyx;
+		}
+	}
+	path = malloc(strlen(folder) + strlen(m->name) + 2);
+	if (!path)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	sprintf(path, "%s/%s", folder, m->name);
+	rc = tree_builder_add(tb, path, &ve, err);
+	free(path);
+	(void)v;
+	return rc;
+}
+
+int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
+		     struct repo_writer *w, int64_t time_ns, struct mv_err *err)
+{
+	struct mail_name_set *set = NULL;
+	struct tree_entry dir;
+	struct tree_xattr keyx;
+	uint8_t keyval[MAX_KEY_FILES * MV_ID_LEN];
+	char *folder = NULL;
+	const char *acc = NULL, *mbox = NULL;
+	size_t i;
+	int rc;
+
+	if (!v->nmsgs)
+		return 0;
+	rc = store_dir_key(v, w, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < v->nkey_ids; i++)
+		memcpy(keyval + i * MV_ID_LEN, v->key_ids[i], MV_ID_LEN);
+	keyx.name = (char *)MAIL_VIEW_KEYS_XATTR;
+	keyx.value = keyval;
+	keyx.len = (uint32_t)(v->nkey_ids * MV_ID_LEN);
+	qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
+	memset(&dir, 0, sizeof(dir));
+	dir.type = TREE_DIR;
+	dir.mode = 0555;
+	dir.mtime_sec = time_ns / 1000000000;
+	dir.uid = v->msgs[0].e.uid;
+	dir.gid = v->msgs[0].e.gid;
+	rc = tree_builder_add(tb, MAIL_VIEW_DIR, &dir, err);
+	for (i = 0; !rc && i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		if (!folder || strcmp(acc, m->account) ||
+		    strcmp(mbox, m->mailbox)) {
+			if (!acc || strcmp(acc, m->account))
+				v->st.accounts++;
+			v->st.folders++;
+			free(folder);
+			folder = malloc(strlen(MAIL_VIEW_DIR) +
+					strlen(m->account) +
+					strlen(m->mailbox) + 3);
+			if (!folder) {
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			sprintf(folder, "%s/%s/%s", MAIL_VIEW_DIR, m->account,
+				m->mailbox);
+			acc = m->account;
+			mbox = m->mailbox;
+			mail_name_set_free(set);
+			set = NULL;
+			rc = mail_name_set_new(&set, err);
+			if (!rc)
+				rc = add_dirs(tb, folder, &dir, err);
+			if (rc)
+				break;
+		}
+		rc = view_name(m, set, err);
+		if (!rc)
+			rc = add_message(v, tb, m, folder,
+					 v->nkey_ids ? &keyx : NULL, err);
+	}
+	mail_name_set_free(set);
+	free(folder);
+	return rc;
+}
+
+/* ---- catalogue -------------------------------------------------------- */
+
+int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
+		     struct mv_err *err)
+{
+	char id[2 * MV_ID_LEN + 1];
+	sqlite3_stmt *ins = NULL;
+	int64_t seq = 0;
+	size_t i;
+	int rc;
+
+	if (!v->cat || !v->nmsgs)
+		return 0;
+	mv_hex(snap->id, MV_ID_LEN, id);
+	rc = mail_catalog_snapshot_begin(v->cat, v->job, id,
+					 snap->time_ns / 1000000000, &seq, err);
+	if (rc)
+		return rc;
+	if (sqlite3_prepare_v2(v->db,
+			       "INSERT OR IGNORE INTO view (cid, date, from_,"
+			       " subject, size, layers) VALUES (?,?,?,?,?,?)",
+			       -1, &ins, NULL) != SQLITE_OK) {
+		rc = mv_err_set(err, -EIO, "catalogue: %s",
+				sqlite3_errmsg(v->db));
+		goto out;
+	}
+	for (i = 0; !rc && i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		if (m->state != VM_OK)
+			continue;
+		if (m->msg) {
+			rc = mail_catalog_add(v->cat, m->cid, MV_ID_LEN, m->msg,
+					      err);
+			if (rc)
+				break;
+			sqlite3_reset(ins);
+			sqlite3_bind_blob(ins, 1, m->cid, MV_ID_LEN,
+					  SQLITE_STATIC);
+			sqlite3_bind_int64(ins, 2, m->date);
+			sqlite3_bind_text(ins, 3, m->from, -1, SQLITE_STATIC);
+			sqlite3_bind_text(ins, 4, m->subject, -1,
+					  SQLITE_STATIC);
+			sqlite3_bind_int64(ins, 5, (int64_t)m->size);
+			sqlite3_bind_int(ins, 6, (int)m->layers);
+			if (sqlite3_step(ins) != SQLITE_DONE) {
+				rc = mv_err_set(err, -EIO, "catalogue: %s",
+						sqlite3_errmsg(v->db));
+				break;
+			}
+		}
+		rc = mail_catalog_seen(v->cat, seq, m->cid, MV_ID_LEN,
+				       m->account, m->mailbox, m->name, err);
+	}
+out:
+	sqlite3_finalize(ins);
+	if (!rc)
+		rc = mail_catalog_snapshot_end(v->cat, seq, err);
+	else
+		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+	if (!rc)
+		v->st.catalog = true;
+	return rc;
+}
+
+/* ---- readers ---------------------------------------------------------- */
+
+int mail_view_read(struct repo *r, const struct tree_entry *e,
+		   struct mv_buf *out, struct mv_err *err)
+{
+	struct mv_buf raw = MV_BUF_INIT, chunk = MV_BUF_INIT;
+	struct mail_crypt_keys *keys = NULL;
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < e->nchunks; i++) {
+		rc = repo_chunk_read(r, e->chunks[i].id, false, &chunk, err);
+		if (!rc && mv_buf_append(&raw, chunk.data, chunk.len))
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	if (rc)
+		goto out;
+	if (mail_crypt_detect(raw.data, raw.len) & MAIL_CRYPT_ENCRYPTED) {
+		rc = mail_crypt_keys_new(&keys, err);
+		for (i = 0; !rc && i < e->nxattrs; i++) {
+			const struct tree_xattr *x = &e->xattrs[i];
+			uint32_t k;
+
+			if (strcmp(x->name, MAIL_VIEW_KEYS_XATTR))
+				continue;
+			for (k = 0; !rc && k + MV_ID_LEN <= x->len;
+			     k += MV_ID_LEN) {
+				rc = repo_chunk_read(r, x->value + k, false,
+						     &chunk, err);
+				if (!rc)
+					mail_crypt_keys_add_pem(
+						keys, chunk.data, chunk.len,
+						NULL);
+			}
+		}
+		if (rc)
+			goto out;
+	}
+	rc = mail_crypt_decode(raw.data ? (const void *)raw.data
+					: (const void *)"",
+			       raw.len, keys, out, NULL, err);
+	if (rc)
+		mv_err_prefix(err, "'%s'", e->name ? e->name : "");
+out:
+	mail_crypt_keys_free(keys);
+	mv_buf_release(&chunk);
+	mv_buf_release(&raw);
+	return rc;
+}
