@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "ingest.h"
+#include "mail_view.h"
 #include "repo.h"
 #include "snapshot.h"
 #include "source.h"
@@ -19,8 +20,8 @@
 
 static const char usage[] =
 	"usage: mailvault backup [REPO] --name NAME [--time T] [--tag K=V]...\n"
-	"                        [--partial] [--json] [--quiet] "
-	"LABEL=SOURCE...\n"
+	"                        [--partial] [--json] [--quiet] [--no-mail]\n"
+	"                        [--mailcow-keys DIR] LABEL=SOURCE...\n"
 	"SOURCE: a directory, a tar archive (tar, gz, zst, xz, bz2) or - "
 	"for stdin,\n"
 	"        ssh://[user@]host[:port]/path (a directory over SFTP),\n"
@@ -103,26 +104,71 @@ static const struct snapshot *find_parent(struct snapshot *list, size_t n,
 	return p;
 }
 
+/* The mail view's counts: a JSON member (with its trailing comma) or
+ * text lines. */
+static void print_mail(const struct mail_view_stats *m, bool json)
+{
+	unsigned long long problems = m->no_key + m->corrupt + m->bad_headers;
+
+	if (json) {
+		printf("\"mail\":{\"messages\":%llu,\"parsed\":%llu,"
+		       "\"known\":%llu,\"decoded\":%llu,\"no_key\":%llu,"
+		       "\"corrupt\":%llu,\"bad_headers\":%llu,"
+		       "\"large\":%llu,\"keys\":%llu,\"accounts\":%llu,"
+		       "\"folders\":%llu,\"catalogue\":%s},",
+		       (unsigned long long)m->messages,
+		       (unsigned long long)m->parsed,
+		       (unsigned long long)m->known,
+		       (unsigned long long)m->decoded,
+		       (unsigned long long)m->no_key,
+		       (unsigned long long)m->corrupt,
+		       (unsigned long long)m->bad_headers,
+		       (unsigned long long)m->large,
+		       (unsigned long long)m->keys,
+		       (unsigned long long)m->accounts,
+		       (unsigned long long)m->folders,
+		       m->catalog ? "true" : "false");
+		return;
+	}
+	if (!m->messages)
+		return;
+	printf("  mail      %llu messages in %llu folders of %llu accounts "
+	       "(%llu new parsed, %llu known, %llu decrypted/decompressed)\n",
+	       (unsigned long long)m->messages, (unsigned long long)m->folders,
+	       (unsigned long long)m->accounts, (unsigned long long)m->parsed,
+	       (unsigned long long)m->known, (unsigned long long)m->decoded);
+	if (problems || m->large)
+		printf("  problems  %llu without key, %llu corrupt, %llu with "
+		       "bad headers, %llu too large to parse\n",
+		       (unsigned long long)m->no_key,
+		       (unsigned long long)m->corrupt,
+		       (unsigned long long)m->bad_headers,
+		       (unsigned long long)m->large);
+}
+
 static void print_summary(const struct snapshot *s,
-			  const struct ingest_stats *st, double secs,
+			  const struct ingest_stats *st,
+			  const struct mail_view_stats *ms, double secs,
 			  bool json)
 {
 	char id[2 * MV_ID_LEN + 1], dir[64], a[32], b[32], c[32];
-	double ratio = s->stats.stored_bytes
-			       ? (double)st->bytes_in /
-					 (double)s->stats.stored_bytes
-			       : 0;
+	double ratio =
+		s->stats.stored_bytes
+			? (double)st->bytes_in / (double)s->stats.stored_bytes
+			: 0;
 
 	mv_hex(s->id, MV_ID_LEN, id);
 	snapshot_dir_name(s, dir, sizeof(dir));
 	if (json) {
-		printf("{\"snapshot\":\"%s/%s\",\"id\":\"%s\",\"partial\":%s,"
-		       "\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
+		printf("{\"snapshot\":\"%s/%s\",\"id\":\"%s\",\"partial\":%s,",
+		       s->name, dir, id, s->partial ? "true" : "false");
+		if (ms)
+			print_mail(ms, true);
+		printf("\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
 		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
 		       "\"bytes_new\":%llu,\"bytes_stored\":%llu,"
 		       "\"chunks\":%llu,\"chunks_new\":%llu,"
 		       "\"seconds\":%.3f}\n",
-		       s->name, dir, id, s->partial ? "true" : "false",
 		       (unsigned long long)st->files,
 		       (unsigned long long)st->dirs,
 		       (unsigned long long)st->others,
@@ -144,6 +190,8 @@ static void print_summary(const struct snapshot *s,
 	       (unsigned long long)st->files,
 	       (unsigned long long)st->files_reused,
 	       (unsigned long long)st->dirs, (unsigned long long)st->others);
+	if (ms)
+		print_mail(ms, false);
 	printf("  data      %s read, %s new, %s stored", a, b, c);
 	if (ratio > 0)
 		printf(" (%.1fx smaller)", ratio);
@@ -163,6 +211,8 @@ int cmd_backup(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"exec", required_argument, NULL, 'x'},
+		{"no-mail", no_argument, NULL, 'M'},
+		{"mailcow-keys", required_argument, NULL, 'K'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -175,16 +225,20 @@ int cmd_backup(int argc, char **argv)
 	struct tree_builder *tb = NULL;
 	struct ingest *ing = NULL;
 	struct ingest_opts io;
+	struct mail_view *mv = NULL;
+	struct mail_view_opts mvo;
 	struct tree_entry root;
 	struct timespec t0, t1;
 	const char *name = NULL, *repo = NULL, **execs = NULL;
 	const struct snapshot *parent;
 	bool partial_ok = false, json = false, quiet = false, failed = false;
+	bool no_mail = false;
 	int64_t when = 0;
 	size_t nsrcs = 0, ntags = 0, nlist = 0, nexecs = 0, i, j;
 	char host[256] = "";
 	int c, rc, ret = MV_EXIT_FAIL;
 
+	memset(&mvo, 0, sizeof(mvo));
 	memset(&snap, 0, sizeof(snap));
 	memset(&root, 0, sizeof(root));
 	srcs = calloc((size_t)argc, sizeof(*srcs));
@@ -203,9 +257,12 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 't':
 			if (mv_time_parse(optarg, &when)) {
-				ret = cli_usage("backup", "cannot parse --time "
-						"'%s' (use 2024-05-01T12:00:00Z "
-						"or @SECONDS)", optarg);
+				ret = cli_usage(
+					"backup",
+					"cannot parse --time "
+					"'%s' (use 2024-05-01T12:00:00Z "
+					"or @SECONDS)",
+					optarg);
 				goto out;
 			}
 			break;
@@ -213,12 +270,14 @@ int cmd_backup(int argc, char **argv)
 			char *eq = strchr(optarg, '=');
 
 			if (!eq || eq == optarg) {
-				ret = cli_usage("backup", "--tag wants K=V, "
-						"not '%s'", optarg);
+				ret = cli_usage("backup",
+						"--tag wants K=V, "
+						"not '%s'",
+						optarg);
 				goto out;
 			}
-			tags[ntags].key = strndup(optarg,
-						  (size_t)(eq - optarg));
+			tags[ntags].key =
+				strndup(optarg, (size_t)(eq - optarg));
 			tags[ntags].value = strdup(eq + 1);
 			ntags++;
 			break;
@@ -234,6 +293,12 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'x':
 			execs[nexecs++] = optarg;
+			break;
+		case 'M':
+			no_mail = true;
+			break;
+		case 'K':
+			mvo.keys_dir = optarg;
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -253,7 +318,8 @@ int cmd_backup(int argc, char **argv)
 			continue;
 		}
 		if (!eq) {
-			ret = cli_usage("backup", "source '%s' needs a label: "
+			ret = cli_usage("backup",
+					"source '%s' needs a label: "
 					"LABEL=SOURCE (e.g. volume=-)",
 					argv[i]);
 			goto out;
@@ -261,7 +327,8 @@ int cmd_backup(int argc, char **argv)
 		srcs[nsrcs].label = strndup(argv[i], (size_t)(eq - argv[i]));
 		srcs[nsrcs].src = eq + 1;
 		if (!check_label(srcs[nsrcs].label)) {
-			ret = cli_usage("backup", "bad label '%s' (no '/', "
+			ret = cli_usage("backup",
+					"bad label '%s' (no '/', "
 					"not empty, '.' or '..')",
 					srcs[nsrcs].label);
 			nsrcs++;
@@ -269,8 +336,10 @@ int cmd_backup(int argc, char **argv)
 		}
 		for (j = 0; j < nsrcs; j++)
 			if (!strcmp(srcs[j].label, srcs[nsrcs].label)) {
-				ret = cli_usage("backup", "label '%s' given "
-						"twice", srcs[j].label);
+				ret = cli_usage("backup",
+						"label '%s' given "
+						"twice",
+						srcs[j].label);
 				nsrcs++;
 				goto out;
 			}
@@ -279,12 +348,12 @@ int cmd_backup(int argc, char **argv)
 	repo = cli_repo_arg(repo);
 	if (!repo) {
 		ret = cli_usage("backup", "no repository given (argument or "
-				"MAILVAULT_REPO)");
+					  "MAILVAULT_REPO)");
 		goto out;
 	}
 	if (!name || !*name || strchr(name, '/')) {
 		ret = cli_usage("backup", "--name NAME is required (a job "
-				"name without '/', e.g. stalwart)");
+					  "name without '/', e.g. stalwart)");
 		goto out;
 	}
 	if (!nsrcs) {
@@ -300,7 +369,8 @@ int cmd_backup(int argc, char **argv)
 		j++;
 	}
 	if (j != nexecs) {
-		ret = cli_usage("backup", "give one --exec 'COMMAND' per "
+		ret = cli_usage("backup",
+				"give one --exec 'COMMAND' per "
 				"ssh-exec:// source, in the same order");
 		goto out;
 	}
@@ -326,6 +396,23 @@ int cmd_backup(int argc, char **argv)
 	memset(&io, 0, sizeof(io));
 	io.progress = !quiet && !json && cli_is_tty();
 	io.stop = &stop_flag;
+	if (!no_mail) {
+		mvo.job = name;
+		for (i = 0; i < nsrcs; i++)
+			if (!strcmp(srcs[i].label, MAIL_VIEW_DIR)) {
+				rc = mv_err_set(&err, -EINVAL,
+						"label '%s' is "
+						"the mail view's directory: "
+						"choose another or use "
+						"--no-mail",
+						MAIL_VIEW_DIR);
+				goto fail;
+			}
+		rc = mail_view_new(r, &mvo, &mv, &err);
+		if (rc)
+			goto fail;
+		io.hook = mail_view_hook(mv);
+	}
 	rc = ingest_new(r, w, tb, &io, &ing, &err);
 	if (rc)
 		goto fail;
@@ -362,7 +449,10 @@ int cmd_backup(int argc, char **argv)
 	snap.partial = failed;
 	snap.ntags = (uint32_t)ntags;
 	snap.tags = tags;
-	rc = tree_builder_write(tb, r, w, &snap.root, NULL, &err);
+	if (mv)
+		rc = mail_view_finish(mv, tb, w, when, &err);
+	if (!rc)
+		rc = tree_builder_write(tb, r, w, &snap.root, NULL, &err);
 	if (rc)
 		goto fail;
 	{
@@ -378,6 +468,14 @@ int cmd_backup(int argc, char **argv)
 	w = NULL;
 	if (rc)
 		goto fail;
+	if (mv && mail_view_commit(mv, &snap, &err)) {
+		/* the snapshot is safe; only search lags behind */
+		fprintf(stderr,
+			"mailvault: warning: %s: the catalogue misses "
+			"this snapshot\n",
+			mv_err_msg(&err));
+		mv_err_clear(&err);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	{
 		const struct ingest_stats *st = ingest_get_stats(ing);
@@ -385,7 +483,9 @@ int cmd_backup(int argc, char **argv)
 			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 		if (!quiet || json)
-			print_summary(&snap, st, secs, json);
+			print_summary(&snap, st,
+				      mv ? mail_view_get_stats(mv) : NULL, secs,
+				      json);
 	}
 	goto done;
 fail:
@@ -397,20 +497,23 @@ fail:
 		fprintf(stderr, "mailvault: backup interrupted; no snapshot "
 				"was written\n");
 	else
-		fprintf(stderr, "mailvault: %s\nmailvault: backup failed; no "
-				"snapshot was written\n",
+		fprintf(stderr,
+			"mailvault: %s\nmailvault: backup failed; no "
+			"snapshot was written\n",
 			mv_err_msg(&err));
 	goto out;
 done:
 	ret = MV_EXIT_OK;
 	if (failed) {
-		fprintf(stderr, "mailvault: %s\nmailvault: committed a PARTIAL "
-				"snapshot of what was read (--partial)\n",
+		fprintf(stderr,
+			"mailvault: %s\nmailvault: committed a PARTIAL "
+			"snapshot of what was read (--partial)\n",
 			mv_err_msg(&serr));
 		ret = MV_EXIT_FAIL;
 	}
 out:
 	ingest_free(ing);
+	mail_view_free(mv);
 	tree_builder_free(tb);
 	repo_writer_abort(w);
 	repo_close(r);
