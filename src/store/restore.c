@@ -603,6 +603,14 @@ static int tar_entry(struct tctx *t, const char *path,
 		for (i = 0; !rc && tr && i < tr->n; i++) {
 			char *sub = NULL;
 
+			/* as restore: a ".." member escapes whoever extracts
+			 * the stream with a less careful tar */
+			if (!safe_name(&tr->entries[i])) {
+				fprintf(stderr, "mailvault: unsafe name "
+					"'%s' in '%s' not exported\n",
+					tr->entries[i].name, path);
+				continue;
+			}
 			if (asprintf(&sub, "%s%s%s", path,
 				     path[strlen(path) - 1] == '/' ? "" : "/",
 				     tr->entries[i].name) < 0) {
