@@ -278,6 +278,16 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 			rc = join(o->label, normalise(hl), &target, err);
 			if (!rc)
 				rc = ingest_link(ing, path, target, err);
+			if (rc == -ENOENT) {
+				/* a link to a member the archive does not
+				 * hold (outside it, or cut by the archiver)
+				 * has no content to store: not fatal */
+				fprintf(stderr, "mailvault: warning: '%s': "
+					"%s; skipped\n", o->name,
+					mv_err_msg(err));
+				mv_err_clear(err);
+				rc = 0;
+			}
 			if (rc)
 				goto entry_err;
 			continue;
