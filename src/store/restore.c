@@ -19,6 +19,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "mail_view.h"
 #include "util.h"
 
 static const uint8_t zeros[65536];
@@ -35,6 +36,15 @@ static int each_content(struct repo *r, const struct tree_entry *e,
 	uint64_t xoff = 0, pos = 0; /* within extent xi, and plain offset */
 	int rc = 0;
 
+	if (e->xform == TREE_XFORM_MAILCRYPT) {
+		/* a mail view entry: the decoded message, cut at its size */
+		rc = mail_view_read(r, e, &chunk, err);
+		if (!rc && chunk.len)
+			rc = put(chunk.data, (size_t)MV_MIN(chunk.len, e->size),
+				 0, arg);
+		mv_buf_release(&chunk);
+		return rc;
+	}
 	for (ci = 0; !rc && ci < e->nchunks; ci++) {
 		size_t done = 0;
 
@@ -205,6 +215,13 @@ static int apply_acl(const char *path, const struct tree_entry *e,
 	return 0;
 }
 
+/* Xattrs mailvault keeps for itself (the mail view's key ids). */
+static bool is_internal_xattr(const char *name)
+{
+	return !strncmp(name, MAIL_VIEW_XATTR_PREFIX,
+			strlen(MAIL_VIEW_XATTR_PREFIX));
+}
+
 /* Owner, mode, xattrs, ACLs, times - in that order, since chown clears
  * set-id bits and writing content would change the times. */
 static int apply_meta(int dirfd, const char *name, const char *path,
@@ -225,6 +242,8 @@ static int apply_meta(int dirfd, const char *name, const char *path,
 				  strerror(errno));
 	snprintf(proc, sizeof(proc), "%s", path);
 	for (i = 0; i < e->nxattrs; i++) {
+		if (is_internal_xattr(e->xattrs[i].name))
+			continue;
 		if (lsetxattr(proc, e->xattrs[i].name, e->xattrs[i].value,
 			      e->xattrs[i].len, 0) < 0 &&
 		    errno != ENOTSUP && errno != EPERM)
@@ -504,9 +523,10 @@ static int tar_entry(struct tctx *t, const char *path,
 		archive_entry_set_gname(ae, e->group);
 	archive_entry_set_mtime(ae, e->mtime_sec, e->mtime_nsec);
 	for (i = 0; i < e->nxattrs; i++)
-		archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
-					      e->xattrs[i].value,
-					      e->xattrs[i].len);
+		if (!is_internal_xattr(e->xattrs[i].name))
+			archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
+						      e->xattrs[i].value,
+						      e->xattrs[i].len);
 	/* before the ACL: libarchive keeps the ACL's owner, group and other
 	 * entries in the mode, so set_perm after it would turn the group
 	 * entry into the mask (mode group bits) */
