@@ -89,4 +89,32 @@ struct index_totals {
 int index_totals(struct index *ix, struct index_totals *out,
 		 struct mv_err *err);
 
+/* ---- lifecycle: prune, rebuild-index, repair (src/lifecycle/) -------- */
+
+/* Statements prepared once for many chunk changes inside a transaction. */
+struct index_batch;
+int index_batch_new(struct index *ix, struct index_batch **out,
+		    struct mv_err *err);
+void index_batch_free(struct index_batch *b);
+/* Point chunk id at loc. */
+int index_batch_move(struct index_batch *b, const uint8_t id[MV_ID_LEN],
+		     const struct chunk_loc *loc, struct mv_err *err);
+/* Remove the row of chunk id. */
+int index_batch_drop(struct index_batch *b, const uint8_t id[MV_ID_LEN],
+		     struct mv_err *err);
+
+/* Remove a pack row and the rows of every chunk it holds. */
+int index_pack_delete(struct index *ix, int64_t id, struct mv_err *err);
+/* The chunks of one pack, by offset. */
+int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
+		      void *arg, struct mv_err *err);
+/* The chunks of one record type (enum rec_type). */
+int index_chunk_each_type(struct index *ix, int type, index_chunk_fn fn,
+			  void *arg, struct mv_err *err);
+/* 1 when a snapshot with this id is listed, 0 when not, or an error. */
+int index_snapshot_has(struct index *ix, const uint8_t id[MV_ID_LEN],
+		       struct mv_err *err);
+/* PRAGMA quick_check: 0, or -EBADMSG with SQLite's first complaint. */
+int index_quick_check(struct index *ix, struct mv_err *err);
+
 #endif

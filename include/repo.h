@@ -207,4 +207,37 @@ int repo_totals(struct repo *r, struct repo_totals *out, struct mv_err *err);
  * (mail catalogue).  Owned by the repository; single-threaded use. */
 struct sqlite3 *repo_db(struct repo *r);
 
+/* ---- lifecycle: prune, rebuild-index, repair (src/lifecycle/) -------- */
+
+/* Record type of a tombstone: the ids of forgotten snapshots, so that
+ * rebuild-index does not bring them back (docs/LIFECYCLE.md). */
+#define REC_TOMBSTONE 5
+
+struct index;
+struct pack_rec;
+
+/* The index handle, for the lifecycle commands (one thread; the caller
+ * holds the writer lock).  NULL after repo_open_bare(). */
+struct index *repo_index(struct repo *r);
+/* Local path of index.db (the cached copy for remote repositories). */
+const char *repo_index_path(const struct repo *r);
+
+/* Append a stored record as it is (no recompression) to the session's
+ * packs; *out is its new location.  The chunks table is not touched: the
+ * caller points the chunk at out inside the session's transaction. */
+int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
+		     const void *payload, struct chunk_loc *out,
+		     struct mv_err *err);
+/* Seal and sync the session's packs, then commit its index transaction
+ * (no snapshot).  The writer is freed, also on failure (then aborted). */
+int repo_writer_finish(struct repo_writer *w, struct mv_err *err);
+
+/* Open config and lock (flags as repo_open) but not the index: for
+ * rebuild-index and for repairing an index that cannot be opened. */
+int repo_open_bare(const char *location, unsigned flags, struct repo **out,
+		   struct mv_err *err);
+/* Replace index.db by the complete index file built (renamed into place
+ * after the old WAL is checkpointed or removed) and open it. */
+int repo_index_install(struct repo *r, const char *built, struct mv_err *err);
+
 #endif

@@ -478,3 +478,219 @@ int index_totals(struct index *ix, struct index_totals *out,
 	sqlite3_finalize(st);
 	return rc;
 }
+
+/* ---- lifecycle: prune, rebuild-index, repair (src/lifecycle/) -------- */
+
+struct index_batch {
+	struct index *ix;
+	sqlite3_stmt *move; /* point a chunk at a new location */
+	sqlite3_stmt *drop; /* remove a chunk row */
+};
+
+int index_batch_new(struct index *ix, struct index_batch **out,
+		    struct mv_err *err)
+{
+	struct index_batch *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	b->ix = ix;
+	rc = sqlite3_prepare_v2(ix->db, "UPDATE chunks SET pack = ?2, "
+				"offset = ?3, stored_size = ?4, raw_size = ?5, "
+				"type = ?6, comp = ?7 WHERE id = ?1", -1,
+				&b->move, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ix->db, "DELETE FROM chunks WHERE "
+					"id = ?1", -1, &b->drop, NULL);
+	if (rc != SQLITE_OK) {
+		rc = db_err(ix, rc, "prepare", err);
+		index_batch_free(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+void index_batch_free(struct index_batch *b)
+{
+	if (!b)
+		return;
+	sqlite3_finalize(b->move);
+	sqlite3_finalize(b->drop);
+	free(b);
+}
+
+int index_batch_move(struct index_batch *b, const uint8_t id[MV_ID_LEN],
+		     const struct chunk_loc *loc, struct mv_err *err)
+{
+	sqlite3_stmt *st = b->move;
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, loc->pack);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)loc->offset);
+	sqlite3_bind_int64(st, 4, loc->stored_size);
+	sqlite3_bind_int64(st, 5, loc->raw_size);
+	sqlite3_bind_int(st, 6, loc->type);
+	sqlite3_bind_int(st, 7, loc->comp);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(b->ix, rc, "moving a chunk", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int index_batch_drop(struct index_batch *b, const uint8_t id[MV_ID_LEN],
+		     struct mv_err *err)
+{
+	sqlite3_stmt *st = b->drop;
+	int rc;
+
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0
+			       : db_err(b->ix, rc, "removing a chunk", err);
+	sqlite3_reset(st);
+	return rc;
+}
+
+/* Run sql with up to two integer parameters, stepping it to the end. */
+static int exec_int(struct index *ix, const char *sql, int64_t a, int64_t b,
+		    const char *what, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, what, err);
+	if (sqlite3_bind_parameter_count(st) >= 1)
+		sqlite3_bind_int64(st, 1, a);
+	if (sqlite3_bind_parameter_count(st) >= 2)
+		sqlite3_bind_int64(st, 2, b);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, what, err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_pack_delete(struct index *ix, int64_t id, struct mv_err *err)
+{
+	int rc = exec_int(ix, "DELETE FROM chunks WHERE pack = ?1", id, 0,
+			  "removing the chunks of a pack", err);
+
+	if (!rc)
+		rc = exec_int(ix, "DELETE FROM packs WHERE id = ?1", id, 0,
+			      "removing a pack", err);
+	return rc;
+}
+
+/* Shared loop of the chunk queries below: columns id, pack, offset,
+ * stored_size, raw_size, type, comp. */
+static int chunk_rows(struct index *ix, sqlite3_stmt *st, index_chunk_fn fn,
+		      void *arg, struct mv_err *err)
+{
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct chunk_loc loc;
+		uint8_t id[MV_ID_LEN];
+
+		if (sqlite3_column_bytes(st, 0) != MV_ID_LEN)
+			continue;
+		memcpy(id, sqlite3_column_blob(st, 0), MV_ID_LEN);
+		loc.pack = sqlite3_column_int64(st, 1);
+		loc.offset = (uint64_t)sqlite3_column_int64(st, 2);
+		loc.stored_size = (uint32_t)sqlite3_column_int64(st, 3);
+		loc.raw_size = (uint32_t)sqlite3_column_int64(st, 4);
+		loc.type = (uint8_t)sqlite3_column_int(st, 5);
+		loc.comp = (uint8_t)sqlite3_column_int(st, 6);
+		rc = fn(id, &loc, arg);
+		if (rc)
+			break;
+	}
+	if (rc == SQLITE_DONE)
+		rc = 0;
+	else if (rc > 0)
+		rc = db_err(ix, rc, "listing chunks", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
+		      void *arg, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+				"raw_size, type, comp FROM chunks "
+				"WHERE pack = ?1 ORDER BY offset", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "listing chunks", err);
+	sqlite3_bind_int64(st, 1, pack);
+	return chunk_rows(ix, st, fn, arg, err);
+}
+
+int index_chunk_each_type(struct index *ix, int type, index_chunk_fn fn,
+			  void *arg, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+				"raw_size, type, comp FROM chunks "
+				"WHERE type = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "listing chunks", err);
+	sqlite3_bind_int(st, 1, type);
+	return chunk_rows(ix, st, fn, arg, err);
+}
+
+int index_snapshot_has(struct index *ix, const uint8_t id[MV_ID_LEN],
+		       struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT 1 FROM snapshots WHERE id = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "snapshot lookup", err);
+	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = 1;
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = db_err(ix, rc, "snapshot lookup", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_quick_check(struct index *ix, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	const char *res;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "PRAGMA quick_check(1)", -1, &st,
+				NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "integrity check", err);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		rc = db_err(ix, rc, "integrity check", err);
+	} else {
+		res = (const char *)sqlite3_column_text(st, 0);
+		rc = res && !strcmp(res, "ok")
+			     ? 0
+			     : mv_err_set(err, -EBADMSG, "index is corrupt: %s",
+					  res ? res : "?");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}

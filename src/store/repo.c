@@ -844,8 +844,9 @@ static int decompress(struct repo *r, const struct pack_rec *rec,
 	return 0;
 }
 
-int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
-		    bool verify_id, struct mv_buf *out, struct mv_err *err)
+static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
+			   bool verify_id, struct mv_buf *out,
+			   struct mv_err *err)
 {
 	char name[PACK_NAME_LEN + 8], path[128], where[256], hex[17];
 	struct chunk_loc loc;
@@ -1301,5 +1302,202 @@ int repo_chunk_each(struct repo *r, repo_chunk_fn fn, void *arg,
 	for (i = 0; !rc && i < c.n; i++)
 		rc = fn(c.items[i].id, &c.items[i].loc, arg);
 	free(c.items);
+	return rc;
+}
+
+/* ---- lifecycle: prune, rebuild-index, repair (src/lifecycle/) --------
+ *
+ * prune moves records between packs while mounts read: a reader that
+ * looked a location up just before prune committed may find the old pack
+ * gone, or (when a later pack reuses a deleted pack's row id) a cached
+ * name that points at the wrong file.  repo_chunk_read() therefore tries
+ * once more after forgetting the cached pack names and re-reading the
+ * location from the index, which by then names the new pack.
+ */
+
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    bool verify_id, struct mv_buf *out, struct mv_err *err)
+{
+	struct mv_err first = MV_ERR_INIT;
+	int rc;
+
+	rc = chunk_read_once(r, id, verify_id, out, &first);
+	if (rc != -EIO && rc != -ENOENT) {
+		if (rc)
+			mv_err_set(err, rc, "%s", mv_err_msg(&first));
+		return rc;
+	}
+	pthread_mutex_lock(&r->ix_lock);
+	if (r->pack_names)
+		memset(r->pack_names, 0,
+		       (size_t)r->npack_names * sizeof(*r->pack_names));
+	pthread_mutex_unlock(&r->ix_lock);
+	return chunk_read_once(r, id, verify_id, out, err);
+}
+
+struct index *repo_index(struct repo *r)
+{
+	return r->ix;
+}
+
+const char *repo_index_path(const struct repo *r)
+{
+	return r->index_path;
+}
+
+int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
+		     const void *payload, struct chunk_loc *out,
+		     struct mv_err *err)
+{
+	int k = rec->type == REC_DATA ? 0 : 1;
+	uint64_t off;
+	int rc;
+
+	if (!w->pw[k]) {
+		rc = open_pack(w, k, err);
+		if (rc)
+			return rc;
+	}
+	rc = pack_writer_append(w->pw[k], rec, payload, &off, err);
+	if (rc)
+		return rc;
+	w->stored += PACK_REC_HDR_LEN + rec->stored_size;
+	out->pack = w->pack_id[k];
+	out->offset = off;
+	out->stored_size = rec->stored_size;
+	out->raw_size = rec->raw_size;
+	out->type = rec->type;
+	out->comp = rec->comp;
+	if (pack_writer_size(w->pw[k]) >=
+	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
+		rc = seal_pack(w, k, err);
+	return rc;
+}
+
+int repo_writer_finish(struct repo_writer *w, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int rc;
+
+	rc = seal_pack(w, 0, err);
+	if (!rc)
+		rc = seal_pack(w, 1, err);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_commit(r->ix, err);
+	if (!rc && r->remote) {
+		rc = remote_index_publish(r, err);
+		if (rc)
+			unlink(r->stamp_path);
+	}
+	if (!rc)
+		index_data_version(r->ix, &r->data_version, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		goto fail;
+	writer_free(w);
+	return 0;
+fail:
+	repo_writer_abort(w);
+	return rc;
+}
+
+int repo_open_bare(const char *location, unsigned flags, struct repo **out,
+		   struct mv_err *err)
+{
+	struct repo *r;
+	void *text = NULL;
+	size_t len;
+	char where[PATH_MAX], dir[PATH_MAX];
+	const char *root;
+	int rc;
+
+	r = repo_alloc();
+	if (!r)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	r->location = strdup(location);
+	rc = backend_open(location, false, &r->be, err);
+	if (rc)
+		goto fail;
+	rc = backend_read_all(r->be, "config", CONFIG_MAX, &text, &len, err);
+	if (rc == -ENOENT)
+		rc = mv_err_set(err, -ENOENT, "'%s' is not a mailvault "
+				"repository (no config)", location);
+	if (rc)
+		goto fail;
+	snprintf(where, sizeof(where), "%s/config", location);
+	rc = config_parse(text, where, &r->cfg, err);
+	free(text);
+	if (!rc)
+		rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
+	if (!rc && (flags & REPO_OPEN_WRITE))
+		rc = lock_take(r, flags & REPO_OPEN_WAIT, err);
+	if (rc)
+		goto fail;
+	root = r->be->ops->local_root(r->be);
+	if (root) {
+		if (asprintf(&r->index_path, "%s/index.db", root) < 0)
+			r->index_path = NULL;
+	} else {
+		rc = cache_dir(&r->cfg, dir, sizeof(dir), err);
+		if (rc)
+			goto fail;
+		r->remote = true;
+		if (asprintf(&r->index_path, "%s/index.db", dir) < 0)
+			r->index_path = NULL;
+		if (asprintf(&r->stamp_path, "%s/index.stamp", dir) < 0)
+			r->stamp_path = NULL;
+	}
+	if (!r->index_path || (r->remote && !r->stamp_path)) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	repo_close(r);
+	return rc;
+}
+
+int repo_index_install(struct repo *r, const char *built, struct mv_err *err)
+{
+	const char *root = r->be->ops->local_root(r->be);
+	char side[PATH_MAX + 8], *slash;
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	if (r->ix) {
+		/* an old WAL must not be replayed onto the new file */
+		index_checkpoint(r->ix, NULL);
+		index_close(r->ix);
+		r->ix = NULL;
+	}
+	snprintf(side, sizeof(side), "%s-wal", r->index_path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", r->index_path);
+	unlink(side);
+	if (rename(built, r->index_path) < 0) {
+		rc = mv_err_set(err, -errno, "cannot rename '%s' to '%s': %s",
+				built, r->index_path, strerror(errno));
+		goto out;
+	}
+	snprintf(side, sizeof(side), "%s", r->index_path);
+	slash = strrchr(side, '/');
+	if (slash) {
+		*slash = '\0';
+		mv_fsync_dir(side);
+	}
+	free(r->pack_names);
+	r->pack_names = NULL;
+	r->npack_names = 0;
+	rc = index_open(r->index_path, false, root && is_network_fs(root),
+			false, &r->ix, err);
+	if (!rc && r->remote)
+		rc = remote_index_publish(r, err);
+	if (!rc)
+		index_data_version(r->ix, &r->data_version, NULL);
+out:
+	pthread_mutex_unlock(&r->ix_lock);
 	return rc;
 }
