@@ -55,5 +55,7 @@ int cmd_export_tar(int argc, char **argv);
 /* commands added by later modules go below this line */
 int cmd_mount(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_find(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 #endif

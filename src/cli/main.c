@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	/* later commands go below this line */
 	{"mount", cmd_mount, "mount snapshots read-only with FUSE"},
 	{"forget", cmd_forget, "remove snapshots by a retention policy"},
+	{"find", cmd_find, "search the mail catalogue"},
+	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 };
 
 static void usage(FILE *f)

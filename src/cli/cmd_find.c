@@ -1,0 +1,254 @@
+/* mailvault find: search the mail catalogue. */
+#include <errno.h>
+#include <getopt.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mail_catalog.h"
+#include "mail_view.h"
+#include "repo.h"
+#include "snapshot.h"
+
+static const char usage[] =
+	"usage: mailvault find [REPO] [--from X] [--to X] [--subject X] "
+	"[--text X]\n"
+	"                      [--since D] [--until D] [--account A] "
+	"[--name JOB]\n"
+	"                      [--snapshot SNAP] [--deleted] [--limit N] "
+	"[--json]\n";
+
+struct find_ctx {
+	struct snapshot *list; /* to turn snapshot ids into mount names */
+	size_t n;
+	bool json;
+	unsigned long hits;
+};
+
+static const char *snap_dir(struct find_ctx *c, const char *hex, char *out,
+			    size_t n)
+{
+	uint8_t id[MV_ID_LEN];
+	size_t i;
+
+	if (mv_unhex(hex, id, MV_ID_LEN) == 0)
+		for (i = 0; i < c->n; i++)
+			if (!memcmp(c->list[i].id, id, MV_ID_LEN)) {
+				snapshot_dir_name(&c->list[i], out, n);
+				return out;
+			}
+	snprintf(out, n, "(forgotten %.12s)", hex);
+	return out;
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+static int on_hit(void *arg, const struct mail_catalog_hit *h)
+{
+	struct find_ctx *c = arg;
+	char first[64], last[64], path[4096];
+
+	snap_dir(c, h->first_snap, first, sizeof(first));
+	snap_dir(c, h->last_snap, last, sizeof(last));
+	snprintf(path, sizeof(path), "%s/%s/%s/%s/%s/%s", h->job, last,
+		 MAIL_VIEW_DIR, h->account, h->mailbox, h->name);
+	c->hits++;
+	if (c->json) {
+		printf("{\"path\":");
+		json_str(path);
+		printf(",\"first\":");
+		json_str(first);
+		printf(",\"last\":");
+		json_str(last);
+		printf(",\"deleted\":%s,\"date\":%lld,\"size\":%lld,"
+		       "\"account\":",
+		       h->deleted ? "true" : "false", (long long)h->date,
+		       (long long)h->size);
+		json_str(h->account);
+		printf(",\"mailbox\":");
+		json_str(h->mailbox);
+		printf(",\"from\":");
+		json_str(h->from);
+		printf(",\"subject\":");
+		json_str(h->subject);
+		printf(",\"message_id\":");
+		json_str(h->message_id);
+		printf("}\n");
+		return 0;
+	}
+	printf("%s\n    in %s .. %s%s\n", path, first, last,
+	       h->deleted ? "  (deleted since)" : "");
+	return 0;
+}
+
+static int parse_day(const char *s, int64_t *out)
+{
+	int64_t ns;
+
+	if (mv_time_parse(s, &ns))
+		return -1;
+	*out = ns / 1000000000;
+	return 0;
+}
+
+int cmd_find(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"from", required_argument, NULL, 'f'},
+		{"to", required_argument, NULL, 't'},
+		{"subject", required_argument, NULL, 's'},
+		{"text", required_argument, NULL, 'x'},
+		{"since", required_argument, NULL, 'S'},
+		{"until", required_argument, NULL, 'U'},
+		{"account", required_argument, NULL, 'a'},
+		{"name", required_argument, NULL, 'n'},
+		{"snapshot", required_argument, NULL, 'p'},
+		{"deleted", no_argument, NULL, 'd'},
+		{"limit", required_argument, NULL, 'l'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_catalog_query q;
+	struct mail_catalog *cat = NULL;
+	struct find_ctx ctx;
+	struct snapshot snap;
+	struct repo *r = NULL;
+	sqlite3 *db = NULL;
+	const char *repo = NULL, *snap_spec = NULL;
+	char path[4096], snap_hex[2 * MV_ID_LEN + 1];
+	int c, rc, ret = MV_EXIT_FAIL;
+
+	memset(&q, 0, sizeof(q));
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&snap, 0, sizeof(snap));
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			q.from = optarg;
+			break;
+		case 't':
+			q.to = optarg;
+			break;
+		case 's':
+			q.subject = optarg;
+			break;
+		case 'x':
+			q.text = optarg;
+			break;
+		case 'S':
+		case 'U':
+			if (parse_day(optarg, c == 'S' ? &q.since : &q.until))
+				return cli_usage("find",
+						 "cannot parse date "
+						 "'%s' (use 2024-05-01 or "
+						 "2024-05-01T12:00:00Z)",
+						 optarg);
+			if (c == 'S')
+				q.has_since = true;
+			else
+				q.has_until = true;
+			break;
+		case 'a':
+			q.account = optarg;
+			break;
+		case 'n':
+			q.job = optarg;
+			break;
+		case 'p':
+			snap_spec = optarg;
+			break;
+		case 'd':
+			q.deleted = true;
+			break;
+		case 'l':
+			q.limit = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return MV_EXIT_OK;
+		default:
+			fputs(usage, stderr);
+			return MV_EXIT_USAGE;
+		}
+	}
+	if (optind < argc)
+		repo = argv[optind++];
+	if (optind < argc)
+		return cli_usage("find", "unexpected argument '%s'",
+				 argv[optind]);
+	repo = cli_repo_arg(repo);
+	if (!repo)
+		return cli_usage("find", "no repository given (argument or "
+					 "MAILVAULT_REPO)");
+	rc = repo_open(repo, REPO_OPEN_READ, &r, &err);
+	if (!rc)
+		rc = snapshot_list(r, &ctx.list, &ctx.n, &err);
+	if (!rc && snap_spec) {
+		rc = snapshot_resolve(r, snap_spec, &snap, &err);
+		if (!rc) {
+			mv_hex(snap.id, MV_ID_LEN, snap_hex);
+			q.snapshot = snap_hex;
+			if (!q.job)
+				q.job = snap.name;
+		}
+	}
+	if (!rc)
+		rc = mail_view_catalog_path(r, path, sizeof(path), &err);
+	if (rc)
+		goto fail;
+	if (access(path, R_OK) < 0) {
+		mv_err_set(&err, -ENOENT,
+			   "no mail catalogue at '%s' (no "
+			   "backup with the mail view yet)",
+			   path);
+		goto fail;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		mv_err_set(&err, -EIO, "cannot open catalogue '%s': %s", path,
+			   db ? sqlite3_errmsg(db) : "");
+		goto fail;
+	}
+	sqlite3_busy_timeout(db, 10000);
+	rc = mail_catalog_open(db, &cat, &err);
+	if (!rc)
+		rc = mail_catalog_find(cat, &q, on_hit, &ctx, &err);
+	if (rc < 0)
+		goto fail;
+	if (!ctx.json && !ctx.hits)
+		fprintf(stderr, "no messages found\n");
+	ret = ctx.hits ? MV_EXIT_OK : MV_EXIT_FAIL;
+	goto out;
+fail:
+	ret = cli_fail(&err);
+out:
+	mail_catalog_close(cat);
+	if (db)
+		sqlite3_close(db);
+	snapshot_release(&snap);
+	snapshot_list_free(ctx.list, ctx.n);
+	repo_close(r);
+	return ret;
+}
