@@ -37,6 +37,15 @@
 #define DATA_PACK_TARGET (32u << 20)
 #define META_PACK_TARGET (8u << 20)
 #define DEFAULT_ZSTD_LEVEL 3
+#define DICT_MAX_CHUNK (128u << 10) /* chunks above this skip the dictionary */
+
+/* A zstd dictionary, loaded once and kept for the life of the repo. */
+struct repo_dict {
+	struct repo_dict *next;
+	uint32_t dict_id;   /* zstd's id, recorded in record headers */
+	ZSTD_CDict *cdict;  /* for compressing, NULL until needed */
+	ZSTD_DDict *ddict;  /* for decompressing */
+};
 
 struct ctx_pool {
 	pthread_mutex_t lock;
@@ -53,6 +62,7 @@ struct repo {
 	pthread_mutex_t ix_lock;  /* serialises every index call */
 	char *index_path;         /* local path of the index file */
 	char *stamp_path;         /* remote: cache stamp file */
+	char *pending_path;       /* remote: packs sealed, not committed */
 	bool remote;              /* index is a cached copy */
 	bool locked;              /* we hold the writer lock */
 	int64_t data_version;     /* last seen index data version */
@@ -60,6 +70,10 @@ struct repo {
 	int64_t npack_names;
 	struct ctx_pool cctx, dctx;
 	struct repo_writer *writer; /* the open session, if any */
+	pthread_mutex_t dict_lock;  /* guards dicts and active */
+	struct repo_dict *dicts;    /* loaded dictionaries */
+	struct repo_dict *active;   /* used to compress small chunks */
+	bool dict_probed;           /* looked for a dictionary already */
 };
 
 struct repo_writer {
@@ -353,7 +367,7 @@ static int cache_dir(const struct repo_config *c, char *out, size_t n,
 
 /* Copy the remote index.db into the cache unless the stamp says the cached
  * copy is current. */
-static int remote_index_fetch(struct repo *r, struct mv_err *err)
+static int remote_index_fetch_once(struct repo *r, struct mv_err *err)
 {
 	char stamp[64], *old = NULL, tmp[PATH_MAX];
 	uint64_t size;
@@ -426,6 +440,30 @@ out:
 		unlink(tmp);
 	free(buf);
 	return rc;
+}
+
+/* An SFTP v3 server cannot rename over a file, so a writer publishing a
+ * new index moves the old one aside first: for about one round trip
+ * index.db is missing.  A reader that falls in that window tries again. */
+static int remote_index_fetch(struct repo *r, struct mv_err *err)
+{
+	struct timespec ts = {0, 200 * 1000000L};
+	int i, rc = 0;
+
+	for (i = 0; i < 5; i++) {
+		struct mv_err e = MV_ERR_INIT;
+
+		rc = remote_index_fetch_once(r, &e);
+		if (rc != -ENOENT) {
+			if (rc)
+				mv_err_set(err, rc, "%s", mv_err_msg(&e));
+			return rc;
+		}
+		if (i < 4)
+			nanosleep(&ts, NULL);
+	}
+	return mv_err_set(err, rc, "repository '%s' has no index.db",
+			  r->location);
 }
 
 /* Upload the cached index: checkpoint, stream to a temporary name, rename
@@ -509,6 +547,7 @@ static struct repo *repo_alloc(void)
 	pthread_mutex_init(&r->ix_lock, NULL);
 	pthread_mutex_init(&r->cctx.lock, NULL);
 	pthread_mutex_init(&r->dctx.lock, NULL);
+	pthread_mutex_init(&r->dict_lock, NULL);
 	return r;
 }
 
@@ -529,7 +568,8 @@ static int open_index(struct repo *r, bool create, bool writable,
 		if (rc)
 			return rc;
 		if (asprintf(&r->index_path, "%s/index.db", dir) < 0 ||
-		    asprintf(&r->stamp_path, "%s/index.stamp", dir) < 0)
+		    asprintf(&r->stamp_path, "%s/index.stamp", dir) < 0 ||
+		    asprintf(&r->pending_path, "%s/pending-packs", dir) < 0)
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		r->remote = true;
 		if (create) {
@@ -667,12 +707,22 @@ void repo_close(struct repo *r)
 		ZSTD_freeCCtx(r->cctx.items[i]);
 	for (i = 0; i < r->dctx.n; i++)
 		ZSTD_freeDCtx(r->dctx.items[i]);
+	while (r->dicts) {
+		struct repo_dict *d = r->dicts;
+
+		r->dicts = d->next;
+		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeDDict(d->ddict);
+		free(d);
+	}
+	pthread_mutex_destroy(&r->dict_lock);
 	pthread_mutex_destroy(&r->cctx.lock);
 	pthread_mutex_destroy(&r->dctx.lock);
 	pthread_mutex_destroy(&r->ix_lock);
 	free(r->pack_names);
 	free(r->index_path);
 	free(r->stamp_path);
+	free(r->pending_path);
 	free(r->location);
 	explicit_bzero(&r->cfg, sizeof(r->cfg));
 	free(r);
@@ -806,10 +856,108 @@ int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,
 	return rc;
 }
 
+/* ---- dictionaries ---------------------------------------------------
+ *
+ * Small messages compress poorly one by one; a zstd dictionary trained on
+ * the repository's own mail (docs/CHUNKING.md: -24 % on generated mail) is
+ * stored as a REC_DICT record and listed in the index's dicts table.
+ * Record headers name the dictionary by zstd's dictionary id.
+ */
+
+static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
+			  struct mv_buf *out, struct mv_err *err);
+
+/* Build a dictionary entry from its bytes; NULL on failure. */
+static struct repo_dict *dict_make(struct repo *r, const void *p, size_t n,
+				   bool for_compress)
+{
+	struct repo_dict *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->dict_id = ZSTD_getDictID_fromDict(p, n);
+	d->ddict = ZSTD_createDDict(p, n);
+	if (for_compress)
+		d->cdict = ZSTD_createCDict(p, n, r->cfg.zstd_level);
+	if (!d->ddict || (for_compress && !d->cdict) || !d->dict_id) {
+		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeDDict(d->ddict);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The dictionary with id dict_id (0: the newest), loading it on first
+ * use.  Thread-safe. */
+static struct repo_dict *dict_get(struct repo *r, uint32_t dict_id,
+				  struct mv_err *err)
+{
+	struct mv_buf raw = MV_BUF_INIT;
+	struct repo_dict *d;
+	uint8_t chunk[MV_ID_LEN];
+	uint32_t found = 0;
+	int rc;
+
+	pthread_mutex_lock(&r->dict_lock);
+	for (d = r->dicts; d; d = d->next)
+		if (d->dict_id == dict_id) {
+			pthread_mutex_unlock(&r->dict_lock);
+			return d;
+		}
+	pthread_mutex_unlock(&r->dict_lock);
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_dict_find(r->ix, dict_id, &found, chunk, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc) {
+		if (dict_id)
+			mv_err_set(err, -EIO, "zstd dictionary %u is missing",
+				   dict_id);
+		return NULL;
+	}
+	rc = chunk_read_raw(r, chunk, &raw, err);
+	d = rc ? NULL : dict_make(r, raw.data, raw.len, true);
+	mv_buf_release(&raw);
+	if (!d) {
+		mv_err_set(err, -EIO, "zstd dictionary %u cannot be loaded",
+			   found);
+		return NULL;
+	}
+	pthread_mutex_lock(&r->dict_lock);
+	d->next = r->dicts;
+	r->dicts = d;
+	pthread_mutex_unlock(&r->dict_lock);
+	return d;
+}
+
+static struct repo_dict *dict_active(struct repo *r)
+{
+	struct repo_dict *d;
+
+	pthread_mutex_lock(&r->dict_lock);
+	if (!r->dict_probed) {
+		r->dict_probed = true;
+		pthread_mutex_unlock(&r->dict_lock);
+		d = dict_get(r, 0, NULL);
+		pthread_mutex_lock(&r->dict_lock);
+		if (d && !r->active)
+			r->active = d;
+	}
+	d = r->active;
+	pthread_mutex_unlock(&r->dict_lock);
+	return d;
+}
+
+bool repo_has_dictionary(struct repo *r)
+{
+	return dict_active(r) != NULL;
+}
+
 static int decompress(struct repo *r, const struct pack_rec *rec,
 		      const uint8_t *payload, struct mv_buf *out,
 		      const char *where, struct mv_err *err)
 {
+	struct repo_dict *dict = NULL;
 	ZSTD_DCtx *d;
 	size_t n;
 
@@ -824,16 +972,26 @@ static int decompress(struct repo *r, const struct pack_rec *rec,
 		out->len = rec->raw_size;
 		return 0;
 	}
-	if (rec->comp != PACK_COMP_ZSTD)
+	if (rec->comp != PACK_COMP_ZSTD && rec->comp != PACK_COMP_ZSTD_DICT)
 		return mv_err_set(err, -EIO, "%s: unknown compression %u",
 				  where, rec->comp);
+	if (rec->comp == PACK_COMP_ZSTD_DICT) {
+		dict = dict_get(r, rec->dict_id, err);
+		if (!dict)
+			return mv_err_prefix(err, "%s", where);
+	}
 	d = pool_get(&r->dctx);
 	if (!d)
 		d = ZSTD_createDCtx();
 	if (!d)
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	n = ZSTD_decompressDCtx(d, out->data, rec->raw_size, payload,
-				rec->stored_size);
+	if (dict)
+		n = ZSTD_decompress_usingDDict(d, out->data, rec->raw_size,
+					       payload, rec->stored_size,
+					       dict->ddict);
+	else
+		n = ZSTD_decompressDCtx(d, out->data, rec->raw_size, payload,
+					rec->stored_size);
 	if (!pool_put(&r->dctx, d))
 		ZSTD_freeDCtx(d);
 	if (ZSTD_isError(n) || n != rec->raw_size)
@@ -925,12 +1083,15 @@ out:
 /* ---- writing ------------------------------------------------------- */
 
 int repo_compress(struct repo *r, const void *raw, size_t len,
-		  struct mv_buf *out, bool *out_used, struct mv_err *err)
+		  struct mv_buf *out, struct repo_comp *out_comp,
+		  struct mv_err *err)
 {
-	ZSTD_CCtx *c;
+	struct repo_dict *dict = len <= DICT_MAX_CHUNK ? dict_active(r) : NULL;
 	size_t bound = ZSTD_compressBound(len), n;
+	ZSTD_CCtx *c;
 
-	*out_used = false;
+	out_comp->kind = PACK_COMP_NONE;
+	out_comp->dict_id = 0;
 	if (len < 64)
 		return 0;
 	mv_buf_reset(out);
@@ -946,7 +1107,11 @@ int repo_compress(struct repo *r, const void *raw, size_t len,
 		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 	}
-	n = ZSTD_compress2(c, out->data, bound, raw, len);
+	if (dict)
+		n = ZSTD_compress_usingCDict(c, out->data, bound, raw, len,
+					     dict->cdict);
+	else
+		n = ZSTD_compress2(c, out->data, bound, raw, len);
 	if (!pool_put(&r->cctx, c))
 		ZSTD_freeCCtx(c);
 	if (ZSTD_isError(n))
@@ -954,9 +1119,150 @@ int repo_compress(struct repo *r, const void *raw, size_t len,
 	/* store raw unless compression saves at least 1/32 */
 	if (n + (len >> 5) < len) {
 		out->len = n;
-		*out_used = true;
+		out_comp->kind = dict ? PACK_COMP_ZSTD_DICT : PACK_COMP_ZSTD;
+		out_comp->dict_id = dict ? dict->dict_id : 0;
 	}
 	return 0;
+}
+
+/* ---- packs of interrupted remote sessions ---------------------------
+ *
+ * On a remote repository an interrupted backup (connection lost for good)
+ * leaves the packs it had sealed on the server: uploading them was the
+ * expensive part.  Their names are noted in the cache directory
+ * (pending-packs) before each upload and forgotten when a session
+ * commits.  The next session scans the noted packs that made it to the
+ * server (sealed packs describe themselves) and adds their records to its
+ * own index transaction, so it stores nothing twice.  Packs of another
+ * machine's failed session are not noted here; check reports them and
+ * prune removes them.
+ */
+
+struct adopt_rec {
+	uint8_t id[MV_ID_LEN];
+	struct chunk_loc loc;
+};
+
+struct adopt {
+	struct adopt_rec *v;
+	size_t n, cap;
+	int kind; /* enum pack_kind, from the first record */
+};
+
+static int adopt_collect(const struct pack_rec *rec, uint64_t offset,
+			 const void *payload, void *arg)
+{
+	struct adopt *a = arg;
+
+	(void)payload;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 256;
+		struct adopt_rec *p = realloc(a->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		a->v = p;
+		a->cap = cap;
+	}
+	if (!a->n)
+		a->kind = rec->type == REC_DATA ? PACK_KIND_DATA
+						: PACK_KIND_META;
+	memcpy(a->v[a->n].id, rec->id, MV_ID_LEN);
+	a->v[a->n].loc.pack = 0;
+	a->v[a->n].loc.offset = offset;
+	a->v[a->n].loc.stored_size = rec->stored_size;
+	a->v[a->n].loc.raw_size = rec->raw_size;
+	a->v[a->n].loc.type = rec->type;
+	a->v[a->n].loc.comp = rec->comp;
+	a->n++;
+	return 0;
+}
+
+static int pack_known(int64_t id, const char *name, int kind, uint64_t size,
+		      uint32_t records, void *arg)
+{
+	(void)id;
+	(void)kind;
+	(void)size;
+	(void)records;
+	return strcmp(name, (const char *)arg) ? 0 : -EEXIST;
+}
+
+/* Add the records of one sealed pack to the open transaction.  A pack
+ * that never reached the server, or not whole, is skipped. */
+static int adopt_pack(struct repo *r, const char *name, struct mv_err *err)
+{
+	struct adopt a = {NULL, 0, 0, PACK_KIND_DATA};
+	struct mv_err e = MV_ERR_INIT;
+	char path[128];
+	uint64_t size = 0;
+	int64_t id;
+	bool sealed = false;
+	size_t i;
+	int rc;
+
+	rc = index_pack_each(r->ix, pack_known, (void *)name, NULL);
+	if (rc == -EEXIST)
+		return 0; /* committed after all */
+	pack_path(name, path, sizeof(path));
+	rc = r->be->ops->stat(r->be, path, &size, NULL, &e);
+	if (rc == -ENOENT)
+		return 0;
+	if (!rc)
+		rc = pack_scan(r->be, path, false, adopt_collect, &a, &sealed,
+			       &e);
+	if (rc == -EBADMSG || (!rc && (!sealed || !a.n))) {
+		rc = 0; /* not whole: left for check and prune */
+		goto out;
+	}
+	if (rc) {
+		rc = mv_err_set(err, rc, "%s", mv_err_msg(&e));
+		goto out;
+	}
+	rc = index_pack_add(r->ix, name, a.kind, &id, err);
+	for (i = 0; !rc && i < a.n; i++) {
+		a.v[i].loc.pack = id;
+		rc = index_chunk_add(r->ix, a.v[i].id, &a.v[i].loc, err);
+	}
+	if (!rc)
+		rc = index_pack_update(r->ix, id, size, (uint32_t)a.n, err);
+out:
+	free(a.v);
+	return rc;
+}
+
+static int adopt_pending(struct repo *r, struct mv_err *err)
+{
+	char *text = NULL, *line, *save = NULL;
+	int rc = 0;
+
+	if (mv_read_file(r->pending_path, 1 << 20, &text, NULL, NULL))
+		return 0;
+	pthread_mutex_lock(&r->ix_lock);
+	for (line = strtok_r(text, "\n", &save); line && !rc;
+	     line = strtok_r(NULL, "\n", &save))
+		if (strlen(line) == PACK_NAME_LEN &&
+		    strspn(line, "0123456789abcdef") == PACK_NAME_LEN)
+			rc = adopt_pack(r, line, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	free(text);
+	return rc;
+}
+
+/* Note a pack name before its upload (see above). */
+static void pending_note(struct repo *r, const char *name)
+{
+	char line[PACK_NAME_LEN + 2];
+	int fd;
+
+	fd = open(r->pending_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return; /* only an optimisation */
+	snprintf(line, sizeof(line), "%s\n", name);
+	if (mv_write_full(fd, line, strlen(line)) == 0)
+		fdatasync(fd);
+	close(fd);
 }
 
 int repo_writer_begin(struct repo *r, struct repo_writer **out,
@@ -981,6 +1287,16 @@ int repo_writer_begin(struct repo *r, struct repo_writer **out,
 	if (rc) {
 		free(w);
 		return rc;
+	}
+	if (r->remote) {
+		rc = adopt_pending(r, err);
+		if (rc) {
+			pthread_mutex_lock(&r->ix_lock);
+			index_rollback(r->ix);
+			pthread_mutex_unlock(&r->ix_lock);
+			free(w);
+			return rc;
+		}
 	}
 	r->writer = w;
 	*out = w;
@@ -1012,6 +1328,8 @@ static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
 	if (!w->sealed[w->nsealed])
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	w->nsealed++;
+	if (r->remote)
+		pending_note(r, pack_writer_name(w->pw[k]));
 	rc = pack_writer_seal(w->pw[k], err);
 	w->pw[k] = NULL;
 	if (rc)
@@ -1041,38 +1359,19 @@ static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
 	return rc;
 }
 
-int repo_writer_put(struct repo_writer *w, enum rec_type type,
-		    const uint8_t id[MV_ID_LEN], const void *raw,
-		    size_t raw_len, const void *comp, size_t comp_len,
-		    bool *out_new, struct mv_err *err)
+static int writer_append(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], size_t raw_len,
+			 const void *payload, size_t stored,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err)
 {
 	struct repo *r = w->r;
 	int k = type == REC_DATA ? 0 : 1;
 	struct pack_rec rec;
 	struct chunk_loc loc;
-	const void *payload = raw;
 	uint64_t off;
-	bool used = comp != NULL;
 	int rc;
 
-	if (out_new)
-		*out_new = false;
-	if (raw_len > PACK_MAX_RECORD)
-		return mv_err_set(err, -EMSGSIZE, "record of %zu bytes is "
-				  "too large", raw_len);
-	if (repo_writer_has(w, id))
-		return 0;
-	if (comp) {
-		payload = comp;
-	} else if (type != REC_SNAPSHOT) {
-		rc = repo_compress(r, raw, raw_len, &w->cbuf, &used, err);
-		if (rc)
-			return rc;
-		if (used) {
-			payload = w->cbuf.data;
-			comp_len = w->cbuf.len;
-		}
-	}
 	if (!w->pw[k]) {
 		rc = open_pack(w, k, err);
 		if (rc)
@@ -1080,9 +1379,10 @@ int repo_writer_put(struct repo_writer *w, enum rec_type type,
 	}
 	memset(&rec, 0, sizeof(rec));
 	rec.type = (uint8_t)type;
-	rec.comp = used ? PACK_COMP_ZSTD : PACK_COMP_NONE;
+	rec.comp = how->kind;
+	rec.dict_id = how->dict_id;
 	rec.raw_size = (uint32_t)raw_len;
-	rec.stored_size = (uint32_t)(used ? comp_len : raw_len);
+	rec.stored_size = (uint32_t)stored;
 	memcpy(rec.id, id, MV_ID_LEN);
 	rec.checksum = hash_xxh64(payload, rec.stored_size);
 	rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
@@ -1106,6 +1406,87 @@ int repo_writer_put(struct repo_writer *w, enum rec_type type,
 	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
 		rc = seal_pack(w, k, err);
 	return rc;
+}
+
+int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], const void *raw,
+			 size_t raw_len, const void *comp, size_t comp_len,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err)
+{
+	struct repo_comp none = {PACK_COMP_NONE, 0};
+
+	if (out_new)
+		*out_new = false;
+	if (raw_len > PACK_MAX_RECORD)
+		return mv_err_set(err, -EMSGSIZE, "record of %zu bytes is "
+				  "too large", raw_len);
+	if (repo_writer_has(w, id))
+		return 0;
+	if (!how || how->kind == PACK_COMP_NONE || !comp)
+		return writer_append(w, type, id, raw_len, raw, raw_len, &none,
+				     out_new, err);
+	return writer_append(w, type, id, raw_len, comp, comp_len, how,
+			     out_new, err);
+}
+
+int repo_writer_put(struct repo_writer *w, enum rec_type type,
+		    const uint8_t id[MV_ID_LEN], const void *raw,
+		    size_t raw_len, const void *comp, size_t comp_len,
+		    bool *out_new, struct mv_err *err)
+{
+	struct repo_comp how = {PACK_COMP_ZSTD, 0};
+	int rc;
+
+	if (comp)
+		return repo_writer_put_comp(w, type, id, raw, raw_len, comp,
+					    comp_len, &how, out_new, err);
+	if (out_new)
+		*out_new = false;
+	if (repo_writer_has(w, id))
+		return 0;
+	how.kind = PACK_COMP_NONE;
+	if (type != REC_SNAPSHOT && type != REC_DICT) {
+		rc = repo_compress(w->r, raw, raw_len, &w->cbuf, &how, err);
+		if (rc)
+			return rc;
+	}
+	return repo_writer_put_comp(w, type, id, raw, raw_len, w->cbuf.data,
+				    w->cbuf.len, &how, out_new, err);
+}
+
+int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
+			       size_t len, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	struct repo_dict *d;
+	uint8_t id[MV_ID_LEN];
+	int rc;
+
+	d = dict_make(r, dict, len, true);
+	if (!d)
+		return mv_err_set(err, -EINVAL, "not a usable zstd "
+				  "dictionary");
+	repo_chunk_id(r, dict, len, id);
+	rc = repo_writer_put(w, REC_DICT, id, dict, len, NULL, 0, NULL, err);
+	if (!rc) {
+		pthread_mutex_lock(&r->ix_lock);
+		rc = index_dict_add(r->ix, d->dict_id, id, err);
+		pthread_mutex_unlock(&r->ix_lock);
+	}
+	if (rc) {
+		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeDDict(d->ddict);
+		free(d);
+		return rc;
+	}
+	pthread_mutex_lock(&r->dict_lock);
+	d->next = r->dicts;
+	r->dicts = d;
+	r->active = d;
+	r->dict_probed = true;
+	pthread_mutex_unlock(&r->dict_lock);
+	return 0;
 }
 
 uint64_t repo_writer_stored_bytes(const struct repo_writer *w)
@@ -1153,8 +1534,15 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 				snap->partial, rec.data, rec.len, err);
 	if (!rc)
 		rc = index_commit(r->ix, err);
-	if (!rc && r->remote)
+	if (!rc && r->remote) {
 		rc = remote_index_publish(r, err);
+		/* the cached index now holds a commit the server may not
+		 * have: make the next open download the server's copy */
+		if (rc)
+			unlink(r->stamp_path);
+		else
+			unlink(r->pending_path);
+	}
 	if (!rc)
 		index_data_version(r->ix, &r->data_version, NULL);
 	pthread_mutex_unlock(&r->ix_lock);
@@ -1186,8 +1574,10 @@ void repo_writer_abort(struct repo_writer *w)
 	pthread_mutex_lock(&r->ix_lock);
 	index_rollback(r->ix);
 	pthread_mutex_unlock(&r->ix_lock);
-	/* Packs sealed by this session are referenced by nothing now. */
-	for (i = 0; i < w->nsealed; i++) {
+	/* Packs sealed by this session are referenced by nothing now.  On
+	 * a remote repository they are kept: uploading them was the cost,
+	 * and the next session adopts them (see adopt_pending). */
+	for (i = 0; !r->remote && i < w->nsealed; i++) {
 		pack_path(w->sealed[i], path, sizeof(path));
 		r->be->ops->remove(r->be, path, NULL);
 	}
@@ -1500,4 +1890,10 @@ int repo_index_install(struct repo *r, const char *built, struct mv_err *err)
 out:
 	pthread_mutex_unlock(&r->ix_lock);
 	return rc;
+}
+
+static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
+			  struct mv_buf *out, struct mv_err *err)
+{
+	return repo_chunk_read(r, id, false, out, err);
 }

@@ -1,0 +1,92 @@
+#!/bin/sh
+# t3104-remote-interrupted: a backup into sftp:// whose server goes away
+# mid-upload fails with no snapshot; the next backup reuses the packs that
+# were uploaded; a dropped session (not the server) is retried and the
+# backup completes.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$TOP/tests/lib/sshd.sh"
+
+sshd_start
+sshd_trust
+MAILVAULT_SSH_RETRY_MS=100
+export MAILVAULT_SSH_RETRY_MS
+R=sftp://root@127.0.0.1:$SSHD_PORT$T/repo
+assert_ok "$MV" init -i "$SSH_KEY" "$R"
+
+# 320 MB that does not compress: ten 32 MiB data packs
+mkdir "$T/src"
+for i in 0 1 2 3 4 5 6 7 8 9; do
+	head -c 32000000 /dev/urandom >"$T/src/f$i"
+done
+total=$(cat "$T/src"/f* | wc -c)
+
+packs()
+{
+	find "$T/repo/packs" -type f -size +1M ! -name '*.tmp-*' 2>/dev/null |
+		wc -l
+}
+
+say "the server goes away after three packs: no snapshot"
+"$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
+	>"$T/out1" 2>"$T/err1" &
+pid=$!
+n=0
+while [ "$(packs)" -lt 3 ]; do
+	n=$((n + 1))
+	[ "$n" -lt 600 ] || die "no pack uploaded after 60 s"
+	kill -0 "$pid" 2>/dev/null || die "backup ended early: $(cat "$T/err1")"
+	sleep 0.1
+done
+sshd_stop
+set +e
+wait "$pid"
+rc=$?
+set -e
+[ "$rc" = 1 ] || die "backup exit $rc, want 1: $(cat "$T/err1")"
+assert_grep "connection lost|cannot connect|gave up" "$T/err1"
+assert_grep "no snapshot was written" "$T/err1"
+kept=$(packs)
+say "$kept packs stayed on the server"
+[ "$kept" -ge 3 ] || die "only $kept packs kept"
+
+sshd_restart
+"$MV" snapshots -i "$SSH_KEY" "$R" >"$T/snaps"
+assert_no_grep "vol" "$T/snaps"
+
+say "the next backup stores only what did not make it"
+assert_ok "$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
+	>"$T/out2"
+stored=$(python3 -c 'import json,sys
+print(json.load(open(sys.argv[1]))["bytes_stored"])' "$T/out2")
+say "second run stored $stored of $total bytes"
+# three 32 MiB packs were there: at least 90 MB less than the data
+[ "$stored" -lt $((total - 90000000)) ] ||
+	die "second run stored $stored of $total bytes: packs not reused"
+repo_bytes=$(du -sb "$T/repo/packs" | cut -f1)
+say "packs on the server: $repo_bytes bytes for $total bytes of data"
+[ "$repo_bytes" -lt $((total + total / 20)) ] ||
+	die "the server holds $repo_bytes bytes: data uploaded twice"
+assert_ok "$MV" check -i "$SSH_KEY" "$R"
+mkdir "$T/back"
+assert_ok "$MV" restore -i "$SSH_KEY" "$R" vol/latest:d "$T/back"
+for i in 0 1 2 3 4 5 6 7 8 9; do
+	cmp "$T/src/f$i" "$T/back/d/f$i" || die "f$i differs after restore"
+done
+
+say "sessions killed mid-upload: retried, the backup completes"
+head -c 64000000 /dev/urandom >"$T/src/g"
+"$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
+	>"$T/out3" 2>"$T/err3" &
+pid=$!
+before=$(packs)
+n=0
+while [ "$(packs)" -le "$before" ]; do
+	n=$((n + 1))
+	[ "$n" -lt 600 ] || die "no pack uploaded after 60 s"
+	sleep 0.1
+done
+sshd_kill_sessions
+wait "$pid" || die "backup failed after a dropped session: $(cat "$T/err3")"
+"$MV" restore -i "$SSH_KEY" "$R" vol/latest:d/g "$T/back2"
+cmp "$T/src/g" "$T/back2/g" || die "g differs"
+ok
