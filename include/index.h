@@ -75,6 +75,13 @@ typedef int (*index_chunk_fn)(const uint8_t id[MV_ID_LEN],
 int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
 		     struct mv_err *err);
 
+/* zstd dictionaries: dict_id -> chunk id of the REC_DICT record. */
+int index_dict_add(struct index *ix, uint32_t dict_id,
+		   const uint8_t chunk[MV_ID_LEN], struct mv_err *err);
+/* -ENOENT when unknown.  dict_id 0: the newest dictionary. */
+int index_dict_find(struct index *ix, uint32_t dict_id, uint32_t *out_id,
+		    uint8_t out_chunk[MV_ID_LEN], struct mv_err *err);
+
 /* Changes whenever another connection commits (PRAGMA data_version). */
 int index_data_version(struct index *ix, int64_t *out, struct mv_err *err);
 

@@ -163,11 +163,34 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 /* Drop the session: nothing becomes visible.  Frees the writer. */
 void repo_writer_abort(struct repo_writer *w);
 
-/* Compress raw with the repository's settings into out; returns 0 and
- * sets *out_used=false when compression does not pay.  Thread-safe (uses
- * a per-thread context). */
+/* How a payload was compressed (enum pack_comp and its dictionary). */
+struct repo_comp {
+	uint8_t kind;     /* enum pack_comp: NONE, ZSTD or ZSTD_DICT */
+	uint32_t dict_id; /* for ZSTD_DICT */
+};
+
+/* Compress raw with the repository's settings into out.  Small chunks
+ * use the repository's trained dictionary when it has one.  out_comp->kind
+ * is PACK_COMP_NONE when compression does not pay.  Thread-safe (contexts
+ * come from a pool). */
 int repo_compress(struct repo *r, const void *raw, size_t len,
-		  struct mv_buf *out, bool *out_used, struct mv_err *err);
+		  struct mv_buf *out, struct repo_comp *out_comp,
+		  struct mv_err *err);
+
+/* repo_writer_put for a payload compressed by repo_compress(). */
+int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], const void *raw,
+			 size_t raw_len, const void *comp, size_t comp_len,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err);
+
+/* True when the repository has a zstd dictionary for small chunks. */
+bool repo_has_dictionary(struct repo *r);
+/* Store a trained dictionary in this session and use it for every later
+ * compression of small chunks.  Readers find it by its zstd dictionary
+ * id (recorded in each record header). */
+int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
+			       size_t len, struct mv_err *err);
 
 /* Call fn for every snapshot record in the index, ordered by name and
  * time (row: index row id).  Thread-safe; fn must not call back into the

@@ -17,7 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zdict.h>
+
 #include "chunker.h"
+#include "pack.h"
 #include "util.h"
 
 #define ING_QUEUE 64
@@ -44,7 +47,7 @@ struct job {
 	uint32_t index;          /* chunk number within the file */
 	struct mv_buf raw;       /* chunk bytes */
 	struct mv_buf comp;      /* compressed, when new and worth it */
-	bool comp_used;
+	struct repo_comp how;    /* how comp was made */
 	bool known;              /* already in the index */
 	uint8_t id[MV_ID_LEN];
 	bool whole;              /* the file's only chunk */
@@ -76,6 +79,11 @@ struct ingest {
 	struct mv_buf pending;    /* bytes of cur not yet cut */
 	struct pfile *head, *tail; /* files waiting for chunks */
 
+	bool train;               /* collecting samples for a dictionary */
+	struct mv_buf samples;    /* sample bytes, back to back */
+	size_t *sample_sizes;
+	unsigned nsamples;
+
 	struct ingest_stats st;
 	char current[256];
 	struct timespec last_progress;
@@ -94,10 +102,10 @@ static void work_one(struct ingest *ing, struct job *j)
 		j->result = h->analyze(h->ctx, j->file->path, j->id,
 				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
-	j->comp_used = false;
+	j->how.kind = 0;
 	if (!j->known)
 		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len,
-				      &j->comp, &j->comp_used, &j->err);
+				      &j->comp, &j->how, &j->err);
 }
 
 static void *worker_main(void *arg)
@@ -123,6 +131,74 @@ static void *worker_main(void *arg)
 	}
 	pthread_mutex_unlock(&ing->lock);
 	return NULL;
+}
+
+/* ---- dictionary training ---------------------------------------------
+ *
+ * The first backup into a repository without a dictionary keeps a sample
+ * of its small files (messages); once enough are seen, a zstd dictionary
+ * is trained and stored, and every later small chunk is compressed with
+ * it.  Deterministic: the samples are the first files in input order.
+ */
+
+#define TRAIN_BYTES (8u << 20)     /* sample budget */
+#define TRAIN_MAX_SAMPLES 8192
+#define TRAIN_MIN_SAMPLES 256
+#define TRAIN_MIN_BYTES (1u << 20)
+#define TRAIN_SAMPLE_MAX (64u << 10) /* larger files are not samples */
+#define DICT_SIZE (112u << 10)
+
+static void train_stop(struct ingest *ing)
+{
+	ing->train = false;
+	mv_buf_release(&ing->samples);
+	free(ing->sample_sizes);
+	ing->sample_sizes = NULL;
+	ing->nsamples = 0;
+}
+
+/* Train and install the dictionary; failures only mean no dictionary. */
+static void train_now(struct ingest *ing)
+{
+	void *dict;
+	size_t n;
+
+	if (ing->nsamples < TRAIN_MIN_SAMPLES ||
+	    ing->samples.len < TRAIN_MIN_BYTES) {
+		train_stop(ing);
+		return;
+	}
+	dict = malloc(DICT_SIZE);
+	if (dict) {
+		n = ZDICT_trainFromBuffer(dict, DICT_SIZE, ing->samples.data,
+					  ing->sample_sizes, ing->nsamples);
+		if (!ZDICT_isError(n))
+			repo_writer_set_dictionary(ing->w, dict, n, NULL);
+	}
+	free(dict);
+	train_stop(ing);
+}
+
+static void sample(struct ingest *ing, const uint8_t *p, size_t n)
+{
+	if (n < 256 || n > TRAIN_SAMPLE_MAX)
+		return;
+	if (!ing->sample_sizes) {
+		ing->sample_sizes = calloc(TRAIN_MAX_SAMPLES,
+					   sizeof(*ing->sample_sizes));
+		if (!ing->sample_sizes) {
+			train_stop(ing);
+			return;
+		}
+	}
+	if (mv_buf_append(&ing->samples, p, n)) {
+		train_stop(ing);
+		return;
+	}
+	ing->sample_sizes[ing->nsamples++] = n;
+	if (ing->nsamples == TRAIN_MAX_SAMPLES ||
+	    ing->samples.len >= TRAIN_BYTES)
+		train_now(ing);
 }
 
 /* ---- storing, in order ------------------------------------------------ */
@@ -177,9 +253,11 @@ static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 		mv_err_set(err, j->rc, "%s", mv_err_msg(&j->err));
 		return j->rc;
 	}
-	rc = repo_writer_put(ing->w, REC_DATA, j->id, j->raw.data, j->raw.len,
-			     j->comp_used ? j->comp.data : NULL,
-			     j->comp_used ? j->comp.len : 0, &is_new, err);
+	if (ing->train && j->whole)
+		sample(ing, j->raw.data, j->raw.len);
+	rc = repo_writer_put_comp(ing->w, REC_DATA, j->id, j->raw.data,
+				  j->raw.len, j->comp.data, j->comp.len,
+				  &j->how, &is_new, err);
 	if (rc)
 		return mv_err_prefix(err, "'%s'", f->path);
 	ing->st.chunks++;
@@ -320,6 +398,7 @@ int ingest_new(struct repo *r, struct repo_writer *w,
 					  "threads");
 		}
 	}
+	ing->train = !repo_has_dictionary(r);
 	clock_gettime(CLOCK_MONOTONIC, &ing->last_progress);
 	*out = ing;
 	return 0;
@@ -355,6 +434,7 @@ void ingest_free(struct ingest *ing)
 						    j->result);
 	}
 	mv_buf_release(&ing->pending);
+	train_stop(ing);
 	pthread_cond_destroy(&ing->work);
 	pthread_cond_destroy(&ing->done);
 	pthread_mutex_destroy(&ing->lock);
@@ -497,7 +577,8 @@ int ingest_entry(struct ingest *ing, const char *path,
 	return tree_builder_add(ing->tb, path, meta, err);
 }
 
-int ingest_finish(struct ingest *ing, struct mv_err *err)
+/* Store everything submitted so far. */
+static int flush_all(struct ingest *ing, struct mv_err *err)
 {
 	int rc = drain(ing, ing->next_seq, err);
 
@@ -507,10 +588,19 @@ int ingest_finish(struct ingest *ing, struct mv_err *err)
 	return rc;
 }
 
+int ingest_finish(struct ingest *ing, struct mv_err *err)
+{
+	int rc = flush_all(ing, err);
+
+	if (!rc && ing->train)
+		train_now(ing);
+	return rc;
+}
+
 int ingest_link(struct ingest *ing, const char *path, const char *target,
 		struct mv_err *err)
 {
-	int rc = ingest_finish(ing, err);
+	int rc = flush_all(ing, err);
 
 	if (rc)
 		return rc;

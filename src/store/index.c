@@ -57,6 +57,8 @@ static const char schema[] =
 	"  row INTEGER PRIMARY KEY, id BLOB UNIQUE NOT NULL,"
 	"  name TEXT NOT NULL, time_ns INTEGER NOT NULL,"
 	"  partial INTEGER NOT NULL, record BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS dicts("
+	"  dict_id INTEGER PRIMARY KEY, chunk BLOB NOT NULL);"
 	"PRAGMA user_version = 1;";
 
 struct index {
@@ -417,6 +419,59 @@ int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
 		rc = 0;
 	else if (rc > 0)
 		rc = db_err(ix, rc, "listing chunks", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_dict_add(struct index *ix, uint32_t dict_id,
+		   const uint8_t chunk[MV_ID_LEN], struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_exec(ix->db, "CREATE TABLE IF NOT EXISTS dicts("
+			  "dict_id INTEGER PRIMARY KEY, chunk BLOB NOT NULL)",
+			  NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO "
+					"dicts(dict_id, chunk) VALUES (?1, ?2)",
+					-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "adding a dictionary", err);
+	sqlite3_bind_int64(st, 1, dict_id);
+	sqlite3_bind_blob(st, 2, chunk, MV_ID_LEN, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "adding a dictionary", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_dict_find(struct index *ix, uint32_t dict_id, uint32_t *out_id,
+		    uint8_t out_chunk[MV_ID_LEN], struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db,
+				dict_id ? "SELECT dict_id, chunk FROM dicts "
+					  "WHERE dict_id = ?1"
+					: "SELECT dict_id, chunk FROM dicts "
+					  "ORDER BY rowid DESC LIMIT 1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return -ENOENT; /* an index without the table: none */
+	if (dict_id)
+		sqlite3_bind_int64(st, 1, dict_id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 1) == MV_ID_LEN) {
+		*out_id = (uint32_t)sqlite3_column_int64(st, 0);
+		memcpy(out_chunk, sqlite3_column_blob(st, 1), MV_ID_LEN);
+		rc = 0;
+	} else if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
+		rc = -ENOENT;
+	} else {
+		rc = db_err(ix, rc, "dictionary lookup", err);
+	}
 	sqlite3_finalize(st);
 	return rc;
 }
