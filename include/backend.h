@@ -62,7 +62,7 @@ struct backend_ops {
 /* Common head of every backend; implementations embed it first. */
 struct backend {
 	const struct backend_ops *ops; /* operations table */
-	char *url;                     /* what the user gave, for messages */
+	char *url;		       /* what the user gave, for messages */
 };
 
 /* Open the backend for a repository location: a local path or an
@@ -78,8 +78,8 @@ int backend_local_open(const char *root, bool create, struct backend **out,
 /* Convenience wrappers. */
 int backend_read_all(struct backend *be, const char *path, size_t max,
 		     void **out, size_t *out_len, struct mv_err *err);
-int backend_write_atomic(struct backend *be, const char *path,
-			 const void *buf, size_t len, struct mv_err *err);
+int backend_write_atomic(struct backend *be, const char *path, const void *buf,
+			 size_t len, struct mv_err *err);
 
 /* True when location names a remote repository (sftp://). */
 bool backend_is_remote(const char *location);

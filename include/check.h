@@ -17,14 +17,13 @@
 
 struct check_result {
 	uint64_t packs, chunks, snapshots, files; /* what was examined */
-	uint64_t bad_packs, bad_chunks;           /* damage found */
-	uint64_t affected_files;                  /* files that lost data */
-	uint64_t orphan_packs;                    /* not in the index */
+	uint64_t bad_packs, bad_chunks;		  /* damage found */
+	uint64_t affected_files;		  /* files that lost data */
+	uint64_t orphan_packs;			  /* not in the index */
 };
 
 /* kind: "error" for damage, "info" for remarks (orphan packs). */
-typedef void (*check_report_fn)(const char *kind, const char *msg,
-				void *arg);
+typedef void (*check_report_fn)(const char *kind, const char *msg, void *arg);
 
 /* Returns 0 when the repository is sound, -EIO when damage was found
  * (reported through fn), or another error when checking itself failed. */

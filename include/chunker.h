@@ -18,12 +18,12 @@
 #include "repo.h"
 
 struct chunker {
-	uint64_t gear[256];    /* keyed Gear table */
-	uint64_t mask_small;   /* stricter mask before avg */
-	uint64_t mask_large;   /* looser mask after avg */
+	uint64_t gear[256];  /* keyed Gear table */
+	uint64_t mask_small; /* stricter mask before avg */
+	uint64_t mask_large; /* looser mask after avg */
 	struct chunker_params p;
-	uint64_t fp;           /* rolling fingerprint */
-	size_t pos;            /* bytes of the current chunk scanned */
+	uint64_t fp; /* rolling fingerprint */
+	size_t pos;  /* bytes of the current chunk scanned */
 };
 
 /* Set up with parameters and a key (the repository secret). */

@@ -15,11 +15,14 @@
 #define MV_ERR_MSG_MAX 1024
 
 struct mv_err {
-	int code;                 /* 0 or the first negative errno recorded */
+	int code;		  /* 0 or the first negative errno recorded */
 	char msg[MV_ERR_MSG_MAX]; /* message for the user, "" when none */
 };
 
-#define MV_ERR_INIT {0, ""}
+#define MV_ERR_INIT   \
+	{             \
+		0, "" \
+	}
 
 #if defined(__GNUC__)
 #define MV_PRINTF(a, b) __attribute__((format(printf, a, b)))

@@ -27,7 +27,7 @@
 #define PACK_REC_HDR_LEN 64
 #define PACK_FOOTER_LEN 32
 #define PACK_MAX_RECORD (64u << 20) /* largest payload accepted */
-#define PACK_NAME_LEN 32            /* hex digits in a pack name */
+#define PACK_NAME_LEN 32	    /* hex digits in a pack name */
 
 enum pack_kind {
 	PACK_KIND_DATA = 1, /* file content */
@@ -35,8 +35,8 @@ enum pack_kind {
 };
 
 enum pack_comp {
-	PACK_COMP_NONE = 0,      /* stored raw */
-	PACK_COMP_ZSTD = 1,      /* one zstd frame */
+	PACK_COMP_NONE = 0,	 /* stored raw */
+	PACK_COMP_ZSTD = 1,	 /* one zstd frame */
 	PACK_COMP_ZSTD_DICT = 2, /* zstd frame using dictionary dict_id */
 };
 
@@ -45,9 +45,9 @@ enum pack_rec_flags {
 };
 
 struct pack_rec {
-	uint8_t type;          /* enum rec_type */
-	uint8_t comp;          /* enum pack_comp */
-	uint16_t flags;        /* enum pack_rec_flags */
+	uint8_t type;	       /* enum rec_type */
+	uint8_t comp;	       /* enum pack_comp */
+	uint16_t flags;	       /* enum pack_rec_flags */
 	uint32_t raw_size;     /* bytes after decompression */
 	uint32_t stored_size;  /* payload bytes */
 	uint8_t id[MV_ID_LEN]; /* keyed id of the raw bytes */
@@ -88,7 +88,6 @@ void pack_writer_abort(struct pack_writer *pw);
 typedef int (*pack_scan_fn)(const struct pack_rec *rec, uint64_t offset,
 			    const void *payload, void *arg);
 int pack_scan(struct backend *be, const char *path, bool want_payload,
-	      pack_scan_fn fn, void *arg, bool *out_sealed,
-	      struct mv_err *err);
+	      pack_scan_fn fn, void *arg, bool *out_sealed, struct mv_err *err);
 
 #endif

@@ -37,9 +37,9 @@ struct restore_opts {
  * directory dest, creating dest/<name>.  A directory is restored with its
  * whole subtree.  Errors on single entries are reported on stderr and
  * counted; the restore goes on and returns -EIO at the end. */
-int restore_tree(struct repo *r, const struct tree_entry *e,
-		 const char *dest, const struct restore_opts *o,
-		 struct restore_stats *st, struct mv_err *err);
+int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
+		 const struct restore_opts *o, struct restore_stats *st,
+		 struct mv_err *err);
 
 /* Write entry e (and its subtree) as a tar stream (pax format) to fd,
  * member names relative to e; gzip when gz. */

@@ -20,8 +20,8 @@ struct snapshot_tag {
 };
 
 struct snapshot_stats {
-	uint64_t files;        /* regular files */
-	uint64_t dirs;         /* directories */
+	uint64_t files;	       /* regular files */
+	uint64_t dirs;	       /* directories */
 	uint64_t others;       /* symlinks, devices, fifos */
 	uint64_t logical;      /* bytes of file content */
 	uint64_t new_bytes;    /* raw bytes of chunks new in this snapshot */
@@ -29,16 +29,16 @@ struct snapshot_stats {
 };
 
 struct snapshot {
-	uint8_t id[MV_ID_LEN];  /* keyed hash of the record */
-	char *name;             /* job name, e.g. "stalwart" */
-	int64_t time_ns;        /* UTC, ns since the epoch */
-	char *host;             /* where the backup ran */
+	uint8_t id[MV_ID_LEN]; /* keyed hash of the record */
+	char *name;	       /* job name, e.g. "stalwart" */
+	int64_t time_ns;       /* UTC, ns since the epoch */
+	char *host;	       /* where the backup ran */
 	uint32_t ntags;
 	struct snapshot_tag *tags;
-	bool partial;           /* committed with --partial after an error */
-	struct tree_ref root;   /* top-level tree: one dir per source label */
+	bool partial;	      /* committed with --partial after an error */
+	struct tree_ref root; /* top-level tree: one dir per source label */
 	struct snapshot_stats stats;
-	int64_t row;            /* index row id (0 when not listed) */
+	int64_t row; /* index row id (0 when not listed) */
 };
 
 void snapshot_release(struct snapshot *s);

@@ -20,9 +20,9 @@
 #include "snapshot.h"
 
 struct source_tar_opts {
-	const char *label;    /* top-level directory in the snapshot */
-	const char *name;     /* input name for messages ("-" = stdin) */
-	int fd;               /* input descriptor (borrowed) */
+	const char *label; /* top-level directory in the snapshot */
+	const char *name;  /* input name for messages ("-" = stdin) */
+	int fd;		   /* input descriptor (borrowed) */
 };
 
 /* Read a whole archive into ing under label.  Errors name the entry and
@@ -31,9 +31,9 @@ int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 		    struct mv_err *err);
 
 struct source_dir_opts {
-	const char *label;            /* top-level directory */
-	const char *path;             /* local directory */
-	struct repo *repo;            /* for the parent's trees */
+	const char *label;	       /* top-level directory */
+	const char *path;	       /* local directory */
+	struct repo *repo;	       /* for the parent's trees */
 	const struct snapshot *parent; /* previous snapshot of the job, or
 					  NULL: no unchanged-file cache */
 };
@@ -54,10 +54,10 @@ int source_dir_read(struct ingest *ing, const struct source_dir_opts *o,
  *       exit status decides: non-zero (or a signal) fails the source
  *       with the status and the last line of its stderr. */
 struct source_remote_opts {
-	const char *label;             /* top-level directory */
-	const char *url;               /* ssh:// or ssh-exec:// location */
-	const char *command;           /* ssh-exec: what to run */
-	struct repo *repo;             /* ssh: for the parent's trees */
+	const char *label;	       /* top-level directory */
+	const char *url;	       /* ssh:// or ssh-exec:// location */
+	const char *command;	       /* ssh-exec: what to run */
+	struct repo *repo;	       /* ssh: for the parent's trees */
 	const struct snapshot *parent; /* ssh: previous snapshot of the
 					  job, or NULL */
 };

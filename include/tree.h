@@ -31,61 +31,61 @@ enum tree_type {
 /* One chunk of content (or of a serialized tree). */
 struct tree_chunk {
 	uint8_t id[MV_ID_LEN]; /* keyed chunk id */
-	uint32_t size;         /* raw bytes */
+	uint32_t size;	       /* raw bytes */
 };
 
 /* The chunks that make up a serialized directory. */
 struct tree_ref {
-	uint32_t n;                /* number of chunks; 0 = empty directory */
+	uint32_t n;		   /* number of chunks; 0 = empty directory */
 	struct tree_chunk *chunks; /* n chunks */
 };
 
 struct tree_xattr {
-	char *name;     /* "user.foo", NUL-terminated */
+	char *name;	/* "user.foo", NUL-terminated */
 	uint8_t *value; /* value bytes */
-	uint32_t len;   /* value length */
+	uint32_t len;	/* value length */
 };
 
 /* A data extent of a sparse file: content chunks hold the extents'
  * bytes back to back. */
 struct tree_extent {
 	uint64_t offset; /* file offset of the extent */
-	uint64_t len;    /* bytes */
+	uint64_t len;	 /* bytes */
 };
 
 /* How a view entry's content derives from its chunks. */
 enum tree_xform {
-	TREE_XFORM_NONE = 0,     /* the chunks are the content */
+	TREE_XFORM_NONE = 0,	  /* the chunks are the content */
 	TREE_XFORM_MAILCRYPT = 1, /* mail_crypt_decode() of the chunks */
 };
 
 struct tree_entry {
-	char *name;            /* raw bytes, NUL-terminated, no NUL inside */
-	uint32_t name_len;     /* bytes in name */
-	uint8_t type;          /* enum tree_type */
-	uint32_t mode;         /* permission bits incl. suid/sgid/sticky */
-	uint32_t uid, gid;     /* numeric owner */
-	char *user, *group;    /* names, or NULL */
-	int64_t mtime_sec;     /* modification time */
+	char *name;	    /* raw bytes, NUL-terminated, no NUL inside */
+	uint32_t name_len;  /* bytes in name */
+	uint8_t type;	    /* enum tree_type */
+	uint32_t mode;	    /* permission bits incl. suid/sgid/sticky */
+	uint32_t uid, gid;  /* numeric owner */
+	char *user, *group; /* names, or NULL */
+	int64_t mtime_sec;  /* modification time */
 	uint32_t mtime_nsec;
-	uint64_t size;         /* file size (logical, incl. holes) */
-	uint32_t rdev_major;   /* device nodes */
+	uint64_t size;	     /* file size (logical, incl. holes) */
+	uint32_t rdev_major; /* device nodes */
 	uint32_t rdev_minor;
-	char *target;          /* symlink target, or NULL */
-	uint64_t link_group;   /* hard-link group, 0 = none */
-	uint32_t nlink;        /* links in the snapshot (1 unless grouped) */
+	char *target;	     /* symlink target, or NULL */
+	uint64_t link_group; /* hard-link group, 0 = none */
+	uint32_t nlink;	     /* links in the snapshot (1 unless grouped) */
 	uint32_t nxattrs;
 	struct tree_xattr *xattrs;
-	char *acl_access;      /* POSIX ACL text, or NULL */
+	char *acl_access; /* POSIX ACL text, or NULL */
 	char *acl_default;
-	uint32_t nchunks;      /* content chunks (REG) */
+	uint32_t nchunks; /* content chunks (REG) */
 	struct tree_chunk *chunks;
-	uint32_t nextents;     /* sparse data extents, 0 = not sparse */
+	uint32_t nextents; /* sparse data extents, 0 = not sparse */
 	struct tree_extent *extents;
 	struct tree_ref subtree; /* DIR: the directory's tree */
-	uint32_t nsubdirs;     /* DIR: subdirectories (for nlink) */
-	uint32_t nentries;     /* DIR: entries */
-	uint8_t xform;         /* enum tree_xform; size is the derived size */
+	uint32_t nsubdirs;	 /* DIR: subdirectories (for nlink) */
+	uint32_t nentries;	 /* DIR: entries */
+	uint8_t xform;		 /* enum tree_xform; size is the derived size */
 	/* change detection for directory sources, not restored */
 	int64_t ctime_sec;
 	uint32_t ctime_nsec;
@@ -94,9 +94,9 @@ struct tree_entry {
 
 /* A decoded directory.  Entries sorted by name (memcmp order). */
 struct tree {
-	uint32_t n;                 /* entries */
+	uint32_t n;		    /* entries */
 	struct tree_entry *entries; /* n entries */
-	void *arena;                /* owns all strings and arrays */
+	void *arena;		    /* owns all strings and arrays */
 };
 
 /* Decode a serialized tree object (borrowed bytes). */
@@ -146,8 +146,7 @@ int tree_builder_add(struct tree_builder *tb, const char *path,
 int tree_builder_link(struct tree_builder *tb, const char *path,
 		      const char *target, struct mv_err *err);
 /* Look an entry up by path; NULL when absent.  Borrowed. */
-struct tree_entry *tree_builder_get(struct tree_builder *tb,
-				    const char *path);
+struct tree_entry *tree_builder_get(struct tree_builder *tb, const char *path);
 
 /* Serialize every directory bottom-up and store it through w; the root's
  * ref goes to out (caller releases with tree_ref_release).  Totals of the

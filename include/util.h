@@ -24,7 +24,10 @@ struct mv_buf {
 	size_t cap;    /* bytes allocated */
 };
 
-#define MV_BUF_INIT {NULL, 0, 0}
+#define MV_BUF_INIT        \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 /* Make room for n more bytes; returns 0 or -ENOMEM. */
 int mv_buf_reserve(struct mv_buf *b, size_t n);

@@ -68,8 +68,8 @@ static int set_has(const struct set *s, uint64_t v)
 struct run {
 	struct chunker ch;
 	struct chunker_params p;
-	struct set *seen;   /* chunks of OLD */
-	int phase;          /* 0: OLD, 1: NEW */
+	struct set *seen; /* chunks of OLD */
+	int phase;	  /* 0: OLD, 1: NEW */
 	uint64_t chunks, new_bytes, bytes;
 };
 
@@ -117,7 +117,8 @@ static void walk(struct run *r, const char *dir)
 		struct stat st;
 
 		if (de->d_name[0] == '.' &&
-		    (!de->d_name[1] || (de->d_name[1] == '.' && !de->d_name[2])))
+		    (!de->d_name[1] ||
+		     (de->d_name[1] == '.' && !de->d_name[2])))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		if (lstat(path, &st))
@@ -168,8 +169,8 @@ static void db_pair(uint8_t **old, uint8_t **nw, size_t *n)
 
 int main(int argc, char **argv)
 {
-	static const uint32_t avgs[] = {16384, 32768, 65536, 131072, 262144,
-					1048576};
+	static const uint32_t avgs[] = {16384,	32768,	65536,
+					131072, 262144, 1048576};
 	uint8_t key[32] = {1, 2, 3};
 	uint8_t *dbo, *dbn;
 	size_t dbsize, i;
@@ -207,7 +208,8 @@ int main(int argc, char **argv)
 		b.chunks = 0;
 		b.bytes = 0;
 		cut(&b, dbn, dbsize);
-		printf("%6u/%6u/%6u    %10llu %10.2f M %10.2f M %12llu %8.1f K\n",
+		printf("%6u/%6u/%6u    %10llu %10.2f M %10.2f M %12llu %8.1f "
+		       "K\n",
 		       a.p.min_size >> 10, a.p.avg_size >> 10,
 		       a.p.max_size >> 10, (unsigned long long)a.chunks,
 		       (double)a.new_bytes / 1048576,

@@ -18,7 +18,8 @@ int cli_open_entry(const char *repo_arg, const char *spec, struct repo **out_r,
 	memset(out_snap, 0, sizeof(*out_snap));
 	*out_r = NULL;
 	if (!repo)
-		return mv_err_set(err, -EINVAL, "no repository given "
+		return mv_err_set(err, -EINVAL,
+				  "no repository given "
 				  "(argument or MAILVAULT_REPO)");
 	rc = snapshot_split_spec(spec, &snap, &path, err);
 	if (rc)

@@ -18,7 +18,8 @@ int cmd_cat(int argc, char **argv)
 	const char *repo = NULL, *spec;
 	int ret = MV_EXIT_OK;
 
-	if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+	if (argc == 2 &&
+	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		puts("usage: mailvault cat [REPO] SNAP:PATH");
 		return MV_EXIT_OK;
 	}

@@ -43,8 +43,7 @@ int cmd_check(int argc, char **argv)
 	rc = check_repo(r, read_data, report, NULL, &res, &err);
 	printf("checked %llu packs, %llu snapshots, %llu files%s%llu "
 	       "chunks read\n",
-	       (unsigned long long)res.packs,
-	       (unsigned long long)res.snapshots,
+	       (unsigned long long)res.packs, (unsigned long long)res.snapshots,
 	       (unsigned long long)res.files, read_data ? ", " : " (",
 	       (unsigned long long)res.chunks);
 	repo_close(r);

@@ -44,7 +44,8 @@ int cmd_export_tar(int argc, char **argv)
 		return cli_usage("export-tar", "give [REPO] SNAP[:PATH]");
 	}
 	if (isatty(1))
-		return cli_usage("export-tar", "refusing to write a tar stream "
+		return cli_usage("export-tar",
+				 "refusing to write a tar stream "
 				 "to a terminal; redirect stdout");
 	if (cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);

@@ -49,8 +49,10 @@ int cmd_init(int argc, char **argv)
 		case 'z':
 			io.zstd_level = atoi(optarg);
 			if (io.zstd_level < 1 || io.zstd_level > 19)
-				return cli_usage("init", "bad --zstd-level "
-						 "'%s' (1-19)", optarg);
+				return cli_usage("init",
+						 "bad --zstd-level "
+						 "'%s' (1-19)",
+						 optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -63,7 +65,7 @@ int cmd_init(int argc, char **argv)
 	repo = cli_repo_arg(optind < argc ? argv[optind] : NULL);
 	if (!repo || argc - optind > 1)
 		return cli_usage("init", "give one REPO (or set "
-				 "MAILVAULT_REPO)");
+					 "MAILVAULT_REPO)");
 	if (repo_init(repo, &io, &err))
 		return cli_fail(&err);
 	printf("initialised repository '%s'\n", repo);

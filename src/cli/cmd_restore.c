@@ -53,8 +53,9 @@ int cmd_restore(int argc, char **argv)
 	if (restore_tree(r, &e, dest, &ro, &st, &err))
 		ret = cli_fail(&err);
 	mv_human_size(st.bytes, size, sizeof(size));
-	fprintf(stderr, "restored %llu files (%s), %llu dirs, %llu other into "
-			"'%s'\n",
+	fprintf(stderr,
+		"restored %llu files (%s), %llu dirs, %llu other into "
+		"'%s'\n",
 		(unsigned long long)st.files, size, (unsigned long long)st.dirs,
 		(unsigned long long)st.others, dest);
 	tree_entry_release(&e);

@@ -68,8 +68,7 @@ int cmd_stats(int argc, char **argv)
 		printf("]}\n");
 		goto out;
 	}
-	printf("%-36s %12s %12s %12s\n", "SNAPSHOT", "LOGICAL", "NEW",
-	       "ADDED");
+	printf("%-36s %12s %12s %12s\n", "SNAPSHOT", "LOGICAL", "NEW", "ADDED");
 	for (i = 0; i < n; i++) {
 		char dir[64], name[128];
 
@@ -83,8 +82,8 @@ int cmd_stats(int argc, char **argv)
 	mv_human_size(logical, a, sizeof(a));
 	mv_human_size(tot.raw, b, sizeof(b));
 	mv_human_size(tot.pack_bytes, d, sizeof(d));
-	printf("\n%zu snapshots: %s logical, %s unique, %s in %llu packs",
-	       n, a, b, d, (unsigned long long)tot.packs);
+	printf("\n%zu snapshots: %s logical, %s unique, %s in %llu packs", n, a,
+	       b, d, (unsigned long long)tot.packs);
 	if (tot.pack_bytes)
 		printf(" (dedup+compression %.1fx)",
 		       (double)logical / (double)tot.pack_bytes);

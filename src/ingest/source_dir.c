@@ -37,8 +37,8 @@ struct link_seen {
 struct walk {
 	struct ingest *ing;
 	const struct source_dir_opts *o;
-	uint8_t *buf;             /* read buffer */
-	struct link_seen *links;  /* hard-linked files seen */
+	uint8_t *buf;		 /* read buffer */
+	struct link_seen *links; /* hard-linked files seen */
 	size_t nlinks, caplinks;
 	uid_t last_uid;
 	gid_t last_gid;
@@ -307,13 +307,14 @@ static int read_regular(struct walk *w, int dirfd, const char *name,
 				if (r <= 0) {
 					rc = mv_err_set(err, r ? -errno : -EIO,
 							"cannot read '%s/%s': "
-							"%s", w->o->path, path,
+							"%s",
+							w->o->path, path,
 							r ? strerror(errno)
 							  : "file shrank");
 					break;
 				}
-				rc = ingest_file_data(w->ing, w->buf,
-						      (size_t)r, err);
+				rc = ingest_file_data(w->ing, w->buf, (size_t)r,
+						      err);
 				off += (uint64_t)r;
 				left -= (uint64_t)r;
 			}
@@ -331,8 +332,10 @@ static int read_regular(struct walk *w, int dirfd, const char *name,
 			if (r < 0) {
 				if (errno == EINTR)
 					continue;
-				rc = mv_err_set(err, -errno, "cannot read "
-						"'%s/%s': %s", w->o->path, path,
+				rc = mv_err_set(err, -errno,
+						"cannot read "
+						"'%s/%s': %s",
+						w->o->path, path,
 						strerror(errno));
 				break;
 			}
@@ -430,12 +433,13 @@ static int walk_entry(struct walk *w, int dirfd, const char *name,
 		rc = ingest_entry(w->ing, path, &e, err);
 		if (rc)
 			goto out;
-		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-						 O_CLOEXEC);
+		fd = openat(dirfd, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
-			rc = mv_err_set(err, -errno, "cannot open directory "
-					"'%s/%s': %s", w->o->path, path,
-					strerror(errno));
+			rc = mv_err_set(err, -errno,
+					"cannot open directory "
+					"'%s/%s': %s",
+					w->o->path, path, strerror(errno));
 			goto out;
 		}
 		if (old && old->type == TREE_DIR &&
@@ -445,8 +449,8 @@ static int walk_entry(struct walk *w, int dirfd, const char *name,
 		tree_free(sub);
 		close(fd);
 	} else if (e.type == TREE_REG) {
-		const char *first = st.st_nlink > 1 ? link_seen(w, &st, path)
-						    : NULL;
+		const char *first =
+			st.st_nlink > 1 ? link_seen(w, &st, path) : NULL;
 
 		if (first) {
 			rc = ingest_link(w->ing, path, first, err);

@@ -23,8 +23,7 @@ struct tar_ctx {
 	struct mv_err gzerr; /* error from the stream, if any */
 };
 
-static la_ssize_t tar_read_cb(struct archive *a, void *arg,
-			      const void **out)
+static la_ssize_t tar_read_cb(struct archive *a, void *arg, const void **out)
 {
 	struct tar_ctx *c = arg;
 	size_t n = 0;
@@ -178,9 +177,9 @@ static int read_file(struct archive *a, struct ingest *ing, const char *path,
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
 			const char *m = archive_error_string(a);
 
-			rc = mv_err_set(err, archive_errno(a) == EPIPE
-						     ? -EPIPE
-						     : -EBADMSG,
+			rc = mv_err_set(err,
+					archive_errno(a) == EPIPE ? -EPIPE
+								  : -EBADMSG,
 					"%s", m ? m : "read error");
 			goto out;
 		}
@@ -248,17 +247,19 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 				rc = mv_err_set(err, c->gzerr.code, "%s",
 						c->gzerr.msg);
 			else if (!count && !gzstream_total_out(c->gz))
-				rc = mv_err_set(err, -ENODATA, "cannot read "
+				rc = mv_err_set(err, -ENODATA,
+						"cannot read "
 						"'%s': input is empty",
 						o->name);
 			else
-				rc = mv_err_set(err, -EBADMSG, "cannot read "
-						"'%s': %s after %llu entries "
-						"(archive byte %lld)", o->name,
-						m ? m : "bad archive",
-						(unsigned long long)count,
-						(long long)archive_filter_bytes(
-							a, 0));
+				rc = mv_err_set(
+					err, -EBADMSG,
+					"cannot read "
+					"'%s': %s after %llu entries "
+					"(archive byte %lld)",
+					o->name, m ? m : "bad archive",
+					(unsigned long long)count,
+					(long long)archive_filter_bytes(a, 0));
 			goto out;
 		}
 		name = archive_entry_pathname(ae);
@@ -282,9 +283,10 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 				/* a link to a member the archive does not
 				 * hold (outside it, or cut by the archiver)
 				 * has no content to store: not fatal */
-				fprintf(stderr, "mailvault: warning: '%s': "
-					"%s; skipped\n", o->name,
-					mv_err_msg(err));
+				fprintf(stderr,
+					"mailvault: warning: '%s': "
+					"%s; skipped\n",
+					o->name, mv_err_msg(err));
 				mv_err_clear(err);
 				rc = 0;
 			}
@@ -320,8 +322,10 @@ entry_err:
 		rc = mv_err_set(err, c->gzerr.code, "%s: entry '%s'",
 				c->gzerr.msg, name_or(path));
 	} else if (rc != -EINTR) {
-		mv_err_prefix(err, "cannot read '%s': entry '%s' (archive byte "
-			      "%lld)", o->name, path,
+		mv_err_prefix(err,
+			      "cannot read '%s': entry '%s' (archive byte "
+			      "%lld)",
+			      o->name, path,
 			      (long long)archive_filter_bytes(a, 0));
 	}
 out:

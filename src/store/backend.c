@@ -18,10 +18,11 @@ int backend_open(const char *location, bool create, struct backend **out,
 	if (backend_is_remote(location))
 		return backend_sftp_open(location, create, out, err);
 	if (strstr(location, "://"))
-		return mv_err_set(err, -EINVAL,
-				  "unsupported repository location '%s' "
-				  "(use a path or sftp://[user@]host[:port]/path)",
-				  location);
+		return mv_err_set(
+			err, -EINVAL,
+			"unsupported repository location '%s' "
+			"(use a path or sftp://[user@]host[:port]/path)",
+			location);
 	return backend_local_open(location, create, out, err);
 }
 
@@ -43,9 +44,10 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 	if (rc)
 		return rc;
 	if (size > max)
-		return mv_err_set(err, -EFBIG, "'%s' in '%s' is too large "
-				  "(%llu bytes, at most %zu)", path, be->url,
-				  (unsigned long long)size, max);
+		return mv_err_set(err, -EFBIG,
+				  "'%s' in '%s' is too large "
+				  "(%llu bytes, at most %zu)",
+				  path, be->url, (unsigned long long)size, max);
 	buf = malloc((size_t)size + 1);
 	if (!buf)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -60,8 +62,10 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 		}
 		if (!n) {
 			free(buf);
-			return mv_err_set(err, -EIO, "'%s' in '%s' shrank "
-					  "while reading", path, be->url);
+			return mv_err_set(err, -EIO,
+					  "'%s' in '%s' shrank "
+					  "while reading",
+					  path, be->url);
 		}
 		got += n;
 	}
@@ -71,8 +75,8 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 	return 0;
 }
 
-int backend_write_atomic(struct backend *be, const char *path,
-			 const void *buf, size_t len, struct mv_err *err)
+int backend_write_atomic(struct backend *be, const char *path, const void *buf,
+			 size_t len, struct mv_err *err)
 {
 	struct backend_file *f = NULL;
 	int rc;

@@ -22,22 +22,22 @@
 #define FD_CACHE_SLOTS 64
 
 struct fd_slot {
-	char *path;  /* relative path, or NULL when free */
-	int fd;      /* open read-only descriptor */
+	char *path;    /* relative path, or NULL when free */
+	int fd;	       /* open read-only descriptor */
 	uint64_t used; /* last use, for eviction */
 };
 
 struct local_backend {
 	struct backend base;
-	char *root;                          /* absolute or given root */
-	pthread_mutex_t lock;                /* guards the fd cache */
+	char *root;			      /* absolute or given root */
+	pthread_mutex_t lock;		      /* guards the fd cache */
 	struct fd_slot slots[FD_CACHE_SLOTS]; /* read descriptors */
-	uint64_t clock;                      /* use counter */
+	uint64_t clock;			      /* use counter */
 };
 
 struct local_file {
 	struct local_backend *be;
-	int fd;      /* temporary file */
+	int fd;	     /* temporary file */
 	char *tmp;   /* absolute temporary path */
 	char *final; /* absolute final path */
 };
@@ -58,8 +58,7 @@ static int abs_path(struct local_backend *lb, const char *rel, char *out,
 
 /* A private descriptor for path (the caller closes it), duplicated from
  * the cache under the lock so eviction cannot close it under a reader. */
-static int get_fd(struct local_backend *lb, const char *rel,
-		  struct mv_err *err)
+static int get_fd(struct local_backend *lb, const char *rel, struct mv_err *err)
 {
 	char path[PATH_MAX];
 	struct fd_slot *victim = NULL;
@@ -78,7 +77,8 @@ static int get_fd(struct local_backend *lb, const char *rel,
 						  strerror(errno));
 			return fd;
 		}
-		if (!victim || !s->path || (victim->path && s->used < victim->used))
+		if (!victim || !s->path ||
+		    (victim->path && s->used < victim->used))
 			victim = s;
 	}
 	pthread_mutex_unlock(&lb->lock);
@@ -145,8 +145,10 @@ static int local_read_at(struct backend *be, const char *path, uint64_t off,
 			if (e == EINTR)
 				continue;
 			close(own);
-			return mv_err_set(err, -e, "cannot read '%s/%s' at "
-					  "offset %llu: %s", lb->root, path,
+			return mv_err_set(err, -e,
+					  "cannot read '%s/%s' at "
+					  "offset %llu: %s",
+					  lb->root, path,
 					  (unsigned long long)(off + got),
 					  strerror(e));
 		}
@@ -220,8 +222,7 @@ static int local_list(struct backend *be, const char *dir, backend_list_fn fn,
 	return rc;
 }
 
-static int local_mkdir(struct backend *be, const char *path,
-		       struct mv_err *err)
+static int local_mkdir(struct backend *be, const char *path, struct mv_err *err)
 {
 	struct local_backend *lb = to_local(be);
 	char p[PATH_MAX];
@@ -231,8 +232,10 @@ static int local_mkdir(struct backend *be, const char *path,
 	if (rc)
 		return rc;
 	if (mkdir(p, 0755) < 0 && errno != EEXIST)
-		return mv_err_set(err, -errno, "cannot create directory '%s': "
-				  "%s", p, strerror(errno));
+		return mv_err_set(err, -errno,
+				  "cannot create directory '%s': "
+				  "%s",
+				  p, strerror(errno));
 	return 0;
 }
 
@@ -330,8 +333,10 @@ static int local_file_commit(struct backend_file *bf, struct mv_err *err)
 		*slash = '\0';
 		rc = mv_fsync_dir(f->final);
 		if (rc)
-			rc = mv_err_set(err, rc, "cannot sync directory '%s': "
-					"%s", f->final, strerror(-rc));
+			rc = mv_err_set(err, rc,
+					"cannot sync directory '%s': "
+					"%s",
+					f->final, strerror(-rc));
 	}
 	free_file(f);
 	return rc;
@@ -493,11 +498,15 @@ int backend_local_open(const char *root, bool create, struct backend **out,
 					  root, strerror(-rc));
 	}
 	if (stat(root, &st) < 0)
-		return mv_err_set(err, -errno, "cannot open repository '%s': "
-				  "%s", root, strerror(errno));
+		return mv_err_set(err, -errno,
+				  "cannot open repository '%s': "
+				  "%s",
+				  root, strerror(errno));
 	if (!S_ISDIR(st.st_mode))
-		return mv_err_set(err, -ENOTDIR, "repository '%s' is not a "
-				  "directory", root);
+		return mv_err_set(err, -ENOTDIR,
+				  "repository '%s' is not a "
+				  "directory",
+				  root);
 	lb = calloc(1, sizeof(*lb));
 	if (!lb)
 		return mv_err_set(err, -ENOMEM, "out of memory");

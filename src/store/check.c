@@ -134,15 +134,16 @@ static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 		say(c, "error", "pack '%s' cannot be read", path);
 	} else if (size && real != size) {
 		c->res->bad_packs++;
-		say(c, "error", "pack '%s' has %llu bytes, the index expects "
-		    "%llu (truncated or replaced)", path,
-		    (unsigned long long)real, (unsigned long long)size);
+		say(c, "error",
+		    "pack '%s' has %llu bytes, the index expects "
+		    "%llu (truncated or replaced)",
+		    path, (unsigned long long)real, (unsigned long long)size);
 	}
 	return 0;
 }
 
-static int check_chunk(const uint8_t id[MV_ID_LEN],
-		       const struct chunk_loc *loc, void *arg)
+static int check_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		       void *arg)
 {
 	struct ck *c = arg;
 	struct mv_err err = MV_ERR_INIT;
@@ -181,15 +182,15 @@ static int walk(struct ck *c, const char *snapname, const char *path,
 	uint32_t i, k;
 	bool ok = true;
 
-	if (ref->n && idset_has(&c->trees_ok, ref->chunks[0].id) &&
-	    ref->n == 1)
+	if (ref->n && idset_has(&c->trees_ok, ref->chunks[0].id) && ref->n == 1)
 		return 0;
 	for (k = 0; k < ref->n; k++) {
 		if (!chunk_ok(c, ref->chunks[k].id, &why)) {
 			c->res->affected_files++;
-			say(c, "error", "snapshot %s: directory '%s': %s tree "
-			    "object; its entries are lost", snapname,
-			    path[0] ? path : "/", why);
+			say(c, "error",
+			    "snapshot %s: directory '%s': %s tree "
+			    "object; its entries are lost",
+			    snapname, path[0] ? path : "/", why);
 			return 0;
 		}
 	}
@@ -215,7 +216,8 @@ static int walk(struct ck *c, const char *snapname, const char *path,
 				if (!chunk_ok(c, e->chunks[k].id, &why)) {
 					ok = false;
 					c->res->affected_files++;
-					say(c, "error", "snapshot %s: file "
+					say(c, "error",
+					    "snapshot %s: file "
 					    "'%s': %s data (chunk %u of %u); "
 					    "reads of it fail with EIO",
 					    snapname, sub, why, k + 1,
@@ -237,8 +239,7 @@ struct orphan_ctx {
 	const char *dir;
 };
 
-static int orphan_file(const char *name, bool is_dir, uint64_t size,
-		       void *arg)
+static int orphan_file(const char *name, bool is_dir, uint64_t size, void *arg)
 {
 	struct orphan_ctx *o = arg;
 	uint8_t key[MV_ID_LEN];
@@ -248,21 +249,24 @@ static int orphan_file(const char *name, bool is_dir, uint64_t size,
 		return 0;
 	if (strlen(name) != PACK_NAME_LEN) {
 		o->c->res->orphan_packs++;
-		say(o->c, "info", "leftover file '%s/%s' (an interrupted "
-		    "write; prune removes it)", o->dir, name);
+		say(o->c, "info",
+		    "leftover file '%s/%s' (an interrupted "
+		    "write; prune removes it)",
+		    o->dir, name);
 		return 0;
 	}
 	name_key(name, key);
 	if (!idset_has(&o->c->packs, key)) {
 		o->c->res->orphan_packs++;
-		say(o->c, "info", "pack '%s/%s' is not in the index (left by "
-		    "an interrupted backup; prune removes it)", o->dir, name);
+		say(o->c, "info",
+		    "pack '%s/%s' is not in the index (left by "
+		    "an interrupted backup; prune removes it)",
+		    o->dir, name);
 	}
 	return 0;
 }
 
-static int orphan_dir(const char *name, bool is_dir, uint64_t size,
-		      void *arg)
+static int orphan_dir(const char *name, bool is_dir, uint64_t size, void *arg)
 {
 	struct ck *c = arg;
 	struct backend *be = repo_backend(c->r);
@@ -313,10 +317,12 @@ int check_repo(struct repo *r, bool read_data, check_report_fn fn, void *arg,
 	idset_free(&c.trees_ok);
 	idset_free(&c.packs);
 	if (!rc && (out->bad_packs || out->bad_chunks || out->affected_files))
-		rc = mv_err_set(err, -EIO, "repository '%s' is damaged: %llu "
+		rc = mv_err_set(err, -EIO,
+				"repository '%s' is damaged: %llu "
 				"bad packs, %llu bad chunks, %llu files or "
 				"directories affected (run 'mailvault check "
-				"--repair')", repo_location(r),
+				"--repair')",
+				repo_location(r),
 				(unsigned long long)out->bad_packs,
 				(unsigned long long)out->bad_chunks,
 				(unsigned long long)out->affected_files);

@@ -35,16 +35,21 @@ static uint64_t top_mask(int bits)
 int chunker_params_check(const struct chunker_params *p, struct mv_err *err)
 {
 	if (p->avg_size < 256 || (p->avg_size & (p->avg_size - 1)))
-		return mv_err_set(err, -EINVAL, "chunker: average size %u is "
-				  "not a power of two >= 256", p->avg_size);
+		return mv_err_set(err, -EINVAL,
+				  "chunker: average size %u is "
+				  "not a power of two >= 256",
+				  p->avg_size);
 	if (p->min_size < 64 || p->min_size > p->avg_size ||
 	    p->max_size < p->avg_size || p->max_size > (64u << 20))
-		return mv_err_set(err, -EINVAL, "chunker: sizes min %u avg %u "
+		return mv_err_set(err, -EINVAL,
+				  "chunker: sizes min %u avg %u "
 				  "max %u are not ordered or too large",
 				  p->min_size, p->avg_size, p->max_size);
 	if (p->small_file > (64u << 20))
-		return mv_err_set(err, -EINVAL, "chunker: small-file limit %u "
-				  "too large", p->small_file);
+		return mv_err_set(err, -EINVAL,
+				  "chunker: small-file limit %u "
+				  "too large",
+				  p->small_file);
 	return 0;
 }
 

@@ -15,7 +15,7 @@
 #include <xxhash.h>
 
 struct hasher {
-	EVP_MAC *mac;      /* the HMAC algorithm */
+	EVP_MAC *mac;	   /* the HMAC algorithm */
 	EVP_MAC_CTX *tmpl; /* keyed, initialised template */
 };
 
@@ -37,7 +37,8 @@ int hasher_new(const void *key, size_t key_len, struct hasher **out,
 	params[1] = OSSL_PARAM_construct_end();
 	if (!h->tmpl || !EVP_MAC_init(h->tmpl, key, key_len, params)) {
 		hasher_free(h);
-		return mv_err_set(err, -EIO, "cannot set up HMAC-SHA-256 "
+		return mv_err_set(err, -EIO,
+				  "cannot set up HMAC-SHA-256 "
 				  "(OpenSSL)");
 	}
 	*out = h;

@@ -29,10 +29,10 @@ struct pack_writer {
 	struct backend_file *file; /* temporary file until sealed */
 	char name[PACK_NAME_LEN + 1];
 	enum pack_kind kind;
-	uint64_t size;       /* bytes written, buffered included */
-	uint32_t records;    /* records appended */
-	XXH64_state_t *sum;  /* checksum of every byte so far */
-	struct mv_buf wbuf;  /* pending bytes */
+	uint64_t size;	    /* bytes written, buffered included */
+	uint32_t records;   /* records appended */
+	XXH64_state_t *sum; /* checksum of every byte so far */
+	struct mv_buf wbuf; /* pending bytes */
 };
 
 void pack_rec_encode(const struct pack_rec *rec, uint8_t out[PACK_REC_HDR_LEN])
@@ -266,8 +266,7 @@ static int read_exact(struct backend *be, const char *path, uint64_t off,
 }
 
 int pack_scan(struct backend *be, const char *path, bool want_payload,
-	      pack_scan_fn fn, void *arg, bool *out_sealed,
-	      struct mv_err *err)
+	      pack_scan_fn fn, void *arg, bool *out_sealed, struct mv_err *err)
 {
 	uint8_t hdr[PACK_REC_HDR_LEN], foot[PACK_FOOTER_LEN];
 	struct mv_buf payload = MV_BUF_INIT;
@@ -279,12 +278,14 @@ int pack_scan(struct backend *be, const char *path, bool want_payload,
 	*out_sealed = false;
 	rc = be->ops->stat(be, path, &size, NULL, err);
 	if (rc)
-		return rc == -ENOENT ? mv_err_set(err, rc, "pack '%s' is "
-						  "missing", path) : rc;
+		return rc == -ENOENT ? mv_err_set(err, rc,
+						  "pack '%s' is "
+						  "missing",
+						  path)
+				     : rc;
 	rc = read_exact(be, path, 0, hdr, PACK_HDR_LEN, err);
 	if (rc || memcmp(hdr, pack_magic, 8)) {
-		return mv_err_set(err, -EBADMSG, "pack '%s': bad header",
-				  path);
+		return mv_err_set(err, -EBADMSG, "pack '%s': bad header", path);
 	}
 	sum = XXH64_createState();
 	if (!sum)
@@ -301,23 +302,25 @@ int pack_scan(struct backend *be, const char *path, bool want_payload,
 				goto out;
 			if (!memcmp(foot, footer_magic, 8) &&
 			    mv_le64(foot + 16) == off) {
-				sealed = off + PACK_FOOTER_LEN == size &&
-					 mv_le64(foot + 24) ==
-						 XXH64_digest(sum);
+				sealed =
+					off + PACK_FOOTER_LEN == size &&
+					mv_le64(foot + 24) == XXH64_digest(sum);
 				break;
 			}
 		}
 		rc = read_exact(be, path, off, hdr, PACK_REC_HDR_LEN, err);
 		if (rc || pack_rec_decode(hdr, &rec)) {
-			rc = mv_err_set(err, -EBADMSG, "pack '%s': bad record "
-					"header at offset %llu", path,
-					(unsigned long long)off);
+			rc = mv_err_set(err, -EBADMSG,
+					"pack '%s': bad record "
+					"header at offset %llu",
+					path, (unsigned long long)off);
 			goto out;
 		}
 		if (off + PACK_REC_HDR_LEN + rec.stored_size > size) {
-			rc = mv_err_set(err, -EBADMSG, "pack '%s': record at "
-					"offset %llu is truncated", path,
-					(unsigned long long)off);
+			rc = mv_err_set(err, -EBADMSG,
+					"pack '%s': record at "
+					"offset %llu is truncated",
+					path, (unsigned long long)off);
 			goto out;
 		}
 		mv_buf_reset(&payload);
@@ -332,7 +335,8 @@ int pack_scan(struct backend *be, const char *path, bool want_payload,
 		XXH64_update(sum, hdr, PACK_REC_HDR_LEN);
 		XXH64_update(sum, payload.data, rec.stored_size);
 		if (XXH64(payload.data, rec.stored_size, 0) != rec.checksum) {
-			rc = mv_err_set(err, -EBADMSG, "pack '%s': checksum "
+			rc = mv_err_set(err, -EBADMSG,
+					"pack '%s': checksum "
 					"mismatch in record at offset %llu",
 					path, (unsigned long long)off);
 			goto out;
@@ -343,8 +347,10 @@ int pack_scan(struct backend *be, const char *path, bool want_payload,
 		off += PACK_REC_HDR_LEN + rec.stored_size;
 	}
 	if (!sealed)
-		rc = mv_err_set(err, -EBADMSG, "pack '%s' was never sealed "
-				"(no valid footer)", path);
+		rc = mv_err_set(err, -EBADMSG,
+				"pack '%s' was never sealed "
+				"(no valid footer)",
+				path);
 out:
 	*out_sealed = sealed;
 	XXH64_freeState(sum);

@@ -25,8 +25,7 @@
 static const uint8_t zeros[65536];
 
 /* Walk the content of e, calling put(data, len, file offset). */
-typedef int (*content_fn)(const uint8_t *p, size_t n, uint64_t off,
-			  void *arg);
+typedef int (*content_fn)(const uint8_t *p, size_t n, uint64_t off, void *arg);
 
 static int each_content(struct repo *r, const struct tree_entry *e,
 			content_fn put, void *arg, struct mv_err *err)
@@ -60,7 +59,8 @@ static int each_content(struct repo *r, const struct tree_entry *e,
 			uint64_t room, n;
 
 			if (xi >= e->nextents) {
-				rc = mv_err_set(err, -EIO, "'%s': content "
+				rc = mv_err_set(err, -EIO,
+						"'%s': content "
 						"longer than its extents",
 						e->name);
 				break;
@@ -207,8 +207,10 @@ static int apply_acl(const char *path, const struct tree_entry *e,
 			int rc = -errno;
 
 			acl_free(acl);
-			return mv_err_set(err, rc, "cannot set default ACL: "
-					  "%s", strerror(-rc));
+			return mv_err_set(err, rc,
+					  "cannot set default ACL: "
+					  "%s",
+					  strerror(-rc));
 		}
 		acl_free(acl);
 	}
@@ -232,8 +234,7 @@ static int apply_meta(int dirfd, const char *name, const char *path,
 	uint32_t i;
 	int flags = AT_SYMLINK_NOFOLLOW;
 
-	if (fchownat(dirfd, name, e->uid, e->gid, flags) < 0 &&
-	    errno != EPERM)
+	if (fchownat(dirfd, name, e->uid, e->gid, flags) < 0 && errno != EPERM)
 		return mv_err_set(err, -errno, "cannot set owner: %s",
 				  strerror(errno));
 	if (e->type != TREE_LNK &&
@@ -247,9 +248,10 @@ static int apply_meta(int dirfd, const char *name, const char *path,
 		if (lsetxattr(proc, e->xattrs[i].name, e->xattrs[i].value,
 			      e->xattrs[i].len, 0) < 0 &&
 		    errno != ENOTSUP && errno != EPERM)
-			return mv_err_set(err, -errno, "cannot set xattr "
-					  "'%s': %s", e->xattrs[i].name,
-					  strerror(errno));
+			return mv_err_set(err, -errno,
+					  "cannot set xattr "
+					  "'%s': %s",
+					  e->xattrs[i].name, strerror(errno));
 	}
 	if (e->type != TREE_LNK && (e->acl_access || e->acl_default)) {
 		int rc = apply_acl(path, e, err);
@@ -342,8 +344,8 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 					strerror(errno));
 			break;
 		}
-		fd = openat(dirfd, e->name, O_RDONLY | O_DIRECTORY |
-						    O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(dirfd, e->name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
 			rc = mv_err_set(&err, -errno, "open: %s",
 					strerror(errno));
@@ -395,7 +397,7 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 		c->st->others++;
 		break;
 	default: {
-		mode_t m = e->type == TREE_FIFO	  ? S_IFIFO
+		mode_t m = e->type == TREE_FIFO	 ? S_IFIFO
 			   : e->type == TREE_CHR ? S_IFCHR
 			   : e->type == TREE_BLK ? S_IFBLK
 						 : S_IFSOCK;
@@ -418,9 +420,9 @@ done:
 	return rc;
 }
 
-int restore_tree(struct repo *r, const struct tree_entry *e,
-		 const char *dest, const struct restore_opts *o,
-		 struct restore_stats *st, struct mv_err *err)
+int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
+		 const struct restore_opts *o, struct restore_stats *st,
+		 struct mv_err *err)
 {
 	struct rctx c;
 	char abs[PATH_MAX];
@@ -601,8 +603,8 @@ static int tar_entry(struct tctx *t, const char *path,
 
 		rc = each_content(t->r, e, tar_put_fill, &f, t->err);
 		while (!rc && f.at < e->size) {
-			size_t k = (size_t)MV_MIN(e->size - f.at,
-						  sizeof(zeros));
+			size_t k =
+				(size_t)MV_MIN(e->size - f.at, sizeof(zeros));
 
 			rc = tar_put(zeros, k, 0, t);
 			f.at += k;
@@ -626,7 +628,8 @@ static int tar_entry(struct tctx *t, const char *path,
 			/* as restore: a ".." member escapes whoever extracts
 			 * the stream with a less careful tar */
 			if (!safe_name(&tr->entries[i])) {
-				fprintf(stderr, "mailvault: unsafe name "
+				fprintf(stderr,
+					"mailvault: unsafe name "
 					"'%s' in '%s' not exported\n",
 					tr->entries[i].name, path);
 				continue;

@@ -141,8 +141,7 @@ int snapshot_decode(const void *buf, size_t len, struct snapshot *out,
 	if ((rc = get_str(&r, &out->host)))
 		goto out;
 	rc = -EBADMSG;
-	if (mv_reader_u8(&r, &partial) || mv_reader_varint(&r, &n) ||
-	    n > len)
+	if (mv_reader_u8(&r, &partial) || mv_reader_varint(&r, &n) || n > len)
 		goto out;
 	out->partial = partial != 0;
 	out->tags = n ? calloc(n, sizeof(*out->tags)) : NULL;
@@ -254,8 +253,9 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	/* ISO times contain colons: only split at a colon followed by
 	 * something that is not two digits of a time */
 	while (colon && colon[1] >= '0' && colon[1] <= '9' && colon[2] >= '0' &&
-	       colon[2] <= '9' && (colon[3] == ':' || colon[3] == 'Z' ||
-				   colon[3] == '\0' || colon[3] == ':')) {
+	       colon[2] <= '9' &&
+	       (colon[3] == ':' || colon[3] == 'Z' || colon[3] == '\0' ||
+		colon[3] == ':')) {
 		colon = strchr(colon + 1, ':');
 		n = colon ? (size_t)(colon - arg) : strlen(arg);
 	}
@@ -297,7 +297,8 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 					ok = true;
 			}
 			if (!ok) {
-				rc = mv_err_set(err, -EINVAL, "cannot parse "
+				rc = mv_err_set(err, -EINVAL,
+						"cannot parse "
 						"time '%s' in '%s' (use "
 						"NAME/latest, NAME/"
 						"2024-05-01T120000Z or an id)",
@@ -327,9 +328,11 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 		char hex[2 * MV_ID_LEN + 1];
 
 		if (len < 4) {
-			rc = mv_err_set(err, -EINVAL, "snapshot '%s': give "
+			rc = mv_err_set(err, -EINVAL,
+					"snapshot '%s': give "
 					"NAME/TIME, NAME/latest or at least 4 "
-					"hex digits of an id", spec);
+					"hex digits of an id",
+					spec);
 			goto out;
 		}
 		for (i = 0; i < n; i++) {
@@ -341,8 +344,10 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 		}
 	}
 	if (matches > 1) {
-		rc = mv_err_set(err, -EINVAL, "snapshot '%s' is ambiguous "
-				"(%zu match)", spec, matches);
+		rc = mv_err_set(err, -EINVAL,
+				"snapshot '%s' is ambiguous "
+				"(%zu match)",
+				spec, matches);
 		goto out;
 	}
 	if (!found) {
@@ -350,9 +355,9 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 				repo_location(r));
 		goto out;
 	}
-	rc = snapshot_copy(out, found) ? mv_err_set(err, -ENOMEM,
-						    "out of memory")
-				       : 0;
+	rc = snapshot_copy(out, found)
+		     ? mv_err_set(err, -ENOMEM, "out of memory")
+		     : 0;
 out:
 	snapshot_list_free(list, n);
 	return rc;

@@ -207,7 +207,8 @@ int tree_encode(const struct tree_entry *entries, uint32_t n,
 	for (i = 0; !rc && i < n; i++)
 		rc = encode_entry(out, &entries[i]);
 	if (rc)
-		return mv_err_set(err, -ENOMEM, "out of memory encoding a "
+		return mv_err_set(err, -ENOMEM,
+				  "out of memory encoding a "
 				  "directory");
 	return 0;
 }
@@ -219,7 +220,8 @@ struct dec {
 	void **arena;
 };
 
-static int get_str(struct dec *d, char **out, uint32_t *out_len, bool empty_null)
+static int get_str(struct dec *d, char **out, uint32_t *out_len,
+		   bool empty_null)
 {
 	const uint8_t *p;
 	size_t n;
@@ -307,8 +309,8 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 		return -EBADMSG;
 	if ((flags & EF_TARGET) && (rc = get_str(d, &e->target, NULL, false)))
 		return rc;
-	if ((flags & EF_LINK) && (mv_reader_varint(&d->r, &e->link_group) ||
-				  get_u32(d, &e->nlink)))
+	if ((flags & EF_LINK) &&
+	    (mv_reader_varint(&d->r, &e->link_group) || get_u32(d, &e->nlink)))
 		return -EBADMSG;
 	if (!e->nlink)
 		e->nlink = 1;
@@ -316,8 +318,8 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 		if (get_u32(d, &e->nxattrs) ||
 		    e->nxattrs > (uint64_t)(d->r.end - d->r.p))
 			return -EBADMSG;
-		e->xattrs = arena_alloc(d->arena,
-					e->nxattrs * sizeof(*e->xattrs));
+		e->xattrs =
+			arena_alloc(d->arena, e->nxattrs * sizeof(*e->xattrs));
 		if (!e->xattrs)
 			return -ENOMEM;
 		for (i = 0; i < e->nxattrs; i++) {
@@ -420,10 +422,9 @@ int tree_decode(const void *buf, size_t len, struct tree **out,
 		rc = decode_entry(&d, &t->entries[i]);
 		if (rc)
 			goto out;
-		if (i && name_cmp(t->entries[i - 1].name,
-				  t->entries[i - 1].name_len,
-				  t->entries[i].name,
-				  t->entries[i].name_len) >= 0) {
+		if (i &&
+		    name_cmp(t->entries[i - 1].name, t->entries[i - 1].name_len,
+			     t->entries[i].name, t->entries[i].name_len) >= 0) {
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -435,8 +436,10 @@ out:
 		tree_free(t);
 		if (rc == -ENOMEM)
 			return mv_err_set(err, rc, "out of memory");
-		return mv_err_set(err, -EIO, "damaged directory object "
-				  "(%zu bytes)", len);
+		return mv_err_set(err, -EIO,
+				  "damaged directory object "
+				  "(%zu bytes)",
+				  len);
 	}
 	*out = t;
 	return 0;
@@ -471,7 +474,8 @@ int tree_load(struct repo *r, const struct tree_ref *ref, struct tree **out,
 		if (!rc && mv_buf_append(&all, one.data, one.len))
 			rc = mv_err_set(err, -ENOMEM, "out of memory");
 		if (!rc && all.len > TREE_MAX_BYTES)
-			rc = mv_err_set(err, -EMSGSIZE, "directory object too "
+			rc = mv_err_set(err, -EMSGSIZE,
+					"directory object too "
 					"large");
 	}
 	if (!rc)
@@ -612,18 +616,18 @@ void tree_entry_release(struct tree_entry *e)
 /* ---- builder -------------------------------------------------------- */
 
 struct tb_node {
-	struct tree_entry e;     /* owns its strings */
+	struct tree_entry e; /* owns its strings */
 	struct tb_node *parent;
-	struct tb_node **kids;   /* children (directories) */
+	struct tb_node **kids; /* children (directories) */
 	uint32_t nkids, cap;
-	uint64_t hash;           /* of (parent, name) */
+	uint64_t hash; /* of (parent, name) */
 };
 
 struct tree_builder {
 	struct tb_node root;
-	struct tb_node **table;  /* open addressing by (parent, name) */
+	struct tb_node **table; /* open addressing by (parent, name) */
 	size_t tsize, tused;
-	uint64_t next_group;     /* hard-link groups handed out */
+	uint64_t next_group; /* hard-link groups handed out */
 };
 
 static uint64_t node_hash(const struct tb_node *parent, const char *name,
@@ -646,7 +650,8 @@ static int table_grow(struct tree_builder *tb)
 
 		if (!n)
 			continue;
-		for (j = n->hash & (nsize - 1); nt[j]; j = (j + 1) & (nsize - 1))
+		for (j = n->hash & (nsize - 1); nt[j];
+		     j = (j + 1) & (nsize - 1))
 			;
 		nt[j] = n;
 	}
@@ -790,13 +795,17 @@ static int walk(struct tree_builder *tb, const char *path, bool create,
 		slash = strchr(p, '/');
 		len = slash ? (size_t)(slash - p) : strlen(p);
 		if (++depth > TREE_MAX_DEPTH)
-			return mv_err_set(err, -ENAMETOOLONG, "path '%.200s' "
-					  "is nested too deeply", path);
+			return mv_err_set(err, -ENAMETOOLONG,
+					  "path '%.200s' "
+					  "is nested too deeply",
+					  path);
 		if (cur->e.type != TREE_DIR) {
 			if (!create)
 				return -ENOENT;
-			return mv_err_set(err, -ENOTDIR, "'%.200s': a parent "
-					  "is not a directory", path);
+			return mv_err_set(err, -ENOTDIR,
+					  "'%.200s': a parent "
+					  "is not a directory",
+					  path);
 		}
 		next = table_find(tb, cur, p, len);
 		if (!next) {
@@ -834,8 +843,10 @@ int tree_builder_add(struct tree_builder *tb, const char *path,
 	if (rc)
 		return rc;
 	if (n->nkids && e->type != TREE_DIR)
-		return mv_err_set(err, -EISDIR, "'%.200s' is a directory with "
-				  "entries and cannot become a file", path);
+		return mv_err_set(err, -EISDIR,
+				  "'%.200s' is a directory with "
+				  "entries and cannot become a file",
+				  path);
 	rc = tree_entry_copy(&copy, e, err);
 	if (rc)
 		return rc;
@@ -858,12 +869,15 @@ int tree_builder_link(struct tree_builder *tb, const char *path,
 	int rc;
 
 	if (walk(tb, target, false, &t, NULL) || t == &tb->root)
-		return mv_err_set(err, -ENOENT, "hard link '%.200s' points "
+		return mv_err_set(err, -ENOENT,
+				  "hard link '%.200s' points "
 				  "to '%.200s', which is not in the input",
 				  path, target);
 	if (t->e.type == TREE_DIR)
-		return mv_err_set(err, -EPERM, "hard link '%.200s' points to "
-				  "directory '%.200s'", path, target);
+		return mv_err_set(err, -EPERM,
+				  "hard link '%.200s' points to "
+				  "directory '%.200s'",
+				  path, target);
 	if (!t->e.link_group)
 		t->e.link_group = ++tb->next_group;
 	rc = walk(tb, path, true, &n, err);
@@ -872,8 +886,10 @@ int tree_builder_link(struct tree_builder *tb, const char *path,
 	if (n == t)
 		return 0;
 	if (n->nkids)
-		return mv_err_set(err, -EISDIR, "hard link '%.200s' would "
-				  "replace a directory", path);
+		return mv_err_set(err, -EISDIR,
+				  "hard link '%.200s' would "
+				  "replace a directory",
+				  path);
 	return tree_builder_add(tb, path, &t->e, err);
 }
 
@@ -888,9 +904,9 @@ static int kid_cmp(const void *a, const void *b)
 struct write_ctx {
 	struct repo *r;
 	struct repo_writer *w;
-	struct chunker ch;       /* cuts large directory objects */
+	struct chunker ch; /* cuts large directory objects */
 	struct mv_buf buf;
-	uint32_t *group_count;   /* members per link group */
+	uint32_t *group_count; /* members per link group */
 	uint64_t ngroups;
 };
 
@@ -998,8 +1014,8 @@ int tree_builder_write(struct tree_builder *tb, struct repo *r,
 	memset(&c, 0, sizeof(c));
 	c.r = r;
 	c.w = w;
-	rc = chunker_init(&c.ch, &p, repo_get_config(r)->secret,
-			  MV_SECRET_LEN, err);
+	rc = chunker_init(&c.ch, &p, repo_get_config(r)->secret, MV_SECRET_LEN,
+			  err);
 	if (rc)
 		return rc;
 	c.ngroups = tb->next_group;
@@ -1058,8 +1074,10 @@ int tree_lookup_path(struct repo *r, const struct tree_ref *root,
 			break;
 		e = tree_find(t, p, len);
 		if (!e) {
-			rc = mv_err_set(err, -ENOENT, "'%s': no such file or "
-					"directory", path);
+			rc = mv_err_set(err, -ENOENT,
+					"'%s': no such file or "
+					"directory",
+					path);
 			break;
 		}
 		tree_entry_release(out);
