@@ -124,4 +124,11 @@ int index_snapshot_has(struct index *ix, const uint8_t id[MV_ID_LEN],
 /* PRAGMA quick_check: 0, or -EBADMSG with SQLite's first complaint. */
 int index_quick_check(struct index *ix, struct mv_err *err);
 
+/* Key/value notes kept in the index (prune's last figures for stats).
+ * index_meta_get: -ENOENT when the key is absent. */
+int index_meta_set(struct index *ix, const char *key, const char *value,
+		   struct mv_err *err);
+int index_meta_get(struct index *ix, const char *key, char *out, size_t n,
+		   struct mv_err *err);
+
 #endif

@@ -263,4 +263,9 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
  * after the old WAL is checkpointed or removed) and open it. */
 int repo_index_install(struct repo *r, const char *built, struct mv_err *err);
 
+/* Turn flags (enum repo_flags) on or off in the config file (written
+ * atomically).  Needs the writer lock. */
+int repo_config_set_flags(struct repo *r, uint32_t set, uint32_t clear,
+			  struct mv_err *err);
+
 #endif

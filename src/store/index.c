@@ -749,3 +749,43 @@ int index_quick_check(struct index *ix, struct mv_err *err)
 	sqlite3_finalize(st);
 	return rc;
 }
+
+int index_meta_set(struct index *ix, const char *key, const char *value,
+		   struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO meta(key, "
+				"value) VALUES (?1, ?2)", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "meta", err);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "meta", err);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int index_meta_get(struct index *ix, const char *key, char *out, size_t n,
+		   struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db, "SELECT value FROM meta WHERE key = ?1",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "meta", err);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : db_err(ix, rc, "meta", err);
+	}
+	sqlite3_finalize(st);
+	return rc;
+}

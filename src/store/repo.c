@@ -1897,3 +1897,23 @@ static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
 {
 	return repo_chunk_read(r, id, false, out, err);
 }
+
+int repo_config_set_flags(struct repo *r, uint32_t set, uint32_t clear,
+			  struct mv_err *err)
+{
+	struct repo_config c = r->cfg;
+	char text[CONFIG_MAX];
+	int n, rc;
+
+	if (!r->locked)
+		return mv_err_set(err, -EPERM, "repository '%s' is not open "
+				  "for writing", r->location);
+	c.flags = (c.flags | set) & ~clear;
+	n = config_format(&c, text, sizeof(text));
+	rc = backend_write_atomic(r->be, "config", text, (size_t)n, err);
+	explicit_bzero(text, sizeof(text));
+	if (!rc)
+		r->cfg.flags = c.flags;
+	explicit_bzero(&c, sizeof(c));
+	return rc;
+}
