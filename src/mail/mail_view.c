@@ -537,6 +537,14 @@ oom:
 	return mv_err_set(err, -ENOMEM, "out of memory");
 }
 
+static bool known_find_entry(struct mail_view *v, const struct tree_entry *e)
+{
+	uint8_t cid[MV_ID_LEN];
+
+	mail_view_content_id(v->r, e, cid);
+	return known_find(v, cid) != NULL;
+}
+
 static int hook_file_done(void *ctx, const char *path,
 			  const struct tree_entry *e, void *result,
 			  struct mv_err *err)
@@ -557,6 +565,14 @@ static int hook_file_done(void *ctx, const char *path,
 	}
 	if (maildir_locate(path, &loc) || maildir_parse_name(loc.name, &mf))
 		goto out;
+	if (!res && !e->nchunks && !known_find_entry(v, e)) {
+		/* an empty file has no chunk for analyze() to see */
+		res = calloc(1, sizeof(*res));
+		if (!res)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		res->kind = RES_MSG;
+		decode_parse(v, res, "", 0, mf.time >= 0 ? mf.time : 0);
+	}
 	if (res && res->decode_rc == -ENOKEY && res->raw &&
 	    res->keys_gen != v->keys_gen) {
 		/* a key arrived after this message was analysed */
