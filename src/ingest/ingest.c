@@ -29,30 +29,30 @@
 enum job_state { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
 
 struct pfile {
-	struct pfile *next;      /* FIFO of files not yet complete */
+	struct pfile *next; /* FIFO of files not yet complete */
 	char *path;
-	struct tree_entry e;     /* metadata; chunks filled as stored */
-	uint32_t submitted;      /* chunks handed to workers */
-	uint32_t stored;         /* chunks stored */
+	struct tree_entry e; /* metadata; chunks filled as stored */
+	uint32_t submitted;  /* chunks handed to workers */
+	uint32_t stored;     /* chunks stored */
 	uint32_t cap;
-	uint64_t read;           /* bytes passed in */
-	bool ended;              /* no more chunks will come */
-	void *result;            /* from the analyze hook */
+	uint64_t read; /* bytes passed in */
+	bool ended;    /* no more chunks will come */
+	void *result;  /* from the analyze hook */
 };
 
 struct job {
 	enum job_state state;
 	uint64_t seq;
-	struct pfile *file;      /* owner */
-	uint32_t index;          /* chunk number within the file */
-	struct mv_buf raw;       /* chunk bytes */
-	struct mv_buf comp;      /* compressed, when new and worth it */
-	struct repo_comp how;    /* how comp was made */
-	bool known;              /* already in the index */
+	struct pfile *file;   /* owner */
+	uint32_t index;	      /* chunk number within the file */
+	struct mv_buf raw;    /* chunk bytes */
+	struct mv_buf comp;   /* compressed, when new and worth it */
+	struct repo_comp how; /* how comp was made */
+	bool known;	      /* already in the index */
 	uint8_t id[MV_ID_LEN];
-	bool whole;              /* the file's only chunk */
-	void *result;            /* from the analyze hook */
-	int rc;                  /* worker error */
+	bool whole;   /* the file's only chunk */
+	void *result; /* from the analyze hook */
+	int rc;	      /* worker error */
 	struct mv_err err;
 };
 
@@ -65,22 +65,22 @@ struct ingest {
 	uint32_t small_file;
 
 	pthread_mutex_t lock;
-	pthread_cond_t work;      /* a job was queued, or quit */
-	pthread_cond_t done;      /* a job finished */
+	pthread_cond_t work; /* a job was queued, or quit */
+	pthread_cond_t done; /* a job finished */
 	struct job jobs[ING_QUEUE];
-	uint64_t next_seq;        /* next job to submit */
-	uint64_t next_work;       /* next job a worker takes */
-	uint64_t next_store;      /* next job to store */
+	uint64_t next_seq;   /* next job to submit */
+	uint64_t next_work;  /* next job a worker takes */
+	uint64_t next_store; /* next job to store */
 	bool quit;
 	pthread_t threads[ING_MAX_WORKERS];
 	int nthreads;
 
-	struct pfile *cur;        /* file being read */
-	struct mv_buf pending;    /* bytes of cur not yet cut */
+	struct pfile *cur;	   /* file being read */
+	struct mv_buf pending;	   /* bytes of cur not yet cut */
 	struct pfile *head, *tail; /* files waiting for chunks */
 
-	bool train;               /* collecting samples for a dictionary */
-	struct mv_buf samples;    /* sample bytes, back to back */
+	bool train;	       /* collecting samples for a dictionary */
+	struct mv_buf samples; /* sample bytes, back to back */
 	size_t *sample_sizes;
 	unsigned nsamples;
 
@@ -104,8 +104,8 @@ static void work_one(struct ingest *ing, struct job *j)
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
 	j->how.kind = 0;
 	if (!j->known)
-		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len,
-				      &j->comp, &j->how, &j->err);
+		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len, &j->comp,
+				      &j->how, &j->err);
 }
 
 static void *worker_main(void *arg)
@@ -141,7 +141,7 @@ static void *worker_main(void *arg)
  * it.  Deterministic: the samples are the first files in input order.
  */
 
-#define TRAIN_BYTES (8u << 20)     /* sample budget */
+#define TRAIN_BYTES (8u << 20) /* sample budget */
 #define TRAIN_MAX_SAMPLES 8192
 #define TRAIN_MIN_SAMPLES 256
 #define TRAIN_MIN_BYTES (1u << 20)
@@ -161,7 +161,6 @@ static void train_stop(struct ingest *ing)
 static void train_now(struct ingest *ing)
 {
 	void *dict;
-	size_t n;
 
 	if (ing->nsamples < TRAIN_MIN_SAMPLES ||
 	    ing->samples.len < TRAIN_MIN_BYTES) {
@@ -170,7 +169,7 @@ static void train_now(struct ingest *ing)
 	}
 	dict = malloc(DICT_SIZE);
 	if (dict) {
-		n = ZDICT_trainFromBuffer(dict, DICT_SIZE, ing->samples.data,
+		size_t n = ZDICT_trainFromBuffer(dict, DICT_SIZE, ing->samples.data,
 					  ing->sample_sizes, ing->nsamples);
 		if (!ZDICT_isError(n))
 			repo_writer_set_dictionary(ing->w, dict, n, NULL);
@@ -184,8 +183,8 @@ static void sample(struct ingest *ing, const uint8_t *p, size_t n)
 	if (n < 256 || n > TRAIN_SAMPLE_MAX)
 		return;
 	if (!ing->sample_sizes) {
-		ing->sample_sizes = calloc(TRAIN_MAX_SAMPLES,
-					   sizeof(*ing->sample_sizes));
+		ing->sample_sizes =
+			calloc(TRAIN_MAX_SAMPLES, sizeof(*ing->sample_sizes));
 		if (!ing->sample_sizes) {
 			train_stop(ing);
 			return;
@@ -234,9 +233,8 @@ static int complete_ready(struct ingest *ing, struct mv_err *err)
 			void *res = f->result;
 
 			f->result = NULL;
-			rc = ing->opts.hook->file_done(ing->opts.hook->ctx,
-						       f->path, &f->e, res,
-						       err);
+			rc = ing->opts.hook->file_done(
+				ing->opts.hook->ctx, f->path, &f->e, res, err);
 		}
 		pfile_free(ing, f);
 	}
@@ -329,8 +327,7 @@ static int submit(struct ingest *ing, const uint8_t *p, size_t n, bool whole,
 	}
 	if (f->submitted == f->cap) {
 		uint32_t cap = f->cap ? f->cap * 2 : 4;
-		struct tree_chunk *c = realloc(f->e.chunks,
-					       cap * sizeof(*c));
+		struct tree_chunk *c = realloc(f->e.chunks, cap * sizeof(*c));
 
 		if (!c)
 			return mv_err_set(err, -ENOMEM, "out of memory");
@@ -358,9 +355,9 @@ static int submit(struct ingest *ing, const uint8_t *p, size_t n, bool whole,
 
 /* ---- public API ------------------------------------------------------ */
 
-int ingest_new(struct repo *r, struct repo_writer *w,
-	       struct tree_builder *tb, const struct ingest_opts *opts,
-	       struct ingest **out, struct mv_err *err)
+int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
+	       const struct ingest_opts *opts, struct ingest **out,
+	       struct mv_err *err)
 {
 	const struct repo_config *cfg = repo_get_config(r);
 	struct ingest *ing;
@@ -394,7 +391,8 @@ int ingest_new(struct repo *r, struct repo_writer *w,
 		if (pthread_create(&ing->threads[i], NULL, worker_main, ing)) {
 			ing->nthreads = i;
 			ingest_free(ing);
-			return mv_err_set(err, -EAGAIN, "cannot start worker "
+			return mv_err_set(err, -EAGAIN,
+					  "cannot start worker "
 					  "threads");
 		}
 	}
@@ -450,8 +448,10 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 	int rc;
 
 	if (ing->cur)
-		return mv_err_set(err, -EINVAL, "ingest: file '%s' begun "
-				  "inside another", path);
+		return mv_err_set(err, -EINVAL,
+				  "ingest: file '%s' begun "
+				  "inside another",
+				  path);
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -480,21 +480,18 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 		     struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
-	bool whole = ing->cur->e.size <= ing->small_file;
-	int rc;
 
 	ing->st.bytes_in += len;
 	ing->cur->read += len;
 	if (mv_buf_append(p, buf, len))
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	if (whole) {
-		/* a small file is one chunk; guard against a size that lied */
-		if (p->len <= ing->small_file)
-			return 0;
-		whole = false;
-	}
+	/* a small file is one chunk; a file that grows past its stated size
+	 * is cut like any other */
+	if (ing->cur->e.size <= ing->small_file && p->len <= ing->small_file)
+		return 0;
 	for (;;) {
 		size_t cut = chunker_scan(&ing->ch, p->data, p->len, false);
+		int rc;
 
 		if (!cut)
 			break;
@@ -513,15 +510,13 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
 	struct pfile *f = ing->cur;
-	int rc = 0;
 
 	while (p->len) {
 		bool whole = p->len <= ing->small_file && !f->submitted;
-		size_t cut = whole ? p->len
-				   : chunker_scan(&ing->ch, p->data, p->len,
-						  true);
-
-		rc = submit(ing, p->data, cut, whole, err);
+		size_t cut =
+			whole ? p->len
+			      : chunker_scan(&ing->ch, p->data, p->len, true);
+		int rc = submit(ing, p->data, cut, whole, err);
 		if (rc)
 			return rc;
 		memmove(p->data, p->data + cut, p->len - cut);

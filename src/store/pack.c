@@ -249,10 +249,10 @@ static int read_exact(struct backend *be, const char *path, uint64_t off,
 		      void *buf, size_t n, struct mv_err *err)
 {
 	size_t got = 0;
-	int rc;
 
 	while (got < n) {
 		size_t k = 0;
+		int rc;
 
 		rc = be->ops->read_at(be, path, off + got, (uint8_t *)buf + got,
 				      n - got, &k, err);

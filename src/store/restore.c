@@ -354,7 +354,6 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 		c->st->dirs++;
 		restore_children(c, fd, path, e, depth);
 		close(fd);
-		fd = -1;
 		rc = apply_meta(dirfd, e->name, path, e, &err);
 		break;
 	case TREE_REG: {
@@ -379,7 +378,6 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 		}
 		rc = restore_file_to_fd(c->r, e, fd, true, &err);
 		close(fd);
-		fd = -1;
 		if (!rc)
 			rc = apply_meta(dirfd, e->name, path, e, &err);
 		c->st->files++;

@@ -77,7 +77,7 @@ int snapshot_encode(const struct snapshot *s, struct mv_buf *out,
 	rc |= mv_buf_put_varint(out, 1);
 	rc |= put_str(out, s->name);
 	rc |= mv_buf_put_varint(out, ((uint64_t)s->time_ns << 1) ^
-					     (uint64_t)(s->time_ns >> 63));
+					     (s->time_ns < 0 ? ~(uint64_t)0 : 0));
 	rc |= put_str(out, s->host);
 	rc |= mv_buf_put_u8(out, s->partial);
 	rc |= mv_buf_put_varint(out, s->ntags);
@@ -254,8 +254,7 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	 * something that is not two digits of a time */
 	while (colon && colon[1] >= '0' && colon[1] <= '9' && colon[2] >= '0' &&
 	       colon[2] <= '9' &&
-	       (colon[3] == ':' || colon[3] == 'Z' || colon[3] == '\0' ||
-		colon[3] == ':')) {
+	       (colon[3] == ':' || colon[3] == 'Z' || colon[3] == '\0')) {
 		colon = strchr(colon + 1, ':');
 		n = colon ? (size_t)(colon - arg) : strlen(arg);
 	}

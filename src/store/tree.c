@@ -83,7 +83,7 @@ static void arena_free(void *arena)
 
 static uint64_t zigzag(int64_t v)
 {
-	return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+	return ((uint64_t)v << 1) ^ (v < 0 ? ~(uint64_t)0 : 0);
 }
 
 static int64_t unzigzag(uint64_t v)
