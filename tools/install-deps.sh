@@ -3,7 +3,7 @@
 # Usage: tools/install-deps.sh [build|test|bench]   (each includes the ones before)
 set -eu
 what=${1:-test}
-build="build-essential pkg-config libfuse3-dev fuse3 libarchive-dev libssh2-1-dev
+build="build-essential make python3 pkg-config libfuse3-dev fuse3 libarchive-dev libssh2-1-dev
 	libsqlite3-dev sqlite3 libxxhash-dev libzstd-dev libssl-dev liblz4-dev libacl1-dev libjansson-dev
 	libgmime-3.0-dev libglib2.0-dev libisal-dev"
 test="libcmocka-dev python3 openssh-server openssh-client attr acl rsync
