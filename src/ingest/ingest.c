@@ -87,6 +87,7 @@ struct ingest {
 	struct ingest_stats st;
 	char current[256];
 	struct timespec last_progress;
+	struct timespec started;
 	bool progress_shown;
 };
 
@@ -398,6 +399,7 @@ int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 	}
 	ing->train = !repo_has_dictionary(r);
 	clock_gettime(CLOCK_MONOTONIC, &ing->last_progress);
+	ing->started = ing->last_progress;
 	*out = ing;
 	return 0;
 }
@@ -617,7 +619,8 @@ void ingest_progress(struct ingest *ing, bool force)
 {
 	struct timespec now;
 	char in[32], out[32];
-	double dt;
+	uint64_t stored;
+	double dt, total;
 
 	if (!ing->opts.progress)
 		return;
@@ -627,9 +630,16 @@ void ingest_progress(struct ingest *ing, bool force)
 	if (!force && dt < 0.25)
 		return;
 	ing->last_progress = now;
+	total = (double)(now.tv_sec - ing->started.tv_sec) +
+		(double)(now.tv_nsec - ing->started.tv_nsec) / 1e9;
+	stored = repo_writer_stored_bytes(ing->w);
 	mv_human_size(ing->st.bytes_in, in, sizeof(in));
-	mv_human_size(repo_writer_stored_bytes(ing->w), out, sizeof(out));
-	fprintf(stderr, "\r\033[K%s read, %s stored, %llu files  %.60s", in,
-		out, (unsigned long long)ing->st.files, ing->current);
+	mv_human_size(stored, out, sizeof(out));
+	fprintf(stderr, "\r\033[K%s read, %s stored (%.1fx), %.0f MiB/s, "
+			"%llu files  %.40s",
+		in, out,
+		stored ? (double)ing->st.bytes_in / (double)stored : 0.0,
+		total > 0 ? (double)ing->st.bytes_in / 1048576 / total : 0.0,
+		(unsigned long long)ing->st.files, ing->current);
 	ing->progress_shown = true;
 }
