@@ -74,7 +74,7 @@ ino=$(stat -c %i "$cache")
 assert_ok "$MV" snapshots -i "$SSH_KEY" "$R" >/dev/null
 assert_eq "$ino" "$(stat -c %i "$cache")" "cached index replaced"
 say "another machine's commit (a changed remote index) is fetched"
-XDG_CACHE_HOME=$T/other-machine assert_ok "$MV" backup -i "$SSH_KEY" "$R" \
+assert_ok env XDG_CACHE_HOME="$T/other-machine" "$MV" backup -i "$SSH_KEY" "$R" \
 	--name other --quiet o="$T/fx/day1"
 "$MV" snapshots -i "$SSH_KEY" "$R" >"$T/snaps"
 assert_grep " other " "$T/snaps"
