@@ -268,6 +268,30 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	return 0;
 }
 
+/* The directory name the mount shows for list[i]: snapshot_dir_name(),
+ * with "-2", "-3"... before ".partial" when earlier snapshots of the same
+ * job fall in the same second (list ordered by name, time, id). */
+static void shown_name(const struct snapshot *list, size_t i, char *out,
+		       size_t n)
+{
+	char base[64], other[64];
+	size_t j, dup = 1;
+
+	mv_time_name(list[i].time_ns, base, sizeof(base));
+	for (j = 0; j < i; j++) {
+		if (strcmp(list[j].name, list[i].name))
+			continue;
+		mv_time_name(list[j].time_ns, other, sizeof(other));
+		if (!strcmp(base, other))
+			dup++;
+	}
+	if (dup > 1)
+		snprintf(out, n, "%s-%zu%s", base, dup,
+			 list[i].partial ? ".partial" : "");
+	else
+		snapshot_dir_name(&list[i], out, n);
+}
+
 int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 		     struct mv_err *err)
 {
@@ -282,45 +306,47 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 	if (slash) {
 		size_t nl = (size_t)(slash - spec);
 		const char *when = slash + 1;
+		struct snapshot *partial = NULL;
+		bool latest = !strcmp(when, "latest"), parsed;
 		int64_t t = 0;
-		bool latest = !strcmp(when, "latest");
 
-		if (!latest && mv_time_parse(when, &t)) {
-			char name[64];
-			bool ok = false;
-
-			/* accept the mount's directory name too */
-			for (i = 0; i < n; i++) {
-				snapshot_dir_name(&list[i], name, sizeof(name));
-				if (!strcmp(name, when))
-					ok = true;
-			}
-			if (!ok) {
-				rc = mv_err_set(err, -EINVAL,
-						"cannot parse "
-						"time '%s' in '%s' (use "
-						"NAME/latest, NAME/"
-						"2024-05-01T120000Z or an id)",
-						when, spec);
-				goto out;
-			}
-		}
+		parsed = !latest && !mv_time_parse(when, &t);
 		for (i = 0; i < n; i++) {
-			char name[64];
+			char name[80];
 
 			if (strlen(list[i].name) != nl ||
 			    strncmp(list[i].name, spec, nl))
 				continue;
-			snapshot_dir_name(&list[i], name, sizeof(name));
 			if (latest) {
-				/* list is ordered by time: the last wins */
+				/* ordered by time: the last complete wins */
+				if (list[i].partial)
+					partial = &list[i];
+				else
+					found = &list[i];
+				continue;
+			}
+			shown_name(list, i, name, sizeof(name));
+			if (!strcmp(name, when)) {
+				/* the mount's exact directory name */
 				found = &list[i];
-			} else if (!strcmp(name, when) ||
-				   (list[i].time_ns / 1000000000) ==
-					   t / 1000000000) {
+				matches = 1;
+				break;
+			}
+			if (parsed && list[i].time_ns / 1000000000 ==
+					      t / 1000000000) {
 				found = &list[i];
 				matches++;
 			}
+		}
+		if (latest && !found)
+			found = partial;
+		if (!found && !latest && !parsed) {
+			rc = mv_err_set(err, -EINVAL,
+					"cannot parse time '%s' in '%s' (use "
+					"NAME/latest, NAME/2024-05-01T120000Z "
+					"or an id)",
+					when, spec);
+			goto out;
 		}
 	} else {
 		size_t len = strlen(spec);
