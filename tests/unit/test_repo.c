@@ -1,0 +1,319 @@
+/*
+ * Unit tests for repo: init and open, config errors, the writer lock
+ * (held, stale from a dead pid), an aborted write session leaves nothing
+ * visible, and a committed one is seen after reopening.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "repo.h"
+#include "snapshot.h"
+
+struct fx {
+	char dir[64];
+	char repo[96];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct mv_err err = MV_ERR_INIT;
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_repo.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->repo, sizeof(f->repo), "%s/r", f->dir);
+	if (repo_init(f->repo, NULL, &err))
+		fail_msg("init: %s", err.msg);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void write_config(const struct fx *f, const char *text)
+{
+	char p[160];
+	FILE *fp;
+
+	snprintf(p, sizeof(p), "%s/config", f->repo);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+}
+
+static char *read_config(const struct fx *f)
+{
+	char p[160], *text = NULL;
+	size_t n;
+	struct mv_err err = MV_ERR_INIT;
+
+	snprintf(p, sizeof(p), "%s/config", f->repo);
+	assert_int_equal(mv_read_file(p, 1 << 16, &text, &n, &err), 0);
+	return text;
+}
+
+static void test_init_open(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const struct repo_config *c;
+	struct chunker_params def;
+	struct repo *r;
+	char p[160];
+	struct stat st;
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &r, &err), 0);
+	c = repo_get_config(r);
+	repo_default_chunker(&def);
+	assert_int_equal(c->version, MV_FORMAT_VERSION);
+	assert_int_equal(c->chunker.avg_size, def.avg_size);
+	assert_string_equal(c->encryption, "none");
+	assert_string_equal(repo_location(r), f->repo);
+	repo_close(r);
+	snprintf(p, sizeof(p), "%s/index.db", f->repo);
+	assert_int_equal(stat(p, &st), 0);
+	/* init twice is refused */
+	assert_int_equal(repo_init(f->repo, NULL, &err), -EEXIST);
+	assert_non_null(strstr(err.msg, "already a mailvault repository"));
+	/* not a repository */
+	mv_err_clear(&err);
+	assert_int_equal(repo_open(f->dir, REPO_OPEN_READ, &r, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "not a mailvault repository"));
+}
+
+static void test_config_errors(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char *good = read_config(f), *text;
+	struct repo *r;
+	size_t n = strlen(good) + 64;
+
+	text = malloc(n);
+	assert_non_null(text);
+	/* a line without '=' */
+	snprintf(text, n, "%sgarbage line\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "expected 'key = value'"));
+	assert_non_null(strstr(err.msg, "/config: line"));
+	/* a bad value names the key */
+	mv_err_clear(&err);
+	snprintf(text, n, "%szstd-level = 99\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "bad value for 'zstd-level'"));
+	/* a newer format version */
+	mv_err_clear(&err);
+	snprintf(text, n, "%sversion = 7\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EPROTONOSUPPORT);
+	assert_non_null(strstr(err.msg, "version 7 is not supported"));
+	/* encryption this build does not know */
+	mv_err_clear(&err);
+	snprintf(text, n, "%sencryption = aes\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EPROTONOSUPPORT);
+	/* required keys missing */
+	mv_err_clear(&err);
+	write_config(f, "format = mailvault\nversion = 1\n");
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "missing"));
+	/* bad chunker parameters */
+	mv_err_clear(&err);
+	snprintf(text, n, "%schunk-avg = 1000\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), -EINVAL);
+	/* unknown keys are allowed; the good config opens again */
+	mv_err_clear(&err);
+	snprintf(text, n, "%sfuture-key = whatever\n", good);
+	write_config(f, text);
+	assert_int_equal(repo_open(f->repo, 0, &r, &err), 0);
+	repo_close(r);
+	free(text);
+	free(good);
+}
+
+static void test_lock_held(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo *w, *w2, *rd;
+	char host[256] = "", want[300];
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w, &err), 0);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w2, &err),
+			 -EBUSY);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(want, sizeof(want), "pid %d on host '%s'", (int)getpid(),
+		 host);
+	assert_non_null(strstr(err.msg, want));
+	assert_non_null(strstr(err.msg, "locked"));
+	/* readers are not blocked */
+	mv_err_clear(&err);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &rd, &err), 0);
+	repo_close(rd);
+	repo_close(w);
+	/* released on close */
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w2, &err), 0);
+	repo_close(w2);
+}
+
+static void test_lock_stale(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char p[160], host[256] = "";
+	struct repo *w;
+	pid_t dead;
+	FILE *fp;
+
+	dead = fork();
+	assert_true(dead >= 0);
+	if (!dead)
+		_exit(0);
+	assert_int_equal(waitpid(dead, NULL, 0), dead);
+	gethostname(host, sizeof(host) - 1);
+	snprintf(p, sizeof(p), "%s/lock", f->repo);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "host=%s\npid=%d\ntime=%lld\n", host, (int)dead,
+		(long long)time(NULL) - 100);
+	fclose(fp);
+	if (repo_open(f->repo, REPO_OPEN_WRITE, &w, &err))
+		fail_msg("stale lock not taken over: %s", err.msg);
+	repo_close(w);
+	/* a live holder on another host is never taken over */
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "host=elsewhere.example\npid=%d\ntime=1\n", (int)dead);
+	fclose(fp);
+	mv_err_clear(&err);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "elsewhere.example"));
+	unlink(p);
+}
+
+static void make_snapshot(struct repo *r, struct snapshot *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = (char *)"job";
+	s->host = (char *)"host";
+	s->time_ns = 1700000000ll * 1000000000;
+	(void)r;
+}
+
+static void test_abort_and_commit(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_writer *wr;
+	struct repo *r;
+	struct snapshot s, *list = NULL;
+	struct mv_buf back = MV_BUF_INIT;
+	uint8_t id[MV_ID_LEN], id2[MV_ID_LEN];
+	static const char data[] = "the content of a chunk";
+	static const char data2[] = "another chunk";
+	bool fresh = false;
+	size_t n = 9;
+	char cmd[200];
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &r, &err), 0);
+	repo_chunk_id(r, data, sizeof(data), id);
+	repo_chunk_id(r, data2, sizeof(data2), id2);
+	/* aborted: nothing visible, no pack left */
+	assert_int_equal(repo_writer_begin(r, &wr, &err), 0);
+	assert_int_equal(repo_writer_put(wr, REC_DATA, id, data, sizeof(data),
+					 NULL, 0, &fresh, &err),
+			 0);
+	assert_true(fresh);
+	assert_true(repo_writer_has(wr, id));
+	repo_writer_abort(wr);
+	assert_int_equal(repo_chunk_find(r, id, NULL, &err), -ENOENT);
+	mv_err_clear(&err);
+	assert_int_equal(snapshot_list(r, &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	snapshot_list_free(list, n);
+	snprintf(cmd, sizeof(cmd), "test -z \"$(find '%s/packs' -type f)\"",
+		 f->repo);
+	assert_int_equal(system(cmd), 0);
+	/* committed: seen after reopening */
+	assert_int_equal(repo_writer_begin(r, &wr, &err), 0);
+	assert_int_equal(repo_writer_put(wr, REC_DATA, id, data, sizeof(data),
+					 NULL, 0, &fresh, &err),
+			 0);
+	assert_int_equal(repo_writer_put(wr, REC_DATA, id2, data2,
+					 sizeof(data2), NULL, 0, &fresh, &err),
+			 0);
+	/* a second put of the same id stores nothing */
+	assert_int_equal(repo_writer_put(wr, REC_DATA, id, data, sizeof(data),
+					 NULL, 0, &fresh, &err),
+			 0);
+	assert_false(fresh);
+	make_snapshot(r, &s);
+	if (repo_writer_commit(wr, &s, &err))
+		fail_msg("commit: %s", err.msg);
+	repo_close(r);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &r, &err), 0);
+	assert_int_equal(repo_chunk_read(r, id, true, &back, &err), 0);
+	assert_int_equal(back.len, sizeof(data));
+	assert_memory_equal(back.data, data, sizeof(data));
+	assert_int_equal(repo_chunk_read(r, id2, true, &back, &err), 0);
+	assert_memory_equal(back.data, data2, sizeof(data2));
+	assert_int_equal(snapshot_list(r, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].name, "job");
+	assert_memory_equal(list[0].id, s.id, MV_ID_LEN);
+	snapshot_list_free(list, n);
+	/* an unknown id */
+	id[0] ^= 1;
+	assert_true(repo_chunk_read(r, id, true, &back, &err) < 0);
+	mv_buf_release(&back);
+	repo_close(r);
+	/* writing needs the lock */
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &r, &err), 0);
+	mv_err_clear(&err);
+	assert_int_equal(repo_writer_begin(r, &wr, &err), -EPERM);
+	repo_close(r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_init_open, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_config_errors, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lock_held, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lock_stale, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_abort_and_commit, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests_name("repo", tests, NULL, NULL);
+}
