@@ -55,6 +55,9 @@ int cmd_export_tar(int argc, char **argv);
 /* commands added by later modules go below this line */
 int cmd_mount(int argc, char **argv);
 int cmd_forget(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_rebuild_index(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 

@@ -24,6 +24,9 @@ static const struct command commands[] = {
 	/* later commands go below this line */
 	{"mount", cmd_mount, "mount snapshots read-only with FUSE"},
 	{"forget", cmd_forget, "remove snapshots by a retention policy"},
+	{"prune", cmd_prune, "reclaim the space of forgotten snapshots"},
+	{"rebuild-index", cmd_rebuild_index, "rebuild the index from the packs"},
+	{"config", cmd_config, "show or change repository settings"},
 	{"find", cmd_find, "search the mail catalogue"},
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 };

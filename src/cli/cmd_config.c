@@ -1,0 +1,96 @@
+/*
+ * mailvault config: show the repository settings or change the ones that
+ * may change after init (append-only).  docs/LIFECYCLE.md explains how to
+ * keep a backup client from turning append-only off.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "repo.h"
+
+static const char usage[] =
+	"usage: mailvault config REPO [append-only on|off]\n";
+
+static void show(const struct repo_config *c)
+{
+	printf("version = %u\n", c->version);
+	printf("encryption = %s\n", c->encryption);
+	printf("chunk-min = %u\nchunk-avg = %u\nchunk-max = %u\n",
+	       c->chunker.min_size, c->chunker.avg_size, c->chunker.max_size);
+	printf("small-file = %u\n", c->chunker.small_file);
+	printf("zstd-level = %d\n", c->zstd_level);
+	printf("append-only = %s\n",
+	       (c->flags & REPO_APPEND_ONLY) ? "yes" : "no");
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	if (!strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "true")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(s, "off") || !strcmp(s, "no") || !strcmp(s, "false")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+int cmd_config(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mv_err err = MV_ERR_INIT;
+	struct repo *r = NULL;
+	const char *repo;
+	bool on = false;
+	int c, rest;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return MV_EXIT_OK;
+		}
+		fputs(usage, stderr);
+		return MV_EXIT_USAGE;
+	}
+	rest = argc - optind;
+	if (rest == 0 || rest == 2)
+		repo = cli_repo_arg(NULL);
+	else
+		repo = argv[optind++];
+	rest = argc - optind;
+	if (!repo || (rest != 0 && rest != 2))
+		return cli_usage("config", "give REPO, and a key and a value "
+					   "to change one");
+	if (rest == 0) {
+		if (repo_open(repo, REPO_OPEN_READ, &r, &err))
+			return cli_fail(&err);
+		show(repo_get_config(r));
+		repo_close(r);
+		return MV_EXIT_OK;
+	}
+	if (strcmp(argv[optind], "append-only"))
+		return cli_usage("config",
+				 "unknown or fixed setting '%s' "
+				 "(only append-only can change)",
+				 argv[optind]);
+	if (parse_bool(argv[optind + 1], &on))
+		return cli_usage("config",
+				 "append-only takes 'on' or 'off', "
+				 "not '%s'",
+				 argv[optind + 1]);
+	if (repo_open(repo, REPO_OPEN_WRITE, &r, &err) ||
+	    repo_config_set_flags(r, on ? REPO_APPEND_ONLY : 0,
+				  on ? 0 : REPO_APPEND_ONLY, &err)) {
+		repo_close(r);
+		return cli_fail(&err);
+	}
+	repo_close(r);
+	printf("append-only is %s for '%s'\n", on ? "on" : "off", repo);
+	return MV_EXIT_OK;
+}
