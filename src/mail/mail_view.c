@@ -32,9 +32,9 @@
 #include "maildir.h"
 
 #define KEY_FILE "ecprivkey.pem"
-#define KEY_MAX 16384	 /* bytes of a PEM key file */
-#define MAX_KEY_FILES 64 /* distinct key files referenced */
-#define LAYERS_SHIFT 24	 /* crypt layers kept above the msg flags */
+#define KEY_MAX 16384			 /* bytes of a PEM key file */
+#define MAX_KEY_FILES 64		 /* distinct key files referenced */
+#define RAW_KEEP_MAX ((size_t)256 << 20) /* no-key files kept for later */
 
 enum res_kind {
 	RES_MSG = 1,
@@ -86,7 +86,9 @@ struct vmsg {
 	unsigned layers;      /* non-zero: xform */
 	int state;	      /* enum vmsg_state */
 	struct mail_msg *msg; /* new: to catalogue, or NULL */
-	char *name;	      /* view name, set by finish */
+	uint8_t *raw;	      /* VM_NOKEY: the file, for a key seen later */
+	size_t raw_len;
+	char *name; /* view name, set by finish */
 };
 
 struct mail_view {
@@ -115,6 +117,7 @@ struct mail_view {
 	/* messages */
 	struct vmsg *msgs;
 	size_t nmsgs, capmsgs;
+	size_t raw_kept; /* bytes of vmsg.raw held */
 	struct mail_view_stats st;
 };
 
@@ -516,6 +519,14 @@ static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
 							     : "corrupt");
 		if (!m->reason)
 			goto oom;
+		if (m->state == VM_NOKEY && res->raw &&
+		    v->raw_kept + res->raw_len <= RAW_KEEP_MAX) {
+			/* the key file may still come later in the input */
+			m->raw = res->raw;
+			m->raw_len = res->raw_len;
+			res->raw = NULL;
+			v->raw_kept += m->raw_len;
+		}
 		if (m->state == VM_NOKEY)
 			v->st.no_key++;
 		else
@@ -734,6 +745,7 @@ void mail_view_free(struct mail_view *v)
 		free(m->from);
 		free(m->subject);
 		free(m->name);
+		free(m->raw);
 		tree_entry_release(&m->e);
 		if (m->msg) {
 			mail_msg_release(m->msg);
@@ -826,6 +838,74 @@ static int add_dirs(struct tree_builder *tb, const char *path,
 	}
 	free(p);
 	return rc;
+}
+
+/* No key in this backup: messages known to be encrypted (named from the
+ * catalogue) cannot be read decoded, so show them raw. */
+static void demote_encrypted(struct mail_view *v)
+{
+	size_t i;
+
+	for (i = 0; i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		if (!(m->layers & MAIL_CRYPT_ENCRYPTED))
+			continue;
+		if (m->state == VM_LARGE) {
+			m->layers = 0;
+			m->size = m->e.size;
+			v->st.decoded--;
+			continue;
+		}
+		if (m->state != VM_OK)
+			continue;
+		m->reason = strdup("no key");
+		if (!m->reason)
+			continue;
+		m->state = VM_NOKEY;
+		m->layers = 0;
+		m->size = m->e.size;
+		v->st.no_key++;
+		v->st.decoded--;
+	}
+}
+
+/* Messages met before the key file in the input: decode them now. */
+static int retry_no_key(struct mail_view *v, struct mv_err *err)
+{
+	size_t i;
+
+	for (i = 0; v->npems && i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+		struct vres res;
+
+		if (m->state != VM_NOKEY || !m->raw)
+			continue;
+		memset(&res, 0, sizeof(res));
+		res.layers = mail_crypt_detect(m->raw, m->raw_len);
+		decode_parse(v, &res, m->raw, m->raw_len, m->date);
+		if (res.decode_rc || !res.parsed) {
+			mail_msg_release(&res.msg);
+			continue;
+		}
+		free(m->reason);
+		m->reason = NULL;
+		m->state = VM_OK;
+		m->layers = res.layers;
+		v->st.no_key--;
+		v->st.decoded++;
+		v->st.parsed++;
+		if (res.msg.flags &
+		    ~(unsigned)(MAIL_MSG_NO_MESSAGE_ID | MAIL_MSG_LEADING_JUNK))
+			v->st.bad_headers++;
+		if (from_parsed(m, &res)) {
+			mail_msg_release(&res.msg);
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		}
+		free(m->raw);
+		m->raw = NULL;
+	}
+	return 0;
 }
 
 static int store_dir_key(struct mail_view *v, struct repo_writer *w,
@@ -938,9 +1018,13 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 
 	if (!v->nmsgs)
 		return 0;
-	rc = store_dir_key(v, w, err);
+	rc = retry_no_key(v, err);
+	if (!rc)
+		rc = store_dir_key(v, w, err);
 	if (rc)
 		return rc;
+	if (!v->nkey_ids)
+		demote_encrypted(v);
 	for (i = 0; i < v->nkey_ids; i++)
 		memcpy(keyval + i * MV_ID_LEN, v->key_ids[i], MV_ID_LEN);
 	keyx.name = (char *)MAIL_VIEW_KEYS_XATTR;
