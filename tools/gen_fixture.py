@@ -843,15 +843,17 @@ class Writer:
 
 class Tar:
 	"""`tar -czf - -C dayK .` into dayK.tar.gz, in the background while
-	the next day is generated (gzip is the slow part; it gets a core of
-	its own)."""
+	the next days are generated: gzip is the slow part (about 90 s for a
+	1 GB day), so as many run at once as there are cores."""
 
-	def __init__(self, out, fmt):
-		self.out, self.fmt = out, fmt
-		self.job = None
+	def __init__(self, out, fmt, done):
+		self.out, self.fmt, self.done = out, fmt, done
+		self.jobs = []
+		self.max = max(1, os.cpu_count() or 1)
 
 	def start(self, k):
-		self.wait()
+		while len(self.jobs) >= self.max:
+			self._finish(self.jobs[0])
 		day = os.path.join(self.out, "day%d" % k)
 		dst = os.path.join(self.out, "day%d.tar.gz" % k)
 		extra = ["--xattrs"] if self.fmt in ("pax", "posix") else []
@@ -860,20 +862,23 @@ class Tar:
 		p = subprocess.Popen(["tar", "--format=" + self.fmt,
 				      "--sort=name"] + extra +
 				     ["-czf", "-", "-C", day, "."], stdout=f)
-		self.job = (p, f, dst)
+		self.jobs.append((p, f, dst, k))
 
-	def wait(self):
-		"""Finish the running archive; returns its path or None."""
-		if self.job is None:
-			return None
-		p, f, dst = self.job
-		self.job = None
+	def _finish(self, job):
+		p, f, dst, k = job
+		self.jobs.remove(job)
 		rc = p.wait()
 		f.close()
 		if rc != 0:
 			raise RuntimeError("tar failed for %s (exit %d)" % (dst, rc))
 		os.replace(dst + ".tmp", dst)
-		return dst
+		self.done(k, dst)
+
+	def wait(self, k=None):
+		"""Finish the archive of day k (or all of them)."""
+		for job in list(self.jobs):
+			if k is None or job[3] == k:
+				self._finish(job)
 
 
 def main(argv=None):
@@ -930,17 +935,11 @@ def main(argv=None):
 	write_config(st, a.out)
 	manifest = {"seed": a.seed, "messages": a.messages,
 		    "users": a.users, "days": {}}
-	tar = Tar(a.out, a.tar_format)
+	def tar_done(k, path):
+		manifest["days"][str(k)]["tar_bytes"] = os.path.getsize(path)
+
+	tar = Tar(a.out, a.tar_format, tar_done)
 	done = []  # days written, oldest first
-
-	def finish_tar():
-		p = tar.wait()
-		if p is None:
-			return
-		# the archive running is always that of the last day written
-		manifest["days"][str(done[-1])]["tar_bytes"] = \
-			os.path.getsize(p)
-
 	for k in range(1, last + 1):
 		if k == 1:
 			st.day1()
@@ -948,18 +947,21 @@ def main(argv=None):
 			st.churn(k)
 		if k not in want:
 			continue
-		day = w.write_day(k)
+		w.write_day(k)
 		info = dict(st.counts[k])
 		info["time"] = BASE + (k - 1) * DAY
 		info["time_iso"] = time.strftime("%Y-%m-%dT%H:%M:%SZ",
 						 time.gmtime(info["time"]))
 		manifest["days"][str(k)] = info
 		if a.tar:
-			if done:
-				finish_tar()
 			tar.start(k)
+			if a.link:
+				# linking into the next day changes the ctime
+				# of these files, and tar would see it
+				tar.wait()
 			if a.tar_only and done:
 				# day k is written: its predecessor may go
+				tar.wait(done[-1])
 				shutil.rmtree(os.path.join(a.out,
 							   "day%d" % done[-1]))
 		done.append(k)
@@ -968,7 +970,7 @@ def main(argv=None):
 				    if x[0] != "time_iso"),
 			time.monotonic() - t0, w.bytes >> 20))
 	if a.tar:
-		finish_tar()
+		tar.wait()
 		if a.tar_only and done:
 			shutil.rmtree(os.path.join(a.out, "day%d" % done[-1]))
 		log("archives written (%.1fs)" % (time.monotonic() - t0))
