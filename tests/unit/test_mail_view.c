@@ -1,0 +1,208 @@
+/* Unit tests for mail_view: the view entries a backup adds for maildir
+ * messages, driven through the ingest hook as ingest drives it. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "mail_view.h"
+
+struct fx {
+	char dir[64];
+	struct repo *r;
+	struct repo_writer *w;
+	struct tree_builder *tb;
+	struct mail_view *v;
+};
+
+static int setup(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_view_opts o = {"job", NULL, false, false};
+	struct fx *f = calloc(1, sizeof(*f));
+	char repo[128];
+
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mv-test-view.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(repo, sizeof(repo), "%s/repo", f->dir);
+	assert_int_equal(repo_init(repo, NULL, &err), 0);
+	assert_int_equal(repo_open(repo, REPO_OPEN_WRITE, &f->r, &err), 0);
+	assert_int_equal(repo_writer_begin(f->r, &f->w, &err), 0);
+	assert_int_equal(tree_builder_new(&f->tb, &err), 0);
+	assert_int_equal(mail_view_new(f->r, &o, &f->v, &err), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	mail_view_free(f->v);
+	tree_builder_free(f->tb);
+	repo_writer_abort(f->w);
+	repo_close(f->r);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Feed one file through the hook as ingest does. */
+static void feed(struct fx *f, const char *path, const char *content,
+		 uint32_t uid)
+{
+	const struct ingest_hook *h = mail_view_hook(f->v);
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_chunk ch;
+	struct tree_entry e;
+	size_t len = strlen(content);
+	void *res;
+
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.mode = 0600;
+	e.uid = uid;
+	e.size = len;
+	e.nchunks = 1;
+	e.chunks = &ch;
+	ch.size = (uint32_t)len;
+	repo_chunk_id(f->r, content, len, ch.id);
+	res = h->analyze(h->ctx, path, ch.id, content, len);
+	assert_int_equal(h->file_done(h->ctx, path, &e, res, &err), 0);
+}
+
+static const char msg1[] = "From: Alice Example <alice@example.org>\n"
+			   "Subject: Quarterly report\n"
+			   "Date: Wed, 01 May 2024 12:30:00 +0000\n"
+			   "Message-ID: <q@example.org>\n\nbody\n";
+
+static void test_mail_view_entry(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_entry *e;
+	uint8_t id[MV_ID_LEN];
+	char path[512], hex[9];
+
+	feed(f, "vol/example.org/alice/Maildir/cur/1714566600.M1P2.h,S=140:2,S",
+	     msg1, 5000);
+	feed(f, "vol/example.org/alice/Maildir/tmp/1714566600.M9P9.h", msg1,
+	     5000);
+	feed(f, "vol/etc/passwd", "root:x:0:0\n", 0);
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	repo_chunk_id(f->r, msg1, strlen(msg1), id);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/alice@example.org/INBOX/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	e = tree_builder_get(f->tb, path);
+	assert_non_null(e);
+	assert_int_equal(e->type, TREE_REG);
+	assert_int_equal(e->mode, 0444);
+	assert_int_equal(e->uid, 5000);
+	assert_int_equal(e->mtime_sec, 1714566600);
+	assert_int_equal(e->size, strlen(msg1));
+	assert_int_equal(e->xform, TREE_XFORM_NONE);
+	assert_int_equal(e->nchunks, 1);
+	assert_memory_equal(e->chunks[0].id, id, MV_ID_LEN);
+	e = tree_builder_get(f->tb, "mail/alice@example.org");
+	assert_non_null(e);
+	assert_int_equal(e->mode, 0555);
+	assert_int_equal(mail_view_get_stats(f->v)->messages, 1);
+	assert_int_equal(mail_view_get_stats(f->v)->parsed, 1);
+}
+
+static void test_mail_view_duplicates_and_folders(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	uint8_t id[MV_ID_LEN];
+	char path[512], hex[9];
+
+	/* the same message twice in one folder (fed out of order) and once
+	 * in a Maildir++ subfolder */
+	feed(f, "v/d.org/u/Maildir/cur/2.M1P1.h:2,", msg1, 1);
+	feed(f, "v/d.org/u/Maildir/cur/1.M1P1.h:2,S", msg1, 1);
+	feed(f, "v/d.org/u/Maildir/.Archive.2024/new/3.M1P1.h", msg1, 1);
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	repo_chunk_id(f->r, msg1, strlen(msg1), id);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/u@d.org/INBOX/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	snprintf(path, sizeof(path),
+		 "mail/u@d.org/INBOX/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s-2].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	snprintf(path, sizeof(path),
+		 "mail/u@d.org/Archive/2024/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	assert_int_equal(mail_view_get_stats(f->v)->folders, 2);
+	assert_int_equal(mail_view_get_stats(f->v)->accounts, 1);
+}
+
+static void test_mail_view_undecodable(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const struct mail_view_stats *st;
+	uint8_t id[MV_ID_LEN];
+	char path[512], hex[9];
+	static const char bad[] = "CRYPTED\003\007\000\000\000\002cut";
+	const struct ingest_hook *h = mail_view_hook(f->v);
+	struct tree_chunk ch;
+	struct tree_entry e;
+	void *res;
+
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.size = sizeof(bad) - 1;
+	e.nchunks = 1;
+	e.chunks = &ch;
+	repo_chunk_id(f->r, bad, sizeof(bad) - 1, ch.id);
+	res = h->analyze(h->ctx, "d.org/u/cur/100.M1P1.h,S=9:2,", ch.id, bad,
+			 sizeof(bad) - 1);
+	assert_int_equal(h->file_done(h->ctx, "d.org/u/cur/100.M1P1.h,S=9:2,",
+				      &e, res, &err),
+			 0);
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	st = mail_view_get_stats(f->v);
+	assert_int_equal(st->messages, 1);
+	assert_int_equal(st->corrupt + st->no_key, 1);
+	memcpy(id, ch.id, MV_ID_LEN);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/u@d.org/INBOX/1970-01-01 0001 (undecodable) - %s "
+		 "100.M1P1.h,S=9 [%s].raw",
+		 st->corrupt ? "corrupt" : "no key", hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_mail_view_entry, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_mail_view_duplicates_and_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_view_undecodable,
+						setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("mail_view", tests, NULL, NULL);
+}
