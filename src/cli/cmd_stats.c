@@ -4,8 +4,27 @@
 #include <string.h>
 
 #include "cli.h"
+#include "index.h"
 #include "repo.h"
 #include "snapshot.h"
+
+/* What the last prune gave back and left unused (lifecycle/prune.c). */
+static void print_last_prune(struct repo *r)
+{
+	char note[128], when[40], a[32], b[32];
+	unsigned long long reclaimed, unused;
+	long long t;
+
+	if (index_meta_get(repo_index(r), "last-prune", note, sizeof(note),
+			   NULL) ||
+	    sscanf(note, "%lld %llu %llu", &t, &reclaimed, &unused) != 3)
+		return;
+	mv_time_iso(t, when, sizeof(when));
+	mv_human_size(reclaimed, a, sizeof(a));
+	mv_human_size(unused, b, sizeof(b));
+	printf("last prune %s: reclaimed %s, %s unused left in packs\n", when,
+	       a, b);
+}
 
 int cmd_stats(int argc, char **argv)
 {
@@ -88,6 +107,7 @@ int cmd_stats(int argc, char **argv)
 		printf(" (dedup+compression %.1fx)",
 		       (double)logical / (double)tot.pack_bytes);
 	printf("\n");
+	print_last_prune(r);
 out:
 	snapshot_list_free(list, n);
 	repo_close(r);

@@ -7,9 +7,10 @@
  * backup was killed, truncated, damaged - is reported and not trusted.
  * Snapshot records become snapshots unless a tombstone names them: forget
  * leaves tombstones so that a rebuild does not bring forgotten snapshots
- * back.  The index is built in "index.db.rebuild" and renamed over
- * index.db only when complete: killed at any point, the old index (or
- * none) stays and rebuild-index can run again.
+ * back.  Dictionaries (REC_DICT) are listed again under zstd's id.  The index
+ * is built in "index.db.rebuild" and renamed over index.db only when complete:
+ * killed at any point, the old index (or none) stays and rebuild-index can run
+ * again.
  */
 #include "lifecycle.h"
 
@@ -39,6 +40,11 @@ struct rb_rec {
 	struct chunk_loc loc;
 };
 
+struct rb_dict {
+	uint8_t id[MV_ID_LEN]; /* chunk id of the record */
+	uint32_t dict_id;      /* zstd's id of the dictionary */
+};
+
 struct rebuild {
 	struct repo *r;
 	struct index *nix;
@@ -54,6 +60,9 @@ struct rebuild {
 	size_t nsnaps, capsnaps;
 	size_t pack_snaps; /* snapshots taken from the current pack */
 	struct lc_idset tombed;
+	struct rb_dict *dicts; /* dictionaries (REC_DICT) found */
+	size_t ndicts, capdicts;
+	size_t pack_dicts;	    /* dictionaries from the current pack */
 	struct lc_idset pack_tombs; /* tombstones of the current pack */
 };
 
@@ -149,6 +158,25 @@ static int scan_rec(const struct pack_rec *rec, uint64_t offset,
 	x->loc.raw_size = rec->raw_size;
 	x->loc.type = rec->type;
 	x->loc.comp = rec->comp;
+	if (rec->type == REC_DICT && rec->comp == PACK_COMP_NONE) {
+		if (b->ndicts == b->capdicts) {
+			size_t cap = b->capdicts ? 2 * b->capdicts : 8;
+			void *n = realloc(b->dicts, cap * sizeof(*b->dicts));
+
+			if (!n)
+				return -ENOMEM;
+			b->dicts = n;
+			b->capdicts = cap;
+		}
+		memcpy(b->dicts[b->ndicts].id, rec->id, MV_ID_LEN);
+		b->dicts[b->ndicts].dict_id =
+			ZSTD_getDictID_fromDict(payload, rec->stored_size);
+		if (b->dicts[b->ndicts].dict_id) {
+			b->ndicts++;
+			b->pack_dicts++;
+		}
+		return 0;
+	}
 	if ((rec->type == REC_SNAPSHOT || rec->type == REC_TOMBSTONE) &&
 	    rec->comp == PACK_COMP_ZSTD)
 		return take_compressed(b, rec, payload);
@@ -184,6 +212,8 @@ static int scan_rec(const struct pack_rec *rec, uint64_t offset,
 /* Drop what the last pack contributed (it was not trusted). */
 static void forget_pack(struct rebuild *b)
 {
+	b->ndicts -= b->pack_dicts;
+	b->pack_dicts = 0;
 	while (b->pack_snaps) {
 		b->nsnaps--;
 		free(b->snaps[b->nsnaps].data);
@@ -219,6 +249,7 @@ static int take_pack(struct rebuild *b, const char *name)
 	pack_path(name, path, sizeof(path));
 	b->nrecs = 0;
 	b->pack_snaps = 0;
+	b->pack_dicts = 0;
 	rc = be->ops->stat(be, path, &size, NULL, &e);
 	if (!rc)
 		rc = read_kind(b->r, path, &kind);
@@ -326,6 +357,9 @@ int lifecycle_rebuild_index(struct repo *r, lifecycle_report_fn fn, void *arg,
 	}
 	if (!rc)
 		rc = add_snapshots(&b);
+	for (i = 0; !rc && i < b.ndicts; i++)
+		rc = index_dict_add(b.nix, b.dicts[i].dict_id, b.dicts[i].id,
+				    err);
 	if (!rc)
 		rc = index_commit(b.nix, err);
 	index_close(b.nix);
@@ -347,6 +381,7 @@ out:
 	for (i = 0; i < b.nsnaps; i++)
 		free(b.snaps[i].data);
 	free(b.snaps);
+	free(b.dicts);
 	free(b.recs);
 	free(b.names);
 	lc_idset_free(&b.tombed);
