@@ -32,10 +32,9 @@ static const char *snap_dir(struct find_ctx *c, const char *hex, char *out,
 			    size_t n)
 {
 	uint8_t id[MV_ID_LEN];
-	size_t i;
 
 	if (mv_unhex(hex, id, MV_ID_LEN) == 0)
-		for (i = 0; i < c->n; i++)
+		for (size_t i = 0; i < c->n; i++)
 			if (!memcmp(c->list[i].id, id, MV_ID_LEN)) {
 				snapshot_dir_name(&c->list[i], out, n);
 				return out;

@@ -306,14 +306,14 @@ static void hook_free(void *ctx, void *result)
 static void decode_parse(struct mail_view *v, struct vres *res,
 			 const void *data, size_t len, int64_t fallback)
 {
-	struct mail_crypt_keys *keys;
 	struct mv_buf buf = MV_BUF_INIT;
 	struct mv_err e = MV_ERR_INIT;
 	const void *p = data;
 	size_t n = len;
 
 	if (res->layers != MAIL_CRYPT_PLAIN) {
-		keys = keys_get(v, &res->keys_gen);
+		struct mail_crypt_keys *keys = keys_get(v, &res->keys_gen);
+
 		res->decode_rc =
 			mail_crypt_decode(data, len, keys, &buf, NULL, &e);
 		if (res->decode_rc) {
@@ -411,15 +411,14 @@ static char *sanitize_path(const char *s)
 		const char *slash = strchr(s, '/');
 		size_t n = slash ? (size_t)(slash - s) : strlen(s);
 		char *part = strndup(s, n);
-		size_t k;
 
 		if (!part) {
 			free(out);
 			return NULL;
 		}
 		if (n) {
-			k = mail_name_sanitize(part, comp, sizeof(comp),
-					       MAIL_NAME_MAX);
+			size_t k = mail_name_sanitize(part, comp, sizeof(comp),
+						      MAIL_NAME_MAX);
 			if (at)
 				out[at++] = '/';
 			memcpy(out + at, comp, k);
@@ -609,7 +608,6 @@ int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 			   struct mv_err *err)
 {
 	const char *loc = repo_location(r);
-	char id[2 * MV_REPO_ID_LEN + 1];
 	const char *cache = getenv("XDG_CACHE_HOME");
 	const char *home = getenv("HOME");
 	int k;
@@ -617,6 +615,8 @@ int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 	if (!strstr(loc, "://")) {
 		k = snprintf(out, n, "%s/catalog.db", loc);
 	} else {
+		char id[2 * MV_REPO_ID_LEN + 1];
+
 		mv_hex(repo_get_config(r)->id, MV_REPO_ID_LEN, id);
 		if (cache && *cache)
 			k = snprintf(out, n, "%s/mailvault/%s/catalog.db",
@@ -677,7 +677,7 @@ int mail_view_new(struct repo *r, const struct mail_view_opts *o,
 {
 	struct mail_view *v = calloc(1, sizeof(*v));
 	char path[4096];
-	int rc = 0;
+	int rc;
 
 	if (!v)
 		return mv_err_set(err, -ENOMEM, "out of memory");
