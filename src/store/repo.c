@@ -62,6 +62,7 @@ struct repo {
 	pthread_mutex_t ix_lock;  /* serialises every index call */
 	char *index_path;         /* local path of the index file */
 	char *stamp_path;         /* remote: cache stamp file */
+	char stamp_seen[64];      /* remote: stamp of the open index */
 	char *pending_path;       /* remote: packs sealed, not committed */
 	bool remote;              /* index is a cached copy */
 	bool locked;              /* we hold the writer lock */
@@ -365,6 +366,20 @@ static int cache_dir(const struct repo_config *c, char *out, size_t n,
 	return 0;
 }
 
+/* Remember which remote copy the open index is: another process on this
+ * machine (a backup while a mount runs) may fetch or publish a newer one
+ * into the same cache; repo_refresh() compares. */
+static void stamp_remember(struct repo *r)
+{
+	char *s = NULL;
+
+	r->stamp_seen[0] = '\0';
+	if (r->stamp_path && !mv_read_file(r->stamp_path, 64, &s, NULL, NULL)) {
+		snprintf(r->stamp_seen, sizeof(r->stamp_seen), "%s", s);
+		free(s);
+	}
+}
+
 /* Copy the remote index.db into the cache unless the stamp says the cached
  * copy is current. */
 static int remote_index_fetch_once(struct repo *r, struct mv_err *err)
@@ -510,6 +525,7 @@ static int remote_index_publish(struct repo *r, struct mv_err *err)
 		snprintf(stamp, sizeof(stamp), "%llu %lld\n",
 			 (unsigned long long)size, (long long)mtime);
 		mv_write_file_atomic(r->stamp_path, stamp, strlen(stamp), NULL);
+		snprintf(r->stamp_seen, sizeof(r->stamp_seen), "%s", stamp);
 	}
 out:
 	if (fd >= 0)
@@ -587,6 +603,8 @@ static int open_index(struct repo *r, bool create, bool writable,
 	}
 	if (rc)
 		return rc;
+	if (r->remote)
+		stamp_remember(r);
 	if (create && r->remote)
 		rc = remote_index_publish(r, err);
 	return rc;
@@ -762,15 +780,14 @@ int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
 	*out_changed = false;
 	pthread_mutex_lock(&r->ix_lock);
 	if (r->remote && !r->writer) {
-		char stamp_before[64] = "", *s = NULL;
+		char *s = NULL;
 
-		if (!mv_read_file(r->stamp_path, 64, &s, NULL, NULL)) {
-			snprintf(stamp_before, sizeof(stamp_before), "%s", s);
-			free(s);
-		}
 		rc = remote_index_fetch(r, err);
+		/* compared with the copy we opened, not with the stamp
+		 * file before the fetch: a backup on this machine updates
+		 * both the cache and the stamp */
 		if (!rc && !mv_read_file(r->stamp_path, 64, &s, NULL, NULL)) {
-			if (strcmp(s, stamp_before)) {
+			if (strcmp(s, r->stamp_seen)) {
 				struct index *nix = NULL;
 
 				rc = index_open(r->index_path, false, false,
@@ -778,6 +795,9 @@ int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
 				if (!rc) {
 					index_close(r->ix);
 					r->ix = nix;
+					snprintf(r->stamp_seen,
+						 sizeof(r->stamp_seen), "%s",
+						 s);
 					*out_changed = true;
 				}
 			}
@@ -1236,7 +1256,8 @@ static int adopt_pending(struct repo *r, struct mv_err *err)
 	char *text = NULL, *line, *save = NULL;
 	int rc = 0;
 
-	if (mv_read_file(r->pending_path, 1 << 20, &text, NULL, NULL))
+	if (!r->pending_path ||
+	    mv_read_file(r->pending_path, 1 << 20, &text, NULL, NULL))
 		return 0;
 	pthread_mutex_lock(&r->ix_lock);
 	for (line = strtok_r(text, "\n", &save); line && !rc;
@@ -1255,6 +1276,8 @@ static void pending_note(struct repo *r, const char *name)
 	char line[PACK_NAME_LEN + 2];
 	int fd;
 
+	if (!r->pending_path)
+		return;
 	fd = open(r->pending_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 		  0600);
 	if (fd < 0)
@@ -1540,7 +1563,7 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 		 * have: make the next open download the server's copy */
 		if (rc)
 			unlink(r->stamp_path);
-		else
+		else if (r->pending_path)
 			unlink(r->pending_path);
 	}
 	if (!rc)
