@@ -22,10 +22,11 @@ mb=${MV_DEMO_MB:-20}
 fx=$dir/fixture
 repo=$dir/repo
 
+# run MAILVAULT-ARGS...: show the command as a user would type it, run it
 run()
 {
-	printf '\n$ %s\n' "$*" | sed "s|$top/build/mailvault|mailvault|g"
-	"$@"
+	printf '\n$ mailvault %s\n' "$*"
+	"$MV" "$@"
 }
 
 [ -x "$MV" ] || {
@@ -41,7 +42,7 @@ python3 "$top/tools/gen_fixture.py" --out "$fx" --size-mb "$mb" \
 echo "   $fx/day1 .. day$days: Dovecot maildirs, sieve, a database file"
 echo "   $fx/config: Stalwart and mailcow configuration, certificates"
 
-run "$MV" init "$repo"
+run init "$repo"
 
 k=1
 while [ "$k" -le "$days" ]; do
@@ -60,19 +61,19 @@ done
 
 # the same last day again, this time read from the unpacked directory:
 # everything is already stored, so it costs almost nothing
-run "$MV" backup "$repo" --name mail-dir "volume=$fx/day$days" \
+run backup "$repo" --name mail-dir "volume=$fx/day$days" \
 	"config=$fx/config"
 
-run "$MV" snapshots "$repo"
-run "$MV" stats "$repo"
-run "$MV" ls "$repo" mail/latest
+run snapshots "$repo"
+run stats "$repo"
+run ls "$repo" mail/latest
 user=$(cd "$fx/day$days" && ls -d ./*/*/Maildir | head -n 1 | sed 's|^\./||')
-run "$MV" ls "$repo" "mail/latest:volume/$user"
+run ls "$repo" "mail/latest:volume/$user"
 msg=$(cd "$fx/day$days/$user/cur" && ls | head -n 1)
 printf '\n$ mailvault cat %s mail/latest:volume/%s/cur/%s | head -n 12\n' \
 	"$repo" "$user" "$msg"
 "$MV" cat "$repo" "mail/latest:volume/$user/cur/$msg" | head -n 12 || true
-run "$MV" check "$repo" --read-data
+run check "$repo" --read-data
 
 tgz=$(du -cb "$fx"/day*.tar.gz | tail -n 1 | cut -f 1)
 rsz=$(du -sb "$repo" | cut -f 1)
