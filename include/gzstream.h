@@ -94,6 +94,15 @@ int gzstream_read(struct gzstream *g, void *buf, size_t len, size_t *out_len,
 int gzstream_next_block(struct gzstream *g, const void **out, size_t *out_len,
 			struct mv_err *err);
 
+/* Read and discard the rest of the stream, then report how it ended: 0
+ * when it ended cleanly, else the error a read would have returned.  Call
+ * it after libarchive has seen the end of the tar archive: libarchive stops
+ * at the end-of-archive blocks, before the gzip trailer that holds the
+ * CRC-32 and length, so without this a truncated or corrupt tail would go
+ * unnoticed.  *out_skipped (may be NULL) receives the bytes discarded. */
+int gzstream_finish(struct gzstream *g, uint64_t *out_skipped,
+		    struct mv_err *err);
+
 /* True when the input is gzip and is being inflated. */
 bool gzstream_is_gzip(const struct gzstream *g);
 

@@ -672,6 +672,27 @@ int gzstream_read(struct gzstream *g, void *buf, size_t len, size_t *out_len,
 	return 0;
 }
 
+int gzstream_finish(struct gzstream *g, uint64_t *out_skipped,
+		    struct mv_err *err)
+{
+	uint64_t skipped = 0;
+
+	for (;;) {
+		const void *p;
+		size_t n;
+		int rc = gzstream_next_block(g, &p, &n, err);
+
+		if (rc)
+			return rc;
+		if (!n)
+			break;
+		skipped += n;
+	}
+	if (out_skipped)
+		*out_skipped = skipped;
+	return 0;
+}
+
 bool gzstream_is_gzip(const struct gzstream *g)
 {
 	return g->gzip;

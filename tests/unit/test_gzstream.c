@@ -18,6 +18,9 @@
 
 #include <cmocka.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include "gzstream.h"
 #include "util.h"
 
@@ -558,6 +561,40 @@ static void test_gzstream_trailing_bytes(void **state)
 	bytes_free(&data);
 }
 
+/* After the consumer stops early, finish still checks the trailer. */
+static void test_gzstream_finish(void **state)
+{
+	struct bytes data = make_text(200000, 20);
+	struct bytes gz = gzip_bytes(&data, 6, false);
+	struct mv_err err = MV_ERR_INIT;
+	struct gzstream *g = NULL;
+	uint64_t skipped = 0;
+	uint8_t buf[1000];
+	size_t n;
+	int fd;
+
+	(void)state;
+	fd = file_fd(&gz);
+	assert_int_equal(gzstream_open_opts(fd, "x", &tiny, &g, &err), 0);
+	assert_int_equal(gzstream_read(g, buf, sizeof(buf), &n, &err), 0);
+	assert_int_equal(gzstream_finish(g, &skipped, &err), 0);
+	assert_int_equal(skipped, data.n - sizeof(buf));
+	assert_int_equal(gzstream_total_out(g), data.n);
+	gzstream_close(g);
+	close(fd);
+
+	gz.p[gz.n - 5] ^= 1; /* CRC-32 */
+	fd = file_fd(&gz);
+	assert_int_equal(gzstream_open_opts(fd, "x", &tiny, &g, &err), 0);
+	assert_int_equal(gzstream_read(g, buf, sizeof(buf), &n, &err), 0);
+	assert_int_equal(gzstream_finish(g, NULL, &err), -EBADMSG);
+	assert_non_null(strstr(err.msg, "CRC-32 or length mismatch"));
+	gzstream_close(g);
+	close(fd);
+	bytes_free(&gz);
+	bytes_free(&data);
+}
+
 static void test_gzstream_small_reads_match_large(void **state)
 {
 	struct bytes data = make_text(300000, 15);
@@ -779,6 +816,102 @@ static void test_gzstream_close_while_reading_pipe(void **state)
 	bytes_free(&data);
 }
 
+struct la_source {
+	struct gzstream *g;
+	struct mv_err err;
+};
+
+static la_ssize_t la_read(struct archive *a, void *data, const void **buf)
+{
+	struct la_source *s = data;
+	size_t n;
+
+	if (gzstream_next_block(s->g, buf, &n, &s->err) < 0) {
+		archive_set_error(a, EIO, "%s", s->err.msg);
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+/* Read a tar archive made by tar(1) through gzstream and libarchive, as
+ * ingest does; returns the number of entries and the content of "d/b". */
+static int read_tar(const char *path, struct bytes *b_content, bool *gzip)
+{
+	struct la_source s = {NULL, MV_ERR_INIT};
+	struct archive_entry *e;
+	struct archive *a = archive_read_new();
+	int fd = open(path, O_RDONLY);
+	int entries = 0;
+	char buf[4096];
+	la_ssize_t n;
+
+	assert_true(fd >= 0);
+	assert_int_equal(gzstream_open(fd, path, &s.g, &s.err), 0);
+	*gzip = gzstream_is_gzip(s.g);
+	archive_read_support_filter_all(a);
+	archive_read_support_format_all(a);
+	assert_int_equal(archive_read_open(a, &s, NULL, la_read, NULL),
+			 ARCHIVE_OK);
+	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(e);
+		size_t len = strlen(name);
+
+		entries++;
+		if (len >= 3 && !strcmp(name + len - 3, "d/b"))
+			while ((n = archive_read_data(a, buf, sizeof(buf))) > 0)
+				bytes_append(b_content, buf, (size_t)n);
+	}
+	assert_int_equal(archive_errno(a), 0);
+	archive_read_free(a);
+	assert_int_equal(gzstream_finish(s.g, NULL, &s.err), 0);
+	gzstream_close(s.g);
+	close(fd);
+	return entries;
+}
+
+/* The read callback shape works with libarchive, for tar.gz through
+ * ISA-L and for other compressions passed through to libarchive. */
+static void test_gzstream_libarchive(void **state)
+{
+	static const char *const flags[] = {"-z", "", "-J", "--zstd"};
+	static const char *const progs[] = {"gzip", "tar", "xz", "zstd"};
+	struct bytes data = make_text(300000, 21);
+	char dir[256], path[300], cmd[1000];
+	size_t i;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/src", tmpdir);
+	snprintf(path, sizeof(path), "%s/d", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/d/a", dir);
+	write_file(path, &data);
+	snprintf(path, sizeof(path), "%s/d/b", dir);
+	write_file(path, &data);
+	for (i = 0; i < MV_ARRAY_SIZE(flags); i++) {
+		struct bytes got = {NULL, 0};
+		bool gzip = false;
+
+		snprintf(cmd, sizeof(cmd), "command -v %s >/dev/null",
+			 progs[i]);
+		if (system(cmd))
+			continue;
+		snprintf(path, sizeof(path), "%s/out.tar", tmpdir);
+		snprintf(cmd, sizeof(cmd), "tar -C '%s' %s -cf '%s' .", dir,
+			 flags[i], path);
+		assert_int_equal(system(cmd), 0);
+		/* ./, ./d/, ./d/a, ./d/b */
+		assert_int_equal(read_tar(path, &got, &gzip), 4);
+		assert_int_equal(gzip, !strcmp(flags[i], "-z"));
+		assert_same(&got, &data);
+		unlink(path);
+		bytes_free(&got);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	bytes_free(&data);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -806,11 +939,13 @@ int main(void)
 		cmocka_unit_test(test_gzstream_corrupt_crc),
 		cmocka_unit_test(test_gzstream_bad_header),
 		cmocka_unit_test(test_gzstream_trailing_bytes),
+		cmocka_unit_test(test_gzstream_finish),
 		cmocka_unit_test(test_gzstream_small_reads_match_large),
 		cmocka_unit_test(test_gzstream_mixed_read_and_block),
 		cmocka_unit_test(test_gzstream_pipe_input),
 		cmocka_unit_test(test_gzstream_close_with_full_ring),
 		cmocka_unit_test(test_gzstream_close_while_reading_pipe),
+		cmocka_unit_test(test_gzstream_libarchive),
 	};
 
 	return cmocka_run_group_tests_name("gzstream", tests, setup, teardown);
