@@ -519,7 +519,8 @@ static int walk_dir(struct walk *w, int dirfd, const char *path,
 		}
 		n++;
 	}
-	qsort(names, n, sizeof(*names), name_sort);
+	if (n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(names, n, sizeof(*names), name_sort);
 	for (i = 0; !rc && i < n; i++) {
 		free(sub);
 		sub = NULL;

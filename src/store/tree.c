@@ -972,7 +972,8 @@ static int write_dir(struct write_ctx *c, struct tb_node *n, int depth,
 
 	if (depth > TREE_MAX_DEPTH)
 		return mv_err_set(err, -ENAMETOOLONG, "tree too deep");
-	qsort(n->kids, n->nkids, sizeof(*n->kids), kid_cmp);
+	if (n->nkids > 1) /* qsort(NULL, 0) is undefined */
+		qsort(n->kids, n->nkids, sizeof(*n->kids), kid_cmp);
 	for (i = 0; i < n->nkids; i++) {
 		struct tb_node *k = n->kids[i];
 
