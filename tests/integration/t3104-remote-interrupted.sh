@@ -89,4 +89,28 @@ sshd_kill_sessions
 wait "$pid" || die "backup failed after a dropped session: $(cat "$T/err3")"
 "$MV" restore -i "$SSH_KEY" "$R" vol/latest:d/g "$T/back2"
 cmp "$T/src/g" "$T/back2/g" || die "g differs"
+
+say "the backup process killed mid-upload: the next run reuses its packs"
+for i in 0 1 2; do
+	head -c 32000000 /dev/urandom >"$T/src/h$i"
+done
+"$MV" backup -i "$SSH_KEY" "$R" --name vol --quiet d="$T/src" \
+	2>"$T/err4" &
+pid=$!
+before=$(packs)
+n=0
+while [ "$(packs)" -le "$((before + 1))" ]; do
+	n=$((n + 1))
+	[ "$n" -lt 600 ] || die "no pack uploaded after 60 s"
+	sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+assert_ok "$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
+	>"$T/out4"
+stored=$(python3 -c 'import json,sys
+print(json.load(open(sys.argv[1]))["bytes_stored"])' "$T/out4")
+say "after SIGKILL the rerun stored $stored of 96000000 new bytes"
+[ "$stored" -lt 70000000 ] || die "packs of the killed backup not reused"
+assert_ok "$MV" check -i "$SSH_KEY" "$R"
 ok
