@@ -99,7 +99,9 @@ static void work_one(struct ingest *ing, struct job *j)
 
 	repo_chunk_id(ing->r, j->raw.data, j->raw.len, j->id);
 	j->result = NULL;
-	if (h && h->analyze && j->whole)
+	/* a large file is analyzed by its first chunk: enough for the
+	 * headers of a message */
+	if (h && h->analyze && (j->whole || j->index == 0))
 		j->result = h->analyze(h->ctx, j->file->path, j->id,
 				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
@@ -557,6 +559,9 @@ void ingest_file_set_extents(struct ingest *ing, struct tree_extent *ext,
 int ingest_entry(struct ingest *ing, const char *path,
 		 const struct tree_entry *meta, struct mv_err *err)
 {
+	const struct ingest_hook *h = ing->opts.hook;
+	int rc;
+
 	switch (meta->type) {
 	case TREE_DIR:
 		ing->st.dirs++;
@@ -571,7 +576,11 @@ int ingest_entry(struct ingest *ing, const char *path,
 	}
 	/* A file completes only after every earlier file, so entries added
 	 * here never overtake a pending file of the same path. */
-	return tree_builder_add(ing->tb, path, meta, err);
+	rc = tree_builder_add(ing->tb, path, meta, err);
+	/* unchanged files reused from the parent reach the hook too */
+	if (!rc && meta->type == TREE_REG && h && h->file_done)
+		rc = h->file_done(h->ctx, path, meta, NULL, err);
+	return rc;
 }
 
 /* Store everything submitted so far. */
@@ -597,12 +606,20 @@ int ingest_finish(struct ingest *ing, struct mv_err *err)
 int ingest_link(struct ingest *ing, const char *path, const char *target,
 		struct mv_err *err)
 {
+	const struct ingest_hook *h = ing->opts.hook;
 	int rc = flush_all(ing, err);
 
 	if (rc)
 		return rc;
 	ing->st.files++;
-	return tree_builder_link(ing->tb, path, target, err);
+	rc = tree_builder_link(ing->tb, path, target, err);
+	if (!rc && h && h->file_done) {
+		const struct tree_entry *e = tree_builder_get(ing->tb, path);
+
+		if (e && e->type == TREE_REG)
+			rc = h->file_done(h->ctx, path, e, NULL, err);
+	}
+	return rc;
 }
 
 const struct ingest_stats *ingest_get_stats(const struct ingest *ing)

@@ -499,6 +499,29 @@ static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
 		return 0;
 	}
 	if (!res) {
+		/* a hard link to a message seen earlier in this backup
+		 * (Dovecot copies): same content, same names */
+		size_t i;
+
+		for (i = 0; i + 1 < v->nmsgs; i++) {
+			const struct vmsg *o = &v->msgs[i];
+
+			if (o->state != VM_OK ||
+			    memcmp(o->cid, m->cid, MV_ID_LEN))
+				continue;
+			v->st.known++;
+			m->date = o->date;
+			m->size = o->size;
+			m->layers = o->layers;
+			m->from = o->from ? strdup(o->from) : NULL;
+			m->subject = o->subject ? strdup(o->subject) : NULL;
+			if ((o->from && !m->from) ||
+			    (o->subject && !m->subject))
+				goto oom;
+			return 0;
+		}
+	}
+	if (!res) {
 		/* not analysed: larger than one chunk */
 		v->st.large++;
 		m->state = VM_LARGE;
