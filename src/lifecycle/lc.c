@@ -137,7 +137,6 @@ int lc_tombstone_decode(const void *p, size_t len, struct lc_idset *set)
 {
 	const uint8_t *b = p;
 	uint32_t n, i;
-	int rc;
 
 	if (len < TOMBSTONE_HDR_LEN || memcmp(b, TOMBSTONE_MAGIC, 8))
 		return -EBADMSG;
@@ -146,8 +145,8 @@ int lc_tombstone_decode(const void *p, size_t len, struct lc_idset *set)
 	    (len - TOMBSTONE_HDR_LEN) % MV_ID_LEN)
 		return -EBADMSG;
 	for (i = 0; i < n; i++) {
-		rc = lc_idset_add(set, b + TOMBSTONE_HDR_LEN +
-					       (size_t)i * MV_ID_LEN);
+		int rc = lc_idset_add(set, b + TOMBSTONE_HDR_LEN +
+						   (size_t)i * MV_ID_LEN);
 		if (rc < 0)
 			return rc;
 	}

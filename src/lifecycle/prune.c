@@ -146,10 +146,11 @@ static int orphan(const char *dir, const char *name, uint64_t size, void *arg)
 {
 	struct prune *p = arg;
 	struct backend *be = repo_backend(p->r);
-	uint8_t key[MV_ID_LEN];
 	char path[256];
 
 	if (lc_is_pack_name(name)) {
+		uint8_t key[MV_ID_LEN];
+
 		name_key(name, key);
 		if (lc_idset_has(&p->known, key))
 			return 0;
@@ -299,9 +300,10 @@ static int plan(struct prune *p)
 	struct pk **cand = NULL;
 	uint64_t unused = 0, allowed;
 	size_t i, nc = 0;
-	int rc;
 
 	for (i = 0; i < p->npacks; i++) {
+		int rc;
+
 		p->cur = &p->packs[i];
 		rc = index_pack_chunks(p->ix, p->packs[i].id, sweep_chunk, p,
 				       p->err);
@@ -472,13 +474,13 @@ static int read_record(struct repo *r, const char *path, const struct row *row,
 {
 	struct backend *be = repo_backend(r);
 	size_t need = PACK_REC_HDR_LEN + row->loc.stored_size, got = 0;
-	int rc;
 
 	mv_buf_reset(buf);
 	if (mv_buf_reserve(buf, need))
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	while (got < need) {
 		size_t k = 0;
+		int rc;
 
 		rc = be->ops->read_at(be, path, row->loc.offset + got,
 				      buf->data + got, need - got, &k, err);

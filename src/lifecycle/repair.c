@@ -50,7 +50,6 @@ struct repair {
 	int64_t adopt_id;
 	const char *adopt_name;
 	int adopt_kind;
-	uint64_t adopt_size;
 	uint32_t adopted;
 };
 
@@ -172,14 +171,13 @@ static int adopt_rec(const struct pack_rec *rec, uint64_t offset,
 {
 	struct repair *p = arg;
 	struct chunk_loc loc;
-	int rc;
 
 	(void)payload;
 	if (index_chunk_find(p->ix, rec->id, NULL, NULL) != -ENOENT)
 		return 0;
 	if (!p->adopt_id) {
-		rc = index_pack_add(p->ix, p->adopt_name, p->adopt_kind,
-				    &p->adopt_id, p->err);
+		int rc = index_pack_add(p->ix, p->adopt_name, p->adopt_kind,
+					&p->adopt_id, p->err);
 		if (rc)
 			return rc;
 	}
