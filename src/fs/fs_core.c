@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mail_view.h"
+
 #define MIB ((size_t)1 << 20)
 #define READAHEAD_BYTES (8 * MIB) /* ahead of a sequential reader */
 #define READAHEAD_CHUNKS 32
@@ -736,6 +738,7 @@ static void fh_free(struct fs_fh *fh)
 	free(fh->extents);
 	free(fh->ext_data);
 	free(fh->path);
+	free(fh->decoded);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
 }
@@ -783,6 +786,44 @@ static struct fs_fh *fh_new(const struct tree_entry *e, uint64_t ino,
 	return fh;
 }
 
+/* Entries whose chunks are not their content (decrypted, decompressed
+ * mail of the mail view) are decoded once per open file and read from
+ * memory; at most e->size bytes are shown, the size getattr gave. */
+static int open_decoded(struct fs *fs, const struct tree_entry *e,
+			struct fs_fh *fh)
+{
+	struct mv_err err = MV_ERR_INIT;
+	void *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (e->xform != TREE_XFORM_MAILCRYPT || !fs->src->xform_read) {
+		fs_log(fs, "cannot read '%s': unknown content transform %u",
+		       fh->path, (unsigned)e->xform);
+		return -EIO;
+	}
+	rc = fs->src->xform_read(fs->src_ctx, e, &data, &len, &err);
+	if (rc) {
+		fs_log(fs, "cannot decode '%s': %s", fh->path,
+		       mv_err_msg(&err));
+		return rc == -ENOMEM ? -ENOMEM : -EIO;
+	}
+	if (len < e->size) {
+		/* never pad with bytes that were not stored */
+		fs_log(fs,
+		       "cannot read '%s': it decodes to %zu bytes, %llu "
+		       "were recorded",
+		       fh->path, len, (unsigned long long)e->size);
+		free(data);
+		return -EIO;
+	}
+	fh->decoded = data;
+	fh->decoded_len = (size_t)e->size;
+	fh->nchunks = 0;
+	fh->nextents = 0;
+	return 0;
+}
+
 int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 {
 	struct fs_cache_item *item = NULL;
@@ -806,6 +847,12 @@ int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 		goto out;
 	*out = fh_new(e, ino, p.dir->path);
 	rc = *out ? 0 : -ENOMEM;
+	if (!rc && e->xform != TREE_XFORM_NONE)
+		rc = open_decoded(fs, e, *out);
+	if (rc && *out) {
+		fh_free(*out);
+		*out = NULL;
+	}
 	fs_cache_put(&fs->trees, item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
@@ -935,6 +982,12 @@ int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
 	if (pos >= fh->size || size == 0)
 		return 0;
 	end = MV_MIN(fh->size, pos + size);
+	if (fh->decoded) {
+		/* open_decoded() made decoded_len == size */
+		memcpy(buf, fh->decoded + pos, (size_t)(end - pos));
+		*out_len = (size_t)(end - pos);
+		return 0;
+	}
 	if (!fh->nextents) {
 		rc = read_data(fs, fh, pos, buf, (size_t)(end - pos));
 		dend = end;
@@ -1029,11 +1082,21 @@ static int give(const void *val, size_t len, void *buf, size_t size,
 	return 0;
 }
 
+/* Xattrs of mailvault's own (the keys of a mail view entry) are not the
+ * user's and are never shown. */
+static bool xattr_internal(const char *name)
+{
+	return !strncmp(name, MAIL_VIEW_XATTR_PREFIX,
+			sizeof(MAIL_VIEW_XATTR_PREFIX) - 1);
+}
+
 static const struct tree_xattr *xattr_find(const struct tree_entry *e,
 					   const char *name)
 {
 	uint32_t i;
 
+	if (xattr_internal(name))
+		return NULL;
 	for (i = 0; i < e->nxattrs; i++)
 		if (!strcmp(e->xattrs[i].name, name))
 			return &e->xattrs[i];
@@ -1110,8 +1173,9 @@ int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
 	if (rc)
 		goto out;
 	for (i = 0; i < e->nxattrs && !rc; i++)
-		rc = mv_buf_append(&b, e->xattrs[i].name,
-				   strlen(e->xattrs[i].name) + 1);
+		if (!xattr_internal(e->xattrs[i].name))
+			rc = mv_buf_append(&b, e->xattrs[i].name,
+					   strlen(e->xattrs[i].name) + 1);
 	if (!rc && e->acl_access && !xattr_find(e, ACL_ACCESS))
 		rc = mv_buf_append(&b, ACL_ACCESS, sizeof(ACL_ACCESS));
 	if (!rc && e->acl_default && !xattr_find(e, ACL_DEFAULT))

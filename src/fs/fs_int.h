@@ -177,6 +177,11 @@ struct fs_source_ops {
 	 * damaged chunk is -EIO with pack and offset in the message. */
 	int (*chunk_read)(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 			  size_t *out_len, struct mv_err *err);
+	/* The content of an entry whose chunks are not its content (xform
+	 * TREE_XFORM_MAILCRYPT: decrypted, decompressed mail), malloc'd.
+	 * -ENOKEY, -EBADMSG... with a message when it cannot be decoded. */
+	int (*xform_read)(void *ctx, const struct tree_entry *e, void **out,
+			  size_t *out_len, struct mv_err *err);
 };
 
 /* The repository as a source.  Borrows r. */
@@ -351,6 +356,8 @@ struct fs_fh {
 	struct tree_extent *extents;
 	uint64_t *ext_data;   /* data stream offset of each extent */
 	char *path;	      /* for messages */
+	char *decoded;	      /* xform entries: the whole content */
+	size_t decoded_len;   /* bytes in decoded (capped at size) */
 	pthread_mutex_t lock; /* guards the read-ahead state */
 	uint64_t next_off;    /* where a sequential reader goes next */
 	uint32_t ahead;	      /* chunks [0, ahead) were queued */

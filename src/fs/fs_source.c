@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mail_view.h"
 #include "repo.h"
 #include "snapshot.h"
 
@@ -87,10 +88,27 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
+static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
+			  size_t *out_len, struct mv_err *err)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	int rc;
+
+	rc = mail_view_read(ctx, e, &b, err);
+	if (rc) {
+		mv_buf_release(&b);
+		return rc;
+	}
+	*out = b.data ? b.data : malloc(1);
+	*out_len = b.len;
+	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
+}
+
 const struct fs_source_ops fs_source_repo_ops = {
 	.list = src_list,
 	.refresh = src_refresh,
 	.tree_load = src_tree_load,
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
+	.xform_read = src_xform_read,
 };

@@ -37,7 +37,14 @@ static struct tree_xattr xattrs[] = {
 	{(char *)"user.a", (uint8_t *)"hello", 5},
 	{(char *)"user.b", (uint8_t *)"", 0},
 };
+static struct tree_xattr view_xattrs[] = {
+	{(char *)"mailvault.keys",
+	 (uint8_t *)"0123456789abcdef0123456789abcdef", 32},
+	{(char *)"user.k", (uint8_t *)"v", 1},
+};
+#define DECODED "From: a@example.org\nSubject: hi\n\nhello\n"
 static int nsnaps = 1;
+static int xform_reads;
 static bool changed;
 static int tree_loads;
 static char last_log[2048];
@@ -166,6 +173,24 @@ static struct tree *build(int t)
 		e[n].size = 500;
 		e[n].nchunks = 1;
 		e[n++].chunks = &chunks[C_C];
+		/* mail view entries: stored encrypted, shown decoded */
+		e[n] = mk("m.eml", TREE_REG);
+		e[n].xform = TREE_XFORM_MAILCRYPT;
+		e[n].size = sizeof(DECODED) - 1;
+		e[n].nchunks = 1;
+		e[n].chunks = &chunks[C_C];
+		e[n].nxattrs = 2;
+		e[n++].xattrs = view_xattrs;
+		e[n] = mk("nokey.eml", TREE_REG);
+		e[n].xform = TREE_XFORM_MAILCRYPT;
+		e[n].size = 10;
+		e[n].nchunks = 1;
+		e[n++].chunks = &chunks[C_A];
+		e[n] = mk("short.eml", TREE_REG);
+		e[n].xform = TREE_XFORM_MAILCRYPT;
+		e[n].size = sizeof(DECODED) + 5;
+		e[n].nchunks = 1;
+		e[n++].chunks = &chunks[C_C];
 	}
 	qsort(e, n, sizeof(*e), ent_cmp);
 	tr->n = n;
@@ -243,12 +268,25 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 	return 0;
 }
 
+static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
+			  size_t *out_len, struct mv_err *err)
+{
+	(void)ctx;
+	xform_reads++;
+	if (e->chunks[0].id[1] != C_C)
+		return mv_err_set(err, -ENOKEY, "no key for '%s'", e->name);
+	*out = strdup(DECODED);
+	*out_len = sizeof(DECODED) - 1;
+	return 0;
+}
+
 static const struct fs_source_ops fake_ops = {
 	.list = src_list,
 	.refresh = src_refresh,
 	.tree_load = src_tree_load,
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
+	.xform_read = src_xform_read,
 };
 
 static struct fs *new_fs(void)
@@ -860,6 +898,66 @@ static void test_fs_xattrs_and_acl(void **state)
 	fs_free(fs);
 }
 
+static void test_fs_mail_view_decoded(void **state)
+{
+	struct fs *fs = new_fs();
+	struct fuse_entry_param e;
+	struct fs_fh *fh = NULL, *fh2 = NULL;
+	char buf[256];
+	size_t n;
+	uint64_t sub;
+
+	(void)state;
+	sub = look(fs, volume(fs), "sub");
+	assert_int_equal(fs_do_lookup(fs, sub, "m.eml", &e), 0);
+	assert_int_equal(e.attr.st_size, sizeof(DECODED) - 1);
+	xform_reads = 0;
+	assert_int_equal(fs_do_open(fs, e.ino, O_RDONLY, &fh), 0);
+	assert_int_equal(xform_reads, 1);
+	assert_int_equal(fs_do_read(fs, fh, buf, sizeof(buf), 0, &n), 0);
+	assert_int_equal(n, sizeof(DECODED) - 1);
+	assert_memory_equal(buf, DECODED, n);
+	/* pieces come from the handle's buffer: decoded once */
+	assert_int_equal(fs_do_read(fs, fh, buf, 5, 6, &n), 0);
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, DECODED + 6, 5);
+	assert_int_equal(fs_do_read(fs, fh, buf, 5, (off_t)sizeof(DECODED), &n),
+			 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(xform_reads, 1);
+	/* each open file has its own */
+	assert_int_equal(fs_do_open(fs, e.ino, O_RDONLY, &fh2), 0);
+	assert_int_equal(xform_reads, 2);
+	fs_do_release(fs, fh2);
+	assert_int_equal(fs_do_read(fs, fh, buf, 4, 0, &n), 0);
+	assert_memory_equal(buf, "From", 4);
+	fs_do_release(fs, fh);
+
+	/* internal xattrs are not shown */
+	assert_int_equal(fs_do_listxattr(fs, e.ino, buf, sizeof(buf), &n), 0);
+	assert_int_equal(n, sizeof("user.k"));
+	assert_memory_equal(buf, "user.k", n);
+	assert_int_equal(fs_do_getxattr(fs, e.ino, "mailvault.keys", buf,
+					sizeof(buf), &n),
+			 -ENODATA);
+	assert_int_equal(
+		fs_do_getxattr(fs, e.ino, "user.k", buf, sizeof(buf), &n), 0);
+
+	/* no key, or fewer bytes than recorded: EIO and a log line */
+	last_log[0] = '\0';
+	assert_int_equal(
+		fs_do_open(fs, look(fs, sub, "nokey.eml"), O_RDONLY, &fh),
+		-EIO);
+	assert_non_null(strstr(last_log, "volume/sub/nokey.eml"));
+	assert_non_null(strstr(last_log, "no key"));
+	last_log[0] = '\0';
+	assert_int_equal(
+		fs_do_open(fs, look(fs, sub, "short.eml"), O_RDONLY, &fh),
+		-EIO);
+	assert_non_null(strstr(last_log, "short.eml"));
+	fs_free(fs);
+}
+
 static void test_fs_new_and_removed_snapshots(void **state)
 {
 	struct mv_err err = MV_ERR_INIT;
@@ -939,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_fs_sparse_holes),
 		cmocka_unit_test(test_fs_damaged_chunk_eio),
 		cmocka_unit_test(test_fs_xattrs_and_acl),
+		cmocka_unit_test(test_fs_mail_view_decoded),
 		cmocka_unit_test(test_fs_new_and_removed_snapshots),
 		cmocka_unit_test(test_fs_opts),
 	};
