@@ -21,7 +21,7 @@
 typedef void (*lifecycle_report_fn)(const char *kind, const char *msg,
 				    void *arg);
 
-#define PRUNE_MAX_UNUSED_DEFAULT 5.0 /* percent, as restic */
+#define PRUNE_MAX_UNUSED_DEFAULT 2.0 /* percent (restic: 5) */
 
 struct prune_opts {
 	bool dry_run;	   /* decide and report, change nothing */

@@ -18,7 +18,7 @@ static const char usage[] =
 	"usage: mailvault prune [--dry-run] [--max-unused PERCENT] [--wait] "
 	"[--verbose] [REPO]\n"
 	"PERCENT: unused space left in packs, as a share of the used space "
-	"(default 5%);\n"
+	"(default 2%);\n"
 	"         0 repacks every pack with unused space, 'unlimited' only "
 	"deletes\n"
 	"         packs that are wholly unused\n";
