@@ -29,9 +29,9 @@
 #include "mv_err.h"
 #include "util.h"
 
-#define MV_ID_LEN 32        /* chunk ids: HMAC-SHA-256 */
-#define MV_REPO_ID_LEN 16   /* repository id */
-#define MV_SECRET_LEN 32    /* per-repository hashing secret */
+#define MV_ID_LEN 32	  /* chunk ids: HMAC-SHA-256 */
+#define MV_REPO_ID_LEN 16 /* repository id */
+#define MV_SECRET_LEN 32  /* per-repository hashing secret */
 #define MV_FORMAT_VERSION 1
 
 struct repo;
@@ -39,10 +39,11 @@ struct backend;
 
 /* Record types in packs. */
 enum rec_type {
-	REC_DATA = 1,     /* file content chunk */
-	REC_TREE = 2,     /* chunk of a serialized directory */
-	REC_SNAPSHOT = 3, /* snapshot record (rebuild-index reads these) */
-	REC_DICT = 4,     /* zstd dictionary */
+	REC_DATA = 1,	   /* file content chunk */
+	REC_TREE = 2,	   /* chunk of a serialized directory */
+	REC_SNAPSHOT = 3,  /* snapshot record (rebuild-index reads these) */
+	REC_DICT = 4,	   /* zstd dictionary */
+	REC_TOMBSTONE = 5, /* ids of forgotten snapshots (lifecycle.h) */
 };
 
 /* Chunker parameters, fixed when the repository is created. */
@@ -58,18 +59,18 @@ enum repo_flags {
 };
 
 struct repo_config {
-	uint32_t version;               /* MV_FORMAT_VERSION */
-	uint8_t id[MV_REPO_ID_LEN];     /* random repository id */
-	uint8_t secret[MV_SECRET_LEN];  /* HMAC key for chunk ids */
-	struct chunker_params chunker;  /* content-defined chunking */
-	int zstd_level;                 /* compression level for new chunks */
-	uint32_t flags;                 /* enum repo_flags */
-	char encryption[16];            /* "none"; room for later */
+	uint32_t version;	       /* MV_FORMAT_VERSION */
+	uint8_t id[MV_REPO_ID_LEN];    /* random repository id */
+	uint8_t secret[MV_SECRET_LEN]; /* HMAC key for chunk ids */
+	struct chunker_params chunker; /* content-defined chunking */
+	int zstd_level;		       /* compression level for new chunks */
+	uint32_t flags;		       /* enum repo_flags */
+	char encryption[16];	       /* "none"; room for later */
 };
 
 struct repo_init_opts {
 	const struct chunker_params *chunker; /* NULL: defaults */
-	int zstd_level;                       /* 0: default */
+	int zstd_level;			      /* 0: default */
 	bool append_only;
 };
 
@@ -102,12 +103,12 @@ void repo_chunk_id(struct repo *r, const void *data, size_t len,
 
 /* Where a record lives. */
 struct chunk_loc {
-	int64_t pack;         /* pack row id */
+	int64_t pack;	      /* pack row id */
 	uint64_t offset;      /* of the record header in the pack */
 	uint32_t stored_size; /* payload bytes in the pack */
 	uint32_t raw_size;    /* bytes after decompression */
-	uint8_t type;         /* enum rec_type */
-	uint8_t comp;         /* enum pack_comp */
+	uint8_t type;	      /* enum rec_type */
+	uint8_t comp;	      /* enum pack_comp */
 };
 
 /* Look a chunk up in the committed index.  0, -ENOENT, or an error.
@@ -118,8 +119,8 @@ int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
 /* Read, verify (checksum and, when verify_id, the keyed id) and
  * decompress a chunk into out (replacing its contents).  A damaged record
  * is -EIO with a message naming pack and offset.  Thread-safe. */
-int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
-		    bool verify_id, struct mv_buf *out, struct mv_err *err);
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
+		    struct mv_buf *out, struct mv_err *err);
 
 /* The pack file name (relative path) of a pack row id, for messages and
  * for read-ahead.  Writes at most n bytes. */
@@ -165,7 +166,7 @@ void repo_writer_abort(struct repo_writer *w);
 
 /* How a payload was compressed (enum pack_comp and its dictionary). */
 struct repo_comp {
-	uint8_t kind;     /* enum pack_comp: NONE, ZSTD or ZSTD_DICT */
+	uint8_t kind;	  /* enum pack_comp: NONE, ZSTD or ZSTD_DICT */
 	uint32_t dict_id; /* for ZSTD_DICT */
 };
 
@@ -219,9 +220,9 @@ int repo_chunk_each(struct repo *r, repo_chunk_fn fn, void *arg,
 /* Totals of the index for stats. */
 struct repo_totals {
 	uint64_t chunks;     /* distinct records */
-	uint64_t raw;        /* their bytes before compression */
+	uint64_t raw;	     /* their bytes before compression */
 	uint64_t stored;     /* their payload bytes in packs */
-	uint64_t packs;      /* pack files */
+	uint64_t packs;	     /* pack files */
 	uint64_t pack_bytes; /* bytes of all pack files */
 };
 int repo_totals(struct repo *r, struct repo_totals *out, struct mv_err *err);
@@ -234,7 +235,6 @@ struct sqlite3 *repo_db(struct repo *r);
 
 /* Record type of a tombstone: the ids of forgotten snapshots, so that
  * rebuild-index does not bring them back (docs/LIFECYCLE.md). */
-#define REC_TOMBSTONE 5
 
 struct index;
 struct pack_rec;

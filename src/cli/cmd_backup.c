@@ -195,8 +195,8 @@ static void print_summary(const struct snapshot *s,
 	if (ms)
 		print_mail(ms, false);
 	printf("  data      %s read, %s new, %s stored", a, b, c);
-	if (ratio > 0)
-		printf(" (%.1fx smaller)", ratio);
+	if (ratio >= 1.05)
+		printf(" (%.1fx less than read)", ratio);
 	printf("\n  time      %.2f s", secs);
 	if (secs > 0)
 		printf(" (%.0f MiB/s)", (double)st->bytes_in / 1048576 / secs);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "lifecycle.h"
 #include "policy.h"
 #include "repo.h"
 #include "snapshot.h"
@@ -312,6 +313,13 @@ int cmd_forget(int argc, char **argv)
 		for (i = 0; i < njobs; i++)
 			if (job_remove(r, &jobs[i], &done, &err) < 0)
 				break;
+		/* a trace in the packs, so rebuild-index does not bring
+		 * the forgotten snapshots back */
+		if (done && !err.code) {
+			uint64_t nt = 0;
+
+			lifecycle_tombstone_forgotten(r, &nt, &err);
+		}
 	}
 
 	policy_describe(&o.policy, desc, sizeof(desc));

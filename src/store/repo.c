@@ -281,13 +281,13 @@ static int lock_describe(struct repo *r, char *out, size_t n, bool *stale)
 	size_t len;
 	char host[256] = "?", myhost[256] = "";
 	long long pid = 0, t = 0;
-	char *p;
+	char *p, *save = NULL;
 
 	*stale = false;
 	if (backend_read_all(r->be, "lock", 4096, &buf, &len, NULL))
 		return -ENOENT;
-	p = buf;
-	for (p = strtok(p, "\n"); p; p = strtok(NULL, "\n")) {
+	for (p = strtok_r(buf, "\n", &save); p;
+	     p = strtok_r(NULL, "\n", &save)) {
 		if (!strncmp(p, "host=", 5))
 			snprintf(host, sizeof(host), "%s", p + 5);
 		else if (!strncmp(p, "pid=", 4))
@@ -1459,7 +1459,6 @@ int repo_writer_put(struct repo_writer *w, enum rec_type type,
 		    bool *out_new, struct mv_err *err)
 {
 	struct repo_comp how = {PACK_COMP_ZSTD, 0};
-	int rc;
 
 	if (comp)
 		return repo_writer_put_comp(w, type, id, raw, raw_len, comp,
@@ -1470,7 +1469,7 @@ int repo_writer_put(struct repo_writer *w, enum rec_type type,
 		return 0;
 	how.kind = PACK_COMP_NONE;
 	if (type != REC_SNAPSHOT && type != REC_DICT) {
-		rc = repo_compress(w->r, raw, raw_len, &w->cbuf, &how, err);
+		int rc = repo_compress(w->r, raw, raw_len, &w->cbuf, &how, err);
 		if (rc)
 			return rc;
 	}
@@ -1803,6 +1802,8 @@ int repo_writer_finish(struct repo_writer *w, struct mv_err *err)
 		rc = remote_index_publish(r, err);
 		if (rc)
 			unlink(r->stamp_path);
+		else if (r->pending_path)
+			unlink(r->pending_path);
 	}
 	if (!rc)
 		index_data_version(r->ix, &r->data_version, NULL);

@@ -250,9 +250,11 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	const char *colon = strchr(arg, ':');
 	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
 
-	/* ISO times contain colons: only split at a colon followed by
-	 * something that is not two digits of a time */
-	while (colon && colon[1] >= '0' && colon[1] <= '9' && colon[2] >= '0' &&
+	/* ISO times have colons (NAME/2024-05-01T12:00:00Z): only then may
+	 * a colon belong to the snapshot part */
+	while (colon && memchr(arg, '/', (size_t)(colon - arg)) &&
+	       memchr(arg, 'T', (size_t)(colon - arg)) && colon[1] >= '0' &&
+	       colon[1] <= '9' && colon[2] >= '0' &&
 	       colon[2] <= '9' &&
 	       (colon[3] == ':' || colon[3] == 'Z' || colon[3] == '\0')) {
 		colon = strchr(colon + 1, ':');

@@ -365,6 +365,7 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 			return rc;
 		if (get_u32(d, &e->nsubdirs) || get_u32(d, &e->nentries))
 			return -EBADMSG;
+		e->nlink = 2 + e->nsubdirs;
 	}
 	if (flags & EF_CACHE) {
 		if (mv_reader_varint(&d->r, &v))

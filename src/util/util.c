@@ -426,6 +426,9 @@ int mv_time_parse(const char *s, int64_t *out_ns)
 		*out_ns = (int64_t)v * 1000000000;
 		return 0;
 	}
+	for (p = s; *p; p++)
+		if (*p == '+' || (*p == '-' && p != s + 4 && p != s + 7))
+			return -EINVAL; /* no signs inside fields */
 	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &used) != 3 || used != 10)
 		return -EINVAL;
 	p = s + used;
@@ -448,8 +451,8 @@ int mv_time_parse(const char *s, int64_t *out_ns)
 	}
 	if (*p == 'Z')
 		p++;
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    se > 60)
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || se < 0 || se > 60)
 		return -EINVAL;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
@@ -459,6 +462,9 @@ int mv_time_parse(const char *s, int64_t *out_ns)
 	tm.tm_min = mi;
 	tm.tm_sec = se;
 	t = timegm(&tm);
+	/* timegm normalises: 2024-02-31 would become March 2 */
+	if (tm.tm_mday != d || tm.tm_mon != mo - 1 || tm.tm_year != y - 1900)
+		return -EINVAL;
 	*out_ns = (int64_t)t * 1000000000;
 	return 0;
 }
