@@ -48,6 +48,11 @@
 
 /* Top-level directory of the view in a snapshot. */
 #define MAIL_VIEW_DIR "mail"
+/* Top-level directory of the Maildir++ trees built from Stalwart account
+ * exports: maildir/<account>/{cur,new,tmp}, .<Folder>.<Sub>/... */
+#define MAIL_VIEW_MAILDIR_DIR "maildir"
+/* Folder of loose .eml files: mail/loose/<path of their directory>. */
+#define MAIL_VIEW_LOOSE "loose"
 /* Xattr of TREE_XFORM_MAILCRYPT entries: n x MV_ID_LEN bytes, the chunk
  * ids of PEM private keys.  Internal: readers must not show or restore
  * xattrs whose name starts with MAIL_VIEW_XATTR_PREFIX. */
@@ -65,19 +70,24 @@ struct mail_view_opts {
 
 /* What the backup found, for the summary. */
 struct mail_view_stats {
-	uint64_t messages;    /* maildir message files in the view */
-	uint64_t parsed;      /* new messages parsed in this backup */
-	uint64_t known;	      /* named from the catalogue, not parsed */
-	uint64_t decoded;     /* stored encrypted and/or compressed */
-	uint64_t no_key;      /* encrypted, no matching key: shown raw */
-	uint64_t corrupt;     /* truncated/corrupt encoding: shown raw */
-	uint64_t bad_headers; /* parsed with problems (missing Date...) */
-	uint64_t large;	      /* over the single-chunk limit: named from
-				 the maildir name */
-	uint64_t keys;	      /* mail_crypt key files found or given */
-	uint64_t accounts;    /* distinct accounts */
-	uint64_t folders;     /* distinct folders */
-	bool catalog;	      /* the catalogue was updated */
+	uint64_t messages;	/* maildir message files in the view */
+	uint64_t parsed;	/* new messages parsed in this backup */
+	uint64_t known;		/* named from the catalogue, not parsed */
+	uint64_t decoded;	/* stored encrypted and/or compressed */
+	uint64_t no_key;	/* encrypted, no matching key: shown raw */
+	uint64_t corrupt;	/* truncated/corrupt encoding: shown raw */
+	uint64_t bad_headers;	/* parsed with problems (missing Date...) */
+	uint64_t large;		/* over the single-chunk limit: named from
+				   the maildir name */
+	uint64_t keys;		/* mail_crypt key files found or given */
+	uint64_t accounts;	/* distinct accounts */
+	uint64_t folders;	/* distinct folders */
+	uint64_t exports;	/* Stalwart account exports */
+	uint64_t stalwart;	/* their messages (once per mailbox) */
+	uint64_t missing_blobs; /* emails whose blobs/<blobId> is absent */
+	uint64_t bad_exports;	/* exports with cut or unreadable JSON */
+	uint64_t loose;		/* loose .eml files */
+	bool catalog;		/* the catalogue was updated */
 };
 
 /* Create the view state for one backup of repository r (open for
@@ -89,6 +99,17 @@ void mail_view_free(struct mail_view *v);
 
 /* The ingest hook (borrowed, valid until mail_view_free). */
 const struct ingest_hook *mail_view_hook(struct mail_view *v);
+
+/* True when the hook needs the whole content of the file at path, not
+ * only its first chunk (Stalwart export JSON): a source that can read the
+ * file cheaply hands it to mail_view_see_whole() before ingesting it. */
+bool mail_view_wants_whole(const char *path);
+
+/* The whole content of the file at path (its snapshot path), seen by a
+ * source before it is ingested.  Borrowed; copied when needed.  Producer
+ * thread.  Returns 0 or -ENOMEM. */
+int mail_view_see_whole(struct mail_view *v, const char *path, const void *data,
+			size_t len, struct mv_err *err);
 
 /* Add the view entries to tb (the backup time gives the directories'
  * mtime).  Key files given with keys_dir are stored through w. */

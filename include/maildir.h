@@ -92,6 +92,13 @@ int maildir_locate(const char *path, struct maildir_loc *out);
  * 0, or -ENAMETOOLONG. */
 int maildir_folder_decode(const char *dirname, size_t len, char *out, size_t n);
 
+/* The Maildir++ directory name of a mailbox path ("Archive/2024" ->
+ * ".Archive.2024", "Gelöschte" -> ".Gel&APY-schte"; '.' and '\' inside a
+ * name escaped as \2e and \5c; "" -> "" for INBOX), the inverse of
+ * maildir_folder_decode().  Returns 0, -EINVAL (invalid UTF-8) or
+ * -ENAMETOOLONG. */
+int maildir_folder_encode(const char *path, char *out, size_t n);
+
 /* Decode one modified UTF-7 (RFC 3501) mailbox name segment into UTF-8.
  * Invalid input is copied as is.  Returns 0 or -ENAMETOOLONG. */
 int maildir_mutf7_decode(const char *s, size_t len, char *out, size_t n);

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sqlite3.h>
 
@@ -29,6 +30,7 @@
 #include "mail_crypt.h"
 #include "mail_msg.h"
 #include "mail_name.h"
+#include "mail_stalwart.h"
 #include "maildir.h"
 
 #define KEY_FILE "ecprivkey.pem"
@@ -37,8 +39,21 @@
 #define RAW_KEEP_MAX ((size_t)256 << 20) /* no-key files kept for later */
 
 enum res_kind {
-	RES_MSG = 1,
-	RES_KEY = 2,
+	RES_MSG = 1,  /* maildir message */
+	RES_KEY = 2,  /* ecprivkey.pem */
+	RES_JSON = 3, /* Stalwart export mailboxes.json / emails.json */
+	RES_BLOB = 4, /* Stalwart export blobs/<blobId> */
+	RES_EML = 5,  /* loose .eml file */
+};
+
+/* What a path is to the view (stateless, from the path alone). */
+struct vpath {
+	int kind;	  /* enum res_kind, 0 = nothing */
+	size_t dir_len;	  /* RES_JSON/RES_BLOB: bytes of the export dir */
+	bool emails;	  /* RES_JSON: emails.json (else mailboxes.json) */
+	const char *leaf; /* last component */
+	struct maildir_loc loc;
+	struct maildir_file mf;
 };
 
 /* analyze() result */
@@ -73,6 +88,12 @@ enum vmsg_state {
 	VM_LARGE,   /* not analysed: named from the maildir name */
 };
 
+enum vmsg_kind {
+	VK_MAILDIR = 0,
+	VK_BLOB, /* a Stalwart blob, placed per mailbox at finish */
+	VK_EML,	 /* a loose .eml file */
+};
+
 struct vmsg {
 	char *account; /* sanitized component */
 	char *mailbox; /* sanitized components joined by '/' */
@@ -88,7 +109,31 @@ struct vmsg {
 	struct mail_msg *msg; /* new: to catalogue, or NULL */
 	uint8_t *raw;	      /* VM_NOKEY: the file, for a key seen later */
 	size_t raw_len;
-	char *name; /* view name, set by finish */
+	char *name;  /* view name, set by finish */
+	int kind;    /* enum vmsg_kind */
+	bool hidden; /* not in the view itself (a blob before placing) */
+	bool has_mtime;
+	int64_t mtime; /* view mtime when has_mtime (receivedAt) */
+	char *mdir;    /* Maildir++ view path below maildir/, or NULL */
+	unsigned cnt;  /* VK_BLOB: counts owed to the summary when placed */
+};
+
+enum vmsg_count {
+	CNT_KNOWN = (1 << 0),
+	CNT_DECODED = (1 << 1),
+	CNT_LARGE = (1 << 2),
+	CNT_NO_KEY = (1 << 3),
+	CNT_CORRUPT = (1 << 4),
+	CNT_PARSED = (1 << 5),
+	CNT_BAD_HEADERS = (1 << 6),
+};
+
+/* A Stalwart account export met in the input. */
+struct sw_export {
+	char *dir;		  /* snapshot path of <account>/ */
+	struct mv_buf json[2];	  /* mailboxes.json, emails.json */
+	bool have[2], whole[2];	  /* seen; complete bytes */
+	struct tree_entry ent[2]; /* their entries (chunks) */
 };
 
 struct mail_view {
@@ -118,6 +163,8 @@ struct mail_view {
 	struct vmsg *msgs;
 	size_t nmsgs, capmsgs;
 	size_t raw_kept; /* bytes of vmsg.raw held */
+	struct sw_export *exps;
+	size_t nexps;
 	struct mail_view_stats st;
 };
 
@@ -280,11 +327,52 @@ static void key_id_add(struct mail_view *v, const uint8_t *id)
 
 /* ---- hook ------------------------------------------------------------- */
 
-static bool is_key_path(const char *path)
+static bool blob_id_ok(const char *s)
 {
-	const char *b = strrchr(path, '/');
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
 
-	return !strcmp(b ? b + 1 : path, KEY_FILE);
+static bool has_eml_suffix(const char *s)
+{
+	size_t n = strlen(s);
+
+	return n > 4 && !strcasecmp(s + n - 4, ".eml");
+}
+
+/* What path is to the view; stateless. */
+static void classify(const char *path, struct vpath *vp)
+{
+	const char *leaf = strrchr(path, '/');
+	size_t plen;
+
+	memset(vp, 0, sizeof(*vp));
+	leaf = leaf ? leaf + 1 : path;
+	vp->leaf = leaf;
+	plen = (size_t)(leaf - path);
+	if (!strcmp(leaf, KEY_FILE)) {
+		vp->kind = RES_KEY;
+	} else if (plen > 1 && (!strcmp(leaf, "emails.json") ||
+				!strcmp(leaf, "mailboxes.json"))) {
+		vp->kind = RES_JSON;
+		vp->emails = leaf[0] == 'e';
+		vp->dir_len = plen - 1;
+	} else if (!maildir_locate(path, &vp->loc) &&
+		   !maildir_parse_name(vp->loc.name, &vp->mf)) {
+		vp->kind = RES_MSG;
+	} else if (plen > 7 && !memcmp(leaf - 7, "/blobs/", 7) &&
+		   blob_id_ok(leaf)) {
+		/* <account>/blobs/<blobId> of an export */
+		vp->kind = RES_BLOB;
+		vp->dir_len = plen - 7;
+	} else if (has_eml_suffix(leaf) && leaf[0] != '.') {
+		vp->kind = RES_EML;
+	}
 }
 
 static void res_free(struct vres *res)
@@ -339,17 +427,20 @@ static void *hook_analyze(void *ctx, const char *path,
 			  size_t len)
 {
 	struct mail_view *v = ctx;
-	struct maildir_loc loc;
-	struct maildir_file mf;
+	struct vpath vp;
 	struct vres *res;
+	int64_t fallback = 0;
 
-	if (is_key_path(path)) {
-		if (len > KEY_MAX)
+	classify(path, &vp);
+	if (!vp.kind)
+		return NULL;
+	if (vp.kind == RES_KEY || vp.kind == RES_JSON) {
+		if (vp.kind == RES_KEY && len > KEY_MAX)
 			return NULL;
 		res = calloc(1, sizeof(*res));
 		if (!res)
 			return NULL;
-		res->kind = RES_KEY;
+		res->kind = vp.kind;
 		res->raw = malloc(len ? len : 1);
 		if (!res->raw) {
 			free(res);
@@ -359,18 +450,18 @@ static void *hook_analyze(void *ctx, const char *path,
 		res->raw_len = len;
 		return res;
 	}
-	if (maildir_locate(path, &loc) || maildir_parse_name(loc.name, &mf))
-		return NULL;
+	if (vp.kind == RES_MSG && vp.mf.time >= 0)
+		fallback = vp.mf.time;
 	res = calloc(1, sizeof(*res));
 	if (!res)
 		return NULL;
-	res->kind = RES_MSG;
+	res->kind = vp.kind;
 	res->layers = mail_crypt_detect(data, len);
 	if (known_find(v, id)) {
 		res->known = true;
 		return res;
 	}
-	decode_parse(v, res, data, len, mf.time >= 0 ? mf.time : 0);
+	decode_parse(v, res, data, len, fallback);
 	if (res->decode_rc == -ENOKEY) {
 		/* the key file may come later in this backup */
 		res->raw = malloc(len ? len : 1);
@@ -465,37 +556,89 @@ static int from_parsed(struct vmsg *m, struct vres *res)
 	return 0;
 }
 
-static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
-		      const struct maildir_file *mf, const struct tree_entry *e,
-		      struct vres *res, struct mv_err *err)
+/* Where and what a message file is, for record_msg(). */
+struct vwhere {
+	int kind;	     /* enum vmsg_kind */
+	const char *account; /* raw; VK_BLOB: the export directory */
+	const char *mailbox; /* raw, '/'-separated */
+	const char *base;    /* sort key: maildir base, blob id, file name */
+	size_t base_len;
+	int64_t time;  /* delivery time, -1 unknown */
+	bool has_size; /* size: the decoded size (maildir S=) */
+	uint64_t size;
+};
+
+/* Count m in the summary; a blob counts only once placed (an export's
+ * sieve scripts are blobs too). */
+static void count(struct mail_view *v, struct vmsg *m, unsigned what)
+{
+	if (m->kind == VK_BLOB) {
+		m->cnt |= what;
+		return;
+	}
+	if (what & CNT_KNOWN)
+		v->st.known++;
+	if (what & CNT_DECODED)
+		v->st.decoded++;
+	if (what & CNT_LARGE)
+		v->st.large++;
+	if (what & CNT_NO_KEY)
+		v->st.no_key++;
+	if (what & CNT_CORRUPT)
+		v->st.corrupt++;
+	if (what & CNT_PARSED)
+		v->st.parsed++;
+	if (what & CNT_BAD_HEADERS)
+		v->st.bad_headers++;
+}
+
+static int record_msg(struct mail_view *v, const struct vwhere *wh,
+		      const struct tree_entry *e, struct vres *res,
+		      struct mv_err *err)
 {
 	const struct known *k;
 	struct vmsg *m;
 	int rc;
 
+	if (res && e->nchunks > 1) {
+		/* analysed from its first chunk only: the headers are
+		 * right, the size is the file's; an encoded file cannot be
+		 * decoded from a part */
+		if (res->layers == MAIL_CRYPT_PLAIN && !res->decode_rc &&
+		    res->parsed)
+			res->dsize = e->size;
+		else
+			res = NULL;
+	}
 	rc = msgs_grow(v, err);
 	if (rc)
 		return rc;
 	m = &v->msgs[v->nmsgs];
 	memset(m, 0, sizeof(*m));
 	mail_view_content_id(v->r, e, m->cid);
-	m->account = sanitize_path(loc->account);
-	m->mailbox = sanitize_path(loc->mailbox);
-	m->base = strndup(mf->base, mf->base_len);
+	m->kind = wh->kind;
+	m->hidden = wh->kind == VK_BLOB;
+	m->account = wh->kind == VK_BLOB ? strdup(wh->account)
+					 : sanitize_path(wh->account);
+	m->mailbox = sanitize_path(wh->mailbox);
+	m->base = strndup(wh->base, wh->base_len);
 	rc = tree_entry_copy(&m->e, e, err);
 	if (rc || !m->account || !m->mailbox || !m->base)
 		goto oom;
 	v->nmsgs++;
-	m->date = mf->time >= 0 ? mf->time : e->mtime_sec;
+	m->date = wh->time >= 0 ? wh->time : e->mtime_sec;
 	m->size = e->size;
-	v->st.messages++;
+	if (wh->kind != VK_BLOB)
+		v->st.messages++;
+	if (wh->kind == VK_EML)
+		v->st.loose++;
 	k = known_find(v, m->cid);
 	if (k) {
-		v->st.known++;
+		count(v, m, CNT_KNOWN);
 		if (from_known(m, k))
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		if (m->layers)
-			v->st.decoded++;
+			count(v, m, CNT_DECODED);
 		return 0;
 	}
 	if (!res) {
@@ -509,7 +652,7 @@ static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
 			if (o->state != VM_OK ||
 			    memcmp(o->cid, m->cid, MV_ID_LEN))
 				continue;
-			v->st.known++;
+			count(v, m, CNT_KNOWN);
 			m->date = o->date;
 			m->size = o->size;
 			m->layers = o->layers;
@@ -523,13 +666,13 @@ static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
 	}
 	if (!res) {
 		/* not analysed: larger than one chunk */
-		v->st.large++;
+		count(v, m, CNT_LARGE);
 		m->state = VM_LARGE;
-		if (mf->has_size && mf->size != e->size) {
+		if (wh->has_size && wh->size != e->size) {
 			/* S= differs: encoded, readers decode */
 			m->layers = MAIL_CRYPT_ENCRYPTED;
-			m->size = mf->size;
-			v->st.decoded++;
+			m->size = wh->size;
+			count(v, m, CNT_DECODED);
 		}
 		return 0;
 	}
@@ -550,18 +693,18 @@ static int record_msg(struct mail_view *v, const struct maildir_loc *loc,
 			v->raw_kept += m->raw_len;
 		}
 		if (m->state == VM_NOKEY)
-			v->st.no_key++;
+			count(v, m, CNT_NO_KEY);
 		else
-			v->st.corrupt++;
+			count(v, m, CNT_CORRUPT);
 		return 0;
 	}
 	if (m->layers)
-		v->st.decoded++;
+		count(v, m, CNT_DECODED);
 	if (res->parsed) {
-		v->st.parsed++;
+		count(v, m, CNT_PARSED);
 		if (res->msg.flags &
 		    ~(unsigned)(MAIL_MSG_NO_MESSAGE_ID | MAIL_MSG_LEADING_JUNK))
-			v->st.bad_headers++;
+			count(v, m, CNT_BAD_HEADERS);
 		if (from_parsed(m, res))
 			goto oom;
 	}
@@ -578,33 +721,152 @@ static bool known_find_entry(struct mail_view *v, const struct tree_entry *e)
 	return known_find(v, cid) != NULL;
 }
 
+/* The export whose directory is dir (len bytes), created when absent. */
+static struct sw_export *export_get(struct mail_view *v, const char *dir,
+				    size_t len)
+{
+	struct sw_export *x;
+	size_t i;
+
+	for (i = 0; i < v->nexps; i++)
+		if (strlen(v->exps[i].dir) == len &&
+		    !memcmp(v->exps[i].dir, dir, len))
+			return &v->exps[i];
+	x = realloc(v->exps, (v->nexps + 1) * sizeof(*x));
+	if (!x)
+		return NULL;
+	v->exps = x;
+	x = &v->exps[v->nexps];
+	memset(x, 0, sizeof(*x));
+	x->dir = strndup(dir, len);
+	if (!x->dir)
+		return NULL;
+	v->nexps++;
+	return x;
+}
+
+static int export_set_json(struct sw_export *x, int k, const void *data,
+			   size_t len, bool whole)
+{
+	if (x->whole[k] || (x->have[k] && len <= x->json[k].len))
+		return 0;
+	x->json[k].len = 0;
+	if (mv_buf_append(&x->json[k], len ? data : "", len))
+		return -ENOMEM;
+	x->have[k] = true;
+	x->whole[k] = whole;
+	return 0;
+}
+
+bool mail_view_wants_whole(const char *path)
+{
+	struct vpath vp;
+
+	classify(path, &vp);
+	return vp.kind == RES_JSON;
+}
+
+int mail_view_see_whole(struct mail_view *v, const char *path, const void *data,
+			size_t len, struct mv_err *err)
+{
+	struct sw_export *x;
+	struct vpath vp;
+
+	classify(path, &vp);
+	if (vp.kind != RES_JSON || len > MAIL_STALWART_MAX_JSON)
+		return 0;
+	x = export_get(v, path, vp.dir_len);
+	if (!x || export_set_json(x, vp.emails, data, len, true))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* An export's JSON file: keep its bytes (whole, or the first chunk) and
+ * its entry, to read the rest from the repository when it is stored. */
+static int json_done(struct mail_view *v, const char *path,
+		     const struct vpath *vp, const struct tree_entry *e,
+		     struct vres *res, struct mv_err *err)
+{
+	struct sw_export *x = export_get(v, path, vp->dir_len);
+	int k = vp->emails;
+	int rc;
+
+	if (!x)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (res && export_set_json(x, k, res->raw, res->raw_len,
+				   res->raw_len == e->size))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (!res && !e->size && export_set_json(x, k, "", 0, true))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	x->have[k] = true;
+	tree_entry_release(&x->ent[k]);
+	rc = tree_entry_copy(&x->ent[k], e, err);
+	if (rc)
+		memset(&x->ent[k], 0, sizeof(x->ent[k]));
+	return rc;
+}
+
 static int hook_file_done(void *ctx, const char *path,
 			  const struct tree_entry *e, void *result,
 			  struct mv_err *err)
 {
 	struct mail_view *v = ctx;
 	struct vres *res = result;
-	struct maildir_loc loc;
-	struct maildir_file mf;
+	struct vwhere wh;
+	struct vpath vp;
+	char *dir = NULL;
 	int rc = 0;
 
 	if (e->type != TREE_REG)
 		goto out;
+	classify(path, &vp);
 	if (res && res->kind == RES_KEY) {
 		rc = keys_add(v, res->raw, res->raw_len, err);
 		if (!rc && e->nchunks == 1 && v->npems)
 			key_id_add(v, e->chunks[0].id);
 		goto out;
 	}
-	if (maildir_locate(path, &loc) || maildir_parse_name(loc.name, &mf))
+	if (vp.kind == RES_JSON) {
+		rc = json_done(v, path, &vp, e, res, err);
 		goto out;
+	}
+	if (vp.kind != RES_MSG && vp.kind != RES_BLOB && vp.kind != RES_EML)
+		goto out;
+	memset(&wh, 0, sizeof(wh));
+	wh.time = -1;
+	if (vp.kind == RES_MSG) {
+		wh.kind = VK_MAILDIR;
+		wh.account = vp.loc.account;
+		wh.mailbox = vp.loc.mailbox;
+		wh.base = vp.mf.base;
+		wh.base_len = vp.mf.base_len;
+		wh.time = vp.mf.time;
+		wh.has_size = vp.mf.has_size;
+		wh.size = vp.mf.size;
+	} else {
+		size_t dl = vp.kind == RES_BLOB ? vp.dir_len
+						: (size_t)(vp.leaf - path);
+
+		dir = strndup(path, dl ? dl : 0);
+		if (!dir)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		if (vp.kind == RES_EML && dl)
+			dir[dl - 1] = '\0';
+		wh.kind = vp.kind == RES_BLOB ? VK_BLOB : VK_EML;
+		wh.account = vp.kind == RES_BLOB ? dir : MAIL_VIEW_LOOSE;
+		wh.mailbox = vp.kind == RES_BLOB ? "" : dir;
+		wh.base = vp.leaf;
+		wh.base_len = strlen(vp.leaf);
+	}
 	if (!res && !e->nchunks && !known_find_entry(v, e)) {
 		/* an empty file has no chunk for analyze() to see */
 		res = calloc(1, sizeof(*res));
-		if (!res)
-			return mv_err_set(err, -ENOMEM, "out of memory");
-		res->kind = RES_MSG;
-		decode_parse(v, res, "", 0, mf.time >= 0 ? mf.time : 0);
+		if (!res) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		res->kind = vp.kind;
+		decode_parse(v, res, "", 0, wh.time >= 0 ? wh.time : 0);
 	}
 	if (res && res->decode_rc == -ENOKEY && res->raw &&
 	    res->keys_gen != v->keys_gen) {
@@ -612,10 +874,11 @@ static int hook_file_done(void *ctx, const char *path,
 		res->decode_rc = 0;
 		res->why[0] = '\0';
 		decode_parse(v, res, res->raw, res->raw_len,
-			     mf.time >= 0 ? mf.time : 0);
+			     wh.time >= 0 ? wh.time : 0);
 	}
-	rc = record_msg(v, &loc, &mf, e, res, err);
+	rc = record_msg(v, &wh, e, res, err);
 out:
+	free(dir);
 	res_free(res);
 	return rc;
 }
@@ -768,6 +1031,7 @@ void mail_view_free(struct mail_view *v)
 		free(m->from);
 		free(m->subject);
 		free(m->name);
+		free(m->mdir);
 		free(m->raw);
 		tree_entry_release(&m->e);
 		if (m->msg) {
@@ -776,6 +1040,16 @@ void mail_view_free(struct mail_view *v)
 		}
 	}
 	free(v->msgs);
+	for (i = 0; i < v->nexps; i++) {
+		struct sw_export *x = &v->exps[i];
+
+		free(x->dir);
+		mv_buf_release(&x->json[0]);
+		mv_buf_release(&x->json[1]);
+		tree_entry_release(&x->ent[0]);
+		tree_entry_release(&x->ent[1]);
+	}
+	free(v->exps);
 	for (i = 0; i < v->cap; i++) {
 		free(v->tab[i].from);
 		free(v->tab[i].subject);
@@ -872,7 +1146,7 @@ static void demote_encrypted(struct mail_view *v)
 	for (i = 0; i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
-		if (!(m->layers & MAIL_CRYPT_ENCRYPTED))
+		if (!(m->layers & MAIL_CRYPT_ENCRYPTED) || m->hidden)
 			continue;
 		if (m->state == VM_LARGE) {
 			m->layers = 0;
@@ -902,7 +1176,7 @@ static int retry_no_key(struct mail_view *v, struct mv_err *err)
 		struct vmsg *m = &v->msgs[i];
 		struct vres res;
 
-		if (m->state != VM_NOKEY || !m->raw)
+		if (m->state != VM_NOKEY || !m->raw || m->hidden)
 			continue;
 		memset(&res, 0, sizeof(res));
 		res.layers = mail_crypt_detect(m->raw, m->raw_len);
@@ -948,6 +1222,328 @@ static int store_dir_key(struct mail_view *v, struct repo_writer *w,
 	return rc;
 }
 
+/* ---- Stalwart account exports ---------------------------------------- */
+
+#define NOT_LISTED "(not in emails.json)"
+
+/* The JSON file k of x as complete bytes: what the hook saw, or, for a
+ * file larger than one chunk, its chunks read back when they are already
+ * stored (an unchanged file).  Else the first chunk stays: the parser
+ * reads up to its last complete element. */
+static void export_complete(struct mail_view *v, struct sw_export *x, int k)
+{
+	struct mv_buf all = MV_BUF_INIT, chunk = MV_BUF_INIT;
+	const struct tree_entry *e = &x->ent[k];
+	uint32_t i;
+	int rc = 0;
+
+	if (x->whole[k] || !e->nchunks)
+		return;
+	for (i = 0; !rc && i < e->nchunks; i++) {
+		rc = repo_chunk_read(v->r, e->chunks[i].id, false, &chunk,
+				     NULL);
+		if (!rc && mv_buf_append(&all, chunk.data, chunk.len))
+			rc = -ENOMEM;
+	}
+	if (!rc && all.len == e->size) {
+		mv_buf_release(&x->json[k]);
+		x->json[k] = all;
+		x->whole[k] = true;
+		memset(&all, 0, sizeof(all));
+	}
+	mv_buf_release(&all);
+	mv_buf_release(&chunk);
+}
+
+/* A copy of blob message b placed in a mailbox (b may move: index). */
+static int place_clone(struct mail_view *v, size_t b, const char *account,
+		       const char *mailbox, const char *base, bool first,
+		       struct vmsg **out, struct mv_err *err)
+{
+	struct vmsg *m, *o;
+	int rc = msgs_grow(v, err);
+
+	if (rc)
+		return rc;
+	o = &v->msgs[b];
+	m = &v->msgs[v->nmsgs];
+	memset(m, 0, sizeof(*m));
+	memcpy(m->cid, o->cid, MV_ID_LEN);
+	m->kind = VK_BLOB;
+	m->date = o->date;
+	m->size = o->size;
+	m->layers = o->layers;
+	m->state = o->state;
+	m->account = sanitize_path(account);
+	m->mailbox = sanitize_path(mailbox);
+	m->base = strdup(base);
+	m->from = o->from ? strdup(o->from) : NULL;
+	m->subject = o->subject ? strdup(o->subject) : NULL;
+	m->reason = o->reason ? strdup(o->reason) : NULL;
+	if (tree_entry_copy(&m->e, &o->e, err)) {
+		memset(&m->e, 0, sizeof(m->e));
+		free(m->account);
+		free(m->mailbox);
+		free(m->base);
+		free(m->from);
+		free(m->subject);
+		free(m->reason);
+		return -ENOMEM;
+	}
+	v->nmsgs++;
+	if (!m->account || !m->mailbox || !m->base || (o->from && !m->from) ||
+	    (o->subject && !m->subject) || (o->reason && !m->reason))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (first) {
+		/* the parse goes to the catalogue once */
+		m->msg = o->msg;
+		o->msg = NULL;
+		m->kind = VK_EML;
+		count(v, m, o->cnt);
+		m->kind = VK_BLOB;
+		o->cnt = 0;
+	}
+	v->st.messages++;
+	v->st.stalwart++;
+	*out = m;
+	return 0;
+}
+
+static int blob_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = *(struct vmsg *const *)a;
+	const struct vmsg *y = *(struct vmsg *const *)b;
+
+	return strcmp(x->base, y->base);
+}
+
+/* Maildir++ path of one placed message below maildir/. */
+static int mdir_path(struct vmsg *m, const char *account, const char *path,
+		     bool inbox, const struct mail_stalwart_email *em,
+		     int64_t rtime)
+{
+	char folder[1024], acc[MAIL_NAME_MAX + 1], info[64], *p = NULL;
+	unsigned flags = 0;
+	size_t i;
+
+	mail_name_sanitize(account, acc, sizeof(acc), MAIL_NAME_MAX);
+	if (inbox)
+		folder[0] = '\0';
+	else if (maildir_folder_encode(path, folder, sizeof(folder)))
+		snprintf(folder, sizeof(folder), "._%s", em->id ? em->id : "");
+	for (i = 0; i < em->n_keywords; i++)
+		flags |= maildir_flags_from_keyword(em->keywords[i]);
+	maildir_info(flags, 0, info, sizeof(info));
+	if (m->layers || m->state != VM_OK) {
+		if (asprintf(&p, "%s%s%s/cur/%lld.%s.stalwart%s", acc,
+			     *folder ? "/" : "", folder, (long long)rtime,
+			     m->base, info) < 0)
+			p = NULL;
+	} else if (asprintf(&p, "%s%s%s/cur/%lld.%s.stalwart,S=%llu%s", acc,
+			    *folder ? "/" : "", folder, (long long)rtime,
+			    m->base, (unsigned long long)m->e.size, info) < 0) {
+		p = NULL;
+	}
+	m->mdir = p;
+	return p ? 0 : -ENOMEM;
+}
+
+/* The Maildir++ folders of an export, even empty ones. */
+static int mdir_folders(struct tree_builder *tb, const char *account,
+			const struct mail_stalwart_export *exp,
+			const struct tree_entry *dir, struct mv_err *err)
+{
+	static const char *const sub[] = {"cur", "new", "tmp"};
+	char acc[MAIL_NAME_MAX + 1], folder[1024], *p = NULL;
+	struct tree_entry f;
+	size_t i, k;
+	int rc = 0;
+
+	mail_name_sanitize(account, acc, sizeof(acc), MAIL_NAME_MAX);
+	memset(&f, 0, sizeof(f));
+	f.type = TREE_REG;
+	f.mode = 0444;
+	f.mtime_sec = dir->mtime_sec;
+	f.uid = dir->uid;
+	f.gid = dir->gid;
+	f.nlink = 1;
+	for (i = 0; !rc && i <= exp->n_mailboxes; i++) {
+		const struct mail_stalwart_mailbox *mb =
+			i < exp->n_mailboxes ? &exp->mailboxes[i] : NULL;
+		bool inbox = !mb || (mb->role && !strcmp(mb->role, "inbox"));
+
+		if (inbox)
+			folder[0] = '\0';
+		else if (maildir_folder_encode(mb->path, folder,
+					       sizeof(folder)))
+			continue;
+		for (k = 0; !rc && k < 3; k++) {
+			free(p);
+			if (asprintf(&p, "%s/%s%s%s/%s", MAIL_VIEW_MAILDIR_DIR,
+				     acc, *folder ? "/" : "", folder,
+				     sub[k]) < 0) {
+				p = NULL;
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			rc = add_dirs(tb, p, dir, err);
+		}
+		if (!rc && *folder) {
+			free(p);
+			if (asprintf(&p, "%s/%s/%s/maildirfolder",
+				     MAIL_VIEW_MAILDIR_DIR, acc, folder) < 0) {
+				p = NULL;
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			f.name = (char *)"maildirfolder";
+			f.name_len = 13;
+			rc = tree_builder_add(tb, p, &f, err);
+		}
+	}
+	free(p);
+	return rc;
+}
+
+/* Place every email of export x in each of its mailboxes. */
+static int export_place(struct mail_view *v, struct sw_export *x,
+			struct tree_builder *tb, const struct tree_entry *dir,
+			struct mv_err *err)
+{
+	struct mail_stalwart_export exp;
+	struct vmsg **blobs = NULL;
+	const char *leaf = strrchr(x->dir, '/');
+	const char *account = leaf ? leaf + 1 : x->dir;
+	bool *used = NULL;
+	size_t nb = 0, i, j;
+	int rc;
+
+	export_complete(v, x, 0);
+	export_complete(v, x, 1);
+	rc = mail_stalwart_export_parse(
+		x->have[0] ? (const char *)x->json[0].data : NULL,
+		x->json[0].len,
+		x->json[1].data ? (const char *)x->json[1].data : "",
+		x->json[1].len, &exp, err);
+	if (rc)
+		return rc;
+	v->st.exports++;
+	if (!x->whole[1] || (x->have[0] && !x->whole[0]) ||
+	    (exp.problems &
+	     (MAIL_STALWART_MAILBOXES_CUT | MAIL_STALWART_EMAILS_CUT |
+	      MAIL_STALWART_BAD_JSON | MAIL_STALWART_BAD_ENTRY)))
+		v->st.bad_exports++;
+	for (i = 0; i < v->nmsgs; i++)
+		nb += v->msgs[i].kind == VK_BLOB && v->msgs[i].hidden &&
+		      !strcmp(v->msgs[i].account, x->dir);
+	blobs = calloc(nb + 1, sizeof(*blobs));
+	used = calloc(nb + 1, sizeof(*used));
+	if (!blobs || !used) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* indices, not pointers: placing grows v->msgs */
+	for (i = 0, j = 0; i < v->nmsgs; i++)
+		if (v->msgs[i].kind == VK_BLOB && v->msgs[i].hidden &&
+		    !strcmp(v->msgs[i].account, x->dir))
+			blobs[j++] = &v->msgs[i];
+	if (nb > 1)
+		qsort(blobs, nb, sizeof(*blobs), blob_cmp);
+	for (i = 0; i < nb; i++)
+		blobs[i] = (struct vmsg *)(uintptr_t)(blobs[i] - v->msgs);
+	rc = mdir_folders(tb, account, &exp, dir, err);
+	for (i = 0; !rc && i < exp.n_emails; i++) {
+		const struct mail_stalwart_email *em = &exp.emails[i];
+		size_t lo = 0, hi = nb, b = SIZE_MAX, k;
+		bool first = true;
+
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			int c = strcmp(v->msgs[(uintptr_t)blobs[mid]].base,
+				       em->blob_id);
+
+			if (!c) {
+				b = (uintptr_t)blobs[mid];
+				used[mid] = true;
+				break;
+			}
+			if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (b == SIZE_MAX) {
+			v->st.missing_blobs++;
+			continue;
+		}
+		if (em->received_at >= 0 && v->msgs[b].msg &&
+		    (v->msgs[b].msg->flags &
+		     (MAIL_MSG_NO_DATE | MAIL_MSG_BAD_DATE))) {
+			v->msgs[b].msg->date = em->received_at;
+			v->msgs[b].date = em->received_at;
+		}
+		for (k = 0; !rc && k < MV_MAX(em->n_mailbox_ids, 1); k++) {
+			const struct mail_stalwart_mailbox *mb =
+				em->n_mailbox_ids
+					? mail_stalwart_mailbox_find(
+						  &exp, em->mailbox_ids[k])
+					: NULL;
+			const char *path = mb ? mb->path : "_";
+			bool inbox =
+				mb && mb->role && !strcmp(mb->role, "inbox");
+			struct vmsg *m;
+
+			rc = place_clone(v, b, account, path,
+					 em->id ? em->id : em->blob_id, first,
+					 &m, err);
+			if (rc)
+				break;
+			first = false;
+			if (em->received_at >= 0) {
+				m->has_mtime = true;
+				m->mtime = em->received_at;
+			}
+			if (mdir_path(m, account, path, inbox, em,
+				      em->received_at >= 0 ? em->received_at
+							   : m->e.mtime_sec))
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	/* a cut emails.json lost the records of some blobs: show the ones
+	 * that read as messages rather than hide them */
+	for (i = 0; !rc &&
+		    (exp.problems &
+		     (MAIL_STALWART_EMAILS_CUT | MAIL_STALWART_BAD_JSON)) &&
+		    i < nb;
+	     i++) {
+		size_t b = (uintptr_t)blobs[i];
+		struct vmsg *m;
+
+		if (used[i] || v->msgs[b].state != VM_OK ||
+		    (!v->msgs[b].from && !v->msgs[b].subject))
+			continue;
+		rc = place_clone(v, b, account, NOT_LISTED, v->msgs[b].base,
+				 true, &m, err);
+	}
+out:
+	free(blobs);
+	free(used);
+	mail_stalwart_export_release(&exp);
+	return rc;
+}
+
+static int stalwart_place(struct mail_view *v, struct tree_builder *tb,
+			  const struct tree_entry *dir, struct mv_err *err)
+{
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; !rc && i < v->nexps; i++)
+		if (v->exps[i].have[1])
+			rc = export_place(v, &v->exps[i], tb, dir, err);
+	return rc;
+}
+
 static int view_name(struct vmsg *m, struct mail_name_set *set,
 		     struct mv_err *err)
 {
@@ -985,18 +1581,18 @@ static int view_name(struct vmsg *m, struct mail_name_set *set,
 	return m->name ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
-static int add_message(struct mail_view *v, struct tree_builder *tb,
-		       struct vmsg *m, const char *folder,
+static int add_message(struct tree_builder *tb, struct vmsg *m,
+		       const char *folder, const char *name,
 		       const struct tree_xattr *keyx, struct mv_err *err)
 {
 	struct tree_entry ve = m->e;
 	char *path;
 	int rc;
 
-	ve.name = m->name;
-	ve.name_len = (uint32_t)strlen(m->name);
+	ve.name = (char *)name;
+	ve.name_len = (uint32_t)strlen(name);
 	ve.mode = 0444;
-	ve.mtime_sec = m->date;
+	ve.mtime_sec = m->has_mtime ? m->mtime : m->date;
 	ve.mtime_nsec = 0;
 	ve.size = m->size;
 	ve.link_group = 0;
@@ -1017,13 +1613,10 @@ static int add_message(struct mail_view *v, struct tree_builder *tb,
 			ve.xattrs = (struct tree_xattr *)keyx;
 		}
 	}
-	path = malloc(strlen(folder) + strlen(m->name) + 2);
-	if (!path)
+	if (asprintf(&path, "%s/%s", folder, name) < 0)
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	sprintf(path, "%s/%s", folder, m->name);
 	rc = tree_builder_add(tb, path, &ve, err);
 	free(path);
-	(void)v;
 	return rc;
 }
 
@@ -1039,7 +1632,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	size_t i;
 	int rc;
 
-	if (!v->nmsgs)
+	if (!v->nmsgs && !v->nexps)
 		return 0;
 	rc = retry_no_key(v, err);
 	if (!rc)
@@ -1053,16 +1646,25 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	keyx.name = (char *)MAIL_VIEW_KEYS_XATTR;
 	keyx.value = keyval;
 	keyx.len = (uint32_t)(v->nkey_ids * MV_ID_LEN);
-	qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
 	memset(&dir, 0, sizeof(dir));
 	dir.type = TREE_DIR;
 	dir.mode = 0555;
 	dir.mtime_sec = time_ns / 1000000000;
-	dir.uid = v->msgs[0].e.uid;
-	dir.gid = v->msgs[0].e.gid;
+	if (v->nmsgs) {
+		dir.uid = v->msgs[0].e.uid;
+		dir.gid = v->msgs[0].e.gid;
+	}
+	rc = stalwart_place(v, tb, &dir, err);
+	if (rc)
+		return rc;
+	if (v->nmsgs > 1)
+		qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
 	rc = tree_builder_add(tb, MAIL_VIEW_DIR, &dir, err);
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
+
+		if (m->hidden)
+			continue;
 
 		if (!folder || strcmp(acc, m->account) ||
 		    strcmp(mbox, m->mailbox)) {
@@ -1091,11 +1693,30 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		}
 		rc = view_name(m, set, err);
 		if (!rc)
-			rc = add_message(v, tb, m, folder,
+			rc = add_message(tb, m, folder, m->name,
 					 v->nkey_ids ? &keyx : NULL, err);
 	}
 	mail_name_set_free(set);
 	free(folder);
+	/* the Maildir++ trees of Stalwart exports: same chunks */
+	for (i = 0; !rc && i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+		char *slash;
+
+		if (!m->mdir)
+			continue;
+		slash = strrchr(m->mdir, '/');
+		*slash = '\0';
+		if (asprintf(&folder, "%s/%s", MAIL_VIEW_MAILDIR_DIR, m->mdir) <
+		    0) {
+			*slash = '/';
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		}
+		*slash = '/';
+		rc = add_message(tb, m, folder, slash + 1,
+				 v->nkey_ids ? &keyx : NULL, err);
+		free(folder);
+	}
 	return rc;
 }
 
@@ -1125,10 +1746,12 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 				sqlite3_errmsg(v->db));
 		goto out;
 	}
+	/* every new message first: a message in several mailboxes is
+	 * parsed into one of its places only */
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
-		if (m->state != VM_OK)
+		if (m->state != VM_OK || m->hidden)
 			continue;
 		if (m->msg) {
 			rc = mail_catalog_add(v->cat, m->cid, MV_ID_LEN, m->msg,
@@ -1150,8 +1773,14 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 				break;
 			}
 		}
-		rc = mail_catalog_seen(v->cat, seq, m->cid, MV_ID_LEN,
-				       m->account, m->mailbox, m->name, err);
+	}
+	for (i = 0; !rc && i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		if (m->state == VM_OK && !m->hidden)
+			rc = mail_catalog_seen(v->cat, seq, m->cid, MV_ID_LEN,
+					       m->account, m->mailbox, m->name,
+					       err);
 	}
 out:
 	sqlite3_finalize(ins);

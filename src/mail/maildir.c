@@ -306,6 +306,95 @@ static int decode_segment(const char *s, size_t len, char *out, size_t n,
 	return put(out, n, olen, seg, strlen(seg));
 }
 
+/* Modified UTF-7 of one UTF-8 segment, '.' and '\\' escaped first (the
+ * reverse of decode_segment). */
+static int encode_segment(const char *s, size_t len, char *out, size_t n,
+			  size_t *olen)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t j;
+		gunichar2 *u16;
+		glong nu;
+		guchar *be;
+		gchar *b64;
+		int rc;
+
+		if (c == '.' || c == '\\') {
+			if (put(out, n, olen, c == '.' ? "\\2e" : "\\5c", 3))
+				return -ENAMETOOLONG;
+			i++;
+			continue;
+		}
+		if (c == '&') {
+			if (put(out, n, olen, "&-", 2))
+				return -ENAMETOOLONG;
+			i++;
+			continue;
+		}
+		if (c >= 0x20 && c < 0x7f) {
+			if (put(out, n, olen, s + i, 1))
+				return -ENAMETOOLONG;
+			i++;
+			continue;
+		}
+		for (j = i; j < len && ((unsigned char)s[j] < 0x20 ||
+					(unsigned char)s[j] >= 0x7f);
+		     j++)
+			;
+		u16 = g_utf8_to_utf16(s + i, (glong)(j - i), NULL, &nu, NULL);
+		if (!u16)
+			return -EINVAL;
+		be = g_malloc((gsize)nu * 2);
+		for (glong k = 0; k < nu; k++) {
+			be[2 * k] = (guchar)(u16[k] >> 8);
+			be[2 * k + 1] = (guchar)(u16[k] & 0xff);
+		}
+		b64 = g_base64_encode(be, (gsize)nu * 2);
+		g_free(be);
+		g_free(u16);
+		g_strdelimit(b64, "/", ',');
+		*strchrnul(b64, '=') = '\0';
+		rc = put(out, n, olen, "&", 1);
+		if (!rc)
+			rc = put(out, n, olen, b64, strlen(b64));
+		if (!rc)
+			rc = put(out, n, olen, "-", 1);
+		g_free(b64);
+		if (rc)
+			return -ENAMETOOLONG;
+		i = j;
+	}
+	return 0;
+}
+
+int maildir_folder_encode(const char *path, char *out, size_t n)
+{
+	size_t olen = 0;
+	const char *p = path;
+
+	if (n == 0)
+		return -ENAMETOOLONG;
+	out[0] = '\0';
+	while (*p) {
+		const char *slash = strchrnul(p, '/');
+		int rc;
+
+		if (slash > p) {
+			if (put(out, n, &olen, ".", 1))
+				return -ENAMETOOLONG;
+			rc = encode_segment(p, (size_t)(slash - p), out, n,
+					    &olen);
+			if (rc)
+				return rc;
+		}
+		p = *slash ? slash + 1 : slash;
+	}
+	return 0;
+}
+
 int maildir_folder_decode(const char *dirname, size_t len, char *out, size_t n)
 {
 	size_t i, start, olen = 0;
