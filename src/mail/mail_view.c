@@ -663,8 +663,6 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 				goto oom;
 			return 0;
 		}
-	}
-	if (!res) {
 		/* not analysed: larger than one chunk */
 		count(v, m, CNT_LARGE);
 		m->state = VM_LARGE;

@@ -380,9 +380,10 @@ int maildir_folder_encode(const char *path, char *out, size_t n)
 	out[0] = '\0';
 	while (*p) {
 		const char *slash = strchrnul(p, '/');
-		int rc;
 
 		if (slash > p) {
+			int rc;
+
 			if (put(out, n, &olen, ".", 1))
 				return -ENAMETOOLONG;
 			rc = encode_segment(p, (size_t)(slash - p), out, n,
