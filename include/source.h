@@ -36,6 +36,14 @@ struct source_dir_opts {
 	struct repo *repo;	       /* for the parent's trees */
 	const struct snapshot *parent; /* previous snapshot of the job, or
 					  NULL: no unchanged-file cache */
+	/* Optional: offered every regular file (name in dirfd, snapshot
+	 * path, metadata) before it is read.  Returns 0 to let source_dir
+	 * store it, 1 when it took the file over (e.g. expanded an archive
+	 * into ing), or a negative errno.  See source_mailcow.h. */
+	int (*file_filter)(void *ctx, struct ingest *ing, int dirfd,
+			   const char *name, const char *path,
+			   const struct tree_entry *meta, struct mv_err *err);
+	void *filter_ctx;
 };
 
 int source_dir_read(struct ingest *ing, const struct source_dir_opts *o,

@@ -448,6 +448,11 @@ static int walk_entry(struct walk *w, int dirfd, const char *name,
 		rc = walk_dir(w, fd, path, sub, err);
 		tree_free(sub);
 		close(fd);
+	} else if (e.type == TREE_REG && w->o->file_filter &&
+		   (rc = w->o->file_filter(w->o->filter_ctx, w->ing, dirfd,
+					   name, path, &e, err)) != 0) {
+		if (rc > 0)
+			rc = 0; /* taken over by the filter */
 	} else if (e.type == TREE_REG) {
 		const char *first =
 			st.st_nlink > 1 ? link_seen(w, &st, path) : NULL;
