@@ -9,6 +9,7 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -140,8 +141,25 @@ static void evict(struct fs_cache *c)
 		tab_remove(c, it);
 		c->used -= it->cost;
 		c->evictions++;
+		c->freed += it->cost;
 		item_free(c, it);
 	}
+}
+
+/* Chunks of many sizes come and go: freed memory stays in the middle of
+ * malloc's heaps.  Once enough was evicted, give its pages back (called
+ * without the lock). */
+static void maybe_trim(struct fs_cache *c)
+{
+	bool due;
+
+	pthread_mutex_lock(&c->lock);
+	due = c->freed >= FS_CACHE_TRIM_BYTES;
+	if (due)
+		c->freed = 0;
+	pthread_mutex_unlock(&c->lock);
+	if (due)
+		malloc_trim(0);
 }
 
 int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
@@ -214,6 +232,7 @@ int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
 	pthread_cond_broadcast(&c->loaded);
 	evict(c);
 	pthread_mutex_unlock(&c->lock);
+	maybe_trim(c);
 	*out = it;
 	return 0;
 }

@@ -881,9 +881,57 @@ static uint32_t chunk_at(const struct fs_fh *fh, uint64_t doff)
 	return lo;
 }
 
-/* Copy n bytes of the data stream from doff. */
-static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, char *dst,
-		     size_t n)
+/* ---- reads ------------------------------------------------------------
+ *
+ * A read is answered with an iovec pointing into the cached chunks it
+ * covers (pinned until the reply is written), into the open file's decoded
+ * buffer, or at zeros for holes: nothing is copied in user space and no
+ * buffer of the read's size is allocated (fuse_reply_iov).
+ */
+
+static const char zeros[64 * 1024];
+
+static int iov_add(struct fs_iov *v, const void *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (v->niov == FS_IOV_MAX)
+		return -E2BIG;
+	v->iov[v->niov].iov_base = (void *)(uintptr_t)p;
+	v->iov[v->niov].iov_len = n;
+	v->niov++;
+	v->len += n;
+	return 0;
+}
+
+static int iov_zeros(struct fs_iov *v, size_t n)
+{
+	while (n) {
+		size_t k = MV_MIN(n, sizeof(zeros));
+		int rc = iov_add(v, zeros, k);
+
+		if (rc)
+			return rc;
+		n -= k;
+	}
+	return 0;
+}
+
+void fs_iov_release(struct fs *fs, struct fs_iov *v)
+{
+	unsigned i;
+
+	for (i = 0; i < v->nitems; i++)
+		fs_cache_put(&fs->chunks, v->items[i]);
+	v->nitems = 0;
+	v->niov = 0;
+	v->len = 0;
+}
+
+/* Add n bytes of the data stream from doff; -E2BIG when the vector is
+ * full (what was added stays). */
+static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
+		     struct fs_iov *v)
 {
 	struct mv_err err = MV_ERR_INIT;
 	uint32_t k;
@@ -902,17 +950,20 @@ static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, char *dst,
 		struct fs_cache_item *it = NULL;
 		size_t in = (size_t)(doff - fh->offs[k]);
 		size_t take = MV_MIN(n, fh->chunks[k].size - in);
-		int rc = chunk_get(fs, &fh->chunks[k], &it, &err);
+		int rc;
 
+		if (v->niov == FS_IOV_MAX)
+			return -E2BIG;
+		rc = chunk_get(fs, &fh->chunks[k], &it, &err);
 		if (rc) {
 			fs_log(fs, "cannot read '%s' at offset %llu: %s",
 			       fh->path, (unsigned long long)fh->offs[k],
 			       mv_err_msg(&err));
+			mv_err_clear(&err);
 			return rc == -ENOMEM ? -ENOMEM : -EIO;
 		}
-		memcpy(dst, (const char *)it->value + in, take);
-		fs_cache_put(&fs->chunks, it);
-		dst += take;
+		v->items[v->nitems++] = it;
+		iov_add(v, (const char *)it->value + in, take);
 		doff += take;
 		n -= take;
 	}
@@ -969,59 +1020,90 @@ static uint32_t extent_at(const struct fs_fh *fh, uint64_t pos)
 	return lo;
 }
 
-int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
-	       off_t off, size_t *out_len)
+/* The bytes [pos, end) of a sparse file: holes and extents. */
+static int read_sparse(struct fs *fs, struct fs_fh *fh, uint64_t pos,
+		       uint64_t end, struct fs_iov *v, uint64_t *dend)
 {
-	uint64_t pos = (uint64_t)off, end, dend = 0;
-	char *p = buf;
+	uint32_t j = extent_at(fh, pos);
 	int rc = 0;
 
-	*out_len = 0;
+	while (!rc && pos < end) {
+		const struct tree_extent *x = &fh->extents[j];
+		uint64_t stop;
+
+		if (j >= fh->nextents || x->offset >= end)
+			return iov_zeros(v, (size_t)(end - pos));
+		if (x->offset > pos) {
+			rc = iov_zeros(v, (size_t)(x->offset - pos));
+			pos = x->offset;
+			if (rc)
+				break;
+		}
+		stop = MV_MIN(end, x->offset + x->len);
+		*dend = fh->ext_data[j] + (stop - x->offset);
+		rc = read_data(fs, fh, fh->ext_data[j] + (pos - x->offset),
+			       (size_t)(stop - pos), v);
+		pos = stop;
+		j++;
+	}
+	return rc;
+}
+
+int fs_do_read_iov(struct fs *fs, struct fs_fh *fh, size_t size, off_t off,
+		   struct fs_iov *v)
+{
+	uint64_t pos = (uint64_t)off, end, dend = 0;
+	int rc;
+
+	memset(v, 0, offsetof(struct fs_iov, iov));
 	if (off < 0)
 		return -EINVAL;
 	if (pos >= fh->size || size == 0)
 		return 0;
 	end = MV_MIN(fh->size, pos + size);
-	if (fh->decoded) {
-		/* open_decoded() made decoded_len == size */
-		memcpy(buf, fh->decoded + pos, (size_t)(end - pos));
-		*out_len = (size_t)(end - pos);
-		return 0;
-	}
+	if (fh->decoded) /* open_decoded() made decoded_len == size */
+		return iov_add(v, fh->decoded + pos, (size_t)(end - pos));
 	if (!fh->nextents) {
-		rc = read_data(fs, fh, pos, buf, (size_t)(end - pos));
-		dend = end;
+		rc = read_data(fs, fh, pos, (size_t)(end - pos), v);
+		dend = pos + v->len;
 	} else {
-		uint32_t j = extent_at(fh, pos);
-
-		while (!rc && pos < end) {
-			const struct tree_extent *x = &fh->extents[j];
-			uint64_t stop;
-
-			if (j >= fh->nextents || x->offset >= end) {
-				memset(p, 0, (size_t)(end - pos));
-				break;
-			}
-			if (x->offset > pos) {
-				memset(p, 0, (size_t)(x->offset - pos));
-				p += x->offset - pos;
-				pos = x->offset;
-			}
-			stop = MV_MIN(end, x->offset + x->len);
-			dend = fh->ext_data[j] + (stop - x->offset);
-			rc = read_data(fs, fh,
-				       fh->ext_data[j] + (pos - x->offset), p,
-				       (size_t)(stop - pos));
-			p += stop - pos;
-			pos = stop;
-			j++;
-		}
+		rc = read_sparse(fs, fh, pos, end, v, &dend);
 	}
-	if (rc)
+	if (rc && rc != -E2BIG) {
+		fs_iov_release(fs, v);
 		return rc;
-	read_ahead(fs, fh, (uint64_t)off, end, dend);
-	*out_len = (size_t)(end - (uint64_t)off);
+	}
+	read_ahead(fs, fh, (uint64_t)off, pos + v->len, dend);
 	return 0;
+}
+
+int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
+	       off_t off, size_t *out_len)
+{
+	struct fs_iov *v = malloc(sizeof(*v));
+	int rc = 0;
+
+	*out_len = 0;
+	if (!v)
+		return -ENOMEM;
+	while (*out_len < size) {
+		unsigned i;
+
+		rc = fs_do_read_iov(fs, fh, size - *out_len,
+				    off + (off_t)*out_len, v);
+		if (rc || v->len == 0)
+			break;
+		for (i = 0; i < v->niov; i++) {
+			memcpy(buf + *out_len, v->iov[i].iov_base,
+			       v->iov[i].iov_len);
+			*out_len += v->iov[i].iov_len;
+		}
+		fs_iov_release(fs, v);
+	}
+	free(v);
+	if (rc)
+		*out_len = 0;
+	return rc;
 }
 
 int fs_do_lseek(struct fs *fs, struct fs_fh *fh, off_t off, int whence,

@@ -32,6 +32,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include "fs.h"
 #include "mv_err.h"
@@ -110,7 +111,10 @@ struct fs_cache {
 	void (*free_value)(void *arg, void *value);
 	void *free_arg;
 	uint64_t hits, misses, evictions;
+	size_t freed; /* bytes evicted since the last malloc_trim() */
 };
+
+#define FS_CACHE_TRIM_BYTES ((size_t)16 << 20)
 
 int fs_cache_init(struct fs_cache *c, size_t limit,
 		  void (*free_value)(void *arg, void *value), void *free_arg);
@@ -363,6 +367,18 @@ struct fs_fh {
 	uint32_t ahead;	      /* chunks [0, ahead) were queued */
 };
 
+/* The bytes of one read: pieces of pinned cached chunks, of an open
+ * file's decoded content, or zeros.  Large: keep one per thread or heap. */
+#define FS_IOV_MAX 160 /* 1 MiB of 16 KiB chunks is 65 pieces */
+
+struct fs_iov {
+	unsigned niov;	 /* pieces in iov */
+	unsigned nitems; /* pinned chunks in items */
+	size_t len;	 /* bytes in iov */
+	struct iovec iov[FS_IOV_MAX];
+	struct fs_cache_item *items[FS_IOV_MAX];
+};
+
 /* Emit one directory entry; returns 1 when the reply buffer is full. */
 typedef int fs_emit_fn(void *arg, const char *name,
 		       const struct fuse_entry_param *e, off_t next);
@@ -393,6 +409,13 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
 void fs_do_releasedir(struct fs *fs, struct fs_dh *dh);
 /* -EROFS for any access mode other than O_RDONLY. */
 int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out);
+/* Up to size bytes from off into v (short only at the end of the file,
+ * or when v is full: v->len tells).  Give v back with fs_iov_release()
+ * once its bytes are sent; on error nothing is held. */
+int fs_do_read_iov(struct fs *fs, struct fs_fh *fh, size_t size, off_t off,
+		   struct fs_iov *v);
+void fs_iov_release(struct fs *fs, struct fs_iov *v);
+/* The same, copied into buf. */
 int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
 	       off_t off, size_t *out_len);
 void fs_do_release(struct fs *fs, struct fs_fh *fh);

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,32 @@
 #include "repo.h"
 
 #define IO_MAX ((unsigned)1 << 20) /* max_read, max_pages: 1 MiB */
+#define FS_MALLOC_ARENAS 2
+
+/* Each worker thread keeps one read vector (6 KiB) for its life. */
+static pthread_key_t iov_key;
+static pthread_once_t iov_once = PTHREAD_ONCE_INIT;
+
+static void iov_key_make(void)
+{
+	pthread_key_create(&iov_key, free);
+}
+
+static struct fs_iov *thread_iov(void)
+{
+	struct fs_iov *v;
+
+	pthread_once(&iov_once, iov_key_make);
+	v = pthread_getspecific(iov_key);
+	if (!v) {
+		v = malloc(sizeof(*v));
+		if (v && pthread_setspecific(iov_key, v)) {
+			free(v);
+			v = NULL;
+		}
+	}
+	return v;
+}
 
 static struct fs *req_fs(fuse_req_t req)
 {
@@ -200,16 +227,32 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
-	char *buf = malloc(size ? size : 1);
+	struct fs *fs = req_fs(req);
+	struct fs_iov *v = thread_iov();
+	char *buf = NULL;
 	size_t len = 0;
 	int rc;
 
 	(void)ino;
-	if (!buf) {
+	if (!v) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_do_read(req_fs(req), fh, buf, size, off, &len);
+	rc = fs_do_read_iov(fs, fh, size, off, v);
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	if (v->len == size || off + (off_t)v->len >= (off_t)fh->size) {
+		/* straight from the cached chunks to the kernel */
+		fuse_reply_iov(req, v->iov, (int)v->niov);
+		fs_iov_release(fs, v);
+		return;
+	}
+	/* more pieces than one vector holds (tiny chunks, many holes) */
+	fs_iov_release(fs, v);
+	buf = malloc(size);
+	rc = buf ? fs_do_read(fs, fh, buf, size, off, &len) : -ENOMEM;
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -466,6 +509,11 @@ int fs_mount(const char *location, const char *mountpoint,
 	bool detach = !o->foreground && !o->debug, mounted = false;
 	int rc;
 
+	/* Up to 16 FUSE workers and the read-ahead threads would each get a
+	 * malloc arena; chunks are allocated by one thread and freed by
+	 * another, so every arena ends up holding freed cache memory.  Two
+	 * arenas keep the process near its cache size (docs/MOUNT.md). */
+	mallopt(M_ARENA_MAX, FS_MALLOC_ARENAS);
 	/* the daemon runs in "/": keep a local path absolute */
 	loc = strstr(location, "://") ? strdup(location)
 				      : realpath(location, NULL);

@@ -82,6 +82,14 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 		mv_buf_release(&b);
 		return rc;
 	}
+	/* the buffer grew in powers of two: give the slack back, so what
+	 * the cache charges is what it holds */
+	if (b.data && b.cap > b.len) {
+		void *p = realloc(b.data, b.len ? b.len : 1);
+
+		if (p)
+			b.data = p;
+	}
 	/* an empty chunk still needs a pointer the cache can free */
 	*out = b.data ? b.data : malloc(1);
 	*out_len = b.len;
