@@ -257,6 +257,52 @@ fail:
 	return rc;
 }
 
+/* The top directories of the newest snapshot of each name (at most
+ * FS_WARM_TREES): the first path anyone opens goes through them, and the
+ * first tree read also loads the compression dictionary. */
+static void warm_trees(struct fs *fs)
+{
+	struct tree_ref *roots = NULL;
+	size_t n = 0, i, loaded = 0;
+
+	if (fs_itable_latest_roots(&fs->itab, &roots, &n))
+		return;
+	for (i = 0; i < n && loaded < FS_WARM_TREES; i++) {
+		struct fs_cache_item *item = NULL;
+		const struct tree *t;
+		uint32_t k;
+
+		loaded++;
+		if (tree_get(fs, &roots[i], "(warm)", &item, &t))
+			continue;
+		for (k = 0; k < t->n && loaded < FS_WARM_TREES; k++) {
+			struct fs_cache_item *sub = NULL;
+			const struct tree *st;
+
+			if (t->entries[k].type != TREE_DIR)
+				continue;
+			loaded++;
+			if (!tree_get(fs, &t->entries[k].subtree, "(warm)",
+				      &sub, &st))
+				fs_cache_put(&fs->trees, sub);
+		}
+		fs_cache_put(&fs->trees, item);
+	}
+	for (i = 0; i < n; i++)
+		free(roots[i].chunks);
+	free(roots);
+}
+
+static void *warm_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	if (fs->src->warm)
+		fs->src->warm(fs->src_ctx);
+	warm_trees(fs);
+	return NULL;
+}
+
 int fs_start(struct fs *fs, struct mv_err *err)
 {
 	int rc = fs_prefetch_start(&fs->ahead, prefetch_chunk, fs);
@@ -264,6 +310,9 @@ int fs_start(struct fs *fs, struct mv_err *err)
 	if (rc)
 		return mv_err_set(err, rc, "cannot start read-ahead: %s",
 				  strerror(-rc));
+	/* a hint: the mount works without it */
+	if (!pthread_create(&fs->warm_thread, NULL, warm_main, fs))
+		fs->warming = true;
 	return 0;
 }
 
@@ -271,6 +320,8 @@ void fs_free(struct fs *fs)
 {
 	if (!fs)
 		return;
+	if (fs->warming)
+		pthread_join(fs->warm_thread, NULL);
 	fs_prefetch_stop(&fs->ahead);
 	fs_cache_release(&fs->chunks);
 	fs_cache_release(&fs->trees);

@@ -789,3 +789,35 @@ int fs_itable_latest(struct fs_itable *t, uint64_t parent, char *out, size_t n,
 	pthread_mutex_unlock(&t->lock);
 	return rc;
 }
+
+int fs_itable_latest_roots(struct fs_itable *t, struct tree_ref **out,
+			   size_t *out_n)
+{
+	struct tree_ref *refs = NULL;
+	size_t i, n = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	refs = calloc(t->nsnaps ? t->nsnaps : 1, sizeof(*refs));
+	if (!refs)
+		rc = -ENOMEM;
+	/* ordered by name, then time: the last of each name is the newest */
+	for (i = 0; !rc && i < t->nsnaps; i++) {
+		if (i + 1 < t->nsnaps &&
+		    !strcmp(t->snaps[i]->shown, t->snaps[i + 1]->shown))
+			continue;
+		rc = ref_copy(&refs[n], &t->snaps[i]->root);
+		if (!rc)
+			n++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (rc) {
+		for (i = 0; i < n; i++)
+			ref_release(&refs[i]);
+		free(refs);
+		return rc;
+	}
+	*out = refs;
+	*out_n = n;
+	return 0;
+}

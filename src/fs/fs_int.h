@@ -186,7 +186,14 @@ struct fs_source_ops {
 	 * -ENOKEY, -EBADMSG... with a message when it cannot be decoded. */
 	int (*xform_read)(void *ctx, const struct tree_entry *e, void **out,
 			  size_t *out_len, struct mv_err *err);
+	/* Optional: start reading what a first access needs (index, trees)
+	 * into memory in the background.  Called once, from its own
+	 * thread, when the mount is ready. */
+	void (*warm)(void *ctx);
 };
+
+#define FS_WARM_META_MAX ((uint64_t)256 << 20) /* packs of trees warmed */
+#define FS_WARM_TREES 64 /* directories loaded ahead at mount */
 
 /* The repository as a source.  Borrows r. */
 extern const struct fs_source_ops fs_source_repo_ops;
@@ -308,6 +315,10 @@ void fs_itable_forget(struct fs_itable *t, uint64_t ino, uint64_t n);
 int fs_itable_list_top(struct fs_itable *t, uint64_t ino,
 		       struct fs_topent **out, size_t *out_n);
 void fs_topent_free(struct fs_topent *list, size_t n);
+/* Copies of the root refs of the newest snapshot of each name (free each
+ * ref's chunks, then the array). */
+int fs_itable_latest_roots(struct fs_itable *t, struct tree_ref **out,
+			   size_t *out_n);
 /* Newest snapshot of the <name>/ directory parent: its directory name
  * (complete snapshots win over partial ones) and time. */
 int fs_itable_latest(struct fs_itable *t, uint64_t parent, char *out, size_t n,
@@ -330,6 +341,8 @@ struct fs {
 	struct fs_cache trees;	/* decoded directories */
 	struct fs_cache chunks; /* decompressed content chunks */
 	struct fs_prefetch ahead;
+	pthread_t warm_thread; /* source's warm(), when warming */
+	bool warming;
 	pthread_mutex_t refresh_lock;
 	int64_t refreshed_ns; /* last poll of the index */
 	bool stale;	      /* a re-read failed: read again */

@@ -3,8 +3,15 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "pack.h"
 
 #include "mail_view.h"
 #include "repo.h"
@@ -112,6 +119,62 @@ static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* Ask the kernel to read a local file into the page cache (async). */
+static void warm_file(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
+struct warm_arg {
+	const char *root;
+	uint64_t budget; /* bytes of meta packs still to warm */
+};
+
+static int warm_pack(int64_t id, const char *name, int kind, uint64_t size,
+		     uint32_t records, void *arg)
+{
+	struct warm_arg *a = arg;
+	char rel[128], path[PATH_MAX];
+
+	(void)id, (void)records;
+	if (kind != PACK_KIND_META || size > a->budget)
+		return 0;
+	a->budget -= size;
+	pack_path(name, rel, sizeof(rel));
+	if (snprintf(path, sizeof(path), "%s/%s", a->root, rel) <
+	    (int)sizeof(path))
+		warm_file(path);
+	return 0;
+}
+
+/* A cold first access walks the index (a few SQLite pages per chunk) and
+ * one tree record per path level: have the kernel read the index and the
+ * packs of trees ahead, in the background.  Both are small next to the
+ * data (a 414 MB snapshot: 1.2 MB index, 1.6 MB of trees). */
+static void src_warm(void *ctx)
+{
+	struct repo *r = ctx;
+	struct backend *be = repo_backend(r);
+	struct warm_arg a = {NULL, FS_WARM_META_MAX};
+	const char *ix = repo_index_path(r);
+
+	if (ix) {
+		char wal[PATH_MAX];
+
+		warm_file(ix);
+		if (snprintf(wal, sizeof(wal), "%s-wal", ix) < (int)sizeof(wal))
+			warm_file(wal);
+	}
+	a.root = be && be->ops->local_root ? be->ops->local_root(be) : NULL;
+	if (a.root)
+		repo_pack_each(r, warm_pack, &a, NULL);
+}
+
 const struct fs_source_ops fs_source_repo_ops = {
 	.list = src_list,
 	.refresh = src_refresh,
@@ -119,4 +182,5 @@ const struct fs_source_ops fs_source_repo_ops = {
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
 	.xform_read = src_xform_read,
+	.warm = src_warm,
 };
