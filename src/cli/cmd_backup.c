@@ -16,6 +16,7 @@
 #include "repo.h"
 #include "snapshot.h"
 #include "source.h"
+#include "source_mailcow.h"
 #include "tree.h"
 
 static const char usage[] =
@@ -52,7 +53,7 @@ static int check_label(const char *l)
 
 static int run_source(struct ingest *ing, struct repo *r,
 		      const struct source_arg *s, const struct snapshot *parent,
-		      struct mv_err *err)
+		      struct source_mailcow *mc, struct mv_err *err)
 {
 	struct stat st;
 	int fd, rc;
@@ -76,7 +77,8 @@ static int run_source(struct ingest *ing, struct repo *r,
 		return mv_err_set(err, -errno, "cannot read source '%s': %s",
 				  s->src, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
-		struct source_dir_opts o = {s->label, s->src, r, parent};
+		struct source_dir_opts o = {s->label, s->src, r, parent,
+					    source_mailcow_filter, mc};
 
 		return source_dir_read(ing, &o, err);
 	}
@@ -168,7 +170,8 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 
 static void print_summary(const struct snapshot *s,
 			  const struct ingest_stats *st,
-			  const struct mail_view_stats *ms, double secs,
+			  const struct mail_view_stats *ms,
+			  const struct source_mailcow *mc, double secs,
 			  bool json)
 {
 	char id[2 * MV_ID_LEN + 1], dir[64], a[32], b[32], c[32];
@@ -184,6 +187,9 @@ static void print_summary(const struct snapshot *s,
 		       s->name, dir, id, s->partial ? "true" : "false");
 		if (ms)
 			print_mail(ms, true);
+		printf("\"mailcow\":{\"archives\":%llu,\"kept\":%llu},",
+		       (unsigned long long)mc->archives,
+		       (unsigned long long)mc->failed);
 		printf("\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
 		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
 		       "\"bytes_new\":%llu,\"bytes_stored\":%llu,"
@@ -212,6 +218,11 @@ static void print_summary(const struct snapshot *s,
 	       (unsigned long long)st->dirs, (unsigned long long)st->others);
 	if (ms)
 		print_mail(ms, false);
+	if (mc->archives || mc->failed)
+		printf("  mailcow   %llu archives expanded, %llu unreadable "
+		       "kept as they are\n",
+		       (unsigned long long)mc->archives,
+		       (unsigned long long)mc->failed);
 	printf("  data      %s read, %s new, %s stored", a, b, c);
 	if (ratio >= 1.05)
 		printf(" (%.1fx less than read)", ratio);
@@ -248,6 +259,7 @@ int cmd_backup(int argc, char **argv)
 	struct ingest_opts io;
 	struct mail_view *mv = NULL;
 	struct mail_view_opts mvo;
+	struct source_mailcow mc;
 	struct tree_entry root;
 	struct timespec t0, t1;
 	const char *name = NULL, *repo = NULL, **execs = NULL;
@@ -260,6 +272,7 @@ int cmd_backup(int argc, char **argv)
 	int c, rc, ret = MV_EXIT_FAIL;
 
 	memset(&mvo, 0, sizeof(mvo));
+	memset(&mc, 0, sizeof(mc));
 	memset(&snap, 0, sizeof(snap));
 	memset(&root, 0, sizeof(root));
 	srcs = calloc((size_t)argc, sizeof(*srcs));
@@ -425,6 +438,7 @@ int cmd_backup(int argc, char **argv)
 		if (rc)
 			goto fail;
 		io.hook = mail_view_hook(mv);
+		mc.view = mv;
 	}
 	rc = ingest_new(r, w, tb, &io, &ing, &err);
 	if (rc)
@@ -441,7 +455,7 @@ int cmd_backup(int argc, char **argv)
 		/* a label directory exists even when its source is empty */
 		rc = tree_builder_add(tb, srcs[i].label, &root, &err);
 		if (!rc)
-			rc = run_source(ing, r, &srcs[i], parent, &err);
+			rc = run_source(ing, r, &srcs[i], parent, &mc, &err);
 		if (rc && partial_ok && rc != -EINTR) {
 			serr = err;
 			mv_err_clear(&err);
@@ -496,7 +510,7 @@ int cmd_backup(int argc, char **argv)
 		if (!quiet || json)
 			print_summary(&snap, st,
 				      mv ? mail_view_get_stats(mv) : NULL,
-				      secs, json);
+				      &mc, secs, json);
 	}
 	goto done;
 fail:

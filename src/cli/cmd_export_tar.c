@@ -8,12 +8,42 @@
 #include "repo.h"
 #include "restore.h"
 #include "snapshot.h"
+#include "source_mailcow.h"
 #include "tree.h"
+
+/* --mailcow: write a mailcow backup folder back as its archives. */
+static int export_mailcow(int argc, char **argv)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct snapshot snap;
+	struct tree_entry e;
+	struct repo *r = NULL;
+	const char *repo = NULL;
+	unsigned n = 0;
+	int ret = MV_EXIT_OK;
+
+	if (argc == 3)
+		repo = *argv++;
+	else if (argc != 2)
+		return cli_usage("export-tar", "--mailcow wants [REPO] "
+				 "SNAP:PATH/mailcow-... OUTDIR");
+	if (cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
+		return cli_fail(&err);
+	if (source_mailcow_export(r, &e, argv[1], &n, &err))
+		ret = cli_fail(&err);
+	else
+		printf("wrote %s/%s with %u archives\n", argv[1], e.name, n);
+	tree_entry_release(&e);
+	snapshot_release(&snap);
+	repo_close(r);
+	return ret;
+}
 
 int cmd_export_tar(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"gzip", no_argument, NULL, 'z'},
+		{"mailcow", no_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -22,19 +52,25 @@ int cmd_export_tar(int argc, char **argv)
 	struct tree_entry e;
 	struct repo *r = NULL;
 	const char *repo = NULL, *spec;
-	bool gz = false;
+	bool gz = false, mailcow = false;
 	int c, ret = MV_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "zh", opts, NULL)) != -1) {
 		if (c == 'z')
 			gz = true;
+		else if (c == 'm')
+			mailcow = true;
 		else if (c == 'h') {
 			puts("usage: mailvault export-tar [-z] [REPO] "
-			     "SNAP[:PATH] > out.tar");
+			     "SNAP[:PATH] > out.tar\n"
+			     "       mailvault export-tar --mailcow [REPO] "
+			     "SNAP:PATH/mailcow-... OUTDIR");
 			return MV_EXIT_OK;
 		} else
 			return MV_EXIT_USAGE;
 	}
+	if (mailcow)
+		return export_mailcow(argc - optind, argv + optind);
 	if (argc - optind == 2) {
 		repo = argv[optind];
 		spec = argv[optind + 1];
