@@ -74,7 +74,8 @@ cat "$T/prune"
 assert_grep '^removed 2 files not in the index' "$T/prune"
 [ ! -e "$R/packs/ff/ffffffffffffffffffffffffffffffee.tmp" ] ||
 	die "leftover temporary file not removed"
-assert_grep '^recorded 5 forgotten snapshots' "$T/prune"
+# forget already recorded its tombstones: prune has none left to write
+assert_no_grep '^recorded [1-9]' "$T/prune"
 assert_ok "$MV" check --read-data "$R" >/dev/null
 for d in 6 7 8; do
 	rm -rf "$T/out"
