@@ -373,7 +373,6 @@ static int write_content(struct writer *w, const struct tree_entry *e,
 	struct mv_buf chunk = MV_BUF_INIT;
 	uint64_t pos = 0, ext_left = 0;
 	uint32_t i, x = 0;
-	size_t off = 0;
 	int rc = 0;
 
 	if (e->nextents) {
@@ -382,8 +381,9 @@ static int write_content(struct writer *w, const struct tree_entry *e,
 		ext_left = e->extents[0].len;
 	}
 	for (i = 0; !rc && i < e->nchunks; i++) {
+		size_t off = 0;
+
 		rc = repo_chunk_read(w->r, e->chunks[i].id, true, &chunk, err);
-		off = 0;
 		while (!rc && off < chunk.len) {
 			size_t k = chunk.len - off;
 

@@ -1627,7 +1627,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	uint8_t keyval[MAX_KEY_FILES * MV_ID_LEN];
 	char *folder = NULL;
 	const char *acc = NULL, *mbox = NULL;
-	size_t i;
+	size_t i, last;
 	int rc;
 
 	if (!v->nmsgs && !v->nexps)
@@ -1657,6 +1657,24 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		return rc;
 	if (v->nmsgs > 1)
 		qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
+	/* the same file twice in one folder (two daily mailcow folders, a
+	 * maildir backed up from two places): shown once */
+	for (i = 1, last = 0; i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i], *o = &v->msgs[last];
+
+		if (m->hidden)
+			continue;
+		if (o->hidden || m->kind != VK_MAILDIR || vmsg_cmp(m, o)) {
+			last = i;
+			continue;
+		}
+		m->hidden = true;
+		v->st.messages--;
+		if (m->msg && !o->msg) {
+			o->msg = m->msg;
+			m->msg = NULL;
+		}
+	}
 	rc = tree_builder_add(tb, MAIL_VIEW_DIR, &dir, err);
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];

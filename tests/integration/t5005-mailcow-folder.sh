@@ -117,10 +117,19 @@ zstd -dc "$O/backup_vmail.tar.zst" | grep -c '././@LongLink' >"$T/ll" || true
 mailcow_folder day2 2024-06-02-03-00-00
 "$MV" backup "$R" --name mc --time 2024-06-02T04:00:00Z --json \
 	backups="$B" >"$T/b2.json"
-arch=$(stat -c %s "$F/backup_vmail.tar.zst")
 new=$(sed -n 's/.*"bytes_new":\([0-9]*\).*/\1/p' "$T/b2.json")
-say "day 2: vmail archive $arch bytes, new bytes stored $new"
-[ "$new" -lt $((arch / 2)) ] || die "day 2 stored $new bytes of a $arch archive"
+# the same two days with the archives stored as they are (a plain
+# directory: not a mailcow folder)
+Rp=$T/repo-plain
+"$MV" init "$Rp" >/dev/null
+for d in 2024-06-01-03-00-00 2024-06-02-03-00-00; do
+	mkdir -p "$T/plain/$d"
+	cp "$B/mailcow-$d"/backup_* "$T/plain/$d/"
+	"$MV" backup "$Rp" --name p --json p="$T/plain/$d" >"$T/p.json"
+done
+asis=$(sed -n 's/.*"bytes_new":\([0-9]*\).*/\1/p' "$T/p.json")
+say "day 2 new bytes: $new expanded, $asis with the archives as they are"
+[ "$new" -lt "$asis" ] || die "expanding stored $new bytes, as-is $asis"
 
 # 2018 style: .tar.gz with relative member names
 F3=$B/mailcow-2018-05-01-03-00-00
