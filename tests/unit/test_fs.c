@@ -958,6 +958,27 @@ static void test_fs_mail_view_decoded(void **state)
 	fs_free(fs);
 }
 
+static void test_fs_warm_loads_top_trees(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct fs *fs = new_fs();
+	struct fs_stats st;
+
+	(void)state;
+	assert_int_equal(tree_loads, 0); /* mounting reads no tree */
+	assert_int_equal(fs_start(fs, &err), 0);
+	/* fs_free() waits for the warm-up: the newest snapshot's root and
+	 * the directories in it are cached, nothing deeper */
+	pthread_join(fs->warm_thread, NULL);
+	fs->warming = false;
+	assert_int_equal(tree_loads, 2);
+	fs_stats(fs, &st);
+	assert_int_equal(st.tree_misses, 2);
+	volume(fs);
+	assert_int_equal(tree_loads, 2);
+	fs_free(fs);
+}
+
 static void test_fs_new_and_removed_snapshots(void **state)
 {
 	struct mv_err err = MV_ERR_INIT;
@@ -1038,6 +1059,7 @@ int main(void)
 		cmocka_unit_test(test_fs_damaged_chunk_eio),
 		cmocka_unit_test(test_fs_xattrs_and_acl),
 		cmocka_unit_test(test_fs_mail_view_decoded),
+		cmocka_unit_test(test_fs_warm_loads_top_trees),
 		cmocka_unit_test(test_fs_new_and_removed_snapshots),
 		cmocka_unit_test(test_fs_opts),
 	};
