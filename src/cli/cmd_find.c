@@ -43,22 +43,6 @@ static const char *snap_dir(struct find_ctx *c, const char *hex, char *out,
 	return out;
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static int on_hit(void *arg, const struct mail_catalog_hit *h)
 {
 	struct find_ctx *c = arg;
@@ -71,24 +55,24 @@ static int on_hit(void *arg, const struct mail_catalog_hit *h)
 	c->hits++;
 	if (c->json) {
 		printf("{\"path\":");
-		json_str(path);
+		cli_json_str(path);
 		printf(",\"first\":");
-		json_str(first);
+		cli_json_str(first);
 		printf(",\"last\":");
-		json_str(last);
+		cli_json_str(last);
 		printf(",\"deleted\":%s,\"date\":%lld,\"size\":%lld,"
 		       "\"account\":",
 		       h->deleted ? "true" : "false", (long long)h->date,
 		       (long long)h->size);
-		json_str(h->account);
+		cli_json_str(h->account);
 		printf(",\"mailbox\":");
-		json_str(h->mailbox);
+		cli_json_str(h->mailbox);
 		printf(",\"from\":");
-		json_str(h->from);
+		cli_json_str(h->from);
 		printf(",\"subject\":");
-		json_str(h->subject);
+		cli_json_str(h->subject);
 		printf(",\"message_id\":");
-		json_str(h->message_id);
+		cli_json_str(h->message_id);
 		printf("}\n");
 		return 0;
 	}

@@ -1528,6 +1528,26 @@ static void writer_free(struct repo_writer *w)
 	free(w);
 }
 
+/* Commit the session's index transaction and, on a remote repository,
+ * publish the index.  Called with ix_lock held. */
+static int commit_locked(struct repo *r, struct mv_err *err)
+{
+	int rc = index_commit(r->ix, err);
+
+	if (!rc && r->remote) {
+		rc = remote_index_publish(r, err);
+		/* the cached index now holds a commit the server may not
+		 * have: make the next open download the server's copy */
+		if (rc)
+			unlink(r->stamp_path);
+		else if (r->pending_path)
+			unlink(r->pending_path);
+	}
+	if (!rc)
+		index_data_version(r->ix, &r->data_version, NULL);
+	return rc;
+}
+
 int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 		       struct mv_err *err)
 {
@@ -1555,18 +1575,7 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	rc = index_snapshot_add(r->ix, snap->id, snap->name, snap->time_ns,
 				snap->partial, rec.data, rec.len, err);
 	if (!rc)
-		rc = index_commit(r->ix, err);
-	if (!rc && r->remote) {
-		rc = remote_index_publish(r, err);
-		/* the cached index now holds a commit the server may not
-		 * have: make the next open download the server's copy */
-		if (rc)
-			unlink(r->stamp_path);
-		else if (r->pending_path)
-			unlink(r->pending_path);
-	}
-	if (!rc)
-		index_data_version(r->ix, &r->data_version, NULL);
+		rc = commit_locked(r, err);
 	pthread_mutex_unlock(&r->ix_lock);
 	if (rc)
 		goto fail;
@@ -1797,16 +1806,7 @@ int repo_writer_finish(struct repo_writer *w, struct mv_err *err)
 	if (rc)
 		goto fail;
 	pthread_mutex_lock(&r->ix_lock);
-	rc = index_commit(r->ix, err);
-	if (!rc && r->remote) {
-		rc = remote_index_publish(r, err);
-		if (rc)
-			unlink(r->stamp_path);
-		else if (r->pending_path)
-			unlink(r->pending_path);
-	}
-	if (!rc)
-		index_data_version(r->ix, &r->data_version, NULL);
+	rc = commit_locked(r, err);
 	pthread_mutex_unlock(&r->ix_lock);
 	if (rc)
 		goto fail;
