@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "mv_err.h"
+#include "util.h"
 
 #define MAIL_STALWART_MAX_JSON ((size_t)1 << 30)
 #define MAIL_STALWART_MAX_VALUE ((size_t)256 << 20)
@@ -97,9 +98,11 @@ bool mail_stalwart_is_export(const char *const *names, size_t n);
 /* ---- server dumps ---- */
 
 struct mail_stalwart_dump_info {
-	char subspace;	  /* letter from the header ('t' for blobs) */
-	uint32_t version; /* schema version (5: v0.15, 6: v0.16) */
-	uint64_t records; /* records seen */
+	char subspace;	       /* letter from the header ('t' for blobs) */
+	uint32_t version;      /* schema version (5: v0.15, 6: v0.16) */
+	uint64_t records;      /* records seen */
+	uint64_t value_offset; /* during a callback: offset of the value in
+				  the decompressed stream */
 };
 
 /* Source of compressed bytes: fill buf with up to n bytes, set *got (0 at
@@ -120,6 +123,14 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 			    mail_stalwart_record_fn cb, void *cb_ctx,
 			    struct mail_stalwart_dump_info *info,
 			    struct mv_err *err);
+
+/* Copy len bytes at offset off of the decompressed stream of one
+ * subspace_<c> file (read through rd) into out (appended); stops reading
+ * once it has them.  -EBADMSG for a corrupt frame or a stream ending
+ * before off + len. */
+int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
+			       uint64_t off, uint64_t len, struct mv_buf *out,
+			       struct mv_err *err);
 
 /* mail_stalwart_dump_scan() over a file descriptor. */
 int mail_stalwart_dump_scan_fd(int fd, mail_stalwart_record_fn cb, void *cb_ctx,

@@ -87,6 +87,9 @@ struct mail_view_stats {
 	uint64_t missing_blobs; /* emails whose blobs/<blobId> is absent */
 	uint64_t bad_exports;	/* exports with cut or unreadable JSON */
 	uint64_t loose;		/* loose .eml files */
+	uint64_t dumps;		/* Stalwart server dumps (subspace_t) */
+	uint64_t dump_messages; /* their messages */
+	uint64_t dump_errors;	/* dumps cut short or corrupt */
 	bool catalog;		/* the catalogue was updated */
 };
 
@@ -111,6 +114,21 @@ bool mail_view_wants_whole(const char *path);
 int mail_view_see_whole(struct mail_view *v, const char *path, const void *data,
 			size_t len, struct mv_err *err);
 
+/* Folder of the messages of Stalwart server dumps: mail/stalwart-dump/. */
+#define MAIL_VIEW_DUMP "stalwart-dump"
+/* Xattr of TREE_XFORM_STALWART_DUMP entries: le64 offset and le64 length
+ * of the message in the decompressed stream of the chunks. */
+#define MAIL_VIEW_RANGE_XATTR "mailvault.range"
+
+/* Scan a Stalwart server dump's blob subspace (a file named subspace_t,
+ * read from fd by a source before it is ingested; path is its snapshot
+ * path): every record becomes a message of the view, whose entry will
+ * reference the chunks of that file (TREE_XFORM_STALWART_DUMP).  A corrupt
+ * or cut frame keeps the messages before it and is counted.  Producer
+ * thread.  Returns 0, -ENOMEM. */
+int mail_view_dump_scan(struct mail_view *v, const char *path, int fd,
+			struct mv_err *err);
+
 /* Add the view entries to tb (the backup time gives the directories'
  * mtime).  Key files given with keys_dir are stored through w. */
 int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
@@ -134,9 +152,11 @@ void mail_view_content_id(struct repo *r, const struct tree_entry *e,
 			  uint8_t out[MV_ID_LEN]);
 
 /* The content of a TREE_XFORM_MAILCRYPT entry: read its chunks, load the
- * keys its MAIL_VIEW_KEYS_XATTR names, decode; appends to out.  Returns 0
- * or the errors of repo_chunk_read() and mail_crypt_decode().
- * Thread-safe. */
+ * keys its MAIL_VIEW_KEYS_XATTR names, decode; appends to out.  Of a
+ * TREE_XFORM_STALWART_DUMP entry: decompress its chunks up to the end of
+ * the range in MAIL_VIEW_RANGE_XATTR and append that range.  Returns 0
+ * or the errors of repo_chunk_read(), mail_crypt_decode() and
+ * mail_stalwart_dump_extract().  Thread-safe. */
 int mail_view_read(struct repo *r, const struct tree_entry *e,
 		   struct mv_buf *out, struct mv_err *err);
 

@@ -57,6 +57,8 @@ struct tree_extent {
 enum tree_xform {
 	TREE_XFORM_NONE = 0,	  /* the chunks are the content */
 	TREE_XFORM_MAILCRYPT = 1, /* mail_crypt_decode() of the chunks */
+	TREE_XFORM_STALWART_DUMP = 2, /* a value inside the LZ4 frame of the
+					 chunks (mail_view_read()) */
 };
 
 struct tree_entry {

@@ -23,6 +23,13 @@ Usage:
   --cut-emails      cut emails.json in the middle of an element, as an export
                     interrupted while writing it
   --missing-blob    delete the blob file of one email (the last one)
+  --dump            write a server dump (`stalwart --export DIR`, v0.15+)
+                    into DIR instead: subspace_t (the messages, key =
+                    BLAKE3, value = raw message), subspace_p and subspace_i
+                    (opaque), each one LZ4 frame (the lz4 tool) of 0x7B,
+                    the letter, u32 LE schema version 5, then LEB128
+                    key/value records
+  --corrupt-dump    with --dump: damage subspace_t's frame in its second half
   --manifest FILE   write what the export holds as JSON (per email: id,
                     blobId, mailboxes (paths), keywords, receivedAt, subject,
                     messageId, listed (false when cut off), blob (false when
@@ -144,6 +151,47 @@ def q_subject(subject):
     return "".join(out)
 
 
+def write_subspace(path, letter, records, corrupt=False):
+    raw = bytearray(b"\x7b" + letter.encode() + (5).to_bytes(4, "little"))
+    for k, v in records:
+        raw += leb128(len(k)) + k + leb128(len(v)) + v
+    r = subprocess.run(["lz4", "-q", "-c", "-9"], input=bytes(raw),
+                       stdout=subprocess.PIPE, check=True)
+    data = bytearray(r.stdout)
+    if corrupt:
+        for i in range(len(data) * 2 // 3, len(data) * 2 // 3 + 64):
+            data[i] ^= 0x5A
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def write_dump(a):
+    rnd = random.Random(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    recs = []
+    manifest = []
+    for i in range(max(a.messages, 1)):
+        raw, subject, mid, received = message(i, rnd, a.account)
+        key = blake3(raw)
+        recs.append((key, raw))
+        manifest.append({"key": key.hex(), "subject": subject,
+                         "messageId": mid, "size": len(raw)})
+    recs.sort()
+    write_subspace(os.path.join(a.out, "subspace_t"), "t", recs,
+                   a.corrupt_dump)
+    write_subspace(os.path.join(a.out, "subspace_p"), "p",
+                   [(bytes([0, 0, 0, 2, 0, 1, 0, 0, 0, i]),
+                     bytes([0x80 | 0x10, i, i])) for i in range(20)])
+    write_subspace(os.path.join(a.out, "subspace_i"), "i",
+                   [(bytes([0, 0, 0, 2, 0, 3]) + b"key%d" % i, b"")
+                    for i in range(20)])
+    if a.manifest:
+        with open(a.manifest, "w", encoding="utf-8") as f:
+            json.dump({"messages": manifest}, f, ensure_ascii=False,
+                      indent=1)
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -155,7 +203,11 @@ def main():
     ap.add_argument("--cut-emails", action="store_true")
     ap.add_argument("--missing-blob", action="store_true")
     ap.add_argument("--manifest")
+    ap.add_argument("--dump", action="store_true")
+    ap.add_argument("--corrupt-dump", action="store_true")
     a = ap.parse_args()
+    if a.dump:
+        return write_dump(a)
     rnd = random.Random(a.seed)
     n = max(a.messages, 4)
     top = os.path.join(a.out, a.account)

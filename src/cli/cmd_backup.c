@@ -112,7 +112,8 @@ static const struct snapshot *find_parent(struct snapshot *list, size_t n,
 static void print_mail(const struct mail_view_stats *m, bool json)
 {
 	unsigned long long problems = m->no_key + m->corrupt + m->bad_headers +
-				      m->missing_blobs + m->bad_exports;
+				      m->missing_blobs + m->bad_exports +
+				      m->dump_errors;
 
 	if (json) {
 		printf("\"mail\":{\"messages\":%llu,\"parsed\":%llu,"
@@ -121,7 +122,8 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 		       "\"large\":%llu,\"keys\":%llu,\"accounts\":%llu,"
 		       "\"folders\":%llu,\"exports\":%llu,\"stalwart\":%llu,"
 		       "\"missing_blobs\":%llu,\"bad_exports\":%llu,"
-		       "\"loose\":%llu,\"catalogue\":%s},",
+		       "\"loose\":%llu,\"dumps\":%llu,\"dump_messages\":%llu,"
+		       "\"dump_errors\":%llu,\"catalogue\":%s},",
 		       (unsigned long long)m->messages,
 		       (unsigned long long)m->parsed,
 		       (unsigned long long)m->known,
@@ -138,6 +140,9 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 		       (unsigned long long)m->missing_blobs,
 		       (unsigned long long)m->bad_exports,
 		       (unsigned long long)m->loose,
+		       (unsigned long long)m->dumps,
+		       (unsigned long long)m->dump_messages,
+		       (unsigned long long)m->dump_errors,
 		       m->catalog ? "true" : "false");
 		return;
 	}
@@ -150,22 +155,26 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 	       (unsigned long long)m->accounts,
 	       (unsigned long long)m->parsed, (unsigned long long)m->known,
 	       (unsigned long long)m->decoded);
-	if (m->exports || m->loose)
+	if (m->exports || m->loose || m->dumps)
 		printf("  sources   %llu Stalwart exports (%llu messages), "
-		       "%llu loose .eml files\n",
+		       "%llu Stalwart dumps (%llu messages), %llu loose .eml "
+		       "files\n",
 		       (unsigned long long)m->exports,
 		       (unsigned long long)m->stalwart,
+		       (unsigned long long)m->dumps,
+		       (unsigned long long)m->dump_messages,
 		       (unsigned long long)m->loose);
 	if (problems || m->large)
 		printf("  problems  %llu without key, %llu corrupt, %llu with "
 		       "bad headers, %llu too large to parse, %llu missing "
-		       "blobs, %llu cut exports\n",
+		       "blobs, %llu cut exports, %llu damaged dumps\n",
 		       (unsigned long long)m->no_key,
 		       (unsigned long long)m->corrupt,
 		       (unsigned long long)m->bad_headers,
 		       (unsigned long long)m->large,
 		       (unsigned long long)m->missing_blobs,
-		       (unsigned long long)m->bad_exports);
+		       (unsigned long long)m->bad_exports,
+		       (unsigned long long)m->dump_errors);
 }
 
 static void print_summary(const struct snapshot *s,

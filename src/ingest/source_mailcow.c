@@ -275,6 +275,17 @@ int source_mailcow_filter(void *ctx, struct ingest *ing, int dirfd,
 
 	if (mc->view && mail_view_wants_whole(path))
 		return see_whole(mc, dirfd, name, path, meta, err);
+	if (mc->view && !strcmp(name, "subspace_t")) {
+		/* a Stalwart server dump's blobs: list its messages */
+		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		int rc;
+
+		if (fd < 0)
+			return 0;
+		rc = mail_view_dump_scan(mc->view, path, fd, err);
+		close(fd);
+		return rc;
+	}
 	if (!is_archive_name(name) || !in_folder(dirfd, path))
 		return 0;
 	return expand(mc, ing, dirfd, name, path, meta, err);

@@ -405,6 +405,7 @@ bool mail_stalwart_is_export(const char *const *names, size_t n)
 struct window {
 	struct mv_buf b;
 	size_t pos;
+	uint64_t base; /* stream offset of b.data[0] */
 };
 
 /* LEB128 at w->pos: 1 done, 0 need more bytes, -1 malformed. */
@@ -483,6 +484,7 @@ static int drain(struct window *w, bool *header_done,
 		vpos = at;
 		w->pos = at + vlen;
 		info->records++;
+		info->value_offset = w->base + vpos;
 		rc = cb ? cb(cb_ctx, w->b.data + kpos, klen, w->b.data + vpos,
 			     vlen)
 			: 0;
@@ -504,7 +506,7 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 			    struct mv_err *err)
 {
 	LZ4F_dctx *dctx = NULL;
-	struct window w = {MV_BUF_INIT, 0};
+	struct window w = {MV_BUF_INIT, 0, 0};
 	uint8_t in[65536];
 	size_t in_len = 0, in_pos = 0;
 	bool header_done = false, eof = false;
@@ -530,9 +532,11 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 			break;
 		/* compact the window, then decode into its free tail */
 		if (w.pos > 0 && w.pos == w.b.len) {
+			w.base += w.b.len;
 			w.b.len = 0;
 			w.pos = 0;
 		} else if (w.pos > (1u << 20)) {
+			w.base += w.pos;
 			memmove(w.b.data, w.b.data + w.pos, w.b.len - w.pos);
 			w.b.len -= w.pos;
 			w.pos = 0;
@@ -569,6 +573,72 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 out:
 	LZ4F_freeDecompressionContext(dctx);
 	mv_buf_release(&w.b);
+	return rc;
+}
+
+int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
+			       uint64_t off, uint64_t len, struct mv_buf *out,
+			       struct mv_err *err)
+{
+	LZ4F_dctx *dctx = NULL;
+	uint8_t in[65536], dec[65536];
+	size_t in_len = 0, in_pos = 0;
+	uint64_t at = 0, want_end = off + len;
+	int rc = 0;
+
+	if (len > MAIL_STALWART_MAX_VALUE)
+		return mv_err_set(err, -EMSGSIZE, "value too large");
+	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	while (at < want_end) {
+		size_t src, dst = sizeof(dec), hint;
+
+		if (in_pos == in_len) {
+			rc = rd(rd_ctx, in, sizeof(in), &in_len);
+			if (rc < 0) {
+				mv_err_set(err, rc, "read error");
+				goto out;
+			}
+			in_pos = 0;
+			if (!in_len) {
+				rc = mv_err_set(err, -EBADMSG,
+						"stream ends at %llu, before "
+						"%llu",
+						(unsigned long long)at,
+						(unsigned long long)want_end);
+				goto out;
+			}
+		}
+		src = in_len - in_pos;
+		hint = LZ4F_decompress(dctx, dec, &dst, in + in_pos, &src,
+				       NULL);
+		if (LZ4F_isError(hint)) {
+			rc = mv_err_set(err, -EBADMSG,
+					"corrupt LZ4 frame at %llu: %s",
+					(unsigned long long)at,
+					LZ4F_getErrorName(hint));
+			goto out;
+		}
+		in_pos += src;
+		if (dst && at + dst > off) {
+			uint64_t from = off > at ? off - at : 0;
+			uint64_t to = MV_MIN((uint64_t)dst, want_end - at);
+
+			if (mv_buf_append(out, dec + from,
+					  (size_t)(to - from))) {
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+		}
+		at += dst;
+		if (!hint && at < want_end) {
+			rc = mv_err_set(err, -EBADMSG, "frame ends at %llu",
+					(unsigned long long)at);
+			goto out;
+		}
+	}
+out:
+	LZ4F_freeDecompressionContext(dctx);
 	return rc;
 }
 

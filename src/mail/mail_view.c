@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -92,6 +93,7 @@ enum vmsg_kind {
 	VK_MAILDIR = 0,
 	VK_BLOB, /* a Stalwart blob, placed per mailbox at finish */
 	VK_EML,	 /* a loose .eml file */
+	VK_DUMP, /* a record of a Stalwart server dump */
 };
 
 struct vmsg {
@@ -116,6 +118,15 @@ struct vmsg {
 	int64_t mtime; /* view mtime when has_mtime (receivedAt) */
 	char *mdir;    /* Maildir++ view path below maildir/, or NULL */
 	unsigned cnt;  /* VK_BLOB: counts owed to the summary when placed */
+	size_t dump;   /* VK_DUMP: index in mail_view.dumps */
+	uint64_t doff; /* VK_DUMP: offset of the message in the stream */
+};
+
+/* A Stalwart server dump's blob file. */
+struct sw_dump {
+	char *path;	     /* snapshot path of subspace_t */
+	struct tree_entry e; /* its entry once stored */
+	bool have;	     /* e is set */
 };
 
 enum vmsg_count {
@@ -165,6 +176,8 @@ struct mail_view {
 	size_t raw_kept; /* bytes of vmsg.raw held */
 	struct sw_export *exps;
 	size_t nexps;
+	struct sw_dump *dumps;
+	size_t ndumps;
 	struct mail_view_stats st;
 };
 
@@ -620,7 +633,8 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	m->hidden = wh->kind == VK_BLOB;
 	m->account = wh->kind == VK_BLOB ? strdup(wh->account)
 					 : sanitize_path(wh->account);
-	m->mailbox = sanitize_path(wh->mailbox);
+	m->mailbox =
+		wh->kind == VK_DUMP ? strdup("") : sanitize_path(wh->mailbox);
 	m->base = strndup(wh->base, wh->base_len);
 	rc = tree_entry_copy(&m->e, e, err);
 	if (rc || !m->account || !m->mailbox || !m->base)
@@ -628,7 +642,7 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	v->nmsgs++;
 	m->date = wh->time >= 0 ? wh->time : e->mtime_sec;
 	m->size = e->size;
-	if (wh->kind != VK_BLOB)
+	if (wh->kind != VK_BLOB && wh->kind != VK_DUMP)
 		v->st.messages++;
 	if (wh->kind == VK_EML)
 		v->st.loose++;
@@ -804,6 +818,124 @@ static int json_done(struct mail_view *v, const char *path,
 	return rc;
 }
 
+/* ---- Stalwart server dumps ------------------------------------------ */
+
+struct dump_scan {
+	struct mail_view *v;
+	struct mail_stalwart_dump_info *info;
+	size_t dump;
+	struct mv_err *err;
+};
+
+static int dump_record(void *ctx, const uint8_t *key, size_t key_len,
+		       const uint8_t *value, size_t value_len)
+{
+	struct dump_scan *ds = ctx;
+	struct mail_view *v = ds->v;
+	char hex[2 * 32 + 1];
+	struct vwhere wh;
+	struct tree_entry e;
+	struct vres *res;
+	struct vmsg *m;
+	uint8_t cid[MV_ID_LEN];
+	int rc;
+
+	if (!value_len)
+		return 0;
+	mv_hex(key, MV_MIN(key_len, (size_t)32), hex);
+	repo_chunk_id(v->r, value, value_len, cid);
+	res = calloc(1, sizeof(*res));
+	if (!res)
+		return mv_err_set(ds->err, -ENOMEM, "out of memory");
+	res->kind = RES_EML;
+	res->layers = MAIL_CRYPT_PLAIN;
+	if (known_find(v, cid))
+		res->known = true;
+	else
+		decode_parse(v, res, value, value_len, 0);
+	/* a one-chunk entry stands for the message until finish */
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.size = value_len;
+	e.nchunks = 1;
+	e.chunks = calloc(1, sizeof(*e.chunks));
+	if (!e.chunks) {
+		res_free(res);
+		return mv_err_set(ds->err, -ENOMEM, "out of memory");
+	}
+	memcpy(e.chunks[0].id, cid, MV_ID_LEN);
+	e.chunks[0].size = (uint32_t)value_len;
+	memset(&wh, 0, sizeof(wh));
+	wh.kind = VK_DUMP;
+	wh.account = MAIL_VIEW_DUMP;
+	wh.mailbox = "";
+	wh.base = hex;
+	wh.base_len = strlen(hex);
+	wh.time = -1;
+	rc = record_msg(v, &wh, &e, res, ds->err);
+	free(e.chunks);
+	res_free(res);
+	if (rc)
+		return rc;
+	m = &v->msgs[v->nmsgs - 1];
+	m->dump = ds->dump;
+	m->doff = ds->info->value_offset;
+	m->hidden = true; /* until its file is stored */
+	v->st.dump_messages++;
+	return 0;
+}
+
+int mail_view_dump_scan(struct mail_view *v, const char *path, int fd,
+			struct mv_err *err)
+{
+	struct mail_stalwart_dump_info info;
+	struct mv_err e = MV_ERR_INIT;
+	struct dump_scan ds;
+	struct sw_dump *d;
+	uint8_t magic[4];
+	int rc;
+
+	d = realloc(v->dumps, (v->ndumps + 1) * sizeof(*d));
+	if (!d)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	v->dumps = d;
+	d = &v->dumps[v->ndumps];
+	memset(d, 0, sizeof(*d));
+	d->path = strdup(path);
+	if (!d->path)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	ds.v = v;
+	ds.info = &info;
+	ds.dump = v->ndumps++;
+	ds.err = err;
+	if (pread(fd, magic, 4, 0) != 4 || memcmp(magic, "\x04\x22\x4d\x18", 4))
+		return 0; /* not an LZ4 frame: not a dump */
+	rc = mail_stalwart_dump_scan_fd(fd, dump_record, &ds, &info, &e);
+	if (rc == -ENOMEM)
+		return mv_err_set(err, rc, "%s", mv_err_msg(&e));
+	v->st.dumps++;
+	if (rc)
+		v->st.dump_errors++;
+	return 0;
+}
+
+static void dump_done(struct mail_view *v, const char *path,
+		      const struct tree_entry *e)
+{
+	size_t i;
+
+	for (i = 0; i < v->ndumps; i++) {
+		struct sw_dump *d = &v->dumps[i];
+
+		if (d->have || strcmp(d->path, path))
+			continue;
+		if (tree_entry_copy(&d->e, e, NULL))
+			memset(&d->e, 0, sizeof(d->e));
+		else
+			d->have = true;
+	}
+}
+
 static int hook_file_done(void *ctx, const char *path,
 			  const struct tree_entry *e, void *result,
 			  struct mv_err *err)
@@ -828,6 +960,8 @@ static int hook_file_done(void *ctx, const char *path,
 		rc = json_done(v, path, &vp, e, res, err);
 		goto out;
 	}
+	if (v->ndumps && !strcmp(vp.leaf, "subspace_t"))
+		dump_done(v, path, e);
 	if (vp.kind != RES_MSG && vp.kind != RES_BLOB && vp.kind != RES_EML)
 		goto out;
 	memset(&wh, 0, sizeof(wh));
@@ -1048,6 +1182,11 @@ void mail_view_free(struct mail_view *v)
 		tree_entry_release(&x->ent[1]);
 	}
 	free(v->exps);
+	for (i = 0; i < v->ndumps; i++) {
+		free(v->dumps[i].path);
+		tree_entry_release(&v->dumps[i].e);
+	}
+	free(v->dumps);
 	for (i = 0; i < v->cap; i++) {
 		free(v->tab[i].from);
 		free(v->tab[i].subject);
@@ -1581,9 +1720,12 @@ static int view_name(struct vmsg *m, struct mail_name_set *set,
 
 static int add_message(struct tree_builder *tb, struct vmsg *m,
 		       const char *folder, const char *name,
-		       const struct tree_xattr *keyx, struct mv_err *err)
+		       const struct tree_xattr *keyx,
+		       const struct tree_entry *dump, struct mv_err *err)
 {
-	struct tree_entry ve = m->e;
+	struct tree_entry ve = dump ? *dump : m->e;
+	struct tree_xattr rx;
+	uint8_t range[16];
 	char *path;
 	int rc;
 
@@ -1610,6 +1752,19 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 			ve.nxattrs = 1;
 			ve.xattrs = (struct tree_xattr *)keyx;
 		}
+	}
+	if (dump) {
+		/* the message inside the dump's LZ4 frame */
+		ve.xform = TREE_XFORM_STALWART_DUMP;
+		ve.nextents = 0;
+		ve.extents = NULL;
+		mv_put_le64(range, m->doff);
+		mv_put_le64(range + 8, m->size);
+		rx.name = (char *)MAIL_VIEW_RANGE_XATTR;
+		rx.value = range;
+		rx.len = sizeof(range);
+		ve.nxattrs = 1;
+		ve.xattrs = &rx;
 	}
 	if (asprintf(&path, "%s/%s", folder, name) < 0)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -1655,6 +1810,14 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	rc = stalwart_place(v, tb, &dir, err);
 	if (rc)
 		return rc;
+	for (i = 0; i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i];
+
+		if (m->kind != VK_DUMP || !v->dumps[m->dump].have)
+			continue;
+		m->hidden = false;
+		v->st.messages++;
+	}
 	if (v->nmsgs > 1)
 		qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
 	/* the same file twice in one folder (two daily mailcow folders, a
@@ -1710,7 +1873,11 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		rc = view_name(m, set, err);
 		if (!rc)
 			rc = add_message(tb, m, folder, m->name,
-					 v->nkey_ids ? &keyx : NULL, err);
+					 v->nkey_ids ? &keyx : NULL,
+					 m->kind == VK_DUMP
+						 ? &v->dumps[m->dump].e
+						 : NULL,
+					 err);
 	}
 	mail_name_set_free(set);
 	free(folder);
@@ -1730,7 +1897,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		}
 		*slash = '/';
 		rc = add_message(tb, m, folder, slash + 1,
-				 v->nkey_ids ? &keyx : NULL, err);
+				 v->nkey_ids ? &keyx : NULL, NULL, err);
 		free(folder);
 	}
 	return rc;
@@ -1811,6 +1978,66 @@ out:
 
 /* ---- readers ---------------------------------------------------------- */
 
+/* Chunks of an entry as a read function for the LZ4 frame decoder. */
+struct chunk_rd {
+	struct repo *r;
+	const struct tree_entry *e;
+	uint32_t next;
+	struct mv_buf chunk;
+	size_t pos;
+	struct mv_err *err;
+};
+
+static int chunk_read_fn(void *ctx, void *buf, size_t n, size_t *got)
+{
+	struct chunk_rd *c = ctx;
+
+	while (c->pos == c->chunk.len) {
+		int rc;
+
+		if (c->next == c->e->nchunks) {
+			*got = 0;
+			return 0;
+		}
+		rc = repo_chunk_read(c->r, c->e->chunks[c->next++].id, false,
+				     &c->chunk, c->err);
+		if (rc)
+			return rc;
+		c->pos = 0;
+	}
+	*got = MV_MIN(n, c->chunk.len - c->pos);
+	memcpy(buf, c->chunk.data + c->pos, *got);
+	c->pos += *got;
+	return 0;
+}
+
+static int dump_read(struct repo *r, const struct tree_entry *e,
+		     struct mv_buf *out, struct mv_err *err)
+{
+	struct chunk_rd c;
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < e->nxattrs; i++)
+		if (!strcmp(e->xattrs[i].name, MAIL_VIEW_RANGE_XATTR) &&
+		    e->xattrs[i].len == 16)
+			break;
+	if (i == e->nxattrs)
+		return mv_err_set(err, -EBADMSG, "'%s': no message range",
+				  e->name ? e->name : "");
+	memset(&c, 0, sizeof(c));
+	c.r = r;
+	c.e = e;
+	c.err = err;
+	rc = mail_stalwart_dump_extract(
+		chunk_read_fn, &c, mv_le64(e->xattrs[i].value),
+		mv_le64(e->xattrs[i].value + 8), out, err);
+	mv_buf_release(&c.chunk);
+	if (rc)
+		mv_err_prefix(err, "'%s'", e->name ? e->name : "");
+	return rc;
+}
+
 int mail_view_read(struct repo *r, const struct tree_entry *e,
 		   struct mv_buf *out, struct mv_err *err)
 {
@@ -1819,6 +2046,8 @@ int mail_view_read(struct repo *r, const struct tree_entry *e,
 	uint32_t i;
 	int rc = 0;
 
+	if (e->xform == TREE_XFORM_STALWART_DUMP)
+		return dump_read(r, e, out, err);
 	for (i = 0; !rc && i < e->nchunks; i++) {
 		rc = repo_chunk_read(r, e->chunks[i].id, false, &chunk, err);
 		if (!rc && mv_buf_append(&raw, chunk.data, chunk.len))
