@@ -215,6 +215,77 @@ static size_t make_dump(uint8_t **out, size_t big)
 	return n;
 }
 
+struct offs {
+	struct mail_stalwart_dump_info *info;
+	uint64_t off[4];
+	size_t len[4];
+	int n;
+};
+
+static int on_offset(void *ctx, const uint8_t *k, size_t kl, const uint8_t *v,
+		     size_t vl)
+{
+	struct offs *o = ctx;
+
+	(void)k;
+	(void)kl;
+	(void)v;
+	if (o->n < 4) {
+		o->off[o->n] = o->info->value_offset;
+		o->len[o->n] = vl;
+		o->n++;
+	}
+	return 0;
+}
+
+/* value_offset during the callback, then each value read back alone */
+static void test_mail_stalwart_dump_extract(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_stalwart_dump_info info;
+	struct offs o;
+	uint8_t *z;
+	size_t zn = make_dump(&z, 300000);
+	struct mem_src src = {z, zn, 0, 4096};
+	int i;
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.info = &info;
+	assert_int_equal(mail_stalwart_dump_scan(mem_read, &src, on_offset, &o,
+						 &info, &err),
+			 0);
+	assert_int_equal(o.n, 3);
+	for (i = 0; i < 2; i++) {
+		struct mv_buf out = MV_BUF_INIT;
+		size_t k;
+
+		src.pos = 0;
+		assert_int_equal(mail_stalwart_dump_extract(mem_read, &src,
+							    o.off[i], o.len[i],
+							    &out, &err),
+				 0);
+		assert_int_equal(out.len, 300000);
+		for (k = 0; k < out.len; k++)
+			if (out.data[k] != 'a' + i)
+				break;
+		assert_int_equal(k, out.len);
+		mv_buf_release(&out);
+	}
+	/* a range past the end of the stream */
+	{
+		struct mv_buf out = MV_BUF_INIT;
+
+		src.pos = 0;
+		assert_int_equal(mail_stalwart_dump_extract(mem_read, &src,
+							    o.off[1], 900000,
+							    &out, &err),
+				 -EBADMSG);
+		mv_buf_release(&out);
+	}
+	free(z);
+}
+
 static void test_mail_stalwart_dump(void **state)
 {
 	struct mv_err err = MV_ERR_INIT;
@@ -268,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_mail_stalwart_export_truncated),
 		cmocka_unit_test(test_mail_stalwart_export_load_blobs),
 		cmocka_unit_test(test_mail_stalwart_dump),
+		cmocka_unit_test(test_mail_stalwart_dump_extract),
 	};
 
 	return cmocka_run_group_tests_name("mail_stalwart", tests, NULL, NULL);

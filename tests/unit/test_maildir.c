@@ -117,6 +117,40 @@ static void test_maildir_folder_names(void **state)
 			 -ENAMETOOLONG);
 }
 
+/* Maildir++ names for the Stalwart view: the inverse of decoding */
+static void test_maildir_folder_encode(void **state)
+{
+	static const char *const paths[] = {
+		"Archive/2024", "Gelöschte Objekte", "Entwürfe/a.b",
+		"R&D",		"日本語/x\\y",	     "Sent",
+	};
+	char enc[512], dec[512];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(
+		maildir_folder_encode("Archive/2024", enc, sizeof(enc)), 0);
+	assert_string_equal(enc, ".Archive.2024");
+	assert_int_equal(
+		maildir_folder_encode("Gelöschte Objekte", enc, sizeof(enc)),
+		0);
+	assert_string_equal(enc, ".Gel&APY-schte Objekte");
+	assert_int_equal(maildir_folder_encode("a.b", enc, sizeof(enc)), 0);
+	assert_string_equal(enc, ".a\\2eb");
+	assert_int_equal(maildir_folder_encode("", enc, sizeof(enc)), 0);
+	assert_string_equal(enc, "");
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		assert_int_equal(
+			maildir_folder_encode(paths[i], enc, sizeof(enc)), 0);
+		assert_int_equal(maildir_folder_decode(enc, strlen(enc), dec,
+						       sizeof(dec)),
+				 0);
+		assert_string_equal(dec, paths[i]);
+	}
+	assert_int_equal(maildir_folder_encode("Archive", enc, 4),
+			 -ENAMETOOLONG);
+}
+
 static void test_maildir_locate_layouts(void **state)
 {
 	struct maildir_loc l;
@@ -176,6 +210,7 @@ int main(void)
 		cmocka_unit_test(test_maildir_keywords_file),
 		cmocka_unit_test(test_maildir_folder_names),
 		cmocka_unit_test(test_maildir_locate_layouts),
+		cmocka_unit_test(test_maildir_folder_encode),
 	};
 
 	return cmocka_run_group_tests_name("maildir", tests, NULL, NULL);
