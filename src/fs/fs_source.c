@@ -152,24 +152,17 @@ static int warm_pack(int64_t id, const char *name, int kind, uint64_t size,
 	return 0;
 }
 
-/* A cold first access walks the index (a few SQLite pages per chunk) and
- * one tree record per path level: have the kernel read the index and the
- * packs of trees ahead, in the background.  Both are small next to the
- * data (a 414 MB snapshot: 1.2 MB index, 1.6 MB of trees). */
+/* A cold first access reads one tree record per path level: have the
+ * kernel read the packs of trees ahead, in the background (a 414 MB
+ * snapshot has 1.6 MB of trees).  index.db is not touched: closing any
+ * descriptor of it would drop SQLite's POSIX locks, and a writer could
+ * then reset the WAL under this process's connection. */
 static void src_warm(void *ctx)
 {
 	struct repo *r = ctx;
 	struct backend *be = repo_backend(r);
 	struct warm_arg a = {NULL, FS_WARM_META_MAX};
-	const char *ix = repo_index_path(r);
 
-	if (ix) {
-		char wal[PATH_MAX];
-
-		warm_file(ix);
-		if (snprintf(wal, sizeof(wal), "%s-wal", ix) < (int)sizeof(wal))
-			warm_file(wal);
-	}
 	a.root = be && be->ops->local_root ? be->ops->local_root(be) : NULL;
 	if (a.root)
 		repo_pack_each(r, warm_pack, &a, NULL);
