@@ -16,6 +16,14 @@
  * Files that cannot be decoded (no key, wrong key, corrupt) are shown as
  * raw bytes under "<time> (undecodable) - <reason> <base> [<id>].raw".
  *
+ * Other inputs in the same view (docs/MAIL.md):
+ *  - Stalwart account exports: mail/<account>/<Mailbox/Path>/ for each
+ *    mailbox of each email (mtime = receivedAt), plus a Maildir++ tree
+ *    maildir/<account>/ over the same chunks;
+ *  - Stalwart server dumps (subspace_t, via mail_view_dump_scan()):
+ *    mail/stalwart-dump/, entries with xform = TREE_XFORM_STALWART_DUMP;
+ *  - loose .eml files: mail/loose/<directory path>/.
+ *
  * Content id of a message (catalogue key, <id> of its name): the chunk id
  * of the raw file when it is one chunk (every file up to the small-file
  * limit), else the keyed id of its chunk id list.  A message file never
