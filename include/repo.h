@@ -122,6 +122,14 @@ int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
 int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
 		    struct mv_buf *out, struct mv_err *err);
 
+/* Check and decompress a record of chunk id that the caller fetched
+ * itself (rec: its 64-byte header and payload, from chunk_loc.offset, as
+ * a read-ahead of a pack range does).  Same checks as repo_chunk_read.
+ * Thread-safe. */
+int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+		       const void *rec, size_t len, bool verify_id,
+		       struct mv_buf *out, struct mv_err *err);
+
 /* The pack file name (relative path) of a pack row id, for messages and
  * for read-ahead.  Writes at most n bytes. */
 int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,

@@ -1022,13 +1022,55 @@ static int decompress(struct repo *r, const struct pack_rec *rec,
 	return 0;
 }
 
+/* Check and decompress one record (header + payload) of chunk id. */
+static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+			 const uint8_t *buf, size_t len, bool verify_id,
+			 struct mv_buf *out, const char *where,
+			 struct mv_err *err)
+{
+	struct pack_rec rec;
+	int rc;
+
+	if (len < PACK_REC_HDR_LEN || pack_rec_decode(buf, &rec) ||
+	    memcmp(rec.id, id, MV_ID_LEN) ||
+	    rec.stored_size != len - PACK_REC_HDR_LEN)
+		return mv_err_set(err, -EIO, "%s: record header is damaged",
+				  where);
+	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) !=
+	    rec.checksum)
+		return mv_err_set(err, -EIO, "%s: checksum mismatch (data "
+				  "damaged)", where);
+	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
+	if (rc)
+		return rc;
+	if (verify_id) {
+		uint8_t check[MV_ID_LEN];
+
+		repo_chunk_id(r, out->data, out->len, check);
+		if (memcmp(check, id, MV_ID_LEN))
+			return mv_err_set(err, -EIO, "%s: content does not "
+					  "match its id", where);
+	}
+	return 0;
+}
+
+int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+		       const void *rec, size_t len, bool verify_id,
+		       struct mv_buf *out, struct mv_err *err)
+{
+	char hex[17], where[64];
+
+	mv_hex(id, 8, hex);
+	snprintf(where, sizeof(where), "chunk %s", hex);
+	return record_decode(r, id, rec, len, verify_id, out, where, err);
+}
+
 static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 			   bool verify_id, struct mv_buf *out,
 			   struct mv_err *err)
 {
 	char name[PACK_NAME_LEN + 8], path[128], where[256], hex[17];
 	struct chunk_loc loc;
-	struct pack_rec rec;
 	uint8_t *buf = NULL;
 	size_t need, got = 0;
 	int rc;
@@ -1072,29 +1114,12 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 		}
 		got += k;
 	}
-	if (pack_rec_decode(buf, &rec) || memcmp(rec.id, id, MV_ID_LEN) ||
-	    rec.stored_size != loc.stored_size) {
+	if (loc.stored_size + (size_t)PACK_REC_HDR_LEN != need) {
 		rc = mv_err_set(err, -EIO, "%s: record header is damaged",
 				where);
 		goto out;
 	}
-	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) !=
-	    rec.checksum) {
-		rc = mv_err_set(err, -EIO, "%s: checksum mismatch (data "
-				"damaged)", where);
-		goto out;
-	}
-	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
-	if (rc)
-		goto out;
-	if (verify_id) {
-		uint8_t check[MV_ID_LEN];
-
-		repo_chunk_id(r, out->data, out->len, check);
-		if (memcmp(check, id, MV_ID_LEN))
-			rc = mv_err_set(err, -EIO, "%s: content does not "
-					"match its id", where);
-	}
+	rc = record_decode(r, id, buf, need, verify_id, out, where, err);
 out:
 	free(buf);
 	return rc;
