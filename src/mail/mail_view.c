@@ -1454,13 +1454,68 @@ static int blob_cmp(const void *a, const void *b)
 	return strcmp(x->base, y->base);
 }
 
+/* The custom keywords of one Maildir++ folder, letters a-z in name order
+ * (its dovecot-keywords file). */
+struct kwset {
+	const char *kw[26];
+	unsigned n;
+};
+
+static int kw_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static bool is_custom(const char *kw)
+{
+	return !maildir_flags_from_keyword(kw) && strcasecmp(kw, "$recent") &&
+	       !strpbrk(kw, " \n\r\t");
+}
+
+/* kws[n_mailboxes] is the root (mailboxes unknown to mailboxes.json). */
+static void kw_collect(const struct mail_stalwart_export *exp,
+		       struct kwset *kws)
+{
+	size_t i, k, j;
+
+	for (i = 0; i < exp->n_emails; i++) {
+		const struct mail_stalwart_email *em = &exp->emails[i];
+
+		for (k = 0; k < em->n_mailbox_ids; k++) {
+			const struct mail_stalwart_mailbox *mb =
+				mail_stalwart_mailbox_find(exp,
+							   em->mailbox_ids[k]);
+			struct kwset *ks =
+				&kws[mb ? (size_t)(mb - exp->mailboxes)
+					: exp->n_mailboxes];
+
+			for (j = 0; j < em->n_keywords; j++) {
+				unsigned t;
+
+				if (!is_custom(em->keywords[j]))
+					continue;
+				for (t = 0; t < ks->n; t++)
+					if (!strcmp(ks->kw[t], em->keywords[j]))
+						break;
+				if (t == ks->n && ks->n < 26)
+					ks->kw[ks->n++] = em->keywords[j];
+			}
+		}
+	}
+	for (i = 0; i <= exp->n_mailboxes; i++)
+		if (kws[i].n > 1)
+			qsort(kws[i].kw, kws[i].n, sizeof(kws[i].kw[0]),
+			      kw_cmp);
+}
+
 /* Maildir++ path of one placed message below maildir/. */
 static int mdir_path(struct vmsg *m, const char *account, const char *path,
 		     bool inbox, const struct mail_stalwart_email *em,
-		     int64_t rtime)
+		     const struct kwset *ks, int64_t rtime)
 {
 	char folder[1024], acc[MAIL_NAME_MAX + 1], info[64], *p = NULL;
 	unsigned flags = 0;
+	uint32_t letters = 0;
 	size_t i;
 
 	mail_name_sanitize(account, acc, sizeof(acc), MAIL_NAME_MAX);
@@ -1468,9 +1523,15 @@ static int mdir_path(struct vmsg *m, const char *account, const char *path,
 		folder[0] = '\0';
 	else if (maildir_folder_encode(path, folder, sizeof(folder)))
 		snprintf(folder, sizeof(folder), "._%s", em->id ? em->id : "");
-	for (i = 0; i < em->n_keywords; i++)
+	for (i = 0; i < em->n_keywords; i++) {
+		unsigned t;
+
 		flags |= maildir_flags_from_keyword(em->keywords[i]);
-	maildir_info(flags, 0, info, sizeof(info));
+		for (t = 0; ks && t < ks->n; t++)
+			if (!strcmp(ks->kw[t], em->keywords[i]))
+				letters |= 1u << t;
+	}
+	maildir_info(flags, letters, info, sizeof(info));
 	if (m->layers || m->state != VM_OK) {
 		if (asprintf(&p, "%s%s%s/cur/%lld.%s.stalwart%s", acc,
 			     *folder ? "/" : "", folder, (long long)rtime,
@@ -1485,10 +1546,53 @@ static int mdir_path(struct vmsg *m, const char *account, const char *path,
 	return p ? 0 : -ENOMEM;
 }
 
+/* A folder's dovecot-keywords file, stored through w. */
+static int mdir_keywords(struct mail_view *v, struct tree_builder *tb,
+			 struct repo_writer *w, const char *path,
+			 const struct kwset *ks, struct tree_entry *f,
+			 struct mv_err *err)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	struct tree_chunk ch;
+	char line[512];
+	bool is_new;
+	unsigned t;
+	int rc = 0;
+
+	for (t = 0; t < ks->n; t++) {
+		int n = snprintf(line, sizeof(line), "%u %s\n", t, ks->kw[t]);
+
+		if (n > 0 && (size_t)n < sizeof(line) &&
+		    mv_buf_append(&b, line, (size_t)n))
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	if (!rc && b.len) {
+		repo_chunk_id(v->r, b.data, b.len, ch.id);
+		ch.size = (uint32_t)b.len;
+		rc = repo_writer_put(w, REC_DATA, ch.id, b.data, b.len, NULL, 0,
+				     &is_new, err);
+	}
+	if (!rc && b.len) {
+		f->name = (char *)"dovecot-keywords";
+		f->name_len = 16;
+		f->size = b.len;
+		f->nchunks = 1;
+		f->chunks = &ch;
+		rc = tree_builder_add(tb, path, f, err);
+		f->nchunks = 0;
+		f->chunks = NULL;
+		f->size = 0;
+	}
+	mv_buf_release(&b);
+	return rc;
+}
+
 /* The Maildir++ folders of an export, even empty ones. */
-static int mdir_folders(struct tree_builder *tb, const char *account,
+static int mdir_folders(struct mail_view *v, struct tree_builder *tb,
+			struct repo_writer *w, const char *account,
 			const struct mail_stalwart_export *exp,
-			const struct tree_entry *dir, struct mv_err *err)
+			const struct kwset *kws, const struct tree_entry *dir,
+			struct mv_err *err)
 {
 	static const char *const sub[] = {"cur", "new", "tmp"};
 	char acc[MAIL_NAME_MAX + 1], folder[1024], *p = NULL;
@@ -1537,6 +1641,17 @@ static int mdir_folders(struct tree_builder *tb, const char *account,
 			f.name_len = 13;
 			rc = tree_builder_add(tb, p, &f, err);
 		}
+		if (!rc && kws[i].n && w) {
+			free(p);
+			if (asprintf(&p, "%s/%s%s%s/dovecot-keywords",
+				     MAIL_VIEW_MAILDIR_DIR, acc,
+				     *folder ? "/" : "", folder) < 0) {
+				p = NULL;
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			rc = mdir_keywords(v, tb, w, p, &kws[i], &f, err);
+		}
 	}
 	free(p);
 	return rc;
@@ -1544,10 +1659,11 @@ static int mdir_folders(struct tree_builder *tb, const char *account,
 
 /* Place every email of export x in each of its mailboxes. */
 static int export_place(struct mail_view *v, struct sw_export *x,
-			struct tree_builder *tb, const struct tree_entry *dir,
-			struct mv_err *err)
+			struct tree_builder *tb, struct repo_writer *w,
+			const struct tree_entry *dir, struct mv_err *err)
 {
 	struct mail_stalwart_export exp;
+	struct kwset *kws = NULL;
 	struct vmsg **blobs = NULL;
 	const char *leaf = strrchr(x->dir, '/');
 	const char *account = leaf ? leaf + 1 : x->dir;
@@ -1575,7 +1691,8 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 		      !strcmp(v->msgs[i].account, x->dir);
 	blobs = calloc(nb + 1, sizeof(*blobs));
 	used = calloc(nb + 1, sizeof(*used));
-	if (!blobs || !used) {
+	kws = calloc(exp.n_mailboxes + 1, sizeof(*kws));
+	if (!blobs || !used || !kws) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -1588,7 +1705,8 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 		qsort(blobs, nb, sizeof(*blobs), blob_cmp);
 	for (i = 0; i < nb; i++)
 		blobs[i] = (struct vmsg *)(uintptr_t)(blobs[i] - v->msgs);
-	rc = mdir_folders(tb, account, &exp, dir, err);
+	kw_collect(&exp, kws);
+	rc = mdir_folders(v, tb, w, account, &exp, kws, dir, err);
 	for (i = 0; !rc && i < exp.n_emails; i++) {
 		const struct mail_stalwart_email *em = &exp.emails[i];
 		size_t lo = 0, hi = nb, b = SIZE_MAX, k;
@@ -1641,6 +1759,8 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 				m->mtime = em->received_at;
 			}
 			if (mdir_path(m, account, path, inbox, em,
+				      &kws[mb ? (size_t)(mb - exp.mailboxes)
+					      : exp.n_mailboxes],
 				      em->received_at >= 0 ? em->received_at
 							   : m->e.mtime_sec))
 				rc = mv_err_set(err, -ENOMEM, "out of memory");
@@ -1665,19 +1785,21 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 out:
 	free(blobs);
 	free(used);
+	free(kws);
 	mail_stalwart_export_release(&exp);
 	return rc;
 }
 
 static int stalwart_place(struct mail_view *v, struct tree_builder *tb,
-			  const struct tree_entry *dir, struct mv_err *err)
+			  struct repo_writer *w, const struct tree_entry *dir,
+			  struct mv_err *err)
 {
 	size_t i;
 	int rc = 0;
 
 	for (i = 0; !rc && i < v->nexps; i++)
 		if (v->exps[i].have[1])
-			rc = export_place(v, &v->exps[i], tb, dir, err);
+			rc = export_place(v, &v->exps[i], tb, w, dir, err);
 	return rc;
 }
 
@@ -1807,7 +1929,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		dir.uid = v->msgs[0].e.uid;
 		dir.gid = v->msgs[0].e.gid;
 	}
-	rc = stalwart_place(v, tb, &dir, err);
+	rc = stalwart_place(v, tb, w, &dir, err);
 	if (rc)
 		return rc;
 	for (i = 0; i < v->nmsgs; i++) {

@@ -107,6 +107,11 @@ assert_grep '^[0-9]+\.b\.stalwart,S=[0-9]+:2,FS$' \
 assert_grep '^[0-9]+\.a\.stalwart,S=[0-9]+:2,S$' "$T/mdcur"
 "$MV" ls "$R" "$S:maildir/john/.Archive.2024" >"$T/x/a24"
 assert_grep '^maildirfolder$' "$T/x/a24"
+# email 5 ("$seen", "work") is in Archive/2024: keyword letter a
+"$MV" cat "$R" "$S:maildir/john/.Archive.2024/dovecot-keywords" >"$T/x/kw"
+assert_eq "0 work" "$(cat "$T/x/kw")" "dovecot-keywords"
+"$MV" ls "$R" "$S:maildir/john/.Archive.2024/cur" >"$T/x/a24cur"
+assert_grep '^[0-9]+\.[a-z0-9]+\.stalwart,S=[0-9]+:2,Sa$' "$T/x/a24cur"
 
 # Debian's Dovecot opens it: message counts and a header
 mkdir "$T/md"
@@ -116,6 +121,13 @@ if [ -x /usr/sbin/dovecot ] && command -v doveadm >/dev/null; then
 	d=$T/dc
 	mkdir -p "$d/run" "$d/state" "$d/ctl"
 	chmod 755 "$T"
+	# Dovecot reads dovecot-keywords from the control directory, which
+	# is outside the read-only tree here: give it the tree's files
+	(cd "$T/md/maildir" && find . -name dovecot-keywords) |
+		while IFS= read -r k; do
+			mkdir -p "$d/ctl/$(dirname "$k")"
+			cp "$T/md/maildir/$k" "$d/ctl/$k"
+		done
 	chown -R $vuid:$vuid "$T/md" "$d/ctl"
 	cat >"$d/dovecot.conf" <<CONF
 ssl = no
@@ -172,6 +184,8 @@ CONF
 	assert_grep "<$mid>" "$T/dhdr"
 	dv fetch -u john flags mailbox Sent >"$T/dflags"
 	assert_grep 'Flagged' "$T/dflags"
+	dv fetch -u john flags mailbox Archive/2024 >"$T/dkw"
+	assert_grep 'flags: .*work' "$T/dkw"
 	dv fetch -u john text mailbox INBOX >"$T/dtext"
 	assert_grep "^Message-ID: <$mid>" "$T/dtext"
 else
