@@ -772,10 +772,12 @@ static int export_set_json(struct sw_export *x, int k, const void *data,
 
 bool mail_view_wants_whole(const char *path)
 {
-	struct vpath vp;
+	const char *leaf = strrchr(path, '/');
 
-	classify(path, &vp);
-	return vp.kind == RES_JSON;
+	/* cheap: called for every file of a directory source */
+	return leaf && leaf > path &&
+	       (!strcmp(leaf, "/emails.json") ||
+		!strcmp(leaf, "/mailboxes.json"));
 }
 
 int mail_view_see_whole(struct mail_view *v, const char *path, const void *data,
