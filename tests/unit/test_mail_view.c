@@ -122,6 +122,74 @@ static void test_mail_view_entry(void **state)
 	assert_int_equal(mail_view_get_stats(f->v)->parsed, 1);
 }
 
+/* A Stalwart export whose blobs come before its JSON: placed in both
+ * mailboxes, mtime = receivedAt, a Maildir++ file with flags; a missing
+ * blob counted; a loose .eml in its own folder. */
+static void test_mail_view_stalwart_export(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const struct mail_view_stats *st;
+	struct tree_entry *e;
+	uint8_t id[MV_ID_LEN];
+	char path[512], hex[9];
+
+	feed(f, "x/john/blobs/cblob1", msg1, 0);
+	feed(f, "x/john/blobs/csieve", "require [\"fileinto\"];\n", 0);
+	feed(f, "x/john/emails.json",
+	     "[{\"id\":\"a\",\"blobId\":\"cblob1\",\"mailboxIds\":"
+	     "{\"a\":true,\"c\":true},\"keywords\":{\"$seen\":true,"
+	     "\"$flagged\":true},\"receivedAt\":\"2024-05-02T00:00:00Z\"},"
+	     "{\"id\":\"b\",\"blobId\":\"cgone\",\"mailboxIds\":"
+	     "{\"a\":true}}]",
+	     0);
+	feed(f, "x/john/mailboxes.json",
+	     "[{\"id\":\"a\",\"name\":\"Inbox\",\"parentId\":null,"
+	     "\"role\":\"inbox\"},{\"id\":\"b\",\"name\":\"Archive\","
+	     "\"parentId\":null,\"role\":null},{\"id\":\"c\",\"name\":"
+	     "\"2024\",\"parentId\":\"b\",\"role\":null,\"shareWith\":"
+	     "{\"c\":{\"mayReadItems\":true}}}]",
+	     0);
+	feed(f, "v/saved/note.eml", msg1, 0);
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	repo_chunk_id(f->r, msg1, strlen(msg1), id);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/john/Inbox/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	e = tree_builder_get(f->tb, path);
+	assert_non_null(e);
+	assert_int_equal(e->mtime_sec, 1714608000);
+	assert_memory_equal(e->chunks[0].id, id, MV_ID_LEN);
+	snprintf(path, sizeof(path),
+		 "mail/john/Archive/2024/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	e = tree_builder_get(f->tb, "maildir/john/cur/1714608000.a.stalwart,"
+				    "S=138:2,FS");
+	assert_non_null(e);
+	assert_memory_equal(e->chunks[0].id, id, MV_ID_LEN);
+	assert_non_null(tree_builder_get(
+		f->tb, "maildir/john/.Archive.2024/cur/1714608000.a.stalwart,"
+		       "S=138:2,FS"));
+	assert_non_null(
+		tree_builder_get(f->tb, "maildir/john/.Archive/maildirfolder"));
+	snprintf(path, sizeof(path),
+		 "mail/loose/v/saved/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	st = mail_view_get_stats(f->v);
+	assert_int_equal(st->exports, 1);
+	assert_int_equal(st->stalwart, 2);
+	assert_int_equal(st->missing_blobs, 1);
+	assert_int_equal(st->loose, 1);
+	assert_int_equal(st->messages, 3);
+	assert_int_equal(st->bad_headers, 0);
+}
+
 static void test_mail_view_duplicates_and_folders(void **state)
 {
 	struct fx *f = *state;
@@ -200,6 +268,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_mail_view_duplicates_and_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_view_stalwart_export,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_view_undecodable,
 						setup, teardown),
 	};
