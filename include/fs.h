@@ -13,6 +13,7 @@
 
 #define FS_CACHE_DEFAULT_MIB 128 /* -o cache_size= default */
 #define FS_CACHE_MIN_MIB 8
+#define FS_PACK_AHEAD_MAX_MIB 64 /* -o pack_ahead= upper bound */
 
 /* Options of "mailvault mount". */
 struct fs_opts {
@@ -21,6 +22,7 @@ struct fs_opts {
 	bool allow_other; /* -o allow_other (turns on default_perm.) */
 	bool default_permissions; /* -o default_permissions */
 	unsigned cache_mib;	  /* -o cache_size=MiB: chunks + directories */
+	int pack_ahead_mib; /* -o pack_ahead=MiB: range read-ahead, -1 auto */
 };
 
 /* Defaults: only the mounting user, FS_CACHE_DEFAULT_MIB of cache. */

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#define FS_CACHE_ABANDONED (-100000) /* state of a claim given up */
+
 int fs_cache_init(struct fs_cache *c, size_t limit,
 		  void (*free_value)(void *arg, void *value), void *free_arg)
 {
@@ -173,12 +175,19 @@ int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
+again:
 	it = tab_find(c, h, key, klen);
 	if (it) {
 		it->pins++;
 		c->hits++;
 		while (it->state == 0)
 			pthread_cond_wait(&c->loaded, &c->lock);
+		if (it->state == FS_CACHE_ABANDONED) {
+			/* a claim given up: load it here */
+			if (--it->pins == 0)
+				free(it);
+			goto again;
+		}
 		if (it->state < 0) {
 			rc = it->state;
 			if (--it->pins == 0)
@@ -235,6 +244,65 @@ int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
 	maybe_trim(c);
 	*out = it;
 	return 0;
+}
+
+int fs_cache_claim(struct fs_cache *c, const void *key, size_t klen,
+		   struct fs_cache_item **out)
+{
+	uint64_t h = XXH3_64bits(key, klen);
+	struct fs_cache_item *it;
+
+	pthread_mutex_lock(&c->lock);
+	if (tab_find(c, h, key, klen)) {
+		pthread_mutex_unlock(&c->lock);
+		return -EEXIST;
+	}
+	it = calloc(1, sizeof(*it) + klen);
+	if (!it) {
+		pthread_mutex_unlock(&c->lock);
+		return -ENOMEM;
+	}
+	c->misses++;
+	it->hash = h;
+	it->klen = klen;
+	memcpy(it->key, key, klen);
+	it->pins = 1;
+	if (c->count >= c->cap)
+		tab_grow(c);
+	it->hnext = c->tab[h & (c->cap - 1)];
+	c->tab[h & (c->cap - 1)] = it;
+	c->count++;
+	pthread_mutex_unlock(&c->lock);
+	*out = it;
+	return 0;
+}
+
+void fs_cache_fill(struct fs_cache *c, struct fs_cache_item *it, void *value,
+		   size_t size, size_t cost)
+{
+	pthread_mutex_lock(&c->lock);
+	it->value = value;
+	it->size = size;
+	it->cost = cost;
+	it->state = 1;
+	c->used += cost;
+	lru_push(c, it);
+	pthread_cond_broadcast(&c->loaded);
+	it->pins--;
+	evict(c);
+	pthread_mutex_unlock(&c->lock);
+	maybe_trim(c);
+}
+
+void fs_cache_abandon(struct fs_cache *c, struct fs_cache_item *it)
+{
+	pthread_mutex_lock(&c->lock);
+	tab_remove(c, it);
+	it->state = FS_CACHE_ABANDONED;
+	pthread_cond_broadcast(&c->loaded);
+	if (--it->pins == 0)
+		free(it);
+	pthread_mutex_unlock(&c->lock);
 }
 
 bool fs_cache_has(struct fs_cache *c, const void *key, size_t klen)

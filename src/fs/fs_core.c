@@ -23,11 +23,17 @@
 #define MIB ((size_t)1 << 20)
 #define READAHEAD_BYTES (8 * MIB) /* ahead of a sequential reader */
 #define READAHEAD_CHUNKS 32
+#define PACK_AHEAD_BYTES (8 * MIB) /* range read of remote packs */
+#define DIR_AHEAD_BYTES (4 * MIB)  /* next files of a directory */
+#define DIR_AHEAD_FILES 64
+#define AHEAD_LIST_MAX 1024	/* chunks considered for one range read */
 #define UNKNOWN_INO 0xffffffffu /* d_ino of entries without a node yet */
 #define ACL_ACCESS "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
 
 static const struct tree empty_tree;
+
+static void fh_free(struct fs_fh *fh);
 
 static void fs_log(struct fs *fs, const char *fmt, ...) MV_PRINTF(2, 3);
 
@@ -235,10 +241,12 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	fs->gid = getgid();
 	fs->mount_ns = mv_now_ns();
 	pthread_mutex_init(&fs->refresh_lock, NULL);
+	pthread_mutex_init(&fs->fh_lock, NULL);
 	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
 	rc = fs_itable_init(&fs->itab);
 	if (rc) {
 		pthread_mutex_destroy(&fs->refresh_lock);
+		pthread_mutex_destroy(&fs->fh_lock);
 		free(fs);
 		return mv_err_set(err, rc, "out of memory");
 	}
@@ -247,6 +255,15 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	/* remote: one request for a range of a pack instead of a round
+	 * trip per file; bounded by a quarter of the chunk cache */
+	if (o->pack_ahead_mib >= 0)
+		fs->pack_ahead = (size_t)o->pack_ahead_mib * MIB;
+	else if (src->chunks_fetch && src->remote && src->remote(src_ctx))
+		fs->pack_ahead = PACK_AHEAD_BYTES;
+	if (!src->chunks_fetch)
+		fs->pack_ahead = 0;
+	fs->pack_ahead = MV_MIN(fs->pack_ahead, fs->chunks.limit / 4);
 	rc = fs_refresh(fs, true, err);
 	if (rc)
 		goto fail;
@@ -318,11 +335,16 @@ int fs_start(struct fs *fs, struct mv_err *err)
 
 void fs_free(struct fs *fs)
 {
+	unsigned i;
+
 	if (!fs)
 		return;
 	if (fs->warming)
 		pthread_join(fs->warm_thread, NULL);
 	fs_prefetch_stop(&fs->ahead);
+	for (i = 0; i < FS_FH_SLOTS; i++)
+		fh_free(fs->fh_slots[i].fh);
+	pthread_mutex_destroy(&fs->fh_lock);
 	fs_cache_release(&fs->chunks);
 	fs_cache_release(&fs->trees);
 	fs_itable_release(&fs->itab);
@@ -790,13 +812,15 @@ static void fh_free(struct fs_fh *fh)
 	free(fh->ext_data);
 	free(fh->path);
 	free(fh->decoded);
+	free(fh->dref.chunks);
 	pthread_mutex_destroy(&fh->lock);
 	free(fh);
 }
 
 static struct fs_fh *fh_new(const struct tree_entry *e, uint64_t ino,
-			    const char *dir_path)
+			    const struct fs_dir *dir, uint32_t index)
 {
+	const char *dir_path = dir->path;
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 	char shown[FS_NAME_MAX + 1];
 	size_t pl = strlen(dir_path), sl;
@@ -815,11 +839,17 @@ static struct fs_fh *fh_new(const struct tree_entry *e, uint64_t ino,
 	fh->offs = malloc((e->nchunks + 1) * sizeof(*fh->offs));
 	fh->extents = malloc((e->nextents + 1) * sizeof(*fh->extents));
 	fh->ext_data = malloc((e->nextents + 1) * sizeof(*fh->ext_data));
+	fh->dref.chunks = malloc((dir->ref.n + 1) * sizeof(*fh->dref.chunks));
 	if (!fh->path || !fh->chunks || !fh->offs || !fh->extents ||
-	    !fh->ext_data) {
+	    !fh->ext_data || !fh->dref.chunks) {
 		fh_free(fh);
 		return NULL;
 	}
+	if (dir->ref.n)
+		memcpy(fh->dref.chunks, dir->ref.chunks,
+		       dir->ref.n * sizeof(*fh->dref.chunks));
+	fh->dref.n = dir->ref.n;
+	fh->dindex = index;
 	memcpy(fh->path, dir_path, pl);
 	fh->path[pl] = '/';
 	memcpy(fh->path + pl + 1, shown, sl + 1);
@@ -896,7 +926,7 @@ int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 	rc = pin_entry(fs, &p, &item, &e);
 	if (rc)
 		goto out;
-	*out = fh_new(e, ino, p.dir->path);
+	*out = fh_new(e, ino, p.dir, p.index);
 	rc = *out ? 0 : -ENOMEM;
 	if (!rc && e->xform != TREE_XFORM_NONE)
 		rc = open_decoded(fs, e, *out);
@@ -914,6 +944,75 @@ void fs_do_release(struct fs *fs, struct fs_fh *fh)
 {
 	(void)fs;
 	fh_free(fh);
+}
+
+static struct fs_fh_slot *fh_slot_find(struct fs *fs, uint64_t ino)
+{
+	unsigned i;
+
+	for (i = 0; i < FS_FH_SLOTS; i++)
+		if (fs->fh_slots[i].ino == ino)
+			return &fs->fh_slots[i];
+	return NULL;
+}
+
+int fs_fh_get(struct fs *fs, uint64_t ino, struct fs_fh **out)
+{
+	struct fs_fh_slot *s, *victim = NULL;
+	struct fs_fh *fh = NULL;
+	unsigned i;
+	int rc;
+
+	pthread_mutex_lock(&fs->fh_lock);
+	s = fh_slot_find(fs, ino);
+	if (s)
+		goto hit;
+	pthread_mutex_unlock(&fs->fh_lock);
+	rc = fs_do_open(fs, ino, O_RDONLY, &fh);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->fh_lock);
+	s = fh_slot_find(fs, ino);
+	if (s) { /* another reader was first */
+		fh_free(fh);
+		goto hit;
+	}
+	for (i = 0; i < FS_FH_SLOTS; i++) {
+		s = &fs->fh_slots[i];
+		if (!s->refs && (!victim || s->used < victim->used))
+			victim = s;
+	}
+	if (!victim) { /* every slot busy: this read alone */
+		pthread_mutex_unlock(&fs->fh_lock);
+		fh->ino = 0;
+		*out = fh;
+		return 0;
+	}
+	fh_free(victim->fh);
+	s = victim;
+	s->ino = ino;
+	s->fh = fh;
+hit:
+	s->refs++;
+	s->used = ++fs->fh_tick;
+	*out = s->fh;
+	pthread_mutex_unlock(&fs->fh_lock);
+	return 0;
+}
+
+void fs_fh_put(struct fs *fs, struct fs_fh *fh)
+{
+	struct fs_fh_slot *s;
+
+	if (!fh)
+		return;
+	pthread_mutex_lock(&fs->fh_lock);
+	s = fh->ino ? fh_slot_find(fs, fh->ino) : NULL;
+	if (s && s->fh == fh)
+		s->refs--;
+	pthread_mutex_unlock(&fs->fh_lock);
+	if (!s || s->fh != fh)
+		fh_free(fh);
 }
 
 /* Index of the chunk holding data offset doff. */
@@ -979,6 +1078,107 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v)
 	v->len = 0;
 }
 
+/* ---- ahead of the reader: the next files of the directory -------------
+ *
+ * rsync and cp read a directory's files one after the other, in the order
+ * of the listing, and ingest stored them in that order, so the records a
+ * restore needs next follow each other in a pack.
+ */
+
+/* Chunks a reader of fh needs soon and the cache lacks: fh's own from
+ * chunk k on, then those of the next regular files of its directory, up
+ * to budget bytes.  Returns how many went into list (max entries). */
+static size_t collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
+			    size_t budget, struct tree_chunk *list, size_t max)
+{
+	struct fs_cache_item *item = NULL;
+	const struct tree *t;
+	size_t n = 0, bytes = 0;
+	uint32_t i, j, files = 0;
+
+	for (; k < fh->nchunks && n < max && bytes < budget; k++) {
+		if (fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
+			continue;
+		list[n++] = fh->chunks[k];
+		bytes += fh->chunks[k].size;
+	}
+	if (n >= max || bytes >= budget || !fh->dref.n)
+		return n;
+	if (tree_get(fs, &fh->dref, fh->path, &item, &t))
+		return n;
+	for (i = fh->dindex + 1; i < t->n && files < DIR_AHEAD_FILES; i++) {
+		const struct tree_entry *e = &t->entries[i];
+
+		if (e->type != TREE_REG || e->xform != TREE_XFORM_NONE)
+			continue;
+		files++;
+		for (j = 0; j < e->nchunks && n < max && bytes < budget; j++) {
+			if (fs_cache_has(&fs->chunks, e->chunks[j].id,
+					 MV_ID_LEN))
+				continue;
+			list[n++] = e->chunks[j];
+			bytes += e->chunks[j].size;
+		}
+		if (n >= max || bytes >= budget)
+			break;
+	}
+	fs_cache_put(&fs->trees, item);
+	return n;
+}
+
+struct range_fill {
+	struct fs *fs;
+	const struct tree_chunk *want;
+	struct fs_cache_item **items; /* claimed, NULL once filled */
+};
+
+static void range_got(void *arg, size_t i, void *data, size_t len)
+{
+	struct range_fill *f = arg;
+
+	if (!f->items[i] || len != f->want[i].size) {
+		free(data); /* not claimed, or the size check of load_chunk */
+		return;
+	}
+	fs_cache_fill(&f->fs->chunks, f->items[i], data, len, len + 128);
+	f->items[i] = NULL;
+}
+
+/* Chunk k of fh is missing: read the range of its pack that holds it and
+ * the chunks that follow it in the file and the directory, in one request
+ * (a remote repository pays a round trip per request).  A hint: whatever
+ * it does not bring, the reader loads itself and reports. */
+static void fetch_range(struct fs *fs, const struct fs_fh *fh, uint32_t k)
+{
+	struct tree_chunk *list = malloc(AHEAD_LIST_MAX * sizeof(*list));
+	struct fs_cache_item **items = calloc(AHEAD_LIST_MAX, sizeof(*items));
+	struct range_fill f = {fs, NULL, items};
+	size_t n, i, m = 0;
+
+	if (!list || !items)
+		goto out;
+	n = collect_ahead(fs, fh, k, fs->pack_ahead, list, AHEAD_LIST_MAX);
+	/* claim what nobody loads yet; the first one must be ours */
+	for (i = 0; i < n; i++) {
+		if (fs_cache_claim(&fs->chunks, list[i].id, MV_ID_LEN,
+				   &items[m]))
+			continue;
+		list[m++] = list[i];
+	}
+	if (!m || memcmp(list[0].id, fh->chunks[k].id, MV_ID_LEN))
+		goto release;
+	f.want = list;
+	fs->src->chunks_fetch(fs->src_ctx, list, m, fs->pack_ahead, range_got,
+			      &f, NULL);
+release:
+	for (i = 0; i < m; i++)
+		if (items[i])
+			fs_cache_abandon(&fs->chunks, items[i]);
+out:
+	free(list);
+	free(items);
+}
+
 /* Add n bytes of the data stream from doff; -E2BIG when the vector is
  * full (what was added stays). */
 static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
@@ -1005,6 +1205,9 @@ static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
 
 		if (v->niov == FS_IOV_MAX)
 			return -E2BIG;
+		if (fs->pack_ahead &&
+		    !fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
+			fetch_range(fs, fh, k);
 		rc = chunk_get(fs, &fh->chunks[k], &it, &err);
 		if (rc) {
 			fs_log(fs, "cannot read '%s' at offset %llu: %s",

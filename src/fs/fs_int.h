@@ -127,6 +127,17 @@ int fs_cache_get(struct fs_cache *c, const void *key, size_t klen,
 		 struct fs_cache_item **out, struct mv_err *err);
 /* True when key is cached or being loaded. */
 bool fs_cache_has(struct fs_cache *c, const void *key, size_t klen);
+/* Claim the load of a missing key for a caller that fills several keys
+ * from one fetch: 0 and *out in the loading state (readers of the key wait
+ * for it), -EEXIST when the key is cached or being loaded.  Every claimed
+ * item ends with fs_cache_fill() or fs_cache_abandon(). */
+int fs_cache_claim(struct fs_cache *c, const void *key, size_t klen,
+		   struct fs_cache_item **out);
+/* Make a claimed item ready with value (the cache owns it now). */
+void fs_cache_fill(struct fs_cache *c, struct fs_cache_item *item, void *value,
+		   size_t size, size_t cost);
+/* Give a claimed key up: its waiters load it themselves. */
+void fs_cache_abandon(struct fs_cache *c, struct fs_cache_item *item);
 void fs_cache_put(struct fs_cache *c, struct fs_cache_item *item);
 
 /* A small pool of threads that loads chunks ahead of a sequential reader.
@@ -167,6 +178,9 @@ struct fs_snap_info {
 
 void fs_snap_info_free(struct fs_snap_info *list, size_t n);
 
+/* Receives chunk want[i] of a chunks_fetch (data malloc'd, now owned). */
+typedef void fs_chunk_got_fn(void *arg, size_t i, void *data, size_t len);
+
 /* All calls are made from several threads at once. */
 struct fs_source_ops {
 	/* Snapshots ordered by name, then time (malloc'd; fs_snap_info_free) */
@@ -186,6 +200,16 @@ struct fs_source_ops {
 	 * -ENOKEY, -EBADMSG... with a message when it cannot be decoded. */
 	int (*xform_read)(void *ctx, const struct tree_entry *e, void **out,
 			  size_t *out_len, struct mv_err *err);
+	/* Optional: read the records of several chunks that lie together
+	 * in one pack with one request: want[0] and those of want[1..n)
+	 * stored in its pack, as far as the whole range stays within max
+	 * bytes.  got() takes each decoded chunk (malloc'd) with its index
+	 * in want.  -errno when want[0] cannot be read. */
+	int (*chunks_fetch)(void *ctx, const struct tree_chunk *want, size_t n,
+			    size_t max, fs_chunk_got_fn *got, void *arg,
+			    struct mv_err *err);
+	/* Optional: true when every read is a round trip to a server. */
+	bool (*remote)(void *ctx);
 	/* Optional: start reading what a first access needs (index, trees)
 	 * into memory in the background.  Called once, from its own
 	 * thread, when the mount is ready. */
@@ -333,6 +357,17 @@ struct fs_stats {
 	size_t nodes;
 };
 
+/* Open-file states by inode, for reads that come without an open (the
+ * kernel skips open and release once open answered ENOSYS). */
+#define FS_FH_SLOTS 64
+
+struct fs_fh_slot {
+	uint64_t ino;	  /* 0: free */
+	struct fs_fh *fh; /* owned by the slot */
+	unsigned refs;	  /* reads using it now */
+	uint64_t used;	  /* tick of the last use, for eviction */
+};
+
 struct fs {
 	const struct fs_source_ops *src;
 	void *src_ctx;
@@ -341,6 +376,11 @@ struct fs {
 	struct fs_cache trees;	/* decoded directories */
 	struct fs_cache chunks; /* decompressed content chunks */
 	struct fs_prefetch ahead;
+	size_t pack_ahead; /* bytes of a pack range read at once, 0: off */
+	bool no_open;	   /* open answers ENOSYS: reads come with no handle */
+	pthread_mutex_t fh_lock; /* guards fh_slots, fh_tick */
+	struct fs_fh_slot fh_slots[FS_FH_SLOTS];
+	uint64_t fh_tick;
 	pthread_t warm_thread; /* source's warm(), when warming */
 	bool warming;
 	pthread_mutex_t refresh_lock;
@@ -378,6 +418,9 @@ struct fs_fh {
 	pthread_mutex_t lock; /* guards the read-ahead state */
 	uint64_t next_off;    /* where a sequential reader goes next */
 	uint32_t ahead;	      /* chunks [0, ahead) were queued */
+	struct tree_ref dref; /* its directory's tree (own copy) */
+	uint32_t dindex;      /* its index in that tree */
+	bool dir_queued;      /* the next files' chunks were queued */
 };
 
 /* The bytes of one read: pieces of pinned cached chunks, of an open
@@ -432,6 +475,10 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v);
 int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
 	       off_t off, size_t *out_len);
 void fs_do_release(struct fs *fs, struct fs_fh *fh);
+/* The state of regular file ino for a read without an open: shared,
+ * kept for the next reads of the file.  Give it back with fs_fh_put(). */
+int fs_fh_get(struct fs *fs, uint64_t ino, struct fs_fh **out);
+void fs_fh_put(struct fs *fs, struct fs_fh *fh);
 int fs_do_lseek(struct fs *fs, struct fs_fh *fh, off_t off, int whence,
 		off_t *out);
 int fs_do_statfs(struct fs *fs, struct statvfs *out);

@@ -8,6 +8,7 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -62,6 +63,10 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	if (fs->opts.default_permissions)
 		want |= FUSE_CAP_POSIX_ACL;
 	conn->want |= want & conn->capable;
+	/* Open and release are two round trips per file of a restore,
+	 * for nothing: the state of a read is found by inode instead
+	 * (fs_fh_get).  Kernels that can skip them say so. */
+	fs->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
 	/* libfuse derives max_pages from max_write */
 	conn->max_write = IO_MAX;
 	conn->max_read = IO_MAX; /* must match -o max_read */
@@ -210,8 +215,21 @@ static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = NULL;
-	int rc = fs_do_open(req_fs(req), ino, fi->flags, &fh);
+	struct fs *fs = req_fs(req);
+	int rc;
 
+	if (fs->no_open) {
+		/* after this answer the kernel opens files by itself
+		 * (keep_cache on, no release): refuse what it would have
+		 * refused, the mount is read-only anyway */
+		if ((fi->flags & O_ACCMODE) != O_RDONLY ||
+		    (fi->flags & O_TRUNC))
+			fuse_reply_err(req, EROFS);
+		else
+			fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	rc = fs_do_open(fs, ino, fi->flags, &fh);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -229,25 +247,32 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	struct fs *fs = req_fs(req);
 	struct fs_iov *v = thread_iov();
+	bool shared = !fh;
 	char *buf = NULL;
 	size_t len = 0;
 	int rc;
 
-	(void)ino;
 	if (!v) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	if (shared) { /* no open (fs->no_open): find it by inode */
+		rc = fs_fh_get(fs, ino, &fh);
+		if (rc) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
+	}
 	rc = fs_do_read_iov(fs, fh, size, off, v);
 	if (rc) {
 		fuse_reply_err(req, -rc);
-		return;
+		goto out;
 	}
 	if (v->len == size || off + (off_t)v->len >= (off_t)fh->size) {
 		/* straight from the cached chunks to the kernel */
 		fuse_reply_iov(req, v->iov, (int)v->niov);
 		fs_iov_release(fs, v);
-		return;
+		goto out;
 	}
 	/* more pieces than one vector holds (tiny chunks, many holes) */
 	fs_iov_release(fs, v);
@@ -258,6 +283,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	else
 		fuse_reply_buf(req, buf, len);
 	free(buf);
+out:
+	if (shared)
+		fs_fh_put(fs, fh);
 }
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino,
@@ -324,11 +352,15 @@ static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 static void fs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	struct fs *fs = req_fs(req);
 	off_t res = 0;
-	int rc = fs_do_lseek(req_fs(req), (struct fs_fh *)(uintptr_t)fi->fh,
-			     off, whence, &res);
+	int rc = fh ? 0 : fs_fh_get(fs, ino, &fh);
 
-	(void)ino;
+	if (!rc)
+		rc = fs_do_lseek(fs, fh, off, whence, &res);
+	if (fh && !fi->fh)
+		fs_fh_put(fs, fh);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else

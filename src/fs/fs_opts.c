@@ -2,6 +2,7 @@
 #include "fs.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,19 @@ void fs_opts_init(struct fs_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->cache_mib = FS_CACHE_DEFAULT_MIB;
+	o->pack_ahead_mib = -1;
+}
+
+/* The number after "key=" of opt (n bytes) into num (32 bytes). */
+static bool opt_num(const char *opt, size_t n, const char *key, char *num)
+{
+	size_t k = strlen(key);
+
+	if (n <= k || n - k >= 32 || memcmp(opt, key, k))
+		return false;
+	memcpy(num, opt + k, n - k);
+	num[n - k] = '\0';
+	return true;
 }
 
 static int parse_one(struct fs_opts *o, const char *opt, size_t n,
@@ -49,6 +63,19 @@ static int parse_one(struct fs_opts *o, const char *opt, size_t n,
 					  "MiB, at least %d",
 					  num, FS_CACHE_MIN_MIB);
 		o->cache_mib = (unsigned)v;
+		return 0;
+	}
+	if (opt_num(opt, n, "pack_ahead=", num)) {
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(num, &end, 10);
+		if (errno || end == num || *end || v > FS_PACK_AHEAD_MAX_MIB)
+			return mv_err_set(err, -EINVAL,
+					  "cannot use pack_ahead '%s': give "
+					  "MiB, 0 to %d",
+					  num, FS_PACK_AHEAD_MAX_MIB);
+		o->pack_ahead_mib = (int)v;
 		return 0;
 	}
 	if (n == 2 && !memcmp(opt, "rw", 2))

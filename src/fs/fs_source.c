@@ -119,6 +119,131 @@ static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
+/* A buffer grown in powers of two, trimmed to its length (what the cache
+ * charges is what it holds); an empty chunk still gets a pointer. */
+static void *buf_take(struct mv_buf *b)
+{
+	void *p;
+
+	if (b->data && b->cap > b->len) {
+		p = realloc(b->data, b->len ? b->len : 1);
+		if (p)
+			b->data = p;
+	}
+	p = b->data ? b->data : malloc(1);
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+/* One read of a pack range instead of a round trip per record: want[0]'s
+ * record, grown to take in the records of want[1..) of the same pack while
+ * the range stays within max bytes.  Ingest stores a directory's files one
+ * after the other, so the next files of a directory are mostly there. */
+static int src_chunks_fetch(void *ctx, const struct tree_chunk *want, size_t n,
+			    size_t max, fs_chunk_got_fn *got, void *arg,
+			    struct mv_err *err)
+{
+	struct repo *r = ctx;
+	struct backend *be = repo_backend(r);
+	struct chunk_loc *loc = calloc(n, sizeof(*loc));
+	bool *in = calloc(n, sizeof(*in));
+	struct mv_buf b = MV_BUF_INIT;
+	uint8_t *buf = NULL;
+	char path[128];
+	uint64_t lo, hi;
+	size_t i, got_bytes = 0;
+	int rc;
+
+	if (!loc || !in) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = repo_chunk_find(r, want[0].id, &loc[0], err);
+	if (rc == -ENOENT)
+		rc = mv_err_set(err, -EIO, "chunk missing from the index");
+	if (!rc)
+		rc = repo_pack_path(r, loc[0].pack, path, sizeof(path), err);
+	if (rc)
+		goto out;
+	lo = loc[0].offset;
+	hi = lo + PACK_REC_HDR_LEN + loc[0].stored_size;
+	in[0] = true;
+	for (i = 1; i < n; i++) {
+		uint64_t end;
+
+		if (repo_chunk_find(r, want[i].id, &loc[i], NULL) ||
+		    loc[i].pack != loc[0].pack)
+			continue;
+		end = loc[i].offset + PACK_REC_HDR_LEN + loc[i].stored_size;
+		if (MV_MAX(hi, end) - MV_MIN(lo, loc[i].offset) > max)
+			continue;
+		lo = MV_MIN(lo, loc[i].offset);
+		hi = MV_MAX(hi, end);
+		in[i] = true;
+	}
+	buf = malloc(hi - lo);
+	if (!buf) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	while (got_bytes < hi - lo) {
+		size_t k = 0;
+
+		rc = be->ops->read_at(be, path, lo + got_bytes, buf + got_bytes,
+				      hi - lo - got_bytes, &k, err);
+		if (rc)
+			goto out;
+		if (!k) {
+			rc = mv_err_set(err, -EIO, "pack '%s' is truncated",
+					path);
+			goto out;
+		}
+		got_bytes += k;
+	}
+	for (i = 0; i < n; i++) {
+		size_t off, len;
+
+		if (!in[i])
+			continue;
+		off = (size_t)(loc[i].offset - lo);
+		len = PACK_REC_HDR_LEN + loc[i].stored_size;
+		rc = repo_record_decode(r, want[i].id, buf + off, len, false,
+					&b, i ? NULL : err);
+		if (rc && i == 0) {
+			mv_err_prefix(err, "pack '%s' at offset %llu", path,
+				      (unsigned long long)loc[i].offset);
+			goto out;
+		}
+		/* a damaged later record is left to its own reader */
+		if (!rc) {
+			void *data;
+			size_t dlen = b.len;
+
+			data = buf_take(&b);
+			if (!data) {
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				goto out;
+			}
+			got(arg, i, data, dlen);
+		}
+		rc = 0;
+	}
+out:
+	mv_buf_release(&b);
+	free(buf);
+	free(loc);
+	free(in);
+	return rc;
+}
+
+static bool src_remote(void *ctx)
+{
+	struct backend *be = repo_backend(ctx);
+
+	return be && !(be->ops->local_root && be->ops->local_root(be));
+}
+
 /* Ask the kernel to read a local file into the page cache (async). */
 static void warm_file(const char *path)
 {
@@ -175,5 +300,7 @@ const struct fs_source_ops fs_source_repo_ops = {
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
 	.xform_read = src_xform_read,
+	.chunks_fetch = src_chunks_fetch,
+	.remote = src_remote,
 	.warm = src_warm,
 };
