@@ -29,8 +29,8 @@ struct sqlite3;
 
 /* Open (create when create) the index at path.  network_fs: use the
  * rollback journal instead of WAL. */
-int index_open(const char *path, bool create, bool network_fs,
-	       bool readonly, struct index **out, struct mv_err *err);
+int index_open(const char *path, bool create, bool network_fs, bool readonly,
+	       struct index **out, struct mv_err *err);
 void index_close(struct index *ix);
 struct sqlite3 *index_db(struct index *ix);
 
@@ -57,8 +57,8 @@ int index_pack_name(struct index *ix, int64_t id, char *out, size_t n,
 int index_snapshot_add(struct index *ix, const uint8_t id[MV_ID_LEN],
 		       const char *name, int64_t time_ns, bool partial,
 		       const void *record, size_t len, struct mv_err *err);
-typedef int (*index_snapshot_fn)(int64_t row, const void *record,
-				 size_t len, void *arg);
+typedef int (*index_snapshot_fn)(int64_t row, const void *record, size_t len,
+				 void *arg);
 int index_snapshot_each(struct index *ix, index_snapshot_fn fn, void *arg,
 			struct mv_err *err);
 int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],

@@ -45,23 +45,23 @@ struct ingest_hook {
 
 struct ingest_opts {
 	const struct ingest_hook *hook; /* NULL: none */
-	int workers;            /* 0: one per core */
-	bool progress;          /* live progress line on stderr */
-	volatile int *stop;     /* set asynchronously to interrupt */
+	int workers;			/* 0: one per core */
+	bool progress;			/* live progress line on stderr */
+	volatile int *stop;		/* set asynchronously to interrupt */
 };
 
 struct ingest_stats {
 	uint64_t files, dirs, others; /* entries by kind */
-	uint64_t bytes_in;            /* file bytes read */
-	uint64_t logical;             /* size of all files, read or not */
-	uint64_t bytes_new;           /* raw bytes of new chunks */
+	uint64_t bytes_in;	      /* file bytes read */
+	uint64_t logical;	      /* size of all files, read or not */
+	uint64_t bytes_new;	      /* raw bytes of new chunks */
 	uint64_t chunks, chunks_new;  /* content chunks seen / stored */
-	uint64_t files_reused;        /* unchanged files not re-read */
+	uint64_t files_reused;	      /* unchanged files not re-read */
 };
 
-int ingest_new(struct repo *r, struct repo_writer *w,
-	       struct tree_builder *tb, const struct ingest_opts *opts,
-	       struct ingest **out, struct mv_err *err);
+int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
+	       const struct ingest_opts *opts, struct ingest **out,
+	       struct mv_err *err);
 /* Stops the workers; drops pending work (use ingest_finish first to keep
  * it). */
 void ingest_free(struct ingest *ing);
