@@ -24,6 +24,7 @@
 #define READAHEAD_BYTES (8 * MIB) /* ahead of a sequential reader */
 #define READAHEAD_CHUNKS 32
 #define PACK_AHEAD_BYTES (8 * MIB) /* range read of remote packs */
+#define PACK_AHEAD_FIRST (1 * MIB) /* the first one in a directory */
 #define DIR_AHEAD_BYTES (4 * MIB)  /* next files of a directory */
 #define DIR_AHEAD_FILES 64
 #define AHEAD_LIST_MAX 1024	/* chunks considered for one range read */
@@ -1144,6 +1145,32 @@ static void range_got(void *arg, size_t i, void *data, size_t len)
 	f->items[i] = NULL;
 }
 
+/* How much one range read takes (fh: a new read for fh, which moves the
+ * ramp; NULL: the size just decided).  Like the kernel's read-ahead it
+ * starts small, so one cold message comes back after one short transfer,
+ * and doubles while a reader goes on through the same directory, up to
+ * fs->pack_ahead: a restore pays a round trip per range, not per file. */
+static size_t range_size(struct fs *fs, const struct fs_fh *fh)
+{
+	const uint8_t *dir = fh && fh->dref.n ? fh->dref.chunks[0].id : NULL;
+	size_t r;
+
+	pthread_mutex_lock(&fs->fh_lock);
+	if (fh) {
+		if (dir && !memcmp(dir, fs->ramp_dir, MV_ID_LEN) &&
+		    fh->dindex >= fs->ramp_index && fs->ramp)
+			fs->ramp = MV_MIN(2 * fs->ramp, fs->pack_ahead);
+		else
+			fs->ramp = MV_MIN(PACK_AHEAD_FIRST, fs->pack_ahead);
+		if (dir)
+			memcpy(fs->ramp_dir, dir, MV_ID_LEN);
+		fs->ramp_index = fh->dindex;
+	}
+	r = fs->ramp ? fs->ramp : fs->pack_ahead;
+	pthread_mutex_unlock(&fs->fh_lock);
+	return r;
+}
+
 /* Chunk k of fh is missing: read the range of its pack that holds it and
  * the chunks that follow it in the file and the directory, in one request
  * (a remote repository pays a round trip per request).  A hint: whatever
@@ -1157,7 +1184,7 @@ static void fetch_range(struct fs *fs, const struct fs_fh *fh, uint32_t k)
 
 	if (!list || !items)
 		goto out;
-	n = collect_ahead(fs, fh, k, fs->pack_ahead, list, AHEAD_LIST_MAX);
+	n = collect_ahead(fs, fh, k, range_size(fs, fh), list, AHEAD_LIST_MAX);
 	/* claim what nobody loads yet; the first one must be ours */
 	for (i = 0; i < n; i++) {
 		if (fs_cache_claim(&fs->chunks, list[i].id, MV_ID_LEN,
@@ -1168,8 +1195,8 @@ static void fetch_range(struct fs *fs, const struct fs_fh *fh, uint32_t k)
 	if (!m || memcmp(list[0].id, fh->chunks[k].id, MV_ID_LEN))
 		goto release;
 	f.want = list;
-	fs->src->chunks_fetch(fs->src_ctx, list, m, fs->pack_ahead, range_got,
-			      &f, NULL);
+	fs->src->chunks_fetch(fs->src_ctx, list, m, range_size(fs, NULL),
+			      range_got, &f, NULL);
 release:
 	for (i = 0; i < m; i++)
 		if (items[i])

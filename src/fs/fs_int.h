@@ -377,7 +377,10 @@ struct fs {
 	struct fs_cache chunks; /* decompressed content chunks */
 	struct fs_prefetch ahead;
 	size_t pack_ahead; /* bytes of a pack range read at once, 0: off */
-	bool no_open;	   /* open answers ENOSYS: reads come with no handle */
+	size_t ramp;	   /* size of the next range read (fh_lock) */
+	uint8_t ramp_dir[MV_ID_LEN]; /* directory of the last range read */
+	uint32_t ramp_index;	     /* and the file it started at */
+	bool no_open; /* open answers ENOSYS: reads come with no handle */
 	pthread_mutex_t fh_lock; /* guards fh_slots, fh_tick */
 	struct fs_fh_slot fh_slots[FS_FH_SLOTS];
 	uint64_t fh_tick;
