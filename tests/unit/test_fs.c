@@ -568,6 +568,40 @@ static void test_fs_cache_lru(void **state)
 	fs_cache_release(&c);
 }
 
+/* A claimed key is filled by its claimer (no load), is not claimed twice,
+ * and once given up is loaded by the next reader. */
+static void test_fs_cache_claim(void **state)
+{
+	struct fs_cache c;
+	struct fs_cache_item *a, *b, *it;
+	char *v = malloc(8);
+
+	(void)state;
+	loads = 0;
+	assert_non_null(v);
+	memcpy(v, "ka\0\0\0\0\0", 8);
+	assert_int_equal(fs_cache_init(&c, 1000, free_val, NULL), 0);
+	assert_int_equal(fs_cache_claim(&c, "ka\0\0\0\0\0", 8, &a), 0);
+	assert_int_equal(fs_cache_claim(&c, "kb\0\0\0\0\0", 8, &b), 0);
+	assert_int_equal(fs_cache_claim(&c, "ka\0\0\0\0\0", 8, &it), -EEXIST);
+	assert_true(fs_cache_has(&c, "ka\0\0\0\0\0", 8));
+	fs_cache_fill(&c, a, v, 8, 8);
+	fs_cache_abandon(&c, b);
+	assert_false(fs_cache_has(&c, "kb\0\0\0\0\0", 8));
+	assert_int_equal(fs_cache_get(&c, "ka\0\0\0\0\0", 8, load_n,
+				      (void *)"kx\0\0\0\0\0", &it, NULL),
+			 0);
+	assert_memory_equal(it->value, "ka", 2);
+	fs_cache_put(&c, it);
+	assert_int_equal(loads, 0);
+	assert_int_equal(fs_cache_get(&c, "kb\0\0\0\0\0", 8, load_n,
+				      (void *)"kb\0\0\0\0\0", &it, NULL),
+			 0);
+	assert_int_equal(loads, 1);
+	fs_cache_put(&c, it);
+	fs_cache_release(&c);
+}
+
 /* ---- the file system ------------------------------------------------------
  */
 
@@ -1048,6 +1082,7 @@ int main(void)
 		cmocka_unit_test(test_fs_name_rejects_noncanonical),
 		cmocka_unit_test(test_fs_acl_binary),
 		cmocka_unit_test(test_fs_cache_lru),
+		cmocka_unit_test(test_fs_cache_claim),
 		cmocka_unit_test(test_fs_layout_latest),
 		cmocka_unit_test(test_fs_inode_stable_and_forget),
 		cmocka_unit_test(test_fs_hard_links_share_ino),
