@@ -1799,9 +1799,19 @@ static int stalwart_place(struct mail_view *v, struct tree_builder *tb,
 	size_t i;
 	int rc = 0;
 
-	for (i = 0; !rc && i < v->nexps; i++)
-		if (v->exps[i].have[1])
-			rc = export_place(v, &v->exps[i], tb, w, dir, err);
+	for (i = 0; !rc && i < v->nexps; i++) {
+		struct sw_export *x = &v->exps[i];
+		size_t k;
+		bool blobs = false;
+
+		/* an export: emails.json with mailboxes.json or blobs/ (any
+		 * other program's emails.json is left alone) */
+		for (k = 0; !x->have[0] && !blobs && k < v->nmsgs; k++)
+			blobs = v->msgs[k].kind == VK_BLOB &&
+				!strcmp(v->msgs[k].account, x->dir);
+		if (x->have[1] && (x->have[0] || blobs))
+			rc = export_place(v, x, tb, w, dir, err);
+	}
 	return rc;
 }
 
