@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "chunker.h"
+#include "diskcache.h"
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
@@ -71,6 +72,7 @@ struct repo {
 	int64_t npack_names;
 	struct ctx_pool cctx, dctx;
 	struct repo_writer *writer; /* the open session, if any */
+	struct diskcache *dcache;   /* remote: records already fetched */
 	pthread_mutex_t dict_lock;  /* guards dicts and active */
 	struct repo_dict *dicts;    /* loaded dictionaries */
 	struct repo_dict *active;   /* used to compress small chunks */
@@ -588,6 +590,12 @@ static int open_index(struct repo *r, bool create, bool writable,
 		    asprintf(&r->pending_path, "%s/pending-packs", dir) < 0)
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		r->remote = true;
+		{
+			char chunks[PATH_MAX + 8];
+
+			snprintf(chunks, sizeof(chunks), "%s/chunks", dir);
+			r->dcache = diskcache_open(chunks, 0);
+		}
 		if (create) {
 			unlink(r->index_path);
 		} else {
@@ -733,6 +741,7 @@ void repo_close(struct repo *r)
 		ZSTD_freeDDict(d->ddict);
 		free(d);
 	}
+	diskcache_close(r->dcache);
 	pthread_mutex_destroy(&r->dict_lock);
 	pthread_mutex_destroy(&r->cctx.lock);
 	pthread_mutex_destroy(&r->dctx.lock);
@@ -1090,6 +1099,18 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 	snprintf(where, sizeof(where), "chunk %s in pack '%s' at offset %llu",
 		 hex, path, (unsigned long long)loc.offset);
 	need = PACK_REC_HDR_LEN + loc.stored_size;
+	if (r->dcache) {
+		struct mv_buf cached = MV_BUF_INIT;
+
+		/* a damaged cache file is only a miss */
+		if (!diskcache_get(r->dcache, id, &cached) &&
+		    !record_decode(r, id, cached.data, cached.len, verify_id,
+				   out, where, NULL)) {
+			mv_buf_release(&cached);
+			return 0;
+		}
+		mv_buf_release(&cached);
+	}
 	buf = malloc(need);
 	if (!buf)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -1120,6 +1141,8 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 		goto out;
 	}
 	rc = record_decode(r, id, buf, need, verify_id, out, where, err);
+	if (!rc && r->dcache)
+		diskcache_put(r->dcache, id, buf, need);
 out:
 	free(buf);
 	return rc;

@@ -49,6 +49,13 @@ dir=${msg%/*}
 assert_grep "${msg##*/}" "$T/ls"
 "$MV" cat -i "$SSH_KEY" "$R" "vol/latest:vol/$msg" >"$T/msg"
 cmp "$T/fx/day2/$msg" "$T/msg" || die "cat gives other bytes"
+# the record now sits in the bounded on-disk cache: a second read
+# serves it from there and gives the same bytes
+n=$(find "${XDG_CACHE_HOME:-$HOME/.cache}/mailvault" -path '*/chunks/*' \
+	-type f | wc -l)
+[ "$n" -gt 0 ] || die "no records in the on-disk chunk cache"
+"$MV" cat -i "$SSH_KEY" "$R" "vol/latest:vol/$msg" >"$T/msg2"
+cmp "$T/fx/day2/$msg" "$T/msg2" || die "cat from the cache gives other bytes"
 
 say "restore and export-tar give the trees back"
 mkdir "$T/out"

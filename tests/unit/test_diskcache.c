@@ -1,0 +1,105 @@
+/* Unit tests for the on-disk record cache of remote repositories. */
+#include <setjmp.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "diskcache.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/mv-test-diskcache.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_diskcache_put_get(void **state)
+{
+	struct diskcache *c = diskcache_open(dir, 1 << 20);
+	struct mv_buf b = MV_BUF_INIT;
+	uint8_t id[MV_ID_LEN] = {1, 2, 3}, other[MV_ID_LEN] = {9};
+	const char rec[] = "a record as stored in its pack";
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(diskcache_get(c, id, &b), -ENOENT);
+	diskcache_put(c, id, rec, sizeof(rec));
+	assert_int_equal(diskcache_get(c, id, &b), 0);
+	assert_int_equal(b.len, sizeof(rec));
+	assert_memory_equal(b.data, rec, sizeof(rec));
+	assert_int_equal(diskcache_get(c, other, &b), -ENOENT);
+	mv_buf_release(&b);
+	diskcache_close(c);
+}
+
+static uint64_t du(const char *path)
+{
+	char cmd[256];
+	unsigned long long n = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd),
+		 "find '%s' -type f -printf '%%s\\n' | "
+		 "awk '{s+=$1} END {print s+0}'",
+		 path);
+	p = popen(cmd, "r");
+	if (p) {
+		if (fscanf(p, "%llu", &n) != 1)
+			n = 0;
+		pclose(p);
+	}
+	return n;
+}
+
+static void test_diskcache_stays_bounded(void **state)
+{
+	uint64_t limit = 256 << 10;
+	struct diskcache *c = diskcache_open(dir, limit);
+	static uint8_t rec[8192];
+	uint8_t id[MV_ID_LEN];
+	int i;
+
+	(void)state;
+	assert_non_null(c);
+	memset(id, 0, sizeof(id));
+	for (i = 0; i < 200; i++) {
+		id[0] = (uint8_t)i;
+		id[1] = (uint8_t)(i >> 8);
+		diskcache_put(c, id, rec, sizeof(rec));
+	}
+	/* 200 x 8 KiB = 1.6 MiB written into a 256 KiB cache */
+	assert_true(du(dir) <= limit);
+	assert_true(du(dir) > 0);
+	diskcache_close(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_diskcache_put_get, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_diskcache_stays_bounded,
+						setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("diskcache", tests, NULL, NULL);
+}
