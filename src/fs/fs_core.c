@@ -879,7 +879,9 @@ static int open_decoded(struct fs *fs, const struct tree_entry *e,
 	size_t len = 0;
 	int rc;
 
-	if (e->xform != TREE_XFORM_MAILCRYPT || !fs->src->xform_read) {
+	if ((e->xform != TREE_XFORM_MAILCRYPT &&
+	     e->xform != TREE_XFORM_STALWART_DUMP) ||
+	    !fs->src->xform_read) {
 		fs_log(fs, "cannot read '%s': unknown content transform %u",
 		       fh->path, (unsigned)e->xform);
 		return -EIO;

@@ -35,7 +35,7 @@ static int each_content(struct repo *r, const struct tree_entry *e,
 	uint64_t xoff = 0, pos = 0; /* within extent xi, and plain offset */
 	int rc = 0;
 
-	if (e->xform == TREE_XFORM_MAILCRYPT) {
+	if (e->xform != TREE_XFORM_NONE) {
 		/* a mail view entry: the decoded message, cut at its size */
 		rc = mail_view_read(r, e, &chunk, err);
 		if (!rc && chunk.len)

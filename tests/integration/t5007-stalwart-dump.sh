@@ -9,8 +9,6 @@
 
 require_cmd lz4 b3sum
 G=$TOP/tools/gen_stalwart.py
-VC=$MV_BUILD_DIR/tools/view_cat
-[ -x "$VC" ] || die "missing $VC (run make)"
 R=$T/repo
 python3 "$G" --dump --out "$T/src/export" --messages 25 \
 	--manifest "$T/m.json"
@@ -53,7 +51,7 @@ PY
 n=0
 while IFS= read -r name; do
 	num=$(printf '%s' "$name" | sed 's/.*#\([0-9]*\) \[.*/\1/')
-	"$VC" "$R" "$S:mail/stalwart-dump/$name" >"$T/got"
+	"$MV" cat "$R" "$S:mail/stalwart-dump/$name" >"$T/got"
 	cmp "$T/want/$num" "$T/got" || die "message #$num differs"
 	n=$((n + 1))
 done <"$T/l"
