@@ -346,8 +346,10 @@ say "re-ingest of an unchanged day"
 for t in mv borg-tar; do
 	eval "before_$(echo "$t" | tr - _)=$(size_of "$R/$t")"
 done
-meas reingest mv "$LAST" 1 "$MV" backup --quiet "$R/mv" --name mail-again \
-	--time "$(iso_day "$LAST")" "volume=$FX/day$LAST.tar.gz"
+# same job name, one hour later: a second snapshot of an unchanged volume
+meas reingest mv "$LAST" 1 "$MV" backup --quiet "$R/mv" --name mail \
+	--time "$(date -u -d "@$((1717210800 + (LAST - 1) * 86400 + 3600))" \
+	+%Y-%m-%dT%H:%M:%SZ)" "volume=$FX/day$LAST.tar.gz"
 meas reingest borg-tar "$LAST" 1 borg import-tar --compression zstd,3 \
 	"$R/borg-tar::again" "$FX/day$LAST.tar.gz"
 echo "reingest_mv=$(($(size_of "$R/mv") - before_mv))" >>"$META"

@@ -294,7 +294,14 @@ def main():
 		fmt = fmt_s
 		if ph == "mount-rss":
 			fmt = lambda x: mib(x)
-		row = [name] + [cell(R.get(ph, t), key, fmt) for t, _ in MOUNTS]
+		row = []
+		for t, _ in MOUNTS:
+			rows = R.get(ph, t)
+			if ph == "mount-rss" and stat(R.get("mount-rsync", t))[0] is None:
+				row.append("-")
+			else:
+				row.append(cell(rows, key, fmt))
+		row = [name] + row
 		mvm = med(R.get(ph, "mv"))
 		for t in ("borg", "restic", "archivemount"):
 			row.append(ratio(mvm, med(R.get(ph, t))))
