@@ -55,8 +55,8 @@ struct tree_extent {
 
 /* How a view entry's content derives from its chunks. */
 enum tree_xform {
-	TREE_XFORM_NONE = 0,	  /* the chunks are the content */
-	TREE_XFORM_MAILCRYPT = 1, /* mail_crypt_decode() of the chunks */
+	TREE_XFORM_NONE = 0,	      /* the chunks are the content */
+	TREE_XFORM_MAILCRYPT = 1,     /* mail_crypt_decode() of the chunks */
 	TREE_XFORM_STALWART_DUMP = 2, /* a value inside the LZ4 frame of the
 					 chunks (mail_view_read()) */
 };

@@ -77,8 +77,8 @@ static int run_source(struct ingest *ing, struct repo *r,
 		return mv_err_set(err, -errno, "cannot read source '%s': %s",
 				  s->src, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
-		struct source_dir_opts o = {s->label, s->src, r, parent,
-					    source_mailcow_filter, mc};
+		struct source_dir_opts o = {
+			s->label, s->src, r, parent, source_mailcow_filter, mc};
 
 		return source_dir_read(ing, &o, err);
 	}
@@ -150,11 +150,9 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 		return;
 	printf("  mail      %llu messages in %llu folders of %llu accounts "
 	       "(%llu new parsed, %llu known, %llu decrypted/decompressed)\n",
-	       (unsigned long long)m->messages,
-	       (unsigned long long)m->folders,
-	       (unsigned long long)m->accounts,
-	       (unsigned long long)m->parsed, (unsigned long long)m->known,
-	       (unsigned long long)m->decoded);
+	       (unsigned long long)m->messages, (unsigned long long)m->folders,
+	       (unsigned long long)m->accounts, (unsigned long long)m->parsed,
+	       (unsigned long long)m->known, (unsigned long long)m->decoded);
 	if (m->exports || m->loose || m->dumps)
 		printf("  sources   %llu Stalwart exports (%llu messages), "
 		       "%llu Stalwart dumps (%llu messages), %llu loose .eml "
@@ -184,10 +182,10 @@ static void print_summary(const struct snapshot *s,
 			  bool json)
 {
 	char id[2 * MV_ID_LEN + 1], dir[64], a[32], b[32], c[32];
-	double ratio = s->stats.stored_bytes
-			       ? (double)st->bytes_in /
-					 (double)s->stats.stored_bytes
-			       : 0;
+	double ratio =
+		s->stats.stored_bytes
+			? (double)st->bytes_in / (double)s->stats.stored_bytes
+			: 0;
 
 	mv_hex(s->id, MV_ID_LEN, id);
 	snapshot_dir_name(s, dir, sizeof(dir));
@@ -300,9 +298,12 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 't':
 			if (mv_time_parse(optarg, &when)) {
-				ret = cli_usage("backup", "cannot parse --time "
-						"'%s' (use 2024-05-01T12:00:00Z "
-						"or @SECONDS)", optarg);
+				ret = cli_usage(
+					"backup",
+					"cannot parse --time "
+					"'%s' (use 2024-05-01T12:00:00Z "
+					"or @SECONDS)",
+					optarg);
 				goto out;
 			}
 			break;
@@ -310,12 +311,14 @@ int cmd_backup(int argc, char **argv)
 			char *eq = strchr(optarg, '=');
 
 			if (!eq || eq == optarg) {
-				ret = cli_usage("backup", "--tag wants K=V, "
-						"not '%s'", optarg);
+				ret = cli_usage("backup",
+						"--tag wants K=V, "
+						"not '%s'",
+						optarg);
 				goto out;
 			}
-			tags[ntags].key = strndup(optarg,
-						  (size_t)(eq - optarg));
+			tags[ntags].key =
+				strndup(optarg, (size_t)(eq - optarg));
 			tags[ntags].value = strdup(eq + 1);
 			ntags++;
 			break;
@@ -359,7 +362,8 @@ int cmd_backup(int argc, char **argv)
 			continue;
 		}
 		if (!eq) {
-			ret = cli_usage("backup", "source '%s' needs a label: "
+			ret = cli_usage("backup",
+					"source '%s' needs a label: "
 					"LABEL=SOURCE (e.g. volume=-)",
 					argv[i]);
 			goto out;
@@ -367,7 +371,8 @@ int cmd_backup(int argc, char **argv)
 		srcs[nsrcs].label = strndup(argv[i], (size_t)(eq - argv[i]));
 		srcs[nsrcs].src = eq + 1;
 		if (!check_label(srcs[nsrcs].label)) {
-			ret = cli_usage("backup", "bad label '%s' (no '/', "
+			ret = cli_usage("backup",
+					"bad label '%s' (no '/', "
 					"not empty, '.' or '..')",
 					srcs[nsrcs].label);
 			nsrcs++;
@@ -375,8 +380,10 @@ int cmd_backup(int argc, char **argv)
 		}
 		for (j = 0; j < nsrcs; j++)
 			if (!strcmp(srcs[j].label, srcs[nsrcs].label)) {
-				ret = cli_usage("backup", "label '%s' given "
-						"twice", srcs[j].label);
+				ret = cli_usage("backup",
+						"label '%s' given "
+						"twice",
+						srcs[j].label);
 				nsrcs++;
 				goto out;
 			}
@@ -385,12 +392,12 @@ int cmd_backup(int argc, char **argv)
 	repo = cli_repo_arg(repo);
 	if (!repo) {
 		ret = cli_usage("backup", "no repository given (argument or "
-				"MAILVAULT_REPO)");
+					  "MAILVAULT_REPO)");
 		goto out;
 	}
 	if (!name || !*name || strchr(name, '/')) {
 		ret = cli_usage("backup", "--name NAME is required (a job "
-				"name without '/', e.g. stalwart)");
+					  "name without '/', e.g. stalwart)");
 		goto out;
 	}
 	if (!nsrcs) {
@@ -406,7 +413,8 @@ int cmd_backup(int argc, char **argv)
 		j++;
 	}
 	if (j != nexecs) {
-		ret = cli_usage("backup", "give one --exec 'COMMAND' per "
+		ret = cli_usage("backup",
+				"give one --exec 'COMMAND' per "
 				"ssh-exec:// source, in the same order");
 		goto out;
 	}
@@ -437,10 +445,12 @@ int cmd_backup(int argc, char **argv)
 		for (i = 0; i < nsrcs; i++)
 			if (!strcmp(srcs[i].label, MAIL_VIEW_DIR) ||
 			    !strcmp(srcs[i].label, MAIL_VIEW_MAILDIR_DIR)) {
-				rc = mv_err_set(&err, -EINVAL, "label '%s' is "
+				rc = mv_err_set(&err, -EINVAL,
+						"label '%s' is "
 						"the mail view's directory: "
 						"choose another or use "
-						"--no-mail", srcs[i].label);
+						"--no-mail",
+						srcs[i].label);
 				goto fail;
 			}
 		rc = mail_view_new(r, &mvo, &mv, &err);
@@ -506,8 +516,10 @@ int cmd_backup(int argc, char **argv)
 		goto fail;
 	if (mv && mail_view_commit(mv, &snap, &err)) {
 		/* the snapshot is safe; only search lags behind */
-		fprintf(stderr, "mailvault: warning: %s: the catalogue misses "
-				"this snapshot\n", mv_err_msg(&err));
+		fprintf(stderr,
+			"mailvault: warning: %s: the catalogue misses "
+			"this snapshot\n",
+			mv_err_msg(&err));
 		mv_err_clear(&err);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -518,8 +530,8 @@ int cmd_backup(int argc, char **argv)
 
 		if (!quiet || json)
 			print_summary(&snap, st,
-				      mv ? mail_view_get_stats(mv) : NULL,
-				      &mc, secs, json);
+				      mv ? mail_view_get_stats(mv) : NULL, &mc,
+				      secs, json);
 	}
 	goto done;
 fail:
@@ -531,15 +543,17 @@ fail:
 		fprintf(stderr, "mailvault: backup interrupted; no snapshot "
 				"was written\n");
 	else
-		fprintf(stderr, "mailvault: %s\nmailvault: backup failed; no "
-				"snapshot was written\n",
+		fprintf(stderr,
+			"mailvault: %s\nmailvault: backup failed; no "
+			"snapshot was written\n",
 			mv_err_msg(&err));
 	goto out;
 done:
 	ret = MV_EXIT_OK;
 	if (failed) {
-		fprintf(stderr, "mailvault: %s\nmailvault: committed a PARTIAL "
-				"snapshot of what was read (--partial)\n",
+		fprintf(stderr,
+			"mailvault: %s\nmailvault: committed a PARTIAL "
+			"snapshot of what was read (--partial)\n",
 			mv_err_msg(&serr));
 		ret = MV_EXIT_FAIL;
 	}

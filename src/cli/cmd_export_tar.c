@@ -26,7 +26,7 @@ static int export_mailcow(int argc, char **argv)
 		repo = *argv++;
 	else if (argc != 2)
 		return cli_usage("export-tar", "--mailcow wants [REPO] "
-				 "SNAP:PATH/mailcow-... OUTDIR");
+					       "SNAP:PATH/mailcow-... OUTDIR");
 	if (cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
 	if (source_mailcow_export(r, &e, argv[1], &n, &err))

@@ -172,8 +172,9 @@ static void train_now(struct ingest *ing)
 	}
 	dict = malloc(DICT_SIZE);
 	if (dict) {
-		size_t n = ZDICT_trainFromBuffer(dict, DICT_SIZE, ing->samples.data,
-					  ing->sample_sizes, ing->nsamples);
+		size_t n = ZDICT_trainFromBuffer(
+			dict, DICT_SIZE, ing->samples.data, ing->sample_sizes,
+			ing->nsamples);
 		if (!ZDICT_isError(n))
 			repo_writer_set_dictionary(ing->w, dict, n, NULL);
 	}
@@ -652,8 +653,9 @@ void ingest_progress(struct ingest *ing, bool force)
 	stored = repo_writer_stored_bytes(ing->w);
 	mv_human_size(ing->st.bytes_in, in, sizeof(in));
 	mv_human_size(stored, out, sizeof(out));
-	fprintf(stderr, "\r\033[K%s read, %s stored (%.1fx), %.0f MiB/s, "
-			"%llu files  %.40s",
+	fprintf(stderr,
+		"\r\033[K%s read, %s stored (%.1fx), %.0f MiB/s, "
+		"%llu files  %.40s",
 		in, out,
 		stored ? (double)ing->st.bytes_in / (double)stored : 0.0,
 		total > 0 ? (double)ing->st.bytes_in / 1048576 / total : 0.0,

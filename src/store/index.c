@@ -93,16 +93,16 @@ static int exec(struct index *ix, const char *sql, struct mv_err *err)
 	int rc = sqlite3_exec(ix->db, sql, NULL, NULL, &msg);
 
 	if (rc != SQLITE_OK) {
-		mv_err_set(err, rc == SQLITE_FULL ? -ENOSPC : -EIO,
-			   "index: %s", msg ? msg : sqlite3_errstr(rc));
+		mv_err_set(err, rc == SQLITE_FULL ? -ENOSPC : -EIO, "index: %s",
+			   msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);
 		return err ? err->code : -EIO;
 	}
 	return 0;
 }
 
-int index_open(const char *path, bool create, bool network_fs,
-	       bool readonly, struct index **out, struct mv_err *err)
+int index_open(const char *path, bool create, bool network_fs, bool readonly,
+	       struct index **out, struct mv_err *err)
 {
 	struct index *ix;
 	int flags, rc, i, ver = 0;
@@ -125,8 +125,9 @@ int index_open(const char *path, bool create, bool network_fs,
 	}
 	sqlite3_busy_timeout(ix->db, 10000);
 	if (!readonly) {
-		rc = exec(ix, network_fs ? "PRAGMA journal_mode=DELETE;"
-					 : "PRAGMA journal_mode=WAL;",
+		rc = exec(ix,
+			  network_fs ? "PRAGMA journal_mode=DELETE;"
+				     : "PRAGMA journal_mode=WAL;",
 			  err);
 		if (!rc)
 			rc = exec(ix, "PRAGMA synchronous=FULL;", err);
@@ -144,10 +145,11 @@ int index_open(const char *path, bool create, bool network_fs,
 		ver = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (ver != INDEX_SCHEMA_VERSION) {
-		rc = mv_err_set(err, -EBADMSG, "index '%s' has schema version "
+		rc = mv_err_set(err, -EBADMSG,
+				"index '%s' has schema version "
 				"%d, expected %d (run 'mailvault "
-				"rebuild-index')", path, ver,
-				INDEX_SCHEMA_VERSION);
+				"rebuild-index')",
+				path, ver, INDEX_SCHEMA_VERSION);
 		goto fail;
 	}
 	for (i = 0; i < ST_COUNT; i++) {
@@ -221,7 +223,8 @@ int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],
 		if (out) {
 			out->pack = sqlite3_column_int64(st, 0);
 			out->offset = (uint64_t)sqlite3_column_int64(st, 1);
-			out->stored_size = (uint32_t)sqlite3_column_int64(st, 2);
+			out->stored_size =
+				(uint32_t)sqlite3_column_int64(st, 2);
 			out->raw_size = (uint32_t)sqlite3_column_int64(st, 3);
 			out->type = (uint8_t)sqlite3_column_int(st, 4);
 			out->comp = (uint8_t)sqlite3_column_int(st, 5);
@@ -295,7 +298,8 @@ int index_pack_name(struct index *ix, int64_t id, char *out, size_t n,
 	sqlite3_bind_int64(st, 1, id);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(out, n, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
 		rc = 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = mv_err_set(err, -ENOENT, "index: no pack with id %lld",
@@ -332,8 +336,7 @@ int index_snapshot_each(struct index *ix, index_snapshot_fn fn, void *arg,
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		rc = fn(sqlite3_column_int64(st, 0),
-			sqlite3_column_blob(st, 1),
+		rc = fn(sqlite3_column_int64(st, 0), sqlite3_column_blob(st, 1),
 			(size_t)sqlite3_column_bytes(st, 1), arg);
 		if (rc)
 			break;
@@ -354,8 +357,7 @@ int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
 
 	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "deleting a snapshot",
-					    err);
+	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "deleting a snapshot", err);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -366,8 +368,10 @@ int index_pack_each(struct index *ix, index_pack_fn fn, void *arg,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "SELECT id, name, kind, size, records "
-				"FROM packs ORDER BY id", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT id, name, kind, size, records "
+				"FROM packs ORDER BY id",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "listing packs", err);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -393,9 +397,11 @@ int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT id, pack, offset, stored_size, "
 				"raw_size, type, comp FROM chunks "
-				"ORDER BY pack, offset", -1, &st, NULL);
+				"ORDER BY pack, offset",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "listing chunks", err);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -429,11 +435,13 @@ int index_dict_add(struct index *ix, uint32_t dict_id,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_exec(ix->db, "CREATE TABLE IF NOT EXISTS dicts("
+	rc = sqlite3_exec(ix->db,
+			  "CREATE TABLE IF NOT EXISTS dicts("
 			  "dict_id INTEGER PRIMARY KEY, chunk BLOB NOT NULL)",
 			  NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO "
+		rc = sqlite3_prepare_v2(ix->db,
+					"INSERT OR REPLACE INTO "
 					"dicts(dict_id, chunk) VALUES (?1, ?2)",
 					-1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -493,17 +501,15 @@ int index_data_version(struct index *ix, int64_t *out, struct mv_err *err)
 
 int index_checkpoint(struct index *ix, struct mv_err *err)
 {
-	int rc = sqlite3_wal_checkpoint_v2(ix->db, NULL,
-					   SQLITE_CHECKPOINT_TRUNCATE, NULL,
-					   NULL);
+	int rc = sqlite3_wal_checkpoint_v2(
+		ix->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "checkpoint", err);
 	return 0;
 }
 
-int index_totals(struct index *ix, struct index_totals *out,
-		 struct mv_err *err)
+int index_totals(struct index *ix, struct index_totals *out, struct mv_err *err)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -551,13 +557,16 @@ int index_batch_new(struct index *ix, struct index_batch **out,
 	if (!b)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	b->ix = ix;
-	rc = sqlite3_prepare_v2(ix->db, "UPDATE chunks SET pack = ?2, "
+	rc = sqlite3_prepare_v2(ix->db,
+				"UPDATE chunks SET pack = ?2, "
 				"offset = ?3, stored_size = ?4, raw_size = ?5, "
-				"type = ?6, comp = ?7 WHERE id = ?1", -1,
-				&b->move, NULL);
+				"type = ?6, comp = ?7 WHERE id = ?1",
+				-1, &b->move, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(ix->db, "DELETE FROM chunks WHERE "
-					"id = ?1", -1, &b->drop, NULL);
+		rc = sqlite3_prepare_v2(ix->db,
+					"DELETE FROM chunks WHERE "
+					"id = ?1",
+					-1, &b->drop, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_err(ix, rc, "prepare", err);
 		index_batch_free(b);
@@ -603,8 +612,7 @@ int index_batch_drop(struct index_batch *b, const uint8_t id[MV_ID_LEN],
 
 	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
-	rc = rc == SQLITE_DONE ? 0
-			       : db_err(b->ix, rc, "removing a chunk", err);
+	rc = rc == SQLITE_DONE ? 0 : db_err(b->ix, rc, "removing a chunk", err);
 	sqlite3_reset(st);
 	return rc;
 }
@@ -679,10 +687,11 @@ int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT id, pack, offset, stored_size, "
 				"raw_size, type, comp FROM chunks "
-				"WHERE pack = ?1 ORDER BY offset", -1, &st,
-				NULL);
+				"WHERE pack = ?1 ORDER BY offset",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "listing chunks", err);
 	sqlite3_bind_int64(st, 1, pack);
@@ -695,9 +704,11 @@ int index_chunk_each_type(struct index *ix, int type, index_chunk_fn fn,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "SELECT id, pack, offset, stored_size, "
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT id, pack, offset, stored_size, "
 				"raw_size, type, comp FROM chunks "
-				"WHERE type = ?1", -1, &st, NULL);
+				"WHERE type = ?1",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "listing chunks", err);
 	sqlite3_bind_int(st, 1, type);
@@ -732,8 +743,7 @@ int index_quick_check(struct index *ix, struct mv_err *err)
 	const char *res;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "PRAGMA quick_check(1)", -1, &st,
-				NULL);
+	rc = sqlite3_prepare_v2(ix->db, "PRAGMA quick_check(1)", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "integrity check", err);
 	rc = sqlite3_step(st);
@@ -756,8 +766,10 @@ int index_meta_set(struct index *ix, const char *key, const char *value,
 	sqlite3_stmt *st = NULL;
 	int rc;
 
-	rc = sqlite3_prepare_v2(ix->db, "INSERT OR REPLACE INTO meta(key, "
-				"value) VALUES (?1, ?2)", -1, &st, NULL);
+	rc = sqlite3_prepare_v2(ix->db,
+				"INSERT OR REPLACE INTO meta(key, "
+				"value) VALUES (?1, ?2)",
+				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "meta", err);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
@@ -781,7 +793,8 @@ int index_meta_get(struct index *ix, const char *key, char *out, size_t n,
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		snprintf(out, n, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(out, n, "%s",
+			 (const char *)sqlite3_column_text(st, 0));
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : db_err(ix, rc, "meta", err);

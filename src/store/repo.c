@@ -38,14 +38,15 @@
 #define DATA_PACK_TARGET (32u << 20)
 #define META_PACK_TARGET (8u << 20)
 #define DEFAULT_ZSTD_LEVEL 3
-#define DICT_MAX_CHUNK (128u << 10) /* chunks above this skip the dictionary */
+#define DICT_MAX_CHUNK (128u << 10) /* chunks above this skip the dictionary \
+				     */
 
 /* A zstd dictionary, loaded once and kept for the life of the repo. */
 struct repo_dict {
 	struct repo_dict *next;
-	uint32_t dict_id;   /* zstd's id, recorded in record headers */
-	ZSTD_CDict *cdict;  /* for compressing, NULL until needed */
-	ZSTD_DDict *ddict;  /* for decompressing */
+	uint32_t dict_id;  /* zstd's id, recorded in record headers */
+	ZSTD_CDict *cdict; /* for compressing, NULL until needed */
+	ZSTD_DDict *ddict; /* for decompressing */
 };
 
 struct ctx_pool {
@@ -55,19 +56,19 @@ struct ctx_pool {
 };
 
 struct repo {
-	struct backend *be;       /* where the files live */
-	char *location;           /* as the user gave it */
-	struct repo_config cfg;   /* parsed config */
-	struct hasher *hasher;    /* keyed chunk ids */
-	struct index *ix;         /* index.db, under ix_lock */
-	pthread_mutex_t ix_lock;  /* serialises every index call */
-	char *index_path;         /* local path of the index file */
-	char *stamp_path;         /* remote: cache stamp file */
-	char stamp_seen[64];      /* remote: stamp of the open index */
-	char *pending_path;       /* remote: packs sealed, not committed */
-	bool remote;              /* index is a cached copy */
-	bool locked;              /* we hold the writer lock */
-	int64_t data_version;     /* last seen index data version */
+	struct backend *be;	 /* where the files live */
+	char *location;		 /* as the user gave it */
+	struct repo_config cfg;	 /* parsed config */
+	struct hasher *hasher;	 /* keyed chunk ids */
+	struct index *ix;	 /* index.db, under ix_lock */
+	pthread_mutex_t ix_lock; /* serialises every index call */
+	char *index_path;	 /* local path of the index file */
+	char *stamp_path;	 /* remote: cache stamp file */
+	char stamp_seen[64];	 /* remote: stamp of the open index */
+	char *pending_path;	 /* remote: packs sealed, not committed */
+	bool remote;		 /* index is a cached copy */
+	bool locked;		 /* we hold the writer lock */
+	int64_t data_version;	 /* last seen index data version */
 	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
 	int64_t npack_names;
 	struct ctx_pool cctx, dctx;
@@ -76,16 +77,16 @@ struct repo {
 	pthread_mutex_t dict_lock;  /* guards dicts and active */
 	struct repo_dict *dicts;    /* loaded dictionaries */
 	struct repo_dict *active;   /* used to compress small chunks */
-	bool dict_probed;           /* looked for a dictionary already */
+	bool dict_probed;	    /* looked for a dictionary already */
 };
 
 struct repo_writer {
 	struct repo *r;
 	struct pack_writer *pw[2]; /* [0] data, [1] meta */
-	int64_t pack_id[2];        /* index rows of the open packs */
-	uint64_t stored;           /* bytes written this session */
-	struct mv_buf cbuf;        /* compression scratch */
-	char **sealed;             /* names of packs sealed this session */
+	int64_t pack_id[2];	   /* index rows of the open packs */
+	uint64_t stored;	   /* bytes written this session */
+	struct mv_buf cbuf;	   /* compression scratch */
+	char **sealed;		   /* names of packs sealed this session */
 	size_t nsealed;
 };
 
@@ -206,8 +207,10 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 			continue;
 		eq = strchr(line, '=');
 		if (!eq)
-			return mv_err_set(err, -EBADMSG, "%s: line %d: expected "
-					  "'key = value'", where, lineno);
+			return mv_err_set(err, -EBADMSG,
+					  "%s: line %d: expected "
+					  "'key = value'",
+					  where, lineno);
 		*eq = '\0';
 		key = line;
 		val = eq + 1;
@@ -215,9 +218,9 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 			*e = '\0';
 		while (*val == ' ' || *val == '\t')
 			val++;
-		for (e = val + strlen(val); e > val && (e[-1] == ' ' ||
-							e[-1] == '\t' ||
-							e[-1] == '\r');)
+		for (e = val + strlen(val);
+		     e > val &&
+		     (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r');)
 			*--e = '\0';
 		if (!strcmp(key, "format")) {
 			bad = strcmp(val, "mailvault") != 0;
@@ -255,23 +258,28 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 		}
 		/* unknown keys are ignored: later versions may add some */
 		if (bad)
-			return mv_err_set(err, -EBADMSG, "%s: line %d: bad "
-					  "value for '%s'", where, lineno,
-					  key);
+			return mv_err_set(err, -EBADMSG,
+					  "%s: line %d: bad "
+					  "value for '%s'",
+					  where, lineno, key);
 	}
 	if ((seen & 15) != 15)
-		return mv_err_set(err, -EBADMSG, "%s: not a mailvault "
+		return mv_err_set(err, -EBADMSG,
+				  "%s: not a mailvault "
 				  "repository config (format, version, id "
-				  "or secret missing)", where);
+				  "or secret missing)",
+				  where);
 	if (c->version != MV_FORMAT_VERSION)
-		return mv_err_set(err, -EPROTONOSUPPORT, "%s: format version "
+		return mv_err_set(err, -EPROTONOSUPPORT,
+				  "%s: format version "
 				  "%u is not supported (this mailvault reads "
-				  "version %d)", where, c->version,
-				  MV_FORMAT_VERSION);
+				  "version %d)",
+				  where, c->version, MV_FORMAT_VERSION);
 	if (strcmp(c->encryption, "none"))
-		return mv_err_set(err, -EPROTONOSUPPORT, "%s: encryption '%s' "
-				  "is not supported by this version", where,
-				  c->encryption);
+		return mv_err_set(err, -EPROTONOSUPPORT,
+				  "%s: encryption '%s' "
+				  "is not supported by this version",
+				  where, c->encryption);
 	return chunker_params_check(&c->chunker, err);
 }
 
@@ -314,8 +322,8 @@ static int lock_take(struct repo *r, bool wait, struct mv_err *err)
 	int rc, tries = 0, len;
 
 	gethostname(host, sizeof(host) - 1);
-	len = snprintf(body, sizeof(body), "host=%s\npid=%d\ntime=%lld\n",
-		       host, (int)getpid(), (long long)time(NULL));
+	len = snprintf(body, sizeof(body), "host=%s\npid=%d\ntime=%lld\n", host,
+		       (int)getpid(), (long long)time(NULL));
 	for (;;) {
 		rc = r->be->ops->create_excl(r->be, "lock", body, (size_t)len,
 					     err);
@@ -328,10 +336,12 @@ static int lock_take(struct repo *r, bool wait, struct mv_err *err)
 			continue;
 		}
 		if (!wait)
-			return mv_err_set(err, -EBUSY, "repository '%s' is "
+			return mv_err_set(err, -EBUSY,
+					  "repository '%s' is "
 					  "locked by %s; if that process is "
 					  "gone, remove the file 'lock' in the "
-					  "repository", r->location, who);
+					  "repository",
+					  r->location, who);
 		sleep(1);
 	}
 	if (!rc)
@@ -363,8 +373,10 @@ static int cache_dir(const struct repo_config *c, char *out, size_t n,
 			 getenv("HOME") ? getenv("HOME") : "/tmp", id);
 	rc = mv_mkdir_p(out, 0700);
 	if (rc)
-		return mv_err_set(err, rc, "cannot create cache directory "
-				  "'%s': %s", out, strerror(-rc));
+		return mv_err_set(err, rc,
+				  "cannot create cache directory "
+				  "'%s': %s",
+				  out, strerror(-rc));
 	return 0;
 }
 
@@ -395,7 +407,8 @@ static int remote_index_fetch_once(struct repo *r, struct mv_err *err)
 
 	rc = r->be->ops->stat(r->be, "index.db", &size, &mtime, err);
 	if (rc)
-		return rc == -ENOENT ? mv_err_set(err, rc, "repository '%s' "
+		return rc == -ENOENT ? mv_err_set(err, rc,
+						  "repository '%s' "
 						  "has no index.db",
 						  r->location)
 				     : rc;
@@ -424,7 +437,8 @@ static int remote_index_fetch_once(struct repo *r, struct mv_err *err)
 		if (rc)
 			goto out;
 		if (!got) {
-			rc = mv_err_set(err, -EIO, "index.db shrank while "
+			rc = mv_err_set(err, -EIO,
+					"index.db shrank while "
 					"downloading");
 			goto out;
 		}
@@ -545,8 +559,8 @@ static bool is_network_fs(const char *path)
 	if (statfs(path, &sf) < 0)
 		return false;
 	switch ((unsigned long)sf.f_type) {
-	case 0x6969UL:     /* NFS */
-	case 0x517BUL:     /* SMB */
+	case 0x6969UL:	   /* NFS */
+	case 0x517BUL:	   /* SMB */
 	case 0xFF534D42UL: /* CIFS */
 	case 0xFE534D42UL: /* SMB2 */
 	case 0x65735546UL: /* FUSE (sshfs and friends) */
@@ -634,8 +648,10 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 		goto out;
 	r->location = strdup(location);
 	if (r->be->ops->stat(r->be, "config", &size, NULL, NULL) == 0) {
-		rc = mv_err_set(err, -EEXIST, "'%s' is already a mailvault "
-				"repository", location);
+		rc = mv_err_set(err, -EEXIST,
+				"'%s' is already a mailvault "
+				"repository",
+				location);
 		goto out;
 	}
 	r->cfg.version = MV_FORMAT_VERSION;
@@ -686,9 +702,11 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 		goto fail;
 	rc = backend_read_all(r->be, "config", CONFIG_MAX, &text, &len, err);
 	if (rc == -ENOENT) {
-		rc = mv_err_set(err, -ENOENT, "'%s' is not a mailvault "
+		rc = mv_err_set(err, -ENOENT,
+				"'%s' is not a mailvault "
 				"repository (no config; create one with "
-				"'mailvault init')", location);
+				"'mailvault init')",
+				location);
 		goto fail;
 	}
 	if (rc)
@@ -837,8 +855,8 @@ int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
 	return rc;
 }
 
-static int pack_name_locked(struct repo *r, int64_t pack, char *out,
-			    size_t n, struct mv_err *err)
+static int pack_name_locked(struct repo *r, int64_t pack, char *out, size_t n,
+			    struct mv_err *err)
 {
 	int rc;
 
@@ -857,16 +875,16 @@ static int pack_name_locked(struct repo *r, int64_t pack, char *out,
 
 			if (!p)
 				return 0; /* the cache is optional */
-			memset((char *)p + r->npack_names *
-						   sizeof(*r->pack_names),
+			memset((char *)p +
+				       r->npack_names * sizeof(*r->pack_names),
 			       0,
 			       (size_t)(cap - r->npack_names) *
 				       sizeof(*r->pack_names));
 			r->pack_names = p;
 			r->npack_names = cap;
 		}
-		snprintf(r->pack_names[pack], sizeof(r->pack_names[pack]),
-			 "%s", out);
+		snprintf(r->pack_names[pack], sizeof(r->pack_names[pack]), "%s",
+			 out);
 	}
 	return 0;
 }
@@ -1024,9 +1042,9 @@ static int decompress(struct repo *r, const struct pack_rec *rec,
 	if (!pool_put(&r->dctx, d))
 		ZSTD_freeDCtx(d);
 	if (ZSTD_isError(n) || n != rec->raw_size)
-		return mv_err_set(err, -EIO, "%s: cannot decompress: %s",
-				  where, ZSTD_isError(n) ? ZSTD_getErrorName(n)
-							 : "short output");
+		return mv_err_set(err, -EIO, "%s: cannot decompress: %s", where,
+				  ZSTD_isError(n) ? ZSTD_getErrorName(n)
+						  : "short output");
 	out->len = n;
 	return 0;
 }
@@ -1045,10 +1063,11 @@ static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
 	    rec.stored_size != len - PACK_REC_HDR_LEN)
 		return mv_err_set(err, -EIO, "%s: record header is damaged",
 				  where);
-	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) !=
-	    rec.checksum)
-		return mv_err_set(err, -EIO, "%s: checksum mismatch (data "
-				  "damaged)", where);
+	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) != rec.checksum)
+		return mv_err_set(err, -EIO,
+				  "%s: checksum mismatch (data "
+				  "damaged)",
+				  where);
 	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
 	if (rc)
 		return rc;
@@ -1057,8 +1076,10 @@ static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
 
 		repo_chunk_id(r, out->data, out->len, check);
 		if (memcmp(check, id, MV_ID_LEN))
-			return mv_err_set(err, -EIO, "%s: content does not "
-					  "match its id", where);
+			return mv_err_set(err, -EIO,
+					  "%s: content does not "
+					  "match its id",
+					  where);
 	}
 	return 0;
 }
@@ -1091,8 +1112,10 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 		rc = pack_name_locked(r, loc.pack, name, sizeof(name), err);
 	pthread_mutex_unlock(&r->ix_lock);
 	if (rc == -ENOENT)
-		return mv_err_set(err, -EIO, "chunk %s is missing from the "
-				  "index", hex);
+		return mv_err_set(err, -EIO,
+				  "chunk %s is missing from the "
+				  "index",
+				  hex);
 	if (rc)
 		return rc;
 	pack_path(name, path, sizeof(path));
@@ -1233,8 +1256,8 @@ static int adopt_collect(const struct pack_rec *rec, uint64_t offset,
 		a->cap = cap;
 	}
 	if (!a->n)
-		a->kind = rec->type == REC_DATA ? PACK_KIND_DATA
-						: PACK_KIND_META;
+		a->kind =
+			rec->type == REC_DATA ? PACK_KIND_DATA : PACK_KIND_META;
 	memcpy(a->v[a->n].id, rec->id, MV_ID_LEN);
 	a->v[a->n].loc.pack = 0;
 	a->v[a->n].loc.offset = offset;
@@ -1343,10 +1366,13 @@ int repo_writer_begin(struct repo *r, struct repo_writer **out,
 	int rc;
 
 	if (!r->locked)
-		return mv_err_set(err, -EPERM, "repository '%s' is not open "
-				  "for writing", r->location);
+		return mv_err_set(err, -EPERM,
+				  "repository '%s' is not open "
+				  "for writing",
+				  r->location);
 	if (r->writer)
-		return mv_err_set(err, -EBUSY, "a write session is already "
+		return mv_err_set(err, -EBUSY,
+				  "a write session is already "
 				  "open");
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -1424,8 +1450,8 @@ static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
 	w->stored += PACK_HDR_LEN;
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_pack_add(r->ix, pack_writer_name(w->pw[k]),
-			    k ? PACK_KIND_META : PACK_KIND_DATA,
-			    &w->pack_id[k], err);
+			    k ? PACK_KIND_META : PACK_KIND_DATA, &w->pack_id[k],
+			    err);
 	pthread_mutex_unlock(&r->ix_lock);
 	return rc;
 }
@@ -1490,15 +1516,17 @@ int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
 	if (out_new)
 		*out_new = false;
 	if (raw_len > PACK_MAX_RECORD)
-		return mv_err_set(err, -EMSGSIZE, "record of %zu bytes is "
-				  "too large", raw_len);
+		return mv_err_set(err, -EMSGSIZE,
+				  "record of %zu bytes is "
+				  "too large",
+				  raw_len);
 	if (repo_writer_has(w, id))
 		return 0;
 	if (!how || how->kind == PACK_COMP_NONE || !comp)
 		return writer_append(w, type, id, raw_len, raw, raw_len, &none,
 				     out_new, err);
-	return writer_append(w, type, id, raw_len, comp, comp_len, how,
-			     out_new, err);
+	return writer_append(w, type, id, raw_len, comp, comp_len, how, out_new,
+			     err);
 }
 
 int repo_writer_put(struct repo_writer *w, enum rec_type type,
@@ -1535,7 +1563,8 @@ int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
 
 	d = dict_make(r, dict, len, true);
 	if (!d)
-		return mv_err_set(err, -EINVAL, "not a usable zstd "
+		return mv_err_set(err, -EINVAL,
+				  "not a usable zstd "
 				  "dictionary");
 	repo_chunk_id(r, dict, len, id);
 	rc = repo_writer_put(w, REC_DICT, id, dict, len, NULL, 0, NULL, err);
@@ -1613,8 +1642,8 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	if (rc)
 		goto fail;
 	repo_chunk_id(r, rec.data, rec.len, snap->id);
-	rc = repo_writer_put(w, REC_SNAPSHOT, snap->id, rec.data, rec.len,
-			     NULL, 0, NULL, err);
+	rc = repo_writer_put(w, REC_SNAPSHOT, snap->id, rec.data, rec.len, NULL,
+			     0, NULL, err);
 	if (!rc)
 		rc = seal_pack(w, 1, err);
 	if (rc)
@@ -1712,10 +1741,13 @@ int repo_snapshot_delete(struct repo *r, const uint8_t id[MV_ID_LEN],
 	int rc;
 
 	if (!r->locked)
-		return mv_err_set(err, -EPERM, "repository '%s' is not open "
-				  "for writing", r->location);
+		return mv_err_set(err, -EPERM,
+				  "repository '%s' is not open "
+				  "for writing",
+				  r->location);
 	if (r->cfg.flags & REPO_APPEND_ONLY)
-		return mv_err_set(err, -EPERM, "repository '%s' is "
+		return mv_err_set(err, -EPERM,
+				  "repository '%s' is "
 				  "append-only: snapshots cannot be removed",
 				  r->location);
 	pthread_mutex_lock(&r->ix_lock);
@@ -1784,8 +1816,8 @@ int repo_chunk_each(struct repo *r, repo_chunk_fn fn, void *arg,
  * location from the index, which by then names the new pack.
  */
 
-int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN],
-		    bool verify_id, struct mv_buf *out, struct mv_err *err)
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
+		    struct mv_buf *out, struct mv_err *err)
 {
 	struct mv_err first = MV_ERR_INIT;
 	int rc;
@@ -1884,8 +1916,10 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 		goto fail;
 	rc = backend_read_all(r->be, "config", CONFIG_MAX, &text, &len, err);
 	if (rc == -ENOENT)
-		rc = mv_err_set(err, -ENOENT, "'%s' is not a mailvault "
-				"repository (no config)", location);
+		rc = mv_err_set(err, -ENOENT,
+				"'%s' is not a mailvault "
+				"repository (no config)",
+				location);
 	if (rc)
 		goto fail;
 	snprintf(where, sizeof(where), "%s/config", location);
@@ -1978,8 +2012,10 @@ int repo_config_set_flags(struct repo *r, uint32_t set, uint32_t clear,
 	int n, rc;
 
 	if (!r->locked)
-		return mv_err_set(err, -EPERM, "repository '%s' is not open "
-				  "for writing", r->location);
+		return mv_err_set(err, -EPERM,
+				  "repository '%s' is not open "
+				  "for writing",
+				  r->location);
 	c.flags = (c.flags | set) & ~clear;
 	n = config_format(&c, text, sizeof(text));
 	rc = backend_write_atomic(r->be, "config", text, (size_t)n, err);

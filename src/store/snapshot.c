@@ -76,8 +76,9 @@ int snapshot_encode(const struct snapshot *s, struct mv_buf *out,
 	rc |= mv_buf_append(out, SNAP_MAGIC, 4);
 	rc |= mv_buf_put_varint(out, 1);
 	rc |= put_str(out, s->name);
-	rc |= mv_buf_put_varint(out, ((uint64_t)s->time_ns << 1) ^
-					     (s->time_ns < 0 ? ~(uint64_t)0 : 0));
+	rc |= mv_buf_put_varint(out,
+				((uint64_t)s->time_ns << 1) ^
+					(s->time_ns < 0 ? ~(uint64_t)0 : 0));
 	rc |= put_str(out, s->host);
 	rc |= mv_buf_put_u8(out, s->partial);
 	rc |= mv_buf_put_varint(out, s->ntags);
@@ -254,8 +255,7 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	 * a colon belong to the snapshot part */
 	while (colon && memchr(arg, '/', (size_t)(colon - arg)) &&
 	       memchr(arg, 'T', (size_t)(colon - arg)) && colon[1] >= '0' &&
-	       colon[1] <= '9' && colon[2] >= '0' &&
-	       colon[2] <= '9' &&
+	       colon[1] <= '9' && colon[2] >= '0' && colon[2] <= '9' &&
 	       (colon[3] == ':' || colon[3] == 'Z' || colon[3] == '\0')) {
 		colon = strchr(colon + 1, ':');
 		n = colon ? (size_t)(colon - arg) : strlen(arg);
@@ -334,8 +334,8 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 				matches = 1;
 				break;
 			}
-			if (parsed && list[i].time_ns / 1000000000 ==
-					      t / 1000000000) {
+			if (parsed &&
+			    list[i].time_ns / 1000000000 == t / 1000000000) {
 				found = &list[i];
 				matches++;
 			}
