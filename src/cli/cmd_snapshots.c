@@ -48,7 +48,7 @@ int cmd_snapshots(int argc, char **argv)
 		printf("[");
 	for (i = 0; i < n; i++) {
 		struct snapshot *s = &list[i];
-		char id[2 * MV_ID_LEN + 1], dir[64], iso[40], size[32];
+		char id[2 * MV_ID_LEN + 1], dir[64], iso[40];
 		uint32_t t;
 
 		if (name && strcmp(name, s->name))
@@ -77,6 +77,8 @@ int cmd_snapshots(int argc, char **argv)
 			}
 			printf("}}");
 		} else {
+			char size[32];
+
 			if (!shown)
 				printf("%-12s  %-28s  %-20s  %8s  %10s  %s\n",
 				       "ID", "SNAPSHOT", "TIME (UTC)", "FILES",

@@ -76,7 +76,6 @@ static int fill_meta(struct archive_entry *ae, struct tree_entry *e)
 	const char *s;
 	const void *val;
 	size_t len;
-	uint32_t i = 0;
 	int n;
 
 	memset(e, 0, sizeof(*e));
@@ -121,6 +120,8 @@ static int fill_meta(struct archive_entry *ae, struct tree_entry *e)
 	}
 	n = archive_entry_xattr_reset(ae);
 	if (n > 0) {
+		uint32_t i = 0;
+
 		e->xattrs = calloc((size_t)n, sizeof(*e->xattrs));
 		if (!e->xattrs)
 			return -ENOMEM;
@@ -341,10 +342,9 @@ static int drain(struct tar_ctx *c, struct mv_err *err)
 {
 	const void *p;
 	size_t n;
-	int rc;
 
 	do {
-		rc = gzstream_next_block(c->gz, &p, &n, &c->gzerr);
+		int rc = gzstream_next_block(c->gz, &p, &n, &c->gzerr);
 		if (rc)
 			return mv_err_set(err, rc, "%s", c->gzerr.msg);
 	} while (n);

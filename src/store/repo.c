@@ -38,8 +38,9 @@
 #define DATA_PACK_TARGET (32u << 20)
 #define META_PACK_TARGET (8u << 20)
 #define DEFAULT_ZSTD_LEVEL 3
-#define DICT_MAX_CHUNK (128u << 10) /* chunks above this skip the dictionary \
-				     */
+#define DICT_MAX_CHUNK                                        \
+	(128u << 10) /* chunks above this skip the dictionary \
+		      */
 
 /* A zstd dictionary, loaded once and kept for the life of the repo. */
 struct repo_dict {
@@ -587,7 +588,6 @@ static int open_index(struct repo *r, bool create, bool writable,
 		      struct mv_err *err)
 {
 	const char *root = r->be->ops->local_root(r->be);
-	char dir[PATH_MAX];
 	bool netfs = false;
 	int rc;
 
@@ -596,6 +596,8 @@ static int open_index(struct repo *r, bool create, bool writable,
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		netfs = is_network_fs(root);
 	} else {
+		char dir[PATH_MAX];
+
 		rc = cache_dir(&r->cfg, dir, sizeof(dir), err);
 		if (rc)
 			return rc;

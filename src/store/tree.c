@@ -546,7 +546,6 @@ void tree_ref_release(struct tree_ref *ref)
 int tree_entry_copy(struct tree_entry *dst, const struct tree_entry *src,
 		    struct mv_err *err)
 {
-	uint32_t i;
 	int rc = 0;
 
 	*dst = *src;
@@ -571,6 +570,8 @@ int tree_entry_copy(struct tree_entry *dst, const struct tree_entry *src,
 	rc |= dup_mem((void **)&dst->subtree.chunks, src->subtree.chunks,
 		      src->subtree.n * sizeof(*src->subtree.chunks));
 	if (!rc && src->nxattrs) {
+		uint32_t i;
+
 		dst->xattrs = calloc(src->nxattrs, sizeof(*dst->xattrs));
 		if (!dst->xattrs)
 			rc = -ENOMEM;
