@@ -486,6 +486,28 @@ static void *hook_analyze(void *ctx, const char *path,
 	return res;
 }
 
+/* A message keeps a copy of its raw file's entry for the view entry made
+ * at finish; the file's name, xattrs and ACLs are not used there, so they
+ * are not kept (memory grows with the number of messages). */
+static void entry_slim(struct tree_entry *e)
+{
+	uint32_t i;
+
+	free(e->name);
+	e->name = NULL;
+	e->name_len = 0;
+	for (i = 0; i < e->nxattrs; i++) {
+		free(e->xattrs[i].name);
+		free(e->xattrs[i].value);
+	}
+	free(e->xattrs);
+	e->xattrs = NULL;
+	e->nxattrs = 0;
+	free(e->acl_access);
+	free(e->acl_default);
+	e->acl_access = e->acl_default = NULL;
+}
+
 static int msgs_grow(struct mail_view *v, struct mv_err *err)
 {
 	struct vmsg *m;
@@ -493,7 +515,8 @@ static int msgs_grow(struct mail_view *v, struct mv_err *err)
 
 	if (v->nmsgs < v->capmsgs)
 		return 0;
-	cap = v->capmsgs ? 2 * v->capmsgs : 256;
+	/* 1.5x: at 100k messages the slack of doubling is tens of MiB */
+	cap = v->capmsgs ? v->capmsgs + v->capmsgs / 2 : 256;
 	m = realloc(v->msgs, cap * sizeof(*m));
 	if (!m)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -639,6 +662,7 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	rc = tree_entry_copy(&m->e, e, err);
 	if (rc || !m->account || !m->mailbox || !m->base)
 		goto oom;
+	entry_slim(&m->e);
 	v->nmsgs++;
 	m->date = wh->time >= 0 ? wh->time : e->mtime_sec;
 	m->size = e->size;
