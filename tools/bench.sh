@@ -630,6 +630,17 @@ remote_bench()
 say "remote: backup into, cat and rsync from sftp://127.0.0.1"
 remote_bench || say "the remote benchmark failed (see $W/res/remote.log)"
 
+# --- lifecycle (issue 9): a year of dailies, forget + prune vs borg ------------
+
+say "lifecycle: a year of dailies, forget + prune vs borg prune + compact"
+case $SCALE in
+small) _lcdays=60 ;;
+*) _lcdays=365 ;;
+esac
+MV=$MV LC_DAYS=$_lcdays timeout 3600 sh "$B/lifecycle.sh" "$W/lifecycle" \
+	>"$W/res/lifecycle.log" 2>&1 ||
+	say "the lifecycle benchmark failed (see $W/res/lifecycle.log)"
+
 # --- report ---------------------------------------------------------------------
 
 say "writing $OUT"
@@ -643,6 +654,14 @@ python3 "$B/report.py" "$W/res" "$OUT" "$(basename "$png")"
 	printf '2x of local):\n\n```\n'
 	grep -E '^# (input|backup|cat|cold|full)' "$W/res/remote.log" ||
 		echo "remote benchmark did not produce figures"
+	printf '```\n'
+	printf '\n## Retention: a year of dailies (issue 9)\n\n'
+	printf 'From tools/bench/lifecycle.sh in the same run: small generated '
+	printf 'dailies, the same policy for both tools (7 daily, 4 weekly, 12 '
+	printf 'monthly); goal: the repository after prune within 5 %% of one '
+	printf 'that only ever held the kept snapshots.\n\n```\n'
+	grep '^# lifecycle' "$W/res/lifecycle.log" ||
+		echo "lifecycle benchmark did not produce figures"
 	printf '```\n'
 } >>"$OUT"
 gnuplot -e "datafile='$W/res/sizes.dat'; outfile='$png'" "$B/repo-size.gp"
