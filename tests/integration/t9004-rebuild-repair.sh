@@ -38,7 +38,9 @@ mkdir -p "$R/packs/ee"
 head -c 5000 "$f" >"$R/packs/ee/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
 assert_ok "$MV" rebuild-index "$R" >"$T/rb" 2>"$T/rberr"
 assert_grep "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee' is not trusted" "$T/rberr"
-rm -rf "$R/packs/ee"
+# only the fake pack: a real pack's name may start with "ee" too
+rm -f "$R/packs/ee/eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+rmdir "$R/packs/ee" 2>/dev/null || true
 assert_ok "$MV" rebuild-index "$R" >/dev/null 2>&1
 
 # damage DAMAGE: copy the repository, damage it, repair, look at it
