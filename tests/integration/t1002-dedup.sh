@@ -31,7 +31,10 @@ for d in 1 2 3 4 5 6 7; do
 	if [ "$d" = 1 ]; then
 		first=$a
 	else
-		[ "$a" -lt $((first / 10)) ] ||
+		# under a sixth: what a day adds depends on where the keyed
+		# chunker cuts the changed database pages, so it varies by
+		# repository (8-10 % of day 1 on this small fixture)
+		[ "$a" -lt $((first / 6)) ] ||
 			die "day $d added $a bytes, day 1 added $first"
 	fi
 done
