@@ -391,6 +391,9 @@ int index_pack_each(struct index *ix, index_pack_fn fn, void *arg,
 	return rc;
 }
 
+static int chunk_rows(struct index *ix, sqlite3_stmt *st, index_chunk_fn fn,
+		      void *arg, struct mv_err *err);
+
 int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
 		     struct mv_err *err)
 {
@@ -404,29 +407,7 @@ int index_chunk_each(struct index *ix, index_chunk_fn fn, void *arg,
 				-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_err(ix, rc, "listing chunks", err);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct chunk_loc loc;
-		uint8_t id[MV_ID_LEN];
-
-		if (sqlite3_column_bytes(st, 0) != MV_ID_LEN)
-			continue;
-		memcpy(id, sqlite3_column_blob(st, 0), MV_ID_LEN);
-		loc.pack = sqlite3_column_int64(st, 1);
-		loc.offset = (uint64_t)sqlite3_column_int64(st, 2);
-		loc.stored_size = (uint32_t)sqlite3_column_int64(st, 3);
-		loc.raw_size = (uint32_t)sqlite3_column_int64(st, 4);
-		loc.type = (uint8_t)sqlite3_column_int(st, 5);
-		loc.comp = (uint8_t)sqlite3_column_int(st, 6);
-		rc = fn(id, &loc, arg);
-		if (rc)
-			break;
-	}
-	if (rc == SQLITE_DONE)
-		rc = 0;
-	else if (rc > 0)
-		rc = db_err(ix, rc, "listing chunks", err);
-	sqlite3_finalize(st);
-	return rc;
+	return chunk_rows(ix, st, fn, arg, err);
 }
 
 int index_dict_add(struct index *ix, uint32_t dict_id,
