@@ -26,9 +26,22 @@ struct ingest;
 /* Content hooks: how modules such as the mail view see files as they are
  * backed up without reading them twice.  analyze() runs in a worker
  * thread for every file stored as a single chunk (small files: every
- * maildir message), with the whole content; its result is handed, in
- * submission order and on the producer thread, to file_done() together
- * with the file's final entry.  Either may be NULL. */
+ * maildir message), with the whole content, and for the first chunk of a
+ * larger file; its result is handed, in submission order and on the
+ * producer thread, to file_done() together with the file's final entry.
+ * Any of them may be NULL.
+ *
+ * Whole files of any size: stream_begin() runs on the producer thread
+ * when a file begins (meta: its metadata, size as announced).  When it
+ * returns a stream state, the hook sees every byte of that file, in
+ * order, through stream_data() as the source passes it in (a sparse
+ * file: its data extents back to back), analyze() is not called for
+ * the file, and stream_end(keep = true) at the file's end (or cut)
+ * returns the result that file_done() receives.  On failure (the backup
+ * is abandoned) stream_end(keep = false) only frees the state and
+ * returns NULL.  Ingest buffers nothing for a stream: what the hook keeps
+ * is its own memory.  Files that reach the tree without their bytes
+ * (ingest_entry, ingest_link) are not streamed. */
 struct ingest_hook {
 	void *ctx;
 	/* worker thread; returns a result or NULL; must be thread-safe */
@@ -41,6 +54,14 @@ struct ingest_hook {
 			 struct mv_err *err);
 	/* frees a result that file_done never received (errors) */
 	void (*free_result)(void *ctx, void *result);
+	/* producer thread; a stream state, or NULL: not streamed */
+	void *(*stream_begin)(void *ctx, const char *path,
+			      const struct tree_entry *meta);
+	/* producer thread; 0, or a negative errno that fails the backup */
+	int (*stream_data)(void *ctx, void *stream, const void *data,
+			   size_t len, struct mv_err *err);
+	/* producer thread; frees stream, returns the result for file_done */
+	void *(*stream_end)(void *ctx, void *stream, bool keep);
 };
 
 struct ingest_opts {

@@ -37,7 +37,9 @@ struct pfile {
 	uint32_t cap;
 	uint64_t read; /* bytes passed in */
 	bool ended;    /* no more chunks will come */
-	void *result;  /* from the analyze hook */
+	void *result;  /* from the analyze hook, or the stream's */
+	bool streamed; /* the hook sees the bytes: no analyze() */
+	void *stream;  /* the hook's stream state while open */
 };
 
 struct job {
@@ -100,8 +102,9 @@ static void work_one(struct ingest *ing, struct job *j)
 	repo_chunk_id(ing->r, j->raw.data, j->raw.len, j->id);
 	j->result = NULL;
 	/* a large file is analyzed by its first chunk: enough for the
-	 * headers of a message */
-	if (h && h->analyze && (j->whole || j->index == 0))
+	 * headers of a message; a streamed file by the hook itself */
+	if (h && h->analyze && !j->file->streamed &&
+	    (j->whole || j->index == 0))
 		j->result = h->analyze(h->ctx, j->file->path, j->id,
 				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
@@ -212,6 +215,8 @@ static void pfile_free(struct ingest *ing, struct pfile *f)
 
 	if (!f)
 		return;
+	if (f->stream)
+		f->result = h->stream_end(h->ctx, f->stream, false);
 	if (f->result && h && h->free_result)
 		h->free_result(h->ctx, f->result);
 	free(f->path);
@@ -473,6 +478,12 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 	f->e.nchunks = 0;
 	f->e.type = TREE_REG;
 	ing->cur = f;
+	if (ing->opts.hook && ing->opts.hook->stream_begin) {
+		const struct ingest_hook *h = ing->opts.hook;
+
+		f->stream = h->stream_begin(h->ctx, path, meta);
+		f->streamed = f->stream != NULL;
+	}
 	mv_buf_reset(&ing->pending);
 	chunker_reset(&ing->ch);
 	ing->st.files++;
@@ -488,6 +499,15 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 
 	ing->st.bytes_in += len;
 	ing->cur->read += len;
+	if (ing->cur->stream) {
+		const struct ingest_hook *h = ing->opts.hook;
+		int rc =
+			h->stream_data(h->ctx, ing->cur->stream, buf, len, err);
+		if (rc) {
+			mv_err_prefix(err, "'%s'", ing->cur->path);
+			return rc;
+		}
+	}
 	if (mv_buf_append(p, buf, len))
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	/* a small file is one chunk; a file that grows past its stated size
@@ -530,6 +550,13 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 	}
 	ing->cur = NULL;
 	f->ended = true;
+	if (f->stream) {
+		const struct ingest_hook *h = ing->opts.hook;
+
+		/* no chunk of a streamed file carries a result */
+		f->result = h->stream_end(h->ctx, f->stream, true);
+		f->stream = NULL;
+	}
 	if (ing->tail)
 		ing->tail->next = f;
 	else
