@@ -124,6 +124,26 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 			    struct mail_stalwart_dump_info *info,
 			    struct mv_err *err);
 
+/* The same scan fed in pieces (the bytes of a file as a backup reads
+ * them): feed() decodes and calls cb for every record complete so far;
+ * end() says whether the stream ended cleanly (0) or was cut (-EBADMSG).
+ * Errors are sticky: after one, feed() and end() return it again.
+ * Memory: the LZ4 window plus the record being assembled (at most
+ * MAIL_STALWART_MAX_VALUE). */
+struct mail_stalwart_dump_scanner;
+int mail_stalwart_dump_scanner_new(mail_stalwart_record_fn cb, void *cb_ctx,
+				   struct mail_stalwart_dump_scanner **out,
+				   struct mv_err *err);
+int mail_stalwart_dump_scanner_feed(struct mail_stalwart_dump_scanner *s,
+				    const void *data, size_t len,
+				    struct mv_err *err);
+int mail_stalwart_dump_scanner_end(struct mail_stalwart_dump_scanner *s,
+				   struct mv_err *err);
+/* Progress so far (value_offset: of the record being handed to cb). */
+const struct mail_stalwart_dump_info *
+mail_stalwart_dump_scanner_info(const struct mail_stalwart_dump_scanner *s);
+void mail_stalwart_dump_scanner_free(struct mail_stalwart_dump_scanner *s);
+
 /* Copy len bytes at offset off of the decompressed stream of one
  * subspace_<c> file (read through rd) into out (appended); stops reading
  * once it has them.  -EBADMSG for a corrupt frame or a stream ending

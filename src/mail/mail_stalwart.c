@@ -500,79 +500,152 @@ static int drain(struct window *w, bool *header_done,
 	}
 }
 
+struct mail_stalwart_dump_scanner {
+	LZ4F_dctx *dctx;
+	struct window w;
+	bool header_done;
+	size_t hint; /* LZ4F_decompress: 0 once the frame is complete */
+	int rc;	     /* sticky: the first error or stop */
+	struct mail_stalwart_dump_info info;
+	struct mail_stalwart_dump_info *pinfo; /* &info, or the caller's */
+	mail_stalwart_record_fn cb;
+	void *cb_ctx;
+};
+
+int mail_stalwart_dump_scanner_new(mail_stalwart_record_fn cb, void *cb_ctx,
+				   struct mail_stalwart_dump_scanner **out,
+				   struct mv_err *err)
+{
+	struct mail_stalwart_dump_scanner *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (LZ4F_isError(
+		    LZ4F_createDecompressionContext(&s->dctx, LZ4F_VERSION))) {
+		free(s);
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	s->hint = 1;
+	s->pinfo = &s->info;
+	s->cb = cb;
+	s->cb_ctx = cb_ctx;
+	*out = s;
+	return 0;
+}
+
+void mail_stalwart_dump_scanner_free(struct mail_stalwart_dump_scanner *s)
+{
+	if (!s)
+		return;
+	LZ4F_freeDecompressionContext(s->dctx);
+	mv_buf_release(&s->w.b);
+	free(s);
+}
+
+const struct mail_stalwart_dump_info *
+mail_stalwart_dump_scanner_info(const struct mail_stalwart_dump_scanner *s)
+{
+	return s->pinfo;
+}
+
+int mail_stalwart_dump_scanner_feed(struct mail_stalwart_dump_scanner *s,
+				    const void *data, size_t len,
+				    struct mv_err *err)
+{
+	const uint8_t *in = data;
+	size_t in_pos = 0;
+	int rc;
+
+	if (s->rc)
+		return mv_err_set(err, s->rc, "scan already ended");
+	while (in_pos < len) {
+		struct window *w = &s->w;
+		size_t src, dst;
+
+		/* compact the window, then decode into its free tail */
+		if (w->pos > 0 && w->pos == w->b.len) {
+			w->base += w->b.len;
+			w->b.len = 0;
+			w->pos = 0;
+		} else if (w->pos > (1u << 20)) {
+			w->base += w->pos;
+			memmove(w->b.data, w->b.data + w->pos,
+				w->b.len - w->pos);
+			w->b.len -= w->pos;
+			w->pos = 0;
+		}
+		rc = mv_buf_reserve(&w->b, 1 << 16);
+		if (rc < 0) {
+			s->rc = mv_err_set(err, rc, "out of memory");
+			return s->rc;
+		}
+		src = len - in_pos;
+		dst = w->b.cap - w->b.len;
+		s->hint = LZ4F_decompress(s->dctx, w->b.data + w->b.len, &dst,
+					  in + in_pos, &src, NULL);
+		if (LZ4F_isError(s->hint)) {
+			s->rc = mv_err_set(
+				err, -EBADMSG,
+				"corrupt LZ4 frame after %llu "
+				"records: %s",
+				(unsigned long long)s->pinfo->records,
+				LZ4F_getErrorName(s->hint));
+			return s->rc;
+		}
+		in_pos += src;
+		w->b.len += dst;
+		rc = drain(w, &s->header_done, s->pinfo, s->cb, s->cb_ctx, err);
+		if (rc != 0) {
+			s->rc = rc;
+			return rc;
+		}
+	}
+	return 0;
+}
+
+int mail_stalwart_dump_scanner_end(struct mail_stalwart_dump_scanner *s,
+				   struct mv_err *err)
+{
+	if (s->rc)
+		return s->rc;
+	if (s->hint != 0 || !s->header_done || s->w.pos != s->w.b.len)
+		s->rc = mv_err_set(err, -EBADMSG,
+				   "export cut short after %llu records",
+				   (unsigned long long)s->pinfo->records);
+	return s->rc;
+}
+
 int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 			    mail_stalwart_record_fn cb, void *cb_ctx,
 			    struct mail_stalwart_dump_info *info,
 			    struct mv_err *err)
 {
-	LZ4F_dctx *dctx = NULL;
-	struct window w = {MV_BUF_INIT, 0, 0};
+	struct mail_stalwart_dump_scanner *s = NULL;
 	uint8_t in[65536];
-	size_t in_len = 0, in_pos = 0;
-	bool header_done = false, eof = false;
-	size_t hint = 1;
 	int rc;
 
 	memset(info, 0, sizeof(*info));
-	if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
-		return mv_err_set(err, -ENOMEM, "out of memory");
+	rc = mail_stalwart_dump_scanner_new(cb, cb_ctx, &s, err);
+	if (rc)
+		return rc;
+	s->pinfo = info; /* live during the callbacks */
 	for (;;) {
-		size_t src, dst;
+		size_t got = 0;
 
-		if (in_pos == in_len && !eof) {
-			rc = rd(rd_ctx, in, sizeof(in), &in_len);
-			if (rc < 0) {
-				mv_err_set(err, rc, "read error");
-				goto out;
-			}
-			in_pos = 0;
-			eof = in_len == 0;
-		}
-		if (eof && in_pos == in_len)
-			break;
-		/* compact the window, then decode into its free tail */
-		if (w.pos > 0 && w.pos == w.b.len) {
-			w.base += w.b.len;
-			w.b.len = 0;
-			w.pos = 0;
-		} else if (w.pos > (1u << 20)) {
-			w.base += w.pos;
-			memmove(w.b.data, w.b.data + w.pos, w.b.len - w.pos);
-			w.b.len -= w.pos;
-			w.pos = 0;
-		}
-		rc = mv_buf_reserve(&w.b, 1 << 16);
+		rc = rd(rd_ctx, in, sizeof(in), &got);
 		if (rc < 0) {
-			mv_err_set(err, rc, "out of memory");
-			goto out;
+			mv_err_set(err, rc, "read error");
+			break;
 		}
-		src = in_len - in_pos;
-		dst = w.b.cap - w.b.len;
-		hint = LZ4F_decompress(dctx, w.b.data + w.b.len, &dst,
-				       in + in_pos, &src, NULL);
-		if (LZ4F_isError(hint)) {
-			rc = mv_err_set(err, -EBADMSG,
-					"corrupt LZ4 frame after %llu "
-					"records: %s",
-					(unsigned long long)info->records,
-					LZ4F_getErrorName(hint));
-			goto out;
+		if (!got) {
+			rc = mail_stalwart_dump_scanner_end(s, err);
+			break;
 		}
-		in_pos += src;
-		w.b.len += dst;
-		rc = drain(&w, &header_done, info, cb, cb_ctx, err);
-		if (rc != 0)
-			goto out;
+		rc = mail_stalwart_dump_scanner_feed(s, in, got, err);
+		if (rc)
+			break;
 	}
-	if (hint != 0 || !header_done || w.pos != w.b.len)
-		rc = mv_err_set(err, -EBADMSG,
-				"export cut short after %llu records",
-				(unsigned long long)info->records);
-	else
-		rc = 0;
-out:
-	LZ4F_freeDecompressionContext(dctx);
-	mv_buf_release(&w.b);
+	mail_stalwart_dump_scanner_free(s);
 	return rc;
 }
 

@@ -848,7 +848,7 @@ static int json_done(struct mail_view *v, const char *path,
 
 struct dump_scan {
 	struct mail_view *v;
-	struct mail_stalwart_dump_info *info;
+	const struct mail_stalwart_dump_info *info;
 	size_t dump;
 	struct mv_err *err;
 };
@@ -911,6 +911,8 @@ static int dump_record(void *ctx, const uint8_t *key, size_t key_len,
 	return 0;
 }
 
+static struct sw_dump *dump_add(struct mail_view *v, const char *path);
+
 int mail_view_dump_scan(struct mail_view *v, const char *path, int fd,
 			struct mv_err *err)
 {
@@ -921,18 +923,12 @@ int mail_view_dump_scan(struct mail_view *v, const char *path, int fd,
 	uint8_t magic[4];
 	int rc;
 
-	d = realloc(v->dumps, (v->ndumps + 1) * sizeof(*d));
+	d = dump_add(v, path);
 	if (!d)
-		return mv_err_set(err, -ENOMEM, "out of memory");
-	v->dumps = d;
-	d = &v->dumps[v->ndumps];
-	memset(d, 0, sizeof(*d));
-	d->path = strdup(path);
-	if (!d->path)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	ds.v = v;
 	ds.info = &info;
-	ds.dump = v->ndumps++;
+	ds.dump = (size_t)(d - v->dumps);
 	ds.err = err;
 	if (pread(fd, magic, 4, 0) != 4 || memcmp(magic, "\x04\x22\x4d\x18", 4))
 		return 0; /* not an LZ4 frame: not a dump */
@@ -962,6 +958,277 @@ static void dump_done(struct mail_view *v, const char *path,
 	}
 }
 
+/* ---- whole files through the ingest stream ----------------------------
+ *
+ * Every source (directory, tar, stdin, ssh://) passes each file's bytes
+ * through ingest once; the view asks for the whole bytes of the files it
+ * cannot understand from their first chunk:
+ *  - an export's mailboxes.json / emails.json: kept (as a directory
+ *    source's mail_view_see_whole() keeps them) up to
+ *    MAIL_STALWART_MAX_JSON;
+ *  - a dump's subspace_t: scanned as it passes (LZ4 window and the record
+ *    being assembled only), every record becoming a message whose entry
+ *    references the file's chunks once the file is stored.
+ * Files a directory source already handed over (see_whole, dump_scan) are
+ * not streamed again. */
+
+enum { VS_JSON = 1, VS_DUMP = 2 };
+
+#define LZ4_MAGIC "\x04\x22\x4d\x18"
+
+struct vstream {
+	int kind;
+	struct mv_buf buf; /* VS_JSON: the bytes; VS_DUMP: the magic */
+	bool off;	   /* VS_JSON too large / VS_DUMP not a dump */
+	bool failed;	   /* VS_DUMP: corrupt or cut, counted at end */
+	struct mail_stalwart_dump_scanner *scan;
+	struct dump_scan ds;
+	struct mv_err err;
+	char *path; /* VS_DUMP: snapshot path */
+};
+
+static bool export_has_whole(struct mail_view *v, const char *path,
+			     const struct vpath *vp)
+{
+	size_t i;
+
+	for (i = 0; i < v->nexps; i++) {
+		const struct sw_export *x = &v->exps[i];
+
+		if (strlen(x->dir) == vp->dir_len &&
+		    !memcmp(x->dir, path, vp->dir_len) && x->whole[vp->emails])
+			return true;
+	}
+	return false;
+}
+
+static struct sw_dump *dump_find(struct mail_view *v, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < v->ndumps; i++)
+		if (!v->dumps[i].have && !strcmp(v->dumps[i].path, path))
+			return &v->dumps[i];
+	return NULL;
+}
+
+/* A new dump file at path, its messages to come; NULL on -ENOMEM. */
+static struct sw_dump *dump_add(struct mail_view *v, const char *path)
+{
+	struct sw_dump *d = realloc(v->dumps, (v->ndumps + 1) * sizeof(*d));
+
+	if (!d)
+		return NULL;
+	v->dumps = d;
+	d = &v->dumps[v->ndumps];
+	memset(d, 0, sizeof(*d));
+	d->path = strdup(path);
+	if (!d->path)
+		return NULL;
+	v->ndumps++;
+	return d;
+}
+
+static void *hook_stream_begin(void *ctx, const char *path,
+			       const struct tree_entry *meta)
+{
+	struct mail_view *v = ctx;
+	struct vstream *vs;
+	struct vpath vp;
+	const char *leaf = strrchr(path, '/');
+
+	leaf = leaf ? leaf + 1 : path;
+	if (!strcmp(leaf, "subspace_t")) {
+		if (dump_find(v, path))
+			return NULL; /* scanned by the directory source */
+		vs = calloc(1, sizeof(*vs));
+		if (!vs)
+			return NULL;
+		vs->kind = VS_DUMP;
+		vs->ds.v = v;
+		vs->ds.err = &vs->err;
+		vs->path = strdup(path);
+		if (!vs->path) {
+			free(vs);
+			return NULL;
+		}
+		return vs;
+	}
+	if (!mail_view_wants_whole(path))
+		return NULL;
+	classify(path, &vp);
+	if (vp.kind != RES_JSON || meta->size > MAIL_STALWART_MAX_JSON ||
+	    export_has_whole(v, path, &vp))
+		return NULL;
+	vs = calloc(1, sizeof(*vs));
+	if (vs)
+		vs->kind = VS_JSON;
+	return vs;
+}
+
+/* The first bytes of a would-be dump: start the scan when they are the
+ * LZ4 frame magic. */
+static int stream_dump_start(struct mail_view *v, struct vstream *vs,
+			     struct mv_err *err)
+{
+	struct sw_dump *d;
+	int rc;
+
+	if (memcmp(vs->buf.data, LZ4_MAGIC, 4)) {
+		vs->off = true; /* a file named subspace_t, not a dump */
+		return 0;
+	}
+	d = dump_add(v, vs->path);
+	if (!d)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	vs->ds.dump = (size_t)(d - v->dumps);
+	rc = mail_stalwart_dump_scanner_new(dump_record, &vs->ds, &vs->scan,
+					    err);
+	if (!rc)
+		vs->ds.info = mail_stalwart_dump_scanner_info(vs->scan);
+	return rc;
+}
+
+static int stream_dump_feed(struct vstream *vs, const void *data, size_t len,
+			    struct mv_err *err)
+{
+	int rc;
+
+	if (vs->failed)
+		return 0;
+	mv_err_clear(&vs->err);
+	rc = mail_stalwart_dump_scanner_feed(vs->scan, data, len, &vs->err);
+	if (rc == -ENOMEM)
+		return mv_err_set(err, rc, "%s", mv_err_msg(&vs->err));
+	if (rc)
+		vs->failed = true; /* keep the messages before it */
+	return 0;
+}
+
+static int hook_stream_data(void *ctx, void *stream, const void *data,
+			    size_t len, struct mv_err *err)
+{
+	struct mail_view *v = ctx;
+	struct vstream *vs = stream;
+	int rc;
+
+	if (vs->off)
+		return 0;
+	if (vs->kind == VS_JSON) {
+		if (vs->buf.len + len > MAIL_STALWART_MAX_JSON) {
+			vs->off = true;
+			mv_buf_release(&vs->buf);
+			return 0;
+		}
+		if (mv_buf_append(&vs->buf, data, len))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		return 0;
+	}
+	if (!vs->scan) {
+		/* collect the 4 magic bytes, then feed them first */
+		size_t k = MV_MIN(len, 4 - vs->buf.len);
+
+		if (mv_buf_append(&vs->buf, data, k))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		data = (const uint8_t *)data + k;
+		len -= k;
+		if (vs->buf.len < 4)
+			return 0;
+		rc = stream_dump_start(v, vs, err);
+		if (rc)
+			return rc;
+		if (vs->off)
+			return 0;
+		rc = stream_dump_feed(vs, vs->buf.data, vs->buf.len, err);
+		mv_buf_release(&vs->buf);
+		if (rc)
+			return rc;
+	}
+	return len ? stream_dump_feed(vs, data, len, err) : 0;
+}
+
+static void *hook_stream_end(void *ctx, void *stream, bool keep)
+{
+	struct mail_view *v = ctx;
+	struct vstream *vs = stream;
+	struct vres *res = NULL;
+
+	if (keep && vs->kind == VS_JSON && !vs->off) {
+		res = calloc(1, sizeof(*res));
+		if (res) {
+			res->kind = RES_JSON;
+			res->raw_len = vs->buf.len;
+			res->raw = vs->buf.data ? vs->buf.data : malloc(1);
+			if (!res->raw) {
+				free(res);
+				res = NULL;
+			}
+			memset(&vs->buf, 0, sizeof(vs->buf));
+		}
+	} else if (keep && vs->kind == VS_DUMP) {
+		if (!vs->scan && !vs->off && vs->buf.len < 4) {
+			/* shorter than the magic: not a dump */
+		} else if (vs->scan) {
+			v->st.dumps++;
+			if (vs->failed ||
+			    mail_stalwart_dump_scanner_end(vs->scan, &vs->err))
+				v->st.dump_errors++;
+		}
+	}
+	mail_stalwart_dump_scanner_free(vs->scan);
+	mv_buf_release(&vs->buf);
+	free(vs->path);
+	free(vs);
+	return res;
+}
+
+/* True when a dump with the same chunks is listed (a hard link). */
+static bool dump_stored_twice(struct mail_view *v, const struct tree_entry *e)
+{
+	size_t i;
+
+	for (i = 0; i < v->ndumps; i++) {
+		const struct tree_entry *o = &v->dumps[i].e;
+
+		if (v->dumps[i].have && o->nchunks == e->nchunks &&
+		    !memcmp(o->chunks[0].id, e->chunks[0].id, MV_ID_LEN) &&
+		    o->size == e->size)
+			return true;
+	}
+	return false;
+}
+
+/* Scan a dump file whose chunks are in the repository already. */
+static int dump_scan_stored(struct mail_view *v, const char *path,
+			    const struct tree_entry *e, struct mv_err *err)
+{
+	struct mv_buf chunk = MV_BUF_INIT;
+	struct vstream *vs;
+	uint32_t i;
+	int rc = 0;
+
+	vs = hook_stream_begin(v, path, e);
+	if (!vs)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0; !rc && i < e->nchunks && !vs->off && !vs->failed; i++) {
+		rc = repo_chunk_read(v->r, e->chunks[i].id, false, &chunk,
+				     &vs->err);
+		if (rc && rc != -ENOMEM) {
+			vs->failed = vs->scan != NULL;
+			rc = 0;
+			break;
+		}
+		if (!rc)
+			rc = hook_stream_data(v, vs, chunk.data, chunk.len,
+					      err);
+	}
+	mv_buf_release(&chunk);
+	if (rc == -ENOMEM && err && !err->code)
+		mv_err_set(err, rc, "out of memory");
+	hook_stream_end(v, vs, rc == 0);
+	return rc;
+}
+
 static int hook_file_done(void *ctx, const char *path,
 			  const struct tree_entry *e, void *result,
 			  struct mv_err *err)
@@ -985,6 +1252,14 @@ static int hook_file_done(void *ctx, const char *path,
 	if (vp.kind == RES_JSON) {
 		rc = json_done(v, path, &vp, e, res, err);
 		goto out;
+	}
+	if (!strcmp(vp.leaf, "subspace_t") && e->nchunks &&
+	    !dump_find(v, path) && !dump_stored_twice(v, e)) {
+		/* no bytes came through (an unchanged file reused from the
+		 * previous snapshot): scan its stored chunks */
+		rc = dump_scan_stored(v, path, e, err);
+		if (rc)
+			goto out;
 	}
 	if (v->ndumps && !strcmp(vp.leaf, "subspace_t"))
 		dump_done(v, path, e);
@@ -1133,6 +1408,9 @@ int mail_view_new(struct repo *r, const struct mail_view_opts *o,
 	v->hook.analyze = hook_analyze;
 	v->hook.file_done = hook_file_done;
 	v->hook.free_result = hook_free;
+	v->hook.stream_begin = hook_stream_begin;
+	v->hook.stream_data = hook_stream_data;
+	v->hook.stream_end = hook_stream_end;
 	if (!v->job) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto fail;

@@ -331,6 +331,68 @@ static void test_mail_stalwart_dump(void **state)
 	free(z);
 }
 
+/* The push scanner, fed in pieces of 1, 13 and 64 KiB bytes, sees what
+ * the pull scan sees; a cut stream ends with -EBADMSG; a corrupt one fails
+ * a feed and stays failed. */
+static void test_mail_stalwart_dump_scanner(void **state)
+{
+	static const size_t pieces[] = {1, 13, 65536};
+	struct mail_stalwart_dump_scanner *sc = NULL;
+	struct mv_err err = MV_ERR_INIT;
+	uint8_t *z;
+	size_t zn = make_dump(&z, 300000), i, at;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		struct seen s = {0, 0, {0}};
+
+		assert_int_equal(mail_stalwart_dump_scanner_new(on_record, &s,
+								&sc, &err),
+				 0);
+		for (at = 0; at < zn; at += pieces[i])
+			assert_int_equal(mail_stalwart_dump_scanner_feed(
+						 sc, z + at,
+						 MV_MIN(pieces[i], zn - at),
+						 &err),
+					 0);
+		assert_int_equal(mail_stalwart_dump_scanner_end(sc, &err), 0);
+		assert_int_equal(mail_stalwart_dump_scanner_info(sc)->records,
+				 3);
+		assert_int_equal(mail_stalwart_dump_scanner_info(sc)->subspace,
+				 't');
+		assert_int_equal(s.n, 3);
+		assert_int_equal(s.total, 600000);
+		mail_stalwart_dump_scanner_free(sc);
+	}
+	/* cut: records before the cut, then -EBADMSG at the end */
+	{
+		struct seen s = {0, 0, {0}};
+
+		assert_int_equal(mail_stalwart_dump_scanner_new(on_record, &s,
+								&sc, &err),
+				 0);
+		assert_int_equal(
+			mail_stalwart_dump_scanner_feed(sc, z, zn - 100, &err),
+			0);
+		assert_int_equal(mail_stalwart_dump_scanner_end(sc, &err),
+				 -EBADMSG);
+		assert_true(s.n >= 1 && s.n < 3);
+		mail_stalwart_dump_scanner_free(sc);
+		mv_err_clear(&err);
+	}
+	/* corrupt: sticky */
+	z[20] ^= 0x5a;
+	z[21] ^= 0x5a;
+	z[22] ^= 0x5a;
+	assert_int_equal(mail_stalwart_dump_scanner_new(NULL, NULL, &sc, &err),
+			 0);
+	assert_true(mail_stalwart_dump_scanner_feed(sc, z, zn, &err) < 0);
+	assert_true(mail_stalwart_dump_scanner_feed(sc, z, 1, &err) < 0);
+	assert_true(mail_stalwart_dump_scanner_end(sc, &err) < 0);
+	mail_stalwart_dump_scanner_free(sc);
+	free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_mail_stalwart_export_load_blobs),
 		cmocka_unit_test(test_mail_stalwart_dump),
 		cmocka_unit_test(test_mail_stalwart_dump_extract),
+		cmocka_unit_test(test_mail_stalwart_dump_scanner),
 	};
 
 	return cmocka_run_group_tests_name("mail_stalwart", tests, NULL, NULL);

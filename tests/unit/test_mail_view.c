@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <lz4frame.h>
 
 #include "mail_view.h"
 
@@ -261,6 +262,139 @@ static void test_mail_view_undecodable(void **state)
 	assert_non_null(tree_builder_get(f->tb, path));
 }
 
+/* Feed one file through the hook's stream, in pieces of `piece` bytes,
+ * as ingest does for a file the hook streams; the entry is one chunk. */
+static void stream(struct fx *f, const char *path, const void *data, size_t len,
+		   size_t piece)
+{
+	const struct ingest_hook *h = mail_view_hook(f->v);
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_chunk ch;
+	struct tree_entry e;
+	void *st, *res;
+	size_t at;
+
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.mode = 0600;
+	e.size = len;
+	e.nchunks = 1;
+	e.chunks = &ch;
+	ch.size = (uint32_t)len;
+	repo_chunk_id(f->r, data, len, ch.id);
+	st = h->stream_begin(h->ctx, path, &e);
+	assert_non_null(st);
+	for (at = 0; at < len; at += piece)
+		assert_int_equal(h->stream_data(h->ctx, st,
+						(const char *)data + at,
+						MV_MIN(piece, len - at), &err),
+				 0);
+	res = h->stream_end(h->ctx, st, true);
+	assert_int_equal(h->file_done(h->ctx, path, &e, res, &err), 0);
+}
+
+static const char msg2[] = "From: Bob <bob@example.org>\n"
+			   "Subject: Second\n"
+			   "Date: Thu, 02 May 2024 08:00:00 +0000\n\nhi\n";
+
+/* Stalwart inputs seen through the stream (tar, stdin, ssh:// sources):
+ * the export's JSON whole, a dump scanned in small pieces; other files
+ * are not streamed; a dump stream dropped on failure leaves nothing. */
+static void test_mail_view_streams(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const struct ingest_hook *h = mail_view_hook(f->v);
+	static const char emails[] =
+		"[{\"id\":\"a\",\"blobId\":\"cblob1\",\"mailboxIds\":"
+		"{\"a\":true},\"receivedAt\":\"2024-05-02T00:00:00Z\"}]";
+	static const char boxes[] =
+		"[{\"id\":\"a\",\"name\":\"Inbox\",\"parentId\":null,"
+		"\"role\":\"inbox\"}]";
+	struct mv_buf raw = MV_BUF_INIT;
+	const struct mail_view_stats *st;
+	struct tree_entry meta, *e;
+	uint8_t key[32], *z, id[MV_ID_LEN];
+	size_t zn, cap, len;
+	char path[512], hex[9];
+	void *s;
+	int i;
+
+	memset(&meta, 0, sizeof(meta));
+	meta.type = TREE_REG;
+	meta.size = 100;
+	/* not for the stream: messages, blobs, other files */
+	assert_null(h->stream_begin(h->ctx, "x/john/blobs/cblob1", &meta));
+	assert_null(h->stream_begin(h->ctx, "v/d.org/u/Maildir/cur/1.M1P1.h",
+				    &meta));
+	assert_null(h->stream_begin(h->ctx, "etc/passwd", &meta));
+
+	stream(f, "x/john/emails.json", emails, strlen(emails), 7);
+	feed(f, "x/john/blobs/cblob1", msg1, 0);
+	stream(f, "x/john/mailboxes.json", boxes, strlen(boxes), 3);
+
+	/* a dump: two records in one LZ4 frame, fed 5 bytes at a time */
+	mv_buf_put_u8(&raw, 0x7b);
+	mv_buf_put_u8(&raw, 't');
+	mv_buf_put_le32(&raw, 5);
+	for (i = 0; i < 2; i++) {
+		const char *m = i ? msg2 : msg1;
+
+		memset(key, i + 1, sizeof(key));
+		mv_buf_put_u8(&raw, 32);
+		mv_buf_append(&raw, key, 32);
+		len = strlen(m); /* LEB128 */
+		for (; len >= 0x80; len >>= 7)
+			mv_buf_put_u8(&raw, (uint8_t)(len | 0x80));
+		mv_buf_put_u8(&raw, (uint8_t)len);
+		mv_buf_append(&raw, m, strlen(m));
+	}
+	cap = LZ4F_compressFrameBound(raw.len, NULL);
+	z = malloc(cap);
+	assert_non_null(z);
+	zn = LZ4F_compressFrame(z, cap, raw.data, raw.len, NULL);
+	assert_false(LZ4F_isError(zn));
+	stream(f, "d/export/subspace_t", z, zn, 5);
+	/* a second one abandoned half-way (the backup failed) */
+	meta.size = zn;
+	s = h->stream_begin(h->ctx, "d2/subspace_t", &meta);
+	assert_non_null(s);
+	assert_int_equal(h->stream_data(h->ctx, s, z, zn / 2, &err), 0);
+	assert_null(h->stream_end(h->ctx, s, false));
+
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	st = mail_view_get_stats(f->v);
+	assert_int_equal(st->exports, 1);
+	assert_int_equal(st->stalwart, 1);
+	assert_int_equal(st->bad_exports, 0);
+	assert_int_equal(st->dumps, 1);
+	assert_int_equal(st->dump_messages, 2);
+	assert_int_equal(st->dump_errors, 0);
+	repo_chunk_id(f->r, msg1, strlen(msg1), id);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/john/Inbox/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	snprintf(path, sizeof(path),
+		 "mail/stalwart-dump/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	e = tree_builder_get(f->tb, path);
+	assert_non_null(e);
+	assert_int_equal(e->xform, TREE_XFORM_STALWART_DUMP);
+	assert_int_equal(e->size, strlen(msg1));
+	repo_chunk_id(f->r, msg2, strlen(msg2), id);
+	mv_hex(id, 4, hex);
+	snprintf(path, sizeof(path),
+		 "mail/stalwart-dump/2024-05-02 0800 Bob - Second [%s].eml",
+		 hex);
+	assert_non_null(tree_builder_get(f->tb, path));
+	mv_buf_release(&raw);
+	free(z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -272,6 +406,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_view_undecodable,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_view_streams, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("mail_view", tests, NULL, NULL);
