@@ -96,13 +96,24 @@ enum vmsg_kind {
 	VK_DUMP, /* a record of a Stalwart server dump */
 };
 
+/* What a view entry needs of the raw file's entry (a tree_entry is
+ * ~200 bytes; this is 64, and a one-chunk file's chunk is its cid). */
+struct vfile {
+	struct tree_chunk *chunks; /* NULL when one chunk: (cid, size) */
+	struct tree_extent *extents;
+	const char *user, *group; /* interned, or NULL */
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t uid, gid, nchunks, nextents;
+};
+
 struct vmsg {
-	char *account; /* sanitized component */
-	char *mailbox; /* sanitized components joined by '/' */
-	char *base;    /* maildir base name (sort key) */
-	char *reason;  /* VM_NOKEY/VM_CORRUPT */
+	const char *account; /* sanitized component (interned) */
+	const char *mailbox; /* sanitized components joined by '/' (interned) */
+	char *base;	     /* maildir base name (sort key) */
+	char *reason;	     /* VM_NOKEY/VM_CORRUPT */
 	uint8_t cid[MV_ID_LEN];
-	struct tree_entry e; /* the raw file's entry (deep copy) */
+	struct vfile e; /* the raw file's entry, what the view needs */
 	int64_t date;
 	char *from, *subject;
 	uint64_t size;	      /* size in the view */
@@ -179,6 +190,12 @@ struct mail_view {
 	struct sw_dump *dumps;
 	size_t ndumps;
 	struct mail_view_stats st;
+	/* interned account and mailbox names (open addressing) */
+	char **strs;
+	size_t strs_cap, nstrs;
+	/* new messages catalogued during the backup, in batches */
+	sqlite3_stmt *view_ins;
+	unsigned batch; /* messages in the open transaction */
 };
 
 /* ---- known messages --------------------------------------------------- */
@@ -486,26 +503,213 @@ static void *hook_analyze(void *ctx, const char *path,
 	return res;
 }
 
-/* A message keeps a copy of its raw file's entry for the view entry made
- * at finish; the file's name, xattrs and ACLs are not used there, so they
- * are not kept (memory grows with the number of messages). */
-static void entry_slim(struct tree_entry *e)
+/* One copy of each account, mailbox, user and group name, shared by the
+ * messages (100k messages live in a few hundred folders).  Takes s
+ * (malloc'd); returns the interned string, or NULL on out of memory (s
+ * freed). */
+static size_t str_hash(const char *p)
 {
-	uint32_t i;
+	size_t h = 5381;
 
-	free(e->name);
-	e->name = NULL;
-	e->name_len = 0;
-	for (i = 0; i < e->nxattrs; i++) {
-		free(e->xattrs[i].name);
-		free(e->xattrs[i].value);
+	for (; *p; p++)
+		h = h * 33 + (unsigned char)*p;
+	return h;
+}
+
+static const char *intern(struct mail_view *v, char *s)
+{
+	size_t i;
+
+	if (!s)
+		return NULL;
+	if (v->nstrs * 2 >= v->strs_cap) {
+		size_t cap = v->strs_cap ? v->strs_cap * 2 : 256, k;
+		char **t = calloc(cap, sizeof(*t));
+
+		if (!t) {
+			free(s);
+			return NULL;
+		}
+		for (k = 0; k < v->strs_cap; k++) {
+			if (!v->strs[k])
+				continue;
+			for (i = str_hash(v->strs[k]) & (cap - 1); t[i];
+			     i = (i + 1) & (cap - 1))
+				;
+			t[i] = v->strs[k];
+		}
+		free(v->strs);
+		v->strs = t;
+		v->strs_cap = cap;
 	}
-	free(e->xattrs);
-	e->xattrs = NULL;
-	e->nxattrs = 0;
-	free(e->acl_access);
-	free(e->acl_default);
-	e->acl_access = e->acl_default = NULL;
+	for (i = str_hash(s) & (v->strs_cap - 1); v->strs[i];
+	     i = (i + 1) & (v->strs_cap - 1))
+		if (!strcmp(v->strs[i], s)) {
+			free(s);
+			return v->strs[i];
+		}
+	v->strs[i] = s;
+	v->nstrs++;
+	return s;
+}
+
+#define CATALOG_BATCH 2000 /* new messages per catalogue transaction */
+
+/* Catalogue a new message now (its msg and view rows depend on its
+ * content only), so that the parsed headers need not be held until the
+ * snapshot is committed. */
+static int catalog_write(struct mail_view *v, struct vmsg *m,
+			 struct mv_err *err)
+{
+	int rc;
+
+	if (!v->view_ins &&
+	    sqlite3_prepare_v2(v->db,
+			       "INSERT OR IGNORE INTO view (cid, date, from_,"
+			       " subject, size, layers) VALUES (?,?,?,?,?,?)",
+			       -1, &v->view_ins, NULL) != SQLITE_OK)
+		return mv_err_set(err, -EIO, "catalogue: %s",
+				  sqlite3_errmsg(v->db));
+	rc = mail_catalog_add(v->cat, m->cid, MV_ID_LEN, m->msg, err);
+	if (rc)
+		return rc;
+	sqlite3_reset(v->view_ins);
+	sqlite3_bind_blob(v->view_ins, 1, m->cid, MV_ID_LEN, SQLITE_STATIC);
+	sqlite3_bind_int64(v->view_ins, 2, m->date);
+	sqlite3_bind_text(v->view_ins, 3, m->from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(v->view_ins, 4, m->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(v->view_ins, 5, (int64_t)m->size);
+	sqlite3_bind_int(v->view_ins, 6, (int)m->layers);
+	if (sqlite3_step(v->view_ins) != SQLITE_DONE)
+		return mv_err_set(err, -EIO, "catalogue: %s",
+				  sqlite3_errmsg(v->db));
+	sqlite3_reset(v->view_ins);
+	sqlite3_clear_bindings(v->view_ins);
+	mail_msg_release(m->msg);
+	free(m->msg);
+	m->msg = NULL;
+	return 0;
+}
+
+static int catalog_batch_end(struct mail_view *v, struct mv_err *err)
+{
+	if (!v->batch)
+		return 0;
+	v->batch = 0;
+	if (sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		return mv_err_set(err, -EIO, "catalogue: %s",
+				  sqlite3_errmsg(v->db));
+	return 0;
+}
+
+/* A parsed maildir, loose or dump message: catalogued at once (a
+ * Stalwart blob waits: it may be a sieve script, placed or not). */
+static int catalog_early(struct mail_view *v, struct vmsg *m,
+			 struct mv_err *err)
+{
+	int rc;
+
+	if (!m->msg || m->kind == VK_BLOB || m->state != VM_OK)
+		return 0;
+	if (!v->cat) {
+		mail_msg_release(m->msg);
+		free(m->msg);
+		m->msg = NULL;
+		return 0;
+	}
+	if (!v->batch &&
+	    sqlite3_exec(v->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		return mv_err_set(err, -EIO, "catalogue: %s",
+				  sqlite3_errmsg(v->db));
+	v->batch++;
+	rc = catalog_write(v, m, err);
+	if (!rc && v->batch >= CATALOG_BATCH)
+		rc = catalog_batch_end(v, err);
+	return rc;
+}
+
+/* Keep what the view needs of a raw file's entry e (content id cid). */
+static int vfile_set(struct mail_view *v, struct vfile *f,
+		     const struct tree_entry *e, const uint8_t *cid)
+{
+	memset(f, 0, sizeof(*f));
+	f->size = e->size;
+	f->mtime_sec = e->mtime_sec;
+	f->uid = e->uid;
+	f->gid = e->gid;
+	f->nchunks = e->nchunks;
+	f->nextents = e->nextents;
+	if ((e->user && !(f->user = intern(v, strdup(e->user)))) ||
+	    (e->group && !(f->group = intern(v, strdup(e->group)))))
+		return -ENOMEM;
+	if (e->nchunks &&
+	    (e->nchunks > 1 || e->nextents || e->chunks[0].size != e->size ||
+	     memcmp(e->chunks[0].id, cid, MV_ID_LEN))) {
+		f->chunks = malloc(e->nchunks * sizeof(*f->chunks));
+		if (!f->chunks)
+			return -ENOMEM;
+		memcpy(f->chunks, e->chunks, e->nchunks * sizeof(*f->chunks));
+	}
+	if (e->nextents) {
+		f->extents = malloc(e->nextents * sizeof(*f->extents));
+		if (!f->extents)
+			return -ENOMEM;
+		memcpy(f->extents, e->extents,
+		       e->nextents * sizeof(*f->extents));
+	}
+	return 0;
+}
+
+static int vfile_copy(struct vfile *f, const struct vfile *o)
+{
+	*f = *o;
+	f->chunks = NULL;
+	f->extents = NULL;
+	if (o->chunks) {
+		f->chunks = malloc(o->nchunks * sizeof(*f->chunks));
+		if (!f->chunks)
+			return -ENOMEM;
+		memcpy(f->chunks, o->chunks, o->nchunks * sizeof(*f->chunks));
+	}
+	if (o->extents) {
+		f->extents = malloc(o->nextents * sizeof(*f->extents));
+		if (!f->extents)
+			return -ENOMEM;
+		memcpy(f->extents, o->extents,
+		       o->nextents * sizeof(*f->extents));
+	}
+	return 0;
+}
+
+static void vfile_release(struct vfile *f)
+{
+	free(f->chunks);
+	free(f->extents);
+	memset(f, 0, sizeof(*f));
+}
+
+/* The raw file's entry again (borrowing f; one chunk goes to *one). */
+static void vfile_entry(const struct vfile *f, const uint8_t *cid,
+			struct tree_chunk *one, struct tree_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->type = TREE_REG;
+	e->uid = f->uid;
+	e->gid = f->gid;
+	e->user = (char *)f->user;
+	e->group = (char *)f->group;
+	e->size = f->size;
+	e->mtime_sec = f->mtime_sec;
+	e->nlink = 1;
+	e->nchunks = f->nchunks;
+	e->chunks = f->chunks;
+	e->nextents = f->nextents;
+	e->extents = f->extents;
+	if (f->nchunks == 1 && !f->chunks) {
+		memcpy(one->id, cid, MV_ID_LEN);
+		one->size = (uint32_t)f->size;
+		e->chunks = one;
+	}
 }
 
 static int msgs_grow(struct mail_view *v, struct mv_err *err)
@@ -654,15 +858,19 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	mail_view_content_id(v->r, e, m->cid);
 	m->kind = wh->kind;
 	m->hidden = wh->kind == VK_BLOB;
-	m->account = wh->kind == VK_BLOB ? strdup(wh->account)
-					 : sanitize_path(wh->account);
+	m->account =
+		intern(v, wh->kind == VK_BLOB ? strdup(wh->account)
+					      : sanitize_path(wh->account));
 	m->mailbox =
-		wh->kind == VK_DUMP ? strdup("") : sanitize_path(wh->mailbox);
+		intern(v, wh->kind == VK_DUMP ? strdup("")
+					      : sanitize_path(wh->mailbox));
 	m->base = strndup(wh->base, wh->base_len);
-	rc = tree_entry_copy(&m->e, e, err);
-	if (rc || !m->account || !m->mailbox || !m->base)
+	rc = vfile_set(v, &m->e, e, m->cid);
+	if (rc || !m->account || !m->mailbox || !m->base) {
+		vfile_release(&m->e);
+		free(m->base);
 		goto oom;
-	entry_slim(&m->e);
+	}
 	v->nmsgs++;
 	m->date = wh->time >= 0 ? wh->time : e->mtime_sec;
 	m->size = e->size;
@@ -743,6 +951,7 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 			count(v, m, CNT_BAD_HEADERS);
 		if (from_parsed(m, res))
 			goto oom;
+		return catalog_early(v, m, err);
 	}
 	return 0;
 oom:
@@ -1460,8 +1669,6 @@ void mail_view_free(struct mail_view *v)
 	for (i = 0; i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
-		free(m->account);
-		free(m->mailbox);
 		free(m->base);
 		free(m->reason);
 		free(m->from);
@@ -1469,13 +1676,19 @@ void mail_view_free(struct mail_view *v)
 		free(m->name);
 		free(m->mdir);
 		free(m->raw);
-		tree_entry_release(&m->e);
+		vfile_release(&m->e);
 		if (m->msg) {
 			mail_msg_release(m->msg);
 			free(m->msg);
 		}
 	}
 	free(v->msgs);
+	for (i = 0; i < v->strs_cap; i++)
+		free(v->strs[i]);
+	free(v->strs);
+	if (v->batch)
+		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_finalize(v->view_ins);
 	for (i = 0; i < v->nexps; i++) {
 		struct sw_export *x = &v->exps[i];
 
@@ -1715,16 +1928,14 @@ static int place_clone(struct mail_view *v, size_t b, const char *account,
 	m->size = o->size;
 	m->layers = o->layers;
 	m->state = o->state;
-	m->account = sanitize_path(account);
-	m->mailbox = sanitize_path(mailbox);
+	m->account = intern(v, sanitize_path(account));
+	m->mailbox = intern(v, sanitize_path(mailbox));
 	m->base = strdup(base);
 	m->from = o->from ? strdup(o->from) : NULL;
 	m->subject = o->subject ? strdup(o->subject) : NULL;
 	m->reason = o->reason ? strdup(o->reason) : NULL;
-	if (tree_entry_copy(&m->e, &o->e, err)) {
-		memset(&m->e, 0, sizeof(m->e));
-		free(m->account);
-		free(m->mailbox);
+	if (vfile_copy(&m->e, &o->e)) {
+		vfile_release(&m->e);
 		free(m->base);
 		free(m->from);
 		free(m->subject);
@@ -2159,12 +2370,17 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 		       const struct tree_xattr *keyx,
 		       const struct tree_entry *dump, struct mv_err *err)
 {
-	struct tree_entry ve = dump ? *dump : m->e;
+	struct tree_entry ve;
+	struct tree_chunk one;
 	struct tree_xattr rx;
 	uint8_t range[16];
 	char *path;
 	int rc;
 
+	if (dump)
+		ve = *dump;
+	else
+		vfile_entry(&m->e, m->cid, &one, &ve);
 	ve.name = (char *)name;
 	ve.name_len = (uint32_t)strlen(name);
 	ve.mode = 0444;
@@ -2221,8 +2437,9 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	size_t i, last;
 	int rc;
 
-	if (!v->nmsgs && !v->nexps)
-		return 0;
+	rc = catalog_batch_end(v, err);
+	if (rc || (!v->nmsgs && !v->nexps))
+		return rc;
 	rc = retry_no_key(v, err);
 	if (!rc)
 		rc = store_dir_key(v, w, err);
@@ -2352,6 +2569,9 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 
 	if (!v->cat || !v->nmsgs)
 		return 0;
+	rc = catalog_batch_end(v, err);
+	if (rc)
+		return rc;
 	mv_hex(snap->id, MV_ID_LEN, id);
 	rc = mail_catalog_snapshot_begin(v->cat, v->job, id,
 					 snap->time_ns / 1000000000, &seq, err);

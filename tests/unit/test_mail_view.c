@@ -243,6 +243,7 @@ static void test_mail_view_undecodable(void **state)
 	e.size = sizeof(bad) - 1;
 	e.nchunks = 1;
 	e.chunks = &ch;
+	ch.size = (uint32_t)e.size;
 	repo_chunk_id(f->r, bad, sizeof(bad) - 1, ch.id);
 	res = h->analyze(h->ctx, "d.org/u/cur/100.M1P1.h,S=9:2,", ch.id, bad,
 			 sizeof(bad) - 1);
