@@ -554,12 +554,12 @@ int mail_stalwart_dump_scanner_feed(struct mail_stalwart_dump_scanner *s,
 {
 	const uint8_t *in = data;
 	size_t in_pos = 0;
-	int rc;
 
 	if (s->rc)
 		return mv_err_set(err, s->rc, "scan already ended");
 	while (in_pos < len) {
 		struct window *w = &s->w;
+		int rc;
 		size_t src, dst;
 
 		/* compact the window, then decode into its free tail */

@@ -1319,7 +1319,6 @@ static int hook_stream_data(void *ctx, void *stream, const void *data,
 {
 	struct mail_view *v = ctx;
 	struct vstream *vs = stream;
-	int rc;
 
 	if (vs->off)
 		return 0;
@@ -1334,6 +1333,7 @@ static int hook_stream_data(void *ctx, void *stream, const void *data,
 		return 0;
 	}
 	if (!vs->scan) {
+		int rc;
 		/* collect the 4 magic bytes, then feed them first */
 		size_t k = MV_MIN(len, 4 - vs->buf.len);
 

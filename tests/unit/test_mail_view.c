@@ -316,7 +316,7 @@ static void test_mail_view_streams(void **state)
 	const struct mail_view_stats *st;
 	struct tree_entry meta, *e;
 	uint8_t key[32], *z, id[MV_ID_LEN];
-	size_t zn, cap, len;
+	size_t zn, cap;
 	char path[512], hex[9];
 	void *s;
 	int i;
@@ -340,6 +340,7 @@ static void test_mail_view_streams(void **state)
 	mv_buf_put_le32(&raw, 5);
 	for (i = 0; i < 2; i++) {
 		const char *m = i ? msg2 : msg1;
+		size_t len;
 
 		memset(key, i + 1, sizeof(key));
 		mv_buf_put_u8(&raw, 32);
