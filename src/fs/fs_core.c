@@ -212,10 +212,16 @@ int fs_refresh(struct fs *fs, bool force, struct mv_err *err)
 	if (rc)
 		goto out;
 	rc = fs_itable_update(&fs->itab, list, n);
-	if (rc)
+	if (rc) {
 		mv_err_set(err, rc, "cannot update the snapshot list");
-	else
+	} else {
+		int64_t t = MV_MAX(mv_now_ns(), fs->top_ns + 1);
+
 		fs->stale = false;
+		/* the listings of the top directories may have changed:
+		 * their new mtime makes the kernel drop its cached ones */
+		__atomic_store_n(&fs->top_ns, t, __ATOMIC_RELAXED);
+	}
 	fs_snap_info_free(list, n);
 out:
 	if (rc && fs->log)
@@ -240,14 +246,16 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	fs->opts = *o;
 	fs->uid = getuid();
 	fs->gid = getgid();
-	fs->mount_ns = mv_now_ns();
+	fs->top_ns = mv_now_ns();
 	pthread_mutex_init(&fs->refresh_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
+	pthread_mutex_init(&fs->readers_lock, NULL);
 	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
 	rc = fs_itable_init(&fs->itab);
 	if (rc) {
 		pthread_mutex_destroy(&fs->refresh_lock);
 		pthread_mutex_destroy(&fs->fh_lock);
+		pthread_mutex_destroy(&fs->readers_lock);
 		free(fs);
 		return mv_err_set(err, rc, "out of memory");
 	}
@@ -275,40 +283,75 @@ fail:
 	return rc;
 }
 
-/* The top directories of the newest snapshot of each name (at most
- * FS_WARM_TREES): the first path anyone opens goes through them, and the
- * first tree read also loads the compression dictionary. */
+/* Copy of ref's chunk list (the tree that holds ref may be evicted). */
+static int ref_dup(struct tree_ref *dst, const struct tree_ref *src)
+{
+	dst->n = src->n;
+	dst->chunks = malloc((size_t)MV_MAX(src->n, 1) * sizeof(*dst->chunks));
+	if (!dst->chunks)
+		return -ENOMEM;
+	memcpy(dst->chunks, src->chunks, (size_t)src->n * sizeof(*dst->chunks));
+	return 0;
+}
+
+/* The directories of the newest snapshot of each name, breadth first,
+ * into the tree cache until they fill half of it (trees already cached
+ * count too), at most FS_WARM_TREES of them.  A restore or a find walks
+ * a whole snapshot, someone looking for one message walks one path down
+ * it: either way the trees are then in memory, and a cold disk costs one
+ * read per message instead of one per directory level.  Breadth first,
+ * so the paths someone opens right after mounting come first; the mount
+ * answers meanwhile (concurrent loads of one tree wait for each other). */
 static void warm_trees(struct fs *fs)
 {
-	struct tree_ref *roots = NULL;
-	size_t n = 0, i, loaded = 0;
+	struct tree_ref *q = NULL;
+	size_t n = 0, cap = 0, head = 0, loaded = 0, charged = 0, i;
 
-	if (fs_itable_latest_roots(&fs->itab, &roots, &n))
+	if (fs_itable_latest_roots(&fs->itab, &q, &n))
 		return;
-	for (i = 0; i < n && loaded < FS_WARM_TREES; i++) {
+	cap = n;
+	while (head < n && loaded < FS_WARM_TREES &&
+	       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED)) {
 		struct fs_cache_item *item = NULL;
 		const struct tree *t;
 		uint32_t k;
 
+		/* what the warm-up loaded, not what the cache holds: that
+		 * stays below its limit however much is loaded */
+		if (charged > fs->trees.limit / 2)
+			break;
 		loaded++;
-		if (tree_get(fs, &roots[i], "(warm)", &item, &t))
+		if (tree_get(fs, &q[head], "(warm)", &item, &t)) {
+			head++;
 			continue;
-		for (k = 0; k < t->n && loaded < FS_WARM_TREES; k++) {
-			struct fs_cache_item *sub = NULL;
-			const struct tree *st;
-
-			if (t->entries[k].type != TREE_DIR)
+		}
+		charged += item ? item->cost : 0;
+		for (k = 0; k < t->n; k++) {
+			if (t->entries[k].type != TREE_DIR ||
+			    !t->entries[k].subtree.n)
 				continue;
-			loaded++;
-			if (!tree_get(fs, &t->entries[k].subtree, "(warm)",
-				      &sub, &st))
-				fs_cache_put(&fs->trees, sub);
+			if (n == cap) {
+				size_t nc = cap ? 2 * cap : 64;
+				struct tree_ref *nq =
+					realloc(q, nc * sizeof(*q));
+
+				if (!nq)
+					break;
+				q = nq;
+				cap = nc;
+			}
+			if (ref_dup(&q[n], &t->entries[k].subtree))
+				break;
+			n++;
 		}
 		fs_cache_put(&fs->trees, item);
+		free(q[head].chunks);
+		q[head].chunks = NULL;
+		head++;
 	}
-	for (i = 0; i < n; i++)
-		free(roots[i].chunks);
-	free(roots);
+	for (i = head; i < n; i++)
+		free(q[i].chunks);
+	free(q);
 }
 
 static void *warm_main(void *arg)
@@ -340,6 +383,7 @@ void fs_free(struct fs *fs)
 
 	if (!fs)
 		return;
+	__atomic_store_n(&fs->stopping, true, __ATOMIC_RELAXED);
 	if (fs->warming)
 		pthread_join(fs->warm_thread, NULL);
 	fs_prefetch_stop(&fs->ahead);
@@ -350,6 +394,7 @@ void fs_free(struct fs *fs)
 	fs_cache_release(&fs->trees);
 	fs_itable_release(&fs->itab);
 	pthread_mutex_destroy(&fs->refresh_lock);
+	pthread_mutex_destroy(&fs->readers_lock);
 	free(fs);
 }
 
@@ -435,7 +480,9 @@ static void entry_stat(const struct tree_entry *e, uint64_t ino,
 
 static void top_stat(struct fs *fs, const struct fs_pin *p, struct stat *st)
 {
-	int64_t t = fs->mount_ns;
+	/* the root and the name directories change when snapshots come
+	 * and go; the kernel caches their listings until their mtime does */
+	int64_t t = __atomic_load_n(&fs->top_ns, __ATOMIC_RELAXED);
 	char target[128];
 
 	memset(st, 0, sizeof(*st));
@@ -447,8 +494,6 @@ static void top_stat(struct fs *fs, const struct fs_pin *p, struct stat *st)
 	st->st_blksize = 4096;
 	if (p->kind == FS_SNAP) {
 		t = p->snap->time_ns;
-	} else if (p->kind == FS_NAME) {
-		fs_itable_latest(&fs->itab, p->ino, target, sizeof(target), &t);
 	} else if (p->kind == FS_LATEST) {
 		st->st_mode = S_IFLNK | 0777;
 		st->st_nlink = 1;
@@ -731,10 +776,86 @@ int fs_do_opendir(struct fs *fs, uint64_t ino, struct fs_dh **out)
 	return 0;
 }
 
-int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
+/* ---- readers' habits --------------------------------------------------- */
+
+/* The slot of pid (readers_lock held): its own, else a free or the
+ * least recently seen one, reset. */
+static struct fs_reader *reader_slot(struct fs *fs, int pid)
+{
+	struct fs_reader *old = &fs->readers[0];
+	unsigned i;
+
+	for (i = 0; i < FS_READERS; i++) {
+		struct fs_reader *r = &fs->readers[i];
+
+		if (r->pid == pid)
+			goto found;
+		if (r->seen_ns < old->seen_ns)
+			old = r;
+	}
+	old->pid = pid;
+	old->stats = false;
+	i = (unsigned)(old - fs->readers);
+found:
+	fs->readers[i].seen_ns = mono_ns();
+	return &fs->readers[i];
+}
+
+int fs_reader_listing(struct fs *fs, int pid)
+{
+	bool stats;
+
+	pthread_mutex_lock(&fs->readers_lock);
+	stats = reader_slot(fs, pid)->stats;
+	pthread_mutex_unlock(&fs->readers_lock);
+	return stats ? FS_LIST_PLUS : FS_LIST_DIRS;
+}
+
+static void bare_listed(struct fs *fs, uint64_t ino)
+{
+	pthread_mutex_lock(&fs->readers_lock);
+	fs->bare[fs->nbare++ % FS_BARE_DIRS] = ino;
+	pthread_mutex_unlock(&fs->readers_lock);
+}
+
+int fs_do_lookup_by(struct fs *fs, int pid, uint64_t parent, const char *name,
+		    struct fuse_entry_param *out)
+{
+	uint64_t *inval = NULL;
+	size_t n = 0, i;
+	struct fs_reader *r;
+	int rc = fs_do_lookup(fs, parent, name, out);
+
+	/* only entries inside snapshots get FS_SNAP_TIMEOUT */
+	if (rc || !out->ino || S_ISDIR(out->attr.st_mode) ||
+	    out->entry_timeout != FS_SNAP_TIMEOUT)
+		return rc;
+	pthread_mutex_lock(&fs->readers_lock);
+	r = reader_slot(fs, pid);
+	if (!r->stats) {
+		r->stats = true;
+		n = MV_MIN(fs->nbare, (size_t)FS_BARE_DIRS);
+		inval = malloc(MV_MAX(n, 1) * sizeof(*inval));
+		if (inval)
+			memcpy(inval, fs->bare, n * sizeof(*inval));
+		else
+			n = 0;
+		fs->nbare = 0;
+	}
+	pthread_mutex_unlock(&fs->readers_lock);
+	for (i = 0; i < n && fs->inval_dir; i++)
+		fs->inval_dir(fs->inval_arg, inval[i]);
+	free(inval);
+	return rc;
+}
+
+/* ---- listings ----------------------------------------------------------- */
+
+int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, int how,
 		  fs_emit_fn *emit, void *arg)
 {
 	size_t total = 2 + (dh->top || !dh->t ? dh->ntop : dh->t->n);
+	bool plus = how != FS_LIST_NAMES, bare = false;
 	size_t i;
 	int rc = 0;
 
@@ -767,7 +888,8 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
 			const struct tree_entry *te = &dh->t->entries[i - 2];
 
 			show_in_dir(dh->t, te, shown);
-			if (plus) {
+			if (how == FS_LIST_PLUS ||
+			    (how == FS_LIST_DIRS && te->type == TREE_DIR)) {
 				rc = entry_out(fs, &dh->pin, dh->t,
 					       (uint32_t)(i - 2), shown, &e);
 				if (rc)
@@ -777,6 +899,8 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
 					fs_itable_peek(&fs->itab, dh->pin.ino,
 						       shown, te, dh->pin.snap);
 
+				/* no attributes: e.ino stays 0 */
+				bare |= plus;
 				e.attr.st_ino =
 					(ino_t)(ino ? ino : UNKNOWN_INO);
 				e.attr.st_mode = type_bits(te->type);
@@ -788,6 +912,8 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
 			break;
 		}
 	}
+	if (bare)
+		bare_listed(fs, dh->pin.ino);
 	return rc;
 }
 

@@ -217,7 +217,7 @@ struct fs_source_ops {
 };
 
 #define FS_WARM_META_MAX ((uint64_t)256 << 20) /* packs of trees warmed */
-#define FS_WARM_TREES 64 /* directories loaded ahead at mount */
+#define FS_WARM_TREES 100000 /* directories loaded ahead at mount */
 
 /* The repository as a source.  Borrows r. */
 extern const struct fs_source_ops fs_source_repo_ops;
@@ -368,6 +368,17 @@ struct fs_fh_slot {
 	uint64_t used;	  /* tick of the last use, for eviction */
 };
 
+/* How a process reads listings (fs_reader_*): a find wants names only, an
+ * rsync or ls -l then asks the attributes of every file. */
+#define FS_READERS 64	  /* processes remembered */
+#define FS_BARE_DIRS 4096 /* directories remembered as listed bare */
+
+struct fs_reader {
+	int pid;	 /* 0: free */
+	bool stats;	 /* asked the attributes of a file it listed */
+	int64_t seen_ns; /* last listing or lookup, for reuse of the slot */
+};
+
 struct fs {
 	const struct fs_source_ops *src;
 	void *src_ctx;
@@ -380,20 +391,31 @@ struct fs {
 	size_t ramp;	   /* size of the next range read (fh_lock) */
 	uint8_t ramp_dir[MV_ID_LEN]; /* directory of the last range read */
 	uint32_t ramp_index;	     /* and the file it started at */
-	bool no_open; /* open answers ENOSYS: reads come with no handle */
+	bool no_open;	 /* open answers ENOSYS: reads come with no handle */
+	bool no_opendir; /* opendir answers ENOSYS: listings too */
 	pthread_mutex_t fh_lock; /* guards fh_slots, fh_tick */
 	struct fs_fh_slot fh_slots[FS_FH_SLOTS];
 	uint64_t fh_tick;
 	pthread_t warm_thread; /* source's warm(), when warming */
 	bool warming;
+	bool stopping; /* fs_free() began: background work ends */
 	pthread_mutex_t refresh_lock;
 	int64_t refreshed_ns; /* last poll of the index */
 	bool stale;	      /* a re-read failed: read again */
 	uid_t uid;	      /* owner of the top levels */
 	gid_t gid;
-	int64_t mount_ns; /* mtime of the root */
+	/* mtime of the root and name directories: when this mount last saw
+	 * the snapshot list change (at first, when it was mounted) */
+	int64_t top_ns;
 	void (*log)(void *arg, const char *msg);
 	void *log_arg;
+	pthread_mutex_t readers_lock; /* guards readers, bare, nbare */
+	struct fs_reader readers[FS_READERS];
+	uint64_t bare[FS_BARE_DIRS]; /* ring of directories listed bare */
+	size_t nbare;		     /* entries ever added to the ring */
+	/* drop the kernel's cached listing of a directory (fs_ops) */
+	void (*inval_dir)(void *arg, uint64_t ino);
+	void *inval_arg;
 };
 
 /* An open directory. */
@@ -462,9 +484,29 @@ int fs_do_getattr(struct fs *fs, uint64_t ino, struct stat *out,
 /* Symlink target, malloc'd. */
 int fs_do_readlink(struct fs *fs, uint64_t ino, char **out);
 int fs_do_opendir(struct fs *fs, uint64_t ino, struct fs_dh **out);
-/* Entries from offset off on; plus: full attributes and a lookup each. */
-int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, bool plus,
+/* How fs_do_readdir lists: names and types only (FS_LIST_NAMES), full
+ * attributes and a lookup for every entry (FS_LIST_PLUS), or for
+ * directories only (FS_LIST_DIRS: a readdirplus reply whose other entries
+ * carry no attributes, so neither this process nor the kernel makes an
+ * inode for them). */
+enum { FS_LIST_NAMES = 0, FS_LIST_PLUS = 1, FS_LIST_DIRS = 2 };
+
+/* Entries from offset off on, listed as how says. */
+int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, int how,
 		  fs_emit_fn *emit, void *arg);
+/* How to answer a readdirplus of process pid: FS_LIST_PLUS once it has
+ * asked for the attributes of a file inside a snapshot, FS_LIST_DIRS
+ * before.  A find then costs one request per directory; an rsync or ls
+ * -l pays a lookup per file of the first listing and gets full entries
+ * from then on. */
+int fs_reader_listing(struct fs *fs, int pid);
+/* Lookup on behalf of process pid: as fs_do_lookup, and a file found
+ * inside a snapshot marks pid as reading attributes.  The first time,
+ * the directories listed bare so far are handed to inval_dir, so the
+ * kernel asks for them again rather than serving its cached bare
+ * listing (and pid would pay one lookup per file). */
+int fs_do_lookup_by(struct fs *fs, int pid, uint64_t parent, const char *name,
+		    struct fuse_entry_param *out);
 void fs_do_releasedir(struct fs *fs, struct fs_dh *dh);
 /* -EROFS for any access mode other than O_RDONLY. */
 int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out);

@@ -67,6 +67,13 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	 * for nothing: the state of a read is found by inode instead
 	 * (fs_fh_get).  Kernels that can skip them say so. */
 	fs->no_open = (conn->capable & FUSE_CAP_NO_OPEN_SUPPORT) != 0;
+	/* The same for directories: opendir and releasedir are half the
+	 * requests of a find.  The kernel then caches every listing; the
+	 * top directories, whose listings change, change their mtime with
+	 * them (see top_stat), and AUTO_INVAL_DATA makes the kernel check
+	 * it before using a cached listing. */
+	fs->no_opendir = (conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT) &&
+			 (conn->want & FUSE_CAP_AUTO_INVAL_DATA);
 	/* libfuse derives max_pages from max_write */
 	conn->max_write = IO_MAX;
 	conn->max_read = IO_MAX; /* must match -o max_read */
@@ -74,10 +81,19 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->time_gran = 1;
 }
 
+/* Drop the kernel's cached listing of directory ino (fs->inval_dir).  Safe
+ * inside a request: listings are filled after their reply, never while
+ * the kernel waits for this process. */
+static void inval_dir(void *arg, uint64_t ino)
+{
+	fuse_lowlevel_notify_inval_inode(arg, ino, 0, 0);
+}
+
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct fuse_entry_param e;
-	int rc = fs_do_lookup(req_fs(req), parent, name, &e);
+	int rc = fs_do_lookup_by(req_fs(req), (int)fuse_req_ctx(req)->pid,
+				 parent, name, &e);
 
 	if (rc)
 		fuse_reply_err(req, -rc);
@@ -131,8 +147,13 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	struct fs_dh *dh = NULL;
-	int rc = fs_do_opendir(req_fs(req), ino, &dh);
+	int rc;
 
+	if (req_fs(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	rc = fs_do_opendir(req_fs(req), ino, &dh);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -170,38 +191,50 @@ static int dirbuf_emit(void *arg, const char *name,
 	return 0;
 }
 
-static void do_readdir(fuse_req_t req, size_t size, off_t off,
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct dirbuf d = {req, plus, malloc(size ? size : 1), size, 0};
-	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
-	int rc;
+	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh, *own = NULL;
+	struct fs *fs = req_fs(req); /* req is gone once replied to */
+	int rc = 0;
 
 	if (!d.buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_do_readdir(req_fs(req), dh, off, plus, dirbuf_emit, &d);
+	/* without opendir (no_opendir) each call finds its directory by
+	 * inode: a cached tree, so cheap; offsets are entry indexes */
+	if (!dh) {
+		rc = fs_do_opendir(fs, ino, &own);
+		dh = own;
+	}
+	if (!rc)
+		rc = fs_do_readdir(
+			fs, dh, off,
+			plus ? fs_reader_listing(fs,
+						 (int)fuse_req_ctx(req)->pid)
+			     : FS_LIST_NAMES,
+			dirbuf_emit, &d);
 	/* entries already packed are returned even after an error */
 	if (rc && d.used == 0)
 		fuse_reply_err(req, -rc);
 	else
 		fuse_reply_buf(req, d.buf, d.used);
+	fs_do_releasedir(fs, own);
 	free(d.buf);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, false);
+	do_readdir(req, ino, size, off, fi, false);
 }
 
 static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
-	(void)ino;
-	do_readdir(req, size, off, fi, true);
+	do_readdir(req, ino, size, off, fi, true);
 }
 
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino,
@@ -574,6 +607,8 @@ int fs_mount(const char *location, const char *mountpoint,
 		rc = mv_err_set(err, -EINVAL, "cannot start a FUSE session");
 		goto out;
 	}
+	fs->inval_dir = inval_dir;
+	fs->inval_arg = se;
 	if (fuse_set_signal_handlers(se)) {
 		rc = mv_err_set(err, -EIO, "cannot set signal handlers");
 		goto out_destroy;

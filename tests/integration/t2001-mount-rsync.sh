@@ -63,7 +63,15 @@ vol=$mnt/mail/latest/volume
 ls "$mnt/mail" | grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{6}Z$' ||
 	die "snapshot directory name: $(ls "$mnt/mail")"
 
-say "rsync -aHAX --numeric-ids reproduces the tree"
+say "find lists every name (listings without file attributes)"
+(cd "$src" && find . | sort) >"$T/find-src"
+(cd "$vol" && find . | sort) >"$T/find-mnt"
+cmp "$T/find-src" "$T/find-mnt" || die "find over the mount differs"
+(cd "$vol" && find . -type f | sort) >"$T/find-mnt"
+(cd "$src" && find . -type f | sort) | cmp - "$T/find-mnt" ||
+	die "find -type f over the mount differs"
+
+say "rsync -aHAX --numeric-ids reproduces the tree (after the find)"
 rsync -aHAX --numeric-ids "$vol/" "$T/rsync/" ||
 	die "rsync from the mount failed"
 assert_same_tree "$src" "$T/rsync"

@@ -1001,15 +1001,127 @@ static void test_fs_warm_loads_top_trees(void **state)
 	(void)state;
 	assert_int_equal(tree_loads, 0); /* mounting reads no tree */
 	assert_int_equal(fs_start(fs, &err), 0);
-	/* fs_free() waits for the warm-up: the newest snapshot's root and
-	 * the directories in it are cached, nothing deeper */
+	/* fs_free() waits for the warm-up: every directory of the newest
+	 * snapshot is cached (root, volume, volume/sub) */
 	pthread_join(fs->warm_thread, NULL);
 	fs->warming = false;
-	assert_int_equal(tree_loads, 2);
+	assert_int_equal(tree_loads, 3);
 	fs_stats(fs, &st);
-	assert_int_equal(st.tree_misses, 2);
-	volume(fs);
-	assert_int_equal(tree_loads, 2);
+	assert_int_equal(st.tree_misses, 3);
+	look(fs, volume(fs), "sub");
+	assert_int_equal(tree_loads, 3);
+	fs_free(fs);
+}
+
+static void test_fs_warm_stops_at_half_the_tree_cache(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct fs *fs = new_fs();
+
+	(void)state;
+	fs->trees.limit = 1; /* full after one tree */
+	assert_int_equal(fs_start(fs, &err), 0);
+	pthread_join(fs->warm_thread, NULL);
+	fs->warming = false;
+	assert_int_equal(tree_loads, 1);
+	fs_free(fs);
+}
+
+struct bare_listing {
+	int n, with_attrs, dirs_with_attrs;
+};
+
+static int count_attrs(void *arg, const char *name,
+		       const struct fuse_entry_param *e, off_t next)
+{
+	struct bare_listing *l = arg;
+
+	(void)name, (void)next;
+	l->n++;
+	if (e->ino) {
+		l->with_attrs++;
+		l->dirs_with_attrs += S_ISDIR(e->attr.st_mode);
+	}
+	return 0;
+}
+
+static uint64_t invalidated[8];
+static int ninvalidated;
+
+static void fake_inval(void *arg, uint64_t ino)
+{
+	(void)arg;
+	if (ninvalidated < 8)
+		invalidated[ninvalidated] = ino;
+	ninvalidated++;
+}
+
+static struct bare_listing list_as(struct fs *fs, uint64_t ino, int pid)
+{
+	struct bare_listing l = {0, 0, 0};
+	struct fs_dh *dh = NULL;
+
+	assert_int_equal(fs_do_opendir(fs, ino, &dh), 0);
+	assert_int_equal(fs_do_readdir(fs, dh, 0, fs_reader_listing(fs, pid),
+				       count_attrs, &l),
+			 0);
+	fs_do_releasedir(fs, dh);
+	return l;
+}
+
+static void test_fs_readers_learn_to_get_attributes(void **state)
+{
+	struct fs *fs = new_fs();
+	struct fuse_entry_param e;
+	struct bare_listing l;
+	uint64_t vol, top;
+
+	(void)state;
+	fs->inval_dir = fake_inval;
+	ninvalidated = 0;
+	vol = volume(fs);
+	/* a new reader (find) gets attributes for directories only: "sub"
+	 * and the escaped ".." (a stored directory of that name) */
+	l = list_as(fs, vol, 100);
+	assert_int_equal(l.n, 2 + 17);
+	assert_int_equal(l.with_attrs, 2);
+	assert_int_equal(l.dirs_with_attrs, 2);
+	/* looking up directories and top-level names teaches nothing */
+	top = look(fs, FS_ROOT_INO, "mail");
+	assert_int_equal(fs_do_lookup_by(fs, 100, top, "latest", &e), 0);
+	assert_int_equal(fs_do_lookup_by(fs, 100, vol, "sub", &e), 0);
+	assert_int_equal(fs_reader_listing(fs, 100), FS_LIST_DIRS);
+	assert_int_equal(ninvalidated, 0);
+	/* a file's attributes (rsync, ls -l): full entries from now on,
+	 * and the kernel forgets the bare listing it cached */
+	assert_int_equal(fs_do_lookup_by(fs, 100, vol, "big", &e), 0);
+	assert_true(e.ino != 0);
+	assert_int_equal(ninvalidated, 1);
+	assert_int_equal(invalidated[0], vol);
+	l = list_as(fs, vol, 100);
+	assert_int_equal(l.with_attrs, 17);
+	/* only that process: another one still starts bare */
+	assert_int_equal(fs_reader_listing(fs, 200), FS_LIST_DIRS);
+	assert_int_equal(fs_do_lookup_by(fs, 100, vol, "x", &e), 0);
+	assert_int_equal(ninvalidated, 1); /* once per reader */
+	fs_free(fs);
+}
+
+static void test_fs_readers_table_reuses_oldest(void **state)
+{
+	struct fs *fs = new_fs();
+	struct fuse_entry_param e;
+	uint64_t vol;
+	int pid;
+
+	(void)state;
+	vol = volume(fs);
+	assert_int_equal(fs_do_lookup_by(fs, 1, vol, "big", &e), 0);
+	assert_int_equal(fs_reader_listing(fs, 1), FS_LIST_PLUS);
+	/* more processes than slots: the least recently seen goes */
+	for (pid = 2; pid < 2 + FS_READERS; pid++)
+		assert_int_equal(fs_reader_listing(fs, pid), FS_LIST_DIRS);
+	assert_int_equal(fs_reader_listing(fs, 1), FS_LIST_DIRS);
 	fs_free(fs);
 }
 
@@ -1095,6 +1207,9 @@ int main(void)
 		cmocka_unit_test(test_fs_xattrs_and_acl),
 		cmocka_unit_test(test_fs_mail_view_decoded),
 		cmocka_unit_test(test_fs_warm_loads_top_trees),
+		cmocka_unit_test(test_fs_warm_stops_at_half_the_tree_cache),
+		cmocka_unit_test(test_fs_readers_learn_to_get_attributes),
+		cmocka_unit_test(test_fs_readers_table_reuses_oldest),
 		cmocka_unit_test(test_fs_new_and_removed_snapshots),
 		cmocka_unit_test(test_fs_opts),
 	};
