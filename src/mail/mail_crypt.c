@@ -340,10 +340,15 @@ static bool check_hash_ok(const uint8_t *blob, size_t n, const uint8_t *h,
 	return ok;
 }
 
-static int decrypt_v2(const uint8_t *p, size_t n,
+/* Decrypt p[0..n).  When total > n, p is the start of a total-byte file:
+ * the ciphertext available is decrypted (GCM is CTR mode underneath, so
+ * the bytes are exact) without the tag check, which needs the whole
+ * file. */
+static int decrypt_v2(const uint8_t *p, size_t n, size_t total,
 		      const struct mail_crypt_keys *keys, struct mv_buf *out,
 		      struct mv_err *err)
 {
+	bool prefix = total > n;
 	struct hdr_reader r;
 	uint32_t flags, hdr_len, rounds, kdlen, eph_len, ek_len, h_len;
 	const uint8_t *eph, *ek, *h, *id = NULL;
@@ -364,7 +369,7 @@ static int decrypt_v2(const uint8_t *p, size_t n,
 		return mv_err_set(err, -EBADMSG,
 				  "truncated encryption header: header "
 				  "length %u, file %zu bytes",
-				  (unsigned)hdr_len, n);
+				  (unsigned)hdr_len, total);
 	if (!(flags & CRYPT_FLAG_AEAD) || (flags & CRYPT_FLAG_HMAC) ||
 	    (flags & CRYPT_FLAG_SAME_CALG))
 		return mv_err_set(err, -ENOTSUP,
@@ -437,14 +442,14 @@ static int decrypt_v2(const uint8_t *p, size_t n,
 				blob_len);
 		goto out;
 	}
-	if (n - hdr_len < CRYPT_TAG_LEN) {
+	if (total - hdr_len < CRYPT_TAG_LEN) {
 		rc = mv_err_set(err, -EBADMSG,
 				"truncated encrypted message: no "
 				"authentication tag (%zu bytes)",
-				n);
+				total);
 		goto out;
 	}
-	body_len = n - hdr_len - CRYPT_TAG_LEN;
+	body_len = MV_MIN(n, total - CRYPT_TAG_LEN) - hdr_len;
 	if (body_len > INT_MAX || body_len > MAIL_CRYPT_MAX_OUT) {
 		rc = mv_err_set(err, -EMSGSIZE, "encrypted message too large");
 		goto out;
@@ -462,9 +467,16 @@ static int decrypt_v2(const uint8_t *p, size_t n,
 	    !EVP_DecryptUpdate(ctx, NULL, &l1, blob + 44, CRYPT_TAG_LEN) ||
 	    !EVP_DecryptUpdate(ctx, out->data + out->len, &l1, p + hdr_len,
 			       (int)body_len) ||
-	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_LEN,
-				 (void *)(p + n - CRYPT_TAG_LEN))) {
+	    (!prefix &&
+	     !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, CRYPT_TAG_LEN,
+				  (void *)(p + n - CRYPT_TAG_LEN)))) {
 		rc = mv_err_set(err, -EIO, "AES-256-GCM setup failed");
+		goto out;
+	}
+	if (prefix) {
+		/* no tag to check before the end of the file */
+		out->len += (size_t)l1;
+		rc = 0;
 		goto out;
 	}
 	if (EVP_DecryptFinal_ex(ctx, out->data + out->len + l1, &l2) <= 0) {
@@ -496,23 +508,29 @@ truncated:
 
 /* ---- decompression ---- */
 
-static int lz4_decode(const uint8_t *p, size_t n, struct mv_buf *out,
-		      struct mv_err *err)
+/* Prefix decoding (max_out != 0): p is the start of a longer stream; stop
+ * at its last complete chunk or once max_out bytes are out. */
+static int lz4_decode(const uint8_t *p, size_t n, size_t max_out,
+		      struct mv_buf *out, struct mv_err *err)
 {
-	size_t off = LZ4_MAGIC_LEN + 4, chunk_no = 0;
+	size_t off = LZ4_MAGIC_LEN + 4, chunk_no = 0, start = out->len;
 	uint32_t max_chunk;
 
 	if (n < off)
-		return mv_err_set(err, -EBADMSG, "truncated LZ4 header");
+		return max_out ? 0
+			       : mv_err_set(err, -EBADMSG,
+					    "truncated LZ4 header");
 	max_chunk = be32(p + LZ4_MAGIC_LEN);
 	if (max_chunk == 0 || max_chunk > LZ4_MAX_CHUNK)
 		return mv_err_set(err, -EBADMSG,
 				  "corrupt LZ4 header: chunk size %u",
 				  (unsigned)max_chunk);
-	while (off < n) {
+	while (off < n && (!max_out || out->len - start < max_out)) {
 		uint32_t clen;
 		int dlen, rc;
 
+		if (max_out && (n - off < 4 || be32(p + off) > n - off - 4))
+			break; /* the rest of the chunk is beyond the prefix */
 		if (n - off < 4)
 			return mv_err_set(err, -EBADMSG,
 					  "truncated LZ4 chunk %zu at byte %zu",
@@ -545,17 +563,18 @@ static int lz4_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 	return 0;
 }
 
-static int zstd_decode(const uint8_t *p, size_t n, struct mv_buf *out,
-		       struct mv_err *err)
+static int zstd_decode(const uint8_t *p, size_t n, size_t max_out,
+		       struct mv_buf *out, struct mv_err *err)
 {
 	ZSTD_DStream *ds = ZSTD_createDStream();
 	ZSTD_inBuffer in = {p, n, 0};
-	size_t r = 1;
+	size_t r = 1, start = out->len;
 	int rc = 0;
 
 	if (!ds)
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	while (in.pos < in.size || r != 0) {
+	while ((in.pos < in.size || r != 0) &&
+	       (!max_out || out->len - start < max_out)) {
 		ZSTD_outBuffer ob;
 		size_t before = in.pos;
 
@@ -582,6 +601,8 @@ static int zstd_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 		}
 		if (in.pos == in.size && r != 0 && ob.pos == 0 &&
 		    before == in.pos) {
+			if (max_out)
+				break; /* the rest is beyond the prefix */
 			rc = mv_err_set(err, -EBADMSG,
 					"truncated zstd stream (%zu bytes)", n);
 			goto out;
@@ -593,11 +614,12 @@ out:
 }
 
 /* gzip, bzip2, xz: libarchive's raw format reads a single stream. */
-static int archive_decode(const uint8_t *p, size_t n, struct mv_buf *out,
-			  struct mv_err *err)
+static int archive_decode(const uint8_t *p, size_t n, size_t max_out,
+			  struct mv_buf *out, struct mv_err *err)
 {
 	struct archive *a = archive_read_new();
 	struct archive_entry *e;
+	size_t start = out->len;
 	int rc = 0;
 
 	if (!a)
@@ -620,6 +642,8 @@ static int archive_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 		}
 		got = archive_read_data(a, out->data + out->len,
 					out->cap - out->len);
+		if (got < 0 && max_out && out->len > start)
+			break; /* the prefix ends inside the stream */
 		if (got < 0) {
 			rc = mv_err_set(err, -EBADMSG,
 					"truncated or corrupt compressed "
@@ -630,6 +654,8 @@ static int archive_decode(const uint8_t *p, size_t n, struct mv_buf *out,
 		if (got == 0)
 			break;
 		out->len += (size_t)got;
+		if (max_out && out->len - start >= max_out)
+			break;
 		if (out->len > MAIL_CRYPT_MAX_OUT) {
 			rc = mv_err_set(err, -EMSGSIZE,
 					"decompressed message too large");
@@ -641,24 +667,25 @@ out:
 	return rc;
 }
 
-static int decompress(unsigned kind, const uint8_t *p, size_t n,
+static int decompress(unsigned kind, const uint8_t *p, size_t n, size_t max_out,
 		      struct mv_buf *out, struct mv_err *err)
 {
 	switch (kind) {
 	case MAIL_CRYPT_LZ4:
-		return lz4_decode(p, n, out, err);
+		return lz4_decode(p, n, max_out, out, err);
 	case MAIL_CRYPT_ZSTD:
-		return zstd_decode(p, n, out, err);
+		return zstd_decode(p, n, max_out, out, err);
 	default:
-		return archive_decode(p, n, out, err);
+		return archive_decode(p, n, max_out, out, err);
 	}
 }
 
-int mail_crypt_decode(const void *vp, size_t n,
-		      const struct mail_crypt_keys *keys, struct mv_buf *out,
-		      unsigned *layers, struct mv_err *err)
+/* Whole file (total == n, max_out ignored) or its first n bytes. */
+static int decode(const uint8_t *p, size_t n, size_t total,
+		  const struct mail_crypt_keys *keys, size_t max_out,
+		  struct mv_buf *out, unsigned *layers, struct mv_err *err)
 {
-	const uint8_t *p = vp;
+	bool prefix = total > n;
 	struct mv_buf plain = MV_BUF_INIT, tmp = MV_BUF_INIT;
 	unsigned kind, found = 0;
 	int rc;
@@ -680,7 +707,7 @@ int mail_crypt_decode(const void *vp, size_t n,
 					(unsigned)p[CRYPT_MAGIC_LEN]);
 			goto out;
 		}
-		rc = decrypt_v2(p, n, keys, &plain, err);
+		rc = decrypt_v2(p, n, prefix ? total : n, keys, &plain, err);
 		if (rc < 0)
 			goto out;
 		p = plain.data;
@@ -689,12 +716,15 @@ int mail_crypt_decode(const void *vp, size_t n,
 	}
 	if (kind != MAIL_CRYPT_PLAIN && kind != MAIL_CRYPT_ENCRYPTED) {
 		found |= kind;
-		rc = decompress(kind, p, n, &tmp, err);
+		rc = decompress(kind, p, n, prefix ? MV_MAX(max_out, 1) : 0,
+				&tmp, err);
 		if (rc < 0)
 			goto out;
 		p = tmp.data;
 		n = tmp.len;
 	}
+	if (prefix && n > max_out)
+		n = max_out;
 	rc = mv_buf_append(out, p, n);
 	if (rc < 0) {
 		mv_err_set(err, rc, "out of memory");
@@ -710,4 +740,22 @@ out:
 		OPENSSL_cleanse(tmp.data, tmp.cap);
 	mv_buf_release(&tmp);
 	return rc;
+}
+
+int mail_crypt_decode(const void *p, size_t n,
+		      const struct mail_crypt_keys *keys, struct mv_buf *out,
+		      unsigned *layers, struct mv_err *err)
+{
+	return decode(p, n, n, keys, 0, out, layers, err);
+}
+
+int mail_crypt_decode_prefix(const void *p, size_t n, uint64_t total,
+			     const struct mail_crypt_keys *keys, size_t max_out,
+			     struct mv_buf *out, unsigned *layers,
+			     struct mv_err *err)
+{
+	if (total <= n)
+		return decode(p, n, n, keys, 0, out, layers, err);
+	return decode(p, n, total > SIZE_MAX ? SIZE_MAX : (size_t)total, keys,
+		      max_out, out, layers, err);
 }

@@ -38,6 +38,15 @@
 #define KEY_MAX 16384			 /* bytes of a PEM key file */
 #define MAX_KEY_FILES 64		 /* distinct key files referenced */
 #define RAW_KEEP_MAX ((size_t)256 << 20) /* no-key files kept for later */
+/* Messages larger than one chunk: the first PREFIX_MAX raw bytes are kept
+ * from the ingest stream until the file's content id is known, then
+ * decoded (at most PREFIX_OUT bytes) and parsed when the message is new.
+ * All prefixes held at once stay within PREFIX_BUDGET, each keeping at
+ * least PREFIX_MIN (the header block). */
+#define PREFIX_MAX ((size_t)1 << 20)
+#define PREFIX_MIN ((size_t)64 << 10)
+#define PREFIX_BUDGET ((size_t)32 << 20)
+#define PREFIX_OUT ((size_t)1 << 20)
 
 enum res_kind {
 	RES_MSG = 1,  /* maildir message */
@@ -70,6 +79,9 @@ struct vres {
 	uint8_t *raw; /* kept for keys and -ENOKEY retries */
 	size_t raw_len;
 	unsigned keys_gen; /* key generation used */
+	bool streamed;	   /* raw: the first bytes of a large file */
+	bool partial;	   /* msg parsed from a prefix of the message */
+	size_t held;	   /* prefix budget taken (mail_view.held) */
 };
 
 /* A catalogued message, as needed to name it. */
@@ -189,6 +201,8 @@ struct mail_view {
 	size_t nexps;
 	struct sw_dump *dumps;
 	size_t ndumps;
+	size_t held;	     /* budget of large-message prefixes held */
+	uint32_t small_file; /* larger files are streamed (prefix) */
 	struct mail_view_stats st;
 	/* interned account and mailbox names (open addressing) */
 	char **strs;
@@ -416,13 +430,20 @@ static void res_free(struct vres *res)
 
 static void hook_free(void *ctx, void *result)
 {
-	(void)ctx;
-	res_free(result);
+	struct mail_view *v = ctx;
+	struct vres *res = result;
+
+	if (res)
+		v->held -= res->held;
+	res_free(res);
 }
 
-/* Decode (when encoded) and parse a new message into res. */
+/* Decode (when encoded) and parse a new message into res: data holds the
+ * first len bytes of a file of total bytes (all of it, or the prefix
+ * kept of a large one: res->partial). */
 static void decode_parse(struct mail_view *v, struct vres *res,
-			 const void *data, size_t len, int64_t fallback)
+			 const void *data, size_t len, uint64_t total,
+			 int64_t fallback)
 {
 	struct mv_buf buf = MV_BUF_INIT;
 	struct mv_err e = MV_ERR_INIT;
@@ -432,8 +453,8 @@ static void decode_parse(struct mail_view *v, struct vres *res,
 	if (res->layers != MAIL_CRYPT_PLAIN) {
 		struct mail_crypt_keys *keys = keys_get(v, &res->keys_gen);
 
-		res->decode_rc =
-			mail_crypt_decode(data, len, keys, &buf, NULL, &e);
+		res->decode_rc = mail_crypt_decode_prefix(
+			data, len, total, keys, PREFIX_OUT, &buf, NULL, &e);
 		if (res->decode_rc) {
 			snprintf(res->why, sizeof(res->why), "%s",
 				 mv_err_msg(&e));
@@ -443,6 +464,7 @@ static void decode_parse(struct mail_view *v, struct vres *res,
 		p = buf.data ? (const void *)buf.data : (const void *)"";
 		n = buf.len;
 	}
+	res->partial = total > len;
 	res->dsize = n;
 	mv_err_clear(&e);
 	if (!mail_msg_parse(p, n, fallback,
@@ -491,7 +513,7 @@ static void *hook_analyze(void *ctx, const char *path,
 		res->known = true;
 		return res;
 	}
-	decode_parse(v, res, data, len, fallback);
+	decode_parse(v, res, data, len, len, fallback);
 	if (res->decode_rc == -ENOKEY) {
 		/* the key file may come later in this backup */
 		res->raw = malloc(len ? len : 1);
@@ -832,6 +854,22 @@ static void count(struct mail_view *v, struct vmsg *m, unsigned what)
 		v->st.bad_headers++;
 }
 
+/* A message parsed from the prefix of a large file (res->partial): its
+ * size is the file's when plain, else the maildir S= (the decoded size
+ * Dovecot writes in the name).  False when it is not known. */
+static bool partial_size(struct vres *res, uint64_t file_size, bool has_size,
+			 uint64_t size)
+{
+	if (res->layers == MAIL_CRYPT_PLAIN)
+		res->dsize = file_size;
+	else if (has_size)
+		res->dsize = size;
+	else
+		return false;
+	res->msg.size = res->dsize;
+	return true;
+}
+
 static int record_msg(struct mail_view *v, const struct vwhere *wh,
 		      const struct tree_entry *e, struct vres *res,
 		      struct mv_err *err)
@@ -840,7 +878,13 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	struct vmsg *m;
 	int rc;
 
-	if (res && e->nchunks > 1) {
+	if (res && res->partial && !res->decode_rc && res->parsed &&
+	    !partial_size(res, e->size, wh->has_size, wh->size)) {
+		/* an encoded prefix without S=: the decoded size is
+		 * unknown, named from the maildir name */
+		res = NULL;
+	}
+	if (res && e->nchunks > 1 && !res->streamed) {
 		/* analysed from its first chunk only: the headers are
 		 * right, the size is the file's; an encoded file cannot be
 		 * decoded from a part */
@@ -1087,7 +1131,7 @@ static int dump_record(void *ctx, const uint8_t *key, size_t key_len,
 	if (known_find(v, cid))
 		res->known = true;
 	else
-		decode_parse(v, res, value, value_len, 0);
+		decode_parse(v, res, value, value_len, value_len, 0);
 	/* a one-chunk entry stands for the message until finish */
 	memset(&e, 0, sizeof(e));
 	e.type = TREE_REG;
@@ -1181,7 +1225,7 @@ static void dump_done(struct mail_view *v, const char *path,
  * Files a directory source already handed over (see_whole, dump_scan) are
  * not streamed again. */
 
-enum { VS_JSON = 1, VS_DUMP = 2 };
+enum { VS_JSON = 1, VS_DUMP = 2, VS_MSG = 3 };
 
 #define LZ4_MAGIC "\x04\x22\x4d\x18"
 
@@ -1194,6 +1238,8 @@ struct vstream {
 	struct dump_scan ds;
 	struct mv_err err;
 	char *path; /* VS_DUMP: snapshot path */
+	int mkind;  /* VS_MSG: enum res_kind of the message */
+	size_t cap; /* VS_MSG: bytes kept (budget taken) */
 };
 
 static bool export_has_whole(struct mail_view *v, const char *path,
@@ -1263,6 +1309,26 @@ static void *hook_stream_begin(void *ctx, const char *path,
 		}
 		return vs;
 	}
+	if (meta->size > v->small_file && !mail_view_wants_whole(path)) {
+		/* a message larger than one chunk: keep its first bytes */
+		classify(path, &vp);
+		if (vp.kind != RES_MSG && vp.kind != RES_EML &&
+		    vp.kind != RES_BLOB)
+			return NULL;
+		vs = calloc(1, sizeof(*vs));
+		if (!vs)
+			return NULL;
+		vs->kind = VS_MSG;
+		vs->mkind = vp.kind;
+		vs->cap =
+			v->held + PREFIX_MAX <= PREFIX_BUDGET
+				? PREFIX_MAX
+				: MV_MAX(PREFIX_BUDGET -
+						 MV_MIN(v->held, PREFIX_BUDGET),
+					 PREFIX_MIN);
+		v->held += vs->cap;
+		return vs;
+	}
 	if (!mail_view_wants_whole(path))
 		return NULL;
 	classify(path, &vp);
@@ -1322,6 +1388,15 @@ static int hook_stream_data(void *ctx, void *stream, const void *data,
 
 	if (vs->off)
 		return 0;
+	if (vs->kind == VS_MSG) {
+		size_t k = MV_MIN(len, vs->cap - vs->buf.len);
+
+		if (!vs->buf.data && mv_buf_reserve(&vs->buf, vs->cap))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		if (k && mv_buf_append(&vs->buf, data, k))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		return 0;
+	}
 	if (vs->kind == VS_JSON) {
 		if (vs->buf.len + len > MAIL_STALWART_MAX_JSON) {
 			vs->off = true;
@@ -1362,7 +1437,26 @@ static void *hook_stream_end(void *ctx, void *stream, bool keep)
 	struct vstream *vs = stream;
 	struct vres *res = NULL;
 
-	if (keep && vs->kind == VS_JSON && !vs->off) {
+	if (vs->kind == VS_MSG && !keep)
+		v->held -= vs->cap;
+	if (keep && vs->kind == VS_MSG) {
+		res = calloc(1, sizeof(*res));
+		if (res) {
+			res->kind = vs->mkind;
+			res->streamed = true;
+			res->held = vs->cap;
+			res->raw_len = vs->buf.len;
+			res->raw = vs->buf.data ? vs->buf.data : malloc(1);
+			memset(&vs->buf, 0, sizeof(vs->buf));
+			res->layers = mail_crypt_detect(res->raw, res->raw_len);
+		}
+		if (res && !res->raw) {
+			free(res);
+			res = NULL;
+		}
+		if (!res)
+			v->held -= vs->cap;
+	} else if (keep && vs->kind == VS_JSON && !vs->off) {
 		res = calloc(1, sizeof(*res));
 		if (res) {
 			res->kind = RES_JSON;
@@ -1449,6 +1543,10 @@ static int hook_file_done(void *ctx, const char *path,
 	char *dir = NULL;
 	int rc = 0;
 
+	if (res) {
+		v->held -= res->held;
+		res->held = 0;
+	}
 	if (e->type != TREE_REG)
 		goto out;
 	classify(path, &vp);
@@ -1508,14 +1606,24 @@ static int hook_file_done(void *ctx, const char *path,
 			goto out;
 		}
 		res->kind = vp.kind;
-		decode_parse(v, res, "", 0, wh.time >= 0 ? wh.time : 0);
+		decode_parse(v, res, "", 0, 0, wh.time >= 0 ? wh.time : 0);
+	}
+	if (res && res->streamed && !res->known && !res->parsed &&
+	    !res->decode_rc) {
+		/* the prefix of a large message, now that its content id
+		 * is known: a message catalogued before is not decoded */
+		if (known_find_entry(v, e))
+			res->known = true;
+		else
+			decode_parse(v, res, res->raw, res->raw_len, e->size,
+				     wh.time >= 0 ? wh.time : 0);
 	}
 	if (res && res->decode_rc == -ENOKEY && res->raw &&
 	    res->keys_gen != v->keys_gen) {
 		/* a key arrived after this message was analysed */
 		res->decode_rc = 0;
 		res->why[0] = '\0';
-		decode_parse(v, res, res->raw, res->raw_len,
+		decode_parse(v, res, res->raw, res->raw_len, e->size,
 			     wh.time >= 0 ? wh.time : 0);
 	}
 	rc = record_msg(v, &wh, e, res, err);
@@ -1611,6 +1719,7 @@ int mail_view_new(struct repo *r, const struct mail_view_opts *o,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&v->lock, NULL);
 	v->r = r;
+	v->small_file = repo_get_config(r)->chunker.small_file;
 	v->index_body = o->index_body;
 	v->job = strdup(o->job ? o->job : "");
 	v->hook.ctx = v;
@@ -1821,6 +1930,16 @@ static void demote_encrypted(struct mail_view *v)
 	}
 }
 
+/* The size of a large message decoded from its prefix at finish. */
+static bool retry_size(const struct vmsg *m, struct vres *res)
+{
+	struct maildir_file mf;
+
+	if (m->kind != VK_MAILDIR || maildir_parse_name(m->base, &mf))
+		memset(&mf, 0, sizeof(mf));
+	return partial_size(res, m->e.size, mf.has_size, mf.size);
+}
+
 /* Messages met before the key file in the input: decode them now. */
 static int retry_no_key(struct mail_view *v, struct mv_err *err)
 {
@@ -1834,8 +1953,9 @@ static int retry_no_key(struct mail_view *v, struct mv_err *err)
 			continue;
 		memset(&res, 0, sizeof(res));
 		res.layers = mail_crypt_detect(m->raw, m->raw_len);
-		decode_parse(v, &res, m->raw, m->raw_len, m->date);
-		if (res.decode_rc || !res.parsed) {
+		decode_parse(v, &res, m->raw, m->raw_len, m->e.size, m->date);
+		if (res.decode_rc || !res.parsed ||
+		    (res.partial && !retry_size(m, &res))) {
 			mail_msg_release(&res.msg);
 			continue;
 		}
