@@ -86,15 +86,14 @@ int mail_crypt_decode(const void *p, size_t n,
 
 /* Decode the first n bytes p of a maildir file of total bytes (a message
  * too large to hold whole while it is backed up): appends to out a
- * prefix of the message bytes, at most about max_out of them (whole
- * decompression chunks).  The ciphertext in hand is decrypted exactly
- * (AES-256-GCM is CTR mode underneath) but the authentication tag, at
- * the end of the file, is not checked: a corrupt or truncated body past
- * the prefix is found only by mail_crypt_decode() of the whole file.  A
- * compressed stream cut by the prefix ends at its last complete chunk.
- * When total <= n this is mail_crypt_decode() (max_out ignored).
- * Returns 0 or the errors of mail_crypt_decode() for what lies in the
- * prefix (-ENOKEY, -EBADMSG for a corrupt header or LZ4 block...). */
+ * prefix of the message bytes, at most max_out of them.  The ciphertext in hand
+ * is decrypted exactly (AES-256-GCM is CTR mode underneath) but the
+ * authentication tag, at the end of the file, is not checked: a corrupt or
+ * truncated body past the prefix is found only by mail_crypt_decode() of the
+ * whole file.  A compressed stream cut by the prefix ends at its last complete
+ * chunk. When total <= n this is mail_crypt_decode() (max_out ignored). Returns
+ * 0 or the errors of mail_crypt_decode() for what lies in the prefix (-ENOKEY,
+ * -EBADMSG for a corrupt header or LZ4 block...). */
 int mail_crypt_decode_prefix(const void *p, size_t n, uint64_t total,
 			     const struct mail_crypt_keys *keys, size_t max_out,
 			     struct mv_buf *out, unsigned *layers,

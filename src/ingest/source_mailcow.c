@@ -21,15 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mail_stalwart.h"
-#include "mail_view.h"
 #include "restore.h"
 #include "source.h"
 #include "util.h"
 
 #define MARKER_MAX 4096
 #define MARKER_MAGIC "mailvault mailcow archive 1"
-#define JSON_READ_BLOCK (1u << 20)
 
 /* What the marker of an expanded archive records. */
 struct marker {
@@ -87,44 +84,6 @@ static bool in_folder(int dirfd, const char *path)
 			return true;
 	}
 	return faccessat(dirfd, "mailcow.conf", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/* Stalwart export JSON: read it whole for the mail view. */
-static int see_whole(struct source_mailcow *mc, int dirfd, const char *name,
-		     const char *path, const struct tree_entry *meta,
-		     struct mv_err *err)
-{
-	struct mv_buf b = MV_BUF_INIT;
-	int fd, rc = 0;
-
-	if (meta->size > MAIL_STALWART_MAX_JSON)
-		return 0;
-	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return 0; /* source_dir reports it */
-	for (;;) {
-		ssize_t n;
-
-		if (mv_buf_reserve(&b, JSON_READ_BLOCK)) {
-			rc = mv_err_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-		n = read(fd, b.data + b.len, b.cap - b.len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		b.len += (size_t)n;
-		if (b.len > MAIL_STALWART_MAX_JSON)
-			break;
-	}
-	close(fd);
-	if (!rc && b.len <= MAIL_STALWART_MAX_JSON)
-		rc = mail_view_see_whole(mc->view, path,
-					 b.data ? (const void *)b.data : "",
-					 b.len, err);
-	mv_buf_release(&b);
-	return rc;
 }
 
 /* Compression and name style from the first member. */
@@ -273,19 +232,6 @@ int source_mailcow_filter(void *ctx, struct ingest *ing, int dirfd,
 {
 	struct source_mailcow *mc = ctx;
 
-	if (mc->view && mail_view_wants_whole(path))
-		return see_whole(mc, dirfd, name, path, meta, err);
-	if (mc->view && !strcmp(name, "subspace_t")) {
-		/* a Stalwart server dump's blobs: list its messages */
-		int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		int rc;
-
-		if (fd < 0)
-			return 0;
-		rc = mail_view_dump_scan(mc->view, path, fd, err);
-		close(fd);
-		return rc;
-	}
 	if (!is_archive_name(name) || !in_folder(dirfd, path))
 		return 0;
 	return expand(mc, ing, dirfd, name, path, meta, err);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <lz4.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <zstd.h>
@@ -184,6 +185,105 @@ static void test_mail_crypt_refusals(void **state)
 	mv_buf_release(&out);
 }
 
+/* Dovecot's LZ4 framing (iostream-lz4.h) around big, in 64 KiB chunks. */
+static size_t lz4_frame(const uint8_t *in, size_t n, uint8_t *out)
+{
+	size_t off = 0, o = 19;
+	const uint32_t chunk = 65536;
+
+	memcpy(out, "Dovecot-LZ4\x0d\x2a\x9b\xc5\0\1\0\0", 19);
+	while (off < n) {
+		int k = (int)(n - off < chunk ? n - off : chunk);
+		int c = LZ4_compress_default((const char *)in + off,
+					     (char *)out + o + 4, k,
+					     LZ4_compressBound(k));
+
+		assert_true(c > 0);
+		out[o] = (uint8_t)(c >> 24);
+		out[o + 1] = (uint8_t)(c >> 16);
+		out[o + 2] = (uint8_t)(c >> 8);
+		out[o + 3] = (uint8_t)c;
+		o += 4 + (size_t)c;
+		off += (size_t)k;
+	}
+	return o;
+}
+
+static void test_mail_crypt_prefix(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct mv_buf out = MV_BUF_INIT;
+	size_t n = 3 << 20, zn, ln, i;
+	uint8_t *big = malloc(n), *z, *l;
+	uint32_t x = 2463534242u;
+	unsigned layers = 0;
+
+	(void)state;
+	memcpy(big, msg, sizeof(msg) - 1);
+	for (i = sizeof(msg) - 1; i < n; i++) {
+		/* xorshift: text LZ4 cannot shrink much */
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		big[i] = (uint8_t)('a' + x % 26);
+	}
+	/* plain: the first max_out bytes */
+	assert_int_equal(mail_crypt_decode_prefix(big, 100000, n, NULL, 4096,
+						  &out, &layers, &err),
+			 0);
+	assert_int_equal(out.len, 4096);
+	assert_memory_equal(out.data, big, 4096);
+	mv_buf_reset(&out);
+	/* zstd cut at a third: a prefix of the message, no error */
+	z = malloc(ZSTD_compressBound(n));
+	zn = ZSTD_compress(z, ZSTD_compressBound(n), big, n, 1);
+	assert_false(ZSTD_isError(zn));
+	assert_int_equal(mail_crypt_decode_prefix(z, zn / 3, zn, NULL, 1 << 20,
+						  &out, &layers, &err),
+			 0);
+	assert_int_equal(layers, MAIL_CRYPT_ZSTD);
+	assert_true(out.len > 0 && out.len <= n);
+	assert_memory_equal(out.data, big, out.len);
+	mv_buf_reset(&out);
+	/* Dovecot LZ4 cut inside a chunk: the complete chunks before it */
+	l = malloc(19 + n + n / 8 + 65536);
+	ln = lz4_frame(big, n, l);
+	assert_true(ln > 1000000);
+	assert_int_equal(mail_crypt_decode_prefix(l, 200000, ln, NULL, 1 << 20,
+						  &out, &layers, &err),
+			 0);
+	assert_int_equal(layers, MAIL_CRYPT_LZ4);
+	assert_true(out.len >= 65536 && out.len % 65536 == 0);
+	assert_memory_equal(out.data, big, out.len);
+	mv_buf_reset(&out);
+	/* max_out stops early */
+	assert_int_equal(mail_crypt_decode_prefix(l, ln - 1, ln, NULL, 100000,
+						  &out, NULL, &err),
+			 0);
+	assert_int_equal(out.len, 100000);
+	assert_memory_equal(out.data, big, 100000);
+	mv_buf_reset(&out);
+	/* whole (total <= n): the full decode */
+	assert_int_equal(
+		mail_crypt_decode_prefix(l, ln, ln, NULL, 10, &out, NULL, &err),
+		0);
+	assert_int_equal(out.len, n);
+	assert_memory_equal(out.data, big, n);
+	mv_buf_reset(&out);
+	/* a corrupt block inside the prefix is still an error */
+	l[19 + 4] ^= 0xff;
+	l[19 + 5] ^= 0xff;
+	l[19 + 4 + 100] = 0xff;
+	assert_int_equal(mail_crypt_decode_prefix(l, 200000, ln, NULL, 1 << 20,
+						  &out, NULL, &err),
+			 -EBADMSG);
+	assert_int_equal(out.len, 0);
+	mv_buf_release(&out);
+	free(l);
+	free(z);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_mail_crypt_plain_and_zstd),
 		cmocka_unit_test(test_mail_crypt_keys),
 		cmocka_unit_test(test_mail_crypt_refusals),
+		cmocka_unit_test(test_mail_crypt_prefix),
 	};
 
 	return cmocka_run_group_tests_name("mail_crypt", tests, NULL, NULL);

@@ -397,6 +397,83 @@ static void test_mail_view_streams(void **state)
 	free(z);
 }
 
+/* A plain message larger than one chunk, seen through the stream: named
+ * from its headers and sized as the file; an abandoned stream is
+ * freed. */
+static void test_mail_view_large(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const struct ingest_hook *h = mail_view_hook(f->v);
+	const char *path = "v/d.org/u/Maildir/cur/1714600000.M1P1.h:2,S";
+	struct mv_buf m = MV_BUF_INIT;
+	struct tree_chunk ch[3];
+	struct tree_entry e, *ve;
+	uint8_t cid[MV_ID_LEN];
+	char vpath[512], hex[9];
+	void *st, *res;
+	size_t at, i;
+
+	static const char hdr[] =
+		"From: Alice Example <alice@example.org>\n"
+		"Subject: Quarterly report\n"
+		"Date: Wed, 01 May 2024 12:30:00 +0000\n"
+		"MIME-Version: 1.0\n"
+		"Content-Type: multipart/mixed; boundary=\"b\"\n\n"
+		"--b\nContent-Type: text/plain\n\n";
+
+	mv_buf_append(&m, hdr, strlen(hdr));
+	for (i = 0; i < 8000; i++)
+		mv_buf_append(&m, "a line of text that makes the body long.\n",
+			      41);
+	static const char att[] =
+		"\n--b\nContent-Type: application/pdf\n"
+		"Content-Disposition: attachment; filename=\"deep.pdf\"\n\n"
+		"JVBERi0=\n--b--\n";
+	mv_buf_append(&m, att, strlen(att));
+	assert_true(m.len > 256 << 10);
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.mode = 0600;
+	e.size = m.len;
+	e.nchunks = 3;
+	e.chunks = ch;
+	for (i = 0; i < 3; i++) {
+		size_t a = i * m.len / 3, b = (i + 1) * m.len / 3;
+
+		e.chunks[i].size = (uint32_t)(b - a);
+		repo_chunk_id(f->r, m.data + a, b - a, e.chunks[i].id);
+	}
+	st = h->stream_begin(h->ctx, path, &e);
+	assert_non_null(st);
+	for (at = 0; at < m.len; at += 4096)
+		assert_int_equal(h->stream_data(h->ctx, st, m.data + at,
+						MV_MIN(4096, m.len - at), &err),
+				 0);
+	res = h->stream_end(h->ctx, st, true);
+	assert_non_null(res);
+	assert_int_equal(h->file_done(h->ctx, path, &e, res, &err), 0);
+	/* an abandoned stream gives its budget back too */
+	st = h->stream_begin(h->ctx, path, &e);
+	assert_non_null(st);
+	assert_null(h->stream_end(h->ctx, st, false));
+	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
+	assert_int_equal(mail_view_get_stats(f->v)->parsed, 1);
+	assert_int_equal(mail_view_get_stats(f->v)->large, 0);
+	mail_view_content_id(f->r, &e, cid);
+	mv_hex(cid, 4, hex);
+	snprintf(vpath, sizeof(vpath),
+		 "mail/u@d.org/INBOX/2024-05-01 1230 Alice Example - "
+		 "Quarterly report [%s].eml",
+		 hex);
+	ve = tree_builder_get(f->tb, vpath);
+	assert_non_null(ve);
+	assert_int_equal(ve->size, m.len);
+	assert_int_equal(ve->nchunks, 3);
+	assert_int_equal(ve->xform, TREE_XFORM_NONE);
+	mv_buf_release(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +485,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_view_undecodable,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_view_large, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_mail_view_streams, setup,
 						teardown),
 	};
