@@ -7,6 +7,9 @@ more than the thing measured.
       its pid written to PIDFILE) and list DIR until that succeeds.
       Prints the seconds from the start of MOUNTCMD to the end of the
       first successful listing and the number of names listed.
+  fsprobe.py list [-t SECS] DIR
+      List DIR and lstat every name in it (what `ls -l` does).  Prints
+      the seconds and the number of names.
   fsprobe.py read [-t SECS] FILE...
       Open and read each FILE to its end (1 MiB reads).  Prints the
       seconds and the bytes read.
@@ -49,6 +52,15 @@ def mount_ls(limit, pidfile, log, d, cmd):
 	return 0
 
 
+def list_dir(d):
+	t0 = time.monotonic()
+	names = os.listdir(d)
+	for n in names:
+		os.lstat(os.path.join(d, n))
+	print("%.6f\t%d" % (time.monotonic() - t0, len(names)))
+	return 0
+
+
 def read(files):
 	t0 = time.monotonic()
 	n = 0
@@ -78,6 +90,8 @@ def main():
 		if len(args) < 5 or args[3] != "--":
 			sys.exit(__doc__)
 		return mount_ls(limit, args[0], args[1], args[2], args[4:])
+	if what == "list" and len(args) == 1:
+		return list_dir(args[0])
 	if what == "read":
 		return read(args)
 	sys.exit(__doc__)
