@@ -250,6 +250,7 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	pthread_mutex_init(&fs->refresh_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
 	pthread_mutex_init(&fs->readers_lock, NULL);
+	fs->bare_small = FS_BARE_SMALL;
 	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
 	rc = fs_itable_init(&fs->itab);
 	if (rc) {
@@ -795,20 +796,48 @@ static struct fs_reader *reader_slot(struct fs *fs, int pid)
 	}
 	old->pid = pid;
 	old->stats = false;
+	old->bare = 0;
 	i = (unsigned)(old - fs->readers);
 found:
 	fs->readers[i].seen_ns = mono_ns();
 	return &fs->readers[i];
 }
 
-int fs_reader_listing(struct fs *fs, int pid)
+/* Whether one of the first n entries of t is not a directory. */
+static bool has_files(const struct tree *t, size_t n)
 {
-	bool stats;
+	size_t i;
+
+	for (i = 0; i < n && i < t->n; i++)
+		if (t->entries[i].type != TREE_DIR)
+			return true;
+	return false;
+}
+
+int fs_reader_listing(struct fs *fs, int pid, const struct fs_dh *dh, off_t off)
+{
+	size_t n = dh->t ? dh->t->n : 0;
+	struct fs_reader *r;
+	int how = FS_LIST_PLUS;
 
 	pthread_mutex_lock(&fs->readers_lock);
-	stats = reader_slot(fs, pid)->stats;
+	r = reader_slot(fs, pid);
+	if (!r->stats && dh->t) {
+		size_t probe = n;
+
+		if (n <= fs->bare_small || r->bare >= FS_WALKER_DIRS) {
+			how = FS_LIST_DIRS;
+		} else {
+			how = FS_LIST_PROBE;
+			probe = FS_PROBE_ENTRIES;
+		}
+		/* evidence of a walker: files it was not given, at the
+		 * start of each listing */
+		if (off <= 0 && has_files(dh->t, probe))
+			r->bare++;
+	}
 	pthread_mutex_unlock(&fs->readers_lock);
-	return stats ? FS_LIST_PLUS : FS_LIST_DIRS;
+	return how;
 }
 
 static void bare_listed(struct fs *fs, uint64_t ino)
@@ -888,8 +917,10 @@ int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, int how,
 			const struct tree_entry *te = &dh->t->entries[i - 2];
 
 			show_in_dir(dh->t, te, shown);
-			if (how == FS_LIST_PLUS ||
-			    (how == FS_LIST_DIRS && te->type == TREE_DIR)) {
+			if (plus &&
+			    (how == FS_LIST_PLUS || te->type == TREE_DIR ||
+			     (how == FS_LIST_PROBE &&
+			      i - 2 >= FS_PROBE_ENTRIES))) {
 				rc = entry_out(fs, &dh->pin, dh->t,
 					       (uint32_t)(i - 2), shown, &e);
 				if (rc)

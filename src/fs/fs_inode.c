@@ -358,6 +358,55 @@ static void retire(struct fs_itable *t, struct fs_node *n)
 	node_maybe_free(t, n);
 }
 
+/* The snapshot "latest" of the name shown points at (t->lock held). */
+static const struct fs_snap *latest_of(struct fs_itable *t, const char *shown)
+{
+	const struct fs_snap *best = NULL;
+	size_t i;
+
+	for (i = 0; i < t->nsnaps; i++) {
+		const struct fs_snap *s = t->snaps[i];
+
+		if (strcmp(s->shown, shown))
+			continue;
+		/* ordered by time: a later one wins unless it is partial
+		 * and a complete one was seen */
+		if (!best || !s->partial || best->partial)
+			best = s;
+	}
+	return best;
+}
+
+/* The kernel keeps a symlink's target by inode (FUSE_CAP_CACHE_SYMLINKS),
+ * so a "latest" whose target changed becomes a new node: the kernel finds
+ * it once the old entry times out, and reads the new target. */
+static void renew_latest(struct fs_itable *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nsnaps; i++) {
+		const struct fs_snap *best;
+		struct fs_node *nn, *ln;
+
+		/* ordered by name: once per name */
+		if (i > 0 &&
+		    !strcmp(t->snaps[i]->shown, t->snaps[i - 1]->shown))
+			continue;
+		nn = find_name(t, FS_ROOT_INO, t->snaps[i]->shown);
+		ln = nn ? find_name(t, nn->ino, FS_LATEST_NAME) : NULL;
+		best = latest_of(t, t->snaps[i]->shown);
+		if (!ln || !best || ln->target == best->ino)
+			continue;
+		if (ln->target) {
+			retire(t, ln);
+			ln = top_node(t, FS_LATEST, nn->ino, FS_LATEST_NAME);
+			if (!ln)
+				continue; /* out of memory: no "latest" */
+		}
+		ln->target = best->ino;
+	}
+}
+
 int fs_itable_update(struct fs_itable *t, const struct fs_snap_info *list,
 		     size_t n)
 {
@@ -454,6 +503,7 @@ int fs_itable_update(struct fs_itable *t, const struct fs_snap_info *list,
 	t->snaps = snaps;
 	t->nsnaps = n;
 	snaps = NULL;
+	renew_latest(t);
 	rc = 0;
 out:
 	if (snaps) {
@@ -766,21 +816,12 @@ int fs_itable_latest(struct fs_itable *t, uint64_t parent, char *out, size_t n,
 {
 	const struct fs_snap *best = NULL;
 	struct fs_node *dirn;
-	size_t i;
 	int rc = -ENOENT;
 
 	pthread_mutex_lock(&t->lock);
 	dirn = find_ino(t, parent);
-	for (i = 0; dirn && i < t->nsnaps; i++) {
-		const struct fs_snap *s = t->snaps[i];
-
-		if (strcmp(s->shown, dirn->shown))
-			continue;
-		/* ordered by time: a later one wins unless it is partial
-		 * and a complete one was seen */
-		if (!best || !s->partial || best->partial)
-			best = s;
-	}
+	if (dirn)
+		best = latest_of(t, dirn->shown);
 	if (best) {
 		snprintf(out, n, "%s", best->dir);
 		*out_time = best->time_ns;

@@ -269,6 +269,7 @@ struct fs_node {
 	uint32_t index;	      /* ENTRY: position in dir's tree */
 	uint8_t type;	      /* ENTRY: enum tree_type */
 	struct fs_dir *self;  /* SNAP, ENTRY dir: its own directory */
+	uint64_t target;      /* LATEST: inode of the snapshot it names */
 	struct fs_node *ino_next;
 	struct fs_node *name_next;
 };
@@ -370,12 +371,16 @@ struct fs_fh_slot {
 
 /* How a process reads listings (fs_reader_*): a find wants names only, an
  * rsync or ls -l then asks the attributes of every file. */
-#define FS_READERS 64	  /* processes remembered */
-#define FS_BARE_DIRS 4096 /* directories remembered as listed bare */
+#define FS_READERS 64	    /* processes remembered */
+#define FS_BARE_DIRS 4096   /* directories remembered as listed bare */
+#define FS_BARE_SMALL 64    /* a listing this small may go bare untried */
+#define FS_WALKER_DIRS 2    /* bare listings with files, none looked up */
+#define FS_PROBE_ENTRIES 16 /* FS_LIST_PROBE: entries listed bare */
 
 struct fs_reader {
 	int pid;	 /* 0: free */
-	bool stats;	 /* asked the attributes of a file it listed */
+	bool stats;	 /* asked the attributes of a file inside */
+	unsigned bare;	 /* listings with files it got bare */
 	int64_t seen_ns; /* last listing or lookup, for reuse of the slot */
 };
 
@@ -411,6 +416,7 @@ struct fs {
 	void *log_arg;
 	pthread_mutex_t readers_lock; /* guards readers, bare, nbare */
 	struct fs_reader readers[FS_READERS];
+	size_t bare_small;	     /* FS_BARE_SMALL; tests lower it */
 	uint64_t bare[FS_BARE_DIRS]; /* ring of directories listed bare */
 	size_t nbare;		     /* entries ever added to the ring */
 	/* drop the kernel's cached listing of a directory (fs_ops) */
@@ -488,18 +494,26 @@ int fs_do_opendir(struct fs *fs, uint64_t ino, struct fs_dh **out);
  * attributes and a lookup for every entry (FS_LIST_PLUS), or for
  * directories only (FS_LIST_DIRS: a readdirplus reply whose other entries
  * carry no attributes, so neither this process nor the kernel makes an
- * inode for them). */
-enum { FS_LIST_NAMES = 0, FS_LIST_PLUS = 1, FS_LIST_DIRS = 2 };
+ * inode for them), or for all but the first FS_PROBE_ENTRIES entries
+ * (FS_LIST_PROBE: whether the reader then looks those up tells what it
+ * is, at the price of a few lookups). */
+enum { FS_LIST_NAMES = 0, FS_LIST_PLUS = 1, FS_LIST_DIRS = 2, FS_LIST_PROBE };
 
 /* Entries from offset off on, listed as how says. */
 int fs_do_readdir(struct fs *fs, struct fs_dh *dh, off_t off, int how,
 		  fs_emit_fn *emit, void *arg);
-/* How to answer a readdirplus of process pid: FS_LIST_PLUS once it has
- * asked for the attributes of a file inside a snapshot, FS_LIST_DIRS
- * before.  A find then costs one request per directory; an rsync or ls
- * -l pays a lookup per file of the first listing and gets full entries
- * from then on. */
-int fs_reader_listing(struct fs *fs, int pid);
+/* How to answer a readdirplus of process pid for dh from offset off.  A
+ * process that asked for the attributes of a file inside a snapshot
+ * (rsync, ls -l, du) gets FS_LIST_PLUS.  Else a small listing (at most
+ * bare_small entries) goes FS_LIST_DIRS: if the process then stats its
+ * files it pays a lookup for each of those few and is known from then
+ * on.  A large one goes FS_LIST_DIRS only to a process that already got
+ * FS_WALKER_DIRS listings with files bare and looked none of them up
+ * (find), else FS_LIST_PROBE: wrongly bare, a 10k-message folder would
+ * cost an ls -l 10k lookups; wrongly full, a find pays about 5 us per
+ * entry. */
+int fs_reader_listing(struct fs *fs, int pid, const struct fs_dh *dh,
+		      off_t off);
 /* Lookup on behalf of process pid: as fs_do_lookup, and a file found
  * inside a snapshot marks pid as reading attributes.  The first time,
  * the directories listed bare so far are handed to inval_dir, so the

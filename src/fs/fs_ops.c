@@ -55,14 +55,20 @@ static struct fs *req_fs(fuse_req_t req)
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fs *fs = userdata;
-	/* no FUSE_CAP_CACHE_SYMLINKS: "latest" changes its target, and the
-	 * kernel would keep the old one */
-	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
-			FUSE_CAP_ASYNC_READ | FUSE_CAP_PARALLEL_DIROPS;
+	/* Symlink targets cached: "latest" gets a new inode when its
+	 * target changes (fs_inode.c), other links never change; without
+	 * it every path through "latest" costs a READLINK.  Readdirplus
+	 * always, not auto: the kernel's auto mode lists a large directory
+	 * with plain readdir after the first batch and then looks up every
+	 * name; fs_reader_listing() decides what an entry carries. */
+	unsigned want = FUSE_CAP_READDIRPLUS | FUSE_CAP_ASYNC_READ |
+			FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_CACHE_SYMLINKS;
 
 	if (fs->opts.default_permissions)
 		want |= FUSE_CAP_POSIX_ACL;
 	conn->want |= want & conn->capable;
+	/* libfuse turns auto on by default */
+	conn->want &= ~(unsigned)FUSE_CAP_READDIRPLUS_AUTO;
 	/* Open and release are two round trips per file of a restore,
 	 * for nothing: the state of a read is found by inode instead
 	 * (fs_fh_get).  Kernels that can skip them say so. */
@@ -212,8 +218,8 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	if (!rc)
 		rc = fs_do_readdir(
 			fs, dh, off,
-			plus ? fs_reader_listing(fs,
-						 (int)fuse_req_ctx(req)->pid)
+			plus ? fs_reader_listing(
+				       fs, (int)fuse_req_ctx(req)->pid, dh, off)
 			     : FS_LIST_NAMES,
 			dirbuf_emit, &d);
 	/* entries already packed are returned even after an error */

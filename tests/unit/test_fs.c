@@ -1062,11 +1062,24 @@ static struct bare_listing list_as(struct fs *fs, uint64_t ino, int pid)
 	struct fs_dh *dh = NULL;
 
 	assert_int_equal(fs_do_opendir(fs, ino, &dh), 0);
-	assert_int_equal(fs_do_readdir(fs, dh, 0, fs_reader_listing(fs, pid),
+	assert_int_equal(fs_do_readdir(fs, dh, 0,
+				       fs_reader_listing(fs, pid, dh, 0),
 				       count_attrs, &l),
 			 0);
 	fs_do_releasedir(fs, dh);
 	return l;
+}
+
+/* How pid's next listing of directory ino would go (counts as one). */
+static int how_for(struct fs *fs, int pid, uint64_t ino)
+{
+	struct fs_dh *dh = NULL;
+	int how;
+
+	assert_int_equal(fs_do_opendir(fs, ino, &dh), 0);
+	how = fs_reader_listing(fs, pid, dh, 0);
+	fs_do_releasedir(fs, dh);
+	return how;
 }
 
 static void test_fs_readers_learn_to_get_attributes(void **state)
@@ -1090,7 +1103,7 @@ static void test_fs_readers_learn_to_get_attributes(void **state)
 	top = look(fs, FS_ROOT_INO, "mail");
 	assert_int_equal(fs_do_lookup_by(fs, 100, top, "latest", &e), 0);
 	assert_int_equal(fs_do_lookup_by(fs, 100, vol, "sub", &e), 0);
-	assert_int_equal(fs_reader_listing(fs, 100), FS_LIST_DIRS);
+	assert_int_equal(how_for(fs, 100, vol), FS_LIST_DIRS);
 	assert_int_equal(ninvalidated, 0);
 	/* a file's attributes (rsync, ls -l): full entries from now on,
 	 * and the kernel forgets the bare listing it cached */
@@ -1101,7 +1114,7 @@ static void test_fs_readers_learn_to_get_attributes(void **state)
 	l = list_as(fs, vol, 100);
 	assert_int_equal(l.with_attrs, 17);
 	/* only that process: another one still starts bare */
-	assert_int_equal(fs_reader_listing(fs, 200), FS_LIST_DIRS);
+	assert_int_equal(how_for(fs, 200, vol), FS_LIST_DIRS);
 	assert_int_equal(fs_do_lookup_by(fs, 100, vol, "x", &e), 0);
 	assert_int_equal(ninvalidated, 1); /* once per reader */
 	fs_free(fs);
@@ -1117,11 +1130,52 @@ static void test_fs_readers_table_reuses_oldest(void **state)
 	(void)state;
 	vol = volume(fs);
 	assert_int_equal(fs_do_lookup_by(fs, 1, vol, "big", &e), 0);
-	assert_int_equal(fs_reader_listing(fs, 1), FS_LIST_PLUS);
+	assert_int_equal(how_for(fs, 1, vol), FS_LIST_PLUS);
 	/* more processes than slots: the least recently seen goes */
 	for (pid = 2; pid < 2 + FS_READERS; pid++)
-		assert_int_equal(fs_reader_listing(fs, pid), FS_LIST_DIRS);
-	assert_int_equal(fs_reader_listing(fs, 1), FS_LIST_DIRS);
+		assert_int_equal(how_for(fs, pid, vol), FS_LIST_DIRS);
+	assert_int_equal(how_for(fs, 1, vol), FS_LIST_DIRS);
+	fs_free(fs);
+}
+
+static void test_fs_readers_large_listing_full_until_walker(void **state)
+{
+	struct fs *fs = new_fs();
+	struct fuse_entry_param e;
+	uint64_t vol, sub;
+
+	(void)state;
+	vol = volume(fs);
+	sub = look(fs, vol, "sub");
+	fs->bare_small = 4; /* volume (17 entries) is large, sub (4) not */
+	/* a new process listing a large folder may be an ls -l: all but
+	 * the first few entries come with attributes */
+	assert_int_equal(how_for(fs, 300, vol), FS_LIST_PROBE);
+	/* small listings go bare; when no file was looked up after two
+	 * listings, the process walks names only (find): large ones bare */
+	assert_int_equal(how_for(fs, 300, sub), FS_LIST_DIRS);
+	assert_int_equal(how_for(fs, 300, vol), FS_LIST_DIRS);
+	/* an ls -l of the large folder: looks up what it got bare */
+	assert_int_equal(how_for(fs, 301, vol), FS_LIST_PROBE);
+	assert_int_equal(fs_do_lookup_by(fs, 301, vol, "big", &e), 0);
+	assert_int_equal(how_for(fs, 301, vol), FS_LIST_PLUS);
+	fs_free(fs);
+}
+
+static void test_fs_probe_listing_bares_first_entries(void **state)
+{
+	struct fs *fs = new_fs();
+	struct bare_listing l;
+	uint64_t vol;
+
+	(void)state;
+	vol = volume(fs);
+	fs->bare_small = 4;
+	/* 19 entries with "." and "..": the first 16 bare except
+	 * directories, the 3 after them full */
+	l = list_as(fs, vol, 400);
+	assert_int_equal(l.n, 19);
+	assert_true(l.with_attrs >= 3 && l.with_attrs <= 5);
 	fs_free(fs);
 }
 
@@ -1131,19 +1185,22 @@ static void test_fs_new_and_removed_snapshots(void **state)
 	struct fs *fs = new_fs();
 	struct listing l;
 	char *target = NULL;
-	uint64_t mail, old, vol;
+	uint64_t mail, old, vol, latest;
 
 	(void)state;
 	mail = look(fs, FS_ROOT_INO, "mail");
 	old = look(fs, mail, "2024-05-01T120000Z");
 	vol = look(fs, old, "volume");
+	latest = look(fs, mail, "latest");
 	nsnaps = 3;
 	changed = true;
 	assert_int_equal(fs_refresh(fs, true, &err), 0);
 	assert_int_equal(list_dir(fs, mail, false, &l), 0);
 	assert_true(listed(&l, "2024-05-02T120000Z"));
-	assert_int_equal(fs_do_readlink(fs, look(fs, mail, "latest"), &target),
-			 0);
+	/* a new target, a new inode: the kernel caches link targets */
+	assert_int_not_equal(look(fs, mail, "latest"), latest);
+	latest = look(fs, mail, "latest");
+	assert_int_equal(fs_do_readlink(fs, latest, &target), 0);
 	assert_string_equal(target, "2024-05-02T120000Z");
 	free(target);
 	/* the old snapshot keeps its inode */
@@ -1151,6 +1208,8 @@ static void test_fs_new_and_removed_snapshots(void **state)
 	nsnaps = 2;
 	changed = true;
 	assert_int_equal(fs_refresh(fs, true, &err), 0);
+	/* the target did not change: neither does the inode */
+	assert_int_equal(look(fs, mail, "latest"), latest);
 	assert_int_equal(list_dir(fs, mail, false, &l), 0);
 	assert_false(listed(&l, "2024-05-01T120000Z"));
 	assert_int_equal(look(fs, mail, "2024-05-01T120000Z"), 0);
@@ -1210,6 +1269,9 @@ int main(void)
 		cmocka_unit_test(test_fs_warm_stops_at_half_the_tree_cache),
 		cmocka_unit_test(test_fs_readers_learn_to_get_attributes),
 		cmocka_unit_test(test_fs_readers_table_reuses_oldest),
+		cmocka_unit_test(
+			test_fs_readers_large_listing_full_until_walker),
+		cmocka_unit_test(test_fs_probe_listing_bares_first_entries),
 		cmocka_unit_test(test_fs_new_and_removed_snapshots),
 		cmocka_unit_test(test_fs_opts),
 	};
