@@ -57,6 +57,17 @@ int mail_crypt_keys_add_pem(struct mail_crypt_keys *keys, const void *pem,
 int mail_crypt_keys_load_dir(struct mail_crypt_keys *keys, const char *dir,
 			     struct mv_err *err);
 
+/* Add the keys of src to keys (shared, not copied: src may be freed
+ * after).  Returns 0 or -ENOMEM. */
+int mail_crypt_keys_add_all(struct mail_crypt_keys *keys,
+			    const struct mail_crypt_keys *src,
+			    struct mv_err *err);
+
+/* Have OpenSSL load what decoding uses (EC, SHA-256, AES-GCM, AES-CBC,
+ * PBKDF2): its first use in a process costs about a millisecond, which a
+ * mount pays in the background instead of on someone's first read. */
+void mail_crypt_warm(void);
+
 /* Number of keys loaded. */
 size_t mail_crypt_keys_count(const struct mail_crypt_keys *keys);
 

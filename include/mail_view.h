@@ -159,6 +159,11 @@ int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 void mail_view_content_id(struct repo *r, const struct tree_entry *e,
 			  uint8_t out[MV_ID_LEN]);
 
+/* Parse the keys a TREE_XFORM_MAILCRYPT entry names into the process's
+ * key cache, so that the first mail_view_read() of a message does not pay
+ * for it.  Errors are left to mail_view_read(). */
+void mail_view_warm_keys(struct repo *r, const struct tree_entry *e);
+
 /* The content of a TREE_XFORM_MAILCRYPT entry: read its chunks, load the
  * keys its MAIL_VIEW_KEYS_XATTR names, decode; appends to out.  Of a
  * TREE_XFORM_STALWART_DUMP entry: decompress its chunks up to the end of

@@ -23,9 +23,7 @@
  * names, metadata and contents; member order is by name).  An archive that
  * cannot be read to its end is also stored as it is, and its marker says
  * so.
- *
- * The filter also hands Stalwart export JSON files whole to the mail view
- * (mail_view_see_whole), which otherwise sees only their first chunk.
+
  */
 #ifndef MV_SOURCE_MAILCOW_H
 #define MV_SOURCE_MAILCOW_H
@@ -38,16 +36,13 @@
 #include "repo.h"
 #include "tree.h"
 
-struct mail_view;
-
 /* Suffix of the marker entry that stands for an expanded archive. */
 #define SOURCE_MAILCOW_MARKER ".mailvault"
 
 /* Filter state for one backup (filter_ctx of struct source_dir_opts). */
 struct source_mailcow {
-	struct mail_view *view; /* or NULL (--no-mail) */
-	uint64_t archives;	/* archives expanded */
-	uint64_t failed;	/* archives unreadable: stored as they are */
+	uint64_t archives; /* archives expanded */
+	uint64_t failed;   /* archives unreadable: stored as they are */
 };
 
 /* True for a mailcow backup folder name: mailcow-YYYY-MM-DD-HH-MM-SS. */

@@ -457,7 +457,6 @@ int cmd_backup(int argc, char **argv)
 		if (rc)
 			goto fail;
 		io.hook = mail_view_hook(mv);
-		mc.view = mv;
 	}
 	rc = ingest_new(r, w, tb, &io, &ing, &err);
 	if (rc)

@@ -315,6 +315,7 @@ static void warm_trees(struct fs *fs)
 	       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED)) {
 		struct fs_cache_item *item = NULL;
 		const struct tree *t;
+		bool warmed_xform = false;
 		uint32_t k;
 
 		/* what the warm-up loaded, not what the cache holds: that
@@ -328,6 +329,14 @@ static void warm_trees(struct fs *fs)
 		}
 		charged += item ? item->cost : 0;
 		for (k = 0; k < t->n; k++) {
+			/* one message per folder loads its keys (cached
+			 * per process: mostly the first folder does) */
+			if (t->entries[k].xform && !warmed_xform &&
+			    fs->src->xform_warm) {
+				fs->src->xform_warm(fs->src_ctx,
+						    &t->entries[k]);
+				warmed_xform = true;
+			}
 			if (t->entries[k].type != TREE_DIR ||
 			    !t->entries[k].subtree.n)
 				continue;

@@ -200,6 +200,9 @@ struct fs_source_ops {
 	 * -ENOKEY, -EBADMSG... with a message when it cannot be decoded. */
 	int (*xform_read)(void *ctx, const struct tree_entry *e, void **out,
 			  size_t *out_len, struct mv_err *err);
+	/* Optional, from the warm-up: load what xform_read of e will
+	 * need besides e's own chunks (the keys of mailcow messages). */
+	void (*xform_warm)(void *ctx, const struct tree_entry *e);
 	/* Optional: read the records of several chunks that lie together
 	 * in one pack with one request: want[0] and those of want[1..n)
 	 * stored in its pack, as far as the whole range stays within max

@@ -13,6 +13,7 @@
 #include "backend.h"
 #include "pack.h"
 
+#include "mail_crypt.h"
 #include "mail_view.h"
 #include "repo.h"
 #include "snapshot.h"
@@ -291,6 +292,13 @@ static void src_warm(void *ctx)
 	a.root = be && be->ops->local_root ? be->ops->local_root(be) : NULL;
 	if (a.root)
 		repo_pack_each(r, warm_pack, &a, NULL);
+	/* the first mailcow message read would load OpenSSL's algorithms */
+	mail_crypt_warm();
+}
+
+static void src_xform_warm(void *ctx, const struct tree_entry *e)
+{
+	mail_view_warm_keys(ctx, e);
 }
 
 const struct fs_source_ops fs_source_repo_ops = {
@@ -300,6 +308,7 @@ const struct fs_source_ops fs_source_repo_ops = {
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
 	.xform_read = src_xform_read,
+	.xform_warm = src_xform_warm,
 	.chunks_fetch = src_chunks_fetch,
 	.remote = src_remote,
 	.warm = src_warm,

@@ -180,6 +180,53 @@ out:
 	return rc;
 }
 
+int mail_crypt_keys_add_all(struct mail_crypt_keys *keys,
+			    const struct mail_crypt_keys *src,
+			    struct mv_err *err)
+{
+	struct crypt_key *v;
+	size_t i;
+
+	if (!src->n)
+		return 0;
+	v = realloc(keys->v, (keys->n + src->n) * sizeof(*v));
+	if (!v)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	keys->v = v;
+	for (i = 0; i < src->n; i++) {
+		if (!EVP_PKEY_up_ref(src->v[i].pkey))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		keys->v[keys->n++] = src->v[i];
+	}
+	return 0;
+}
+
+void mail_crypt_warm(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	EVP_PKEY *k = NULL;
+	uint8_t out[32], key[32] = {0};
+	int l = 0;
+
+	if (ctx && EVP_PKEY_keygen_init(ctx) > 0 &&
+	    EVP_PKEY_CTX_set_group_name(ctx, "prime256v1") > 0)
+		EVP_PKEY_keygen(ctx, &k);
+	PKCS5_PBKDF2_HMAC("", 0, key, sizeof(key), 1, EVP_sha256(), sizeof(out),
+			  out);
+	if (c) {
+		static const uint8_t iv[16];
+
+		EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv);
+		EVP_DecryptUpdate(c, out, &l, key, sizeof(key));
+		EVP_CIPHER_CTX_reset(c);
+		EVP_DecryptInit_ex(c, EVP_aes_256_cbc(), NULL, key, iv);
+	}
+	EVP_CIPHER_CTX_free(c);
+	EVP_PKEY_free(k);
+	EVP_PKEY_CTX_free(ctx);
+}
+
 int mail_crypt_keys_load_dir(struct mail_crypt_keys *keys, const char *dir,
 			     struct mv_err *err)
 {

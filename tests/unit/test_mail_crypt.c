@@ -88,7 +88,7 @@ static void test_mail_crypt_plain_and_zstd(void **state)
 static void test_mail_crypt_keys(void **state)
 {
 	struct mv_err err = MV_ERR_INIT;
-	struct mail_crypt_keys *keys;
+	struct mail_crypt_keys *keys, *both;
 	EVP_PKEY *p256 = EVP_EC_gen("P-256");
 	EVP_PKEY *p384 = EVP_EC_gen("P-384");
 	char *pem;
@@ -110,8 +110,15 @@ static void test_mail_crypt_keys(void **state)
 	assert_int_equal(mail_crypt_keys_load_dir(keys, "/nonexistent", &err),
 			 -ENOENT);
 	assert_int_equal(mail_crypt_keys_count(keys), 1);
+	/* shared into another set, which outlives the first */
+	assert_int_equal(mail_crypt_keys_new(&both, &err), 0);
+	assert_int_equal(mail_crypt_keys_add_all(both, keys, &err), 0);
+	assert_int_equal(mail_crypt_keys_add_all(both, keys, &err), 0);
 	mail_crypt_keys_free(keys);
+	assert_int_equal(mail_crypt_keys_count(both), 2);
+	mail_crypt_keys_free(both);
 	mail_crypt_keys_free(NULL);
+	mail_crypt_warm(); /* a hint: must not fail or leak */
 	EVP_PKEY_free(p256);
 	EVP_PKEY_free(p384);
 }
