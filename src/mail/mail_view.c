@@ -1696,9 +1696,15 @@ static int catalog_open(struct mail_view *v, struct mv_err *err)
 		return rc;
 	}
 	sqlite3_busy_timeout(v->db, 10000);
+	/* a daily backup looks every message up (by content, then its
+	 * place) in random order: with SQLite's default 2 MB page cache
+	 * most lookups went to the file (16k preads a day at 17k messages,
+	 * +18 % on the backup).  32 MiB holds the catalogue of about 50k
+	 * messages; larger ones still read less. */
 	sqlite3_exec(v->db,
-		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL,
-		     NULL, NULL);
+		     "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		     " PRAGMA cache_size=-32768",
+		     NULL, NULL, NULL);
 	if (sqlite3_exec(v->db, view_schema, NULL, NULL, NULL) != SQLITE_OK)
 		return mv_err_set(err, -EIO, "catalogue '%s': %s", path,
 				  sqlite3_errmsg(v->db));
