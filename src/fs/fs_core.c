@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -367,6 +369,10 @@ static void warm_trees(struct fs *fs)
 static void *warm_main(void *arg)
 {
 	struct fs *fs = arg;
+
+	/* background work: the first requests of someone waiting for the
+	 * mount go first (Linux: nice is per thread) */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
 
 	if (fs->src->warm)
 		fs->src->warm(fs->src_ctx);
