@@ -51,6 +51,7 @@ struct backend_ops {
 			   const void *buf, size_t len, struct mv_err *err);
 	int (*rename)(struct backend *be, const char *from, const char *to,
 		      struct mv_err *err);
+	/* A file, or an empty directory (-ENOTEMPTY otherwise). */
 	int (*remove)(struct backend *be, const char *path, struct mv_err *err);
 	int (*sync_dir)(struct backend *be, const char *path,
 			struct mv_err *err);

@@ -70,7 +70,10 @@ struct repo_config {
 
 struct repo_init_opts {
 	const struct chunker_params *chunker; /* NULL: defaults */
-	int zstd_level;			      /* 0: default */
+	/* Chunker parameters and hashing secret of another repository, so
+	 * both cut and name the same data alike (NULL: fresh ones). */
+	const struct repo_config *copy_from;
+	int zstd_level; /* 0: default */
 	bool append_only;
 };
 

@@ -9,7 +9,8 @@
 
 static const char usage[] =
 	"usage: mailvault init [--append-only] [--chunk-avg BYTES] "
-	"[--zstd-level N] REPO\n";
+	"[--zstd-level N]\n"
+	"                      [--copy-chunker-params FROM_REPO] REPO\n";
 
 int cmd_init(int argc, char **argv)
 {
@@ -17,14 +18,16 @@ int cmd_init(int argc, char **argv)
 		{"append-only", no_argument, NULL, 'a'},
 		{"chunk-avg", required_argument, NULL, 'c'},
 		{"zstd-level", required_argument, NULL, 'z'},
+		{"copy-chunker-params", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct mv_err err = MV_ERR_INIT;
 	struct repo_init_opts io;
 	struct chunker_params cp;
-	const char *repo;
-	int c;
+	const char *repo, *from = NULL;
+	struct repo *src = NULL;
+	int c, rc;
 
 	memset(&io, 0, sizeof(io));
 	repo_default_chunker(&cp);
@@ -54,6 +57,9 @@ int cmd_init(int argc, char **argv)
 						 "'%s' (1-19)",
 						 optarg);
 			break;
+		case 'C':
+			from = optarg;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return MV_EXIT_OK;
@@ -66,7 +72,20 @@ int cmd_init(int argc, char **argv)
 	if (!repo || argc - optind > 1)
 		return cli_usage("init", "give one REPO (or set "
 					 "MAILVAULT_REPO)");
-	if (repo_init(repo, &io, &err))
+	if (from && io.chunker)
+		return cli_usage("init",
+				 "--chunk-avg and --copy-chunker-params "
+				 "exclude each other");
+	/* Same cut points and chunk ids as FROM: a second copy of the same
+	 * backups (local and NAS) dedups identically. */
+	if (from) {
+		if (repo_open(from, REPO_OPEN_READ, &src, &err))
+			return cli_fail(&err);
+		io.copy_from = repo_get_config(src);
+	}
+	rc = repo_init(repo, &io, &err);
+	repo_close(src);
+	if (rc)
 		return cli_fail(&err);
 	printf("initialised repository '%s'\n", repo);
 	return MV_EXIT_OK;

@@ -71,8 +71,22 @@ struct prune {
 	uint64_t live_hits;	/* live ids found in the index */
 	uint8_t (*dead_snaps)[MV_ID_LEN]; /* to tombstone */
 	size_t ndead, deadcap;
-	struct pk *cur; /* pack of the sweep callback */
+	struct pk *cur;	      /* pack of the sweep callback */
+	char emptied[256][8]; /* packs/<xx> directories that lost a file */
+	size_t nemptied;
 };
+
+/* Remember a pack directory that lost a file, to drop it once empty. */
+static void note_emptied(struct prune *p, const char *dir)
+{
+	size_t i;
+
+	for (i = 0; i < p->nemptied; i++)
+		if (!strcmp(p->emptied[i], dir + 6))
+			return;
+	if (p->nemptied < 256 && strlen(dir + 6) < sizeof(p->emptied[0]))
+		strcpy(p->emptied[p->nemptied++], dir + 6);
+}
 
 static void name_key(const char *name, uint8_t key[MV_ID_LEN])
 {
@@ -172,6 +186,8 @@ static int orphan(const char *dir, const char *name, uint64_t size, void *arg)
 		return 0;
 	lc_step("remove orphan");
 	be->ops->remove(be, path, NULL);
+	if (!strncmp(dir, "packs/", 6))
+		note_emptied(p, dir);
 	return 0;
 }
 
@@ -605,8 +621,18 @@ static void remove_old(struct prune *p)
 		be->ops->remove(be, path, NULL);
 		snprintf(dir, sizeof(dir), "packs/%.2s", p->packs[i].name);
 		be->ops->sync_dir(be, dir, NULL);
+		note_emptied(p, dir);
 		lc_step("remove old pack");
 	}
+	/* An empty packs/<xx> costs a directory entry and a listing round
+	 * trip on a remote; backup makes it again when it needs it.  Only
+	 * the writer lock holder creates packs, so nothing races this. */
+	for (i = 0; i < p->nemptied; i++) {
+		snprintf(dir, sizeof(dir), "packs/%s", p->emptied[i]);
+		be->ops->remove(be, dir, NULL);
+	}
+	if (p->nemptied)
+		be->ops->sync_dir(be, "packs", NULL);
 }
 
 int lifecycle_prune(struct repo *r, const struct prune_opts *o,

@@ -417,7 +417,9 @@ static int local_remove(struct backend *be, const char *path,
 	if (rc)
 		return rc;
 	forget_fd(lb, path);
-	if (unlink(p) < 0) {
+	/* Linux answers EISDIR for a directory; remove it if it is empty,
+	 * as the sftp backend does. */
+	if (unlink(p) < 0 && (errno != EISDIR || rmdir(p) < 0)) {
 		if (errno == ENOENT)
 			return -ENOENT;
 		return mv_err_set(err, -errno, "cannot remove '%s': %s", p,

@@ -658,7 +658,9 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	}
 	r->cfg.version = MV_FORMAT_VERSION;
 	snprintf(r->cfg.encryption, sizeof(r->cfg.encryption), "none");
-	if (opts && opts->chunker)
+	if (opts && opts->copy_from)
+		r->cfg.chunker = opts->copy_from->chunker;
+	else if (opts && opts->chunker)
 		r->cfg.chunker = *opts->chunker;
 	else
 		repo_default_chunker(&r->cfg.chunker);
@@ -670,7 +672,9 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	if (opts && opts->append_only)
 		r->cfg.flags |= REPO_APPEND_ONLY;
 	rc = random_bytes(r->cfg.id, MV_REPO_ID_LEN, err);
-	if (!rc)
+	if (!rc && opts && opts->copy_from)
+		memcpy(r->cfg.secret, opts->copy_from->secret, MV_SECRET_LEN);
+	else if (!rc)
 		rc = random_bytes(r->cfg.secret, MV_SECRET_LEN, err);
 	if (!rc)
 		rc = r->be->ops->mkdir(r->be, "packs", err);

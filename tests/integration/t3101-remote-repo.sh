@@ -93,6 +93,15 @@ assert_fail "$MV" backup -i "$SSH_KEY" "$R" --name vol --quiet \
 assert_grep "locked by pid 1234 on host 'nas'" "$T/err"
 rm "$T/repo/lock"
 
+say "forget + prune over sftp:// reclaim and leave no empty pack directory"
+assert_ok "$MV" forget -i "$SSH_KEY" --keep-last 1 "$R" >/dev/null
+assert_ok "$MV" prune -i "$SSH_KEY" --max-unused 0 "$R" >"$T/prune"
+cat "$T/prune"
+assert_grep '^reclaimed ' "$T/prune"
+assert_eq 0 "$(find "$T/repo/packs" -mindepth 1 -type d -empty | wc -l)" \
+	"empty directories under packs/ on the server"
+assert_ok "$MV" check --read-data -i "$SSH_KEY" "$R" >/dev/null
+
 say "a changed host key is refused, even with --accept-new-host-key"
 sshd_restart newkey
 assert_fail "$MV" snapshots -i "$SSH_KEY" "$R" 2>"$T/err"

@@ -14,7 +14,9 @@ for d in 1 2 3 4 5 6 7 8; do
 	assert_ok "$MV" backup "$R" --name mail \
 		--time "2024-05-0${d}T01:00:00Z" --quiet data="$T/fx/day$d"
 done
-before=$(du -sb "$R/packs" | cut -f1)
+# bytes of the pack files (du -sb would add the file system's directory sizes)
+pack_bytes() { find "$1/packs" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
+before=$(pack_bytes "$R")
 
 say "bad options are usage errors and change nothing"
 for v in -1 abc 101 5x ""; do
@@ -83,16 +85,32 @@ for d in 6 7 8; do
 		"$T/out" >/dev/null
 	assert_same_tree "$T/fx/day$d" "$T/out/data"
 done
-after=$(du -sb "$R/packs" | cut -f1)
+after=$(pack_bytes "$R")
 [ "$after" -lt "$before" ] || die "prune did not shrink the packs"
 
+say "no empty pack directories are left behind"
+empty=$(find "$R/packs" -mindepth 1 -type d -empty | wc -l)
+assert_eq 0 "$empty" "empty directories under packs/"
+
 say "size within 5 % of a repository that only held the kept snapshots"
-assert_ok "$MV" init "$T/ref" >/dev/null
+# same chunker key: two keys cut the changed files at other places, which
+# alone moves the size of 3 small snapshots by several percent
+assert_fail "$MV" init --chunk-avg 65536 --copy-chunker-params "$R" \
+	"$T/bad" 2>"$T/err"
+assert_grep "exclude each other" "$T/err"
+assert_fail "$MV" init --copy-chunker-params "$T/nowhere" "$T/bad" 2>"$T/err"
+assert_grep "nowhere" "$T/err"
+[ ! -e "$T/bad/config" ] || die "a failed init left a repository"
+assert_ok "$MV" init --copy-chunker-params "$R" "$T/ref" >/dev/null
+grep '^secret' "$R/config" >"$T/s1"
+grep '^secret' "$T/ref/config" >"$T/s2"
+cmp -s "$T/s1" "$T/s2" || die "--copy-chunker-params did not copy the secret"
+! cmp -s "$R/config" "$T/ref/config" || die "the copy has the same repository id"
 for d in 6 7 8; do
 	assert_ok "$MV" backup "$T/ref" --name mail \
 		--time "2024-05-0${d}T01:00:00Z" --quiet data="$T/fx/day$d"
 done
-ref=$(du -sb "$T/ref/packs" | cut -f1)
+ref=$(pack_bytes "$T/ref")
 say "before $before, after $after, reference $ref bytes"
 [ $((after * 100)) -le $((ref * 105)) ] ||
 	die "pruned repository $after bytes, reference $ref (over 5 %)"
