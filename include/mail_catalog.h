@@ -59,9 +59,23 @@ int mail_catalog_seen(struct mail_catalog *cat, int64_t seq, const void *cid,
 		      size_t cid_len, const char *account, const char *mailbox,
 		      const char *name, struct mv_err *err);
 
+/* Give the snapshot being recorded its id, when snapshot_begin had none
+ * yet (snap_id NULL: the records were made while the repository was
+ * still writing the snapshot, which fixes the id). */
+int mail_catalog_snapshot_name(struct mail_catalog *cat, int64_t seq,
+			       const char *snap_id, struct mv_err *err);
+
+/* Close the ranges of the job's places not seen in this snapshot (done by
+ * snapshot_end if not before); after it, no more mail_catalog_seen(). */
+int mail_catalog_snapshot_close(struct mail_catalog *cat, int64_t seq,
+				struct mv_err *err);
+
 /* Commit the snapshot's records. */
 int mail_catalog_snapshot_end(struct mail_catalog *cat, int64_t seq,
 			      struct mv_err *err);
+
+/* Drop the snapshot being recorded (ROLLBACK). */
+void mail_catalog_snapshot_abort(struct mail_catalog *cat);
 
 /* Filters of `mailvault find`; NULL / 0 fields are not applied. */
 struct mail_catalog_query {

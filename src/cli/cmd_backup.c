@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -291,6 +292,13 @@ int cmd_backup(int argc, char **argv)
 		free(execs);
 		return cli_fail(&err);
 	}
+	/* A backup allocates and frees buffers of up to a few MiB per file
+	 * (chunks, message prefixes) on several threads; glibc's defaults
+	 * give them back to the kernel and fault them in again, file after
+	 * file.  Keep them in the heap: the ingest's memory is bounded by its
+	 * queues, not by what free() returns. */
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':

@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS msg ("
@@ -49,6 +51,7 @@ struct mail_catalog {
 	sqlite3_stmt *insert; /* INSERT INTO place */
 	char *job;	      /* job of the snapshot being recorded */
 	int64_t seq, prev;    /* its seq and the job's previous seq (or -1) */
+	bool closed;	      /* unseen places closed (snapshot_close) */
 };
 
 static int db_err(struct mail_catalog *cat, struct mv_err *err,
@@ -258,7 +261,16 @@ int mail_catalog_snapshot_begin(struct mail_catalog *cat, const char *job,
 		goto fail;
 	}
 	sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, snap_id, -1, SQLITE_STATIC);
+	if (snap_id) {
+		sqlite3_bind_text(st, 2, snap_id, -1, SQLITE_STATIC);
+	} else {
+		/* unique until snapshot_name, inside this transaction only */
+		char tmp[48];
+
+		snprintf(tmp, sizeof(tmp), "pending-%ld-%lld", (long)getpid(),
+			 (long long)time);
+		sqlite3_bind_text(st, 2, tmp, -1, SQLITE_TRANSIENT);
+	}
 	sqlite3_bind_int64(st, 3, time);
 	if (sqlite3_step(st) != SQLITE_DONE) {
 		rc = db_err(cat, err, "cannot record snapshot");
@@ -268,6 +280,7 @@ int mail_catalog_snapshot_begin(struct mail_catalog *cat, const char *job,
 	sqlite3_finalize(st);
 	cat->seq = sqlite3_last_insert_rowid(cat->db);
 	cat->nseen = 0;
+	cat->closed = false;
 	/* Extend every place of the job's previous snapshot at once; the
 	 * places not seen again are closed in snapshot_end.  One statement
 	 * instead of one UPDATE per unchanged message (most of a day). */
@@ -420,24 +433,66 @@ out:
 	return rc;
 }
 
-int mail_catalog_snapshot_end(struct mail_catalog *cat, int64_t seq,
-			      struct mv_err *err)
+int mail_catalog_snapshot_name(struct mail_catalog *cat, int64_t seq,
+			       const char *snap_id, struct mv_err *err)
 {
+	sqlite3_stmt *st = NULL;
+	int rc = 0;
+
 	if (!cat->job || seq != cat->seq)
 		return mv_err_set(err, -EINVAL,
 				  "catalogue: snapshot %lld not begun",
 				  (long long)seq);
-	if (cat->prev >= 0) {
-		int rc = close_unseen(cat, err);
+	if (sqlite3_prepare_v2(cat->db,
+			       "UPDATE snap SET snap_id = ?1 WHERE seq = ?2",
+			       -1, &st, NULL) != SQLITE_OK)
+		return db_err(cat, err, "cannot name the snapshot");
+	sqlite3_bind_text(st, 1, snap_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, seq);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(cat, err, "cannot name the snapshot");
+	sqlite3_finalize(st);
+	return rc;
+}
 
-		if (rc)
-			return rc;
-	}
+int mail_catalog_snapshot_close(struct mail_catalog *cat, int64_t seq,
+				struct mv_err *err)
+{
+	int rc = 0;
+
+	if (!cat->job || seq != cat->seq)
+		return mv_err_set(err, -EINVAL,
+				  "catalogue: snapshot %lld not begun",
+				  (long long)seq);
+	if (!cat->closed && cat->prev >= 0)
+		rc = close_unseen(cat, err);
+	if (!rc)
+		cat->closed = true;
+	return rc;
+}
+
+int mail_catalog_snapshot_end(struct mail_catalog *cat, int64_t seq,
+			      struct mv_err *err)
+{
+	int rc = mail_catalog_snapshot_close(cat, seq, err);
+
+	if (rc)
+		return rc;
 	free(cat->job);
 	cat->job = NULL;
 	if (sqlite3_exec(cat->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
 		return db_err(cat, err, "cannot commit");
 	return 0;
+}
+
+void mail_catalog_snapshot_abort(struct mail_catalog *cat)
+{
+	if (!cat->job)
+		return;
+	free(cat->job);
+	cat->job = NULL;
+	cat->nseen = 0;
+	sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Append 'col : "words"' (quotes doubled) to an FTS5 expression. */

@@ -212,7 +212,18 @@ struct mail_view {
 	/* new messages catalogued during the backup, in batches */
 	sqlite3_stmt *view_ins;
 	unsigned batch; /* messages in the open transaction */
+	/* the snapshot's catalogue records, made on their own thread while
+	 * the repository writes the trees (mail_view_finish .. _commit) */
+	pthread_t rec_thread;
+	bool rec_running; /* rec_thread to be joined */
+	bool rec_open;	  /* its transaction is open, not yet committed */
+	int rec_rc;
+	struct mv_err rec_err;
+	int64_t rec_seq, rec_time;
 };
+
+static void catalog_record_start(struct mail_view *v, int64_t time_ns);
+static void catalog_record_join(struct mail_view *v);
 
 /* ---- known messages --------------------------------------------------- */
 
@@ -1783,6 +1794,10 @@ void mail_view_free(struct mail_view *v)
 
 	if (!v)
 		return;
+	/* a backup that failed after mail_view_finish: drop its records */
+	catalog_record_join(v);
+	if (v->rec_open)
+		mail_catalog_snapshot_abort(v->cat);
 	for (i = 0; i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
@@ -2681,30 +2696,31 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 				 v->nkey_ids ? &keyx : NULL, NULL, err);
 		free(folder);
 	}
+	/* names are final: the catalogue can record the places now */
+	if (!rc && v->cat)
+		catalog_record_start(v, time_ns);
 	return rc;
 }
 
 /* ---- catalogue -------------------------------------------------------- */
 
-int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
-		     struct mv_err *err)
+/* Record every message's place in the catalogue, in one transaction left
+ * open for mail_view_commit: the bulk of the catalogue's work, done on
+ * its own thread while the repository writes the snapshot's trees. */
+static int catalog_record(struct mail_view *v, struct mv_err *err)
 {
-	char id[2 * MV_ID_LEN + 1];
 	sqlite3_stmt *ins = NULL;
-	int64_t seq = 0;
 	size_t i;
 	int rc;
 
-	if (!v->cat || !v->nmsgs)
-		return 0;
 	rc = catalog_batch_end(v, err);
 	if (rc)
 		return rc;
-	mv_hex(snap->id, MV_ID_LEN, id);
-	rc = mail_catalog_snapshot_begin(v->cat, v->job, id,
-					 snap->time_ns / 1000000000, &seq, err);
+	rc = mail_catalog_snapshot_begin(v->cat, v->job, NULL, v->rec_time,
+					 &v->rec_seq, err);
 	if (rc)
 		return rc;
+	v->rec_open = true;
 	if (sqlite3_prepare_v2(v->db,
 			       "INSERT OR IGNORE INTO view (cid, date, from_,"
 			       " subject, size, layers) VALUES (?,?,?,?,?,?)",
@@ -2718,43 +2734,90 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
-		if (m->state != VM_OK || m->hidden)
+		if (m->state != VM_OK || m->hidden || !m->msg)
 			continue;
-		if (m->msg) {
-			rc = mail_catalog_add(v->cat, m->cid, MV_ID_LEN, m->msg,
-					      err);
-			if (rc)
-				break;
-			sqlite3_reset(ins);
-			sqlite3_bind_blob(ins, 1, m->cid, MV_ID_LEN,
-					  SQLITE_STATIC);
-			sqlite3_bind_int64(ins, 2, m->date);
-			sqlite3_bind_text(ins, 3, m->from, -1, SQLITE_STATIC);
-			sqlite3_bind_text(ins, 4, m->subject, -1,
-					  SQLITE_STATIC);
-			sqlite3_bind_int64(ins, 5, (int64_t)m->size);
-			sqlite3_bind_int(ins, 6, (int)m->layers);
-			if (sqlite3_step(ins) != SQLITE_DONE) {
-				rc = mv_err_set(err, -EIO, "catalogue: %s",
-						sqlite3_errmsg(v->db));
-				break;
-			}
-		}
+		rc = mail_catalog_add(v->cat, m->cid, MV_ID_LEN, m->msg, err);
+		if (rc)
+			break;
+		sqlite3_reset(ins);
+		sqlite3_bind_blob(ins, 1, m->cid, MV_ID_LEN, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 2, m->date);
+		sqlite3_bind_text(ins, 3, m->from, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 4, m->subject, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 5, (int64_t)m->size);
+		sqlite3_bind_int(ins, 6, (int)m->layers);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			rc = mv_err_set(err, -EIO, "catalogue: %s",
+					sqlite3_errmsg(v->db));
 	}
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
 		if (m->state == VM_OK && !m->hidden)
-			rc = mail_catalog_seen(v->cat, seq, m->cid, MV_ID_LEN,
-					       m->account, m->mailbox, m->name,
-					       err);
+			rc = mail_catalog_seen(v->cat, v->rec_seq, m->cid,
+					       MV_ID_LEN, m->account,
+					       m->mailbox, m->name, err);
 	}
+	if (!rc)
+		rc = mail_catalog_snapshot_close(v->cat, v->rec_seq, err);
 out:
 	sqlite3_finalize(ins);
-	if (!rc)
-		rc = mail_catalog_snapshot_end(v->cat, seq, err);
+	if (rc) {
+		mail_catalog_snapshot_abort(v->cat);
+		v->rec_open = false;
+	}
+	return rc;
+}
+
+static void *catalog_record_main(void *arg)
+{
+	struct mail_view *v = arg;
+
+	v->rec_rc = catalog_record(v, &v->rec_err);
+	return NULL;
+}
+
+/* Start catalog_record; run inline when no thread can be had. */
+static void catalog_record_start(struct mail_view *v, int64_t time_ns)
+{
+	v->rec_time = time_ns / 1000000000;
+	if (pthread_create(&v->rec_thread, NULL, catalog_record_main, v) == 0)
+		v->rec_running = true;
 	else
-		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
+		catalog_record_main(v);
+}
+
+static void catalog_record_join(struct mail_view *v)
+{
+	if (!v->rec_running)
+		return;
+	pthread_join(v->rec_thread, NULL);
+	v->rec_running = false;
+}
+
+int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
+		     struct mv_err *err)
+{
+	char id[2 * MV_ID_LEN + 1];
+	int rc;
+
+	if (!v->cat || !v->nmsgs)
+		return 0;
+	catalog_record_join(v);
+	if (v->rec_rc) {
+		mv_err_set(err, v->rec_rc, "%s", mv_err_msg(&v->rec_err));
+		return v->rec_rc;
+	}
+	if (!v->rec_open)
+		return mv_err_set(err, -EINVAL,
+				  "catalogue: the view was not finished");
+	mv_hex(snap->id, MV_ID_LEN, id);
+	rc = mail_catalog_snapshot_name(v->cat, v->rec_seq, id, err);
+	if (!rc)
+		rc = mail_catalog_snapshot_end(v->cat, v->rec_seq, err);
+	if (rc)
+		mail_catalog_snapshot_abort(v->cat);
+	v->rec_open = false;
 	if (!rc)
 		v->st.catalog = true;
 	return rc;

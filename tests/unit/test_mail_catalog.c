@@ -197,6 +197,64 @@ static void test_mail_catalog_year_of_dailies(void **state)
 	assert_true(find(f, &q) >= 0);
 }
 
+/* The backup records places before the snapshot id exists (on its own
+ * thread), names it once the repository commits, or drops it. */
+static void test_mail_catalog_named_later(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_catalog_query q;
+	struct last l;
+	int64_t seq;
+
+	add(f, 1, "Alice", "Kept", 1714566600, NULL);
+	add(f, 2, "Bob", "Dropped later", 1714566700, NULL);
+	assert_int_equal(mail_catalog_snapshot_begin(f->cat, "job", "day-1", 1,
+						     &seq, &err),
+			 0);
+	seen(f, seq, 1, "INBOX");
+	seen(f, seq, 2, "INBOX");
+	assert_int_equal(mail_catalog_snapshot_end(f->cat, seq, &err), 0);
+
+	/* day 2 without an id; message 2 gone */
+	assert_int_equal(
+		mail_catalog_snapshot_begin(f->cat, "job", NULL, 2, &seq, &err),
+		0);
+	seen(f, seq, 1, "INBOX");
+	assert_int_equal(mail_catalog_snapshot_close(f->cat, seq, &err), 0);
+	/* closing twice is harmless; end does not close again */
+	assert_int_equal(mail_catalog_snapshot_close(f->cat, seq, &err), 0);
+	assert_int_equal(mail_catalog_snapshot_name(f->cat, seq, "day-2", &err),
+			 0);
+	assert_int_equal(mail_catalog_snapshot_end(f->cat, seq, &err), 0);
+	memset(&q, 0, sizeof(q));
+	q.deleted = true;
+	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 1);
+	assert_string_equal(l.subject, "Dropped later");
+	assert_string_equal(l.last_snap, "day-1");
+	assert_int_equal(
+		count(f, "SELECT count(*) FROM snap WHERE snap_id = 'day-2'"),
+		1);
+
+	/* day 3 dropped (the backup failed after recording): nothing of it
+	 * stays, and the ranges are as after day 2 */
+	assert_int_equal(
+		mail_catalog_snapshot_begin(f->cat, "job", NULL, 3, &seq, &err),
+		0);
+	seen(f, seq, 2, "INBOX");
+	assert_int_equal(mail_catalog_snapshot_close(f->cat, seq, &err), 0);
+	mail_catalog_snapshot_abort(f->cat);
+	mail_catalog_snapshot_abort(f->cat); /* nothing open: no-op */
+	assert_int_equal(count(f, "SELECT count(*) FROM snap"), 2);
+	assert_int_equal(count(f, "SELECT count(*) FROM snap WHERE snap_id"
+				  " LIKE 'pending-%'"),
+			 0);
+	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 1);
+	assert_string_equal(l.last_snap, "day-1");
+	assert_int_equal(mail_catalog_snapshot_name(f->cat, seq, "x", &err),
+			 -EINVAL);
+}
+
 static void test_mail_catalog_misuse(void **state)
 {
 	struct fx *f = *state;
@@ -214,6 +272,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 			test_mail_catalog_year_of_dailies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_catalog_named_later,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_catalog_misuse, setup,
 						teardown),
 	};
