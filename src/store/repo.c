@@ -1104,49 +1104,66 @@ int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
 /* Stored records are read into a per-thread buffer that stays: a mount
  * serving a restore reads tens of thousands of records, and a fresh
  * malloc() each time cost page faults and heap searches (about 15 % of
- * the mount's CPU in an rsync).  Records above READ_SCRATCH_MAX use a
- * buffer of their own. */
+ * the mount's CPU in an rsync).  Records above READ_SCRATCH_MAX, and a
+ * read nested in another (decoding a record loads its zstd dictionary),
+ * use a buffer of their own. */
 #define READ_SCRATCH_MAX ((size_t)8 << 20)
+
+struct read_scratch {
+	struct mv_buf buf;
+	bool busy; /* handed out, not yet given back */
+};
 
 static pthread_key_t read_scratch_key;
 static pthread_once_t read_scratch_once = PTHREAD_ONCE_INIT;
+static bool read_scratch_ok;
 
 static void read_scratch_free(void *p)
 {
-	struct mv_buf *b = p;
+	struct read_scratch *rs = p;
 
-	mv_buf_release(b);
-	free(b);
+	mv_buf_release(&rs->buf);
+	free(rs);
 }
 
 static void read_scratch_init(void)
 {
-	if (pthread_key_create(&read_scratch_key, read_scratch_free))
-		read_scratch_key = 0;
+	read_scratch_ok =
+		pthread_key_create(&read_scratch_key, read_scratch_free) == 0;
 }
 
-/* A buffer of need bytes: the thread's scratch, or *own (to be freed). */
-static uint8_t *read_buffer(size_t need, uint8_t **own)
+/* A buffer of need bytes: the thread's scratch (*scratch set, give it
+ * back with read_buffer_done) or a malloc'd one (*own, to be freed). */
+static uint8_t *read_buffer(size_t need, struct read_scratch **scratch,
+			    uint8_t **own)
 {
-	struct mv_buf *b;
+	struct read_scratch *rs;
 
+	*scratch = NULL;
 	*own = NULL;
 	pthread_once(&read_scratch_once, read_scratch_init);
-	if (need > READ_SCRATCH_MAX || !read_scratch_key)
-		return *own = malloc(need);
-	b = pthread_getspecific(read_scratch_key);
-	if (!b) {
-		b = calloc(1, sizeof(*b));
-		if (!b)
-			return NULL;
-		if (pthread_setspecific(read_scratch_key, b)) {
-			free(b);
-			return *own = malloc(need);
+	rs = read_scratch_ok && need <= READ_SCRATCH_MAX
+		     ? pthread_getspecific(read_scratch_key)
+		     : NULL;
+	if (!rs && read_scratch_ok && need <= READ_SCRATCH_MAX) {
+		rs = calloc(1, sizeof(*rs));
+		if (rs && pthread_setspecific(read_scratch_key, rs)) {
+			free(rs);
+			rs = NULL;
 		}
 	}
-	if (mv_buf_reserve(b, need))
-		return NULL;
-	return b->data;
+	if (!rs || rs->busy || mv_buf_reserve(&rs->buf, need))
+		return *own = malloc(need);
+	rs->busy = true;
+	*scratch = rs;
+	return rs->buf.data;
+}
+
+static void read_buffer_done(struct read_scratch *scratch, uint8_t *own)
+{
+	if (scratch)
+		scratch->busy = false;
+	free(own);
 }
 
 static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
@@ -1155,6 +1172,7 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 {
 	char name[PACK_NAME_LEN + 8], path[128], where[256], hex[17];
 	struct chunk_loc loc;
+	struct read_scratch *scratch = NULL;
 	uint8_t *buf = NULL, *own = NULL;
 	size_t need, got = 0;
 	int rc;
@@ -1188,7 +1206,7 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 		}
 		mv_buf_release(&cached);
 	}
-	buf = read_buffer(need, &own);
+	buf = read_buffer(need, &scratch, &own);
 	if (!buf)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	while (got < need) {
@@ -1221,7 +1239,7 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 	if (!rc && r->dcache)
 		diskcache_put(r->dcache, id, buf, need);
 out:
-	free(own);
+	read_buffer_done(scratch, own);
 	return rc;
 }
 
