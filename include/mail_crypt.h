@@ -110,4 +110,12 @@ int mail_crypt_decode_prefix(const void *p, size_t n, uint64_t total,
 			     struct mv_buf *out, unsigned *layers,
 			     struct mv_err *err);
 
+/* One gzip, bzip2 or xz stream (Dovecot's zlib plugin) appended to out:
+ * all of it, or when max_out is non-zero at least max_out bytes of it (a
+ * prefix may end inside the stream).  -EBADMSG for a corrupt stream,
+ * -EMSGSIZE past MAIL_CRYPT_MAX_OUT.  In mail_crypt_zlib.c, part of the
+ * formats plugin (libarchive). */
+int mail_crypt_zlib_decode(const uint8_t *p, size_t n, size_t max_out,
+			   struct mv_buf *out, struct mv_err *err);
+
 #endif

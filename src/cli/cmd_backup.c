@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "formats.h"
 #include "ingest.h"
 #include "mail_view.h"
 #include "repo.h"
@@ -436,7 +437,11 @@ int cmd_backup(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = repo_open(repo, REPO_OPEN_WRITE, &r, &err);
+	/* tar sources and the mail view need the formats plugin: load it
+	 * now, before any thread starts and before the repository changes */
+	rc = formats_require(&err);
+	if (!rc)
+		rc = repo_open(repo, REPO_OPEN_WRITE, &r, &err);
 	if (!rc)
 		rc = snapshot_list(r, &list, &nlist, &err);
 	if (!rc)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "formats.h"
 #include "repo.h"
 #include "restore.h"
 #include "snapshot.h"
@@ -27,7 +28,8 @@ static int export_mailcow(int argc, char **argv)
 	else if (argc != 2)
 		return cli_usage("export-tar", "--mailcow wants [REPO] "
 					       "SNAP:PATH/mailcow-... OUTDIR");
-	if (cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
+	if (formats_require(&err) ||
+	    cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
 	if (source_mailcow_export(r, &e, argv[1], &n, &err))
 		ret = cli_fail(&err);
@@ -83,7 +85,8 @@ int cmd_export_tar(int argc, char **argv)
 		return cli_usage("export-tar",
 				 "refusing to write a tar stream "
 				 "to a terminal; redirect stdout");
-	if (cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
+	if (formats_require(&err) ||
+	    cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
 	if (restore_export_tar(r, &e, 1, gz, &err))
 		ret = cli_fail(&err);

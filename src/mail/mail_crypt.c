@@ -29,7 +29,6 @@
  */
 #include "mail_crypt.h"
 
-#include <archive.h>
 #include <errno.h>
 #include <limits.h>
 #include <lz4.h>
@@ -660,60 +659,6 @@ out:
 	return rc;
 }
 
-/* gzip, bzip2, xz: libarchive's raw format reads a single stream. */
-static int archive_decode(const uint8_t *p, size_t n, size_t max_out,
-			  struct mv_buf *out, struct mv_err *err)
-{
-	struct archive *a = archive_read_new();
-	struct archive_entry *e;
-	size_t start = out->len;
-	int rc = 0;
-
-	if (!a)
-		return mv_err_set(err, -ENOMEM, "out of memory");
-	archive_read_support_filter_all(a);
-	archive_read_support_format_raw(a);
-	if (archive_read_open_memory(a, p, n) != ARCHIVE_OK ||
-	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
-		rc = mv_err_set(err, -EBADMSG, "corrupt compressed stream: %s",
-				archive_error_string(a));
-		goto out;
-	}
-	for (;;) {
-		la_ssize_t got;
-
-		rc = mv_buf_reserve(out, 65536);
-		if (rc < 0) {
-			mv_err_set(err, rc, "out of memory");
-			goto out;
-		}
-		got = archive_read_data(a, out->data + out->len,
-					out->cap - out->len);
-		if (got < 0 && max_out && out->len > start)
-			break; /* the prefix ends inside the stream */
-		if (got < 0) {
-			rc = mv_err_set(err, -EBADMSG,
-					"truncated or corrupt compressed "
-					"stream: %s",
-					archive_error_string(a));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		out->len += (size_t)got;
-		if (max_out && out->len - start >= max_out)
-			break;
-		if (out->len > MAIL_CRYPT_MAX_OUT) {
-			rc = mv_err_set(err, -EMSGSIZE,
-					"decompressed message too large");
-			goto out;
-		}
-	}
-out:
-	archive_read_free(a);
-	return rc;
-}
-
 static int decompress(unsigned kind, const uint8_t *p, size_t n, size_t max_out,
 		      struct mv_buf *out, struct mv_err *err)
 {
@@ -723,7 +668,7 @@ static int decompress(unsigned kind, const uint8_t *p, size_t n, size_t max_out,
 	case MAIL_CRYPT_ZSTD:
 		return zstd_decode(p, n, max_out, out, err);
 	default:
-		return archive_decode(p, n, max_out, out, err);
+		return mail_crypt_zlib_decode(p, n, max_out, out, err);
 	}
 }
 

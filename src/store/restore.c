@@ -1,13 +1,12 @@
 /*
- * restore: file contents, directory restore with metadata, tar export.
+ * restore: file contents and directory restore with metadata (the tar
+ * export is restore_tar.c).
  * Workload: whole snapshots (tens of thousands of small files), so chunks
  * are read once each in tree order, and every entry is created relative
  * to its parent's descriptor (no path walks, no symlink following).
  */
 #include "restore.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,15 +19,13 @@
 #include <unistd.h>
 
 #include "mail_view.h"
+#include "restore_int.h"
 #include "util.h"
 
-static const uint8_t zeros[65536];
+const uint8_t restore_zeros[65536];
 
-/* Walk the content of e, calling put(data, len, file offset). */
-typedef int (*content_fn)(const uint8_t *p, size_t n, uint64_t off, void *arg);
-
-static int each_content(struct repo *r, const struct tree_entry *e,
-			content_fn put, void *arg, struct mv_err *err)
+int restore_each_content(struct repo *r, const struct tree_entry *e,
+			 restore_put_fn put, void *arg, struct mv_err *err)
 {
 	struct mv_buf chunk = MV_BUF_INIT;
 	uint32_t ci, xi = 0;
@@ -91,8 +88,8 @@ struct fd_put {
 static int write_zeros(int fd, uint64_t n)
 {
 	while (n) {
-		size_t k = (size_t)MV_MIN(n, sizeof(zeros));
-		int rc = mv_write_full(fd, zeros, k);
+		size_t k = (size_t)MV_MIN(n, sizeof(restore_zeros));
+		int rc = mv_write_full(fd, restore_zeros, k);
 
 		if (rc)
 			return rc;
@@ -142,7 +139,7 @@ int restore_file_to_fd(struct repo *r, const struct tree_entry *e, int fd,
 	struct fd_put f = {fd, sparse_seek, 0, err};
 	int rc;
 
-	rc = each_content(r, e, fd_put, &f, err);
+	rc = restore_each_content(r, e, fd_put, &f, err);
 	if (rc)
 		return rc;
 	if (sparse_seek) {
@@ -159,20 +156,14 @@ int restore_file_to_fd(struct repo *r, const struct tree_entry *e, int fd,
 
 /* ---- restore to a directory ----------------------------------------- */
 
-struct link_map {
-	uint64_t group;
-	char *path; /* absolute path of the first restored member */
-};
-
 struct rctx {
 	struct repo *r;
 	const struct restore_opts *o;
 	struct restore_stats *st;
-	struct link_map *links;
-	size_t nlinks, cap;
+	struct restore_links links;
 };
 
-static bool safe_name(const struct tree_entry *e)
+bool restore_name_safe(const struct tree_entry *e)
 {
 	return e->name_len && strcmp(e->name, ".") && strcmp(e->name, "..") &&
 	       !strchr(e->name, '/');
@@ -217,8 +208,7 @@ static int apply_acl(const char *path, const struct tree_entry *e,
 	return 0;
 }
 
-/* Xattrs mailvault keeps for itself (the mail view's key ids). */
-static bool is_internal_xattr(const char *name)
+bool restore_xattr_internal(const char *name)
 {
 	return !strncmp(name, MAIL_VIEW_XATTR_PREFIX,
 			strlen(MAIL_VIEW_XATTR_PREFIX));
@@ -243,7 +233,7 @@ static int apply_meta(int dirfd, const char *name, const char *path,
 				  strerror(errno));
 	snprintf(proc, sizeof(proc), "%s", path);
 	for (i = 0; i < e->nxattrs; i++) {
-		if (is_internal_xattr(e->xattrs[i].name))
+		if (restore_xattr_internal(e->xattrs[i].name))
 			continue;
 		if (lsetxattr(proc, e->xattrs[i].name, e->xattrs[i].value,
 			      e->xattrs[i].len, 0) < 0 &&
@@ -290,31 +280,42 @@ static int restore_children(struct rctx *c, int fd, const char *path,
 	return 0;
 }
 
-static const char *link_first(struct rctx *c, uint64_t group)
+const char *restore_links_find(const struct restore_links *l, uint64_t group)
 {
 	size_t i;
 
-	for (i = 0; i < c->nlinks; i++)
-		if (c->links[i].group == group)
-			return c->links[i].path;
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].group == group)
+			return l->v[i].path;
 	return NULL;
 }
 
-static void link_remember(struct rctx *c, uint64_t group, const char *path)
+void restore_links_add(struct restore_links *l, uint64_t group,
+		       const char *path)
 {
-	if (c->nlinks == c->cap) {
-		size_t cap = c->cap ? c->cap * 2 : 16;
-		struct link_map *p = realloc(c->links, cap * sizeof(*p));
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		struct restore_link *p = realloc(l->v, cap * sizeof(*p));
 
 		if (!p)
 			return;
-		c->links = p;
-		c->cap = cap;
+		l->v = p;
+		l->cap = cap;
 	}
-	c->links[c->nlinks].group = group;
-	c->links[c->nlinks].path = strdup(path);
-	if (c->links[c->nlinks].path)
-		c->nlinks++;
+	l->v[l->n].group = group;
+	l->v[l->n].path = strdup(path);
+	if (l->v[l->n].path)
+		l->n++;
+}
+
+void restore_links_free(struct restore_links *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].path);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
 }
 
 static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
@@ -326,7 +327,7 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 
 	if (asprintf(&path, "%s/%s", dirpath, e->name) < 0)
 		return -ENOMEM;
-	if (!safe_name(e) || depth > 4096) {
+	if (!restore_name_safe(e) || depth > 4096) {
 		mv_err_set(&err, -EINVAL, "unsafe name, not restored");
 		report(c, path, &err);
 		free(path);
@@ -358,7 +359,9 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 		break;
 	case TREE_REG: {
 		const char *first =
-			e->link_group ? link_first(c, e->link_group) : NULL;
+			e->link_group
+				? restore_links_find(&c->links, e->link_group)
+				: NULL;
 
 		if (first) {
 			if (linkat(AT_FDCWD, first, dirfd, e->name, 0) < 0)
@@ -383,7 +386,7 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 		c->st->files++;
 		c->st->bytes += e->size;
 		if (!rc && e->link_group)
-			link_remember(c, e->link_group, path);
+			restore_links_add(&c->links, e->link_group, path);
 		break;
 	}
 	case TREE_LNK:
@@ -424,7 +427,6 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 {
 	struct rctx c;
 	char abs[PATH_MAX];
-	size_t i;
 	int dirfd, rc = 0;
 
 	memset(&c, 0, sizeof(c));
@@ -449,237 +451,9 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 		restore_entry(&c, dirfd, abs, e, 0);
 	}
 	close(dirfd);
-	for (i = 0; i < c.nlinks; i++)
-		free(c.links[i].path);
-	free(c.links);
+	restore_links_free(&c.links);
 	if (st->errors)
 		rc = mv_err_set(err, -EIO, "%llu entries could not be restored",
 				(unsigned long long)st->errors);
-	return rc;
-}
-
-/* ---- tar export ------------------------------------------------------ */
-
-struct tctx {
-	struct repo *r;
-	struct archive *a;
-	struct link_map *links;
-	size_t nlinks, cap;
-	struct mv_err *err;
-	struct mv_buf data;
-};
-
-static int tar_put(const uint8_t *p, size_t n, uint64_t off, void *arg)
-{
-	struct tctx *t = arg;
-
-	(void)off;
-	if (archive_write_data(t->a, p, n) < 0)
-		return mv_err_set(t->err, -EIO, "tar: %s",
-				  archive_error_string(t->a));
-	return 0;
-}
-
-/* Content including holes as zeros, in order (the pax writer drops the
- * holes again from the sparse map). */
-struct tar_fill {
-	struct tctx *t;
-	uint64_t at;
-};
-
-static int tar_put_fill(const uint8_t *p, size_t n, uint64_t off, void *arg)
-{
-	struct tar_fill *f = arg;
-	int rc;
-
-	while (f->at < off) {
-		size_t k = (size_t)MV_MIN(off - f->at, sizeof(zeros));
-
-		rc = tar_put(zeros, k, 0, f->t);
-		if (rc)
-			return rc;
-		f->at += k;
-	}
-	rc = tar_put(p, n, off, f->t);
-	f->at += n;
-	return rc;
-}
-
-static int tar_entry(struct tctx *t, const char *path,
-		     const struct tree_entry *e, int depth)
-{
-	struct archive_entry *ae = archive_entry_new();
-	uint32_t i;
-	int rc = 0;
-
-	if (!ae)
-		return mv_err_set(t->err, -ENOMEM, "out of memory");
-	archive_entry_set_pathname(ae, path);
-	archive_entry_set_uid(ae, e->uid);
-	archive_entry_set_gid(ae, e->gid);
-	if (e->user)
-		archive_entry_set_uname(ae, e->user);
-	if (e->group)
-		archive_entry_set_gname(ae, e->group);
-	archive_entry_set_mtime(ae, e->mtime_sec, e->mtime_nsec);
-	for (i = 0; i < e->nxattrs; i++)
-		if (!is_internal_xattr(e->xattrs[i].name))
-			archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
-						      e->xattrs[i].value,
-						      e->xattrs[i].len);
-	/* before the ACL: libarchive keeps the ACL's owner, group and other
-	 * entries in the mode, so set_perm after it would turn the group
-	 * entry into the mask (mode group bits) */
-	archive_entry_set_perm(ae, e->mode & 07777);
-	if (e->acl_access)
-		archive_entry_acl_from_text(ae, e->acl_access,
-					    ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
-	if (e->acl_default)
-		archive_entry_acl_from_text(ae, e->acl_default,
-					    ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
-	switch (e->type) {
-	case TREE_DIR:
-		archive_entry_set_filetype(ae, AE_IFDIR);
-		break;
-	case TREE_LNK:
-		archive_entry_set_filetype(ae, AE_IFLNK);
-		archive_entry_set_symlink(ae, e->target ? e->target : "");
-		break;
-	case TREE_FIFO:
-		archive_entry_set_filetype(ae, AE_IFIFO);
-		break;
-	case TREE_CHR:
-	case TREE_BLK:
-		archive_entry_set_filetype(ae, e->type == TREE_CHR ? AE_IFCHR
-								   : AE_IFBLK);
-		archive_entry_set_rdevmajor(ae, e->rdev_major);
-		archive_entry_set_rdevminor(ae, e->rdev_minor);
-		break;
-	case TREE_SOCK:
-		archive_entry_set_filetype(ae, AE_IFSOCK);
-		break;
-	default: {
-		const char *first = NULL;
-
-		archive_entry_set_filetype(ae, AE_IFREG);
-		if (e->link_group) {
-			for (i = 0; i < t->nlinks; i++)
-				if (t->links[i].group == e->link_group)
-					first = t->links[i].path;
-		}
-		if (first) {
-			archive_entry_set_hardlink(ae, first);
-			archive_entry_set_size(ae, 0);
-		} else {
-			archive_entry_set_size(ae, (la_int64_t)e->size);
-			for (i = 0; i < e->nextents; i++)
-				archive_entry_sparse_add_entry(
-					ae, (la_int64_t)e->extents[i].offset,
-					(la_int64_t)e->extents[i].len);
-			if (e->link_group && t->nlinks < SIZE_MAX) {
-				struct rctx tmp;
-
-				memset(&tmp, 0, sizeof(tmp));
-				tmp.links = t->links;
-				tmp.nlinks = t->nlinks;
-				tmp.cap = t->cap;
-				link_remember(&tmp, e->link_group, path);
-				t->links = tmp.links;
-				t->nlinks = tmp.nlinks;
-				t->cap = tmp.cap;
-			}
-		}
-	}
-	}
-	if (archive_write_header(t->a, ae) < ARCHIVE_WARN) {
-		rc = mv_err_set(t->err, -EIO, "tar: '%s': %s", path,
-				archive_error_string(t->a));
-		goto out;
-	}
-	if (e->type == TREE_REG && archive_entry_size(ae) > 0) {
-		struct tar_fill f = {t, 0};
-
-		rc = each_content(t->r, e, tar_put_fill, &f, t->err);
-		while (!rc && f.at < e->size) {
-			size_t k =
-				(size_t)MV_MIN(e->size - f.at, sizeof(zeros));
-
-			rc = tar_put(zeros, k, 0, t);
-			f.at += k;
-		}
-		if (rc) {
-			mv_err_prefix(t->err, "'%s'", path);
-			goto out;
-		}
-	}
-	if (e->type == TREE_DIR) {
-		struct tree *tr = NULL;
-
-		if (depth > 4096) {
-			rc = mv_err_set(t->err, -ELOOP, "tree too deep");
-			goto out;
-		}
-		rc = tree_load(t->r, &e->subtree, &tr, t->err);
-		for (i = 0; !rc && tr && i < tr->n; i++) {
-			char *sub = NULL;
-
-			/* as restore: a ".." member escapes whoever extracts
-			 * the stream with a less careful tar */
-			if (!safe_name(&tr->entries[i])) {
-				fprintf(stderr,
-					"mailvault: unsafe name "
-					"'%s' in '%s' not exported\n",
-					tr->entries[i].name, path);
-				continue;
-			}
-			if (asprintf(&sub, "%s%s%s", path,
-				     path[strlen(path) - 1] == '/' ? "" : "/",
-				     tr->entries[i].name) < 0) {
-				rc = mv_err_set(t->err, -ENOMEM,
-						"out of memory");
-				break;
-			}
-			rc = tar_entry(t, sub, &tr->entries[i], depth + 1);
-			free(sub);
-		}
-		tree_free(tr);
-	}
-out:
-	archive_entry_free(ae);
-	return rc;
-}
-
-int restore_export_tar(struct repo *r, const struct tree_entry *e, int fd,
-		       bool gz, struct mv_err *err)
-{
-	struct tctx t;
-	size_t i;
-	int rc;
-
-	memset(&t, 0, sizeof(t));
-	t.r = r;
-	t.err = err;
-	t.a = archive_write_new();
-	if (!t.a)
-		return mv_err_set(err, -ENOMEM, "out of memory");
-	archive_write_set_format_pax(t.a);
-	archive_write_set_bytes_in_last_block(t.a, 1);
-	if (gz)
-		archive_write_add_filter_gzip(t.a);
-	if (archive_write_open_fd(t.a, fd) != ARCHIVE_OK) {
-		rc = mv_err_set(err, -EIO, "tar: %s",
-				archive_error_string(t.a));
-		goto out;
-	}
-	rc = tar_entry(&t, e->type == TREE_DIR ? "./" : e->name, e, 0);
-	if (archive_write_close(t.a) != ARCHIVE_OK && !rc)
-		rc = mv_err_set(err, -EIO, "tar: %s",
-				archive_error_string(t.a));
-out:
-	archive_write_free(t.a);
-	for (i = 0; i < t.nlinks; i++)
-		free(t.links[i].path);
-	free(t.links);
-	mv_buf_release(&t.data);
 	return rc;
 }
