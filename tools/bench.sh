@@ -45,6 +45,7 @@ full)
 	LC_DAYS=365
 	CAT_MESSAGES=100000
 	CAT_DAYS=365
+	MOUNT_MESSAGES=100000
 	;;
 small)
 	SIZE_MB=${BENCH_SIZE_MB:-10}
@@ -55,6 +56,7 @@ small)
 	LC_DAYS=30
 	CAT_MESSAGES=20000
 	CAT_DAYS=60
+	MOUNT_MESSAGES=10000
 	;;
 *)
 	echo "bench: BENCH_SCALE must be full or small" >&2
@@ -709,8 +711,9 @@ MV=$MV LC_DAYS=$LC_DAYS timeout 3600 sh "$B/lifecycle.sh" "$W/lifecycle" \
 # --- mail view and catalogue (issue 5) -------------------------------------------
 
 phase mail
-say "mail: a 10k-message folder, a mailcow message, find over $CAT_DAYS days"
+say "mail: a 10k-message folder, mount at $MOUNT_MESSAGES messages, a mailcow message, find over $CAT_DAYS days"
 MV_BUILD=$(dirname "$MV") MAIL_RUNS=$RUNS CAT_MESSAGES=$CAT_MESSAGES \
+	MOUNT_MESSAGES=$MOUNT_MESSAGES \
 	CAT_DAYS=$CAT_DAYS CAT_CACHE=$W/catalog timeout 3600 \
 	sh "$B/mail.sh" "$RES" "$W/res/mail.env" >"$W/res/mail.log" 2>&1 ||
 	say "the mail benchmark failed (see $W/res/mail.log)"

@@ -418,46 +418,14 @@ static int write_entry(struct writer *w, const struct tree_entry *e,
 		archive_entry_set_pathname(ae, member);
 	}
 	archive_entry_set_perm(ae, e->mode & 07777);
-	archive_entry_set_uid(ae, e->uid);
-	archive_entry_set_gid(ae, e->gid);
-	if (e->user)
-		archive_entry_set_uname(ae, e->user);
-	if (e->group)
-		archive_entry_set_gname(ae, e->group);
 	archive_entry_set_mtime(ae, e->mtime_sec, 0);
 	for (i = 0; e->link_group && i < w->nlinks; i++)
 		if (w->links[i].group == e->link_group)
 			first = w->links[i].name;
-	switch (e->type) {
-	case TREE_DIR:
-		archive_entry_set_filetype(ae, AE_IFDIR);
-		break;
-	case TREE_LNK:
-		archive_entry_set_filetype(ae, AE_IFLNK);
-		archive_entry_set_symlink(ae, e->target ? e->target : "");
-		break;
-	case TREE_FIFO:
-		archive_entry_set_filetype(ae, AE_IFIFO);
-		break;
-	case TREE_CHR:
-	case TREE_BLK:
-		archive_entry_set_filetype(ae, e->type == TREE_CHR ? AE_IFCHR
-								   : AE_IFBLK);
-		archive_entry_set_rdevmajor(ae, e->rdev_major);
-		archive_entry_set_rdevminor(ae, e->rdev_minor);
-		break;
-	case TREE_SOCK:
-		/* tar cannot hold sockets; GNU tar skips them too */
+	/* tar cannot hold sockets; GNU tar skips them too */
+	if (e->type == TREE_SOCK)
 		goto out;
-	default:
-		archive_entry_set_filetype(ae, AE_IFREG);
-		if (first) {
-			archive_entry_set_hardlink(ae, first);
-			archive_entry_set_size(ae, 0);
-		} else {
-			archive_entry_set_size(ae, (la_int64_t)e->size);
-		}
-	}
+	restore_tar_entry_fill(ae, e, first);
 	if (archive_write_header(w->a, ae) < ARCHIVE_WARN) {
 		rc = ar_fail(w, member, err);
 		goto out;

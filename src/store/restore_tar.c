@@ -61,38 +61,15 @@ static int tar_put_fill(const uint8_t *p, size_t n, uint64_t off, void *arg)
 	return rc;
 }
 
-static int tar_entry(struct tctx *t, const char *path,
-		     const struct tree_entry *e, int depth)
+void restore_tar_entry_fill(struct archive_entry *ae,
+			    const struct tree_entry *e, const char *first)
 {
-	struct archive_entry *ae = archive_entry_new();
-	uint32_t i;
-	int rc = 0;
-
-	if (!ae)
-		return mv_err_set(t->err, -ENOMEM, "out of memory");
-	archive_entry_set_pathname(ae, path);
 	archive_entry_set_uid(ae, e->uid);
 	archive_entry_set_gid(ae, e->gid);
 	if (e->user)
 		archive_entry_set_uname(ae, e->user);
 	if (e->group)
 		archive_entry_set_gname(ae, e->group);
-	archive_entry_set_mtime(ae, e->mtime_sec, e->mtime_nsec);
-	for (i = 0; i < e->nxattrs; i++)
-		if (!restore_xattr_internal(e->xattrs[i].name))
-			archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
-						      e->xattrs[i].value,
-						      e->xattrs[i].len);
-	/* before the ACL: libarchive keeps the ACL's owner, group and other
-	 * entries in the mode, so set_perm after it would turn the group
-	 * entry into the mask (mode group bits) */
-	archive_entry_set_perm(ae, e->mode & 07777);
-	if (e->acl_access)
-		archive_entry_acl_from_text(ae, e->acl_access,
-					    ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
-	if (e->acl_default)
-		archive_entry_acl_from_text(ae, e->acl_default,
-					    ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
 	switch (e->type) {
 	case TREE_DIR:
 		archive_entry_set_filetype(ae, AE_IFDIR);
@@ -114,26 +91,54 @@ static int tar_entry(struct tctx *t, const char *path,
 	case TREE_SOCK:
 		archive_entry_set_filetype(ae, AE_IFSOCK);
 		break;
-	default: {
-		const char *first = NULL;
-
+	default:
 		archive_entry_set_filetype(ae, AE_IFREG);
-		if (e->link_group)
-			first = restore_links_find(&t->links, e->link_group);
 		if (first) {
 			archive_entry_set_hardlink(ae, first);
 			archive_entry_set_size(ae, 0);
 		} else {
 			archive_entry_set_size(ae, (la_int64_t)e->size);
-			for (i = 0; i < e->nextents; i++)
-				archive_entry_sparse_add_entry(
-					ae, (la_int64_t)e->extents[i].offset,
-					(la_int64_t)e->extents[i].len);
-			if (e->link_group)
-				restore_links_add(&t->links, e->link_group,
-						  path);
 		}
 	}
+}
+
+static int tar_entry(struct tctx *t, const char *path,
+		     const struct tree_entry *e, int depth)
+{
+	struct archive_entry *ae = archive_entry_new();
+	const char *first;
+	uint32_t i;
+	int rc = 0;
+
+	if (!ae)
+		return mv_err_set(t->err, -ENOMEM, "out of memory");
+	archive_entry_set_pathname(ae, path);
+	archive_entry_set_mtime(ae, e->mtime_sec, e->mtime_nsec);
+	for (i = 0; i < e->nxattrs; i++)
+		if (!restore_xattr_internal(e->xattrs[i].name))
+			archive_entry_xattr_add_entry(ae, e->xattrs[i].name,
+						      e->xattrs[i].value,
+						      e->xattrs[i].len);
+	/* before the ACL: libarchive keeps the ACL's owner, group and other
+	 * entries in the mode, so set_perm after it would turn the group
+	 * entry into the mask (mode group bits) */
+	archive_entry_set_perm(ae, e->mode & 07777);
+	if (e->acl_access)
+		archive_entry_acl_from_text(ae, e->acl_access,
+					    ARCHIVE_ENTRY_ACL_TYPE_ACCESS);
+	if (e->acl_default)
+		archive_entry_acl_from_text(ae, e->acl_default,
+					    ARCHIVE_ENTRY_ACL_TYPE_DEFAULT);
+	first = e->link_group ? restore_links_find(&t->links, e->link_group)
+			      : NULL;
+	restore_tar_entry_fill(ae, e, first);
+	if (archive_entry_filetype(ae) == AE_IFREG && !first) {
+		for (i = 0; i < e->nextents; i++)
+			archive_entry_sparse_add_entry(
+				ae, (la_int64_t)e->extents[i].offset,
+				(la_int64_t)e->extents[i].len);
+		if (e->link_group)
+			restore_links_add(&t->links, e->link_group, path);
 	}
 	if (archive_write_header(t->a, ae) < ARCHIVE_WARN) {
 		rc = mv_err_set(t->err, -EIO, "tar: '%s': %s", path,

@@ -9,6 +9,11 @@
 #                 Dovecot with mail_crypt v2 + LZ4, as mailcow configures
 #                 it) through the view of a fresh mount: decryption and
 #                 decompression included
+#   mount-ls-big  issue 4's "mount -> first ls" at MOUNT_MESSAGES
+#                 messages: from starting `mailvault mount -f` (page cache
+#                 dropped, binary and libraries included) to the end of
+#                 the first listing of a 1000-message maildir folder;
+#                 mount-ls-big-view the same for a folder of the view
 #   mail-find-Q   `mailvault find` (whole process; -cold: page cache
 #                 dropped before, binary and libraries included) over a catalogue
 #                 of CAT_DAYS daily snapshots of CAT_MESSAGES distinct
@@ -19,7 +24,8 @@
 # usage: tools/bench/mail.sh RESULTS MAIL_META
 # env:   MV_BUILD (directory of the mailvault binary and tools/),
 #        MAIL_RUNS (3), MAIL_FOLDER (10000), CAT_MESSAGES (100000),
-#        CAT_DAYS (365), CAT_CACHE (directory keeping generated catalogues)
+#        CAT_DAYS (365), CAT_CACHE (directory keeping generated catalogues),
+#        MOUNT_MESSAGES (100000; in folders of 1000)
 # Needs root (drops the page cache, mounts with FUSE) and dovecot-core.
 . "$(dirname "$0")/../../tests/lib/test-lib.sh"
 
@@ -31,6 +37,7 @@ NFOLDER=${MAIL_FOLDER:-10000}
 CMSG=${CAT_MESSAGES:-100000}
 CDAYS=${CAT_DAYS:-365}
 CACHE=${CAT_CACHE:-$T}
+MMSG=${MOUNT_MESSAGES:-100000}
 GENCAT=$MV_BUILD_DIR/tools/gen_catalog
 
 require_root
@@ -107,6 +114,69 @@ while [ "$r" -le "$RUNS" ]; do
 	python3 "$B/run.py" -t 60 -a "$RES" \
 		-k "$(printf 'mail-ls-cli\tmv\t0\t%s' "$r")" "$MV" ls "$R" \
 		"mail/latest:mail/bench@example.org/INBOX" >/dev/null
+	r=$((r + 1))
+done
+
+# --- mount -> first ls in a snapshot of MMSG messages ---------------------
+say "mount and list a folder in a snapshot of $MMSG messages"
+python3 - "$T/big" "$MMSG" <<'EOF'
+import os, sys
+root, total = sys.argv[1], int(sys.argv[2])
+folders = ("cur", ".Sent/cur", ".Archive.2024/cur", ".Archive.2023/cur",
+	   ".Lists/cur")
+n = 0
+u = 0
+while n < total:
+	for f in folders:
+		d = os.path.join(root, "example.org", "u%03d" % u, "Maildir", f)
+		os.makedirs(d, exist_ok=True)
+		for k in ("new", "tmp"):
+			os.makedirs(os.path.join(os.path.dirname(d), k),
+				    exist_ok=True)
+		for j in range(1000):
+			body = ("line %d of a message body\r\n" % j) * (5 + j % 35)
+			m = ("From: Sender %d <s%d@example.net>\r\n"
+			     "To: u%03d@example.org\r\nSubject: message %d about "
+			     "topic %d\r\nDate: Tue, 1 Oct 2024 10:00:00 +0000\r\n"
+			     "Message-ID: <m%d@example.net>\r\n\r\n%s") % (
+				j, j, u, n, j % 97, n, body)
+			name = "%d.M%dP%d.host,S=%d:2,S" % (1600000000 + n * 37,
+							    n, j, len(m))
+			with open(os.path.join(d, name), "w", newline="") as o:
+				o.write(m)
+			n += 1
+	u += 1
+print(n)
+EOF
+RB=$T/repo-big
+"$MV" init "$RB" >/dev/null
+"$MV" backup "$RB" --name mail --quiet --time 2024-10-02T03:00:00Z \
+	"vol=$T/big"
+rm -rf "$T/big"
+echo "mount_messages=$MMSG" >>"$META"
+big_dir=mail/latest/vol/example.org/u001/Maildir/.Archive.2024/cur
+big_view=mail/latest/mail/u001@example.org/Archive/2024
+r=1
+while [ "$r" -le "$RUNS" ]; do
+	for what in big big-view; do
+		case $what in
+		big) d=$big_dir ;;
+		big-view) d=$big_view ;;
+		esac
+		mkdir -p "$T/m"
+		drop_caches
+		o=$(python3 "$B/fsprobe.py" mount-ls -t 60 "$T/.bigpid" \
+			"$T/big-mount.log" "$T/m/$d" -- \
+			"$MV" mount -f "$RB" "$T/m") || o=failed
+		rec "mount-ls-$what" "$r" "$o"
+		case $o in
+		*"	1000") ;;
+		*) die "mount-ls-$what listed '$o', want 1000 names" ;;
+		esac
+		unmount_mv "$T/m"
+		pid=$(cat "$T/.bigpid")
+		while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+	done
 	r=$((r + 1))
 done
 

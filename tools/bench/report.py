@@ -463,6 +463,14 @@ def main():
 	  "%s |" % (mmeta.get("mail_folder", "?"), cell(R.get("mail-ls", "mv"))))
 	w("| `mailvault ls` of the same folder (whole process) | same | %s |" %
 	  cell(R.get("mail-ls-cli", "mv")))
+	for ph, what in (("mount-ls-big", "a maildir folder"),
+			 ("mount-ls-big-view", "a folder of the view")):
+		if R.get(ph, "mv"):
+			w("| mount → first listing of %s (from starting "
+			  "`mailvault mount -f`, binary and libraries "
+			  "included) | 1000 of %s messages in one snapshot | "
+			  "%s |" % (what, mmeta.get("mount_messages", "?"),
+				    cell(R.get(ph, "mv"))))
 	w("| cold read of a mailcow message through the view (mail_crypt v2 "
 	  "+ LZ4 written by Dovecot; decrypted and decompressed) | %s bytes "
 	  "(%s stored) | %s |" % (mmeta.get("mail_msg_size", "?"),
@@ -614,9 +622,21 @@ def main():
 		t(3, "peak RSS during ingest < 256 MiB", mib(rss_mv),
 		  rss_mv < 256 * 1024)
 	ls = med(R.get("mount-ls", "mv"))
-	t(4, "mount → first ls of a mailbox < 100 ms (100k messages)",
-	  "%s at %d messages" % (fmt_s(ls), n_msgs),
-	  small_note(None if ls is None else ls < 0.1, n_msgs >= 100000))
+	lb = med(R.get("mount-ls-big", "mv"))
+	lv = med(R.get("mount-ls-big-view", "mv"))
+	nb = int(mmeta.get("mount_messages", 0) or 0)
+	if lb is not None and lv is not None:
+		worst = max(lb, lv)
+		t(4, "mount → first ls of a mailbox < 100 ms (100k messages)",
+		  "%s (maildir folder) / %s (folder of the view) at %d "
+		  "messages; %s at the %d-message snapshot above" % (
+			fmt_s(lb), fmt_s(lv), nb, fmt_s(ls), n_msgs),
+		  small_note(worst < 0.1, nb >= 100000))
+	else:
+		t(4, "mount → first ls of a mailbox < 100 ms (100k messages)",
+		  "%s at %d messages" % (fmt_s(ls), n_msgs),
+		  small_note(None if ls is None else ls < 0.1,
+			     n_msgs >= 100000))
 	c = med(R.get("mount-cat", "mv"))
 	t(4, "cold cat of one message < 5 ms (median)", fmt_s(c),
 	  None if c is None else c < 0.005)
