@@ -103,6 +103,8 @@ V=mail/2024-06-01T030000Z/mail/bench@example.org/INBOX
 n=$("$MV" ls "$R" "mail/latest:mail/bench@example.org/INBOX" | wc -l)
 [ "$n" = "$NFOLDER" ] || die "the view lists $n of $NFOLDER messages"
 echo "mail_folder=$n" >>"$META"
+echo "mail_mv_version=$(git -C "$TOP" describe --always --dirty 2>/dev/null ||
+	echo ?)" >>"$META"
 r=1
 while [ "$r" -le "$RUNS" ]; do
 	mount_mv "$R" "$T/m"

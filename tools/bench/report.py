@@ -453,9 +453,15 @@ def main():
 			cell(R.get("ingest", "mv-nomail", d)), ratio(a, b),
 			mb(sa) if sa else "-", mb(sb) if sb else "-"))
 	w("")
-	w("From tools/bench/mail.sh in the same run (%s runs each; every "
-	  "mount is fresh and the page cache is dropped before each "
-	  "figure):\n" % meta.get("runs"))
+	mver = mmeta.get("mail_mv_version")
+	if mver and mver != meta.get("mv_version"):
+		w("From tools/bench/mail.sh, run again on its own with mailvault "
+		  "%s (%s runs each; every mount is fresh and the page cache is "
+		  "dropped before each figure):\n" % (mver, meta.get("runs")))
+	else:
+		w("From tools/bench/mail.sh in the same run (%s runs each; "
+		  "every mount is fresh and the page cache is dropped before "
+		  "each figure):\n" % meta.get("runs"))
 	w("| figure | data | time |")
 	w("|---|---|---|")
 	w("| list a folder of the view through the mount (readdir + lstat of "
