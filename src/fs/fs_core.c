@@ -1242,6 +1242,21 @@ static int iov_zeros(struct fs_iov *v, size_t n)
 	return 0;
 }
 
+void fs_iov_init(struct fs_iov *v)
+{
+	v->niov = v->nitems = 0;
+	v->len = 0;
+	v->direct = (struct mv_buf)MV_BUF_INIT;
+}
+
+void fs_iov_free(struct fs_iov *v)
+{
+	if (!v)
+		return;
+	mv_buf_release(&v->direct);
+	free(v);
+}
+
 void fs_iov_release(struct fs *fs, struct fs_iov *v)
 {
 	unsigned i;
@@ -1251,6 +1266,7 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v)
 	v->nitems = 0;
 	v->niov = 0;
 	v->len = 0;
+	v->direct.len = 0; /* the buffer stays for the next read */
 }
 
 /* ---- ahead of the reader: the next files of the directory -------------
@@ -1380,6 +1396,30 @@ out:
 	free(items);
 }
 
+/* Largest chunk read around the cache (a worker's buffer grows to it). */
+#define FS_DIRECT_MAX ((size_t)256 << 10)
+
+/* The one chunk of a small file read whole, into the vector's own buffer
+ * (see struct fs_iov): no allocation, no cache insert and eviction. */
+static int read_direct(struct fs *fs, struct fs_fh *fh, struct fs_iov *v,
+		       struct mv_err *err)
+{
+	int rc = fs->src->chunk_read_buf(fs->src_ctx, fh->chunks[0].id,
+					 &v->direct, err);
+
+	if (!rc && v->direct.len != fh->chunks[0].size)
+		rc = mv_err_set(err, -EIO,
+				"chunk has %zu bytes, the tree says %u",
+				v->direct.len, fh->chunks[0].size);
+	if (rc) {
+		fs_log(fs, "cannot read '%s': %s", fh->path, mv_err_msg(err));
+		mv_err_clear(err);
+		v->direct.len = 0;
+		return rc == -ENOMEM ? -ENOMEM : -EIO;
+	}
+	return iov_add(v, (const char *)v->direct.data, v->direct.len);
+}
+
 /* Add n bytes of the data stream from doff; -E2BIG when the vector is
  * full (what was added stays). */
 static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
@@ -1406,6 +1446,17 @@ static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
 
 		if (v->niov == FS_IOV_MAX)
 			return -E2BIG;
+		if (fh->nchunks == 1 && in == 0 && take == fh->chunks[k].size &&
+		    take <= FS_DIRECT_MAX && !fs->pack_ahead &&
+		    !v->direct.len && fs->src->chunk_read_buf &&
+		    !fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN)) {
+			rc = read_direct(fs, fh, v, &err);
+			if (rc)
+				return rc;
+			doff += take;
+			n -= take;
+			continue;
+		}
 		if (fs->pack_ahead &&
 		    !fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
 			fetch_range(fs, fh, k);
@@ -1511,6 +1562,7 @@ int fs_do_read_iov(struct fs *fs, struct fs_fh *fh, size_t size, off_t off,
 	int rc;
 
 	memset(v, 0, offsetof(struct fs_iov, iov));
+	v->direct.len = 0;
 	if (off < 0)
 		return -EINVAL;
 	if (pos >= fh->size || size == 0)
@@ -1541,6 +1593,7 @@ int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
 	*out_len = 0;
 	if (!v)
 		return -ENOMEM;
+	fs_iov_init(v);
 	while (*out_len < size) {
 		unsigned i;
 
@@ -1555,7 +1608,7 @@ int fs_do_read(struct fs *fs, struct fs_fh *fh, char *buf, size_t size,
 		}
 		fs_iov_release(fs, v);
 	}
-	free(v);
+	fs_iov_free(v);
 	if (rc)
 		*out_len = 0;
 	return rc;

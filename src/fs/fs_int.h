@@ -195,6 +195,10 @@ struct fs_source_ops {
 	 * damaged chunk is -EIO with pack and offset in the message. */
 	int (*chunk_read)(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 			  size_t *out_len, struct mv_err *err);
+	/* Optional: the same into buf, which the caller keeps and reuses
+	 * (no allocation once it is large enough). */
+	int (*chunk_read_buf)(void *ctx, const uint8_t id[MV_ID_LEN],
+			      struct mv_buf *buf, struct mv_err *err);
 	/* The content of an entry whose chunks are not its content (xform
 	 * TREE_XFORM_MAILCRYPT: decrypted, decompressed mail), malloc'd.
 	 * -ENOKEY, -EBADMSG... with a message when it cannot be decoded. */
@@ -467,7 +471,16 @@ struct fs_iov {
 	size_t len;	 /* bytes in iov */
 	struct iovec iov[FS_IOV_MAX];
 	struct fs_cache_item *items[FS_IOV_MAX];
+	/* A whole small file read in one request is decompressed here, not
+	 * into the chunk cache: the kernel's page cache keeps it, and a
+	 * restore reads each file once.  Kept for the owner's life (its
+	 * pages stay mapped); fs_iov_init() / fs_iov_free(). */
+	struct mv_buf direct;
 };
+
+/* A read vector's life: init before its first use, free at the end. */
+void fs_iov_init(struct fs_iov *v);
+void fs_iov_free(struct fs_iov *v);
 
 /* Emit one directory entry; returns 1 when the reply buffer is full. */
 typedef int fs_emit_fn(void *arg, const char *name,

@@ -22,13 +22,19 @@
 #define IO_MAX ((unsigned)1 << 20) /* max_read, max_pages: 1 MiB */
 #define FS_MALLOC_ARENAS 2
 
-/* Each worker thread keeps one read vector (6 KiB) for its life. */
+/* Each worker thread keeps one read vector (6 KiB, and the buffer of
+ * its direct reads) for its life. */
 static pthread_key_t iov_key;
 static pthread_once_t iov_once = PTHREAD_ONCE_INIT;
 
+static void iov_free(void *p)
+{
+	fs_iov_free(p);
+}
+
 static void iov_key_make(void)
 {
-	pthread_key_create(&iov_key, free);
+	pthread_key_create(&iov_key, iov_free);
 }
 
 static struct fs_iov *thread_iov(void)
@@ -39,8 +45,10 @@ static struct fs_iov *thread_iov(void)
 	v = pthread_getspecific(iov_key);
 	if (!v) {
 		v = malloc(sizeof(*v));
+		if (v)
+			fs_iov_init(v);
 		if (v && pthread_setspecific(iov_key, v)) {
-			free(v);
+			fs_iov_free(v);
 			v = NULL;
 		}
 	}

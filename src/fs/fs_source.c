@@ -104,6 +104,12 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
+static int src_chunk_read_buf(void *ctx, const uint8_t id[MV_ID_LEN],
+			      struct mv_buf *buf, struct mv_err *err)
+{
+	return repo_chunk_read(ctx, id, false, buf, err);
+}
+
 static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
 			  size_t *out_len, struct mv_err *err)
 {
@@ -307,6 +313,7 @@ const struct fs_source_ops fs_source_repo_ops = {
 	.tree_load = src_tree_load,
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
+	.chunk_read_buf = src_chunk_read_buf,
 	.xform_read = src_xform_read,
 	.xform_warm = src_xform_warm,
 	.chunks_fetch = src_chunks_fetch,

@@ -45,6 +45,7 @@ static struct tree_xattr view_xattrs[] = {
 #define DECODED "From: a@example.org\nSubject: hi\n\nhello\n"
 static int nsnaps = 1;
 static int xform_reads;
+static int direct_reads; /* chunk_read_buf calls */
 static bool changed;
 static int tree_loads;
 static char last_log[2048];
@@ -268,6 +269,23 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 	return 0;
 }
 
+static int src_chunk_read_buf(void *ctx, const uint8_t id[MV_ID_LEN],
+			      struct mv_buf *b, struct mv_err *err)
+{
+	void *p = NULL;
+	size_t n = 0;
+	int rc;
+
+	direct_reads++;
+	rc = src_chunk_read(ctx, id, &p, &n, err);
+	if (rc)
+		return rc;
+	mv_buf_reset(b);
+	rc = mv_buf_append(b, p, n);
+	free(p);
+	return rc;
+}
+
 static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
 			  size_t *out_len, struct mv_err *err)
 {
@@ -286,6 +304,7 @@ static const struct fs_source_ops fake_ops = {
 	.tree_load = src_tree_load,
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
+	.chunk_read_buf = src_chunk_read_buf,
 	.xform_read = src_xform_read,
 };
 
@@ -827,6 +846,42 @@ static void test_fs_read_chunks(void **state)
 	fs_free(fs);
 }
 
+/* A small file read whole in one request bypasses the chunk cache (its
+ * own buffer per reader); a partial read goes through the cache, and a
+ * cached chunk is served from there. */
+static void test_fs_small_file_read_around_cache(void **state)
+{
+	struct fs *fs = new_fs();
+	struct fs_fh *fh = NULL;
+	char buf[4096];
+	size_t n, i;
+
+	(void)state;
+	direct_reads = 0;
+	assert_int_equal(
+		fs_do_open(fs, look(fs, volume(fs), "hard1"), O_RDONLY, &fh),
+		0);
+	assert_int_equal(fs_do_read(fs, fh, buf, sizeof(buf), 0, &n), 0);
+	assert_int_equal(n, 1000);
+	for (i = 0; i < n; i++)
+		assert_int_equal((uint8_t)buf[i], pattern(C_A, i));
+	assert_int_equal(direct_reads, 1);
+	assert_false(fs_cache_has(&fs->chunks, chunks[C_A].id, MV_ID_LEN));
+	/* part of it: through the cache */
+	assert_int_equal(fs_do_read(fs, fh, buf, 10, 5, &n), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal((uint8_t)buf[0], pattern(C_A, 5));
+	assert_int_equal(direct_reads, 1);
+	assert_true(fs_cache_has(&fs->chunks, chunks[C_A].id, MV_ID_LEN));
+	/* whole again, now cached: no second decompression */
+	assert_int_equal(fs_do_read(fs, fh, buf, sizeof(buf), 0, &n), 0);
+	assert_int_equal(n, 1000);
+	assert_int_equal((uint8_t)buf[999], pattern(C_A, 999));
+	assert_int_equal(direct_reads, 1);
+	fs_do_release(fs, fh);
+	fs_free(fs);
+}
+
 static void test_fs_sparse_holes(void **state)
 {
 	struct fs *fs = new_fs();
@@ -1261,6 +1316,7 @@ int main(void)
 		cmocka_unit_test(test_fs_hostile_names),
 		cmocka_unit_test(test_fs_readdirplus_full_buffer),
 		cmocka_unit_test(test_fs_read_chunks),
+		cmocka_unit_test(test_fs_small_file_read_around_cache),
 		cmocka_unit_test(test_fs_sparse_holes),
 		cmocka_unit_test(test_fs_damaged_chunk_eio),
 		cmocka_unit_test(test_fs_xattrs_and_acl),
