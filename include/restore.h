@@ -44,11 +44,10 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 struct archive_entry;
 
 /* Set the libarchive entry's owner (ids and names) and type from e, with
- * what goes with the type: a
- * symlink's target, a device's numbers, a regular file's size - or, when
- * first is not NULL, a hard link to member first with size 0 (first is
- * ignored for other types).  Shared by export-tar and the mailcow archive
- * export; in the formats plugin. */
+ * what goes with the type: a symlink's target, a device's numbers, a
+ * regular file's size - or, when first is not NULL, a hard link to member
+ * first with size 0 (first is ignored for other types).  Shared by
+ * export-tar and the mailcow archive export; in the formats plugin. */
 void restore_tar_entry_fill(struct archive_entry *ae,
 			    const struct tree_entry *e, const char *first);
 

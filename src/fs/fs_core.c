@@ -132,6 +132,19 @@ static int tree_get(struct fs *fs, const struct tree_ref *ref, const char *path,
 	return 0;
 }
 
+/* A chunk must decode to the size its tree records. */
+static int chunk_size_check(const struct tree_chunk *c, size_t len,
+			    struct mv_err *err)
+{
+	char hex[2 * MV_ID_LEN + 1];
+
+	if (len == c->size)
+		return 0;
+	mv_hex(c->id, MV_ID_LEN, hex);
+	return mv_err_set(err, -EIO, "chunk %s has %zu bytes, the tree says %u",
+			  hex, len, c->size);
+}
+
 struct chunk_arg {
 	struct fs *fs;
 	const struct tree_chunk *c;
@@ -148,14 +161,10 @@ static int load_chunk(void *arg, void **out_value, size_t *out_size,
 	rc = a->fs->src->chunk_read(a->fs->src_ctx, a->c->id, &data, &len, err);
 	if (rc)
 		return rc;
-	if (len != a->c->size) {
-		char hex[2 * MV_ID_LEN + 1];
-
+	rc = chunk_size_check(a->c, len, err);
+	if (rc) {
 		free(data);
-		mv_hex(a->c->id, MV_ID_LEN, hex);
-		return mv_err_set(err, -EIO,
-				  "chunk %s has %zu bytes, the tree says %u",
-				  hex, len, a->c->size);
+		return rc;
 	}
 	*out_value = data;
 	*out_size = len;
@@ -1266,7 +1275,6 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v)
 	v->nitems = 0;
 	v->niov = 0;
 	v->len = 0;
-	v->direct.len = 0; /* the buffer stays for the next read */
 }
 
 /* ---- ahead of the reader: the next files of the directory -------------
@@ -1407,14 +1415,11 @@ static int read_direct(struct fs *fs, struct fs_fh *fh, struct fs_iov *v,
 	int rc = fs->src->chunk_read_buf(fs->src_ctx, fh->chunks[0].id,
 					 &v->direct, err);
 
-	if (!rc && v->direct.len != fh->chunks[0].size)
-		rc = mv_err_set(err, -EIO,
-				"chunk has %zu bytes, the tree says %u",
-				v->direct.len, fh->chunks[0].size);
+	if (!rc)
+		rc = chunk_size_check(&fh->chunks[0], v->direct.len, err);
 	if (rc) {
 		fs_log(fs, "cannot read '%s': %s", fh->path, mv_err_msg(err));
 		mv_err_clear(err);
-		v->direct.len = 0;
 		return rc == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	return iov_add(v, (const char *)v->direct.data, v->direct.len);
@@ -1562,7 +1567,7 @@ int fs_do_read_iov(struct fs *fs, struct fs_fh *fh, size_t size, off_t off,
 	int rc;
 
 	memset(v, 0, offsetof(struct fs_iov, iov));
-	v->direct.len = 0;
+	v->direct.len = 0; /* the buffer itself stays for the next read */
 	if (off < 0)
 		return -EINVAL;
 	if (pos >= fh->size || size == 0)

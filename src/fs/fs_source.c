@@ -79,6 +79,23 @@ static void src_tree_free(void *ctx, struct tree *t)
 	tree_free(t);
 }
 
+/* A buffer grown in powers of two, trimmed to its length (what the cache
+ * charges is what it holds); an empty chunk still gets a pointer. */
+static void *buf_take(struct mv_buf *b)
+{
+	void *p;
+
+	if (b->data && b->cap > b->len) {
+		p = realloc(b->data, b->len ? b->len : 1);
+		if (p)
+			b->data = p;
+	}
+	p = b->data ? b->data : malloc(1);
+	b->data = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
 static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 			  size_t *out_len, struct mv_err *err)
 {
@@ -90,17 +107,8 @@ static int src_chunk_read(void *ctx, const uint8_t id[MV_ID_LEN], void **out,
 		mv_buf_release(&b);
 		return rc;
 	}
-	/* the buffer grew in powers of two: give the slack back, so what
-	 * the cache charges is what it holds */
-	if (b.data && b.cap > b.len) {
-		void *p = realloc(b.data, b.len ? b.len : 1);
-
-		if (p)
-			b.data = p;
-	}
-	/* an empty chunk still needs a pointer the cache can free */
-	*out = b.data ? b.data : malloc(1);
 	*out_len = b.len;
+	*out = buf_take(&b);
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
@@ -124,23 +132,6 @@ static int src_xform_read(void *ctx, const struct tree_entry *e, void **out,
 	*out = b.data ? b.data : malloc(1);
 	*out_len = b.len;
 	return *out ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
-}
-
-/* A buffer grown in powers of two, trimmed to its length (what the cache
- * charges is what it holds); an empty chunk still gets a pointer. */
-static void *buf_take(struct mv_buf *b)
-{
-	void *p;
-
-	if (b->data && b->cap > b->len) {
-		p = realloc(b->data, b->len ? b->len : 1);
-		if (p)
-			b->data = p;
-	}
-	p = b->data ? b->data : malloc(1);
-	b->data = NULL;
-	b->len = b->cap = 0;
-	return p;
 }
 
 /* One read of a pack range instead of a round trip per record: want[0]'s
