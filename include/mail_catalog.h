@@ -6,7 +6,8 @@
  * message is parsed and stored once however many snapshots hold it.  Its
  * places (job, account, mailbox, view name) are kept as ranges of snapshot
  * sequence numbers: a message present in 365 consecutive dailies is one
- * row [first, last], extended in place by each backup.  FTS5 indexes
+ * row [first, open]; a backup writes only the places that appeared or
+ * ended.  FTS5 indexes
  * subject, from, to, cc, attachment names and, with --index-body, text.
  *
  * Designed for its own file, catalog.db, beside the repository index, so

@@ -6,6 +6,10 @@
  *  2. A place row [first_snap, last_snap] means the message was at
  *     (job, account, mailbox, name) in every snapshot of that job whose
  *     sequence number lies in the range; a gap starts a new row.
+ *     last_snap = PLACE_OPEN: still there in the job's latest snapshot.
+ *     A daily backup then writes only what changed (new places, places
+ *     closed at the previous snapshot); an unchanged message's row is
+ *     read, never rewritten.
  *  3. snap.seq grows with each snapshot recorded; ranges compare seqs.
  *  4. msg_fts.rowid = msg.id (contentless FTS5: only the index is kept).
  */
@@ -17,6 +21,11 @@
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
+
+/* last_snap of a place still present: larger than any real seq, so
+ * "seq BETWEEN first_snap AND last_snap" holds for every later snapshot. */
+#define PLACE_OPEN INT64_MAX
+#define PLACE_OPEN_SQL "9223372036854775807"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS msg ("
@@ -79,7 +88,8 @@ int mail_catalog_open(sqlite3 *db, struct mail_catalog **out,
 	    sqlite3_prepare_v2(db,
 			       "INSERT INTO place (msg, job, account, mailbox,"
 			       " name, first_snap, last_snap)"
-			       " VALUES (?, ?, ?, ?, ?, ?6, ?6)",
+			       " VALUES (?, ?, ?, ?, ?, ?6, " PLACE_OPEN_SQL
+			       ")",
 			       -1, &cat->insert, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(
 		    db,
@@ -281,20 +291,21 @@ int mail_catalog_snapshot_begin(struct mail_catalog *cat, const char *job,
 	cat->seq = sqlite3_last_insert_rowid(cat->db);
 	cat->nseen = 0;
 	cat->closed = false;
-	/* Extend every place of the job's previous snapshot at once; the
-	 * places not seen again are closed in snapshot_end.  One statement
-	 * instead of one UPDATE per unchanged message (most of a day). */
+	/* Places open in the previous snapshot stay open unless closed in
+	 * snapshot_close.  Catalogues written before open ranges ended them
+	 * at the job's latest snapshot: open those (once; afterwards no
+	 * place ends at the previous snapshot, so this finds no row). */
 	if (cat->prev >= 0) {
-		if (sqlite3_prepare_v2(cat->db,
-				       "UPDATE place SET last_snap = ?1"
-				       " WHERE job = ?2 AND last_snap = ?3",
-				       -1, &st, NULL) != SQLITE_OK) {
+		if (sqlite3_prepare_v2(
+			    cat->db,
+			    "UPDATE place SET last_snap = " PLACE_OPEN_SQL
+			    " WHERE job = ?1 AND last_snap = ?2",
+			    -1, &st, NULL) != SQLITE_OK) {
 			rc = db_err(cat, err, "cannot extend ranges");
 			goto fail;
 		}
-		sqlite3_bind_int64(st, 1, cat->seq);
-		sqlite3_bind_text(st, 2, job, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 3, cat->prev);
+		sqlite3_bind_text(st, 1, job, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, cat->prev);
 		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : 1;
 		sqlite3_finalize(st);
 		if (rc) {
@@ -328,13 +339,13 @@ int mail_catalog_seen(struct mail_catalog *cat, int64_t seq, const void *cid,
 	sqlite3_reset(cat->lookup);
 	sqlite3_bind_int64(cat->lookup, 1, id);
 	sqlite3_bind_text(cat->lookup, 2, cat->job, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(cat->lookup, 3, seq);
+	sqlite3_bind_int64(cat->lookup, 3, PLACE_OPEN);
 	sqlite3_bind_text(cat->lookup, 4, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(cat->lookup, 5, mailbox, -1, SQLITE_STATIC);
 	sqlite3_bind_text(cat->lookup, 6, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(cat->lookup);
 	if (rc == SQLITE_ROW) {
-		/* extended in snapshot_begin, or seen twice: keep it open */
+		/* open since an earlier snapshot, or seen twice: keep it */
 		int64_t pid = sqlite3_column_int64(cat->lookup, 0);
 
 		sqlite3_reset(cat->lookup);
@@ -375,8 +386,8 @@ static int id_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Places extended in snapshot_begin but not seen in this snapshot: the
- * message left that place, so its range ends at the previous snapshot. */
+/* Places open before this snapshot but not seen in it: the message left
+ * that place, so its range ends at the previous snapshot. */
 static int close_unseen(struct mail_catalog *cat, struct mv_err *err)
 {
 	sqlite3_stmt *sel = NULL, *upd = NULL;
@@ -387,7 +398,8 @@ static int close_unseen(struct mail_catalog *cat, struct mv_err *err)
 	qsort(cat->seen, cat->nseen, sizeof(*cat->seen), id_cmp);
 	if (sqlite3_prepare_v2(cat->db,
 			       "SELECT id FROM place WHERE job = ?1"
-			       " AND last_snap = ?2 AND first_snap < ?2",
+			       " AND last_snap = " PLACE_OPEN_SQL
+			       " AND first_snap < ?2",
 			       -1, &sel, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(cat->db,
 			       "UPDATE place SET last_snap = ?1 WHERE id = ?2",
@@ -540,7 +552,10 @@ int mail_catalog_find(struct mail_catalog *cat,
 		     "  WHERE x.job = p.job) AS gone"
 		     " FROM msg m JOIN place p ON p.msg = m.id"
 		     " JOIN snap s1 ON s1.seq = p.first_snap"
-		     " JOIN snap s2 ON s2.seq = p.last_snap WHERE 1");
+		     " JOIN snap s2 ON s2.seq = CASE p.last_snap"
+		     "  WHEN " PLACE_OPEN_SQL " THEN (SELECT max(seq)"
+		     "  FROM snap x WHERE x.job = p.job)"
+		     "  ELSE p.last_snap END WHERE 1");
 	if (mexpr && *mexpr)
 		sqlite3_str_appendall(sql, " AND m.id IN (SELECT rowid FROM"
 					   " msg_fts WHERE msg_fts MATCH ?1)");
@@ -553,14 +568,16 @@ int mail_catalog_find(struct mail_catalog *cat,
 	if (q->job)
 		sqlite3_str_appendall(sql, " AND p.job = ?5");
 	if (q->snapshot)
-		sqlite3_str_appendall(sql, " AND (SELECT seq FROM snap WHERE"
-					   " snap_id = ?6) BETWEEN p.first_snap"
-					   " AND p.last_snap");
+		sqlite3_str_appendall(sql,
+				      " AND (SELECT seq FROM snap WHERE"
+				      " snap_id = ?6) BETWEEN p.first_snap"
+				      " AND p.last_snap AND p.job = (SELECT"
+				      " job FROM snap WHERE snap_id = ?6)");
 	if (q->deleted)
 		sqlite3_str_appendall(
 			sql, " AND gone AND NOT EXISTS (SELECT 1 FROM place o"
 			     " WHERE o.msg = p.msg AND o.job = p.job AND"
-			     " o.last_snap = (SELECT max(seq) FROM snap x"
+			     " o.last_snap >= (SELECT max(seq) FROM snap x"
 			     " WHERE x.job = p.job))");
 	sqlite3_str_appendall(sql, " ORDER BY m.date DESC, p.id");
 	if (q->limit)

@@ -137,6 +137,7 @@ struct vmsg {
 	uint8_t *raw;	      /* VM_NOKEY: the file, for a key seen later */
 	size_t raw_len;
 	char *name;  /* view name, set by finish */
+	char *fname; /* name_format() done while the input streams, or NULL */
 	int kind;    /* enum vmsg_kind */
 	bool hidden; /* not in the view itself (a blob before placing) */
 	bool has_mtime;
@@ -831,6 +832,22 @@ static int from_parsed(struct vmsg *m, struct vres *res)
 	return 0;
 }
 
+static int name_format(const struct vmsg *m, char *name, size_t n);
+
+/* Format a maildir message's view name now, while the input still
+ * streams, rather than at finish: only uniqueness within its folder is
+ * left for then.  Messages whose state or size may still change (keys
+ * met later, encrypted ones) are named at finish. */
+static void name_early(struct vmsg *m)
+{
+	char name[MAIL_NAME_MAX + 1];
+
+	if (m->kind != VK_MAILDIR || m->state != VM_OK || m->layers)
+		return;
+	if (!name_format(m, name, sizeof(name)))
+		m->fname = strdup(name); /* NULL: named at finish */
+}
+
 /* Where and what a message file is, for record_msg(). */
 struct vwhere {
 	int kind;	     /* enum vmsg_kind */
@@ -942,6 +959,7 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		if (m->layers)
 			count(v, m, CNT_DECODED);
+		name_early(m);
 		return 0;
 	}
 	if (!res) {
@@ -1008,6 +1026,7 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 			count(v, m, CNT_BAD_HEADERS);
 		if (from_parsed(m, res))
 			goto oom;
+		name_early(m);
 		return catalog_early(v, m, err);
 	}
 	return 0;
@@ -1806,6 +1825,7 @@ void mail_view_free(struct mail_view *v)
 		free(m->from);
 		free(m->subject);
 		free(m->name);
+		free(m->fname);
 		free(m->mdir);
 		free(m->raw);
 		vfile_release(&m->e);
@@ -2471,10 +2491,9 @@ static int stalwart_place(struct mail_view *v, struct tree_builder *tb,
 	return rc;
 }
 
-static int view_name(struct vmsg *m, struct mail_name_set *set,
-		     struct mv_err *err)
+/* The view name of m before it is made unique in its folder. */
+static int name_format(const struct vmsg *m, char *name, size_t n)
 {
-	char name[MAIL_NAME_MAX + 1], uniq[MAIL_NAME_MAX + 1];
 	char subj[MAIL_NAME_MAX + 1];
 	int rc;
 
@@ -2483,19 +2502,34 @@ static int view_name(struct vmsg *m, struct mail_name_set *set,
 	case VM_CORRUPT:
 		snprintf(subj, sizeof(subj), "%s %s", m->reason, m->base);
 		rc = mail_name_format(m->date, "(undecodable)", subj, m->cid,
-				      MV_ID_LEN, name, sizeof(name));
+				      MV_ID_LEN, name, n);
 		break;
 	case VM_LARGE:
 		rc = mail_name_format(m->date, "(large message)", m->base,
-				      m->cid, MV_ID_LEN, name, sizeof(name));
+				      m->cid, MV_ID_LEN, name, n);
 		break;
 	default:
 		rc = mail_name_format(m->date, m->from, m->subject, m->cid,
-				      MV_ID_LEN, name, sizeof(name));
+				      MV_ID_LEN, name, n);
 	}
-	if (rc)
-		return mv_err_set(err, rc, "cannot name message '%s'", m->base);
-	rc = mail_name_set_add(set, name, uniq, sizeof(uniq), err);
+	return rc;
+}
+
+static int view_name(struct vmsg *m, struct mail_name_set *set,
+		     struct mv_err *err)
+{
+	char name[MAIL_NAME_MAX + 1], uniq[MAIL_NAME_MAX + 1];
+	int rc;
+
+	if (m->fname) {
+		rc = mail_name_set_add(set, m->fname, uniq, sizeof(uniq), err);
+	} else {
+		rc = name_format(m, name, sizeof(name));
+		if (rc)
+			return mv_err_set(err, rc, "cannot name message '%s'",
+					  m->base);
+		rc = mail_name_set_add(set, name, uniq, sizeof(uniq), err);
+	}
 	if (rc)
 		return rc;
 	if (m->state == VM_NOKEY || m->state == VM_CORRUPT) {
@@ -2580,9 +2614,10 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	size_t i, last;
 	int rc;
 
-	rc = catalog_batch_end(v, err);
-	if (rc || (!v->nmsgs && !v->nexps))
-		return rc;
+	/* the last batch of new messages is committed by catalog_record,
+	 * on its thread */
+	if (!v->nmsgs && !v->nexps)
+		return catalog_batch_end(v, err);
 	rc = retry_no_key(v, err);
 	if (!rc)
 		rc = store_dir_key(v, w, err);

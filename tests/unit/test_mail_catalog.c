@@ -255,6 +255,79 @@ static void test_mail_catalog_named_later(void **state)
 			 -EINVAL);
 }
 
+static int64_t changes_of_day(struct fx *f, const char *job, const char *snap,
+			      int64_t time, const uint8_t *ids, size_t n)
+{
+	struct mv_err err = MV_ERR_INIT;
+	int64_t seq, before;
+	size_t i;
+
+	assert_int_equal(mail_catalog_snapshot_begin(f->cat, job, snap, time,
+						     &seq, &err),
+			 0);
+	before = sqlite3_total_changes64(f->db);
+	for (i = 0; i < n; i++)
+		seen(f, seq, ids[i], "INBOX");
+	assert_int_equal(mail_catalog_snapshot_end(f->cat, seq, &err), 0);
+	return sqlite3_total_changes64(f->db) - before;
+}
+
+/* An unchanged message costs no write in a daily backup (its range is
+ * open); a catalogue whose ranges were closed at the latest snapshot (as
+ * written by earlier versions) reads the same and is opened by the next
+ * backup without duplicate places; --snapshot stays within its job. */
+static void test_mail_catalog_open_ranges(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_catalog_query q;
+	const uint8_t three[] = {1, 2, 3}, two[] = {1, 2};
+	struct last l;
+
+	add(f, 1, "Alice", "One", 1714566600, NULL);
+	add(f, 2, "Bob", "Two", 1714566700, NULL);
+	add(f, 3, "Carol", "Three", 1714566800, NULL);
+	assert_int_equal(changes_of_day(f, "job", "d1", 1, three, 3), 3);
+	assert_int_equal(changes_of_day(f, "job", "d2", 2, three, 3), 0);
+	assert_int_equal(changes_of_day(f, "job", "d3", 3, three, 3), 0);
+	memset(&q, 0, sizeof(q));
+	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 3);
+	assert_string_equal(l.last_snap, "d3");
+	assert_false(l.deleted);
+
+	/* the ranges as an earlier version left them: ended at d3 */
+	assert_int_equal(sqlite3_exec(f->db,
+				      "UPDATE place SET last_snap ="
+				      " (SELECT max(seq) FROM snap)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(find(f, &q), 3);
+	q.deleted = true;
+	assert_int_equal(find(f, &q), 0);
+	/* day 4: message 3 gone (one write: its range closed); the old
+	 * ranges are opened by snapshot_begin, not doubled */
+	assert_int_equal(changes_of_day(f, "job", "d4", 4, two, 2), 1);
+	assert_int_equal(count(f, "SELECT count(*) FROM place"), 3);
+	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 1);
+	assert_string_equal(l.subject, "Three");
+	assert_string_equal(l.last_snap, "d3");
+	assert_int_equal(changes_of_day(f, "job", "d5", 5, two, 2), 0);
+	memset(&q, 0, sizeof(q));
+	q.subject = "One";
+	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 1);
+	assert_string_equal(l.last_snap, "d5");
+
+	/* a snapshot of another job does not fall inside this job's range */
+	assert_int_equal(changes_of_day(f, "other", "o1", 6, two, 0), 0);
+	memset(&q, 0, sizeof(q));
+	q.snapshot = "o1";
+	assert_int_equal(find(f, &q), 0);
+	q.snapshot = "d2";
+	assert_int_equal(find(f, &q), 3);
+	q.snapshot = "d5";
+	assert_int_equal(find(f, &q), 2);
+}
+
 static void test_mail_catalog_misuse(void **state)
 {
 	struct fx *f = *state;
@@ -273,6 +346,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_mail_catalog_year_of_dailies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_catalog_named_later,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_catalog_open_ranges,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mail_catalog_misuse, setup,
 						teardown),
