@@ -544,18 +544,19 @@ int mail_catalog_find(struct mail_catalog *cat,
 	if (q->text)
 		fts_term(match, NULL, q->text);
 	mexpr = sqlite3_str_finish(match);
+	/* Filter, sort and limit on place and msg alone; the snapshot names
+	 * are joined to the rows kept only.  latest: each job's newest
+	 * snapshot, the end of an open range. */
 	sqlite3_str_appendall(
-		sql, "SELECT m.cid, m.message_id, m.from_, m.to_, m.subject,"
+		sql, "WITH latest(job, seq) AS"
+		     " (SELECT job, max(seq) FROM snap GROUP BY job)"
+		     " SELECT m.cid, m.message_id, m.from_, m.to_, m.subject,"
 		     " m.date, m.size, p.job, p.account, p.mailbox, p.name,"
-		     " s1.snap_id, s2.snap_id,"
-		     " p.last_snap < (SELECT max(seq) FROM snap x"
-		     "  WHERE x.job = p.job) AS gone"
+		     " s1.snap_id, s2.snap_id, k.gone FROM"
+		     " (SELECT p.id AS pid, m.date AS date, l.seq AS latest,"
+		     " p.last_snap < l.seq AS gone"
 		     " FROM msg m JOIN place p ON p.msg = m.id"
-		     " JOIN snap s1 ON s1.seq = p.first_snap"
-		     " JOIN snap s2 ON s2.seq = CASE p.last_snap"
-		     "  WHEN " PLACE_OPEN_SQL " THEN (SELECT max(seq)"
-		     "  FROM snap x WHERE x.job = p.job)"
-		     "  ELSE p.last_snap END WHERE 1");
+		     " JOIN latest l ON l.job = p.job WHERE 1");
 	if (mexpr && *mexpr)
 		sqlite3_str_appendall(sql, " AND m.id IN (SELECT rowid FROM"
 					   " msg_fts WHERE msg_fts MATCH ?1)");
@@ -575,13 +576,18 @@ int mail_catalog_find(struct mail_catalog *cat,
 				      " job FROM snap WHERE snap_id = ?6)");
 	if (q->deleted)
 		sqlite3_str_appendall(
-			sql, " AND gone AND NOT EXISTS (SELECT 1 FROM place o"
-			     " WHERE o.msg = p.msg AND o.job = p.job AND"
-			     " o.last_snap >= (SELECT max(seq) FROM snap x"
-			     " WHERE x.job = p.job))");
+			sql, " AND p.last_snap < l.seq AND NOT EXISTS"
+			     " (SELECT 1 FROM place o WHERE o.msg = p.msg"
+			     " AND o.job = p.job AND o.last_snap >= l.seq)");
 	sqlite3_str_appendall(sql, " ORDER BY m.date DESC, p.id");
 	if (q->limit)
 		sqlite3_str_appendf(sql, " LIMIT %u", q->limit);
+	sqlite3_str_appendall(
+		sql, ") k JOIN place p ON p.id = k.pid"
+		     " JOIN msg m ON m.id = p.msg"
+		     " JOIN snap s1 ON s1.seq = p.first_snap"
+		     " JOIN snap s2 ON s2.seq = min(p.last_snap, k.latest)"
+		     " ORDER BY k.date DESC, k.pid");
 	msql = sqlite3_str_finish(sql);
 	if (!msql) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");

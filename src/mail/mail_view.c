@@ -210,6 +210,10 @@ struct mail_view {
 	/* interned account and mailbox names (open addressing) */
 	char **strs;
 	size_t strs_cap, nstrs;
+	/* the folder of the previous maildir message, raw and sanitized:
+	 * messages come folder by folder */
+	char *prev_acc_raw, *prev_mbox_raw;
+	const char *prev_acc, *prev_mbox;
 	/* new messages catalogued during the backup, in batches */
 	sqlite3_stmt *view_ins;
 	unsigned batch; /* messages in the open transaction */
@@ -755,8 +759,10 @@ static int msgs_grow(struct mail_view *v, struct mv_err *err)
 
 	if (v->nmsgs < v->capmsgs)
 		return 0;
-	/* 1.5x: at 100k messages the slack of doubling is tens of MiB */
-	cap = v->capmsgs ? v->capmsgs + v->capmsgs / 2 : 256;
+	/* first as many as the catalogue knows (a day's backup holds about
+	 * that many; pages not used are never touched), then 1.5x: at 100k
+	 * messages the slack of doubling is tens of MiB */
+	cap = v->capmsgs ? v->capmsgs + v->capmsgs / 2 : 256 + v->nknown;
 	m = realloc(v->msgs, cap * sizeof(*m));
 	if (!m)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -900,6 +906,22 @@ static bool partial_size(struct vres *res, uint64_t file_size, bool has_size,
 	return true;
 }
 
+static void folder_remember(struct mail_view *v, const struct vwhere *wh,
+			    const struct vmsg *m)
+{
+	free(v->prev_acc_raw);
+	free(v->prev_mbox_raw);
+	v->prev_acc_raw = strdup(wh->account);
+	v->prev_mbox_raw = strdup(wh->mailbox);
+	if (!v->prev_acc_raw || !v->prev_mbox_raw) {
+		free(v->prev_acc_raw);
+		free(v->prev_mbox_raw);
+		v->prev_acc_raw = v->prev_mbox_raw = NULL;
+	}
+	v->prev_acc = m->account;
+	v->prev_mbox = m->mailbox;
+}
+
 static int record_msg(struct mail_view *v, const struct vwhere *wh,
 		      const struct tree_entry *e, struct vres *res,
 		      struct mv_err *err)
@@ -932,12 +954,21 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 	mail_view_content_id(v->r, e, m->cid);
 	m->kind = wh->kind;
 	m->hidden = wh->kind == VK_BLOB;
-	m->account =
-		intern(v, wh->kind == VK_BLOB ? strdup(wh->account)
-					      : sanitize_path(wh->account));
-	m->mailbox =
-		intern(v, wh->kind == VK_DUMP ? strdup("")
-					      : sanitize_path(wh->mailbox));
+	if (wh->kind == VK_MAILDIR && v->prev_acc_raw &&
+	    !strcmp(wh->account, v->prev_acc_raw) &&
+	    !strcmp(wh->mailbox, v->prev_mbox_raw)) {
+		m->account = v->prev_acc;
+		m->mailbox = v->prev_mbox;
+	} else {
+		m->account = intern(v, wh->kind == VK_BLOB
+					       ? strdup(wh->account)
+					       : sanitize_path(wh->account));
+		m->mailbox = intern(v, wh->kind == VK_DUMP
+					       ? strdup("")
+					       : sanitize_path(wh->mailbox));
+		if (wh->kind == VK_MAILDIR && m->account && m->mailbox)
+			folder_remember(v, wh, m);
+	}
 	m->base = strndup(wh->base, wh->base_len);
 	rc = vfile_set(v, &m->e, e, m->cid);
 	if (rc || !m->account || !m->mailbox || !m->base) {
@@ -1838,6 +1869,8 @@ void mail_view_free(struct mail_view *v)
 	for (i = 0; i < v->strs_cap; i++)
 		free(v->strs[i]);
 	free(v->strs);
+	free(v->prev_acc_raw);
+	free(v->prev_mbox_raw);
 	if (v->batch)
 		sqlite3_exec(v->db, "ROLLBACK", NULL, NULL, NULL);
 	sqlite3_finalize(v->view_ins);

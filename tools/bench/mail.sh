@@ -241,7 +241,8 @@ kill "$(cat "$dir/run/master.pid")" 2>/dev/null || true
 # --- find over CDAYS snapshots of CMSG messages ---------------------------
 say "find over $CDAYS snapshots of $CMSG messages"
 mkdir -p "$CACHE"
-db=$CACHE/catalog-$CMSG-$CDAYS.db
+# v2: open-ended place ranges (2026-11-27)
+db=$CACHE/catalog-v2-$CMSG-$CDAYS.db
 if [ ! -s "$db" ]; then
 	t0=$(date +%s)
 	"$GENCAT" -q -m "$CMSG" -d "$CDAYS" "$db.tmp" >"$T/gencat.out" ||
