@@ -87,6 +87,14 @@ struct vres {
 };
 
 /* A catalogued message, as needed to name it. */
+/* A maildir message larger than one chunk, by where it was in a backup. */
+struct large_file {
+	char *path; /* snapshot path; NULL: free slot */
+	uint64_t size;
+	int64_t mtime;
+	uint8_t cid[MV_ID_LEN];
+};
+
 struct known {
 	uint8_t cid[MV_ID_LEN];
 	bool used;
@@ -214,6 +222,18 @@ struct mail_view {
 	 * messages come folder by folder */
 	char *prev_acc_raw, *prev_mbox_raw;
 	const char *prev_acc, *prev_mbox;
+	/* Large messages of the job's previous backup whose content the
+	 * catalogue knows, by path (open addressing): the same path, size
+	 * and mtime is taken as the same message and no prefix is kept (a
+	 * maildir file never changes in place; when it did after all, the
+	 * content id at its end tells, and it is named as a large message).
+	 * Without this every backup copied the first MiB of each: 565 MB a
+	 * day on the bench data. */
+	struct large_file *lprev;
+	size_t lprev_cap;
+	/* the large messages of this backup, for the next one */
+	struct large_file *lnow;
+	size_t nlnow, caplnow;
 	/* new messages catalogued during the backup, in batches */
 	sqlite3_stmt *view_ins;
 	unsigned batch; /* messages in the open transaction */
@@ -312,6 +332,160 @@ static int known_load(struct mail_view *v, struct mv_err *err)
 db_fail:
 	rc = mv_err_set(err, -EIO, "catalogue: %s", sqlite3_errmsg(v->db));
 	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- large messages met before ---------------------------------------- */
+
+static size_t str_hash(const char *p);
+
+static struct large_file *large_slot(struct large_file *tab, size_t cap,
+				     const char *path)
+{
+	size_t i;
+
+	for (i = str_hash(path) & (cap - 1); tab[i].path;
+	     i = (i + 1) & (cap - 1))
+		if (!strcmp(tab[i].path, path))
+			return &tab[i];
+	return &tab[i];
+}
+
+static int large_load(struct mail_view *v, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	size_t n = 0;
+	int rc;
+
+	if (sqlite3_prepare_v2(v->db,
+			       "SELECT path, size, mtime, cid FROM large"
+			       " WHERE job = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto db_fail;
+	sqlite3_bind_text(st, 1, v->job, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *path = (const char *)sqlite3_column_text(st, 0);
+		const void *cid = sqlite3_column_blob(st, 3);
+		struct large_file *l;
+
+		if (!path || sqlite3_column_bytes(st, 3) != MV_ID_LEN ||
+		    !known_find(v, cid))
+			continue;
+		if (2 * (n + 1) > v->lprev_cap) {
+			size_t cap = v->lprev_cap ? 2 * v->lprev_cap : 256, i;
+			struct large_file *t = calloc(cap, sizeof(*t));
+
+			if (!t) {
+				sqlite3_finalize(st);
+				return mv_err_set(err, -ENOMEM,
+						  "out of memory");
+			}
+			for (i = 0; i < v->lprev_cap; i++)
+				if (v->lprev[i].path)
+					*large_slot(t, cap, v->lprev[i].path) =
+						v->lprev[i];
+			free(v->lprev);
+			v->lprev = t;
+			v->lprev_cap = cap;
+		}
+		l = large_slot(v->lprev, v->lprev_cap, path);
+		if (l->path)
+			continue;
+		l->path = strdup(path);
+		if (!l->path) {
+			sqlite3_finalize(st);
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		}
+		l->size = (uint64_t)sqlite3_column_int64(st, 1);
+		l->mtime = sqlite3_column_int64(st, 2);
+		memcpy(l->cid, cid, MV_ID_LEN);
+		n++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return mv_err_set(err, -EIO, "catalogue: cannot read: %s",
+				  sqlite3_errmsg(v->db));
+	return 0;
+db_fail:
+	return mv_err_set(err, -EIO, "catalogue: %s", sqlite3_errmsg(v->db));
+}
+
+/* The large message at path was in the job's previous backup with this
+ * size and mtime, and its content is catalogued. */
+static bool large_unchanged(const struct mail_view *v, const char *path,
+			    const struct tree_entry *meta)
+{
+	const struct large_file *l;
+
+	if (!v->lprev_cap)
+		return false;
+	l = large_slot(v->lprev, v->lprev_cap, path);
+	return l->path && l->size == meta->size && l->mtime == meta->mtime_sec;
+}
+
+/* Remember a large message of this backup for the next one (best
+ * effort: out of memory only costs the next backup a prefix). */
+static void large_note(struct mail_view *v, const char *path,
+		       const struct tree_entry *e, const uint8_t *cid)
+{
+	struct large_file *l;
+
+	if (v->nlnow == v->caplnow) {
+		size_t cap = v->caplnow ? 2 * v->caplnow : 256;
+
+		l = realloc(v->lnow, cap * sizeof(*l));
+		if (!l)
+			return;
+		v->lnow = l;
+		v->caplnow = cap;
+	}
+	l = &v->lnow[v->nlnow];
+	l->path = strdup(path);
+	if (!l->path)
+		return;
+	l->size = e->size;
+	l->mtime = e->mtime_sec;
+	memcpy(l->cid, cid, MV_ID_LEN);
+	v->nlnow++;
+}
+
+/* Replace the job's large messages in the catalogue by this backup's
+ * (inside the snapshot's transaction). */
+static int large_store(struct mail_view *v, struct mv_err *err)
+{
+	sqlite3_stmt *del = NULL, *ins = NULL;
+	size_t i;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(v->db, "DELETE FROM large WHERE job = ?", -1,
+			       &del, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db,
+			       "INSERT OR REPLACE INTO large (job, path, size,"
+			       " mtime, cid) VALUES (?,?,?,?,?)",
+			       -1, &ins, NULL) != SQLITE_OK)
+		goto db_fail;
+	sqlite3_bind_text(del, 1, v->job, -1, SQLITE_STATIC);
+	if (sqlite3_step(del) != SQLITE_DONE)
+		goto db_fail;
+	for (i = 0; i < v->nlnow; i++) {
+		const struct large_file *l = &v->lnow[i];
+
+		sqlite3_reset(ins);
+		sqlite3_bind_text(ins, 1, v->job, -1, SQLITE_STATIC);
+		sqlite3_bind_text(ins, 2, l->path, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(ins, 3, (int64_t)l->size);
+		sqlite3_bind_int64(ins, 4, l->mtime);
+		sqlite3_bind_blob(ins, 5, l->cid, MV_ID_LEN, SQLITE_STATIC);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			goto db_fail;
+	}
+	goto out;
+db_fail:
+	rc = mv_err_set(err, -EIO, "catalogue: large messages: %s",
+			sqlite3_errmsg(v->db));
+out:
+	sqlite3_finalize(del);
+	sqlite3_finalize(ins);
 	return rc;
 }
 
@@ -1295,7 +1469,8 @@ enum { VS_JSON = 1, VS_DUMP = 2, VS_MSG = 3 };
 struct vstream {
 	int kind;
 	struct mv_buf buf; /* VS_JSON: the bytes; VS_DUMP: the magic */
-	bool off;	   /* VS_JSON too large / VS_DUMP not a dump */
+	bool off;	   /* VS_JSON too large / VS_DUMP not a dump /
+			      VS_MSG unchanged (large_unchanged) */
 	bool failed;	   /* VS_DUMP: corrupt or cut, counted at end */
 	struct mail_stalwart_dump_scanner *scan;
 	struct dump_scan ds;
@@ -1378,6 +1553,17 @@ static void *hook_stream_begin(void *ctx, const char *path,
 		if (vp.kind != RES_MSG && vp.kind != RES_EML &&
 		    vp.kind != RES_BLOB)
 			return NULL;
+		if (vp.kind == RES_MSG && large_unchanged(v, path, meta)) {
+			/* named from the catalogue: a stream that keeps
+			 * nothing, so that analyze() does not parse its
+			 * first chunk either */
+			vs = calloc(1, sizeof(*vs));
+			if (vs) {
+				vs->kind = VS_MSG;
+				vs->off = true;
+			}
+			return vs;
+		}
 		vs = calloc(1, sizeof(*vs));
 		if (!vs)
 			return NULL;
@@ -1500,6 +1686,10 @@ static void *hook_stream_end(void *ctx, void *stream, bool keep)
 	struct vstream *vs = stream;
 	struct vres *res = NULL;
 
+	if (vs->kind == VS_MSG && vs->off) {
+		free(vs); /* large_unchanged: file_done names it */
+		return NULL;
+	}
 	if (vs->kind == VS_MSG && !keep)
 		v->held -= vs->cap;
 	if (keep && vs->kind == VS_MSG) {
@@ -1604,6 +1794,7 @@ static int hook_file_done(void *ctx, const char *path,
 	struct vwhere wh;
 	struct vpath vp;
 	char *dir = NULL;
+	size_t n0;
 	int rc = 0;
 
 	if (res) {
@@ -1689,7 +1880,11 @@ static int hook_file_done(void *ctx, const char *path,
 		decode_parse(v, res, res->raw, res->raw_len, e->size,
 			     wh.time >= 0 ? wh.time : 0);
 	}
+	n0 = v->nmsgs;
 	rc = record_msg(v, &wh, e, res, err);
+	if (!rc && vp.kind == RES_MSG && e->size > v->small_file && v->db &&
+	    v->nmsgs == n0 + 1 && v->msgs[n0].state == VM_OK)
+		large_note(v, path, e, v->msgs[n0].cid);
 out:
 	free(dir);
 	res_free(res);
@@ -1701,7 +1896,10 @@ out:
 static const char view_schema[] =
 	"CREATE TABLE IF NOT EXISTS view ("
 	" cid BLOB PRIMARY KEY, date INTEGER, from_ TEXT, subject TEXT,"
-	" size INTEGER, layers INTEGER) WITHOUT ROWID;";
+	" size INTEGER, layers INTEGER) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS large ("
+	" job TEXT NOT NULL, path TEXT NOT NULL, size INTEGER,"
+	" mtime INTEGER, cid BLOB, PRIMARY KEY (job, path)) WITHOUT ROWID;";
 
 int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 			   struct mv_err *err)
@@ -1772,6 +1970,8 @@ static int catalog_open(struct mail_view *v, struct mv_err *err)
 	rc = mail_catalog_open(v->db, &v->cat, err);
 	if (!rc)
 		rc = known_load(v, err);
+	if (!rc)
+		rc = large_load(v, err);
 	if (rc)
 		mv_err_prefix(err, "'%s'", path);
 	return rc;
@@ -1838,17 +2038,14 @@ fail:
 	return rc;
 }
 
-void mail_view_free(struct mail_view *v)
+/* Free the messages, their names, the known set and the large-message
+ * tables: what finish and catalog_record need, and nothing later.
+ * v->nmsgs stays (mail_view_commit tests it). */
+static void release_messages(struct mail_view *v)
 {
 	size_t i;
 
-	if (!v)
-		return;
-	/* a backup that failed after mail_view_finish: drop its records */
-	catalog_record_join(v);
-	if (v->rec_open)
-		mail_catalog_snapshot_abort(v->cat);
-	for (i = 0; i < v->nmsgs; i++) {
+	for (i = 0; v->msgs && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
 
 		free(m->base);
@@ -1866,9 +2063,43 @@ void mail_view_free(struct mail_view *v)
 		}
 	}
 	free(v->msgs);
+	v->msgs = NULL;
+	v->capmsgs = 0;
 	for (i = 0; i < v->strs_cap; i++)
 		free(v->strs[i]);
 	free(v->strs);
+	v->strs = NULL;
+	v->strs_cap = v->nstrs = 0;
+	for (i = 0; i < v->lprev_cap; i++)
+		free(v->lprev[i].path);
+	free(v->lprev);
+	v->lprev = NULL;
+	v->lprev_cap = 0;
+	for (i = 0; i < v->nlnow; i++)
+		free(v->lnow[i].path);
+	free(v->lnow);
+	v->lnow = NULL;
+	v->nlnow = v->caplnow = 0;
+	for (i = 0; i < v->cap; i++) {
+		free(v->tab[i].from);
+		free(v->tab[i].subject);
+	}
+	free(v->tab);
+	v->tab = NULL;
+	v->cap = v->nknown = 0;
+}
+
+void mail_view_free(struct mail_view *v)
+{
+	size_t i;
+
+	if (!v)
+		return;
+	/* a backup that failed after mail_view_finish: drop its records */
+	catalog_record_join(v);
+	if (v->rec_open)
+		mail_catalog_snapshot_abort(v->cat);
+	release_messages(v);
 	free(v->prev_acc_raw);
 	free(v->prev_mbox_raw);
 	if (v->batch)
@@ -1889,11 +2120,6 @@ void mail_view_free(struct mail_view *v)
 		tree_entry_release(&v->dumps[i].e);
 	}
 	free(v->dumps);
-	for (i = 0; i < v->cap; i++) {
-		free(v->tab[i].from);
-		free(v->tab[i].subject);
-	}
-	free(v->tab);
 	mail_catalog_close(v->cat);
 	if (v->db)
 		sqlite3_close(v->db);
@@ -2551,12 +2777,14 @@ static int name_format(const struct vmsg *m, char *name, size_t n)
 static int view_name(struct vmsg *m, struct mail_name_set *set,
 		     struct mv_err *err)
 {
-	char name[MAIL_NAME_MAX + 1], uniq[MAIL_NAME_MAX + 1];
+	char uniq[MAIL_NAME_MAX + 1];
 	int rc;
 
 	if (m->fname) {
 		rc = mail_name_set_add(set, m->fname, uniq, sizeof(uniq), err);
 	} else {
+		char name[MAIL_NAME_MAX + 1];
+
 		rc = name_format(m, name, sizeof(name));
 		if (rc)
 			return mv_err_set(err, rc, "cannot name message '%s'",
@@ -2828,6 +3056,8 @@ static int catalog_record(struct mail_view *v, struct mv_err *err)
 	}
 	if (!rc)
 		rc = mail_catalog_snapshot_close(v->cat, v->rec_seq, err);
+	if (!rc)
+		rc = large_store(v, err);
 out:
 	sqlite3_finalize(ins);
 	if (rc) {
@@ -2842,6 +3072,9 @@ static void *catalog_record_main(void *arg)
 	struct mail_view *v = arg;
 
 	v->rec_rc = catalog_record(v, &v->rec_err);
+	/* nothing reads the messages after this; freeing 17k of them took
+	 * 20 ms at the end of the backup, on one thread */
+	release_messages(v);
 	return NULL;
 }
 
