@@ -77,6 +77,15 @@ kill_at()
 	"$MV" backup "$R" --name crash volume=- <"$T/pipe" >"$T/k.out" 2>&1 &
 	pid=$!
 	sleep "$1"
+	# a slow start (a sanitizer build on a busy machine loads the
+	# formats plugin for longer than the first delay): the input never
+	# ends, so the backup is still running whenever the lock appears
+	n=0
+	while [ ! -f "$R/lock" ] && [ "$n" -lt 100 ] &&
+		kill -0 "$pid" 2>/dev/null; do
+		sleep 0.1
+		n=$((n + 1))
+	done
 	[ -f "$R/lock" ] || die "no lock while the backup runs"
 	assert_eq "pid=$pid" "$(grep '^pid=' "$R/lock")" "lock holder"
 	kill -9 "$pid" || die "the backup (pid $pid) is gone"
