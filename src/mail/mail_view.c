@@ -280,6 +280,19 @@ static char *col_dup(sqlite3_stmt *st, int i)
 	return s ? strdup((const char *)s) : NULL;
 }
 
+/* End a read of the catalogue whose last sqlite3_step() gave step. */
+static int read_end(struct mail_view *v, sqlite3_stmt *st, int step,
+		    struct mv_err *err)
+{
+	int rc = 0;
+
+	if (step != SQLITE_DONE)
+		rc = mv_err_set(err, -EIO, "catalogue: cannot read: %s",
+				sqlite3_errmsg(v->db));
+	sqlite3_finalize(st);
+	return rc;
+}
+
 static int known_load(struct mail_view *v, struct mv_err *err)
 {
 	sqlite3_stmt *st = NULL;
@@ -324,11 +337,7 @@ static int known_load(struct mail_view *v, struct mv_err *err)
 		k->layers = (unsigned)sqlite3_column_int(st, 5);
 		v->nknown++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return mv_err_set(err, -EIO, "catalogue: cannot read: %s",
-				  sqlite3_errmsg(v->db));
-	return 0;
+	return read_end(v, st, rc, err);
 db_fail:
 	rc = mv_err_set(err, -EIO, "catalogue: %s", sqlite3_errmsg(v->db));
 	sqlite3_finalize(st);
@@ -401,11 +410,7 @@ static int large_load(struct mail_view *v, struct mv_err *err)
 		memcpy(l->cid, cid, MV_ID_LEN);
 		n++;
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return mv_err_set(err, -EIO, "catalogue: cannot read: %s",
-				  sqlite3_errmsg(v->db));
-	return 0;
+	return read_end(v, st, rc, err);
 db_fail:
 	return mv_err_set(err, -EIO, "catalogue: %s", sqlite3_errmsg(v->db));
 }
