@@ -363,9 +363,28 @@ static struct large_file *large_slot(struct large_file *tab, size_t cap,
 static int large_load(struct mail_view *v, struct mv_err *err)
 {
 	sqlite3_stmt *st = NULL;
-	size_t n = 0;
+	int64_t n = 0;
 	int rc;
 
+	/* sized once from the count, as known_load does: no rehashing */
+	if (sqlite3_prepare_v2(v->db,
+			       "SELECT count(*) FROM large WHERE job = ?1", -1,
+			       &st, NULL) != SQLITE_OK)
+		goto db_fail;
+	sqlite3_bind_text(st, 1, v->job, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (!n)
+		return 0;
+	for (v->lprev_cap = 16; v->lprev_cap < 2 * (size_t)n; v->lprev_cap *= 2)
+		;
+	v->lprev = calloc(v->lprev_cap, sizeof(*v->lprev));
+	if (!v->lprev) {
+		v->lprev_cap = 0;
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
 	if (sqlite3_prepare_v2(v->db,
 			       "SELECT path, size, mtime, cid FROM large"
 			       " WHERE job = ?",
@@ -380,23 +399,6 @@ static int large_load(struct mail_view *v, struct mv_err *err)
 		if (!path || sqlite3_column_bytes(st, 3) != MV_ID_LEN ||
 		    !known_find(v, cid))
 			continue;
-		if (2 * (n + 1) > v->lprev_cap) {
-			size_t cap = v->lprev_cap ? 2 * v->lprev_cap : 256, i;
-			struct large_file *t = calloc(cap, sizeof(*t));
-
-			if (!t) {
-				sqlite3_finalize(st);
-				return mv_err_set(err, -ENOMEM,
-						  "out of memory");
-			}
-			for (i = 0; i < v->lprev_cap; i++)
-				if (v->lprev[i].path)
-					*large_slot(t, cap, v->lprev[i].path) =
-						v->lprev[i];
-			free(v->lprev);
-			v->lprev = t;
-			v->lprev_cap = cap;
-		}
 		l = large_slot(v->lprev, v->lprev_cap, path);
 		if (l->path)
 			continue;
@@ -408,7 +410,6 @@ static int large_load(struct mail_view *v, struct mv_err *err)
 		l->size = (uint64_t)sqlite3_column_int64(st, 1);
 		l->mtime = sqlite3_column_int64(st, 2);
 		memcpy(l->cid, cid, MV_ID_LEN);
-		n++;
 	}
 	return read_end(v, st, rc, err);
 db_fail:
