@@ -1,8 +1,10 @@
 /*
  * cli: the mailvault command line.  One file per command,
  * src/cli/cmd_<verb>.c, each exporting cmd_<verb>(); src/cli/main.c holds
- * the table.  Only commands print and choose the exit status:
- * 0 success, 1 failure, 2 usage error.
+ * the table.  Only commands print and choose the exit status, one of the
+ * MV_EXIT_ codes below; they are stable and documented in mailvault(1).
+ * They follow restic's where restic has one, so scripts written for it
+ * read them the same way.
  */
 #ifndef MV_CLI_H
 #define MV_CLI_H
@@ -11,9 +13,16 @@
 
 #include "mv_err.h"
 
-#define MV_EXIT_OK 0
-#define MV_EXIT_FAIL 1
-#define MV_EXIT_USAGE 2
+#define MV_EXIT_OK 0	   /* success */
+#define MV_EXIT_FAIL 1	   /* failure not named below */
+#define MV_EXIT_USAGE 2	   /* bad command line */
+#define MV_EXIT_WARN 3	   /* completed, with warnings printed */
+#define MV_EXIT_NOREPO 10  /* no repository at that location */
+#define MV_EXIT_LOCKED 11  /* the repository is locked by another writer */
+#define MV_EXIT_BADKEY 12  /* wrong passphrase or key */
+#define MV_EXIT_DAMAGED 13 /* the repository is damaged (check found loss) */
+#define MV_EXIT_PARTIAL 14 /* some of the work was done, not all */
+#define MV_EXIT_INTERRUPTED 130 /* stopped by SIGINT or SIGTERM */
 
 /* Print "mailvault: <msg>" to stderr; returns MV_EXIT_FAIL. */
 int cli_fail(const struct mv_err *err);
