@@ -117,6 +117,12 @@ static int get_str(struct mv_reader *r, char **out)
 	return 0;
 }
 
+/* Bytes not read yet. */
+static uint64_t left(const struct mv_reader *r)
+{
+	return (uint64_t)(r->end - r->p);
+}
+
 int snapshot_decode(const void *buf, size_t len, struct snapshot *out,
 		    struct mv_err *err)
 {
@@ -142,10 +148,18 @@ int snapshot_decode(const void *buf, size_t len, struct snapshot *out,
 	if ((rc = get_str(&r, &out->host)))
 		goto out;
 	rc = -EBADMSG;
-	if (mv_reader_u8(&r, &partial) || mv_reader_varint(&r, &n) || n > len)
+	/* counts are untrusted: each tag takes at least its two length
+	 * bytes, each root chunk its id and a size byte, so a count the
+	 * rest of the record cannot hold is refused before allocating
+	 * (divided, never multiplied, so it cannot wrap around) */
+	if (mv_reader_u8(&r, &partial) || mv_reader_varint(&r, &n) ||
+	    n > left(&r) / 2)
 		goto out;
 	out->partial = partial != 0;
-	out->tags = n ? calloc(n, sizeof(*out->tags)) : NULL;
+	if (n && !(out->tags = calloc(n, sizeof(*out->tags)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		out->ntags++;
 		if ((rc = get_str(&r, &out->tags[i].key)) ||
@@ -153,14 +167,17 @@ int snapshot_decode(const void *buf, size_t len, struct snapshot *out,
 			goto out;
 	}
 	rc = -EBADMSG;
-	if (mv_reader_varint(&r, &n) || n * (MV_ID_LEN + 1) > len)
+	if (mv_reader_varint(&r, &n) || n > left(&r) / (MV_ID_LEN + 1))
 		goto out;
-	out->root.chunks = n ? calloc(n, sizeof(*out->root.chunks)) : NULL;
+	if (n && !(out->root.chunks = calloc(n, sizeof(*out->root.chunks)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		uint64_t sz;
 
 		if (mv_reader_fixed(&r, out->root.chunks[i].id, MV_ID_LEN) ||
-		    mv_reader_varint(&r, &sz))
+		    mv_reader_varint(&r, &sz) || sz > UINT32_MAX)
 			goto out;
 		out->root.chunks[i].size = (uint32_t)sz;
 		out->root.n++;

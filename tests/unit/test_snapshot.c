@@ -76,6 +76,67 @@ static void test_record_round_trip(void **state)
 	mv_buf_release(&b);
 }
 
+/* Counts and lengths in a record come from the repository and are not
+ * trusted: a root-chunk count whose product with the entry size wraps
+ * around, a tag count larger than the record can hold, and a chunk size
+ * wider than 32 bits are refused, not allocated or truncated. */
+static void put_record_head(struct mv_buf *b, uint64_t ntags)
+{
+	mv_buf_reset(b);
+	assert_int_equal(mv_buf_append(b, "MVS1", 4), 0);
+	assert_int_equal(mv_buf_put_varint(b, 1), 0);
+	assert_int_equal(mv_buf_put_bytes(b, "job", 3), 0);
+	assert_int_equal(mv_buf_put_varint(b, 0), 0); /* time */
+	assert_int_equal(mv_buf_put_bytes(b, "h", 1), 0);
+	assert_int_equal(mv_buf_put_u8(b, 0), 0);
+	assert_int_equal(mv_buf_put_varint(b, ntags), 0);
+}
+
+static void expect_refused(const struct mv_buf *b)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct snapshot d;
+
+	memset(&d, 0, sizeof(d));
+	assert_int_equal(snapshot_decode(b->data, b->len, &d, &err), -EIO);
+	assert_non_null(strstr(err.msg, "damaged snapshot record"));
+	assert_null(d.name);
+	assert_null(d.root.chunks);
+}
+
+static void test_crafted_record(void **state)
+{
+	static const uint8_t filler[80];
+	struct mv_buf b = MV_BUF_INIT;
+	uint64_t n;
+
+	(void)state;
+	/* n * 33 wraps to 17: the old check passed, calloc failed and the
+	 * NULL array was written to */
+	n = UINT64_MAX / (MV_ID_LEN + 1) + 1;
+	put_record_head(&b, 0);
+	assert_int_equal(mv_buf_put_varint(&b, n), 0);
+	assert_int_equal(mv_buf_append(&b, filler, sizeof(filler)), 0);
+	expect_refused(&b);
+	/* a count the remaining bytes cannot hold */
+	put_record_head(&b, 0);
+	assert_int_equal(mv_buf_put_varint(&b, 3), 0);
+	assert_int_equal(mv_buf_append(&b, filler, 2 * (MV_ID_LEN + 1)), 0);
+	expect_refused(&b);
+	/* more tags than bytes left for their two lengths */
+	put_record_head(&b, 40);
+	assert_int_equal(mv_buf_append(&b, filler, 60), 0);
+	expect_refused(&b);
+	/* a root chunk size that does not fit its 32-bit field */
+	put_record_head(&b, 0);
+	assert_int_equal(mv_buf_put_varint(&b, 1), 0);
+	assert_int_equal(mv_buf_append(&b, filler, MV_ID_LEN), 0);
+	assert_int_equal(mv_buf_put_varint(&b, (uint64_t)1 << 32), 0);
+	assert_int_equal(mv_buf_append(&b, filler, 6), 0);
+	expect_refused(&b);
+	mv_buf_release(&b);
+}
+
 struct fx {
 	char dir[64];
 	struct repo *r;
@@ -286,6 +347,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_round_trip),
+		cmocka_unit_test(test_crafted_record),
 		cmocka_unit_test_setup_teardown(test_resolve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ambiguous, setup,
 						teardown),
