@@ -1,0 +1,101 @@
+/*
+ * repo_int.h: what the repo_*.c files share and nothing else includes -
+ * the repository and write-session structs and the functions that cross
+ * between repo.c (open/init/close, config), repo_lock.c (the writer
+ * lock), repo_remote_index.c (the cached index of sftp:// repositories),
+ * repo_record.c (reading, dictionaries, compression) and repo_writer.c
+ * (the write session and its commit).
+ */
+#ifndef MV_REPO_INT_H
+#define MV_REPO_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <zstd.h>
+
+#include "pack.h"
+#include "repo.h"
+
+#define CONFIG_MAX 8192
+#define CTX_POOL_MAX 16
+#define DATA_PACK_TARGET (32u << 20)
+#define META_PACK_TARGET (8u << 20)
+#define DEFAULT_ZSTD_LEVEL 3
+#define DICT_MAX_CHUNK                                        \
+	(128u << 10) /* chunks above this skip the dictionary \
+		      */
+
+/* A zstd dictionary, loaded once and kept for the life of the repo. */
+struct repo_dict {
+	struct repo_dict *next;
+	uint32_t dict_id;  /* zstd's id, recorded in record headers */
+	ZSTD_CDict *cdict; /* for compressing, NULL until needed */
+	ZSTD_DDict *ddict; /* for decompressing */
+};
+
+struct ctx_pool {
+	pthread_mutex_t lock;
+	void *items[CTX_POOL_MAX]; /* idle contexts */
+	int n;
+};
+
+struct repo {
+	struct backend *be;	 /* where the files live */
+	char *location;		 /* as the user gave it */
+	struct repo_config cfg;	 /* parsed config */
+	struct hasher *hasher;	 /* keyed chunk ids */
+	struct index *ix;	 /* index.db, under ix_lock */
+	pthread_mutex_t ix_lock; /* serialises every index call */
+	char *index_path;	 /* local path of the index file */
+	char *stamp_path;	 /* remote: cache stamp file */
+	char stamp_seen[64];	 /* remote: stamp of the open index */
+	char *pending_path;	 /* remote: packs sealed, not committed */
+	bool remote;		 /* index is a cached copy */
+	bool locked;		 /* we hold the writer lock */
+	int64_t data_version;	 /* last seen index data version */
+	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
+	int64_t npack_names;
+	struct ctx_pool cctx, dctx;
+	struct repo_writer *writer; /* the open session, if any */
+	struct diskcache *dcache;   /* remote: records already fetched */
+	pthread_mutex_t dict_lock;  /* guards dicts and active */
+	struct repo_dict *dicts;    /* loaded dictionaries */
+	struct repo_dict *active;   /* used to compress small chunks */
+	bool dict_probed;	    /* looked for a dictionary already */
+};
+
+struct repo_writer {
+	struct repo *r;
+	struct pack_writer *pw[2]; /* [0] data, [1] meta */
+	int64_t pack_id[2];	   /* index rows of the open packs */
+	uint64_t stored;	   /* bytes written this session */
+	struct mv_buf cbuf;	   /* compression scratch */
+	char **sealed;		   /* names of packs sealed this session */
+	size_t nsealed;
+};
+
+/* repo.c */
+int repo_random_bytes(void *p, size_t n, struct mv_err *err);
+bool repo_is_network_fs(const char *path);
+
+/* repo_record.c: zstd contexts pooled per repository */
+void *repo_pool_get(struct ctx_pool *p);
+/* Returns false when the pool is full and the caller must free c. */
+bool repo_pool_put(struct ctx_pool *p, void *c);
+struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
+				 bool for_compress);
+
+/* repo_lock.c */
+int repo_lock_take(struct repo *r, bool wait, struct mv_err *err);
+void repo_lock_release(struct repo *r);
+
+/* repo_remote_index.c */
+int repo_cache_dir(const struct repo_config *c, char *out, size_t n,
+		   struct mv_err *err);
+void repo_stamp_remember(struct repo *r);
+int repo_remote_index_fetch(struct repo *r, struct mv_err *err);
+int repo_remote_index_publish(struct repo *r, struct mv_err *err);
+
+#endif

@@ -1,0 +1,532 @@
+/*
+ * repo_record: reading records (any number of threads), zstd
+ * dictionaries and compression.
+ */
+#include "repo_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "backend.h"
+#include "chunker.h"
+#include "diskcache.h"
+#include "hash.h"
+#include "index.h"
+#include "pack.h"
+#include "snapshot.h"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+void *repo_pool_get(struct ctx_pool *p)
+{
+	void *c = NULL;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n)
+		c = p->items[--p->n];
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}
+
+/* Returns false when the pool is full and the caller must free c. */
+bool repo_pool_put(struct ctx_pool *p, void *c)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->n < CTX_POOL_MAX) {
+		p->items[p->n++] = c;
+		kept = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return kept;
+}
+
+/* ---- reading ------------------------------------------------------- */
+
+int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
+		    struct chunk_loc *out, struct mv_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_find(r->ix, id, out, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int pack_name_locked(struct repo *r, int64_t pack, char *out, size_t n,
+			    struct mv_err *err)
+{
+	int rc;
+
+	if (pack > 0 && pack < r->npack_names && r->pack_names[pack][0]) {
+		snprintf(out, n, "%s", r->pack_names[pack]);
+		return 0;
+	}
+	rc = index_pack_name(r->ix, pack, out, n, err);
+	if (rc)
+		return rc;
+	if (pack > 0 && pack < (int64_t)1 << 24) {
+		if (pack >= r->npack_names) {
+			int64_t cap = MV_MAX(pack + 1, r->npack_names * 2);
+			void *p = realloc(r->pack_names,
+					  (size_t)cap * sizeof(*r->pack_names));
+
+			if (!p)
+				return 0; /* the cache is optional */
+			memset((char *)p +
+				       r->npack_names * sizeof(*r->pack_names),
+			       0,
+			       (size_t)(cap - r->npack_names) *
+				       sizeof(*r->pack_names));
+			r->pack_names = p;
+			r->npack_names = cap;
+		}
+		snprintf(r->pack_names[pack], sizeof(r->pack_names[pack]), "%s",
+			 out);
+	}
+	return 0;
+}
+
+int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,
+		   struct mv_err *err)
+{
+	char name[PACK_NAME_LEN + 8];
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = pack_name_locked(r, pack, name, sizeof(name), err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (!rc)
+		pack_path(name, out, n);
+	return rc;
+}
+
+/* ---- dictionaries ---------------------------------------------------
+ *
+ * Small messages compress poorly one by one; a zstd dictionary trained on
+ * the repository's own mail (docs/CHUNKING.md: -24 % on generated mail) is
+ * stored as a REC_DICT record and listed in the index's dicts table.
+ * Record headers name the dictionary by zstd's dictionary id.
+ */
+
+static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
+			  struct mv_buf *out, struct mv_err *err);
+
+/* Build a dictionary entry from its bytes; NULL on failure. */
+struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
+				 bool for_compress)
+{
+	struct repo_dict *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->dict_id = ZSTD_getDictID_fromDict(p, n);
+	d->ddict = ZSTD_createDDict(p, n);
+	if (for_compress)
+		d->cdict = ZSTD_createCDict(p, n, r->cfg.zstd_level);
+	if (!d->ddict || (for_compress && !d->cdict) || !d->dict_id) {
+		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeDDict(d->ddict);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* The dictionary with id dict_id (0: the newest), loading it on first
+ * use.  Thread-safe. */
+static struct repo_dict *dict_get(struct repo *r, uint32_t dict_id,
+				  struct mv_err *err)
+{
+	struct mv_buf raw = MV_BUF_INIT;
+	struct repo_dict *d;
+	uint8_t chunk[MV_ID_LEN];
+	uint32_t found = 0;
+	int rc;
+
+	pthread_mutex_lock(&r->dict_lock);
+	for (d = r->dicts; d; d = d->next)
+		if (d->dict_id == dict_id) {
+			pthread_mutex_unlock(&r->dict_lock);
+			return d;
+		}
+	pthread_mutex_unlock(&r->dict_lock);
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_dict_find(r->ix, dict_id, &found, chunk, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc) {
+		if (dict_id)
+			mv_err_set(err, -EIO, "zstd dictionary %u is missing",
+				   dict_id);
+		return NULL;
+	}
+	rc = chunk_read_raw(r, chunk, &raw, err);
+	d = rc ? NULL : repo_dict_make(r, raw.data, raw.len, true);
+	mv_buf_release(&raw);
+	if (!d) {
+		mv_err_set(err, -EIO, "zstd dictionary %u cannot be loaded",
+			   found);
+		return NULL;
+	}
+	pthread_mutex_lock(&r->dict_lock);
+	d->next = r->dicts;
+	r->dicts = d;
+	pthread_mutex_unlock(&r->dict_lock);
+	return d;
+}
+
+static struct repo_dict *dict_active(struct repo *r)
+{
+	struct repo_dict *d;
+
+	pthread_mutex_lock(&r->dict_lock);
+	if (!r->dict_probed) {
+		r->dict_probed = true;
+		pthread_mutex_unlock(&r->dict_lock);
+		d = dict_get(r, 0, NULL);
+		pthread_mutex_lock(&r->dict_lock);
+		if (d && !r->active)
+			r->active = d;
+	}
+	d = r->active;
+	pthread_mutex_unlock(&r->dict_lock);
+	return d;
+}
+
+bool repo_has_dictionary(struct repo *r)
+{
+	return dict_active(r) != NULL;
+}
+
+static int decompress(struct repo *r, const struct pack_rec *rec,
+		      const uint8_t *payload, struct mv_buf *out,
+		      const char *where, struct mv_err *err)
+{
+	struct repo_dict *dict = NULL;
+	ZSTD_DCtx *d;
+	size_t n;
+
+	mv_buf_reset(out);
+	if (mv_buf_reserve(out, rec->raw_size ? rec->raw_size : 1))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (rec->comp == PACK_COMP_NONE) {
+		if (rec->raw_size != rec->stored_size)
+			return mv_err_set(err, -EIO, "%s: size mismatch",
+					  where);
+		memcpy(out->data, payload, rec->raw_size);
+		out->len = rec->raw_size;
+		return 0;
+	}
+	if (rec->comp != PACK_COMP_ZSTD && rec->comp != PACK_COMP_ZSTD_DICT)
+		return mv_err_set(err, -EIO, "%s: unknown compression %u",
+				  where, rec->comp);
+	if (rec->comp == PACK_COMP_ZSTD_DICT) {
+		dict = dict_get(r, rec->dict_id, err);
+		if (!dict)
+			return mv_err_prefix(err, "%s", where);
+	}
+	d = repo_pool_get(&r->dctx);
+	if (!d)
+		d = ZSTD_createDCtx();
+	if (!d)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (dict)
+		n = ZSTD_decompress_usingDDict(d, out->data, rec->raw_size,
+					       payload, rec->stored_size,
+					       dict->ddict);
+	else
+		n = ZSTD_decompressDCtx(d, out->data, rec->raw_size, payload,
+					rec->stored_size);
+	if (!repo_pool_put(&r->dctx, d))
+		ZSTD_freeDCtx(d);
+	if (ZSTD_isError(n) || n != rec->raw_size)
+		return mv_err_set(err, -EIO, "%s: cannot decompress: %s", where,
+				  ZSTD_isError(n) ? ZSTD_getErrorName(n)
+						  : "short output");
+	out->len = n;
+	return 0;
+}
+
+/* Check and decompress one record (header + payload) of chunk id. */
+static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+			 const uint8_t *buf, size_t len, bool verify_id,
+			 struct mv_buf *out, const char *where,
+			 struct mv_err *err)
+{
+	struct pack_rec rec;
+	int rc;
+
+	if (len < PACK_REC_HDR_LEN || pack_rec_decode(buf, &rec) ||
+	    memcmp(rec.id, id, MV_ID_LEN) ||
+	    rec.stored_size != len - PACK_REC_HDR_LEN)
+		return mv_err_set(err, -EIO, "%s: record header is damaged",
+				  where);
+	if (hash_xxh64(buf + PACK_REC_HDR_LEN, rec.stored_size) != rec.checksum)
+		return mv_err_set(err, -EIO,
+				  "%s: checksum mismatch (data "
+				  "damaged)",
+				  where);
+	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
+	if (rc)
+		return rc;
+	if (verify_id) {
+		uint8_t check[MV_ID_LEN];
+
+		repo_chunk_id(r, out->data, out->len, check);
+		if (memcmp(check, id, MV_ID_LEN))
+			return mv_err_set(err, -EIO,
+					  "%s: content does not "
+					  "match its id",
+					  where);
+	}
+	return 0;
+}
+
+int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+		       const void *rec, size_t len, bool verify_id,
+		       struct mv_buf *out, struct mv_err *err)
+{
+	char hex[17], where[64];
+
+	mv_hex(id, 8, hex);
+	snprintf(where, sizeof(where), "chunk %s", hex);
+	return record_decode(r, id, rec, len, verify_id, out, where, err);
+}
+
+/* Stored records are read into a per-thread buffer that stays: a mount
+ * serving a restore reads tens of thousands of records, and a fresh
+ * malloc() each time cost page faults and heap searches (about 15 % of
+ * the mount's CPU in an rsync).  Records above READ_SCRATCH_MAX, and a
+ * read nested in another (decoding a record loads its zstd dictionary),
+ * use a buffer of their own. */
+#define READ_SCRATCH_MAX ((size_t)8 << 20)
+
+struct read_scratch {
+	struct mv_buf buf;
+	bool busy; /* handed out, not yet given back */
+};
+
+static pthread_key_t read_scratch_key;
+static pthread_once_t read_scratch_once = PTHREAD_ONCE_INIT;
+static bool read_scratch_ok;
+
+static void read_scratch_free(void *p)
+{
+	struct read_scratch *rs = p;
+
+	mv_buf_release(&rs->buf);
+	free(rs);
+}
+
+static void read_scratch_init(void)
+{
+	read_scratch_ok =
+		pthread_key_create(&read_scratch_key, read_scratch_free) == 0;
+}
+
+/* A buffer of need bytes: the thread's scratch (*scratch set, give it
+ * back with read_buffer_done) or a malloc'd one (*own, to be freed). */
+static uint8_t *read_buffer(size_t need, struct read_scratch **scratch,
+			    uint8_t **own)
+{
+	struct read_scratch *rs;
+
+	*scratch = NULL;
+	*own = NULL;
+	pthread_once(&read_scratch_once, read_scratch_init);
+	rs = read_scratch_ok && need <= READ_SCRATCH_MAX
+		     ? pthread_getspecific(read_scratch_key)
+		     : NULL;
+	if (!rs && read_scratch_ok && need <= READ_SCRATCH_MAX) {
+		rs = calloc(1, sizeof(*rs));
+		if (rs && pthread_setspecific(read_scratch_key, rs)) {
+			free(rs);
+			rs = NULL;
+		}
+	}
+	if (!rs || rs->busy || mv_buf_reserve(&rs->buf, need))
+		return *own = malloc(need);
+	rs->busy = true;
+	*scratch = rs;
+	return rs->buf.data;
+}
+
+static void read_buffer_done(struct read_scratch *scratch, uint8_t *own)
+{
+	if (scratch)
+		scratch->busy = false;
+	free(own);
+}
+
+static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
+			   bool verify_id, struct mv_buf *out,
+			   struct mv_err *err)
+{
+	char name[PACK_NAME_LEN + 8], path[128], where[256], hex[17];
+	struct chunk_loc loc;
+	struct read_scratch *scratch = NULL;
+	uint8_t *buf = NULL, *own = NULL;
+	size_t need, got = 0;
+	int rc;
+
+	mv_hex(id, 8, hex);
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_find(r->ix, id, &loc, err);
+	if (!rc)
+		rc = pack_name_locked(r, loc.pack, name, sizeof(name), err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc == -ENOENT)
+		return mv_err_set(err, -EIO,
+				  "chunk %s is missing from the "
+				  "index",
+				  hex);
+	if (rc)
+		return rc;
+	pack_path(name, path, sizeof(path));
+	snprintf(where, sizeof(where), "chunk %s in pack '%s' at offset %llu",
+		 hex, path, (unsigned long long)loc.offset);
+	need = PACK_REC_HDR_LEN + loc.stored_size;
+	if (r->dcache) {
+		struct mv_buf cached = MV_BUF_INIT;
+
+		/* a damaged cache file is only a miss */
+		if (!diskcache_get(r->dcache, id, &cached) &&
+		    !record_decode(r, id, cached.data, cached.len, verify_id,
+				   out, where, NULL)) {
+			mv_buf_release(&cached);
+			return 0;
+		}
+		mv_buf_release(&cached);
+	}
+	buf = read_buffer(need, &scratch, &own);
+	if (!buf)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	while (got < need) {
+		size_t k = 0;
+
+		rc = r->be->ops->read_at(r->be, path, loc.offset + got,
+					 buf + got, need - got, &k, err);
+		if (rc) {
+			mv_err_prefix(err, "%s", where);
+			rc = err ? err->code : rc;
+			if (rc != -ENOMEM)
+				rc = -EIO;
+			if (err)
+				err->code = rc;
+			goto out;
+		}
+		if (!k) {
+			rc = mv_err_set(err, -EIO, "%s: pack is truncated",
+					where);
+			goto out;
+		}
+		got += k;
+	}
+	if (loc.stored_size + (size_t)PACK_REC_HDR_LEN != need) {
+		rc = mv_err_set(err, -EIO, "%s: record header is damaged",
+				where);
+		goto out;
+	}
+	rc = record_decode(r, id, buf, need, verify_id, out, where, err);
+	if (!rc && r->dcache)
+		diskcache_put(r->dcache, id, buf, need);
+out:
+	read_buffer_done(scratch, own);
+	return rc;
+}
+
+/* ---- writing ------------------------------------------------------- */
+
+int repo_compress(struct repo *r, const void *raw, size_t len,
+		  struct mv_buf *out, struct repo_comp *out_comp,
+		  struct mv_err *err)
+{
+	struct repo_dict *dict = len <= DICT_MAX_CHUNK ? dict_active(r) : NULL;
+	size_t bound = ZSTD_compressBound(len), n;
+	ZSTD_CCtx *c;
+
+	out_comp->kind = PACK_COMP_NONE;
+	out_comp->dict_id = 0;
+	if (len < 64)
+		return 0;
+	mv_buf_reset(out);
+	if (mv_buf_reserve(out, bound))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	c = repo_pool_get(&r->cctx);
+	if (!c) {
+		c = ZSTD_createCCtx();
+		if (!c)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel,
+				       r->cfg.zstd_level);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
+		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+	}
+	if (dict)
+		n = ZSTD_compress_usingCDict(c, out->data, bound, raw, len,
+					     dict->cdict);
+	else
+		n = ZSTD_compress2(c, out->data, bound, raw, len);
+	if (!repo_pool_put(&r->cctx, c))
+		ZSTD_freeCCtx(c);
+	if (ZSTD_isError(n))
+		return mv_err_set(err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+	/* store raw unless compression saves at least 1/32 */
+	if (n + (len >> 5) < len) {
+		out->len = n;
+		out_comp->kind = dict ? PACK_COMP_ZSTD_DICT : PACK_COMP_ZSTD;
+		out_comp->dict_id = dict ? dict->dict_id : 0;
+	}
+	return 0;
+}
+
+/* ---- lifecycle: prune, rebuild-index, repair (src/lifecycle/) --------
+ *
+ * prune moves records between packs while mounts read: a reader that
+ * looked a location up just before prune committed may find the old pack
+ * gone, or (when a later pack reuses a deleted pack's row id) a cached
+ * name that points at the wrong file.  repo_chunk_read() therefore tries
+ * once more after forgetting the cached pack names and re-reading the
+ * location from the index, which by then names the new pack.
+ */
+
+int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
+		    struct mv_buf *out, struct mv_err *err)
+{
+	struct mv_err first = MV_ERR_INIT;
+	int rc;
+
+	rc = chunk_read_once(r, id, verify_id, out, &first);
+	if (rc != -EIO && rc != -ENOENT) {
+		if (rc)
+			mv_err_set(err, rc, "%s", mv_err_msg(&first));
+		return rc;
+	}
+	pthread_mutex_lock(&r->ix_lock);
+	if (r->pack_names)
+		memset(r->pack_names, 0,
+		       (size_t)r->npack_names * sizeof(*r->pack_names));
+	pthread_mutex_unlock(&r->ix_lock);
+	return chunk_read_once(r, id, verify_id, out, err);
+}
+
+static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
+			  struct mv_buf *out, struct mv_err *err)
+{
+	return repo_chunk_read(r, id, false, out, err);
+}

@@ -1,0 +1,557 @@
+/*
+ * repo_writer: the write session - records appended to packs, packs
+ * sealed, and the one index transaction that publishes them
+ * (include/repo.h, design notes).
+ */
+#include "repo_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <zstd.h>
+
+#include "backend.h"
+#include "chunker.h"
+#include "diskcache.h"
+#include "hash.h"
+#include "index.h"
+#include "pack.h"
+#include "snapshot.h"
+
+/* ---- packs of interrupted remote sessions ---------------------------
+ *
+ * On a remote repository an interrupted backup (connection lost for good)
+ * leaves the packs it had sealed on the server: uploading them was the
+ * expensive part.  Their names are noted in the cache directory
+ * (pending-packs) before each upload and forgotten when a session
+ * commits.  The next session scans the noted packs that made it to the
+ * server (sealed packs describe themselves) and adds their records to its
+ * own index transaction, so it stores nothing twice.  Packs of another
+ * machine's failed session are not noted here; check reports them and
+ * prune removes them.
+ */
+
+struct adopt_rec {
+	uint8_t id[MV_ID_LEN];
+	struct chunk_loc loc;
+};
+
+struct adopt {
+	struct adopt_rec *v;
+	size_t n, cap;
+	int kind; /* enum pack_kind, from the first record */
+};
+
+static int adopt_collect(const struct pack_rec *rec, uint64_t offset,
+			 const void *payload, void *arg)
+{
+	struct adopt *a = arg;
+
+	(void)payload;
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? 2 * a->cap : 256;
+		struct adopt_rec *p = realloc(a->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		a->v = p;
+		a->cap = cap;
+	}
+	if (!a->n)
+		a->kind =
+			rec->type == REC_DATA ? PACK_KIND_DATA : PACK_KIND_META;
+	memcpy(a->v[a->n].id, rec->id, MV_ID_LEN);
+	a->v[a->n].loc.pack = 0;
+	a->v[a->n].loc.offset = offset;
+	a->v[a->n].loc.stored_size = rec->stored_size;
+	a->v[a->n].loc.raw_size = rec->raw_size;
+	a->v[a->n].loc.type = rec->type;
+	a->v[a->n].loc.comp = rec->comp;
+	a->n++;
+	return 0;
+}
+
+static int pack_known(int64_t id, const char *name, int kind, uint64_t size,
+		      uint32_t records, void *arg)
+{
+	(void)id;
+	(void)kind;
+	(void)size;
+	(void)records;
+	return strcmp(name, (const char *)arg) ? 0 : -EEXIST;
+}
+
+/* Add the records of one sealed pack to the open transaction.  A pack
+ * that never reached the server, or not whole, is skipped. */
+static int adopt_pack(struct repo *r, const char *name, struct mv_err *err)
+{
+	struct adopt a = {NULL, 0, 0, PACK_KIND_DATA};
+	struct mv_err e = MV_ERR_INIT;
+	char path[128];
+	uint64_t size = 0;
+	int64_t id;
+	bool sealed = false;
+	size_t i;
+	int rc;
+
+	rc = index_pack_each(r->ix, pack_known, (void *)name, NULL);
+	if (rc == -EEXIST)
+		return 0; /* committed after all */
+	pack_path(name, path, sizeof(path));
+	rc = r->be->ops->stat(r->be, path, &size, NULL, &e);
+	if (rc == -ENOENT)
+		return 0;
+	if (!rc)
+		rc = pack_scan(r->be, path, false, adopt_collect, &a, &sealed,
+			       &e);
+	if (rc == -EBADMSG || (!rc && (!sealed || !a.n))) {
+		rc = 0; /* not whole: left for check and prune */
+		goto out;
+	}
+	if (rc) {
+		rc = mv_err_set(err, rc, "%s", mv_err_msg(&e));
+		goto out;
+	}
+	rc = index_pack_add(r->ix, name, a.kind, &id, err);
+	for (i = 0; !rc && i < a.n; i++) {
+		a.v[i].loc.pack = id;
+		rc = index_chunk_add(r->ix, a.v[i].id, &a.v[i].loc, err);
+	}
+	if (!rc)
+		rc = index_pack_update(r->ix, id, size, (uint32_t)a.n, err);
+out:
+	free(a.v);
+	return rc;
+}
+
+static int adopt_pending(struct repo *r, struct mv_err *err)
+{
+	char *text = NULL, *line, *save = NULL;
+	int rc = 0;
+
+	if (!r->pending_path ||
+	    mv_read_file(r->pending_path, 1 << 20, &text, NULL, NULL))
+		return 0;
+	pthread_mutex_lock(&r->ix_lock);
+	for (line = strtok_r(text, "\n", &save); line && !rc;
+	     line = strtok_r(NULL, "\n", &save))
+		if (strlen(line) == PACK_NAME_LEN &&
+		    strspn(line, "0123456789abcdef") == PACK_NAME_LEN)
+			rc = adopt_pack(r, line, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	free(text);
+	return rc;
+}
+
+/* Note a pack name before its upload (see above). */
+static void pending_note(struct repo *r, const char *name)
+{
+	char line[PACK_NAME_LEN + 2];
+	int fd;
+
+	if (!r->pending_path)
+		return;
+	fd = open(r->pending_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return; /* only an optimisation */
+	snprintf(line, sizeof(line), "%s\n", name);
+	if (mv_write_full(fd, line, strlen(line)) == 0)
+		fdatasync(fd);
+	close(fd);
+}
+
+int repo_writer_begin(struct repo *r, struct repo_writer **out,
+		      struct mv_err *err)
+{
+	struct repo_writer *w;
+	int rc;
+
+	if (!r->locked)
+		return mv_err_set(err, -EPERM,
+				  "repository '%s' is not open "
+				  "for writing",
+				  r->location);
+	if (r->writer)
+		return mv_err_set(err, -EBUSY,
+				  "a write session is already "
+				  "open");
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->r = r;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_begin(r->ix, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	if (r->remote) {
+		rc = adopt_pending(r, err);
+		if (rc) {
+			pthread_mutex_lock(&r->ix_lock);
+			index_rollback(r->ix);
+			pthread_mutex_unlock(&r->ix_lock);
+			free(w);
+			return rc;
+		}
+	}
+	r->writer = w;
+	*out = w;
+	return 0;
+}
+
+bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN])
+{
+	return repo_chunk_find(w->r, id, NULL, NULL) == 0;
+}
+
+static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	uint64_t size;
+	uint32_t records;
+	char **p;
+	int rc;
+
+	if (!w->pw[k])
+		return 0;
+	size = pack_writer_size(w->pw[k]) + PACK_FOOTER_LEN;
+	records = pack_writer_records(w->pw[k]);
+	p = realloc(w->sealed, (w->nsealed + 1) * sizeof(*p));
+	if (!p)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->sealed = p;
+	w->sealed[w->nsealed] = strdup(pack_writer_name(w->pw[k]));
+	if (!w->sealed[w->nsealed])
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	w->nsealed++;
+	if (r->remote)
+		pending_note(r, pack_writer_name(w->pw[k]));
+	rc = pack_writer_seal(w->pw[k], err);
+	w->pw[k] = NULL;
+	if (rc)
+		return rc;
+	w->stored += PACK_FOOTER_LEN;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_pack_update(r->ix, w->pack_id[k], size, records, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int rc;
+
+	rc = pack_writer_open(r->be, k ? PACK_KIND_META : PACK_KIND_DATA,
+			      &w->pw[k], err);
+	if (rc)
+		return rc;
+	w->stored += PACK_HDR_LEN;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_pack_add(r->ix, pack_writer_name(w->pw[k]),
+			    k ? PACK_KIND_META : PACK_KIND_DATA, &w->pack_id[k],
+			    err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int writer_append(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], size_t raw_len,
+			 const void *payload, size_t stored,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int k = type == REC_DATA ? 0 : 1;
+	struct pack_rec rec;
+	struct chunk_loc loc;
+	uint64_t off;
+	int rc;
+
+	if (!w->pw[k]) {
+		rc = open_pack(w, k, err);
+		if (rc)
+			return rc;
+	}
+	memset(&rec, 0, sizeof(rec));
+	rec.type = (uint8_t)type;
+	rec.comp = how->kind;
+	rec.dict_id = how->dict_id;
+	rec.raw_size = (uint32_t)raw_len;
+	rec.stored_size = (uint32_t)stored;
+	memcpy(rec.id, id, MV_ID_LEN);
+	rec.checksum = hash_xxh64(payload, rec.stored_size);
+	rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
+	if (rc)
+		return rc;
+	w->stored += PACK_REC_HDR_LEN + rec.stored_size;
+	loc.pack = w->pack_id[k];
+	loc.offset = off;
+	loc.stored_size = rec.stored_size;
+	loc.raw_size = rec.raw_size;
+	loc.type = rec.type;
+	loc.comp = rec.comp;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_chunk_add(r->ix, id, &loc, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		return rc;
+	if (out_new)
+		*out_new = true;
+	if (pack_writer_size(w->pw[k]) >=
+	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
+		rc = seal_pack(w, k, err);
+	return rc;
+}
+
+int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], const void *raw,
+			 size_t raw_len, const void *comp, size_t comp_len,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err)
+{
+	struct repo_comp none = {PACK_COMP_NONE, 0};
+
+	if (out_new)
+		*out_new = false;
+	if (raw_len > PACK_MAX_RECORD)
+		return mv_err_set(err, -EMSGSIZE,
+				  "record of %zu bytes is "
+				  "too large",
+				  raw_len);
+	if (repo_writer_has(w, id))
+		return 0;
+	if (!how || how->kind == PACK_COMP_NONE || !comp)
+		return writer_append(w, type, id, raw_len, raw, raw_len, &none,
+				     out_new, err);
+	return writer_append(w, type, id, raw_len, comp, comp_len, how, out_new,
+			     err);
+}
+
+int repo_writer_put(struct repo_writer *w, enum rec_type type,
+		    const uint8_t id[MV_ID_LEN], const void *raw,
+		    size_t raw_len, const void *comp, size_t comp_len,
+		    bool *out_new, struct mv_err *err)
+{
+	struct repo_comp how = {PACK_COMP_ZSTD, 0};
+
+	if (comp)
+		return repo_writer_put_comp(w, type, id, raw, raw_len, comp,
+					    comp_len, &how, out_new, err);
+	if (out_new)
+		*out_new = false;
+	if (repo_writer_has(w, id))
+		return 0;
+	how.kind = PACK_COMP_NONE;
+	if (type != REC_SNAPSHOT && type != REC_DICT) {
+		int rc = repo_compress(w->r, raw, raw_len, &w->cbuf, &how, err);
+		if (rc)
+			return rc;
+	}
+	return repo_writer_put_comp(w, type, id, raw, raw_len, w->cbuf.data,
+				    w->cbuf.len, &how, out_new, err);
+}
+
+int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
+			       size_t len, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	struct repo_dict *d;
+	uint8_t id[MV_ID_LEN];
+	int rc;
+
+	d = repo_dict_make(r, dict, len, true);
+	if (!d)
+		return mv_err_set(err, -EINVAL,
+				  "not a usable zstd "
+				  "dictionary");
+	repo_chunk_id(r, dict, len, id);
+	rc = repo_writer_put(w, REC_DICT, id, dict, len, NULL, 0, NULL, err);
+	if (!rc) {
+		pthread_mutex_lock(&r->ix_lock);
+		rc = index_dict_add(r->ix, d->dict_id, id, err);
+		pthread_mutex_unlock(&r->ix_lock);
+	}
+	if (rc) {
+		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeDDict(d->ddict);
+		free(d);
+		return rc;
+	}
+	pthread_mutex_lock(&r->dict_lock);
+	d->next = r->dicts;
+	r->dicts = d;
+	r->active = d;
+	r->dict_probed = true;
+	pthread_mutex_unlock(&r->dict_lock);
+	return 0;
+}
+
+uint64_t repo_writer_stored_bytes(const struct repo_writer *w)
+{
+	return w->stored;
+}
+
+static void writer_free(struct repo_writer *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nsealed; i++)
+		free(w->sealed[i]);
+	free(w->sealed);
+	mv_buf_release(&w->cbuf);
+	w->r->writer = NULL;
+	free(w);
+}
+
+/* Commit the session's index transaction and, on a remote repository,
+ * publish the index.  Called with ix_lock held. */
+static int commit_locked(struct repo *r, struct mv_err *err)
+{
+	int rc = index_commit(r->ix, err);
+
+	if (!rc && r->remote) {
+		rc = repo_remote_index_publish(r, err);
+		/* the cached index now holds a commit the server may not
+		 * have: make the next open download the server's copy */
+		if (rc)
+			unlink(r->stamp_path);
+		else if (r->pending_path)
+			unlink(r->pending_path);
+	}
+	if (!rc)
+		index_data_version(r->ix, &r->data_version, NULL);
+	return rc;
+}
+
+int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
+		       struct mv_err *err)
+{
+	struct repo *r = w->r;
+	struct mv_buf rec = MV_BUF_INIT;
+	int rc;
+
+	/* Invariant (2): data packs are durable before the snapshot
+	 * record that names them is written. */
+	rc = seal_pack(w, 0, err);
+	if (rc)
+		goto fail;
+	snap->stats.stored_bytes = w->stored;
+	rc = snapshot_encode(snap, &rec, err);
+	if (rc)
+		goto fail;
+	repo_chunk_id(r, rec.data, rec.len, snap->id);
+	rc = repo_writer_put(w, REC_SNAPSHOT, snap->id, rec.data, rec.len, NULL,
+			     0, NULL, err);
+	if (!rc)
+		rc = seal_pack(w, 1, err);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_snapshot_add(r->ix, snap->id, snap->name, snap->time_ns,
+				snap->partial, rec.data, rec.len, err);
+	if (!rc)
+		rc = commit_locked(r, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		goto fail;
+	mv_buf_release(&rec);
+	writer_free(w);
+	return 0;
+fail:
+	mv_buf_release(&rec);
+	repo_writer_abort(w);
+	return rc;
+}
+
+void repo_writer_abort(struct repo_writer *w)
+{
+	struct repo *r;
+	char path[128];
+	size_t i;
+	int k;
+
+	if (!w)
+		return;
+	r = w->r;
+	for (k = 0; k < 2; k++) {
+		pack_writer_abort(w->pw[k]);
+		w->pw[k] = NULL;
+	}
+	pthread_mutex_lock(&r->ix_lock);
+	index_rollback(r->ix);
+	pthread_mutex_unlock(&r->ix_lock);
+	/* Packs sealed by this session are referenced by nothing now.  On
+	 * a remote repository they are kept: uploading them was the cost,
+	 * and the next session adopts them (see adopt_pending). */
+	for (i = 0; !r->remote && i < w->nsealed; i++) {
+		pack_path(w->sealed[i], path, sizeof(path));
+		r->be->ops->remove(r->be, path, NULL);
+	}
+	writer_free(w);
+}
+
+int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
+		     const void *payload, struct chunk_loc *out,
+		     struct mv_err *err)
+{
+	int k = rec->type == REC_DATA ? 0 : 1;
+	uint64_t off;
+	int rc;
+
+	if (!w->pw[k]) {
+		rc = open_pack(w, k, err);
+		if (rc)
+			return rc;
+	}
+	rc = pack_writer_append(w->pw[k], rec, payload, &off, err);
+	if (rc)
+		return rc;
+	w->stored += PACK_REC_HDR_LEN + rec->stored_size;
+	out->pack = w->pack_id[k];
+	out->offset = off;
+	out->stored_size = rec->stored_size;
+	out->raw_size = rec->raw_size;
+	out->type = rec->type;
+	out->comp = rec->comp;
+	if (pack_writer_size(w->pw[k]) >=
+	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
+		rc = seal_pack(w, k, err);
+	return rc;
+}
+
+int repo_writer_finish(struct repo_writer *w, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int rc;
+
+	rc = seal_pack(w, 0, err);
+	if (!rc)
+		rc = seal_pack(w, 1, err);
+	if (rc)
+		goto fail;
+	pthread_mutex_lock(&r->ix_lock);
+	rc = commit_locked(r, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (rc)
+		goto fail;
+	writer_free(w);
+	return 0;
+fail:
+	repo_writer_abort(w);
+	return rc;
+}
