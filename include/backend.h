@@ -14,6 +14,11 @@
  *     final name always holds complete content.
  *  2. write_atomic() is file_create + file_write + file_commit.
  *  3. create_excl() fails with -EEXIST when the path exists (lock files).
+ *
+ * Every file and directory of a repository is created for its owner only
+ * (the config holds the secret, the index names every file backed up),
+ * whatever the umask; init also takes group and other bits off an existing
+ * root directory it is given.
  */
 #ifndef MV_BACKEND_H
 #define MV_BACKEND_H
@@ -23,6 +28,9 @@
 #include <stdint.h>
 
 #include "mv_err.h"
+
+#define MV_REPO_FILE_MODE 0600
+#define MV_REPO_DIR_MODE 0700
 
 struct backend;
 struct backend_file;

@@ -102,6 +102,10 @@ int mv_write_file_atomic(const char *path, const void *p, size_t n,
 int mv_fsync_dir(const char *dir);
 /* mkdir -p; returns 0 or -errno. */
 int mv_mkdir_p(const char *path, mode_t mode);
+/* Create path empty with mode 0600 if it does not exist, so that a
+ * library creating it later (SQLite: 0644 less the umask) keeps that mode;
+ * returns 0 or -errno. */
+int mv_create_private(const char *path);
 
 /* Current time in nanoseconds since the epoch (UTC). */
 int64_t mv_now_ns(void);

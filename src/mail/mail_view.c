@@ -1951,6 +1951,10 @@ static int catalog_open(struct mail_view *v, struct mv_err *err)
 		if (rc)
 			return mv_err_set(err, rc, "cannot create '%s'", path);
 	}
+	rc = mv_create_private(path); /* not 0644 less the umask */
+	if (rc)
+		return mv_err_set(err, rc, "cannot create catalogue '%s': %s",
+				  path, strerror(-rc));
 	if (sqlite3_open_v2(path, &v->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 			    NULL) != SQLITE_OK) {

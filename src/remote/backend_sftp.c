@@ -588,7 +588,7 @@ static int op_mkdir(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	rc = remote_path(sb, arg, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	if (libssh2_sftp_mkdir(c->sftp, path, 0755) == 0)
+	if (libssh2_sftp_mkdir(c->sftp, path, MV_REPO_DIR_MODE) == 0)
 		return 0;
 	rc = remote_sftp_errno(c->ssh, c->sftp, lost);
 	if (*lost)
@@ -812,7 +812,7 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	h = libssh2_sftp_open(c->sftp, a->tmp,
 			      LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT |
 				      LIBSSH2_FXF_TRUNC,
-			      0644);
+			      MV_REPO_FILE_MODE);
 	if (!h)
 		return sftp_fail(c, lost, err, "create", a->tmp);
 	while (off < a->f->size) {
@@ -1013,9 +1013,10 @@ static int op_create_excl(struct sftp_backend *sb, struct sftp_conn *c,
 	rc = remote_path(sb, a->rel, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	h = libssh2_sftp_open(
-		c->sftp, path,
-		LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_EXCL, 0644);
+	h = libssh2_sftp_open(c->sftp, path,
+			      LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT |
+				      LIBSSH2_FXF_EXCL,
+			      MV_REPO_FILE_MODE);
 	if (!h) {
 		rc = remote_sftp_errno(c->ssh, c->sftp, lost);
 		if (*lost)
@@ -1122,7 +1123,8 @@ static int op_make_root(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 			char saved = *p;
 
 			*p = '\0';
-			if (libssh2_sftp_mkdir(c->sftp, path, 0700)) {
+			if (libssh2_sftp_mkdir(c->sftp, path,
+					       MV_REPO_DIR_MODE)) {
 				int rc = remote_sftp_errno(c->ssh, c->sftp,
 							   lost);
 
@@ -1139,6 +1141,15 @@ static int op_make_root(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 						path, ssh_session_name(c->ssh),
 						remote_sftp_strerror(c->ssh,
 								     c->sftp));
+				}
+				/* an existing root is the repository's now
+				 * (best effort, as for a local one) */
+				if (!saved && (at.permissions & 077)) {
+					at.flags =
+						LIBSSH2_SFTP_ATTR_PERMISSIONS;
+					at.permissions &= MV_REPO_DIR_MODE;
+					libssh2_sftp_setstat(c->sftp, path,
+							     &at);
 				}
 			}
 			*p = saved;

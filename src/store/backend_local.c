@@ -231,7 +231,7 @@ static int local_mkdir(struct backend *be, const char *path, struct mv_err *err)
 	rc = abs_path(lb, path, p, sizeof(p), err);
 	if (rc)
 		return rc;
-	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+	if (mkdir(p, MV_REPO_DIR_MODE) < 0 && errno != EEXIST)
 		return mv_err_set(err, -errno,
 				  "cannot create directory '%s': "
 				  "%s",
@@ -262,7 +262,8 @@ static int local_file_create(struct backend *be, const char *path,
 		free(f);
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	}
-	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	f->fd = open(f->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		     MV_REPO_FILE_MODE);
 	if (f->fd < 0) {
 		rc = mv_err_set(err, -errno, "cannot create '%s': %s", f->tmp,
 				strerror(errno));
@@ -352,7 +353,8 @@ static int local_create_excl(struct backend *be, const char *path,
 	rc = abs_path(lb, path, p, sizeof(p), err);
 	if (rc)
 		return rc;
-	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  MV_REPO_FILE_MODE);
 	if (fd < 0) {
 		if (errno == EEXIST)
 			return -EEXIST;
@@ -493,7 +495,7 @@ int backend_local_open(const char *root, bool create, struct backend **out,
 	size_t n;
 
 	if (create) {
-		int rc = mv_mkdir_p(root, 0700);
+		int rc = mv_mkdir_p(root, MV_REPO_DIR_MODE);
 
 		if (rc)
 			return mv_err_set(err, rc, "cannot create '%s': %s",
@@ -509,6 +511,11 @@ int backend_local_open(const char *root, bool create, struct backend **out,
 				  "repository '%s' is not a "
 				  "directory",
 				  root);
+	/* init into an existing directory (mkdir'ed under umask 022, a NAS
+	 * share): it is the repository's now.  Best effort: a root we do not
+	 * own stays as it is, and check says so. */
+	if (create && (st.st_mode & 077))
+		(void)chmod(root, st.st_mode & MV_REPO_DIR_MODE);
 	lb = calloc(1, sizeof(*lb));
 	if (!lb)
 		return mv_err_set(err, -ENOMEM, "out of memory");

@@ -8,6 +8,8 @@
 
 #include <sqlite3.h>
 
+#include "util.h"
+
 enum stmt_id {
 	ST_CHUNK_FIND,
 	ST_CHUNK_ADD,
@@ -113,8 +115,17 @@ int index_open(const char *path, bool create, bool network_fs, bool readonly,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	flags = SQLITE_OPEN_NOMUTEX;
 	flags |= readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
-	if (create)
+	if (create) {
 		flags |= SQLITE_OPEN_CREATE;
+		/* SQLite would create it 0644 less the umask, and its journal
+		 * and WAL files copy the database's mode */
+		rc = mv_create_private(path);
+		if (rc) {
+			rc = mv_err_set(err, rc, "cannot create index '%s': %s",
+					path, strerror(-rc));
+			goto fail;
+		}
+	}
 	rc = sqlite3_open_v2(path, &ix->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = mv_err_set(err, rc == SQLITE_CANTOPEN ? -ENOENT : -EIO,

@@ -353,6 +353,16 @@ int mv_write_file_atomic(const char *path, const void *p, size_t n,
 	return 0;
 }
 
+int mv_create_private(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	return 0;
+}
+
 int mv_mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];
