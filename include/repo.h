@@ -12,12 +12,22 @@
  * DESIGN NOTES - crash safety (tests in tests/integration/t4*):
  *  (1) A record is reachable only through the index; the index names only
  *      records in sealed packs (footer written, fsynced, renamed into place).
- *  (2) repo_writer_commit() seals and syncs every pack of the session, then
- *      commits one SQLite transaction that adds the chunks and the snapshot.
+ *  (2) repo_writer_commit() seals and syncs every pack of the session,
+ *      syncs packs/ (a packs/XX made by the session is an entry there),
+ *      then commits one SQLite transaction that adds the chunks and the
+ *      snapshot.
  *  (3) Before (2) commits, nothing a reader can see has changed: a crash
  *      leaves at most orphan packs, which check reports and prune removes.
  *  (4) Existing packs are never modified; prune writes new packs and commits
  *      the index that points at them before it deletes old ones.
+ *  (5) A COMMIT that finds the index locked by a reader (SQLITE_BUSY, on
+ *      network filesystems) is tried again for up to two minutes.  A
+ *      COMMIT that fails otherwise (a sync error) has an unknown outcome:
+ *      the index may name the session's packs, so they are kept and the
+ *      error says so; prune removes them if nothing refers to them.
+ *      Only a failure before the COMMIT, whose outcome is known, deletes
+ *      the session's packs (local repositories; remote ones keep them for
+ *      the next session to adopt).
  */
 #ifndef MV_REPO_H
 #define MV_REPO_H

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -207,13 +208,37 @@ int index_begin(struct index *ix, struct mv_err *err)
 	return rc;
 }
 
+/* How long a COMMIT waits, in all, for readers to let go of the index.
+ * With journal_mode=DELETE (network filesystems) a reader's shared lock
+ * keeps the writer from committing; SQLite's busy handler waits its
+ * busy_timeout, then COMMIT fails with SQLITE_BUSY and the transaction
+ * stays open, so it is tried again here rather than thrown away. */
+#define INDEX_COMMIT_WAIT_S 120
+
 int index_commit(struct index *ix, struct mv_err *err)
 {
-	int rc = exec(ix, "COMMIT", err);
+	struct timespec start, now, pause = {0, 200 * 1000000L};
+	int rc;
 
-	if (!rc)
-		ix->in_txn = false;
-	return rc;
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		rc = sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY ||
+		    sqlite3_get_autocommit(ix->db))
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec - start.tv_sec >= INDEX_COMMIT_WAIT_S)
+			return mv_err_set(err, -EBUSY,
+					  "index: commit: the index was "
+					  "locked by another process for "
+					  "%d s",
+					  INDEX_COMMIT_WAIT_S);
+		nanosleep(&pause, NULL);
+	}
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "commit", err);
+	ix->in_txn = false;
+	return 0;
 }
 
 void index_rollback(struct index *ix)

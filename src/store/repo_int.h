@@ -74,6 +74,7 @@ struct repo_writer {
 	struct mv_buf cbuf;	   /* compression scratch */
 	char **sealed;		   /* names of packs sealed this session */
 	size_t nsealed;
+	bool keep_packs; /* a failed commit may name them: never delete */
 };
 
 /* repo.c */

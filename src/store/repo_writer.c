@@ -418,12 +418,51 @@ static void writer_free(struct repo_writer *w)
 	free(w);
 }
 
+/* Make the packs/XX directories of this session's packs durable: each
+ * pack's commit syncs its own packs/XX, but a packs/XX created by this
+ * session is an entry of packs/ that only a sync of packs/ keeps.  Done
+ * once per commit, before the index names any of them (invariant 1). */
+static int packs_dir_sync(struct repo_writer *w, struct mv_err *err)
+{
+	struct repo *r = w->r;
+
+	if (!w->nsealed)
+		return 0;
+	return r->be->ops->sync_dir(r->be, "packs", err);
+}
+
+/* After a COMMIT failed other than by a busy index, SQLite may or may
+ * not have made it durable (a failed sync of the journal or WAL is
+ * replayed on the next open): the outcome is unknown, the index may name
+ * this session's packs, and so they are kept.  prune removes them later
+ * if nothing refers to them. */
+static int commit_unknown(struct repo_writer *w, int rc,
+			  const struct mv_err *cause, struct mv_err *err)
+{
+	const char *msg = mv_err_msg(cause);
+
+	w->keep_packs = true;
+	return mv_err_set(
+		err, rc,
+		"%s; whether the commit reached the index is unknown, "
+		"so the %zu pack(s) this session wrote are kept "
+		"('mailvault check' tells; 'mailvault prune' removes "
+		"them if nothing refers to them)",
+		msg, w->nsealed);
+}
+
 /* Commit the session's index transaction and, on a remote repository,
  * publish the index.  Called with ix_lock held. */
-static int commit_locked(struct repo *r, struct mv_err *err)
+static int commit_locked(struct repo_writer *w, struct mv_err *err)
 {
-	int rc = index_commit(r->ix, err);
+	struct repo *r = w->r;
+	struct mv_err e = MV_ERR_INIT;
+	int rc = index_commit(r->ix, &e);
 
+	if (rc == -EBUSY)
+		return mv_err_set(err, rc, "%s", mv_err_msg(&e));
+	if (rc)
+		return commit_unknown(w, rc, &e, err);
 	if (!rc && r->remote) {
 		rc = repo_remote_index_publish(r, err);
 		/* the cached index now holds a commit the server may not
@@ -461,11 +500,14 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 		rc = seal_pack(w, 1, err);
 	if (rc)
 		goto fail;
+	rc = packs_dir_sync(w, err);
+	if (rc)
+		goto fail;
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_snapshot_add(r->ix, snap->id, snap->name, snap->time_ns,
 				snap->partial, rec.data, rec.len, err);
 	if (!rc)
-		rc = commit_locked(r, err);
+		rc = commit_locked(w, err);
 	pthread_mutex_unlock(&r->ix_lock);
 	if (rc)
 		goto fail;
@@ -495,10 +537,12 @@ void repo_writer_abort(struct repo_writer *w)
 	pthread_mutex_lock(&r->ix_lock);
 	index_rollback(r->ix);
 	pthread_mutex_unlock(&r->ix_lock);
-	/* Packs sealed by this session are referenced by nothing now.  On
-	 * a remote repository they are kept: uploading them was the cost,
-	 * and the next session adopts them (see adopt_pending). */
-	for (i = 0; !r->remote && i < w->nsealed; i++) {
+	/* Packs sealed by this session are referenced by nothing now,
+	 * unless a failed commit may have reached the index after all
+	 * (commit_unknown).  On a remote repository they are kept:
+	 * uploading them was the cost, and the next session adopts them
+	 * (see adopt_pending). */
+	for (i = 0; !r->remote && !w->keep_packs && i < w->nsealed; i++) {
 		pack_path(w->sealed[i], path, sizeof(path));
 		r->be->ops->remove(r->be, path, NULL);
 	}
@@ -544,8 +588,11 @@ int repo_writer_finish(struct repo_writer *w, struct mv_err *err)
 		rc = seal_pack(w, 1, err);
 	if (rc)
 		goto fail;
+	rc = packs_dir_sync(w, err);
+	if (rc)
+		goto fail;
 	pthread_mutex_lock(&r->ix_lock);
-	rc = commit_locked(r, err);
+	rc = commit_locked(w, err);
 	pthread_mutex_unlock(&r->ix_lock);
 	if (rc)
 		goto fail;
