@@ -5,7 +5,10 @@
  * Restore never writes outside the target directory: every entry is
  * created relative to an open directory descriptor with O_NOFOLLOW, names
  * that are ".", ".." or contain '/' are refused by name, and symlinks are
- * created, never followed.
+ * created, never followed.  Owner, mode, xattrs, ACLs and times are set
+ * through a descriptor of the entry restore created (a symlink's through
+ * its parent's, without following it), never by path, so an entry another
+ * user swaps for a symlink meanwhile cannot redirect them.
  */
 #ifndef MV_RESTORE_H
 #define MV_RESTORE_H

@@ -160,7 +160,9 @@ struct rctx {
 	struct repo *r;
 	const struct restore_opts *o;
 	struct restore_stats *st;
-	struct restore_links links;
+	struct restore_links links; /* paths relative to the root */
+	int rootfd;		    /* the restore target, walked from */
+	size_t rootlen;		    /* of its absolute path */
 };
 
 bool restore_name_safe(const struct tree_entry *e)
@@ -176,36 +178,68 @@ static void report(struct rctx *c, const char *path, const struct mv_err *e)
 	c->st->errors++;
 }
 
-static int apply_acl(const char *path, const struct tree_entry *e,
-		     struct mv_err *err)
+/* Metadata is set through a descriptor of the entry restore itself
+ * created, never by path: restoring as root into a directory another user
+ * can write (a live /var/vmail), that user may replace an entry with a
+ * symlink at any moment, and a chmod, chown or ACL by path would then land
+ * on the symlink's target.  A regular file or directory is set through
+ * the descriptor it was written or walked with; a fifo, socket or device
+ * (never opened for I/O) through an O_PATH descriptor and its
+ * /proc/self/fd name, which names that inode whatever happens to the path;
+ * a symlink through its parent's descriptor with no follow. */
+struct meta_target {
+	int fd;		  /* the entry, or its parent for a symlink */
+	bool opath;	  /* fd is O_PATH: use proc for mode, xattrs, ACLs */
+	const char *name; /* a symlink's name in fd, else NULL */
+	char proc[64];	  /* /proc/self/fd/N[/name] */
+};
+
+static void meta_target_init(struct meta_target *m, int fd, bool opath,
+			     const char *name)
 {
-	acl_t acl;
+	m->fd = fd;
+	m->opath = opath;
+	m->name = name;
+	snprintf(m->proc, sizeof(m->proc), "/proc/self/fd/%d", fd);
+}
 
-	if (e->acl_access) {
-		acl = acl_from_text(e->acl_access);
-		if (!acl || acl_set_file(path, ACL_TYPE_ACCESS, acl) < 0) {
-			int rc = -errno;
+static int set_acl(struct meta_target *m, acl_type_t type, const char *text,
+		   struct mv_err *err)
+{
+	acl_t acl = acl_from_text(text);
+	int rc = 0;
 
-			acl_free(acl);
-			return mv_err_set(err, rc, "cannot set ACL: %s",
-					  strerror(-rc));
-		}
-		acl_free(acl);
-	}
-	if (e->acl_default && e->type == TREE_DIR) {
-		acl = acl_from_text(e->acl_default);
-		if (!acl || acl_set_file(path, ACL_TYPE_DEFAULT, acl) < 0) {
-			int rc = -errno;
-
-			acl_free(acl);
-			return mv_err_set(err, rc,
-					  "cannot set default ACL: "
-					  "%s",
-					  strerror(-rc));
-		}
-		acl_free(acl);
-	}
+	if (!acl)
+		rc = -errno;
+	else if (type == ACL_TYPE_ACCESS && !m->opath)
+		rc = acl_set_fd(m->fd, acl) < 0 ? -errno : 0;
+	else /* a default ACL has no descriptor call */
+		rc = acl_set_file(m->proc, type, acl) < 0 ? -errno : 0;
+	acl_free(acl);
+	if (rc)
+		return mv_err_set(err, rc, "cannot set %sACL: %s",
+				  type == ACL_TYPE_DEFAULT ? "default " : "",
+				  strerror(-rc));
 	return 0;
+}
+
+static int set_xattr(struct meta_target *m, const struct tree_xattr *x)
+{
+	int r;
+
+	if (m->name) {
+		char p[64 + NAME_MAX + 2];
+
+		/* no lsetxattrat: the parent by descriptor, the link itself
+		 * not followed */
+		snprintf(p, sizeof(p), "%s/%s", m->proc, m->name);
+		r = lsetxattr(p, x->name, x->value, x->len, 0);
+	} else if (m->opath) {
+		r = setxattr(m->proc, x->name, x->value, x->len, 0);
+	} else {
+		r = fsetxattr(m->fd, x->name, x->value, x->len, 0);
+	}
+	return r < 0 ? -errno : 0;
 }
 
 bool restore_xattr_internal(const char *name)
@@ -216,43 +250,54 @@ bool restore_xattr_internal(const char *name)
 
 /* Owner, mode, xattrs, ACLs, times - in that order, since chown clears
  * set-id bits and writing content would change the times. */
-static int apply_meta(int dirfd, const char *name, const char *path,
-		      const struct tree_entry *e, struct mv_err *err)
+static int apply_meta(struct meta_target *m, const struct tree_entry *e,
+		      struct mv_err *err)
 {
 	struct timespec ts[2];
-	char proc[PATH_MAX];
 	uint32_t i;
-	int flags = AT_SYMLINK_NOFOLLOW;
+	int rc;
 
-	if (fchownat(dirfd, name, e->uid, e->gid, flags) < 0 && errno != EPERM)
+	rc = m->name ? fchownat(m->fd, m->name, e->uid, e->gid,
+				AT_SYMLINK_NOFOLLOW)
+		     : fchownat(m->fd, "", e->uid, e->gid, AT_EMPTY_PATH);
+	if (rc < 0 && errno != EPERM)
 		return mv_err_set(err, -errno, "cannot set owner: %s",
 				  strerror(errno));
-	if (e->type != TREE_LNK &&
-	    fchmodat(dirfd, name, e->mode & 07777, 0) < 0)
-		return mv_err_set(err, -errno, "cannot set mode: %s",
-				  strerror(errno));
-	snprintf(proc, sizeof(proc), "%s", path);
+	if (!m->name) {
+		rc = m->opath ? chmod(m->proc, e->mode & 07777)
+			      : fchmod(m->fd, e->mode & 07777);
+		if (rc < 0)
+			return mv_err_set(err, -errno, "cannot set mode: %s",
+					  strerror(errno));
+	}
 	for (i = 0; i < e->nxattrs; i++) {
 		if (restore_xattr_internal(e->xattrs[i].name))
 			continue;
-		if (lsetxattr(proc, e->xattrs[i].name, e->xattrs[i].value,
-			      e->xattrs[i].len, 0) < 0 &&
-		    errno != ENOTSUP && errno != EPERM)
-			return mv_err_set(err, -errno,
-					  "cannot set xattr "
-					  "'%s': %s",
-					  e->xattrs[i].name, strerror(errno));
+		rc = set_xattr(m, &e->xattrs[i]);
+		if (rc && rc != -ENOTSUP && rc != -EPERM)
+			return mv_err_set(err, rc, "cannot set xattr '%s': %s",
+					  e->xattrs[i].name, strerror(-rc));
 	}
-	if (e->type != TREE_LNK && (e->acl_access || e->acl_default)) {
-		int rc = apply_acl(path, e, err);
-
+	if (!m->name && e->acl_access) {
+		rc = set_acl(m, ACL_TYPE_ACCESS, e->acl_access, err);
+		if (rc)
+			return rc;
+	}
+	if (!m->name && e->acl_default && e->type == TREE_DIR) {
+		rc = set_acl(m, ACL_TYPE_DEFAULT, e->acl_default, err);
 		if (rc)
 			return rc;
 	}
 	ts[0].tv_sec = e->mtime_sec;
 	ts[0].tv_nsec = e->mtime_nsec;
 	ts[1] = ts[0];
-	if (utimensat(dirfd, name, ts, flags) < 0)
+	if (m->name)
+		rc = utimensat(m->fd, m->name, ts, AT_SYMLINK_NOFOLLOW);
+	else if (m->opath)
+		rc = utimensat(AT_FDCWD, m->proc, ts, 0);
+	else
+		rc = futimens(m->fd, ts);
+	if (rc < 0)
 		return mv_err_set(err, -errno, "cannot set times: %s",
 				  strerror(errno));
 	return 0;
@@ -318,15 +363,88 @@ void restore_links_free(struct restore_links *l)
 	memset(l, 0, sizeof(*l));
 }
 
+/* Link name in dirfd to the first member of its group, at rel below the
+ * restore root: walked one directory at a time from the root's descriptor
+ * without following symlinks, so a directory replaced on the way makes the
+ * link fail instead of landing elsewhere. */
+static int link_first(struct rctx *c, const char *rel, int dirfd,
+		      const char *name, struct mv_err *err)
+{
+	char *copy = strdup(rel), *comp, *slash;
+	struct stat st;
+	int cur = c->rootfd, rc = 0;
+
+	if (!copy)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	comp = copy;
+	while ((slash = strchr(comp, '/'))) {
+		int next;
+
+		*slash = '\0';
+		next = openat(cur, comp,
+			      O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			rc = mv_err_set(err, -errno, "link to '%s': %s", rel,
+					strerror(errno));
+			goto out;
+		}
+		if (cur != c->rootfd)
+			close(cur);
+		cur = next;
+		comp = slash + 1;
+	}
+	if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(st.st_mode)) {
+		rc = mv_err_set(err, -ELOOP,
+				"link to '%s': no longer the file "
+				"restore wrote",
+				rel);
+		goto out;
+	}
+	if (linkat(cur, comp, dirfd, name, 0) < 0)
+		rc = mv_err_set(err, -errno, "link to '%s': %s", rel,
+				strerror(errno));
+out:
+	if (cur != c->rootfd)
+		close(cur);
+	free(copy);
+	return rc;
+}
+
+/* mkdir name in dirfd (a non-directory there is replaced, an existing
+ * directory reused) and open it without following a symlink. */
+static int open_dir(int dirfd, const char *name, struct mv_err *err)
+{
+	int fd, tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+			break;
+		fd = openat(dirfd, name,
+			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		if ((errno != ELOOP && errno != ENOTDIR) || tries)
+			break;
+		/* a symlink or file in the way: replace it, never enter it */
+		if (unlinkat(dirfd, name, 0) < 0)
+			break;
+	}
+	return mv_err_set(err, -errno, "mkdir: %s", strerror(errno));
+}
+
 static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 			 const struct tree_entry *e, int depth)
 {
 	struct mv_err err = MV_ERR_INIT;
+	struct meta_target m;
 	char *path = NULL;
+	const char *rel;
 	int fd = -1, rc = 0;
 
 	if (asprintf(&path, "%s/%s", dirpath, e->name) < 0)
 		return -ENOMEM;
+	rel = path + c->rootlen + 1;
 	if (!restore_name_safe(e) || depth > 4096) {
 		mv_err_set(&err, -EINVAL, "unsafe name, not restored");
 		report(c, path, &err);
@@ -340,22 +458,16 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 	}
 	switch (e->type) {
 	case TREE_DIR:
-		if (mkdirat(dirfd, e->name, 0700) < 0 && errno != EEXIST) {
-			rc = mv_err_set(&err, -errno, "mkdir: %s",
-					strerror(errno));
-			break;
-		}
-		fd = openat(dirfd, e->name,
-			    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = open_dir(dirfd, e->name, &err);
 		if (fd < 0) {
-			rc = mv_err_set(&err, -errno, "open: %s",
-					strerror(errno));
+			rc = fd;
 			break;
 		}
 		c->st->dirs++;
 		restore_children(c, fd, path, e, depth);
-		close(fd);
-		rc = apply_meta(dirfd, e->name, path, e, &err);
+		/* after the children, whose writes change its times */
+		meta_target_init(&m, fd, false, NULL);
+		rc = apply_meta(&m, e, &err);
 		break;
 	case TREE_REG: {
 		const char *first =
@@ -364,9 +476,7 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 				: NULL;
 
 		if (first) {
-			if (linkat(AT_FDCWD, first, dirfd, e->name, 0) < 0)
-				rc = mv_err_set(&err, -errno, "link: %s",
-						strerror(errno));
+			rc = link_first(c, first, dirfd, e->name, &err);
 			c->st->files++;
 			goto done; /* metadata is shared with the first */
 		}
@@ -380,39 +490,55 @@ static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 			break;
 		}
 		rc = restore_file_to_fd(c->r, e, fd, true, &err);
-		close(fd);
-		if (!rc)
-			rc = apply_meta(dirfd, e->name, path, e, &err);
+		if (!rc) {
+			meta_target_init(&m, fd, false, NULL);
+			rc = apply_meta(&m, e, &err);
+		}
 		c->st->files++;
 		c->st->bytes += e->size;
 		if (!rc && e->link_group)
-			restore_links_add(&c->links, e->link_group, path);
+			restore_links_add(&c->links, e->link_group, rel);
 		break;
 	}
 	case TREE_LNK:
-		if (symlinkat(e->target ? e->target : "", dirfd, e->name) < 0)
+		if (symlinkat(e->target ? e->target : "", dirfd, e->name) < 0) {
 			rc = mv_err_set(&err, -errno, "symlink: %s",
 					strerror(errno));
-		else
-			rc = apply_meta(dirfd, e->name, path, e, &err);
+		} else {
+			meta_target_init(&m, dirfd, false, e->name);
+			rc = apply_meta(&m, e, &err);
+		}
 		c->st->others++;
 		break;
 	default: {
-		mode_t m = e->type == TREE_FIFO	 ? S_IFIFO
+		mode_t t = e->type == TREE_FIFO	 ? S_IFIFO
 			   : e->type == TREE_CHR ? S_IFCHR
 			   : e->type == TREE_BLK ? S_IFBLK
 						 : S_IFSOCK;
+		struct stat st;
 
-		if (mknodat(dirfd, e->name, m | 0600,
-			    makedev(e->rdev_major, e->rdev_minor)) < 0)
+		c->st->others++;
+		if (mknodat(dirfd, e->name, t | 0600,
+			    makedev(e->rdev_major, e->rdev_minor)) < 0) {
 			rc = mv_err_set(&err, -errno, "mknod: %s",
 					strerror(errno));
-		else
-			rc = apply_meta(dirfd, e->name, path, e, &err);
-		c->st->others++;
+			break;
+		}
+		/* O_PATH: a fifo or device is never opened for I/O */
+		fd = openat(dirfd, e->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0 ||
+		    (st.st_mode & S_IFMT) != t) {
+			rc = mv_err_set(&err, fd < 0 ? -errno : -ELOOP,
+					"replaced while restoring");
+			break;
+		}
+		meta_target_init(&m, fd, true, NULL);
+		rc = apply_meta(&m, e, &err);
 	}
 	}
 done:
+	if (fd >= 0)
+		close(fd);
 	if (rc)
 		report(c, path, &err);
 	if (c->o && c->o->verbose && !rc)
@@ -444,6 +570,8 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 	if (dirfd < 0)
 		return mv_err_set(err, -errno, "cannot open '%s': %s", abs,
 				  strerror(errno));
+	c.rootfd = dirfd;
+	c.rootlen = strlen(abs);
 	if (e->type == TREE_DIR && !e->name_len) {
 		/* the snapshot root: restore its children into dest */
 		restore_children(&c, dirfd, abs, e, 0);
