@@ -119,5 +119,33 @@ const struct ingest_stats *ingest_get_stats(const struct ingest *ing);
 void ingest_set_current(struct ingest *ing, const char *what);
 /* Print the progress line now if due (sources call it while reading). */
 void ingest_progress(struct ingest *ing, bool force);
+/* End the progress line, if one is shown, with its last figures, so that
+ * whatever is printed next starts a line of its own. */
+void ingest_progress_end(struct ingest *ing);
+
+/* Problems in the input that did not stop the backup (a damaged tar
+ * header, a member name that had to be changed).  Sources record them
+ * here and the command prints them once the input is read, one line per
+ * source and kind with a count, and exits "completed with warnings".
+ * A kind is a phrase in the singular and the plural ("member name had
+ * leading '/' removed"); first describes the first case met, already
+ * quoted ("'/etc/passwd'"), or is NULL.  At most ING_WARN_KINDS kinds are
+ * kept; cases of further kinds are counted in one last kind. */
+#define ING_WARN_KINDS 32
+
+struct ingest_warning {
+	char *source;	/* label of the source */
+	char *one;	/* the kind, singular */
+	char *many;	/* the kind, plural */
+	char *first;	/* the first case met, or NULL */
+	uint64_t count; /* cases met */
+};
+
+int ingest_warn(struct ingest *ing, const char *source, const char *one,
+		const char *many, const char *first, struct mv_err *err);
+/* The warnings so far, in the order their kinds were first met.
+ * Borrowed: valid until the next ingest_warn or ingest_free. */
+const struct ingest_warning *ingest_get_warnings(const struct ingest *ing,
+						 size_t *out_n);
 
 #endif

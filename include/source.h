@@ -5,7 +5,11 @@
  *                zstd/xz/bzip2 through libarchive) from a file or a
  *                descriptor (stdin).  Member names are normalised:
  *                "./a/b" and "/a/b" become LABEL/a/b, and the "./" entry
- *                gives LABEL its metadata.
+ *                gives LABEL its metadata.  Names that would climb out
+ *                are cut as GNU tar cuts them (source_tar_clean_name).
+ *                What libarchive reads with a warning (a damaged pax
+ *                header) is stored as read; every such problem, and every
+ *                name changed, is recorded with ingest_warn.
  *  source_dir  - a local directory tree, with the unchanged-file cache:
  *                a file whose size, mtime, ctime and inode match the same
  *                path in the parent snapshot is not read again.
@@ -20,15 +24,33 @@
 #include "snapshot.h"
 
 struct source_tar_opts {
-	const char *label; /* top-level directory in the snapshot */
-	const char *name;  /* input name for messages ("-" = stdin) */
-	int fd;		   /* input descriptor (borrowed) */
+	const char *label;   /* top-level directory in the snapshot */
+	const char *name;    /* input name for messages ("-" = stdin) */
+	int fd;		     /* input descriptor (borrowed) */
+	bool absolute_names; /* names start with '/' by design (mailcow's
+				tar -P): removed without a warning */
 };
 
 /* Read a whole archive into ing under label.  Errors name the entry and
  * the byte offset. */
 int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 		    struct mv_err *err);
+
+enum source_name_flags {
+	SOURCE_NAME_ABS = (1 << 0),    /* leading '/' removed */
+	SOURCE_NAME_DOTDOT = (1 << 1), /* everything up to the last ".."
+					  component removed */
+};
+
+/* Clean a tar member name the way GNU tar does before it extracts
+ * (safer_name_suffix): everything up to and including its last ".."
+ * component is dropped, then leading slashes; then "." and empty
+ * components, which name nothing.  "a/../../x" -> "x", "/etc/f" ->
+ * "etc/f", "./a//./b/" -> "a/b", ".." -> "".  Writes the result to out,
+ * which has room for strlen(name) + 1 bytes; returns the
+ * SOURCE_NAME_ flags of what was removed ("./" and "." count as
+ * nothing). */
+unsigned source_tar_clean_name(const char *name, char *out);
 
 struct source_dir_opts {
 	const char *label;	       /* top-level directory */

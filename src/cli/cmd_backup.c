@@ -68,7 +68,7 @@ static int run_source(struct ingest *ing, struct repo *r,
 		return source_remote_read(ing, &o, err);
 	}
 	if (!strcmp(s->src, "-")) {
-		struct source_tar_opts o = {s->label, "-", 0};
+		struct source_tar_opts o = {s->label, "-", 0, false};
 		char name[256];
 
 		snprintf(name, sizeof(name), "%s=-", s->label);
@@ -89,7 +89,7 @@ static int run_source(struct ingest *ing, struct repo *r,
 		return mv_err_set(err, -errno, "cannot open '%s': %s", s->src,
 				  strerror(errno));
 	{
-		struct source_tar_opts o = {s->label, s->src, fd};
+		struct source_tar_opts o = {s->label, s->src, fd, false};
 
 		rc = source_tar_read(ing, &o, err);
 	}
@@ -177,8 +177,56 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 		       (unsigned long long)m->dump_errors);
 }
 
+/* One line per source and kind of problem met in the input. */
+static void print_warnings(const struct ingest_warning *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++, w++) {
+		if (w->count == 1 && !w->first)
+			fprintf(stderr, "mailvault: warning: %s: %s\n",
+				w->source, w->one);
+		else if (w->count == 1)
+			fprintf(stderr, "mailvault: warning: %s: 1 %s (%s)\n",
+				w->source, w->one, w->first);
+		else if (!w->first)
+			fprintf(stderr, "mailvault: warning: %s: %llu %s\n",
+				w->source, (unsigned long long)w->count,
+				w->many);
+		else
+			fprintf(stderr,
+				"mailvault: warning: %s: %llu %s (first: "
+				"%s)\n",
+				w->source, (unsigned long long)w->count,
+				w->many, w->first);
+	}
+}
+
+/* The same as a JSON member, with its trailing comma. */
+static void print_warnings_json(const struct ingest_warning *w, size_t n)
+{
+	size_t i;
+
+	printf("\"warnings\":[");
+	for (i = 0; i < n; i++, w++) {
+		printf("%s{\"source\":", i ? "," : "");
+		cli_json_str(w->source);
+		printf(",\"count\":%llu,\"what\":",
+		       (unsigned long long)w->count);
+		cli_json_str(w->count == 1 ? w->one : w->many);
+		printf(",\"first\":");
+		if (w->first)
+			cli_json_str(w->first);
+		else
+			printf("null");
+		printf("}");
+	}
+	printf("],");
+}
+
 static void print_summary(const struct snapshot *s,
 			  const struct ingest_stats *st,
+			  const struct ingest_warning *warns, size_t nwarns,
 			  const struct mail_view_stats *ms,
 			  const struct source_mailcow *mc, double secs,
 			  bool json)
@@ -199,6 +247,7 @@ static void print_summary(const struct snapshot *s,
 		printf("\"mailcow\":{\"archives\":%llu,\"kept\":%llu},",
 		       (unsigned long long)mc->archives,
 		       (unsigned long long)mc->failed);
+		print_warnings_json(warns, nwarns);
 		printf("\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
 		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
 		       "\"bytes_new\":%llu,\"bytes_stored\":%llu,"
@@ -274,7 +323,9 @@ int cmd_backup(int argc, char **argv)
 	const char *name = NULL, *repo = NULL, **execs = NULL;
 	const struct snapshot *parent;
 	bool partial_ok = false, json = false, quiet = false, failed = false;
-	bool no_mail = false;
+	bool no_mail = false, warned = false;
+	const struct ingest_warning *warns = NULL;
+	size_t nwarns = 0;
 	int64_t when = 0;
 	size_t nsrcs = 0, ntags = 0, nlist = 0, nexecs = 0, i, j;
 	char host[256] = "";
@@ -526,6 +577,11 @@ int cmd_backup(int argc, char **argv)
 	w = NULL;
 	if (rc)
 		goto fail;
+	/* what follows starts a line of its own, not the progress line's */
+	ingest_progress_end(ing);
+	warns = ingest_get_warnings(ing, &nwarns);
+	print_warnings(warns, nwarns);
+	warned = nwarns || mc.failed;
 	if (mv && mail_view_commit(mv, &snap, &err)) {
 		/* the snapshot is safe; only search lags behind */
 		fprintf(stderr,
@@ -533,6 +589,7 @@ int cmd_backup(int argc, char **argv)
 			"this snapshot\n",
 			mv_err_msg(&err));
 		mv_err_clear(&err);
+		warned = true;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	{
@@ -541,12 +598,18 @@ int cmd_backup(int argc, char **argv)
 			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 		if (!quiet || json)
-			print_summary(&snap, st,
+			print_summary(&snap, st, warns, nwarns,
 				      mv ? mail_view_get_stats(mv) : NULL, &mc,
 				      secs, json);
 	}
 	goto done;
 fail:
+	if (ing) {
+		/* the problems met before the failure explain it too */
+		ingest_progress_end(ing);
+		warns = ingest_get_warnings(ing, &nwarns);
+		print_warnings(warns, nwarns);
+	}
 	ingest_free(ing);
 	ing = NULL;
 	repo_writer_abort(w);
@@ -568,6 +631,11 @@ done:
 			"snapshot of what was read (--partial)\n",
 			mv_err_msg(&serr));
 		ret = MV_EXIT_FAIL;
+	} else if (warned) {
+		fflush(stdout);
+		fprintf(stderr, "mailvault: backup completed with warnings; "
+				"the snapshot was written\n");
+		ret = MV_EXIT_WARN;
 	}
 out:
 	ingest_free(ing);

@@ -91,6 +91,9 @@ struct ingest {
 	struct timespec last_progress;
 	struct timespec started;
 	bool progress_shown;
+
+	struct ingest_warning warns[ING_WARN_KINDS];
+	size_t nwarns;
 };
 
 /* ---- workers -------------------------------------------------------- */
@@ -448,6 +451,12 @@ void ingest_free(struct ingest *ing)
 	pthread_mutex_destroy(&ing->lock);
 	if (ing->progress_shown)
 		fputs("\r\033[K", stderr);
+	for (i = 0; i < (int)ing->nwarns; i++) {
+		free(ing->warns[i].source);
+		free(ing->warns[i].one);
+		free(ing->warns[i].many);
+		free(ing->warns[i].first);
+	}
 	free(ing);
 }
 
@@ -688,4 +697,72 @@ void ingest_progress(struct ingest *ing, bool force)
 		total > 0 ? (double)ing->st.bytes_in / 1048576 / total : 0.0,
 		(unsigned long long)ing->st.files, ing->current);
 	ing->progress_shown = true;
+}
+
+void ingest_progress_end(struct ingest *ing)
+{
+	if (!ing->progress_shown)
+		return;
+	fputc('\n', stderr);
+	ing->progress_shown = false;
+}
+
+static char *dup_or_null(const char *s, bool *failed)
+{
+	char *d;
+
+	if (!s)
+		return NULL;
+	d = strdup(s);
+	if (!d)
+		*failed = true;
+	return d;
+}
+
+int ingest_warn(struct ingest *ing, const char *source, const char *one,
+		const char *many, const char *first, struct mv_err *err)
+{
+	struct ingest_warning *w;
+	bool failed = false;
+	size_t i;
+
+	for (i = 0; i < ing->nwarns; i++) {
+		w = &ing->warns[i];
+		if (!strcmp(w->source, source) && !strcmp(w->many, many))
+			break;
+	}
+	/* the table is full: the last slot counts every other kind */
+	if (i == ING_WARN_KINDS - 1 && i == ing->nwarns) {
+		one = "problem of another kind";
+		many = "problems of other kinds";
+	} else if (i == ING_WARN_KINDS) {
+		i = ING_WARN_KINDS - 1;
+	}
+	w = &ing->warns[i];
+	if (i < ing->nwarns) {
+		w->count++;
+		return 0;
+	}
+	memset(w, 0, sizeof(*w));
+	w->source = dup_or_null(source, &failed);
+	w->one = dup_or_null(one, &failed);
+	w->many = dup_or_null(many, &failed);
+	w->first = dup_or_null(first, &failed);
+	if (failed) {
+		free(w->source);
+		free(w->one);
+		free(w->many);
+		free(w->first);
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	w->count = 1;
+	ing->nwarns++;
+	return 0;
+}
+
+const struct ingest_warning *ingest_get_warnings(const struct ingest *ing,
+						 size_t *out_n)
+{
+	*out_n = ing->nwarns;
+	return ing->warns;
 }

@@ -202,6 +202,8 @@ static int expand(struct source_mailcow *mc, struct ingest *ing, int dirfd,
 	o.label = parent;
 	o.name = path;
 	o.fd = fd;
+	/* mailcow writes /vmail/... on purpose (tar -P); the marker keeps it */
+	o.absolute_names = true;
 	rc = source_tar_read(ing, &o, &terr);
 	close(fd);
 	mk.complete = rc == 0;

@@ -389,7 +389,7 @@ static int read_exec(struct ingest *ing, const struct source_remote_opts *o,
 	}
 	ingest_set_current(ing, o->url);
 	{
-		struct source_tar_opts to = {o->label, name, sv[0]};
+		struct source_tar_opts to = {o->label, name, sv[0], false};
 
 		rc = source_tar_read(ing, &to, err);
 	}

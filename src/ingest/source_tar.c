@@ -8,6 +8,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,25 +38,126 @@ static la_ssize_t tar_read_cb(struct archive *a, void *arg, const void **out)
 	return (la_ssize_t)n;
 }
 
-/* "./a/b" -> "a/b", "/a/b" -> "a/b", "." and "./" -> "" */
-static const char *normalise(const char *p)
+unsigned source_tar_clean_name(const char *name, char *out)
 {
-	for (;;) {
-		if (p[0] == '/') {
-			p++;
-		} else if (p[0] == '.' && p[1] == '/') {
-			p += 2;
-		} else if (p[0] == '.' && p[1] == '\0') {
-			p++;
-		} else {
-			return p;
+	const char *p, *start = name;
+	unsigned flags = 0;
+	char *o = out;
+
+	/* GNU tar: the name begins after its last ".." component */
+	for (p = name; *p;) {
+		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || !p[2])) {
+			start = p + 2;
+			flags |= SOURCE_NAME_DOTDOT;
 		}
+		while (*p && *p != '/')
+			p++;
+		while (*p == '/')
+			p++;
 	}
+	if (!flags && *start == '/')
+		flags |= SOURCE_NAME_ABS;
+	for (p = start; *p;) {
+		const char *c;
+		size_t n;
+
+		while (*p == '/')
+			p++;
+		c = p;
+		while (*p && *p != '/')
+			p++;
+		n = (size_t)(p - c);
+		if (!n || (n == 1 && c[0] == '.'))
+			continue;
+		if (o != out)
+			*o++ = '/';
+		memcpy(o, c, n);
+		o += n;
+	}
+	*o = '\0';
+	return flags;
 }
 
 static const char *name_or(const char *p)
 {
 	return p ? p : "?";
+}
+
+/* libarchive's message for its last warning, without a full stop. */
+static void la_message(struct archive *a, char *buf, size_t len)
+{
+	const char *m = archive_error_string(a);
+	size_t n;
+
+	snprintf(buf, len, "%s", m && *m ? m : "no reason given");
+	n = strlen(buf);
+	while (n && (buf[n - 1] == '.' || buf[n - 1] == '\n'))
+		buf[--n] = '\0';
+}
+
+/* Names are stored as the archive's bytes, never converted: a name that
+ * the C locale cannot represent loses nothing. */
+static bool harmless(const char *msg)
+{
+	return strstr(msg, "can't be converted") != NULL;
+}
+
+static int warn(struct ingest *ing, const struct source_tar_opts *o,
+		const char *one, const char *many, struct mv_err *err,
+		const char *fmt, ...) MV_PRINTF(6, 7);
+
+/* Record a problem of kind one/many; fmt describes the case. */
+static int warn(struct ingest *ing, const struct source_tar_opts *o,
+		const char *one, const char *many, struct mv_err *err,
+		const char *fmt, ...)
+{
+	char *first = NULL;
+	va_list ap;
+	int rc, n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&first, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	rc = ingest_warn(ing, o->label, one, many, first, err);
+	free(first);
+	return rc;
+}
+
+/* A member libarchive read with a warning: its kind carries the reason. */
+static int warn_damaged(struct ingest *ing, const struct source_tar_opts *o,
+			bool data, const char *why, const char *name,
+			struct mv_err *err)
+{
+	char *one = NULL, *many = NULL;
+	int rc;
+
+	if (data)
+		rc = asprintf(&one,
+			      "member's data had a problem (%s); stored as "
+			      "read",
+			      why) < 0 ||
+		     asprintf(&many,
+			      "members' data had problems (%s); stored as "
+			      "read",
+			      why) < 0;
+	else
+		rc = asprintf(&one,
+			      "member had a damaged header (%s); stored "
+			      "with the fields that could be read",
+			      why) < 0 ||
+		     asprintf(&many,
+			      "members had damaged headers (%s); stored "
+			      "with the fields that could be read",
+			      why) < 0;
+	if (rc)
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+	else
+		rc = warn(ing, o, one, many, err, "'%s'", name);
+	free(one);
+	free(many);
+	return rc;
 }
 
 static int join(const char *label, const char *rel, char **out,
@@ -155,9 +257,12 @@ static void drop_meta(struct tree_entry *e)
 
 /* Stream one regular file's data; holes of sparse members become extents
  * (the data bytes are passed back to back). */
-static int read_file(struct archive *a, struct ingest *ing, const char *path,
-		     const struct tree_entry *e, struct mv_err *err)
+static int read_file(struct archive *a, struct ingest *ing,
+		     const struct source_tar_opts *o, const char *name,
+		     const char *path, const struct tree_entry *e,
+		     struct mv_err *err)
 {
+	char why[256] = "";
 	struct tree_extent *ext = NULL;
 	uint32_t n = 0, cap = 0;
 	uint64_t expect = 0;
@@ -183,6 +288,14 @@ static int read_file(struct archive *a, struct ingest *ing, const char *path,
 								  : -EBADMSG,
 					"%s", m ? m : "read error");
 			goto out;
+		}
+		if (r == ARCHIVE_WARN && !why[0]) {
+			la_message(a, why, sizeof(why));
+			if (!harmless(why)) {
+				rc = warn_damaged(ing, o, true, why, name, err);
+				if (rc)
+					goto out;
+			}
 		}
 		if (!len)
 			continue;
@@ -224,18 +337,62 @@ out:
 	return rc;
 }
 
+/* Kinds of warnings about names, singular and plural. */
+#define W_ABS "member name had leading '/' removed"
+#define W_ABS_N "member names had leading '/' removed"
+#define W_DOTDOT "member name had everything up to its last '..' removed"
+#define W_DOTDOT_N "member names had everything up to their last '..' removed"
+#define W_EMPTY "member had no name left once cleaned and was skipped"
+#define W_EMPTY_N "members had no name left once cleaned and were skipped"
+#define W_LABS "hard link target had leading '/' removed"
+#define W_LABS_N "hard link targets had leading '/' removed"
+#define W_LDOTDOT "hard link target had everything up to its last '..' removed"
+#define W_LDOTDOT_N \
+	"hard link targets had everything up to their last '..' removed"
+#define W_LMISS "hard link to a member the archive does not hold was skipped"
+#define W_LMISS_N "hard links to members the archive does not hold were skipped"
+
+/* Clean name into a new string (*out), recording what was removed. */
+static int clean(struct ingest *ing, const struct source_tar_opts *o,
+		 const char *name, bool link, char **out, struct mv_err *err)
+{
+	unsigned flags;
+	char *c;
+	int rc = 0;
+
+	c = malloc(strlen(name) + 1);
+	if (!c)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	flags = source_tar_clean_name(name, c);
+	if (flags & SOURCE_NAME_ABS && !o->absolute_names)
+		rc = warn(ing, o, link ? W_LABS : W_ABS,
+			  link ? W_LABS_N : W_ABS_N, err, "'%s'", name);
+	else if (flags & SOURCE_NAME_DOTDOT && *c)
+		rc = warn(ing, o, link ? W_LDOTDOT : W_DOTDOT,
+			  link ? W_LDOTDOT_N : W_DOTDOT_N, err,
+			  "'%s' stored as '%s'", name, c);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return (int)flags;
+}
+
 static int read_archive(struct archive *a, struct tar_ctx *c,
 			struct ingest *ing, const struct source_tar_opts *o,
 			struct mv_err *err)
 {
 	struct archive_entry *ae;
 	uint64_t count = 0;
-	char *path = NULL, *target = NULL;
+	char *path = NULL, *target = NULL, *rel = NULL, *trel = NULL;
 	int rc = 0, r;
 
 	for (;;) {
-		const char *name, *rel, *hl;
+		const char *name, *hl;
+		char why[256] = "";
 		struct tree_entry e;
+		int flags;
 
 		r = archive_read_next_header(a, &ae);
 		if (r == ARCHIVE_EOF)
@@ -263,33 +420,64 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 					(long long)archive_filter_bytes(a, 0));
 			goto out;
 		}
+		/* ARCHIVE_WARN: the entry is what could be read (GNU tar
+		 * and bsdtar extract it too, and complain) */
+		if (r == ARCHIVE_WARN)
+			la_message(a, why, sizeof(why));
 		name = archive_entry_pathname(ae);
 		if (!name)
 			name = "";
-		rel = normalise(name);
+		count++;
+		if (why[0] && !harmless(why)) {
+			rc = warn_damaged(ing, o, false, why, name, err);
+			if (rc)
+				goto out;
+		}
+		free(rel);
+		rel = NULL;
+		flags = clean(ing, o, name, false, &rel, err);
+		if (flags < 0) {
+			rc = flags;
+			goto out;
+		}
+		hl = archive_entry_hardlink(ae);
+		/* Nothing left of the name: the archive's own top ("./",
+		 * "/") gives the label its metadata; anything else ("..", a
+		 * file named "/") would replace the label's directory. */
+		if (!*rel && (flags & SOURCE_NAME_DOTDOT || hl ||
+			      archive_entry_filetype(ae) != AE_IFDIR)) {
+			rc = warn(ing, o, W_EMPTY, W_EMPTY_N, err, "'%s'",
+				  name);
+			if (rc)
+				goto out;
+			continue;
+		}
 		free(path);
 		path = NULL;
 		rc = join(o->label, rel, &path, err);
 		if (rc)
 			goto out;
-		count++;
-		hl = archive_entry_hardlink(ae);
 		if (hl) {
+			free(trel);
+			trel = NULL;
 			free(target);
 			target = NULL;
-			rc = join(o->label, normalise(hl), &target, err);
+			flags = clean(ing, o, hl, true, &trel, err);
+			if (flags < 0) {
+				rc = flags;
+				goto out;
+			}
+			rc = *trel ? join(o->label, trel, &target, err)
+				   : -ENOENT;
 			if (!rc)
 				rc = ingest_link(ing, path, target, err);
 			if (rc == -ENOENT) {
 				/* a link to a member the archive does not
 				 * hold (outside it, or cut by the archiver)
 				 * has no content to store: not fatal */
-				fprintf(stderr,
-					"mailvault: warning: '%s': "
-					"%s; skipped\n",
-					o->name, mv_err_msg(err));
 				mv_err_clear(err);
-				rc = 0;
+				rc = warn(ing, o, W_LMISS, W_LMISS_N, err,
+					  "'%s' -> '%s'", name, hl);
 			}
 			if (rc)
 				goto entry_err;
@@ -301,7 +489,7 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 			goto out;
 		}
 		if (e.type == TREE_REG)
-			rc = read_file(a, ing, path, &e, err);
+			rc = read_file(a, ing, o, name, path, &e, err);
 		else
 			rc = ingest_entry(ing, path, &e, err);
 		drop_meta(&e);
@@ -332,6 +520,8 @@ entry_err:
 out:
 	free(path);
 	free(target);
+	free(rel);
+	free(trel);
 	return rc;
 }
 
@@ -356,7 +546,7 @@ int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 {
 	struct tar_ctx c;
 	struct archive *a = NULL;
-	const char *warn;
+	const char *gzwarn;
 	int rc;
 
 	memset(&c, 0, sizeof(c));
@@ -384,9 +574,9 @@ int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 	rc = read_archive(a, &c, ing, o, err);
 	if (!rc)
 		rc = drain(&c, err);
-	warn = gzstream_warning(c.gz);
-	if (!rc && warn)
-		fprintf(stderr, "mailvault: warning: %s\n", warn);
+	gzwarn = gzstream_warning(c.gz);
+	if (!rc && gzwarn)
+		rc = ingest_warn(ing, o->label, gzwarn, gzwarn, NULL, err);
 out:
 	if (a)
 		archive_read_free(a);

@@ -1,5 +1,6 @@
 #!/bin/sh
-# t1004-hostile-names: entries named ../evil, /abs/path, a/../../b, and
+# t1004-hostile-names: entries named ../evil, /abs/path, a/../../b are
+# stored with those parts cut as GNU tar cuts them (exit 3, t1020), and
 # symlinks and hard links pointing outside are stored as the archive has
 # them, but restore and export-tar never write outside the destination.
 . "$(dirname "$0")/../lib/test-lib.sh"
@@ -59,7 +60,7 @@ set +e
 rc=$?
 set -e
 cat "$T/b.out" "$T/b.err"
-assert_eq 0 "$rc" "exit code of the backup"
+assert_eq 3 "$rc" "exit code of the backup (completed with warnings)"
 "$MV" snapshots "$R" >"$T/snaps"
 assert_grep '^[0-9a-f]+ +h ' "$T/snaps"
 "$MV" ls "$R" h/latest:v >"$T/ls"
