@@ -62,6 +62,13 @@ OBJ_BIN  := $(OBJ_MAIN) $(SRC_STUB:%.c=$(BUILD)/%.o) \
 LIB      := $(BUILD)/libmailvault.a
 BIN      := $(BUILD)/mailvault
 PLUGIN   := $(BUILD)/mailvault-formats.so
+# The test binary: the same objects but for those with fault hooks, compiled
+# again with -DMV_FAULT_HOOKS; never installed (docs/TESTING.md).
+SRC_HOOKED := src/lifecycle/lc.c
+OBJ_HOOKED := $(SRC_HOOKED:%.c=$(BUILD)/faults/%.o)
+FAULT_BIN := $(BUILD)/mailvault-faults
+# LD_PRELOAD shim failing chosen syscalls (tests/fault/faultshim.c)
+FAULT_SHIM := $(BUILD)/tests/faultshim.so
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -72,7 +79,7 @@ HEADERS  := $(sort $(wildcard include/*.h))
 .PHONY: all check check-unit check-integration valgrind lint format \
         check-headers bench demo ci install clean deps
 
-all: $(BIN) $(PLUGIN) $(TOOL_BIN)
+all: $(BIN) $(PLUGIN) $(TOOL_BIN) $(FAULT_BIN) $(FAULT_SHIM)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -88,6 +95,20 @@ $(BUILD)/src/formats/formats_plugin.o: CPPFLAGS += -DMV_PLUGIN_DIR='"$(PLUGINDIR
 # -rdynamic: the plugin calls the rest of mailvault through the binary
 $(BIN): $(OBJ_BIN)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS_CORE)
+
+$(BUILD)/faults/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -DMV_FAULT_HOOKS $(CFLAGS) -c $< -o $@
+
+$(FAULT_BIN): $(OBJ_HOOKED) \
+		$(filter-out $(SRC_HOOKED:%.c=$(BUILD)/%.o),$(OBJ_BIN))
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LIBS_CORE)
+
+# plain C without the sanitizer: it is preloaded ahead of everything;
+# without _FILE_OFFSET_BITS, which would rename open to open64
+$(FAULT_SHIM): tests/fault/faultshim.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g $(WARN) -fPIC -shared -o $@ $< -ldl
 
 # -Bsymbolic: the plugin's calls to its own functions stay inside it
 $(PLUGIN): $(OBJ_FMT)
@@ -107,7 +128,7 @@ check: check-unit check-integration
 check-unit: $(UNIT_BIN)
 	@sh tests/lib/run-unit.sh $(UNIT_BIN)
 
-check-integration: $(BIN) $(PLUGIN) $(TOOL_BIN)
+check-integration: $(BIN) $(PLUGIN) $(TOOL_BIN) $(FAULT_BIN) $(FAULT_SHIM)
 	@MV_BUILD=$(BUILD) sh tests/lib/run-integration.sh $(T)
 
 valgrind: $(UNIT_BIN)
@@ -120,7 +141,8 @@ check-headers:
 	done; echo "headers: all self-contained"
 
 lint: check-headers
-	@clang-format --dry-run --Werror $(SRC_ALL) $(HEADERS) $(UNIT_SRC) $(TOOL_SRC)
+	@clang-format --dry-run --Werror $(SRC_ALL) $(HEADERS) $(UNIT_SRC) $(TOOL_SRC) \
+		tests/fault/faultshim.c
 	@cppcheck -q --std=c11 --enable=warning,style,performance,portability \
 		--inline-suppr --error-exitcode=1 --suppress=missingIncludeSystem \
 		-D_GNU_SOURCE -Iinclude src tests tools
@@ -162,4 +184,8 @@ install: $(BIN) $(PLUGIN)
 clean:
 	rm -rf build build-san
 
--include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(SRC_STUB:%.c=$(BUILD)/%.d)
+# make fuzz, fuzz-smoke, fuzz-corpus (libFuzzer, tests/fuzz/README.md)
+include tests/fuzz/fuzz.mk
+
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(SRC_STUB:%.c=$(BUILD)/%.d) \
+	$(OBJ_HOOKED:.o=.d)

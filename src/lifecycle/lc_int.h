@@ -24,10 +24,11 @@ bool lc_idset_has(const struct lc_idset *s, const uint8_t *id);
 int lc_idset_add(struct lc_idset *s, const uint8_t *id);
 void lc_idset_free(struct lc_idset *s);
 
-/* Test hook: with MAILVAULT_TEST_CRASH_AT=N in the environment the Nth
- * call kills the process with SIGKILL; with MAILVAULT_TEST_STEPS=1 the
- * number of steps taken is printed to stderr at exit.  Compiled out when
- * MV_RELEASE is defined. */
+/* Test hook, compiled in only with -DMV_FAULT_HOOKS (the test binary
+ * mailvault-faults, docs/TESTING.md): with MAILVAULT_TEST_CRASH_AT=N in
+ * the environment the Nth call kills the process with SIGKILL; with
+ * MAILVAULT_TEST_STEPS=1 the number of steps taken is printed to stderr at
+ * exit.  In the installed binary both are empty functions. */
 void lc_step(const char *what);
 void lc_steps_report(void);
 

@@ -1,0 +1,100 @@
+# fault-lib.sh: helpers for the fault-injection tests (docs/TESTING.md).
+# Source after test-lib.sh:
+#
+#	. "$(dirname "$0")/../lib/test-lib.sh"
+#	. "$TOP/tests/fault/fault-lib.sh"
+#
+# Provides:
+#   $MVF          the test binary with fault hooks (make all builds it as
+#                 $MV_BUILD_DIR/mailvault-faults; never installed)
+#   $FAULTSHIM    the LD_PRELOAD shim (tests/fault/faultshim.c)
+#   require_faults      die unless both are built
+#   faulty SPEC CMD...  run CMD with the shim and MVFAULT=SPEC; its exit
+#                       status is returned (not a test failure); calls
+#                       are logged to $T/fault.log
+#   fault_count OP      how many calls the last `faulty` logged for OP
+#                       (a kill, a fault or a counted pass)
+#   snap_ref REPO       restore every snapshot of REPO now into $T/ref/ID
+#   verify_repo REPO WHAT   check --read-data is clean and every snapshot
+#                       recorded by snap_ref restores byte-exact
+#   run_rc VAR CMD...   run CMD, store its exit status in VAR (set -e off)
+
+MVF=$MV_BUILD_DIR/mailvault-faults
+FAULTSHIM=$MV_BUILD_DIR/tests/faultshim.so
+export MVF FAULTSHIM
+
+require_faults()
+{
+	[ -x "$MVF" ] || die "no test binary at $MVF (run make all)"
+	[ -f "$FAULTSHIM" ] || die "no fault shim at $FAULTSHIM (run make all)"
+}
+
+run_rc()
+{
+	_fl_var=$1
+	shift
+	set +e
+	"$@"
+	eval "$_fl_var=\$?"
+	set -e
+}
+
+faulty()
+{
+	_fl_spec=$1
+	shift
+	rm -f "$T/fault.log"
+	set +e
+	# the shim comes before the sanitizer runtime in a sanitizer build
+	env LD_PRELOAD="$FAULTSHIM" MVFAULT="$_fl_spec" \
+		MVFAULT_LOG="$T/fault.log" \
+		ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+		"$@"
+	_fl_rc=$?
+	set -e
+	return "$_fl_rc"
+}
+
+fault_count()
+{
+	[ -f "$T/fault.log" ] || {
+		echo 0
+		return 0
+	}
+	awk -v op="$1" '$4 == op' "$T/fault.log" | wc -l
+}
+
+snap_ref()
+{
+	rm -rf "$T/ref"
+	mkdir "$T/ref"
+	"$MV" snapshots --json "$1" >"$T/ref/list.json" ||
+		die "snapshots of $1"
+	python3 -c 'import json, sys
+for s in json.load(open(sys.argv[1])):
+	print(s["id"])' "$T/ref/list.json" >"$T/ref/ids"
+	[ -s "$T/ref/ids" ] || die "no snapshot to refer to"
+	while IFS= read -r _fl_id; do
+		"$MV" restore "$1" "$_fl_id" "$T/ref/$_fl_id" >/dev/null 2>&1 ||
+			die "restore of snapshot $_fl_id"
+	done <"$T/ref/ids"
+}
+
+verify_repo()
+{
+	"$MV" check --read-data "$1" >"$T/check.out" 2>&1 || {
+		cat "$T/check.out"
+		die "$2: check --read-data fails"
+	}
+	while IFS= read -r _fl_id; do
+		rm -rf "$T/out"
+		"$MV" restore "$1" "$_fl_id" "$T/out" >/dev/null 2>&1 ||
+			die "$2: snapshot $_fl_id does not restore"
+		tree_digest "$T/ref/$_fl_id" >"$T/ref.digest"
+		tree_digest "$T/out" >"$T/out.digest"
+		cmp -s "$T/ref.digest" "$T/out.digest" || {
+			diff "$T/ref.digest" "$T/out.digest" | head -n 10
+			die "$2: snapshot $_fl_id does not restore byte-exact"
+		}
+	done <"$T/ref/ids"
+}
