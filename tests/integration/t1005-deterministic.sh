@@ -24,3 +24,4 @@ done
 cmp "$T/a.list" "$T/b.list" || die "the two repositories stored different records"
 cmp "$T/a.snaps" "$T/b.snaps" || die "the snapshot ids differ"
 say "$(wc -l <"$T/a.list") records, identical in both"
+ok

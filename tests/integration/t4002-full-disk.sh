@@ -10,8 +10,8 @@ require_root
 M=$T/small
 mkdir "$M"
 mount -t tmpfs -o size=8m tmpfs "$M" || skip "cannot mount a tmpfs"
+# unmounted at exit by test-lib's cleanup, which keeps the test's status
 echo "$M" >>"$T/.tl-mounts"
-trap 'umount -l "$M" 2>/dev/null; _tl_cleanup' EXIT
 R=$M/repo
 
 gen --small --days 1 --tar --out "$T/fx"

@@ -17,8 +17,15 @@
 #   say MSG               progress line "# MSG" in the test log
 #   die MSG               fail the test
 #   skip MSG              skip the test (exit 77); only when a prerequisite
-#                         cannot exist here (not root, no /dev/fuse)
-#   ok                    end of a passing test
+#                         cannot exist here (not root, no /dev/fuse).  Where
+#                         CI=true or MV_NO_SKIP=1, the runner counts a skip
+#                         as a failure (tests/lib/run-integration.sh)
+#   ok                    end of a passing test; a test that exits in any
+#                         other way (falls off its end, `exit 0`, exit 77
+#                         from a command) fails
+#   at_exit 'CMD'         run CMD (a string, eval'ed) at exit, newest first,
+#                         before mounts and background processes are
+#                         cleaned up; its status never changes the test's
 #   assert_eq WANT GOT [WHAT]
 #   assert_ok CMD...      CMD must succeed (its output goes to the log)
 #   assert_fail CMD...    CMD must exit non-zero (not by a signal)
@@ -34,6 +41,8 @@
 #   require_root, require_fuse, require_cmd CMD...   skip unless present
 #
 # Every test runs with `set -eu`: a failing command fails the test.
+# Do not set an EXIT trap of your own: it would replace the cleanup, or hand
+# it the exit status of its own commands.  Use at_exit.
 
 set -eu
 
@@ -57,22 +66,37 @@ say()
 	echo "# $*"
 }
 
+# How the test ended, as the shell that runs it saw it: ok, skip or die.
+# _tl_cleanup trusts this over an exit status that a command or a trap
+# may have replaced.
+_tl_end=
+_tl_atexit=
+
 die()
 {
+	_tl_end=die
 	echo "FAIL: $TEST_NAME: $*" >&2
 	exit 1
 }
 
 skip()
 {
+	_tl_end=skip
 	echo "SKIP: $TEST_NAME: $*" >&2
 	exit 77
 }
 
 ok()
 {
+	_tl_end=ok
 	echo "PASS: $TEST_NAME"
 	exit 0
+}
+
+at_exit()
+{
+	_tl_atexit="$1
+$_tl_atexit"
 }
 
 _tl_cleanup()
@@ -80,6 +104,23 @@ _tl_cleanup()
 	rc=$?
 	trap - EXIT INT TERM HUP
 	set +e
+	case $_tl_end in
+	ok) ;;
+	skip) rc=77 ;;
+	*)
+		# died, or left without ok: never a pass, never a skip
+		if [ "$rc" = 0 ] || [ "$rc" = 77 ]; then
+			[ "$_tl_end" = die ] ||
+				echo "FAIL: $TEST_NAME: exit $rc before ok" >&2
+			rc=1
+		fi
+		;;
+	esac
+	if [ -n "$_tl_atexit" ]; then
+		printf '%s\n' "$_tl_atexit" | while IFS= read -r _tl_cmd; do
+			[ -n "$_tl_cmd" ] && (eval "$_tl_cmd")
+		done
+	fi
 	if [ -f "$T/.tl-mounts" ]; then
 		# newest first
 		sed -n '1!G;h;$p' "$T/.tl-mounts" | while IFS= read -r m; do
