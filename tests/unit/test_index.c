@@ -1,0 +1,90 @@
+/*
+ * Unit tests for index: an index.db is read as untrusted input (it may
+ * come from a NAS share or an sftp server someone else controls), so every
+ * handle is opened with SQLite's defensive settings: no writes to the
+ * schema or shadow tables, no schema-defined SQL trusted to call
+ * functions with side effects, and cell sizes checked on every read.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "index.h"
+
+static int pragma_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static void check_defensive(struct index *ix)
+{
+	sqlite3 *db = index_db(ix);
+	int on = -1;
+
+	assert_int_equal(
+		sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, -1, &on),
+		SQLITE_OK);
+	assert_int_equal(on, 1);
+	assert_int_equal(pragma_int(db, "PRAGMA trusted_schema"), 0);
+	assert_int_equal(pragma_int(db, "PRAGMA cell_size_check"), 1);
+	/* what defensive mode is for: the schema cannot be rewritten */
+	assert_int_not_equal(sqlite3_exec(db,
+					  "PRAGMA writable_schema=ON;"
+					  "UPDATE sqlite_schema SET sql = sql;",
+					  NULL, NULL, NULL),
+			     SQLITE_OK);
+}
+
+static void test_defensive_settings(void **state)
+{
+	char dir[] = "/tmp/mv-test-index.XXXXXX", path[128];
+	struct mv_err err = MV_ERR_INIT;
+	struct index *ix;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	if (index_open(path, true, false, false, &ix, &err))
+		fail_msg("create: %s", err.msg);
+	check_defensive(ix);
+	index_close(ix);
+	if (index_open(path, false, true, false, &ix, &err))
+		fail_msg("open: %s", err.msg);
+	check_defensive(ix);
+	index_close(ix);
+	if (index_open(path, false, false, true, &ix, &err))
+		fail_msg("open read-only: %s", err.msg);
+	check_defensive(ix);
+	index_close(ix);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/index.db-wal", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/index.db-shm", dir);
+	unlink(path);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defensive_settings),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
