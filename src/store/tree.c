@@ -24,6 +24,9 @@
 #define TREE_MAGIC "MVT1"
 #define TREE_MAX_DEPTH 1024
 #define TREE_MAX_BYTES (256u << 20)
+/* smallest encoded entry: eleven one-byte fields (empty name, user and
+ * group; zero mode, ids, times, size and flags) */
+#define TREE_MIN_ENTRY 11
 
 enum entry_flags {
 	EF_RDEV = (1 << 0),
@@ -220,6 +223,13 @@ struct dec {
 	void **arena;
 };
 
+/* Bytes not read yet: every count read is checked against them by
+ * division, so a crafted count cannot wrap a product around. */
+static uint64_t left(const struct dec *d)
+{
+	return (uint64_t)(d->r.end - d->r.p);
+}
+
 static int get_str(struct dec *d, char **out, uint32_t *out_len,
 		   bool empty_null)
 {
@@ -263,7 +273,7 @@ static int get_ref(struct dec *d, uint32_t *out_n, struct tree_chunk **out)
 
 	if (get_u32(d, &n))
 		return -EBADMSG;
-	if ((uint64_t)n * (MV_ID_LEN + 1) > (uint64_t)(d->r.end - d->r.p))
+	if (n > left(d) / (MV_ID_LEN + 1))
 		return -EBADMSG;
 	c = n ? arena_alloc(d->arena, n * sizeof(*c)) : NULL;
 	if (n && !c)
@@ -315,8 +325,8 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 	if (!e->nlink)
 		e->nlink = 1;
 	if (flags & EF_XATTRS) {
-		if (get_u32(d, &e->nxattrs) ||
-		    e->nxattrs > (uint64_t)(d->r.end - d->r.p))
+		/* each takes at least its two length bytes */
+		if (get_u32(d, &e->nxattrs) || e->nxattrs > left(d) / 2)
 			return -EBADMSG;
 		e->xattrs =
 			arena_alloc(d->arena, e->nxattrs * sizeof(*e->xattrs));
@@ -347,8 +357,7 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 	if ((flags & EF_CHUNKS) && (rc = get_ref(d, &e->nchunks, &e->chunks)))
 		return rc;
 	if (flags & EF_EXTENTS) {
-		if (get_u32(d, &e->nextents) ||
-		    e->nextents > (uint64_t)(d->r.end - d->r.p))
+		if (get_u32(d, &e->nextents) || e->nextents > left(d) / 2)
 			return -EBADMSG;
 		e->extents = arena_alloc(d->arena,
 					 e->nextents * sizeof(*e->extents));
@@ -365,8 +374,11 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 			return rc;
 		if (get_u32(d, &e->nsubdirs) || get_u32(d, &e->nentries))
 			return -EBADMSG;
-		e->nlink = 2 + e->nsubdirs;
 	}
+	/* a directory's link count is always its own: a link field stored
+	 * with it is not trusted, so encode(decode(x)) is a fixed point */
+	if (e->type == TREE_DIR)
+		e->nlink = 2 + e->nsubdirs;
 	if (flags & EF_CACHE) {
 		if (mv_reader_varint(&d->r, &v))
 			return -EBADMSG;
@@ -409,7 +421,9 @@ int tree_decode(const void *buf, size_t len, struct tree **out,
 		goto out;
 	}
 	d.r.p += 4;
-	if (mv_reader_varint(&d.r, &n) || n > len) {
+	/* the count is untrusted: refuse one the object cannot hold before
+	 * allocating ~200 bytes an entry for it */
+	if (mv_reader_varint(&d.r, &n) || n > left(&d) / TREE_MIN_ENTRY) {
 		rc = -EBADMSG;
 		goto out;
 	}
