@@ -8,7 +8,9 @@
 #   make lint            clang-format check + cppcheck + check-headers
 #   make bench           benchmarks side by side with borg/restic (tools/bench.sh)
 #   make demo            install deps, build, back up a generated mail volume
-#   make ci              what .ci/run runs: deps, build, lint, check, sanitizer check
+#   make fuzz            libFuzzer harnesses, FUZZ_SECONDS each (tests/fuzz/README.md)
+#   make ci              what .ci/run runs: deps, build, lint, check, sanitizer
+#                        check, fuzz smoke run
 
 CC       ?= cc
 PREFIX   ?= /usr/local
@@ -168,6 +170,7 @@ ci:
 	$(MAKE) lint
 	$(MAKE) check
 	$(MAKE) SANITIZE=1 check
+	$(MAKE) fuzz-smoke
 
 install: $(BIN) $(PLUGIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mailvault
