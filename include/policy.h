@@ -86,11 +86,24 @@ bool policy_is_empty(const struct policy *p);
  * set.  Returns 0 or -EINVAL with a message naming the option. */
 int policy_validate(const struct policy *p, struct mv_err *err);
 
+/* Check that the local time zone the periods are counted in can be
+ * loaded.  The C library silently counts in UTC when it cannot, and the
+ * policy would then keep other snapshots than asked.  $TZ (a leading ':'
+ * ignored) must be empty, a name of UTC ("UTC", "Etc/UTC", "GMT", ...), a
+ * complete POSIX TZ string ("CET-1CEST,M3.5.0,M10.5.0/3"), or name a TZif
+ * file: an absolute path, or a path under $TZDIR (default
+ * /usr/share/zoneinfo).  Without $TZ, /etc/localtime is used when it
+ * exists (no /etc/localtime means UTC, as for the C library).  Returns 0,
+ * -ENOENT (no such zone file) or -EINVAL (not a zone file) with a message
+ * naming the zone and the file looked for. */
+int policy_check_tz(struct mv_err *err);
+
 /* Decide for n snapshots of ONE job, in any order, which ones p keeps;
  * now_ns is the reference for --keep-within.  Fills kept_by/kept_num of
- * every item.  Uses the local time zone ($TZ, read again on every call).
- * Returns 0, -EINVAL (invalid policy) or -ENOMEM; items are unchanged on
- * error. */
+ * every item.  Uses the local time zone ($TZ, read again on every call),
+ * which must load (policy_check_tz).  Returns 0, -EINVAL (invalid policy
+ * or zone file), -ENOENT (no zone file) or -ENOMEM; items are unchanged
+ * on error. */
 int policy_apply(const struct policy *p, struct policy_item *items, size_t n,
 		 int64_t now_ns, struct mv_err *err);
 

@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -328,6 +330,214 @@ static void apply_rule(const struct rule *r, int count,
 	}
 }
 
+/*
+ * Time zone check.  glibc's tzset() tries the zone file $TZ names and,
+ * when that fails, parses $TZ as a POSIX string; when that fails too it
+ * counts in UTC without a word.  So a machine without tzdata, or a
+ * misspelt zone, would make forget keep other snapshots than the policy
+ * asks for.  The check follows the C library's lookup and refuses
+ * whatever it would not load.
+ */
+#define TZ_DEFAULT_DIR "/usr/share/zoneinfo"
+#define TZ_SYSTEM "/etc/localtime"
+
+/* Names that mean UTC even with no zone file: the C library's fallback
+ * is then the zone asked for. */
+static bool tz_is_utc_name(const char *name)
+{
+	static const char *const utc_names[] = {
+		"UTC",	 "UCT",	      "GMT",	   "GMT0", "GMT+0",
+		"GMT-0", "Greenwich", "Universal", "Zulu",
+	};
+	size_t i;
+
+	if (!strncmp(name, "Etc/", 4))
+		name += 4;
+	for (i = 0; i < MV_ARRAY_SIZE(utc_names); i++)
+		if (!strcmp(name, utc_names[i]))
+			return true;
+	return false;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/* POSIX TZ pieces: each returns the end of what it read, NULL if bad. */
+static const char *tz_name(const char *s)
+{
+	const char *p = s;
+
+	if (*p == '<') {
+		for (p++;
+		     is_alpha(*p) || is_digit(*p) || *p == '+' || *p == '-';
+		     p++)
+			;
+		return *p == '>' && p - s - 1 >= 3 ? p + 1 : NULL;
+	}
+	while (is_alpha(*p))
+		p++;
+	return p - s >= 3 ? p : NULL;
+}
+
+/* [+-]hh[h][:mm[:ss]] */
+static const char *tz_time(const char *p)
+{
+	int n, i;
+
+	if (!p)
+		return NULL;
+	if (*p == '+' || *p == '-')
+		p++;
+	for (n = 0; n < 3 && is_digit(*p); n++)
+		p++;
+	if (n == 0)
+		return NULL;
+	for (i = 0; i < 2 && *p == ':'; i++) {
+		if (!is_digit(p[1]) || !is_digit(p[2]))
+			return NULL;
+		p += 3;
+	}
+	return p;
+}
+
+/* Jn, n or Mm.w.d, then an optional /time */
+static const char *tz_date(const char *p)
+{
+	if (*p == 'M') {
+		p++;
+		for (int i = 0; i < 3; i++) {
+			if (i > 0 && *p++ != '.')
+				return NULL;
+			if (!is_digit(*p))
+				return NULL;
+			while (is_digit(*p))
+				p++;
+		}
+	} else {
+		if (*p == 'J')
+			p++;
+		if (!is_digit(*p))
+			return NULL;
+		while (is_digit(*p))
+			p++;
+	}
+	return *p == '/' ? tz_time(p + 1) : p;
+}
+
+/* std offset [dst [offset] [,start[/time],end[/time]]], all of it. */
+static bool tz_is_posix(const char *s)
+{
+	const char *p = tz_time(tz_name(s));
+
+	if (!p)
+		return false;
+	if (!*p)
+		return true;
+	if (!(p = tz_name(p)))
+		return false;
+	if (*p && *p != ',' && !(p = tz_time(p)))
+		return false;
+	if (!*p)
+		return true;
+	if (*p++ != ',' || !(p = tz_date(p)) || *p++ != ',' ||
+	    !(p = tz_date(p)))
+		return false;
+	return !*p;
+}
+
+/* The zone file at path must open and start with the TZif magic. */
+static int tz_file_check(const char *zone, const char *path, struct mv_err *err)
+{
+	char magic[4];
+	size_t got;
+	FILE *f;
+
+	f = fopen(path, "rbe");
+	if (!f) {
+		int e = errno;
+
+		return mv_err_set(err, -e,
+				  "time zone '%s' cannot be loaded: %s: %s; "
+				  "install tzdata or set TZ to a zone that "
+				  "exists: retention periods are counted in it",
+				  zone, path, strerror(e));
+	}
+	got = fread(magic, 1, sizeof(magic), f);
+	fclose(f);
+	if (got != sizeof(magic) || memcmp(magic, "TZif", sizeof(magic)))
+		return mv_err_set(err, -EINVAL,
+				  "time zone '%s' cannot be loaded: %s is not "
+				  "a time zone file",
+				  zone, path);
+	return 0;
+}
+
+/* No $TZ: the system's zone, /etc/localtime, when there is one. */
+static int tz_check_system(struct mv_err *err)
+{
+	char target[PATH_MAX];
+	const char *zone = TZ_SYSTEM, *z;
+	struct stat st;
+	ssize_t n;
+
+	if (lstat(TZ_SYSTEM, &st) < 0)
+		return 0; /* no zone configured: UTC, as documented */
+	n = S_ISLNK(st.st_mode)
+		    ? readlink(TZ_SYSTEM, target, sizeof(target) - 1)
+		    : -1;
+	if (n > 0) {
+		target[n] = '\0';
+		z = strstr(target, "zoneinfo/");
+		zone = z ? z + strlen("zoneinfo/") : target;
+		/* Debian's images link Etc/UTC without shipping tzdata */
+		if (tz_is_utc_name(zone) && stat(TZ_SYSTEM, &st) < 0)
+			return 0;
+	}
+	return tz_file_check(zone, TZ_SYSTEM, err);
+}
+
+int policy_check_tz(struct mv_err *err)
+{
+	struct mv_err file_err = MV_ERR_INIT;
+	const char *tz = getenv("TZ");
+	int rc;
+
+	if (!tz)
+		return tz_check_system(err);
+	if (!*tz)
+		return 0; /* the C library's UTC */
+	if (*tz == ':')
+		tz++;
+	if (!*tz)
+		return tz_check_system(err);
+	if (*tz == '/') {
+		rc = tz_file_check(tz, tz, &file_err);
+	} else {
+		const char *dir = getenv("TZDIR");
+		char path[PATH_MAX];
+
+		if (!dir || !*dir)
+			dir = TZ_DEFAULT_DIR;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, tz) >=
+		    sizeof(path))
+			return mv_err_set(err, -ENAMETOOLONG,
+					  "time zone '%s': name too long", tz);
+		rc = tz_file_check(tz, path, &file_err);
+	}
+	/* As the C library: a file wins; without one, a POSIX string or a
+	 * name of UTC means what it says. */
+	if (rc < 0 && !tz_is_posix(tz) && !tz_is_utc_name(tz))
+		return mv_err_set(err, rc, "%s", mv_err_msg(&file_err));
+	return 0;
+}
+
 int policy_apply(const struct policy *p, struct policy_item *items, size_t n,
 		 int64_t now_ns, struct mv_err *err)
 {
@@ -339,6 +549,9 @@ int policy_apply(const struct policy *p, struct policy_item *items, size_t n,
 	int rc, within = 0;
 
 	rc = policy_validate(p, err);
+	if (rc < 0)
+		return rc;
+	rc = policy_check_tz(err);
 	if (rc < 0)
 		return rc;
 	if (n == 0)

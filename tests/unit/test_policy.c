@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -80,8 +82,8 @@ static void check_table(const char *tz, const struct policy *p, const char *now,
 		items[i].time_ns = utc(snaps[i].time);
 		items[i].partial = snaps[i].partial;
 	}
-	assert_int_equal(policy_apply(p, items, n, now ? utc(now) : 0, &err),
-			 0);
+	if (policy_apply(p, items, n, now ? utc(now) : 0, &err) < 0)
+		fail_msg("TZ=%s: %s", tz, mv_err_msg(&err));
 	for (i = 0; i < n; i++) {
 		policy_item_reason(&items[i], got, sizeof(got));
 		if (strcmp(got, snaps[i].want)) {
@@ -421,6 +423,132 @@ static void test_policy_dst_berlin(void **state)
 	check_table("Europe/Berlin", &p, "2021-03-28T22:59:59", days);
 }
 
+/* A zone given as a POSIX TZ string needs no zone file: Berlin's rules
+ * written out give the same periods as Europe/Berlin. */
+static void test_policy_dst_posix_string(void **state)
+{
+	static const struct snap autumn[] = {
+		{"2021-10-30T23:30:00", false, "hourly #3"}, /* 01:30 CEST */
+		{"2021-10-31T00:30:00", false, "remove"},    /* 02:30 CEST */
+		{"2021-10-31T01:30:00", false, "hourly #2"}, /* 02:30 CET */
+		{"2021-10-31T02:30:00", false, "hourly #1"}, /* 03:30 CET */
+		{NULL, false, NULL},
+	};
+	struct policy p = POLICY_INIT;
+
+	(void)state;
+	p.keep_hourly = 3;
+	check_table("CET-1CEST,M3.5.0,M10.5.0/3", &p, NULL, autumn);
+}
+
+/* Write n bytes of data to dir/name, creating dir/name's parent. */
+static void write_file(const char *dir, const char *sub, const char *name,
+		       const char *data, size_t n)
+{
+	char path[512];
+	FILE *f;
+
+	if (sub) {
+		snprintf(path, sizeof(path), "%s/%s", dir, sub);
+		assert_int_equal(mkdir(path, 0700), 0);
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+	}
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* policy_check_tz under TZ=tz: want 0, or an error whose message holds
+ * every string of want_msg. */
+static void check_tz(const char *tz, int want, const char *want_msg1,
+		     const char *want_msg2)
+{
+	struct mv_err err = MV_ERR_INIT;
+	int rc;
+
+	set_tz(tz);
+	rc = policy_check_tz(&err);
+	if (rc != want)
+		print_error("TZ='%s': want %d, got %d (%s)\n", tz, want, rc,
+			    mv_err_msg(&err));
+	assert_int_equal(rc, want);
+	if (want_msg1)
+		assert_non_null(strstr(mv_err_msg(&err), want_msg1));
+	if (want_msg2)
+		assert_non_null(strstr(mv_err_msg(&err), want_msg2));
+}
+
+/* A zone that cannot be loaded is refused, not counted in UTC as the C
+ * library silently does: a missing tzdata, a misspelt name, a file that
+ * is no zone file.  POSIX TZ strings and the names of UTC need no file. */
+static void test_policy_tz_unloadable(void **state)
+{
+	char dir[] = "/tmp/mv-test-tz.XXXXXX", path[600];
+	struct mv_err err = MV_ERR_INIT;
+	struct policy p = POLICY_INIT;
+	struct policy_item items[2];
+	const char *old_tzdir = getenv("TZDIR");
+	char *saved = old_tzdir ? strdup(old_tzdir) : NULL;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	/* an empty zone directory is a machine without tzdata */
+	assert_int_equal(setenv("TZDIR", dir, 1), 0);
+	check_tz("Europe/Berlin", -ENOENT, "'Europe/Berlin'", "tzdata");
+	check_tz(":Europe/Berlin", -ENOENT, "'Europe/Berlin'", dir);
+	check_tz("UTC", 0, NULL, NULL);
+	check_tz("Etc/UTC", 0, NULL, NULL);
+	check_tz("", 0, NULL, NULL);
+	check_tz("CET-1CEST,M3.5.0,M10.5.0/3", 0, NULL, NULL);
+	check_tz("<+0330>-3:30", 0, NULL, NULL);
+	check_tz("EST5EDT", 0, NULL, NULL);
+	check_tz("CET-1CEST,M3.5.0", -ENOENT, "'CET-1CEST,M3.5.0'", NULL);
+	check_tz("Berlin", -ENOENT, "'Berlin'", NULL);
+
+	/* a zone file in $TZDIR is found there; one that is not TZif is not
+	 * a zone */
+	write_file(dir, "Europe", "Berlin", "TZif2\0\0\0", 8);
+	check_tz("Europe/Berlin", 0, NULL, NULL);
+	write_file(dir, NULL, "Junk", "# not a zone\n", 13);
+	check_tz("Junk", -EINVAL, "'Junk'", "not a time zone file");
+	snprintf(path, sizeof(path), "%s/Europe/Berlin", dir);
+	check_tz(path, 0, NULL, NULL);
+	snprintf(path, sizeof(path), "%s/Europe/Paris", dir);
+	check_tz(path, -ENOENT, path, NULL);
+
+	/* without $TZDIR: the system's zone directory */
+	assert_int_equal(unsetenv("TZDIR"), 0);
+	check_tz("Nowhere/Atlantis", -ENOENT, "'Nowhere/Atlantis'",
+		 "/usr/share/zoneinfo/Nowhere/Atlantis");
+
+	/* policy_apply refuses too, and leaves the items alone */
+	memset(items, 0, sizeof(items));
+	items[0].time_ns = utc("2021-01-01T00:00:00");
+	items[1].time_ns = utc("2021-02-01T00:00:00");
+	items[0].kept_num = items[1].kept_num = 7;
+	p.keep_daily = 1;
+	set_tz("Nowhere/Atlantis");
+	assert_int_equal(policy_apply(&p, items, 2, 0, &err), -ENOENT);
+	assert_non_null(strstr(mv_err_msg(&err), "'Nowhere/Atlantis'"));
+	assert_null(items[0].kept_by);
+	assert_int_equal(items[0].kept_num, 7);
+
+	snprintf(path, sizeof(path), "%s/Europe/Berlin", dir);
+	assert_int_equal(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/Europe", dir);
+	assert_int_equal(rmdir(path), 0);
+	snprintf(path, sizeof(path), "%s/Junk", dir);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+	if (saved)
+		assert_int_equal(setenv("TZDIR", saved, 1), 0);
+	free(saved);
+	set_tz("UTC");
+}
+
 /* ISO weeks: 2020 has a week 53 that ends on Sunday 2021-01-03; week 1
  * of 2025 starts on Monday 2024-12-30; 2026-W53 ends on 2027-01-03. */
 static void test_policy_iso_weeks(void **state)
@@ -697,6 +825,8 @@ int main(void)
 		cmocka_unit_test(test_policy_borg_docs_example),
 		cmocka_unit_test(test_policy_month_year_boundaries),
 		cmocka_unit_test(test_policy_dst_berlin),
+		cmocka_unit_test(test_policy_dst_posix_string),
+		cmocka_unit_test(test_policy_tz_unloadable),
 		cmocka_unit_test(test_policy_iso_weeks),
 		cmocka_unit_test(test_policy_equal_times),
 		cmocka_unit_test(test_policy_keep_within),
