@@ -15,6 +15,7 @@
 #   fault_count OP      how many calls the last `faulty` logged for OP
 #                       (a kill, a fault or a counted pass)
 #   snap_ref REPO       restore every snapshot of REPO now into $T/ref/ID
+#                       and record its digest (tests/lib/tree-digest.py)
 #   verify_repo REPO WHAT   check --read-data is clean and every snapshot
 #                       recorded by snap_ref restores byte-exact
 #   run_rc VAR CMD...   run CMD, store its exit status in VAR (set -e off)
@@ -77,6 +78,7 @@ for s in json.load(open(sys.argv[1])):
 	while IFS= read -r _fl_id; do
 		"$MV" restore "$1" "$_fl_id" "$T/ref/$_fl_id" >/dev/null 2>&1 ||
 			die "restore of snapshot $_fl_id"
+		tree_digest "$T/ref/$_fl_id" --no-root >"$T/ref/$_fl_id.digest"
 	done <"$T/ref/ids"
 }
 
@@ -90,10 +92,9 @@ verify_repo()
 		rm -rf "$T/out"
 		"$MV" restore "$1" "$_fl_id" "$T/out" >/dev/null 2>&1 ||
 			die "$2: snapshot $_fl_id does not restore"
-		tree_digest "$T/ref/$_fl_id" >"$T/ref.digest"
-		tree_digest "$T/out" >"$T/out.digest"
-		cmp -s "$T/ref.digest" "$T/out.digest" || {
-			diff "$T/ref.digest" "$T/out.digest" | head -n 10
+		tree_digest "$T/out" --no-root >"$T/out.digest"
+		cmp -s "$T/ref/$_fl_id.digest" "$T/out.digest" || {
+			diff "$T/ref/$_fl_id.digest" "$T/out.digest" | head -n 10
 			die "$2: snapshot $_fl_id does not restore byte-exact"
 		}
 	done <"$T/ref/ids"
