@@ -222,7 +222,11 @@ static int list_one(int64_t row, const void *record, size_t len, void *arg)
 	}
 	rc = snapshot_decode(record, len, &c->items[c->n], c->err);
 	if (rc)
-		return rc;
+		return rc == -ENOMEM ? rc
+				     : mv_err_prefix(c->err,
+						     "snapshot row %lld of the "
+						     "index",
+						     (long long)row);
 	repo_chunk_id(c->r, record, len, c->items[c->n].id);
 	c->items[c->n].row = row;
 	c->n++;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "repo.h"
 #include "snapshot.h"
@@ -198,6 +199,38 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The issue's reproduction: one crafted record in index.db made
+ * 'snapshots' die with SIGSEGV.  Listing now fails with a message that
+ * names the row. */
+static void test_crafted_record_in_index(void **state)
+{
+	struct fx *f = *state;
+	static const uint8_t filler[80];
+	struct mv_err err = MV_ERR_INIT;
+	struct mv_buf b = MV_BUF_INIT;
+	struct snapshot *list = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+
+	put_record_head(&b, 0);
+	assert_int_equal(
+		mv_buf_put_varint(&b, UINT64_MAX / (MV_ID_LEN + 1) + 1), 0);
+	assert_int_equal(mv_buf_append(&b, filler, sizeof(filler)), 0);
+	assert_int_equal(sqlite3_prepare_v2(repo_db(f->r),
+					    "UPDATE snapshots SET record = ?1 "
+					    "WHERE name = 'config'",
+					    -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_blob(st, 1, b.data, (int)b.len, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+	sqlite3_finalize(st);
+	assert_int_equal(snapshot_list(f->r, &list, &n, &err), -EIO);
+	assert_null(list);
+	assert_non_null(strstr(err.msg, "snapshot row "));
+	assert_non_null(strstr(err.msg, "damaged snapshot record"));
+	mv_buf_release(&b);
+}
+
 /* Resolve spec and return the hex id, or NULL with err set. */
 static const char *resolve(struct fx *f, const char *spec, int *rc,
 			   struct mv_err *err)
@@ -352,6 +385,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ambiguous, setup,
 						teardown),
 		cmocka_unit_test(test_split_spec),
+		cmocka_unit_test_setup_teardown(test_crafted_record_in_index,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("snapshot", tests, NULL, NULL);
