@@ -93,6 +93,37 @@ enum repo_open_flags {
 	REPO_OPEN_WAIT = (1 << 1),  /* wait for the lock instead of failing */
 };
 
+/* The writer lock (src/store/repo_lock.c has the rules): the file 'lock',
+ * created exclusively, holding host, pid, time, boot id and a random
+ * token.  A writer removes only a lock with its own token.  A remote lock
+ * is never broken automatically; a local one only when its holder is
+ * provably dead (same host and boot id, pid gone, its flock free).
+ * repo_open() of a locked repository fails with -EBUSY and a message
+ * naming the holder. */
+struct repo_lock_info {
+	char host[256];	   /* hostname of the holder */
+	long long pid;	   /* its process id there */
+	long long time;	   /* when it took the lock (Unix seconds) */
+	char boot[40];	   /* boot id of its machine, "" if not recorded */
+	char token[40];	   /* random token of this lock */
+	bool remote;	   /* the repository is remote (sftp://) */
+	bool this_machine; /* same host and boot id as this process */
+	bool alive;	   /* this_machine and the pid exists */
+	bool gone;	   /* provably dead: local, this_machine, no pid */
+};
+
+/* Read the lock of the repository at location: 0, -ENOENT when there is
+ * none, or an error. */
+int repo_lock_inspect(const char *location, struct repo_lock_info *out,
+		      struct mv_err *err);
+/* Remove the lock seen by repo_lock_inspect() if it is still that lock
+ * (same token): -ESTALE when it changed, -EBUSY when a local process
+ * still holds it. */
+int repo_lock_break(const char *location, const struct repo_lock_info *seen,
+		    struct mv_err *err);
+/* "pid P on host 'H' since <UTC time> (N s ago)". */
+void repo_lock_describe(const struct repo_lock_info *li, char *out, size_t n);
+
 /* Defaults chosen by the bake-off in docs/CHUNKING.md. */
 void repo_default_chunker(struct chunker_params *out);
 

@@ -24,7 +24,8 @@
 #define MV_EXIT_PARTIAL 14 /* some of the work was done, not all */
 #define MV_EXIT_INTERRUPTED 130 /* stopped by SIGINT or SIGTERM */
 
-/* Print "mailvault: <msg>" to stderr; returns MV_EXIT_FAIL. */
+/* Print "mailvault: <msg>" to stderr; returns MV_EXIT_LOCKED for -EBUSY
+ * (a locked repository), else MV_EXIT_FAIL. */
 int cli_fail(const struct mv_err *err);
 /* Print "mailvault <cmd>: <formatted>" and usage hint; returns
  * MV_EXIT_USAGE. */
@@ -67,6 +68,7 @@ int cmd_forget(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_rebuild_index(int argc, char **argv);
 int cmd_config(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
 int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 

@@ -1,6 +1,7 @@
 /* cli_util: what every command shares (src/cli/cli.h). */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,8 @@
 int cli_fail(const struct mv_err *err)
 {
 	fprintf(stderr, "mailvault: %s\n", mv_err_msg(err));
-	return MV_EXIT_FAIL;
+	/* -EBUSY: the writer lock, or an index another process held */
+	return err->code == -EBUSY ? MV_EXIT_LOCKED : MV_EXIT_FAIL;
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

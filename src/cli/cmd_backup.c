@@ -622,6 +622,8 @@ fail:
 			"mailvault: %s\nmailvault: backup failed; no "
 			"snapshot was written\n",
 			mv_err_msg(&err));
+	if (rc == -EBUSY)
+		ret = MV_EXIT_LOCKED; /* another writer holds the repository */
 	goto out;
 done:
 	ret = MV_EXIT_OK;

@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{"rebuild-index", cmd_rebuild_index,
 	 "rebuild the index from the packs"},
 	{"config", cmd_config, "show or change repository settings"},
+	{"unlock", cmd_unlock, "show and remove a repository's writer lock"},
 	{"find", cmd_find, "search the mail catalogue"},
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 };

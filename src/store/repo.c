@@ -225,6 +225,7 @@ static struct repo *repo_alloc(void)
 
 	if (!r)
 		return NULL;
+	r->lock_fd = -1;
 	pthread_mutex_init(&r->ix_lock, NULL);
 	pthread_mutex_init(&r->cctx.lock, NULL);
 	pthread_mutex_init(&r->dctx.lock, NULL);

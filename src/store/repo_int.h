@@ -54,6 +54,8 @@ struct repo {
 	char *pending_path;	 /* remote: packs sealed, not committed */
 	bool remote;		 /* index is a cached copy */
 	bool locked;		 /* we hold the writer lock */
+	int lock_fd;		 /* local: flock held on our lock file */
+	char lock_token[33];	 /* the random token in our lock file */
 	int64_t data_version;	 /* last seen index data version */
 	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
 	int64_t npack_names;

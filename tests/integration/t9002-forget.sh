@@ -147,7 +147,7 @@ set +e
 "$MV" forget --keep-last 1 "$R" >/dev/null 2>"$T/err"
 rc=$?
 set -e
-assert_eq 1 "$rc" "exit status on a locked repository"
+assert_eq 11 "$rc" "exit status on a locked repository"
 assert_grep "locked by pid $holder on host '$(hostname)'" "$T/err"
 "$MV" snapshots "$R" >"$T/now"
 cmp -s "$T/before" "$T/now" || die "forget changed a locked repository"

@@ -1,9 +1,12 @@
 /*
  * Unit tests for repo: init and open, config errors, the writer lock
- * (held, stale from a dead pid), an aborted write session leaves nothing
- * visible, and a committed one is seen after reopening.
+ * (held; stale only when provably dead here; released only by its
+ * owner; inspected and broken as 'mailvault unlock' does), an aborted
+ * write session leaves nothing visible, and a committed one is seen
+ * after reopening.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -182,38 +186,162 @@ static void test_lock_held(void **state)
 	repo_close(w2);
 }
 
-static void test_lock_stale(void **state)
+static void my_boot_id(char *out, size_t n)
 {
-	struct fx *f = *state;
-	struct mv_err err = MV_ERR_INIT;
-	char p[160], host[256] = "";
-	struct repo *w;
-	pid_t dead;
-	FILE *fp;
+	FILE *fp = fopen("/proc/sys/kernel/random/boot_id", "r");
 
-	dead = fork();
+	assert_non_null(fp);
+	assert_non_null(fgets(out, (int)n, fp));
+	out[strcspn(out, "\n")] = '\0';
+	fclose(fp);
+}
+
+static pid_t dead_pid(void)
+{
+	pid_t dead = fork();
+
 	assert_true(dead >= 0);
 	if (!dead)
 		_exit(0);
 	assert_int_equal(waitpid(dead, NULL, 0), dead);
-	gethostname(host, sizeof(host) - 1);
+	return dead;
+}
+
+static void write_lock(const struct fx *f, const char *host, pid_t pid,
+		       const char *boot, const char *token)
+{
+	char p[160];
+	FILE *fp;
+
 	snprintf(p, sizeof(p), "%s/lock", f->repo);
 	fp = fopen(p, "w");
 	assert_non_null(fp);
-	fprintf(fp, "host=%s\npid=%d\ntime=%lld\n", host, (int)dead,
+	fprintf(fp, "host=%s\npid=%d\ntime=%lld\n", host, (int)pid,
 		(long long)time(NULL) - 100);
+	if (boot)
+		fprintf(fp, "boot=%s\n", boot);
+	if (token)
+		fprintf(fp, "token=%s\n", token);
 	fclose(fp);
+}
+
+static void expect_locked(const struct fx *f, const char *what)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct repo *w = NULL;
+	int rc = repo_open(f->repo, REPO_OPEN_WRITE, &w, &err);
+
+	if (rc != -EBUSY) {
+		repo_close(w);
+		fail_msg("%s: taken over (rc %d)", what, rc);
+	}
+	assert_non_null(strstr(err.msg, "mailvault unlock"));
+}
+
+static void test_lock_stale(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char p[160], host[256] = "", boot[64];
+	struct repo *w;
+	pid_t dead = dead_pid();
+	int fd;
+
+	gethostname(host, sizeof(host) - 1);
+	my_boot_id(boot, sizeof(boot));
+	snprintf(p, sizeof(p), "%s/lock", f->repo);
+	/* provably dead: this host, this boot, no such pid, no flock */
+	write_lock(f, host, dead, boot, "00112233445566778899aabbccddeeff");
 	if (repo_open(f->repo, REPO_OPEN_WRITE, &w, &err))
 		fail_msg("stale lock not taken over: %s", err.msg);
 	repo_close(w);
+	/* the same before a reboot, or from another machine of the same
+	 * name (another boot id): not provable, left to the user */
+	write_lock(f, host, dead, "not-this-boot", "aa");
+	expect_locked(f, "a lock of another boot");
+	/* a lock without a boot id (written by an older version) */
+	write_lock(f, host, dead, NULL, NULL);
+	expect_locked(f, "a lock without a boot id");
 	/* a live holder on another host is never taken over */
-	fp = fopen(p, "w");
-	assert_non_null(fp);
-	fprintf(fp, "host=elsewhere.example\npid=%d\ntime=1\n", (int)dead);
-	fclose(fp);
+	write_lock(f, "elsewhere.example", dead, boot, "bb");
 	mv_err_clear(&err);
 	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w, &err), -EBUSY);
 	assert_non_null(strstr(err.msg, "elsewhere.example"));
+	/* a holder whose pid is gone but whose flock is held (its pid was
+	 * reused for a thread, or another breaker is at work) */
+	write_lock(f, host, dead, boot, "cc");
+	fd = open(p, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	expect_locked(f, "a lock whose flock is held");
+	close(fd);
+	unlink(p);
+}
+
+/* A writer removes only its own lock: the user ran 'unlock --force' and
+ * another writer took the repository; the first one's close must leave
+ * the second one's lock in place. */
+static void test_lock_release_own_only(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char p[160], *text = NULL;
+	struct repo *w;
+	FILE *fp;
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &w, &err), 0);
+	snprintf(p, sizeof(p), "%s/lock", f->repo);
+	unlink(p);
+	fp = fopen(p, "w");
+	assert_non_null(fp);
+	fprintf(fp, "host=other\npid=1\ntime=1\nboot=x\ntoken=other\n");
+	fclose(fp);
+	repo_close(w);
+	if (access(p, F_OK))
+		fail_msg("closing a writer removed another writer's lock");
+	assert_int_equal(mv_read_file(p, 4096, &text, NULL, NULL), 0);
+	assert_non_null(strstr(text, "token=other"));
+	free(text);
+	unlink(p);
+}
+
+/* repo_lock_inspect and repo_lock_break, as 'mailvault unlock' uses them */
+static void test_lock_inspect_break(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_lock_info li, li2;
+	char host[256] = "", boot[64], p[160];
+	pid_t dead = dead_pid();
+
+	gethostname(host, sizeof(host) - 1);
+	my_boot_id(boot, sizeof(boot));
+	snprintf(p, sizeof(p), "%s/lock", f->repo);
+	assert_int_equal(repo_lock_inspect(f->repo, &li, &err), -ENOENT);
+	write_lock(f, "elsewhere.example", 4242, boot, "t1");
+	assert_int_equal(repo_lock_inspect(f->repo, &li, &err), 0);
+	assert_string_equal(li.host, "elsewhere.example");
+	assert_int_equal(li.pid, 4242);
+	assert_false(li.this_machine);
+	assert_false(li.gone);
+	/* it changed after it was shown: nothing removed */
+	write_lock(f, "elsewhere.example", 4242, boot, "t2");
+	assert_int_equal(repo_lock_break(f->repo, &li, &err), -ESTALE);
+	assert_int_equal(access(p, F_OK), 0);
+	assert_int_equal(repo_lock_inspect(f->repo, &li2, &err), 0);
+	mv_err_clear(&err);
+	assert_int_equal(repo_lock_break(f->repo, &li2, &err), 0);
+	assert_int_equal(access(p, F_OK), -1);
+	/* a provably dead local holder */
+	write_lock(f, host, dead, boot, "t3");
+	assert_int_equal(repo_lock_inspect(f->repo, &li, &err), 0);
+	assert_true(li.this_machine);
+	assert_true(li.gone);
+	assert_false(li.alive);
+	/* a running one */
+	write_lock(f, host, getpid(), boot, "t4");
+	assert_int_equal(repo_lock_inspect(f->repo, &li, &err), 0);
+	assert_true(li.alive);
 	unlink(p);
 }
 
@@ -310,6 +438,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_held, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_lock_stale, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_lock_release_own_only,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_inspect_break, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_commit, setup,
 						teardown),
