@@ -104,7 +104,7 @@ mkdir "$T/out"
 assert_ok "$MV" restore "$R" gnu/latest:vol "$T/out"
 assert_same_tree "$S" "$T/out/vol" -x mtime,xattrs
 
-say "member names ./a/b and /a/b are both stored as a/b; ./ labels the root"
+say "member names ./a/b and /a/b are both stored as a/b (the '/' with a warning, exit 3); ./ labels the root"
 python3 - "$T/names.tar" "$T/abs.tar" <<'EOF'
 import io, sys, tarfile
 def build(path, prefix, root):
@@ -129,7 +129,15 @@ def build(path, prefix, root):
 build(sys.argv[1], "./", True)
 build(sys.argv[2], "/", False)
 EOF
-assert_ok "$MV" backup "$R" --name names dot="$T/names.tar" abs="$T/abs.tar"
+set +e
+"$MV" backup "$R" --name names dot="$T/names.tar" abs="$T/abs.tar" \
+	2>"$T/names.err"
+rc=$?
+set -e
+cat "$T/names.err"
+assert_eq 3 "$rc" "exit code of the backup of /a/b (completed with warnings)"
+assert_grep "^mailvault: warning: abs: 2 member names had leading '/' removed \\(first: '/a/'\\)$" "$T/names.err"
+assert_no_grep 'warning: dot:' "$T/names.err"
 for l in dot abs; do
 	"$MV" ls "$R" "names/latest:$l" >"$T/ls-$l"
 	assert_eq "a/" "$(cat "$T/ls-$l")" "ls of $l"
