@@ -124,9 +124,10 @@ struct vfile {
 	struct tree_chunk *chunks; /* NULL when one chunk: (cid, size) */
 	struct tree_extent *extents;
 	const char *user, *group; /* interned, or NULL */
+	const char *acl;	  /* access ACL text (interned), or NULL */
 	uint64_t size;
 	int64_t mtime_sec;
-	uint32_t uid, gid, nchunks, nextents;
+	uint32_t mode, uid, gid, nchunks, nextents;
 };
 
 struct vmsg {
@@ -151,6 +152,9 @@ struct vmsg {
 	bool has_mtime;
 	int64_t mtime; /* view mtime when has_mtime (receivedAt) */
 	char *mdir;    /* Maildir++ view path below maildir/, or NULL */
+	/* snapshot paths (interned) of the directories whose mode and owner
+	 * its view folder and its account folder take, or NULL */
+	const char *srcdir, *srcacc;
 	unsigned cnt;  /* VK_BLOB: counts owed to the summary when placed */
 	size_t dump;   /* VK_DUMP: index in mail_view.dumps */
 	uint64_t doff; /* VK_DUMP: offset of the message in the stream */
@@ -179,6 +183,15 @@ struct sw_export {
 	struct mv_buf json[2];	  /* mailboxes.json, emails.json */
 	bool have[2], whole[2];	  /* seen; complete bytes */
 	struct tree_entry ent[2]; /* their entries (chunks) */
+};
+
+/* Owner and mode of a top view folder (mail/, maildir/): those of its
+ * account folders when they all agree (modes and-ed), else root's 0711:
+ * each user still reaches their own account folder by name, nobody lists
+ * the accounts. */
+struct view_top {
+	bool have, mixed;
+	uint32_t mode, uid, gid;
 };
 
 struct mail_view {
@@ -222,6 +235,8 @@ struct mail_view {
 	 * messages come folder by folder */
 	char *prev_acc_raw, *prev_mbox_raw;
 	const char *prev_acc, *prev_mbox;
+	const char *prev_srcdir, *prev_srcacc; /* of the last message */
+	struct view_top top_mail, top_mdir;    /* mail/ and maildir/ */
 	/* Large messages of the job's previous backup whose content the
 	 * catalogue knows, by path (open addressing): the same path, size
 	 * and mtime is taken as the same message and no prefix is kept (a
@@ -773,6 +788,18 @@ static const char *intern(struct mail_view *v, char *s)
 	return s;
 }
 
+/* The first n bytes of path, interned; *last (the previous answer) is
+ * reused without a copy when it is the same, as it is for every message
+ * of a folder in a row. */
+static const char *src_intern(struct mail_view *v, const char **last,
+			      const char *path, size_t n)
+{
+	if (*last && !strncmp(*last, path, n) && !(*last)[n])
+		return *last;
+	*last = intern(v, strndup(path, n));
+	return *last;
+}
+
 #define CATALOG_BATCH 2000 /* new messages per catalogue transaction */
 
 /* Catalogue a new message now (its msg and view rows depend on its
@@ -855,12 +882,14 @@ static int vfile_set(struct mail_view *v, struct vfile *f,
 	memset(f, 0, sizeof(*f));
 	f->size = e->size;
 	f->mtime_sec = e->mtime_sec;
+	f->mode = e->mode;
 	f->uid = e->uid;
 	f->gid = e->gid;
 	f->nchunks = e->nchunks;
 	f->nextents = e->nextents;
 	if ((e->user && !(f->user = intern(v, strdup(e->user)))) ||
-	    (e->group && !(f->group = intern(v, strdup(e->group)))))
+	    (e->group && !(f->group = intern(v, strdup(e->group)))) ||
+	    (e->acl_access && !(f->acl = intern(v, strdup(e->acl_access)))))
 		return -ENOMEM;
 	if (e->nchunks &&
 	    (e->nchunks > 1 || e->nextents || e->chunks[0].size != e->size ||
@@ -914,10 +943,12 @@ static void vfile_entry(const struct vfile *f, const uint8_t *cid,
 {
 	memset(e, 0, sizeof(*e));
 	e->type = TREE_REG;
+	e->mode = f->mode;
 	e->uid = f->uid;
 	e->gid = f->gid;
 	e->user = (char *)f->user;
 	e->group = (char *)f->group;
+	e->acl_access = (char *)f->acl;
 	e->size = f->size;
 	e->mtime_sec = f->mtime_sec;
 	e->nlink = 1;
@@ -1044,6 +1075,7 @@ struct vwhere {
 	int64_t time;  /* delivery time, -1 unknown */
 	bool has_size; /* size: the decoded size (maildir S=) */
 	uint64_t size;
+	const char *srcdir, *srcacc; /* see struct vmsg (interned) */
 };
 
 /* Count m in the summary; a blob counts only once placed (an export's
@@ -1149,6 +1181,8 @@ static int record_msg(struct mail_view *v, const struct vwhere *wh,
 		if (wh->kind == VK_MAILDIR && m->account && m->mailbox)
 			folder_remember(v, wh, m);
 	}
+	m->srcdir = wh->srcdir;
+	m->srcacc = wh->srcacc;
 	m->base = strndup(wh->base, wh->base_len);
 	rc = vfile_set(v, &m->e, e, m->cid);
 	if (rc || !m->account || !m->mailbox || !m->base) {
@@ -1843,6 +1877,15 @@ static int hook_file_done(void *ctx, const char *path,
 		wh.time = vp.mf.time;
 		wh.has_size = vp.mf.has_size;
 		wh.size = vp.mf.size;
+		wh.srcdir =
+			src_intern(v, &v->prev_srcdir, path, vp.loc.folder_len);
+		wh.srcacc = src_intern(v, &v->prev_srcacc, path,
+				       vp.loc.root_len ? vp.loc.root_len
+						       : vp.loc.folder_len);
+		if (!wh.srcdir || !wh.srcacc) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
 	} else {
 		size_t dl = vp.kind == RES_BLOB ? vp.dir_len
 						: (size_t)(vp.leaf - path);
@@ -1857,6 +1900,13 @@ static int hook_file_done(void *ctx, const char *path,
 		wh.mailbox = vp.kind == RES_BLOB ? "" : dir;
 		wh.base = vp.leaf;
 		wh.base_len = strlen(vp.leaf);
+		/* an export's messages: its directory; loose ones: theirs */
+		wh.srcdir = wh.srcacc =
+			src_intern(v, &v->prev_srcdir, dir, strlen(dir));
+		if (!wh.srcdir) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
 	}
 	if (!res && !e->nchunks && !known_find_entry(v, e)) {
 		/* an empty file has no chunk for analyze() to see */
@@ -2192,6 +2242,66 @@ static int vmsg_cmp(const void *a, const void *b)
 }
 
 /* Add the directory at path and its parents below the view root. */
+/* The view folder standing for the source directory at snapshot path
+ * src: its mode, owner and group, time mtime.  Without src in the tree (a
+ * tar with no member for it) those of a file of it, file_mode with x
+ * where it has r. */
+static void view_dir_from(struct tree_builder *tb, const char *src,
+			  uint32_t file_mode, uint32_t uid, uint32_t gid,
+			  int64_t mtime, struct tree_entry *out)
+{
+	const struct tree_entry *d = src ? tree_builder_get(tb, src) : NULL;
+
+	memset(out, 0, sizeof(*out));
+	out->type = TREE_DIR;
+	out->mtime_sec = mtime;
+	if (d && d->type == TREE_DIR) {
+		out->mode = d->mode & 0777;
+		out->uid = d->uid;
+		out->gid = d->gid;
+		out->user = d->user;
+		out->group = d->group;
+		out->acl_access = d->acl_access;
+	} else {
+		out->mode = (file_mode & 0777) | (file_mode & 0444) >> 2;
+		out->uid = uid;
+		out->gid = gid;
+	}
+}
+
+static void view_top_add(struct view_top *t, const struct tree_entry *acc)
+{
+	if (!t->have) {
+		t->have = true;
+		t->mode = acc->mode & 0777;
+		t->uid = acc->uid;
+		t->gid = acc->gid;
+		return;
+	}
+	t->mixed |= t->uid != acc->uid || t->gid != acc->gid;
+	t->mode &= acc->mode;
+}
+
+/* Set top folder path from t (nothing when it has no account). */
+static int view_top_set(struct tree_builder *tb, const char *path,
+			const struct view_top *t, int64_t mtime,
+			struct mv_err *err)
+{
+	struct tree_entry d;
+
+	if (!t->have)
+		return 0;
+	memset(&d, 0, sizeof(d));
+	d.type = TREE_DIR;
+	d.mtime_sec = mtime;
+	d.mode = t->mixed ? 0711 : t->mode;
+	d.uid = t->mixed ? 0 : t->uid;
+	d.gid = t->mixed ? 0 : t->gid;
+	return tree_builder_add(tb, path, &d, err);
+}
+
+/* The directories of path that are not there yet, as dir (a folder
+ * placed before keeps its own metadata). */
 static int add_dirs(struct tree_builder *tb, const char *path,
 		    const struct tree_entry *dir, struct mv_err *err)
 {
@@ -2203,7 +2313,8 @@ static int add_dirs(struct tree_builder *tb, const char *path,
 	for (s = strchr(p, '/'); !rc; s = strchr(s + 1, '/')) {
 		if (s)
 			*s = '\0';
-		rc = tree_builder_add(tb, p, dir, err);
+		if (!tree_builder_get(tb, p))
+			rc = tree_builder_add(tb, p, dir, err);
 		if (!s)
 			break;
 		*s = '/';
@@ -2362,6 +2473,7 @@ static int place_clone(struct mail_view *v, size_t b, const char *account,
 	m->state = o->state;
 	m->account = intern(v, sanitize_path(account));
 	m->mailbox = intern(v, sanitize_path(mailbox));
+	m->srcdir = m->srcacc = o->srcdir;
 	m->base = strdup(base);
 	m->from = o->from ? strdup(o->from) : NULL;
 	m->subject = o->subject ? strdup(o->subject) : NULL;
@@ -2550,7 +2662,7 @@ static int mdir_folders(struct mail_view *v, struct tree_builder *tb,
 	mail_name_sanitize(account, acc, sizeof(acc), MAIL_NAME_MAX);
 	memset(&f, 0, sizeof(f));
 	f.type = TREE_REG;
-	f.mode = 0444;
+	f.mode = dir->mode & 0666; /* made up: as the export's folder */
 	f.mtime_sec = dir->mtime_sec;
 	f.uid = dir->uid;
 	f.gid = dir->gid;
@@ -2610,6 +2722,7 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 			const struct tree_entry *dir, struct mv_err *err)
 {
 	struct mail_stalwart_export exp;
+	struct tree_entry xd;
 	struct kwset *kws = NULL;
 	struct vmsg **blobs = NULL;
 	const char *leaf = strrchr(x->dir, '/');
@@ -2653,7 +2766,11 @@ static int export_place(struct mail_view *v, struct sw_export *x,
 	for (i = 0; i < nb; i++)
 		blobs[i] = (struct vmsg *)(uintptr_t)(blobs[i] - v->msgs);
 	kw_collect(&exp, kws);
-	rc = mdir_folders(v, tb, w, account, &exp, kws, dir, err);
+	/* its Maildir++ folders: as the export's directory */
+	view_dir_from(tb, x->dir, dir->mode, dir->uid, dir->gid, dir->mtime_sec,
+		      &xd);
+	view_top_add(&v->top_mdir, &xd);
+	rc = mdir_folders(v, tb, w, account, &exp, kws, &xd, err);
 	for (i = 0; !rc && i < exp.n_emails; i++) {
 		const struct mail_stalwart_email *em = &exp.emails[i];
 		size_t lo = 0, hi = nb, b = SIZE_MAX, k;
@@ -2831,7 +2948,9 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 		vfile_entry(&m->e, m->cid, &one, &ve);
 	ve.name = (char *)name;
 	ve.name_len = (uint32_t)strlen(name);
-	ve.mode = 0444;
+	/* the message file's permissions (a dump: the dump file's), so the
+	 * view lets read a message exactly who may read the file */
+	ve.mode &= 0777;
 	ve.mtime_sec = m->has_mtime ? m->mtime : m->date;
 	ve.mtime_nsec = 0;
 	ve.size = m->size;
@@ -2839,7 +2958,7 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 	ve.nlink = 1;
 	ve.nxattrs = 0;
 	ve.xattrs = NULL;
-	ve.acl_access = ve.acl_default = NULL;
+	ve.acl_default = NULL; /* the access ACL decides with the mode */
 	ve.ctime_sec = 0;
 	ve.ctime_nsec = 0;
 	ve.ino = ve.dev = 0;
@@ -2877,7 +2996,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		     struct repo_writer *w, int64_t time_ns, struct mv_err *err)
 {
 	struct mail_name_set *set = NULL;
-	struct tree_entry dir;
+	struct tree_entry dir, accd, boxd;
 	struct tree_xattr keyx;
 	uint8_t keyval[MAX_KEY_FILES * MV_ID_LEN];
 	char *folder = NULL;
@@ -2901,24 +3020,36 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	keyx.name = (char *)MAIL_VIEW_KEYS_XATTR;
 	keyx.value = keyval;
 	keyx.len = (uint32_t)(v->nkey_ids * MV_ID_LEN);
+	/* until its accounts are known: root's only */
 	memset(&dir, 0, sizeof(dir));
 	dir.type = TREE_DIR;
-	dir.mode = 0555;
+	dir.mode = 0700;
 	dir.mtime_sec = time_ns / 1000000000;
-	if (v->nmsgs) {
-		dir.uid = v->msgs[0].e.uid;
-		dir.gid = v->msgs[0].e.gid;
-	}
 	rc = stalwart_place(v, tb, w, &dir, err);
+	if (!rc)
+		rc = view_top_set(tb, MAIL_VIEW_MAILDIR_DIR, &v->top_mdir,
+				  dir.mtime_sec, err);
 	if (rc)
 		return rc;
 	for (i = 0; i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];
+		const struct sw_dump *d;
+		const char *slash;
 
 		if (m->kind != VK_DUMP || !v->dumps[m->dump].have)
 			continue;
 		m->hidden = false;
 		v->st.messages++;
+		/* its folder: as the dump file's directory */
+		d = &v->dumps[m->dump];
+		m->e.mode = d->e.mode;
+		m->e.uid = d->e.uid;
+		m->e.gid = d->e.gid;
+		slash = strrchr(d->path, '/');
+		if (slash && !m->srcdir)
+			m->srcdir = m->srcacc =
+				src_intern(v, &v->prev_srcdir, d->path,
+					   (size_t)(slash - d->path));
 	}
 	if (v->nmsgs > 1)
 		qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
@@ -2960,15 +3091,29 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 				rc = mv_err_set(err, -ENOMEM, "out of memory");
 				break;
 			}
+			/* the account folder as the account's directory,
+			 * the mailbox folder as its maildir folder */
+			view_dir_from(tb, m->srcacc, m->e.mode, m->e.uid,
+				      m->e.gid, dir.mtime_sec, &accd);
+			view_dir_from(tb, m->srcdir, m->e.mode, m->e.uid,
+				      m->e.gid, dir.mtime_sec, &boxd);
+			sprintf(folder, "%s/%s", MAIL_VIEW_DIR, m->account);
+			if (!acc || strcmp(acc, m->account)) {
+				view_top_add(&v->top_mail, &accd);
+				rc = tree_builder_add(tb, folder, &accd, err);
+			}
 			sprintf(folder, "%s/%s/%s", MAIL_VIEW_DIR, m->account,
 				m->mailbox);
 			acc = m->account;
 			mbox = m->mailbox;
 			mail_name_set_free(set);
 			set = NULL;
-			rc = mail_name_set_new(&set, err);
 			if (!rc)
-				rc = add_dirs(tb, folder, &dir, err);
+				rc = mail_name_set_new(&set, err);
+			if (!rc)
+				rc = add_dirs(tb, folder, &accd, err);
+			if (!rc)
+				rc = tree_builder_add(tb, folder, &boxd, err);
 			if (rc)
 				break;
 		}
@@ -2983,6 +3128,10 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	}
 	mail_name_set_free(set);
 	free(folder);
+	folder = NULL;
+	if (!rc)
+		rc = view_top_set(tb, MAIL_VIEW_DIR, &v->top_mail,
+				  dir.mtime_sec, err);
 	/* the Maildir++ trees of Stalwart exports: same chunks */
 	for (i = 0; !rc && i < v->nmsgs; i++) {
 		struct vmsg *m = &v->msgs[i];

@@ -71,8 +71,9 @@ mkdir "$T/view"
 nview=$(find "$T/view/mail" -name '*.eml' | wc -l)
 set -- $n2
 assert_eq "$1" "$nview" "restored view files"
-[ "$(stat -c %a "$T/view/mail/alice@example.org/INBOX/$name")" = 444 ] ||
-	die "view file mode is not 0444"
+assert_eq "$(stat -c '%a %u %g' "$raw")" \
+	"$(stat -c '%a %u %g' "$T/view/mail/alice@example.org/INBOX/$name")" \
+	"view file mode and owner (those of its raw file)"
 date_hdr=$(grep -i '^Date:' "$T/view.eml" | head -1 | cut -d' ' -f2- |
 	tr -d '\r')
 want=$(date -u -d "$date_hdr" +%s)

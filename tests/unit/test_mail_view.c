@@ -90,7 +90,7 @@ static void test_mail_view_entry(void **state)
 {
 	struct fx *f = *state;
 	struct mv_err err = MV_ERR_INIT;
-	struct tree_entry *e;
+	struct tree_entry *e, d;
 	uint8_t id[MV_ID_LEN];
 	char path[512], hex[9];
 
@@ -99,6 +99,16 @@ static void test_mail_view_entry(void **state)
 	feed(f, "vol/example.org/alice/Maildir/tmp/1714566600.M9P9.h", msg1,
 	     5000);
 	feed(f, "vol/etc/passwd", "root:x:0:0\n", 0);
+	/* the maildir's directory, as a source would have added it */
+	memset(&d, 0, sizeof(d));
+	d.type = TREE_DIR;
+	d.mode = 0750;
+	d.uid = 5000;
+	d.gid = 12;
+	assert_int_equal(tree_builder_add(f->tb,
+					  "vol/example.org/alice/Maildir", &d,
+					  &err),
+			 0);
 	assert_int_equal(mail_view_finish(f->v, f->tb, f->w, 0, &err), 0);
 	repo_chunk_id(f->r, msg1, strlen(msg1), id);
 	mv_hex(id, 4, hex);
@@ -109,16 +119,27 @@ static void test_mail_view_entry(void **state)
 	e = tree_builder_get(f->tb, path);
 	assert_non_null(e);
 	assert_int_equal(e->type, TREE_REG);
-	assert_int_equal(e->mode, 0444);
+	assert_int_equal(e->mode, 0600); /* the message file's */
 	assert_int_equal(e->uid, 5000);
 	assert_int_equal(e->mtime_sec, 1714566600);
 	assert_int_equal(e->size, strlen(msg1));
 	assert_int_equal(e->xform, TREE_XFORM_NONE);
 	assert_int_equal(e->nchunks, 1);
 	assert_memory_equal(e->chunks[0].id, id, MV_ID_LEN);
+	/* folders: as the maildir's directory; mail/ as its one account */
 	e = tree_builder_get(f->tb, "mail/alice@example.org");
 	assert_non_null(e);
-	assert_int_equal(e->mode, 0555);
+	assert_int_equal(e->mode, 0750);
+	assert_int_equal(e->uid, 5000);
+	assert_int_equal(e->gid, 12);
+	e = tree_builder_get(f->tb, "mail/alice@example.org/INBOX");
+	assert_non_null(e);
+	assert_int_equal(e->mode, 0750);
+	assert_int_equal(e->gid, 12);
+	e = tree_builder_get(f->tb, "mail");
+	assert_non_null(e);
+	assert_int_equal(e->mode, 0750);
+	assert_int_equal(e->uid, 5000);
 	assert_int_equal(mail_view_get_stats(f->v)->messages, 1);
 	assert_int_equal(mail_view_get_stats(f->v)->parsed, 1);
 }
