@@ -111,14 +111,14 @@ struct member {
 static void write_tar(const char *path, const struct member *m, size_t n)
 {
 	struct archive *a = archive_write_new();
-	struct archive_entry *e;
 	size_t i;
 
 	assert_non_null(a);
 	assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
 	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
 	for (i = 0; i < n; i++) {
-		e = archive_entry_new();
+		struct archive_entry *e = archive_entry_new();
+
 		archive_entry_set_pathname(e, m[i].name);
 		archive_entry_set_mode(e, AE_IFREG | 0644);
 		archive_entry_set_mtime(e, 1700000000, 0);
