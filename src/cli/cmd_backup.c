@@ -177,28 +177,43 @@ static void print_mail(const struct mail_view_stats *m, bool json)
 		       (unsigned long long)m->dump_errors);
 }
 
-/* One line per source and kind of problem met in the input. */
+/* s on stderr with control characters as \n, \t or \xNN: member names
+ * come from the archive and must not drive the terminal. */
+static void put_safe(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	for (; *p; p++) {
+		if (*p == '\n')
+			fputs("\\n", stderr);
+		else if (*p == '\t')
+			fputs("\\t", stderr);
+		else if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+}
+
+/* One line per source and kind of problem met in the input:
+ * "mailvault: warning: SOURCE: COUNT KIND (first: CASE)". */
 static void print_warnings(const struct ingest_warning *w, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++, w++) {
-		if (w->count == 1 && !w->first)
-			fprintf(stderr, "mailvault: warning: %s: %s\n",
-				w->source, w->one);
-		else if (w->count == 1)
-			fprintf(stderr, "mailvault: warning: %s: 1 %s (%s)\n",
-				w->source, w->one, w->first);
-		else if (!w->first)
-			fprintf(stderr, "mailvault: warning: %s: %llu %s\n",
-				w->source, (unsigned long long)w->count,
-				w->many);
-		else
-			fprintf(stderr,
-				"mailvault: warning: %s: %llu %s (first: "
-				"%s)\n",
-				w->source, (unsigned long long)w->count,
-				w->many, w->first);
+		fputs("mailvault: warning: ", stderr);
+		put_safe(w->source);
+		fputs(": ", stderr);
+		if (w->count > 1 || w->first)
+			fprintf(stderr, "%llu ", (unsigned long long)w->count);
+		put_safe(w->count == 1 ? w->one : w->many);
+		if (w->first) {
+			fputs(w->count == 1 ? " (" : " (first: ", stderr);
+			put_safe(w->first);
+			fputc(')', stderr);
+		}
+		fputc('\n', stderr);
 	}
 }
 

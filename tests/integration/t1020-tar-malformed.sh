@@ -68,6 +68,8 @@ write("names.tar", [plain("ok.txt", b"fine\n"),
 	plain("keep/./f", b"inner dot\n"),
 	link("hl", "/ok.txt"),
 	link("hl2", "../ok.txt")])
+# a name that would drive the terminal if printed as it is
+write("ctl.tar", [plain("/esc\x1b[31mred\nx", b"ctl\n")])
 # a clean pax archive with what must not be taken for damage: a UTF-8
 # name, a name longer than ustar holds, an xattr
 with tarfile.open(d + "/clean.tar", "w", format=tarfile.PAX_FORMAT) as t:
@@ -147,6 +149,14 @@ mkdir "$T/out"
 assert_ok "$MV" restore "$R" names/latest:v "$T/out"
 assert_eq "fine" "$(cat "$T/out/v/hl")" "restored hl"
 [ -d "$T/out/v/etc" ] || die "etc/ was not restored"
+
+say "control characters in a name are escaped in the warning"
+backup_rc ctl 3 v="$T/ctl.tar"
+assert_grep "^mailvault: warning: v: 1 member name had leading '/' removed \\('/esc\\\\x1b\\[31mred\\\\nx'\\)$" "$T/ctl.err"
+if tr -d '\n' <"$T/ctl.err" | grep -q "$(printf '\033')"; then
+	die "an escape character reached the terminal"
+fi
+assert_eq 2 "$(wc -l <"$T/ctl.err")" "lines of the warning output"
 
 say "--json counts the warnings"
 set +e
