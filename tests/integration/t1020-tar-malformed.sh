@@ -107,6 +107,14 @@ assert_no_grep 'warning' "$T/clean.err"
 "$MV" ls "$R" clean/latest:v >"$T/ls"
 assert_grep "^Entw.*rfe" "$T/ls"
 
+say "a gzip stream with trailing garbage: a warning of its own"
+gzip -c "$T/clean.tar" >"$T/garbage.tgz"
+printf 'garbage' >>"$T/garbage.tgz"
+backup_rc garbage 3 v=- <"$T/garbage.tgz"
+assert_grep "^mailvault: warning: v: 'v=-': 7 bytes of trailing garbage after the gzip data at compressed byte [0-9]+ ignored$" "$T/garbage.err"
+assert_eq 1 "$(grep -c '^mailvault: warning:' "$T/garbage.err")" \
+	"warnings of garbage"
+
 for c in nonl noeq nulx; do
 	say "pax header: $c"
 	case $c in
