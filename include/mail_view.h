@@ -10,12 +10,13 @@
  * that references the same chunks as the raw file (no extra storage).
  * mtime is the message's Date; mode, owner and access ACL are the raw
  * file's, a folder's those of the source directory it stands for
- * (docs/MAIL.md), so the view lets read a message who may read the file.  A file stored encrypted (mailcow mail_crypt) or
- * compressed (Dovecot zlib plugin) gets xform = TREE_XFORM_MAILCRYPT,
- * size = the decoded size, and an xattr MAIL_VIEW_KEYS_XATTR holding the
- * chunk ids of the PEM key files that decode it (see mail_view_read()).
- * Files that cannot be decoded (no key, wrong key, corrupt) are shown as
- * raw bytes under "<time> (undecodable) - <reason> <base> [<id>].raw".
+ * (docs/MAIL.md), so the view lets read a message who may read the file.
+ * A file stored encrypted (mailcow mail_crypt) or compressed (Dovecot zlib
+ * plugin) gets xform = TREE_XFORM_MAILCRYPT, size = the decoded size, and
+ * an xattr MAIL_VIEW_KEYS_XATTR holding the chunk ids of the PEM key files
+ * that decode it (see mail_view_read()).  Files that cannot be decoded (no
+ * key, wrong key, corrupt) are shown as raw bytes under
+ * "<time> (undecodable) - <reason> <base> [<id>].raw".
  *
  * Other inputs in the same view (docs/MAIL.md):
  *  - Stalwart account exports: mail/<account>/<Mailbox/Path>/ for each

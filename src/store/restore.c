@@ -415,9 +415,11 @@ out:
  * directory reused) and open it without following a symlink. */
 static int open_dir(int dirfd, const char *name, struct mv_err *err)
 {
-	int fd, tries;
+	int tries;
 
 	for (tries = 0; tries < 2; tries++) {
+		int fd;
+
 		if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
 			break;
 		fd = openat(dirfd, name,
