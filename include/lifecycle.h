@@ -22,12 +22,18 @@ typedef void (*lifecycle_report_fn)(const char *kind, const char *msg,
 				    void *arg);
 
 #define PRUNE_MAX_UNUSED_DEFAULT 2.0 /* percent (restic: 5) */
+/* Seconds an unindexed pack or temporary file is left alone: a backup
+ * whose lock was broken may still be writing it (restic and borg keep
+ * such files too).  $MAILVAULT_PRUNE_GRACE or --orphan-grace change it. */
+#define PRUNE_ORPHAN_GRACE_DEFAULT 3600
 
 struct prune_opts {
-	bool dry_run;	   /* decide and report, change nothing */
-	double max_unused; /* unused bytes allowed, percent of the live
-			    * bytes; < 0: unlimited (only wholly unused
-			    * packs are deleted) */
+	bool dry_run;	      /* decide and report, change nothing */
+	double max_unused;    /* unused bytes allowed, percent of the live
+			       * bytes; < 0: unlimited (only wholly unused
+			       * packs are deleted) */
+	int64_t orphan_grace; /* seconds: orphans modified less long ago
+			       * than this stay (0: none stay) */
 };
 
 struct prune_result {
@@ -40,15 +46,16 @@ struct prune_result {
 	uint64_t moved_records, moved_bytes;	 /* copied to new packs */
 	uint64_t dropped_records;		 /* index rows removed */
 	uint64_t orphans, orphan_bytes;		 /* files not in the index */
-	uint64_t tombstoned;		    /* forgotten snapshots recorded */
+	uint64_t young_orphans; /* left alone: within the grace period */
+	uint64_t tombstoned;	/* forgotten snapshots recorded */
 	uint64_t after_bytes, after_unused; /* after (planned in a dry run) */
 };
 
 /* Mark what the listed snapshots reach, then delete wholly unused packs,
  * repack packs until the unused bytes are within max_unused, delete
- * orphan packs and leftover temporary files.  Refuses (-EPERM) on an
- * append-only repository and (-EIO, "run mailvault check") when an
- * indexed pack is missing or truncated or a tree cannot be read. */
+ * orphan packs and leftover temporary files older than orphan_grace.  Refuses
+ * (-EPERM) on an append-only repository and (-EIO, "run mailvault check") when
+ * an indexed pack is missing or truncated or a tree cannot be read. */
 int lifecycle_prune(struct repo *r, const struct prune_opts *o,
 		    lifecycle_report_fn fn, void *arg, struct prune_result *out,
 		    struct mv_err *err);

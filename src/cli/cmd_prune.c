@@ -15,13 +15,31 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: mailvault prune [--dry-run] [--max-unused PERCENT] [--wait] "
-	"[--verbose] [REPO]\n"
+	"usage: mailvault prune [--dry-run] [--max-unused PERCENT] "
+	"[--orphan-grace SECONDS] [--wait] [--verbose] [REPO]\n"
 	"PERCENT: unused space left in packs, as a share of the used space "
 	"(default 2%);\n"
 	"         0 repacks every pack with unused space, 'unlimited' only "
 	"deletes\n"
-	"         packs that are wholly unused\n";
+	"         packs that are wholly unused\n"
+	"SECONDS: files the index does not name are removed only when older "
+	"(default\n"
+	"         3600, or $MAILVAULT_PRUNE_GRACE): a backup may still be "
+	"writing them\n";
+
+/* A count of seconds, 0 or more. */
+static int parse_seconds(const char *s, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (end == s || *end || errno || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
 
 static int parse_percent(const char *s, double *out)
 {
@@ -67,12 +85,15 @@ int cmd_prune(int argc, char **argv)
 	static const struct option opts[] = {
 		{"dry-run", no_argument, NULL, 'n'},
 		{"max-unused", required_argument, NULL, 'u'},
+		{"orphan-grace", required_argument, NULL, 'g'},
 		{"wait", no_argument, NULL, 'w'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct prune_opts o = {false, PRUNE_MAX_UNUSED_DEFAULT};
+	struct prune_opts o = {false, PRUNE_MAX_UNUSED_DEFAULT,
+			       PRUNE_ORPHAN_GRACE_DEFAULT};
+	const char *grace = getenv("MAILVAULT_PRUNE_GRACE");
 	struct report_ctx rc_ = {false};
 	struct mv_err err = MV_ERR_INIT;
 	struct prune_result res;
@@ -82,8 +103,20 @@ int cmd_prune(int argc, char **argv)
 	char a[32], b[32], d[32];
 	int c, rc;
 
+	if (grace && *grace && parse_seconds(grace, &o.orphan_grace))
+		return cli_usage("prune",
+				 "bad MAILVAULT_PRUNE_GRACE '%s': give "
+				 "seconds",
+				 grace);
 	while ((c = getopt_long(argc, argv, "hnv", opts, NULL)) != -1) {
 		switch (c) {
+		case 'g':
+			if (parse_seconds(optarg, &o.orphan_grace))
+				return cli_usage("prune",
+						 "bad --orphan-grace '%s': "
+						 "give seconds, 0 or more",
+						 optarg);
+			break;
 		case 'n':
 			o.dry_run = true;
 			break;
@@ -145,6 +178,11 @@ int cmd_prune(int argc, char **argv)
 		       o.dry_run ? "would remove" : "removed",
 		       (unsigned long long)res.orphans, a);
 	}
+	if (res.young_orphans)
+		printf("left %llu files not in the index that are younger "
+		       "than %lld s (a backup may still be writing them)\n",
+		       (unsigned long long)res.young_orphans,
+		       (long long)o.orphan_grace);
 	if (res.tombstoned)
 		printf("recorded %llu forgotten snapshots for rebuild-index\n",
 		       (unsigned long long)res.tombstoned);

@@ -5,11 +5,13 @@
  *  1. Look: every indexed pack exists with its indexed size, else refuse.
  *  2. Remove orphans: pack files the index does not name (an interrupted
  *     backup or an earlier prune killed after its commit) and leftover
- *     temporary files.  Nothing reads them; the writer lock keeps new
- *     sessions out.
- *  3. Mark: walk the trees of every listed snapshot once (a seen-set keeps
- *     shared trees from being walked again) into a set of live ids.  This
- *     set is the only per-chunk memory.
+ *     temporary files, once older than the grace period.  Nothing reads
+ *     them; the writer lock keeps new sessions out, and the grace period
+ *     protects a backup that still writes after its lock was broken.
+ *  3. Mark: every reference of every listed snapshot (refs.h: records,
+ *     trees, content, keys held in xattrs), each tree walked once (a
+ *     seen-set keeps shared trees from being walked again), into a set of
+ *     live ids.  This set is the only per-chunk memory.
  *  4. Sweep, one pack at a time from the index: live bytes per pack.
  *  5. Plan: wholly unused packs go; partly used ones are repacked, the
  *     emptiest first, until the unused bytes left are within max_unused
@@ -34,6 +36,7 @@
 #include "index.h"
 #include "lc_int.h"
 #include "pack.h"
+#include "refs.h"
 #include "snapshot.h"
 #include "tree.h"
 #include "util.h"
@@ -175,9 +178,27 @@ static int orphan(const char *dir, const char *name, uint64_t size, void *arg)
 		       dir, name);
 		return 0;
 	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (p->o->orphan_grace > 0) {
+		int64_t mtime = 0;
+
+		/* a file that cannot be stat'ed is young: never guess old */
+		if (be->ops->stat(be, path, NULL, &mtime, NULL) ||
+		    mv_now_ns() - mtime <
+			    p->o->orphan_grace * (int64_t)1000000000) {
+			p->res->young_orphans++;
+			lc_say(p->fn, p->arg, "info",
+			       "leaving '%s' (%s, written less than %lld "
+			       "s ago: a backup may still be writing it)",
+			       path,
+			       lc_is_pack_name(name) ? "not in the index"
+						     : "temporary",
+			       (long long)p->o->orphan_grace);
+			return 0;
+		}
+	}
 	p->res->orphans++;
 	p->res->orphan_bytes += size;
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
 	lc_say(p->fn, p->arg, "info", "%s '%s' (%llu bytes, %s)",
 	       p->o->dry_run ? "would remove" : "removing", path,
 	       (unsigned long long)size,
@@ -191,67 +212,59 @@ static int orphan(const char *dir, const char *name, uint64_t size, void *arg)
 	return 0;
 }
 
-/* Phase 3. */
-static int walk(struct prune *p, const struct tree_ref *ref, const char *snap,
-		int depth)
+/* Phase 3: every reference of every listed snapshot (refs.h), each
+ * directory's tree object walked once. */
+struct mark_ctx {
+	struct prune *p;
+	const char *snap;
+};
+
+static int mark_dir(void *arg, const char *path, const struct tree_ref *ref,
+		    const uint8_t key[MV_ID_LEN])
 {
-	struct mv_err e = MV_ERR_INIT;
-	struct tree *t = NULL;
-	uint8_t key[MV_ID_LEN];
-	uint32_t i, k;
-	int rc;
+	struct mark_ctx *m = arg;
+	int rc = lc_idset_add(&m->p->walked, key);
 
-	if (!ref->n)
-		return 0;
-	for (k = 0; k < ref->n; k++)
-		if (lc_idset_add(&p->live, ref->chunks[k].id) < 0)
-			return mv_err_set(p->err, -ENOMEM, "out of memory");
-	if (ref->n == 1) {
-		memcpy(key, ref->chunks[0].id, MV_ID_LEN);
-	} else {
-		struct mv_buf b = MV_BUF_INIT;
-
-		for (k = 0; k < ref->n; k++)
-			if (mv_buf_append(&b, ref->chunks[k].id, MV_ID_LEN)) {
-				mv_buf_release(&b);
-				return mv_err_set(p->err, -ENOMEM,
-						  "out of memory");
-			}
-		repo_chunk_id(p->r, b.data, b.len, key);
-		mv_buf_release(&b);
-	}
-	rc = lc_idset_add(&p->walked, key);
+	(void)path;
+	(void)ref;
 	if (rc < 0)
-		return mv_err_set(p->err, -ENOMEM, "out of memory");
-	if (!rc)
-		return 0; /* walked before */
-	rc = tree_load(p->r, ref, &t, &e);
-	if (rc)
-		return mv_err_set(p->err, -EIO,
-				  "snapshot %s: a directory "
-				  "cannot be read (%s); prune refuses to work "
-				  "on a damaged repository (run 'mailvault "
-				  "check')",
-				  snap, mv_err_msg(&e));
-	for (i = 0; i < t->n && !rc; i++) {
-		const struct tree_entry *en = &t->entries[i];
+		return mv_err_set(m->p->err, -ENOMEM, "out of memory");
+	return rc ? 0 : 1; /* 1: walked before, skip */
+}
 
-		for (k = 0; k < en->nchunks; k++)
-			if (lc_idset_add(&p->live, en->chunks[k].id) < 0) {
-				rc = mv_err_set(p->err, -ENOMEM,
-						"out of memory");
-				break;
-			}
-		if (!rc && en->type == TREE_DIR && depth < 4096)
-			rc = walk(p, &en->subtree, snap, depth + 1);
-	}
-	tree_free(t);
-	return rc;
+static int mark_chunk(void *arg, const char *path, const struct tree_entry *e,
+		      enum refs_kind kind, uint32_t i, uint32_t n,
+		      const uint8_t id[MV_ID_LEN])
+{
+	struct mark_ctx *m = arg;
+
+	(void)path;
+	(void)e;
+	(void)kind;
+	(void)i;
+	(void)n;
+	if (lc_idset_add(&m->p->live, id) < 0)
+		return mv_err_set(m->p->err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static int mark_dir_error(void *arg, const char *path, const struct mv_err *e)
+{
+	struct mark_ctx *m = arg;
+
+	return mv_err_set(m->p->err, -EIO,
+			  "snapshot %s: directory '%s' cannot be read (%s); "
+			  "prune refuses to work on a damaged repository "
+			  "(run 'mailvault check')",
+			  m->snap, path[0] ? path : "/", mv_err_msg(e));
 }
 
 static int mark(struct prune *p)
 {
 	struct snapshot *list = NULL;
+	struct mark_ctx m = {p, NULL};
+	const struct refs_visit v = {mark_dir, mark_chunk, mark_dir_error, NULL,
+				     &m};
 	size_t n = 0, i;
 	int rc;
 
@@ -261,10 +274,8 @@ static int mark(struct prune *p)
 
 		snapshot_dir_name(&list[i], dir, sizeof(dir));
 		snprintf(name, sizeof(name), "%s/%s", list[i].name, dir);
-		if (lc_idset_add(&p->live, list[i].id) < 0)
-			rc = mv_err_set(p->err, -ENOMEM, "out of memory");
-		else
-			rc = walk(p, &list[i].root, name, 0);
+		m.snap = name;
+		rc = refs_walk_snapshot(p->r, &list[i], &v, p->err);
 		p->res->snapshots++;
 	}
 	snapshot_list_free(list, n);
@@ -696,7 +707,7 @@ int lifecycle_tombstone_forgotten(struct repo *r, uint64_t *out_n,
 				  struct mv_err *err)
 {
 	struct prune_result res;
-	struct prune_opts o = {false, 0};
+	struct prune_opts o = {false, 0, 0};
 	struct repo_writer *w = NULL;
 	struct prune p;
 	int rc;

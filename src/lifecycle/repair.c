@@ -7,8 +7,11 @@
  * of records that are gone or damaged are removed, so a read of them
  * fails with EIO instead of returning wrong bytes.  Records that survive
  * in sealed packs the index does not name (an interrupted prune leaves
- * such copies) are taken back.  Snapshots are never removed: the caller
- * runs check afterwards, which names every file that lost data.
+ * such copies) are taken back.  The ids of the removed rows are recorded
+ * as known loss (check_loss_record()), in the same transaction, so that
+ * later checks name the files that lost data without calling the
+ * repository damaged again.  Snapshots are never removed: the caller runs
+ * check afterwards, which names every file that lost data.
  */
 #include "lifecycle.h"
 
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "check.h"
 #include "index.h"
 #include "lc_int.h"
 #include "pack.h"
@@ -128,7 +132,10 @@ static int check_pack(struct repair *p, struct index_batch *b,
 		       "pack '%s' is missing: %zu "
 		       "records lost",
 		       path, p->nrows);
-		return index_pack_delete(p->ix, k->id, p->err);
+		for (i = 0; !rc && i < p->nrows; i++)
+			rc = check_loss_record(p->r, p->rows[i].id,
+					       "pack missing", p->err);
+		return rc ? rc : index_pack_delete(p->ix, k->id, p->err);
 	}
 	for (i = 0; !rc && i < p->nrows; i++) {
 		struct mv_err e = MV_ERR_INIT;
@@ -143,6 +150,9 @@ static int check_pack(struct repair *p, struct index_batch *b,
 		mv_hex(p->rows[i].id, 8, hex);
 		lc_say(p->fn, p->arg, "error", "%s", mv_err_msg(&e));
 		rc = index_batch_drop(b, p->rows[i].id, p->err);
+		if (!rc)
+			rc = check_loss_record(p->r, p->rows[i].id,
+					       "record damaged", p->err);
 		lc_step("repair drop");
 	}
 	mv_buf_release(&buf);

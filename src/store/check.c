@@ -1,18 +1,25 @@
 /*
  * check: repository verification (include/check.h).  Trees shared by
- * many snapshots are verified once: a set of tree ids already seen keeps
- * a year of dailies from costing 365 walks.
+ * many snapshots are verified once when nothing under them is damaged: a
+ * set of clean tree ids keeps a year of dailies from costing 365 walks,
+ * while a tree with damage under it is walked again in every snapshot
+ * that holds it, so that each of them is named.
  */
 #include "check.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
 
 #include "backend.h"
 #include "hash.h"
+#include "index.h"
 #include "pack.h"
+#include "refs.h"
 #include "snapshot.h"
 #include "tree.h"
 
@@ -75,15 +82,32 @@ static void idset_free(struct idset *s)
 	free(s->used);
 }
 
+#define LOSS_PREFIX "lost:" /* index meta key of a known-lost chunk */
+#define EXPOSED_NAMED 10    /* exposed paths named; the rest counted */
+
+struct ck_pack {
+	int64_t id;
+	char name[PACK_NAME_LEN + 1];
+};
+
 struct ck {
 	struct repo *r;
-	bool read_data;
+	const struct check_opts *o;
 	check_report_fn fn;
 	void *arg;
 	struct check_result *res;
 	struct idset bad;      /* chunk ids found damaged */
-	struct idset trees_ok; /* tree objects verified */
+	struct idset lost;     /* known-lost chunk ids met (counted once) */
+	struct idset clean;    /* tree objects with nothing damaged under */
 	struct idset packs;    /* names (padded) of indexed packs */
+	struct ck_pack *plist; /* indexed packs, for reading a subset */
+	size_t nplist, capplist;
+	uint64_t *marks; /* damage counter at each open directory */
+	size_t nmarks, capmarks;
+	uint64_t hits;		      /* damage and loss reported */
+	char last[1024];	      /* path of the entry last counted */
+	const char *snap;	      /* name of the snapshot walked */
+	bool snap_damaged, snap_lost; /* found in this snapshot */
 	char msg[2048];
 };
 
@@ -118,12 +142,25 @@ static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 	uint64_t real = 0;
 	int rc;
 
-	(void)id;
 	(void)kind;
 	(void)records;
 	c->res->packs++;
 	name_key(name, key);
-	idset_add(&c->packs, key);
+	if (idset_add(&c->packs, key))
+		return -ENOMEM;
+	if (c->nplist == c->capplist) {
+		size_t cap = c->capplist ? 2 * c->capplist : 256;
+		struct ck_pack *n = realloc(c->plist, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		c->plist = n;
+		c->capplist = cap;
+	}
+	c->plist[c->nplist].id = id;
+	snprintf(c->plist[c->nplist].name, sizeof(c->plist[0].name), "%s",
+		 name);
+	c->nplist++;
 	pack_path(name, path, sizeof(path));
 	rc = be->ops->stat(be, path, &real, NULL, NULL);
 	if (rc == -ENOENT) {
@@ -148,89 +185,231 @@ static int check_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 	struct ck *c = arg;
 	struct mv_err err = MV_ERR_INIT;
 	struct mv_buf buf = MV_BUF_INIT;
+	int rc = 0;
 
 	(void)loc;
 	c->res->chunks++;
 	if (repo_chunk_read(c->r, id, true, &buf, &err)) {
+		if (err.code == -ENOMEM)
+			rc = -ENOMEM;
 		c->res->bad_chunks++;
-		idset_add(&c->bad, id);
+		if (idset_add(&c->bad, id))
+			rc = -ENOMEM;
 		say(c, "error", "%s", mv_err_msg(&err));
 	}
 	mv_buf_release(&buf);
+	return rc;
+}
+
+/* xorshift64*: the random subset only needs to differ between runs. */
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+
+/* Pick the packs to read into the front of plist; returns how many. */
+static size_t pick_packs(struct ck *c)
+{
+	const struct check_opts *o = c->o;
+	size_t i;
+
+	if (o->read_data)
+		return c->nplist;
+	if (o->subset_of) {
+		size_t k = 0;
+
+		for (i = 0; i < c->nplist; i++) {
+			uint8_t b[4] = {0, 0, 0, 0};
+
+			mv_unhex(c->plist[i].name, b, sizeof(b));
+			/* pack names are hashes: the groups are even */
+			if ((mv_le32(b) % o->subset_of) + 1 == o->subset_n)
+				c->plist[k++] = c->plist[i];
+		}
+		return k;
+	}
+	if (o->subset_pct > 0 && c->nplist) {
+		uint64_t seed = o->random_seed;
+		size_t want =
+			(size_t)((double)c->nplist * o->subset_pct / 100.0 +
+				 0.999999);
+
+		if (!seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+			seed = (uint64_t)mv_now_ns();
+		seed |= 1;
+		want = MV_MIN(MV_MAX(want, (size_t)1), c->nplist);
+		for (i = 0; i < want; i++) {
+			size_t j = i + next_rand(&seed) % (c->nplist - i);
+			struct ck_pack t = c->plist[i];
+
+			c->plist[i] = c->plist[j];
+			c->plist[j] = t;
+		}
+		return want;
+	}
 	return 0;
 }
 
-static bool chunk_ok(struct ck *c, const uint8_t *id, const char **why)
+static int read_packs(struct ck *c, struct mv_err *err)
 {
-	if (idset_has(&c->bad, id)) {
-		*why = "damaged";
-		return false;
+	size_t n = pick_packs(c);
+	int rc = 0;
+
+	if (c->o->read_data) {
+		c->res->packs_read = c->nplist;
+		rc = repo_chunk_each(c->r, check_chunk, c, err);
+	} else {
+		size_t i;
+
+		for (i = 0; !rc && i < n; i++) {
+			c->res->packs_read++;
+			rc = index_pack_chunks(repo_index(c->r), c->plist[i].id,
+					       check_chunk, c, err);
+		}
 	}
-	if (repo_chunk_find(c->r, id, NULL, NULL)) {
-		*why = "missing";
-		return false;
-	}
-	return true;
+	return rc == -ENOMEM ? mv_err_set(err, rc, "out of memory") : rc;
 }
 
-static int walk(struct ck *c, const char *snapname, const char *path,
-		const struct tree_ref *ref, int depth)
+enum ck_state {
+	CK_OK = 0,
+	CK_DAMAGED, /* indexed, unreadable (read this run) */
+	CK_MISSING, /* not indexed */
+	CK_LOST,    /* not indexed, recorded by check --repair */
+};
+
+static const char *const state_name[] = {"", "damaged", "missing",
+					 "known-lost"};
+
+static int chunk_state(struct ck *c, const uint8_t *id)
 {
-	struct mv_err err = MV_ERR_INIT;
-	struct tree *t = NULL;
-	const char *why;
-	uint32_t i, k;
-	bool ok = true;
+	char key[sizeof(LOSS_PREFIX) + 2 * MV_ID_LEN], v[8];
 
-	if (ref->n && idset_has(&c->trees_ok, ref->chunks[0].id) && ref->n == 1)
-		return 0;
-	for (k = 0; k < ref->n; k++) {
-		if (!chunk_ok(c, ref->chunks[k].id, &why)) {
-			c->res->affected_files++;
-			say(c, "error",
-			    "snapshot %s: directory '%s': %s tree "
-			    "object; its entries are lost",
-			    snapname, path[0] ? path : "/", why);
-			return 0;
+	if (idset_has(&c->bad, id))
+		return CK_DAMAGED;
+	if (!repo_chunk_find(c->r, id, NULL, NULL))
+		return CK_OK;
+	memcpy(key, LOSS_PREFIX, sizeof(LOSS_PREFIX) - 1);
+	mv_hex(id, MV_ID_LEN, key + sizeof(LOSS_PREFIX) - 1);
+	if (!index_meta_get(repo_index(c->r), key, v, sizeof(v), NULL)) {
+		if (!idset_has(&c->lost, id)) {
+			c->res->lost_chunks++;
+			idset_add(&c->lost, id);
 		}
+		return CK_LOST;
 	}
-	if (tree_load(c->r, ref, &t, &err)) {
+	return CK_MISSING;
+}
+
+/* Count the entry at path once as affected by damage or by known loss. */
+static void count_hit(struct ck *c, const char *path, int st)
+{
+	c->hits++;
+	if (st == CK_LOST)
+		c->snap_lost = true;
+	else
+		c->snap_damaged = true;
+	if (path && !strncmp(path, c->last, sizeof(c->last) - 1))
+		return;
+	snprintf(c->last, sizeof(c->last), "%s", path ? path : "");
+	if (st == CK_LOST)
+		c->res->lost_files++;
+	else
 		c->res->affected_files++;
-		say(c, "error", "snapshot %s: directory '%s': %s", snapname,
-		    path[0] ? path : "/", mv_err_msg(&err));
+}
+
+static int push_mark(struct ck *c)
+{
+	if (c->nmarks == c->capmarks) {
+		size_t cap = c->capmarks ? 2 * c->capmarks : 64;
+		uint64_t *n = realloc(c->marks, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		c->marks = n;
+		c->capmarks = cap;
+	}
+	c->marks[c->nmarks++] = c->hits;
+	return 0;
+}
+
+static int ck_dir(void *arg, const char *path, const struct tree_ref *ref,
+		  const uint8_t key[MV_ID_LEN])
+{
+	struct ck *c = arg;
+
+	(void)path;
+	(void)ref;
+	if (idset_has(&c->clean, key))
+		return 1;
+	return push_mark(c);
+}
+
+static int ck_dir_done(void *arg, const char *path, const struct tree_ref *ref,
+		       const uint8_t key[MV_ID_LEN])
+{
+	struct ck *c = arg;
+
+	(void)path;
+	(void)ref;
+	if (c->marks[--c->nmarks] == c->hits)
+		return idset_add(&c->clean, key);
+	return 0;
+}
+
+static int ck_dir_error(void *arg, const char *path, const struct mv_err *e)
+{
+	struct ck *c = arg;
+
+	count_hit(c, path, CK_DAMAGED);
+	say(c, "error", "snapshot %s: directory '%s': %s", c->snap,
+	    path[0] ? path : "/", mv_err_msg(e));
+	return 0;
+}
+
+static int ck_chunk(void *arg, const char *path, const struct tree_entry *e,
+		    enum refs_kind kind, uint32_t i, uint32_t n,
+		    const uint8_t id[MV_ID_LEN])
+{
+	struct ck *c = arg;
+	const char *p = path[0] ? path : "/";
+	int st;
+
+	if (kind == REFS_CONTENT && i == 0 && e->type == TREE_REG)
+		c->res->files++;
+	st = chunk_state(c, id);
+	if (st == CK_OK)
+		return 0;
+	count_hit(c, kind == REFS_SNAPSHOT ? NULL : path, st);
+	switch (kind) {
+	case REFS_SNAPSHOT:
+		say(c, st == CK_LOST ? "warning" : "error",
+		    "snapshot %s: %s snapshot record; its files are intact, "
+		    "but rebuild-index would not list it",
+		    c->snap, state_name[st]);
+		break;
+	case REFS_TREE:
+		say(c, st == CK_LOST ? "warning" : "error",
+		    "snapshot %s: directory '%s': %s tree object; its "
+		    "entries are lost",
+		    c->snap, p, state_name[st]);
+		return 1;
+	case REFS_CONTENT:
+		say(c, st == CK_LOST ? "warning" : "error",
+		    "snapshot %s: file '%s': %s data (chunk %u of %u); "
+		    "reads of it fail with EIO",
+		    c->snap, p, state_name[st], i + 1, n);
+		return 1;
+	case REFS_KEY:
+		say(c, st == CK_LOST ? "warning" : "error",
+		    "snapshot %s: file '%s': %s key (%u of %u, "
+		    "mailvault.keys); an encrypted message cannot be "
+		    "decrypted",
+		    c->snap, p, state_name[st], i + 1, n);
 		return 0;
 	}
-	for (i = 0; i < t->n; i++) {
-		const struct tree_entry *e = &t->entries[i];
-		char *sub = NULL;
-
-		if (asprintf(&sub, "%s/%s", path, e->name) < 0) {
-			tree_free(t);
-			return -ENOMEM;
-		}
-		if (e->type == TREE_DIR && depth < 4096) {
-			walk(c, snapname, sub, &e->subtree, depth + 1);
-		} else if (e->type == TREE_REG) {
-			c->res->files++;
-			for (k = 0; k < e->nchunks; k++) {
-				if (!chunk_ok(c, e->chunks[k].id, &why)) {
-					ok = false;
-					c->res->affected_files++;
-					say(c, "error",
-					    "snapshot %s: file "
-					    "'%s': %s data (chunk %u of %u); "
-					    "reads of it fail with EIO",
-					    snapname, sub, why, k + 1,
-					    e->nchunks);
-					break;
-				}
-			}
-		}
-		free(sub);
-	}
-	tree_free(t);
-	if (ok && ref->n == 1)
-		idset_add(&c->trees_ok, ref->chunks[0].id);
 	return 0;
 }
 
@@ -281,9 +460,63 @@ static int orphan_dir(const char *name, bool is_dir, uint64_t size, void *arg)
 	return 0;
 }
 
-int check_repo(struct repo *r, bool read_data, check_report_fn fn, void *arg,
-	       struct check_result *out, struct mv_err *err)
+/* nftw() has no argument for its callback. */
+static struct ck *exposed_ck;
+static size_t exposed_root_len;
+
+static int exposed_one(const char *path, const struct stat *st, int flag,
+		       struct FTW *ftw)
 {
+	struct ck *c = exposed_ck;
+	const char *rel = path + exposed_root_len;
+	bool r, w;
+
+	(void)ftw;
+	if (flag != FTW_F && flag != FTW_D && flag != FTW_DP)
+		return 0;
+	if (!(st->st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)))
+		return 0;
+	while (*rel == '/')
+		rel++;
+	r = st->st_mode & (S_IRGRP | S_IROTH);
+	w = st->st_mode & (S_IWGRP | S_IWOTH);
+	if (c->res->exposed++ < EXPOSED_NAMED)
+		say(c, "warning",
+		    "'%s' in the repository is %s by group or others "
+		    "(mode %04o): the repository holds the key to its data "
+		    "(chmod -R go-rwx '%s')",
+		    rel[0] ? rel : ".",
+		    r && w ? "readable and writable"
+		    : r	   ? "readable"
+			   : "writable",
+		    (unsigned)(st->st_mode & 07777), path);
+	return 0;
+}
+
+static void check_exposed(struct ck *c)
+{
+	struct backend *be = repo_backend(c->r);
+	const char *root = be->ops->local_root ? be->ops->local_root(be) : NULL;
+
+	if (!root)
+		return;
+	exposed_ck = c;
+	exposed_root_len = strlen(root);
+	nftw(root, exposed_one, 16, FTW_PHYS);
+	exposed_ck = NULL;
+	if (c->res->exposed > EXPOSED_NAMED)
+		say(c, "warning",
+		    "%llu more paths in the repository are open to group or "
+		    "others",
+		    (unsigned long long)(c->res->exposed - EXPOSED_NAMED));
+}
+
+int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
+	      void *arg, struct check_result *out, struct mv_err *err)
+{
+	const struct refs_visit v = {ck_dir, ck_chunk, ck_dir_error,
+				     ck_dir_done, NULL};
+	struct refs_visit vv = v;
 	struct snapshot *list = NULL;
 	struct backend *be = repo_backend(r);
 	struct ck c;
@@ -293,38 +526,112 @@ int check_repo(struct repo *r, bool read_data, check_report_fn fn, void *arg,
 	memset(&c, 0, sizeof(c));
 	memset(out, 0, sizeof(*out));
 	c.r = r;
-	c.read_data = read_data;
+	c.o = o;
 	c.fn = fn;
 	c.arg = arg;
 	c.res = out;
+	vv.arg = &c;
+	if (o->check_perms)
+		check_exposed(&c);
 	rc = repo_pack_each(r, check_pack, &c, err);
-	if (!rc)
+	if (rc == -ENOMEM)
+		rc = mv_err_set(err, rc, "out of memory");
+	if (!rc) {
 		be->ops->list(be, "packs", orphan_dir, &c, NULL);
-	if (!rc && read_data)
-		rc = repo_chunk_each(r, check_chunk, &c, err);
+		rc = read_packs(&c, err);
+	}
 	if (!rc)
 		rc = snapshot_list(r, &list, &n, err);
 	for (i = 0; !rc && i < n; i++) {
-		char name[128], dir[64];
+		char name[160], dir[64], hex[13];
 
+		/* the id too: two snapshots of a job may share a second */
 		snapshot_dir_name(&list[i], dir, sizeof(dir));
-		snprintf(name, sizeof(name), "%s/%s", list[i].name, dir);
+		mv_hex(list[i].id, 6, hex);
+		snprintf(name, sizeof(name), "%s/%s [%s]", list[i].name, dir,
+			 hex);
 		out->snapshots++;
-		rc = walk(&c, name, "", &list[i].root, 0);
+		c.snap = name;
+		c.snap_damaged = c.snap_lost = false;
+		c.last[0] = 0;
+		c.nmarks = 0;
+		rc = refs_walk_snapshot(r, &list[i], &vv, err);
+		if (rc == -ENOMEM)
+			rc = mv_err_set(err, rc, "out of memory");
+		out->affected_snapshots += c.snap_damaged;
+		out->lost_snapshots += c.snap_lost;
 	}
 	snapshot_list_free(list, n);
 	idset_free(&c.bad);
-	idset_free(&c.trees_ok);
+	idset_free(&c.lost);
+	idset_free(&c.clean);
 	idset_free(&c.packs);
+	free(c.plist);
+	free(c.marks);
 	if (!rc && (out->bad_packs || out->bad_chunks || out->affected_files))
 		rc = mv_err_set(err, -EIO,
 				"repository '%s' is damaged: %llu "
 				"bad packs, %llu bad chunks, %llu files or "
-				"directories affected (run 'mailvault check "
-				"--repair')",
+				"directories in %llu snapshots affected (run "
+				"'mailvault check --repair')",
 				repo_location(r),
 				(unsigned long long)out->bad_packs,
 				(unsigned long long)out->bad_chunks,
-				(unsigned long long)out->affected_files);
+				(unsigned long long)out->affected_files,
+				(unsigned long long)out->affected_snapshots);
 	return rc;
+}
+
+int check_repo(struct repo *r, bool read_data, check_report_fn fn, void *arg,
+	       struct check_result *out, struct mv_err *err)
+{
+	struct check_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.read_data = read_data;
+	return check_run(r, &o, fn, arg, out, err);
+}
+
+int check_parse_subset(const char *s, struct check_opts *o, struct mv_err *err)
+{
+	const char *arg = s;
+	char *end = NULL;
+	double pct;
+	unsigned long a, b;
+
+	if (strchr(s, '/')) {
+		a = strtoul(s, &end, 10);
+		if (end == s || *end != '/')
+			goto bad;
+		s = end + 1;
+		b = strtoul(s, &end, 10);
+		if (end == s || *end || !a || a > b || b > UINT32_MAX)
+			goto bad;
+		o->subset_n = (uint32_t)a;
+		o->subset_of = (uint32_t)b;
+		return 0;
+	}
+	pct = strtod(s, &end);
+	if (end == s || strcmp(end, "%") || !(pct > 0) || pct > 100)
+		goto bad;
+	o->subset_pct = pct;
+	o->subset_of = 0;
+	return 0;
+bad:
+	return mv_err_set(err, -EINVAL,
+			  "bad subset '%s': give N%% (0 < N <= 100) or N/M "
+			  "(1 <= N <= M)",
+			  arg);
+}
+
+int check_loss_record(struct repo *r, const uint8_t id[MV_ID_LEN],
+		      const char *why, struct mv_err *err)
+{
+	char key[sizeof(LOSS_PREFIX) + 2 * MV_ID_LEN], v[160];
+
+	memcpy(key, LOSS_PREFIX, sizeof(LOSS_PREFIX) - 1);
+	mv_hex(id, MV_ID_LEN, key + sizeof(LOSS_PREFIX) - 1);
+	snprintf(v, sizeof(v), "%lld %s", (long long)(mv_now_ns() / 1000000000),
+		 why);
+	return index_meta_set(repo_index(r), key, v, err);
 }

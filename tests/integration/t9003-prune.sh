@@ -71,6 +71,9 @@ mkdir -p "$R/packs/ff"
 cp "$(find "$R/packs" -type f | head -1)" \
 	"$R/packs/ff/ffffffffffffffffffffffffffffffff"
 echo partial >"$R/packs/ff/ffffffffffffffffffffffffffffffee.tmp"
+# older than prune's grace period (t9012 tests the young ones)
+touch -d '2 hours ago' "$R/packs/ff/ffffffffffffffffffffffffffffffff" \
+	"$R/packs/ff/ffffffffffffffffffffffffffffffee.tmp"
 assert_ok "$MV" prune "$R" >"$T/prune"
 cat "$T/prune"
 assert_grep '^removed 2 files not in the index' "$T/prune"
