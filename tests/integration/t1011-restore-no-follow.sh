@@ -3,7 +3,7 @@
 # can write never writes, chmods, chowns or sets ACLs/xattrs through a
 # symlink that user put at an entry's path (before the restore, or swapped
 # in right after restore created the entry), and metadata still comes back
-# exactly.
+# exactly, also for entries deeper than PATH_MAX.
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
 require_root
@@ -131,4 +131,45 @@ for what in top:victim d:dir; do
 		assert_same_tree "$S" "$D/s"
 	fi
 done
+
+say "metadata of entries deeper than PATH_MAX comes back too"
+# (set by path, it was cut at PATH_MAX or refused with ENAMETOOLONG)
+# deep.py make|check DIR: 24 levels of 240-byte names, a file at the
+# bottom with an xattr, mode 0640 and uid 1234; walked by descriptor
+cat >"$T/deep.py" <<'PY'
+import os, sys
+what, top = sys.argv[1], sys.argv[2]
+fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+for i in range(24):
+    name = ("%02d" % i) * 120
+    if what == "make":
+        os.mkdir(name, 0o750, dir_fd=fd)
+    nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW,
+                  dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+if what == "make":
+    f = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=fd)
+    os.write(f, b"deep\n")
+    os.setxattr(f, "user.deep", b"down here")
+    os.fchmod(f, 0o640)
+    os.fchown(f, 1234, 1234)
+    os.close(f)
+else:
+    f = os.open("leaf", os.O_RDONLY | os.O_NOFOLLOW, dir_fd=fd)
+    st = os.fstat(f)
+    got = (oct(st.st_mode & 0o7777), st.st_uid, os.getxattr(f, "user.deep"),
+           os.read(f, 99))
+    want = ("0o640", 1234, b"down here", b"deep\n")
+    if got != want:
+        sys.exit("leaf: %r, want %r" % (got, want))
+PY
+mkdir "$T/deep"
+python3 "$T/deep.py" make "$T/deep"
+assert_ok "$MV" backup "$R" --name deep --quiet deep="$T/deep"
+rc=0
+"$MV" restore "$R" deep/latest:deep "$T/deep-out" 2>"$T/err-deep" || rc=$?
+cat "$T/err-deep"
+assert_eq 0 "$rc" "deep restore's exit code"
+python3 "$T/deep.py" check "$T/deep-out/deep" || die "deep leaf metadata"
 ok
