@@ -33,7 +33,9 @@ bool restore_name_safe(const struct tree_entry *e);
  * restored or exported. */
 bool restore_xattr_internal(const char *name);
 
-/* The first path written for each hard-link group. */
+/* The first path written for each hard-link group: relative to the
+ * restore root (restore.c walks it from the root's descriptor), or the
+ * member name (restore_tar.c). */
 struct restore_link {
 	uint64_t group;
 	char *path;
