@@ -53,6 +53,17 @@ sshd_restart
 "$MV" snapshots -i "$SSH_KEY" "$R" >"$T/snaps"
 assert_no_grep "vol" "$T/snaps"
 
+say "its lock stays on the server: refused (exit 11) until unlocked"
+# a remote lock is never broken automatically: another machine, or a
+# container of the same name, may hold it (docs/REMOTE.md)
+[ -f "$T/repo/lock" ] || die "the failed backup left no lock"
+set +e
+"$MV" backup -i "$SSH_KEY" "$R" --name vol --quiet d="$T/src" 2>"$T/err"
+rc=$?
+set -e
+assert_eq 11 "$rc" "exit status with the server's lock in place"
+assert_grep "mailvault unlock" "$T/err"
+assert_ok "$MV" unlock -i "$SSH_KEY" --force "$R" >/dev/null
 say "the next backup stores only what did not make it"
 assert_ok "$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
 	>"$T/out2"
@@ -118,6 +129,9 @@ while [ "$(packs)" -le "$((before + 1))" ]; do
 done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
+# the killed process's lock on the server is removed by hand
+assert_ok "$MV" unlock -i "$SSH_KEY" --force "$R" >"$T/unlock4"
+assert_grep "^locked by pid $pid on host " "$T/unlock4"
 assert_ok "$MV" backup -i "$SSH_KEY" "$R" --name vol --json d="$T/src" \
 	>"$T/out4"
 stored=$(python3 -c 'import json,sys
