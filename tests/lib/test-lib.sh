@@ -23,7 +23,7 @@
 #   ok                    end of a passing test; a test that exits in any
 #                         other way (falls off its end, `exit 0`, exit 77
 #                         from a command) fails
-#   at_exit 'CMD'         run CMD (a string, eval'ed) at exit, newest first,
+#   at_exit 'CMD'         run CMD (one line, eval'ed) at exit, newest first,
 #                         before mounts and background processes are
 #                         cleaned up; its status never changes the test's
 #   assert_eq WANT GOT [WHAT]
@@ -105,7 +105,10 @@ _tl_cleanup()
 	trap - EXIT INT TERM HUP
 	set +e
 	case $_tl_end in
-	ok) ;;
+	ok)
+		[ "$rc" = 0 ] ||
+			echo "FAIL: $TEST_NAME: exit $rc after ok (a trap?)" >&2
+		;;
 	skip) rc=77 ;;
 	*)
 		# died, or left without ok: never a pass, never a skip
