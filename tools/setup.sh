@@ -5,7 +5,8 @@
 #                            main job on the embedded default (tools/demo.sh)
 #   sh tools/setup.sh ci     install the test packages and run `make ci`:
 #                            lint, unit and integration tests, then all of
-#                            it again under ASan+UBSan (what .ci/run runs)
+#                            it again under ASan+UBSan (what .ci/run runs);
+#                            every test must run: a skip fails (docs/CI.md)
 #
 # Only Debian packages are installed (tools/install-deps.sh); nothing else
 # is fetched.
