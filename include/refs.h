@@ -40,6 +40,9 @@ struct refs_visit {
 	 * it (seen before), < 0 to stop the walk with that code. */
 	int (*dir)(void *arg, const char *path, const struct tree_ref *ref,
 		   const uint8_t key[MV_ID_LEN]);
+	/* An entry of a directory, before its references.  Return 0 to go
+	 * on, < 0 to stop the walk. */
+	int (*entry)(void *arg, const char *path, const struct tree_entry *e);
 	/* One reference: chunk i of n of this kind.  Return 0 to go on, 1 to
 	 * skip the other references of this kind of the entry (for a tree
 	 * chunk: the directory is not read), < 0 to stop the walk. */

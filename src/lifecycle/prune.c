@@ -263,8 +263,12 @@ static int mark(struct prune *p)
 {
 	struct snapshot *list = NULL;
 	struct mark_ctx m = {p, NULL};
-	const struct refs_visit v = {mark_dir, mark_chunk, mark_dir_error, NULL,
-				     &m};
+	const struct refs_visit v = {
+		.dir = mark_dir,
+		.chunk = mark_chunk,
+		.dir_error = mark_dir_error,
+		.arg = &m,
+	};
 	size_t n = 0, i;
 	int rc;
 

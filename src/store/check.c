@@ -369,6 +369,15 @@ static int ck_dir_error(void *arg, const char *path, const struct mv_err *e)
 	return 0;
 }
 
+static int ck_entry(void *arg, const char *path, const struct tree_entry *e)
+{
+	struct ck *c = arg;
+
+	(void)path;
+	c->res->files += e->type == TREE_REG;
+	return 0;
+}
+
 static int ck_chunk(void *arg, const char *path, const struct tree_entry *e,
 		    enum refs_kind kind, uint32_t i, uint32_t n,
 		    const uint8_t id[MV_ID_LEN])
@@ -377,8 +386,7 @@ static int ck_chunk(void *arg, const char *path, const struct tree_entry *e,
 	const char *p = path[0] ? path : "/";
 	int st;
 
-	if (kind == REFS_CONTENT && i == 0 && e->type == TREE_REG)
-		c->res->files++;
+	(void)e;
 	st = chunk_state(c, id);
 	if (st == CK_OK)
 		return 0;
@@ -514,9 +522,13 @@ static void check_exposed(struct ck *c)
 int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	      void *arg, struct check_result *out, struct mv_err *err)
 {
-	const struct refs_visit v = {ck_dir, ck_chunk, ck_dir_error,
-				     ck_dir_done, NULL};
-	struct refs_visit vv = v;
+	struct refs_visit v = {
+		.dir = ck_dir,
+		.entry = ck_entry,
+		.chunk = ck_chunk,
+		.dir_error = ck_dir_error,
+		.dir_done = ck_dir_done,
+	};
 	struct snapshot *list = NULL;
 	struct backend *be = repo_backend(r);
 	struct ck c;
@@ -530,7 +542,7 @@ int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	c.fn = fn;
 	c.arg = arg;
 	c.res = out;
-	vv.arg = &c;
+	v.arg = &c;
 	if (o->check_perms)
 		check_exposed(&c);
 	rc = repo_pack_each(r, check_pack, &c, err);
@@ -555,7 +567,7 @@ int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 		c.snap_damaged = c.snap_lost = false;
 		c.last[0] = 0;
 		c.nmarks = 0;
-		rc = refs_walk_snapshot(r, &list[i], &vv, err);
+		rc = refs_walk_snapshot(r, &list[i], &v, err);
 		if (rc == -ENOMEM)
 			rc = mv_err_set(err, rc, "out of memory");
 		out->affected_snapshots += c.snap_damaged;

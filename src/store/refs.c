@@ -132,6 +132,8 @@ static int walk_dir(struct walk *w, const struct tree_entry *dent,
 		const struct tree_entry *en = &t->entries[i];
 
 		rc = path_set(w, base, en->name, en->name_len);
+		if (!rc && w->v->entry)
+			rc = w->v->entry(w->v->arg, cur_path(w), en);
 		if (!rc) {
 			rc = report(w, en, REFS_CONTENT, en->nchunks,
 				    en->nchunks ? en->chunks[0].id : NULL,

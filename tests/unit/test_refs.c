@@ -37,7 +37,7 @@ struct seen {
 	uint8_t id[MAX_SEEN][MV_ID_LEN];
 	char path[MAX_SEEN][64];
 	size_t n;
-	int dirs, skip_dirs;
+	int dirs, skip_dirs, entries;
 	uint8_t dir_key[8][MV_ID_LEN];
 	int ndir_keys;
 };
@@ -87,6 +87,16 @@ static int on_dir(void *arg, const char *path, const struct tree_ref *ref,
 			return s->skip_dirs ? 1 : 0;
 	if (s->ndir_keys < 8)
 		memcpy(s->dir_key[s->ndir_keys++], key, MV_ID_LEN);
+	return 0;
+}
+
+static int on_entry(void *arg, const char *path, const struct tree_entry *e)
+{
+	struct seen *s = arg;
+
+	(void)path;
+	(void)e;
+	s->entries++;
 	return 0;
 }
 
@@ -141,7 +151,12 @@ static void test_refs_every_kind(void **state)
 	struct tree_ref root;
 	struct snapshot s, *list = NULL;
 	struct seen seen;
-	struct refs_visit v = {on_dir, on_chunk, NULL, NULL, &seen};
+	struct refs_visit v = {
+		.dir = on_dir,
+		.entry = on_entry,
+		.chunk = on_chunk,
+		.arg = &seen,
+	};
 	uint8_t keys[2 * MV_ID_LEN], bogus[MV_ID_LEN];
 	const char *where = NULL;
 	size_t n = 0, i;
@@ -207,6 +222,8 @@ static void test_refs_every_kind(void **state)
 	assert_int_equal(count(&seen, REFS_CONTENT, plain_c.id, &where), 1);
 	assert_string_equal(where, "/raw/f");
 	assert_int_equal(count(&seen, REFS_KEY, bogus, NULL), 0);
+	/* mail, mail/box, mail/box/m.eml, raw, raw/f */
+	assert_int_equal(seen.entries, 5);
 	/* root, mail, mail/box, raw: one tree chunk each */
 	assert_int_equal(seen.dirs, 4);
 	for (i = 0, n = 0; i < seen.n; i++)
