@@ -288,6 +288,31 @@ static void stalwart(void)
 	if (LZ4F_isError(n))
 		die("LZ4F_compressFrame");
 	put("fuzz_stalwart_dump", "three-records", b.data, n + 1);
+	/* records LZ4 cannot shrink are stored as a raw block, so the
+	 * fuzzer's changes land on the record bytes themselves */
+	mv_buf_reset(&z);
+	mv_buf_put_u8(&z, 0x7b);
+	mv_buf_put_u8(&z, 't');
+	mv_buf_put_le32(&z, 6);
+	for (i = 0; i < 2; i++) {
+		uint8_t v[40];
+		size_t k;
+
+		for (k = 0; k < sizeof(key); k++)
+			key[k] = (uint8_t)(k * 151 + i * 7 + 13);
+		for (k = 0; k < sizeof(v); k++)
+			v[k] = (uint8_t)(k * 197 + i * 31 + 101);
+		mv_buf_put_bytes(&z, key, sizeof(key));
+		mv_buf_put_bytes(&z, v, sizeof(v));
+	}
+	cap = LZ4F_compressFrameBound(z.len, NULL);
+	if (mv_buf_reserve(&b, cap + 1))
+		die("oom");
+	b.data[0] = 0; /* one byte at a time */
+	n = LZ4F_compressFrame(b.data + 1, cap, z.data, z.len, NULL);
+	if (LZ4F_isError(n))
+		die("LZ4F_compressFrame");
+	put("fuzz_stalwart_dump", "raw-block", b.data, n + 1);
 	mv_buf_release(&b);
 	mv_buf_release(&z);
 }
