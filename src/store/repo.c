@@ -10,17 +10,14 @@
 #include "repo_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zstd.h>
@@ -31,7 +28,6 @@
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
-#include "snapshot.h"
 
 void repo_default_chunker(struct chunker_params *out)
 {

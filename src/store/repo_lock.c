@@ -103,41 +103,55 @@ static void lock_judge(struct repo_lock_info *li, bool remote)
  * was removed and created again would show the old content.  (The sftp
  * backend's stat, which backend_read_all does first, drops a cached
  * handle of a replaced file.) */
+static int lock_read_local(const char *root, char **out, struct mv_err *err)
+{
+	char path[PATH_MAX], *text;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", root);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT
+			       ? -ENOENT
+			       : mv_err_set(err, -errno, "cannot read '%s': %s",
+					    path, strerror(errno));
+	text = malloc(LOCK_MAX + 1);
+	n = text ? read(fd, text, LOCK_MAX) : -1;
+	close(fd);
+	if (n < 0) {
+		free(text);
+		return mv_err_set(err, -EIO, "cannot read '%s'", path);
+	}
+	text[n] = '\0';
+	*out = text;
+	return 0;
+}
+
+/* Read and judge the lock.  A local lock is read with its own open(): the
+ * local backend keeps read descriptors open, and one of a lock file that
+ * was removed and created again would show the old content.  (The sftp
+ * backend's stat, which backend_read_all does first, drops a cached
+ * handle of a replaced file.) */
 static int lock_read(struct backend *be, bool remote, struct repo_lock_info *li,
 		     struct mv_err *err)
 {
 	const char *root = be->ops->local_root(be);
-	char path[PATH_MAX], *text = NULL;
+	char *text = NULL;
 	void *buf = NULL;
 	size_t len;
-	ssize_t n;
-	int fd, rc;
+	int rc;
 
 	memset(li, 0, sizeof(*li));
 	snprintf(li->host, sizeof(li->host), "?");
 	if (root) {
-		snprintf(path, sizeof(path), "%s/lock", root);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			return errno == ENOENT
-				       ? -ENOENT
-				       : mv_err_set(err, -errno,
-						    "cannot read '%s': %s",
-						    path, strerror(errno));
-		text = malloc(LOCK_MAX + 1);
-		n = text ? read(fd, text, LOCK_MAX) : -1;
-		close(fd);
-		if (n < 0) {
-			free(text);
-			return mv_err_set(err, -EIO, "cannot read '%s'", path);
-		}
-		text[n] = '\0';
+		rc = lock_read_local(root, &text, err);
 		buf = text;
 	} else {
 		rc = backend_read_all(be, "lock", LOCK_MAX, &buf, &len, err);
-		if (rc)
-			return rc;
 	}
+	if (rc)
+		return rc;
 	lock_parse(buf, li);
 	free(buf);
 	lock_judge(li, remote);

@@ -5,28 +5,18 @@
 #include "repo_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <zstd.h>
 
 #include "backend.h"
-#include "chunker.h"
 #include "diskcache.h"
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
-#include "snapshot.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 

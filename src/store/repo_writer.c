@@ -7,23 +7,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zstd.h>
 
 #include "backend.h"
-#include "chunker.h"
-#include "diskcache.h"
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
@@ -463,7 +456,7 @@ static int commit_locked(struct repo_writer *w, struct mv_err *err)
 		return mv_err_set(err, rc, "%s", mv_err_msg(&e));
 	if (rc)
 		return commit_unknown(w, rc, &e, err);
-	if (!rc && r->remote) {
+	if (r->remote) {
 		rc = repo_remote_index_publish(r, err);
 		/* the cached index now holds a commit the server may not
 		 * have: make the next open download the server's copy */
