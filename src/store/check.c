@@ -85,9 +85,16 @@ static void idset_free(struct idset *s)
 #define LOSS_PREFIX "lost:" /* index meta key of a known-lost chunk */
 #define EXPOSED_NAMED 10    /* exposed paths named; the rest counted */
 
+enum ck_pack_state {
+	CKP_OK = 0,
+	CKP_GONE,    /* missing or unreadable: all its chunks are lost */
+	CKP_RESIZED, /* truncated or replaced: its chunks are read */
+};
+
 struct ck_pack {
 	int64_t id;
 	char name[PACK_NAME_LEN + 1];
+	int state; /* enum ck_pack_state */
 };
 
 struct ck {
@@ -137,6 +144,7 @@ static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 {
 	struct ck *c = arg;
 	struct backend *be = repo_backend(c->r);
+	struct ck_pack *k;
 	char path[128];
 	uint8_t key[MV_ID_LEN];
 	uint64_t real = 0;
@@ -157,20 +165,23 @@ static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 		c->plist = n;
 		c->capplist = cap;
 	}
-	c->plist[c->nplist].id = id;
-	snprintf(c->plist[c->nplist].name, sizeof(c->plist[0].name), "%s",
-		 name);
-	c->nplist++;
+	k = &c->plist[c->nplist++];
+	k->id = id;
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->state = CKP_OK;
 	pack_path(name, path, sizeof(path));
 	rc = be->ops->stat(be, path, &real, NULL, NULL);
 	if (rc == -ENOENT) {
 		c->res->bad_packs++;
+		k->state = CKP_GONE;
 		say(c, "error", "pack '%s' is missing", path);
 	} else if (rc) {
 		c->res->bad_packs++;
+		k->state = CKP_GONE;
 		say(c, "error", "pack '%s' cannot be read", path);
 	} else if (size && real != size) {
 		c->res->bad_packs++;
+		k->state = CKP_RESIZED;
 		say(c, "error",
 		    "pack '%s' has %llu bytes, the index expects "
 		    "%llu (truncated or replaced)",
@@ -226,8 +237,12 @@ static size_t pick_packs(struct ck *c)
 
 			mv_unhex(c->plist[i].name, b, sizeof(b));
 			/* pack names are hashes: the groups are even */
-			if ((mv_le32(b) % o->subset_of) + 1 == o->subset_n)
+			if ((mv_le32(b) % o->subset_of) + 1 == o->subset_n) {
+				struct ck_pack t = c->plist[k];
+
 				c->plist[k++] = c->plist[i];
+				c->plist[i] = t;
+			}
 		}
 		return k;
 	}
@@ -253,23 +268,45 @@ static size_t pick_packs(struct ck *c)
 	return 0;
 }
 
+/* The chunks of a pack that is gone are damaged without a read each. */
+static int gone_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		      void *arg)
+{
+	struct ck *c = arg;
+
+	(void)loc;
+	return idset_add(&c->bad, id);
+}
+
+/* Read the chosen packs; a pack found missing or resized is always
+ * looked at, so that the files it affects are named even when the sample
+ * does not hold it. */
 static int read_packs(struct ck *c, struct mv_err *err)
 {
-	size_t n = pick_packs(c);
+	size_t n = pick_packs(c), i;
 	int rc = 0;
 
 	if (c->o->read_data) {
 		c->res->packs_read = c->nplist;
 		rc = repo_chunk_each(c->r, check_chunk, c, err);
 	} else {
-		size_t i;
-
 		for (i = 0; !rc && i < n; i++) {
 			c->res->packs_read++;
 			rc = index_pack_chunks(repo_index(c->r), c->plist[i].id,
 					       check_chunk, c, err);
 		}
+		for (i = n; !rc && i < c->nplist; i++)
+			if (c->plist[i].state == CKP_RESIZED) {
+				c->res->packs_read++;
+				rc = index_pack_chunks(repo_index(c->r),
+						       c->plist[i].id,
+						       check_chunk, c, err);
+			}
 	}
+	for (i = 0; !rc && i < c->nplist; i++)
+		if (c->plist[i].state == CKP_GONE)
+			rc = index_pack_chunks(repo_index(c->r), c->plist[i].id,
+					       gone_chunk, c, err);
 	return rc == -ENOMEM ? mv_err_set(err, rc, "out of memory") : rc;
 }
 

@@ -27,6 +27,7 @@ npacks=$(sed -n 's/^checked \([0-9]*\) packs.*/\1/p' "$T/ck0")
 say "one pack damaged"
 victim=$(find "$R/packs" -type f -size +100k | sort | head -1)
 [ -n "$victim" ] || die "no data pack over 100 KiB"
+cp -a "$R" "$T/clean"
 printf '\377\377\377\377' |
 	dd of="$victim" bs=1 seek=40000 conv=notrunc status=none
 cp -a "$R" "$T/damaged"
@@ -94,6 +95,20 @@ MAILVAULT_CHECK_SUBSET=100% "$MV" check "$T/damaged" >/dev/null 2>&1
 rc=$?
 set -e
 assert_eq 13 "$rc" "plain check with MAILVAULT_CHECK_SUBSET=100%"
+
+say "a missing pack: its files are named without reading data"
+rm -f "$T/clean/packs/${victim#"$R/packs/"}"
+set +e
+MAILVAULT_CHECK_SUBSET=0 "$MV" check "$T/clean" >"$T/ck6" 2>"$T/ck6err"
+rc=$?
+set -e
+cat "$T/ck6" "$T/ck6err"
+assert_eq 13 "$rc" "exit status of check with a pack missing"
+assert_grep '^error: pack .* is missing' "$T/ck6err"
+assert_grep ' read 0 packs \(0 chunks\), a subset$' "$T/ck6"
+sed -n "s/^error: snapshot [^:]* \[\([0-9a-f]*\)\]: file.*/\1/p" \
+	"$T/ck6err" | sort -u >"$T/gonesnaps"
+assert_eq 2 "$(wc -l <"$T/gonesnaps")" "snapshots named for the missing pack"
 
 say "check --repair records the loss"
 set +e
