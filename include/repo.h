@@ -215,6 +215,9 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 		       struct mv_err *err);
 /* Drop the session: nothing becomes visible.  Frees the writer. */
 void repo_writer_abort(struct repo_writer *w);
+/* True when the last repo_writer_commit()/finish() failed with an unknown
+ * outcome (design note 5): the snapshot may be in the index after all. */
+bool repo_commit_outcome_unknown(const struct repo *r);
 
 /* How a payload was compressed (enum pack_comp and its dictionary). */
 struct repo_comp {

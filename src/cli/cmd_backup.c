@@ -632,6 +632,12 @@ fail:
 	if (rc == -EINTR)
 		fprintf(stderr, "mailvault: backup interrupted; no snapshot "
 				"was written\n");
+	else if (r && repo_commit_outcome_unknown(r))
+		fprintf(stderr,
+			"mailvault: %s\nmailvault: backup failed; the "
+			"snapshot may have been written all the same "
+			"('mailvault snapshots' shows it)\n",
+			mv_err_msg(&err));
 	else
 		fprintf(stderr,
 			"mailvault: %s\nmailvault: backup failed; no "

@@ -54,6 +54,7 @@ struct repo {
 	char *pending_path;	 /* remote: packs sealed, not committed */
 	bool remote;		 /* index is a cached copy */
 	bool locked;		 /* we hold the writer lock */
+	bool commit_unknown;	 /* the last commit failed, outcome unknown */
 	int lock_fd;		 /* local: flock held on our lock file */
 	char lock_token[33];	 /* the random token in our lock file */
 	int64_t data_version;	 /* last seen index data version */

@@ -184,6 +184,7 @@ int repo_writer_begin(struct repo *r, struct repo_writer **out,
 	if (!w)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	w->r = r;
+	r->commit_unknown = false;
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_begin(r->ix, err);
 	pthread_mutex_unlock(&r->ix_lock);
@@ -435,6 +436,7 @@ static int commit_unknown(struct repo_writer *w, int rc,
 	const char *msg = mv_err_msg(cause);
 
 	w->keep_packs = true;
+	w->r->commit_unknown = true;
 	return mv_err_set(
 		err, rc,
 		"%s; whether the commit reached the index is unknown, "
@@ -452,7 +454,9 @@ static int commit_locked(struct repo_writer *w, struct mv_err *err)
 	struct mv_err e = MV_ERR_INIT;
 	int rc = index_commit(r->ix, &e);
 
-	if (rc == -EBUSY)
+	/* busy: still open, rolled back by the caller; full: SQLite could
+	 * not write the commit record and rolled back.  Both are known. */
+	if (rc == -EBUSY || rc == -ENOSPC)
 		return mv_err_set(err, rc, "%s", mv_err_msg(&e));
 	if (rc)
 		return commit_unknown(w, rc, &e, err);
@@ -511,6 +515,11 @@ fail:
 	mv_buf_release(&rec);
 	repo_writer_abort(w);
 	return rc;
+}
+
+bool repo_commit_outcome_unknown(const struct repo *r)
+{
+	return r->commit_unknown;
 }
 
 void repo_writer_abort(struct repo_writer *w)

@@ -323,6 +323,7 @@ static void test_failed_commit_keeps_packs(void **state)
 	if (!strstr(err.msg, "kept"))
 		fail_msg("the message does not say the packs are kept: %s",
 			 err.msg);
+	assert_true(repo_commit_outcome_unknown(r));
 	/* the data and the meta pack */
 	assert_int_equal(count_packs(f), 2);
 	repo_close(r);
