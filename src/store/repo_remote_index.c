@@ -298,11 +298,14 @@ int repo_remote_index_fetch(struct repo *r, struct mv_err *err)
 			  r->location);
 }
 
-/* Raise the generation of the cached index before it is published. */
+/* Raise the generation of the cached index before it is published, past
+ * the server's too: an index rebuilt by rebuild-index starts at 0, and a
+ * writer let in by 'unlock --force' may have published meanwhile. */
 static int gen_bump(struct repo *r, struct mv_err *err)
 {
 	sqlite3 *db = index_db(r->ix);
 	sqlite3_stmt *st = NULL;
+	struct ix_version server;
 	char sql[64];
 	uint32_t gen = 0;
 
@@ -311,6 +314,8 @@ static int gen_bump(struct repo *r, struct mv_err *err)
 	    sqlite3_step(st) == SQLITE_ROW)
 		gen = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
+	if (!remote_version(r, "index.db", &server, NULL) && server.gen > gen)
+		gen = server.gen;
 	gen = gen + 1 ? gen + 1 : 1;
 	snprintf(sql, sizeof(sql), "PRAGMA application_id=%d", (int32_t)gen);
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
