@@ -5,15 +5,21 @@
  * $(BUILD)/tests/faultshim.so, never installed.
  *
  *	MVFAULT='RULE[;RULE...]'  with RULE = OP:GLOB:WHEN:ACTION
+ *	MVFAULT=@FILE             the rules are read from FILE when a process
+ *	                          starts (a server's new sessions pick up
+ *	                          changes without a restart)
  *
  *   OP      open   open, open64, openat, openat64, creat (and __open_2...)
  *           write  write, pwrite, pwrite64, writev
  *           read   read, pread, pread64
  *           fsync  fsync, fdatasync
- *           rename rename, renameat, renameat2 (the source or target path)
+ *           rename rename, renameat, renameat2, link, linkat (the source
+ *                  or target path; OpenSSH's sftp-server renames by link
+ *                  and unlink)
  *           unlink unlink, unlinkat
  *           mkdir  mkdir, mkdirat
  *           any    all of the above
+ *           several joined by ',' (fsync,rename) count as one sequence
  *   GLOB    fnmatch(3) pattern, without FNM_PATHNAME ('*' crosses '/'),
  *           against the absolute path (for descriptors: /proc/self/fd/N)
  *   WHEN    always | nth=N (only the Nth matching call) | after=N (every
@@ -24,6 +30,9 @@
  *
  *	MVFAULT_LOG=FILE  append "pid rule-index call-number op path action"
  *	                  for every matching call (counted or faulted)
+ *	MVFAULT_ONCE=FILE a fault fires only in the process that creates
+ *	                  FILE first: one fault across a server's sessions
+ *	                  (a client that reconnects and retries then succeeds)
  *
  * Each rule counts its matching calls on its own (atomically: mailvault's
  * workers write from several threads); the first rule that fires wins.
@@ -71,7 +80,7 @@ static const char *const op_names[] = {"open",	 "write",  "read",  "fsync",
 				       "rename", "unlink", "mkdir", "any"};
 
 struct rule {
-	enum op op;
+	unsigned ops; /* 1 << enum op */
 	char glob[PATH_MAX];
 	enum when when;
 	unsigned long n;
@@ -84,6 +93,8 @@ struct rule {
 static struct rule rules[MAX_RULES];
 static int nrules;
 static int log_fd = -1;
+static const char *once_path;
+static int (*open_once)(const char *, int, ...);
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static ssize_t (*real_write)(int, const void *, size_t);
@@ -97,16 +108,21 @@ static int parse_rule(char *s, struct rule *r)
 {
 	char *op = strtok_r(s, ":", &s), *glob = strtok_r(NULL, ":", &s);
 	char *when = strtok_r(NULL, ":", &s), *act = strtok_r(NULL, ":", &s);
+	char *one, *save = NULL;
 	size_t i;
 
 	if (!op || !glob || !when || !act)
 		return -1;
-	for (i = 0; i < sizeof(op_names) / sizeof(*op_names); i++)
-		if (!strcmp(op, op_names[i]))
-			break;
-	if (i == sizeof(op_names) / sizeof(*op_names))
-		return -1;
-	r->op = (enum op)i;
+	r->ops = 0;
+	for (one = strtok_r(op, ",", &save); one;
+	     one = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < sizeof(op_names) / sizeof(*op_names); i++)
+			if (!strcmp(one, op_names[i]))
+				break;
+		if (i == sizeof(op_names) / sizeof(*op_names))
+			return -1;
+		r->ops |= i == OP_ANY ? ~0u : 1u << i;
+	}
 	snprintf(r->glob, sizeof(r->glob), "%s", glob);
 	if (!strcmp(when, "always"))
 		r->when = W_ALWAYS;
@@ -140,16 +156,31 @@ static void init(void)
 	char *copy, *save = NULL, *tok;
 
 	real_write = (ssize_t(*)(int, const void *, size_t))next("write");
-	if (logp && *logp) {
-		int (*o)(const char *, int, ...) =
-			(int (*)(const char *, int, ...))next("open");
-
-		log_fd = o(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-			   0600);
-	}
+	open_once = (int (*)(const char *, int, ...))next("open");
+	if (logp && *logp)
+		log_fd = open_once(
+			logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	once_path = getenv("MVFAULT_ONCE");
+	if (once_path && !*once_path)
+		once_path = NULL;
 	if (!spec || !*spec)
 		return;
-	copy = strdup(spec);
+	if (*spec == '@') {
+		char text[4096];
+		int fd = open_once(spec + 1, O_RDONLY | O_CLOEXEC);
+		/* not our own pread: this runs inside the pthread_once */
+		ssize_t (*rd)(int, void *, size_t, off_t) =
+			(ssize_t(*)(int, void *, size_t, off_t))next("pread");
+		ssize_t n = fd < 0 ? 0 : rd(fd, text, sizeof(text) - 1, 0);
+
+		if (fd >= 0)
+			close(fd);
+		text[n < 0 ? 0 : n] = '\0';
+		text[strcspn(text, "\n")] = '\0';
+		copy = strdup(text);
+	} else {
+		copy = strdup(spec);
+	}
 	if (!copy)
 		return;
 	for (tok = strtok_r(copy, ";", &save); tok && nrules < MAX_RULES;
@@ -165,11 +196,11 @@ static void init(void)
 
 static void fd_path(int fd, char *out, size_t len)
 {
-	char link[64];
+	char proc[64];
 	ssize_t n;
 
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, out, len - 1);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	n = readlink(proc, out, len - 1);
 	out[n < 0 ? 0 : n] = '\0';
 }
 
@@ -217,7 +248,7 @@ static enum act decide(enum op op, const char *path, const char *path2,
 		unsigned long k;
 		bool fire;
 
-		if (r->op != op && r->op != OP_ANY)
+		if (!(r->ops & (1u << op)))
 			continue;
 		if (fnmatch(r->glob, path, 0) &&
 		    (!path2 || fnmatch(r->glob, path2, 0)))
@@ -225,6 +256,15 @@ static enum act decide(enum op op, const char *path, const char *path2,
 		k = atomic_fetch_add(&r->calls, 1) + 1;
 		fire = r->when == W_ALWAYS || (r->when == W_NTH && k == r->n) ||
 		       (r->when == W_AFTER && k > r->n);
+		if (fire && once_path) {
+			int fd = open_once(
+				once_path,
+				O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+			fire = fd >= 0;
+			if (fd >= 0)
+				close(fd);
+		}
 		log_call(i, k, op, path,
 			 !fire		     ? "pass"
 			 : r->act == A_KILL  ? "kill"
@@ -249,7 +289,7 @@ static bool watched(enum op op)
 
 	pthread_once(&once, init);
 	for (i = 0; i < nrules; i++)
-		if (rules[i].op == op || rules[i].op == OP_ANY)
+		if (rules[i].ops & (1u << op))
 			return true;
 	return false;
 }
@@ -497,6 +537,30 @@ int renameat2(int fd1, const char *a, int fd2, const char *b, unsigned fl)
 		return -1;
 	}
 	return real_renameat2(fd1, a, fd2, b, fl);
+}
+
+int link(const char *a, const char *b)
+{
+	REAL(int, link, const char *, const char *)
+	int err = 0;
+
+	if (rename_decide(AT_FDCWD, a, AT_FDCWD, b, &err) == A_ERRNO) {
+		errno = err;
+		return -1;
+	}
+	return real_link(a, b);
+}
+
+int linkat(int fd1, const char *a, int fd2, const char *b, int fl)
+{
+	REAL(int, linkat, int, const char *, int, const char *, int)
+	int err = 0;
+
+	if (rename_decide(fd1, a, fd2, b, &err) == A_ERRNO) {
+		errno = err;
+		return -1;
+	}
+	return real_linkat(fd1, a, fd2, b, fl);
 }
 
 int unlink(const char *p)

@@ -1,0 +1,100 @@
+#!/bin/sh
+# t4023-ssh-drop-commit: the SSH connection of an sftp:// backup drops
+# while the index is published: the server's session process is killed
+# (the fault shim preloaded into the loopback sshd) at each rename of
+# index.db* and in the middle of the index upload.  Whatever the backup
+# then reports, the next command opens the repository, check --read-data
+# is clean, every earlier snapshot restores byte-exact, a snapshot that
+# shows is whole, and the next backup succeeds.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$TOP/tests/lib/sshd.sh"
+. "$TOP/tests/fault/fault-lib.sh"
+require_mv
+require_faults
+
+sshd_start
+# The sftp subsystem becomes OpenSSH's sftp-server run with the shim (the
+# in-process internal-sftp runs partly in a seccomp sandbox the shim's
+# readlink calls would break).  Each session reads its rules from
+# $T/rules when it starts; MVFAULT_ONCE: one kill across all sessions,
+# so a client that reconnects and retries can succeed.
+SFTP_SERVER=/usr/lib/openssh/sftp-server
+[ -x "$SFTP_SERVER" ] || skip "no $SFTP_SERVER (openssh-sftp-server)"
+: >"$T/rules"
+cat >"$T/sftp-shim" <<EOF
+#!/bin/sh
+LD_PRELOAD=$FAULTSHIM MVFAULT=@$T/rules MVFAULT_LOG=$T/srv.log \\
+	MVFAULT_ONCE=$T/once exec $SFTP_SERVER "\$@"
+EOF
+chmod 755 "$T/sftp-shim"
+sed -i "s|^Subsystem sftp .*|Subsystem sftp $T/sftp-shim|" \
+	"$SSHD_DIR/sshd_config"
+sshd_restart
+sshd_trust
+cp "$SSH_KEY" "$HOME/.ssh/id_ed25519"
+MAILVAULT_SSH_RETRY_MS=100
+export MAILVAULT_SSH_RETRY_MS
+R=sftp://root@127.0.0.1:$SSHD_PORT$T/repo
+
+gen --small --messages 10 --days 2 --out "$T/fx"
+assert_ok "$MV" init "$R" >/dev/null
+assert_ok "$MV" backup "$R" --name mail --quiet data="$T/fx/day1"
+
+say "counting the renames of a publish"
+echo "rename:$T/repo/index.db*:count:kill" >"$T/rules"
+rm -f "$T/srv.log"
+assert_ok "$MV" backup "$R" --name mail --quiet data="$T/fx/day2"
+[ -f "$T/srv.log" ] || die "the server's sessions do not load the shim"
+sed "s|$T/repo/||; s/^/# /" "$T/srv.log"
+n=$(grep -c ' rename ' "$T/srv.log" || true)
+[ "$n" -ge 1 ] || die "no rename of index.db seen on the server"
+: >"$T/rules"
+snap_ref "$R"
+tree_digest "$T/fx/day2" >"$T/day2.digest"
+
+# drop RULE WHAT: a backup whose session dies by RULE, then verify
+drop()
+{
+	rm -f "$T/once" "$T/srv.log"
+	echo "$1" >"$T/rules"
+	rc=0
+	"$MV" backup "$R" --name drop --quiet data="$T/fx/day2" \
+		>"$T/b.out" 2>"$T/b.err" || rc=$?
+	: >"$T/rules"
+	sed 's/^/# backup: /' "$T/b.err"
+	say "$2: backup exit $rc"
+	grep -q ' kill$' "$T/srv.log" 2>/dev/null ||
+		die "$2: the session was not killed"
+	[ "$rc" = 0 ] || [ "$rc" = 1 ] || die "$2: backup exit $rc"
+	assert_no_grep 'INTERNAL|Assertion|Sanitizer|runtime error' "$T/b.err"
+	"$MV" snapshots "$R" >"$T/snaps" 2>"$T/s.err" || {
+		cat "$T/s.err"
+		die "$2: the next command does not open the repository"
+	}
+	if grep -q ' drop ' "$T/snaps"; then
+		rm -rf "$T/out"
+		"$MV" restore "$R" drop/latest:data "$T/out" >/dev/null ||
+			die "$2: the snapshot that shows does not restore"
+		tree_digest "$T/out/data" >"$T/out.digest"
+		cmp -s "$T/day2.digest" "$T/out.digest" ||
+			die "$2: the snapshot that shows is not whole"
+	else
+		[ "$rc" != 0 ] || die "$2: backup said ok, no snapshot shows"
+	fi
+	verify_repo "$R" "$2"
+	assert_ok "$MV" backup "$R" --name mail --quiet data="$T/fx/day2"
+	rm -rf "$T/out"
+	"$MV" restore "$R" mail/latest:data "$T/out" >/dev/null ||
+		die "$2: the next backup does not restore"
+	tree_digest "$T/out/data" >"$T/out.digest"
+	cmp -s "$T/day2.digest" "$T/out.digest" ||
+		die "$2: the next backup does not restore byte-exact"
+}
+
+k=1
+while [ "$k" -le "$n" ]; do
+	drop "rename:$T/repo/index.db*:nth=$k:kill" "rename $k of $n"
+	k=$((k + 1))
+done
+drop "write:$T/repo/index.db*:nth=2:kill" "mid index upload"
+ok
