@@ -89,7 +89,10 @@ kill_at()
 	[ -f "$R/lock" ] || die "no lock while the backup runs"
 	assert_eq "pid=$pid" "$(grep '^pid=' "$R/lock")" "lock holder"
 	kill -9 "$pid" || die "the backup (pid $pid) is gone"
-	wait "$pid" 2>/dev/null || true
+	rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	# the kill, not something else, must have ended it
+	[ "$rc" = 137 ] || { cat "$T/k.out"; die "backup exit $rc, not killed"; }
 	kill "$feeder" 2>/dev/null || true
 	wait "$feeder" 2>/dev/null || true
 }
@@ -111,10 +114,15 @@ for delay in 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.4 0.5; do
 	pid=$!
 	sleep "$delay"
 	kill -9 "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	# killed (137), or finished before the kill (0); nothing else
+	[ "$rc" = 0 ] || [ "$rc" = 137 ] ||
+		die "delay $delay: backup exit $rc, neither killed nor done"
 	if "$MV" snapshots "$R" | grep -q ' end '; then
-		# it finished first: that snapshot must be whole
-		say "delay $delay: the backup finished before the kill"
+		# it committed first (perhaps killed on its way out): that
+		# snapshot must be whole
+		say "delay $delay: the backup committed before the kill (exit $rc)"
 		rm -rf "$T/out"
 		mkdir "$T/out"
 		assert_ok "$MV" restore "$R" end/latest:volume "$T/out"
@@ -123,6 +131,7 @@ for delay in 0.05 0.1 0.15 0.2 0.25 0.3 0.35 0.4 0.5; do
 			die "a backup that finished is not whole"
 		break
 	fi
+	[ "$rc" = 137 ] || die "delay $delay: backup exit 0, no snapshot"
 	verify "kill at +$delay s"
 done
 
