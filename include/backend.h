@@ -14,6 +14,14 @@
  *     final name always holds complete content.
  *  2. write_atomic() is file_create + file_write + file_commit.
  *  3. create_excl() fails with -EEXIST when the path exists (lock files).
+ *  4. file_commit() syncs the directory of the file it renamed; a
+ *     directory made by mkdir() is durable only after sync_dir() of its
+ *     parent (the writer syncs packs/ before its index commit).  SFTP has
+ *     no directory sync: there it is a no-op.
+ *  5. read_at() may serve a path from a descriptor or handle opened
+ *     earlier: a file removed and created again under the same name (the
+ *     lock) must be read another way, or after stat() (sftp: stat drops
+ *     the handle of a replaced file).
  *
  * Every file and directory of a repository is created for its owner only
  * (the config holds the secret, the index names every file backed up),
