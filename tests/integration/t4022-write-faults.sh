@@ -5,7 +5,9 @@
 # packs/XX directory, pack creation, the index and the catalogue.  A failed
 # backup exits 1 with an error naming the file and "no snapshot was
 # written", leaves no lock and no snapshot; check --read-data stays clean,
-# the earlier snapshot restores byte-exact and the next backup works.
+# the earlier snapshot restores byte-exact and the next backup works.  A
+# failed fsync of the index leaves the outcome unknown: said so, and a
+# snapshot that shows is whole.
 # Short writes are completed, not stored short.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TOP/tests/fault/fault-lib.sh"
@@ -69,6 +71,25 @@ fails "open:$P:always:enospc" \
 	"cannot create '.*packs/.*': No space left on device"
 fails "write:$C/index.db*:always:eio" "index.*I/O error"
 fails "write:$C/catalog.db*:always:eio" "catalog.*I/O error"
+
+say "EIO at the index's fsync: outcome unknown, packs kept, nothing lost"
+rm -rf "$C"
+cp -a "$B" "$C"
+rc=0
+faulty "fsync:$C/index.db*:always:eio" "$MV" backup "$C" --name mail \
+	--quiet data="$T/fx/day2" 2>"$T/b.err" || rc=$?
+sed 's/^/# /' "$T/b.err"
+assert_eq 1 "$rc" "exit of the backup whose index fsync failed"
+grep -q ' fail$' "$T/fault.log" || die "no fsync fault was injected"
+assert_grep 'unknown' "$T/b.err"
+assert_no_grep 'INTERNAL|Assertion|Sanitizer|runtime error' "$T/b.err"
+"$MV" snapshots "$C" >"$T/snaps"
+if ! cmp -s "$T/snaps-before" "$T/snaps"; then
+	same_as_day2 "the snapshot of the unknown commit"
+fi
+verify_repo "$C" "index fsync EIO"
+assert_ok "$MV" prune --max-unused 0 "$C" >/dev/null
+verify_repo "$C" "prune after the index fsync EIO"
 
 say "short writes everywhere in the repository are completed"
 rm -rf "$C"
