@@ -69,6 +69,10 @@ int check_repo(struct repo *r, bool read_data, check_report_fn fn, void *arg,
  * message. */
 int check_parse_subset(const char *s, struct check_opts *o, struct mv_err *err);
 
+/* True when chunk id is not in the index and check --repair recorded it
+ * as lost. */
+bool check_loss_known(struct repo *r, const uint8_t id[MV_ID_LEN]);
+
 /* Record chunk id as lost (its row removed by check --repair; why: a few
  * words).  Written in the caller's index transaction. */
 int check_loss_record(struct repo *r, const uint8_t id[MV_ID_LEN],

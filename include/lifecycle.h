@@ -37,10 +37,11 @@ struct prune_opts {
 };
 
 struct prune_result {
-	uint64_t packs, pack_bytes;		 /* indexed, before */
-	uint64_t live_bytes, unused_bytes;	 /* before, in indexed packs */
-	uint64_t snapshots, live_chunks;	 /* what the mark phase found */
-	uint64_t missing_chunks;		 /* referenced, not indexed */
+	uint64_t packs, pack_bytes;	   /* indexed, before */
+	uint64_t live_bytes, unused_bytes; /* before, in indexed packs */
+	uint64_t snapshots, live_chunks;   /* what the mark phase found */
+	uint64_t missing_chunks;	   /* referenced, not indexed */
+	uint64_t lost_dirs; /* directories known lost (check --repair) */
 	uint64_t deleted_packs, deleted_bytes;	 /* wholly unused packs */
 	uint64_t repacked_packs, repacked_bytes; /* packs rewritten */
 	uint64_t moved_records, moved_bytes;	 /* copied to new packs */
@@ -51,11 +52,12 @@ struct prune_result {
 	uint64_t after_bytes, after_unused; /* after (planned in a dry run) */
 };
 
-/* Mark what the listed snapshots reach, then delete wholly unused packs,
- * repack packs until the unused bytes are within max_unused, delete
- * orphan packs and leftover temporary files older than orphan_grace.  Refuses
- * (-EPERM) on an append-only repository and (-EIO, "run mailvault check") when
- * an indexed pack is missing or truncated or a tree cannot be read. */
+/* Mark what the listed snapshots reach (include/refs.h), then delete
+ * wholly unused packs, repack packs until the unused bytes are within
+ * max_unused, delete orphan packs and leftover temporary files older than
+ * orphan_grace.  Refuses (-EPERM) on an append-only repository and (-EIO,
+ * "run mailvault check") when an indexed pack is missing or truncated or a
+ * tree cannot be read, unless check --repair recorded its loss. */
 int lifecycle_prune(struct repo *r, const struct prune_opts *o,
 		    lifecycle_report_fn fn, void *arg, struct prune_result *out,
 		    struct mv_err *err);

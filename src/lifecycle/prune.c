@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "check.h"
 #include "hash.h"
 #include "index.h"
 #include "lc_int.h"
@@ -238,13 +239,24 @@ static int mark_chunk(void *arg, const char *path, const struct tree_entry *e,
 {
 	struct mark_ctx *m = arg;
 
-	(void)path;
 	(void)e;
-	(void)kind;
 	(void)i;
 	(void)n;
 	if (lc_idset_add(&m->p->live, id) < 0)
 		return mv_err_set(m->p->err, -ENOMEM, "out of memory");
+	/* A directory check --repair recorded as lost cannot be read: what
+	 * only it referenced is unreachable, and prune goes on (refusing
+	 * would send the user back to check, which accepts the
+	 * repository). */
+	if (kind == REFS_TREE && check_loss_known(m->p->r, id)) {
+		m->p->res->lost_dirs++;
+		lc_say(m->p->fn, m->p->arg, "warning",
+		       "snapshot %s: directory '%s' was lost to damage that "
+		       "check --repair recorded; what only it referenced "
+		       "goes",
+		       m->snap, path[0] ? path : "/");
+		return 1;
+	}
 	return 0;
 }
 

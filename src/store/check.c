@@ -320,17 +320,28 @@ enum ck_state {
 static const char *const state_name[] = {"", "damaged", "missing",
 					 "known-lost"};
 
-static int chunk_state(struct ck *c, const uint8_t *id)
+/* The index meta row recording chunk id as lost exists. */
+static bool loss_recorded(struct repo *r, const uint8_t *id)
 {
 	char key[sizeof(LOSS_PREFIX) + 2 * MV_ID_LEN], v[8];
 
+	memcpy(key, LOSS_PREFIX, sizeof(LOSS_PREFIX) - 1);
+	mv_hex(id, MV_ID_LEN, key + sizeof(LOSS_PREFIX) - 1);
+	return !index_meta_get(repo_index(r), key, v, sizeof(v), NULL);
+}
+
+bool check_loss_known(struct repo *r, const uint8_t id[MV_ID_LEN])
+{
+	return repo_chunk_find(r, id, NULL, NULL) && loss_recorded(r, id);
+}
+
+static int chunk_state(struct ck *c, const uint8_t *id)
+{
 	if (idset_has(&c->bad, id))
 		return CK_DAMAGED;
 	if (!repo_chunk_find(c->r, id, NULL, NULL))
 		return CK_OK;
-	memcpy(key, LOSS_PREFIX, sizeof(LOSS_PREFIX) - 1);
-	mv_hex(id, MV_ID_LEN, key + sizeof(LOSS_PREFIX) - 1);
-	if (!index_meta_get(repo_index(c->r), key, v, sizeof(v), NULL)) {
+	if (loss_recorded(c->r, id)) {
 		if (!idset_has(&c->lost, id)) {
 			c->res->lost_chunks++;
 			idset_add(&c->lost, id);
