@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include "pack.h"
 #include "util.h"
 
 enum stmt_id {
@@ -272,6 +273,35 @@ void index_rollback(struct index *ix)
 	ix->in_txn = false;
 }
 
+/* A chunk row's location.  Its sizes are as untrusted as the file: no
+ * record is larger than PACK_MAX_RECORD, so a row saying otherwise is
+ * damaged, refused before anyone allocates or reads that much. */
+static int loc_from_row(sqlite3_stmt *st, const uint8_t id[MV_ID_LEN],
+			struct chunk_loc *out, struct mv_err *err)
+{
+	int64_t off = sqlite3_column_int64(st, 1);
+	int64_t stored = sqlite3_column_int64(st, 2);
+	int64_t raw = sqlite3_column_int64(st, 3);
+	char hex[17];
+
+	if (off < 0 || stored < 0 || stored > PACK_MAX_RECORD || raw < 0 ||
+	    raw > PACK_MAX_RECORD) {
+		mv_hex(id, 8, hex);
+		return mv_err_set(err, -EIO,
+				  "damaged index row of chunk %s: offset "
+				  "%lld, a record of %lld bytes (%lld raw)",
+				  hex, (long long)off, (long long)stored,
+				  (long long)raw);
+	}
+	out->pack = sqlite3_column_int64(st, 0);
+	out->offset = (uint64_t)off;
+	out->stored_size = (uint32_t)stored;
+	out->raw_size = (uint32_t)raw;
+	out->type = (uint8_t)sqlite3_column_int(st, 4);
+	out->comp = (uint8_t)sqlite3_column_int(st, 5);
+	return 0;
+}
+
 int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],
 		     struct chunk_loc *out, struct mv_err *err)
 {
@@ -281,16 +311,7 @@ int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],
 	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		if (out) {
-			out->pack = sqlite3_column_int64(st, 0);
-			out->offset = (uint64_t)sqlite3_column_int64(st, 1);
-			out->stored_size =
-				(uint32_t)sqlite3_column_int64(st, 2);
-			out->raw_size = (uint32_t)sqlite3_column_int64(st, 3);
-			out->type = (uint8_t)sqlite3_column_int(st, 4);
-			out->comp = (uint8_t)sqlite3_column_int(st, 5);
-		}
-		rc = 0;
+		rc = out ? loc_from_row(st, id, out, err) : 0;
 	} else if (rc == SQLITE_DONE) {
 		rc = -ENOENT;
 	} else {

@@ -19,6 +19,9 @@
 #include <sqlite3.h>
 
 #include "index.h"
+#include "pack.h"
+#include "repo.h"
+#include "snapshot.h"
 
 static int pragma_int(sqlite3 *db, const char *sql)
 {
@@ -80,10 +83,57 @@ static void test_defensive_settings(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/* The sizes in an index row are as untrusted as the file: a chunk row
+ * claiming a record of nearly 4 GiB is refused as damaged before a buffer
+ * is allocated for it, and the message says the index is at fault. */
+static void test_record_size_from_index(void **state)
+{
+	char dir[] = "/tmp/mv-test-index.XXXXXX", repo[128], cmd[160];
+	static const char data[] = "the content of a chunk";
+	struct mv_err err = MV_ERR_INIT;
+	struct mv_buf out = MV_BUF_INIT;
+	struct repo_writer *w;
+	uint8_t id[MV_ID_LEN];
+	struct snapshot snap;
+	struct repo *r;
+	bool fresh;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(repo, sizeof(repo), "%s/r", dir);
+	assert_int_equal(repo_init(repo, NULL, &err), 0);
+	assert_int_equal(repo_open(repo, REPO_OPEN_WRITE, &r, &err), 0);
+	repo_chunk_id(r, data, sizeof(data), id);
+	assert_int_equal(repo_writer_begin(r, &w, &err), 0);
+	assert_int_equal(repo_writer_put(w, REC_DATA, id, data, sizeof(data),
+					 NULL, 0, &fresh, &err),
+			 0);
+	memset(&snap, 0, sizeof(snap));
+	snap.name = (char *)"job";
+	snap.host = (char *)"h";
+	if (repo_writer_commit(w, &snap, &err))
+		fail_msg("commit: %s", err.msg);
+	assert_int_equal(repo_chunk_read(r, id, true, &out, &err), 0);
+	assert_int_equal(sqlite3_exec(repo_db(r),
+				      "UPDATE chunks SET stored_size = "
+				      "4294967200",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	mv_buf_reset(&out);
+	assert_int_equal(repo_chunk_read(r, id, true, &out, &err), -EIO);
+	assert_non_null(strstr(err.msg, "index"));
+	assert_non_null(strstr(err.msg, "4294967200"));
+	mv_buf_release(&out);
+	repo_close(r);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defensive_settings),
+		cmocka_unit_test(test_record_size_from_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
