@@ -34,11 +34,15 @@
  *	                  FILE first: one fault across a server's sessions
  *	                  (a client that reconnects and retries then succeeds)
  *
- * Each rule counts its matching calls on its own (atomically: mailvault's
- * workers write from several threads); the first rule that fires wins.
- * Example: kill the process at the third pack rename of a backup:
+ * Only calls into libc from outside it are seen: fopen, fwrite and friends
+ * are not (mailvault and SQLite use the calls above).  Descriptors are
+ * named with readlink, which a seccomp sandbox (OpenSSH's pre-auth
+ * process) may forbid.  Each rule counts its matching calls on its own
+ * (atomically: mailvault's workers write from several threads); the first
+ * rule that fires wins.  Example: kill a backup at its third rename of a
+ * temporary file (a sealed pack put in place):
  *
- *	MVFAULT='rename:*' '/packs/??/*:nth=3:kill' mailvault backup ...
+ *	MVFAULT='rename:*.tmp:nth=3:kill' mailvault backup ...
  *
  * Under ASan the shim comes before the sanitizer runtime in the library
  * list: run with ASAN_OPTIONS=verify_asan_link_order=0. */
