@@ -22,7 +22,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_NAMES := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ ?=
 
-.PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins fuzz-corpus fuzz-lint
+.PHONY: fuzz fuzz-smoke fuzz-build fuzz-bins fuzz-corpus fuzz-lint fuzz-clean
 
 fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) \
@@ -54,3 +54,9 @@ fuzz-lint:
 	@clang-format --dry-run --Werror tests/fuzz/*.c tests/fuzz/*.h
 
 lint: fuzz-lint
+
+# the fuzz build, with the inputs found and the reproducers
+fuzz-clean:
+	rm -rf $(FUZZ_BUILD)
+
+clean: fuzz-clean
