@@ -8,7 +8,7 @@
 #include "fuzz.h"
 #include "mail_crypt.h"
 
-/* fixed test key: tests/fuzz/corpus/fuzz_mail_crypt/README names it */
+/* fixed test key; make_crypt_seeds.sh encrypts the seeds for it */
 static const char key_pem[] =
 	"-----BEGIN PRIVATE KEY-----\n"
 	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQggsYsTx7IlMcwC3et\n"
