@@ -282,10 +282,11 @@ static int loc_from_row(sqlite3_stmt *st, const uint8_t id[MV_ID_LEN],
 	int64_t off = sqlite3_column_int64(st, 1);
 	int64_t stored = sqlite3_column_int64(st, 2);
 	int64_t raw = sqlite3_column_int64(st, 3);
-	char hex[17];
 
 	if (off < 0 || stored < 0 || stored > PACK_MAX_RECORD || raw < 0 ||
 	    raw > PACK_MAX_RECORD) {
+		char hex[17];
+
 		mv_hex(id, 8, hex);
 		return mv_err_set(err, -EIO,
 				  "damaged index row of chunk %s: offset "
