@@ -16,16 +16,14 @@ sh -c 'exit 0' &
 dead=$!
 wait "$dead"
 
-# run "$@" and assert its exit status
-expect_rc()
+# run "$@", its exit status in $rc (asserted by the caller, so that a
+# failure is reported outside the command's redirections)
+run_rc()
 {
-	want=$1
-	shift
 	set +e
 	"$@"
-	got=$?
+	rc=$?
 	set -e
-	assert_eq "$want" "$got" "exit status of: $*"
 }
 
 say "a running backup keeps a second writer out: exit 11, holder named"
@@ -39,13 +37,15 @@ while [ ! -f "$R/lock" ] && [ "$n" -lt 100 ]; do
 	n=$((n + 1))
 done
 [ -f "$R/lock" ] || die "no lock while the backup runs"
-expect_rc 11 "$MV" backup "$R" --name other --quiet d="$T/src" 2>"$T/err"
+run_rc "$MV" backup "$R" --name other --quiet d="$T/src" 2>"$T/err"
+assert_eq 11 "$rc" "exit status of: backup $R --name other --quiet d=$T/src"
 cat "$T/err"
 assert_grep "locked by pid $slow on host '$host' since [0-9-]+ [0-9:]+ UTC" \
 	"$T/err"
 assert_grep "mailvault unlock" "$T/err"
 say "unlock refuses to remove the lock of a running process, even forced"
-expect_rc 11 "$MV" unlock --force "$R" >"$T/out" 2>"$T/err"
+run_rc "$MV" unlock --force "$R" >"$T/out" 2>"$T/err"
+assert_eq 11 "$rc" "exit status of: unlock --force $R"
 assert_grep "^locked by pid $slow on host '$host'" "$T/out"
 assert_grep "running" "$T/err"
 [ -f "$R/lock" ] || die "unlock removed a running writer's lock"
@@ -63,9 +63,11 @@ assert_ok "$MV" backup "$R" --name d --quiet d="$T/src"
 say "the same pid gone, but from another boot (or a machine of that name)"
 printf 'host=%s\npid=%s\ntime=%s\nboot=%s\ntoken=%s\n' "$host" "$dead" \
 	"$(date +%s)" "not-this-boot" 1111 >"$R/lock"
-expect_rc 11 "$MV" backup "$R" --name d --quiet d="$T/src" 2>"$T/err"
+run_rc "$MV" backup "$R" --name d --quiet d="$T/src" 2>"$T/err"
+assert_eq 11 "$rc" "exit status of: backup $R --name d --quiet d=$T/src"
 assert_grep "locked by pid $dead on host '$host'" "$T/err"
-expect_rc 11 "$MV" unlock "$R" >"$T/out" 2>"$T/err"
+run_rc "$MV" unlock "$R" >"$T/out" 2>"$T/err"
+assert_eq 11 "$rc" "exit status of: unlock $R"
 assert_grep "^locked by pid $dead on host '$host'" "$T/out"
 assert_grep "another machine, or this one before a reboot" "$T/err"
 assert_grep "with --force" "$T/err"
@@ -77,10 +79,13 @@ assert_grep "^lock removed$" "$T/out"
 say "another host's lock: refused, removed with --force"
 printf 'host=nas\npid=1234\ntime=%s\nboot=b\ntoken=2222\n' \
 	"$(date +%s)" >"$R/lock"
-expect_rc 11 "$MV" prune "$R" 2>"$T/err"
+run_rc "$MV" prune "$R" 2>"$T/err"
+assert_eq 11 "$rc" "exit status of: prune $R"
 assert_grep "locked by pid 1234 on host 'nas'" "$T/err"
-expect_rc 11 "$MV" unlock "$R" >/dev/null 2>&1
-expect_rc 0 "$MV" unlock --force "$R" >/dev/null
+run_rc "$MV" unlock "$R" >/dev/null 2>&1
+assert_eq 11 "$rc" "exit status of: unlock $R"
+run_rc "$MV" unlock --force "$R" >/dev/null
+assert_eq 0 "$rc" "exit status of: unlock --force $R"
 [ ! -f "$R/lock" ] || die "unlock --force left the lock"
 
 say "a provably dead holder needs no --force"
@@ -92,7 +97,8 @@ assert_grep "^lock removed$" "$T/out"
 say "no lock: nothing to do"
 assert_ok "$MV" unlock "$R" >"$T/out"
 assert_grep "is not locked" "$T/out"
-expect_rc 2 "$MV" unlock >/dev/null 2>&1
+run_rc "$MV" unlock >/dev/null 2>&1
+assert_eq 2 "$rc" "exit status of: unlock"
 assert_ok env MAILVAULT_REPO="$R" "$MV" unlock >/dev/null
 assert_ok "$MV" check "$R" >/dev/null
 ok
