@@ -52,7 +52,9 @@ struct refs_visit {
 	/* A directory whose tree could not be read or decoded.  Return 0 to
 	 * go on without its entries, < 0 to stop. */
 	int (*dir_error)(void *arg, const char *path, const struct mv_err *e);
-	/* A directory walked to its end, subdirectories included. */
+	/* The end of every directory dir() accepted: walked to its end,
+	 * subdirectories included, or not read (its tree chunk skipped or
+	 * unreadable). */
 	int (*dir_done)(void *arg, const char *path, const struct tree_ref *ref,
 			const uint8_t key[MV_ID_LEN]);
 	void *arg;

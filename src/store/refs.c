@@ -120,13 +120,13 @@ static int walk_dir(struct walk *w, const struct tree_entry *dent,
 	rc = report(w, dent, REFS_TREE, ref->n, ref->chunks[0].id,
 		    sizeof(ref->chunks[0]));
 	if (rc)
-		return rc < 0 ? rc : 0;
+		goto done; /* > 0: not to be read */
 	if (tree_load(w->r, ref, &t, &e)) {
 		if (e.code == -ENOMEM)
 			return mv_err_set(w->err, -ENOMEM, "out of memory");
-		return w->v->dir_error
-			       ? w->v->dir_error(w->v->arg, cur_path(w), &e)
-			       : 0;
+		if (w->v->dir_error)
+			rc = w->v->dir_error(w->v->arg, cur_path(w), &e);
+		goto done;
 	}
 	for (i = 0; i < t->n; i++) {
 		const struct tree_entry *en = &t->entries[i];
@@ -153,6 +153,10 @@ static int walk_dir(struct walk *w, const struct tree_entry *dent,
 	w->path.len = base;
 	if (w->path.len)
 		w->path.data[w->path.len] = 0;
+done:
+	/* every directory dir() accepted ends here, read or not */
+	if (rc > 0)
+		rc = 0;
 	if (!rc && w->v->dir_done)
 		rc = w->v->dir_done(w->v->arg, cur_path(w), ref, key);
 	return rc;

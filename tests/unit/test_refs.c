@@ -37,7 +37,8 @@ struct seen {
 	uint8_t id[MAX_SEEN][MV_ID_LEN];
 	char path[MAX_SEEN][64];
 	size_t n;
-	int dirs, skip_dirs, entries;
+	int dirs, skip_dirs, entries, dirs_done;
+	const char *unreadable; /* directory whose tree chunk is skipped */
 	uint8_t dir_key[8][MV_ID_LEN];
 	int ndir_keys;
 };
@@ -90,6 +91,18 @@ static int on_dir(void *arg, const char *path, const struct tree_ref *ref,
 	return 0;
 }
 
+static int on_dir_done(void *arg, const char *path, const struct tree_ref *ref,
+		       const uint8_t key[MV_ID_LEN])
+{
+	struct seen *s = arg;
+
+	(void)path;
+	(void)ref;
+	(void)key;
+	s->dirs_done++;
+	return 0;
+}
+
 static int on_entry(void *arg, const char *path, const struct tree_entry *e)
 {
 	struct seen *s = arg;
@@ -110,6 +123,8 @@ static int on_chunk(void *arg, const char *path, const struct tree_entry *e,
 	(void)i;
 	(void)n;
 	assert_true(s->n < MAX_SEEN);
+	if (kind == REFS_TREE && s->unreadable && !strcmp(path, s->unreadable))
+		return 1;
 	s->kind[s->n] = kind;
 	memcpy(s->id[s->n], id, MV_ID_LEN);
 	snprintf(s->path[s->n], sizeof(s->path[0]), "%s", path);
@@ -155,6 +170,7 @@ static void test_refs_every_kind(void **state)
 		.dir = on_dir,
 		.entry = on_entry,
 		.chunk = on_chunk,
+		.dir_done = on_dir_done,
 		.arg = &seen,
 	};
 	uint8_t keys[2 * MV_ID_LEN], bogus[MV_ID_LEN];
@@ -226,6 +242,7 @@ static void test_refs_every_kind(void **state)
 	assert_int_equal(seen.entries, 5);
 	/* root, mail, mail/box, raw: one tree chunk each */
 	assert_int_equal(seen.dirs, 4);
+	assert_int_equal(seen.dirs_done, 4);
 	for (i = 0, n = 0; i < seen.n; i++)
 		n += seen.kind[i] == REFS_TREE;
 	assert_int_equal(n, 4);
@@ -241,6 +258,16 @@ static void test_refs_every_kind(void **state)
 	assert_int_equal(seen.dirs, 1);
 	assert_int_equal(seen.n, 1);
 	assert_int_equal(seen.kind[0], REFS_SNAPSHOT);
+
+	/* a directory not read still ends: dir_done pairs with dir */
+	memset(&seen, 0, sizeof(seen));
+	seen.unreadable = "/mail";
+	assert_int_equal(refs_walk_snapshot(f->r, &list[0], &v, &err), 0);
+	assert_int_equal(seen.dirs, 3); /* root, mail, raw */
+	assert_int_equal(seen.dirs_done, 3);
+	assert_int_equal(seen.entries, 3); /* mail, raw, raw/f */
+	assert_int_equal(count(&seen, REFS_CONTENT, plain_c.id, NULL), 1);
+	assert_int_equal(count(&seen, REFS_KEY, keys, NULL), 0);
 	snapshot_list_free(list, 1);
 }
 
