@@ -36,6 +36,11 @@ struct sqlite3 *index_db(struct index *ix);
 
 int index_begin(struct index *ix, struct mv_err *err);
 int index_commit(struct index *ix, struct mv_err *err);
+/* After index_commit() failed: true when the commit may have been made
+ * durable all the same (a failed sync; SQLite replays a WAL or keeps a
+ * database that holds it), false when it surely did not happen (busy,
+ * disk full, a failed write: the commit record is not there whole). */
+bool index_commit_unknown(const struct index *ix);
 void index_rollback(struct index *ix);
 
 int index_chunk_find(struct index *ix, const uint8_t id[MV_ID_LEN],

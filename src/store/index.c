@@ -69,6 +69,7 @@ struct index {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT]; /* prepared once, reset after use */
 	bool in_txn;
+	bool commit_unknown; /* the last failed COMMIT may have happened */
 };
 
 static int db_err(struct index *ix, int rc, const char *what,
@@ -246,6 +247,7 @@ int index_commit(struct index *ix, struct mv_err *err)
 	struct timespec start, now, pause = {0, 200 * 1000000L};
 	int rc;
 
+	ix->commit_unknown = false;
 	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (;;) {
 		rc = sqlite3_exec(ix->db, "COMMIT", NULL, NULL, NULL);
@@ -261,10 +263,24 @@ int index_commit(struct index *ix, struct mv_err *err)
 					  INDEX_COMMIT_WAIT_S);
 		nanosleep(&pause, NULL);
 	}
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_OK) {
+		int ext = sqlite3_extended_errcode(ix->db);
+
+		ix->commit_unknown = (rc & 0xff) != SQLITE_BUSY &&
+				     (rc & 0xff) != SQLITE_FULL &&
+				     ext != SQLITE_IOERR_WRITE &&
+				     ext != SQLITE_IOERR_SHORT_READ &&
+				     ext != SQLITE_IOERR_NOMEM &&
+				     (rc & 0xff) != SQLITE_NOMEM;
 		return db_err(ix, rc, "commit", err);
+	}
 	ix->in_txn = false;
 	return 0;
+}
+
+bool index_commit_unknown(const struct index *ix)
+{
+	return ix->commit_unknown;
 }
 
 void index_rollback(struct index *ix)

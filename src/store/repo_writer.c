@@ -454,9 +454,9 @@ static int commit_locked(struct repo_writer *w, struct mv_err *err)
 	struct mv_err e = MV_ERR_INIT;
 	int rc = index_commit(r->ix, &e);
 
-	/* busy: still open, rolled back by the caller; full: SQLite could
-	 * not write the commit record and rolled back.  Both are known. */
-	if (rc == -EBUSY || rc == -ENOSPC)
+	/* busy, disk full, a failed write: the commit record is not there
+	 * whole, the outcome is known (rolled back) */
+	if (rc && !index_commit_unknown(r->ix))
 		return mv_err_set(err, rc, "%s", mv_err_msg(&e));
 	if (rc)
 		return commit_unknown(w, rc, &e, err);
