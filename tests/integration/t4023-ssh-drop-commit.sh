@@ -58,7 +58,9 @@ drop()
 	rm -f "$T/once" "$T/srv.log"
 	echo "$1" >"$T/rules"
 	rc=0
-	"$MV" backup "$R" --name drop --quiet data="$T/fx/day2" \
+	# libssh2 cannot free a handle whose connection died (t3001)
+	LSAN_OPTIONS=suppressions=$TOP/tests/lib/lsan-libssh2.supp \
+		"$MV" backup "$R" --name drop --quiet data="$T/fx/day2" \
 		>"$T/b.out" 2>"$T/b.err" || rc=$?
 	: >"$T/rules"
 	sed 's/^/# backup: /' "$T/b.err"
