@@ -27,6 +27,13 @@ struct sqlite3;
 
 #define INDEX_SCHEMA_VERSION 1
 
+/* Open-time settings for a SQLite file that may come from others' hands
+ * (index.db, catalog.db on a share or a server): defensive mode,
+ * trusted_schema=OFF, cell_size_check=ON.  Call right after opening,
+ * before the schema is first read.  what names the file in messages. */
+int index_sqlite_defend(struct sqlite3 *db, const char *what,
+			struct mv_err *err);
+
 /* Open (create when create) the index at path.  network_fs: use the
  * rollback journal instead of WAL. */
 int index_open(const char *path, bool create, bool network_fs, bool readonly,

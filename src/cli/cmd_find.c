@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "index.h"
 #include "mail_catalog.h"
 #include "mail_view.h"
 #include "repo.h"
@@ -214,6 +215,9 @@ int cmd_find(int argc, char **argv)
 			   db ? sqlite3_errmsg(db) : "");
 		goto fail;
 	}
+	rc = index_sqlite_defend(db, "catalogue", &err);
+	if (rc)
+		goto fail;
 	sqlite3_busy_timeout(db, 10000);
 	rc = mail_catalog_open(db, &cat, &err);
 	if (!rc)

@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "index.h"
 #include "mail_catalog.h"
 #include "mail_crypt.h"
 #include "mail_msg.h"
@@ -2014,6 +2015,9 @@ static int catalog_open(struct mail_view *v, struct mv_err *err)
 		v->db = NULL;
 		return rc;
 	}
+	rc = index_sqlite_defend(v->db, "catalogue", err);
+	if (rc)
+		return rc;
 	sqlite3_busy_timeout(v->db, 10000);
 	/* a daily backup looks every message up (by content, then its
 	 * place) in random order: with SQLite's default 2 MB page cache

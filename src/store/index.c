@@ -113,19 +113,27 @@ static int exec(struct index *ix, const char *sql, struct mv_err *err)
  * calling functions with side effects (3.31), and cell_size_check finds a
  * corrupt b-tree page before it is used (3.10; reads cost a few percent).
  * Debian 12 ships 3.40: all three are there. */
-static int defend(struct index *ix, struct mv_err *err)
+int index_sqlite_defend(sqlite3 *db, const char *what, struct mv_err *err)
 {
+	char *msg = NULL;
 	int on = 0;
 
-	if (sqlite3_db_config(ix->db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) !=
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &on) !=
 		    SQLITE_OK ||
 	    !on)
 		return mv_err_set(err, -EIO,
-				  "index: SQLite %s has no defensive mode "
+				  "%s: SQLite %s has no defensive mode "
 				  "(3.26 or later needed)",
-				  sqlite3_libversion());
-	return exec(ix, "PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
-		    err);
+				  what, sqlite3_libversion());
+	if (sqlite3_exec(
+		    db, "PRAGMA trusted_schema=OFF; PRAGMA cell_size_check=ON;",
+		    NULL, NULL, &msg) != SQLITE_OK) {
+		mv_err_set(err, -EIO, "%s: %s", what,
+			   msg ? msg : sqlite3_errmsg(db));
+		sqlite3_free(msg);
+		return err ? err->code : -EIO;
+	}
+	return 0;
 }
 
 int index_open(const char *path, bool create, bool network_fs, bool readonly,
@@ -160,7 +168,7 @@ int index_open(const char *path, bool create, bool network_fs, bool readonly,
 		goto fail;
 	}
 	sqlite3_busy_timeout(ix->db, 10000);
-	rc = defend(ix, err);
+	rc = index_sqlite_defend(ix->db, "index", err);
 	if (rc)
 		goto fail;
 	if (!readonly) {

@@ -35,9 +35,8 @@ static int pragma_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
-static void check_defensive(struct index *ix)
+static void check_defensive_db(sqlite3 *db)
 {
-	sqlite3 *db = index_db(ix);
 	int on = -1;
 
 	assert_int_equal(
@@ -52,6 +51,36 @@ static void check_defensive(struct index *ix)
 					  "UPDATE sqlite_schema SET sql = sql;",
 					  NULL, NULL, NULL),
 			     SQLITE_OK);
+}
+
+static void check_defensive(struct index *ix)
+{
+	check_defensive_db(index_db(ix));
+}
+
+/* The mail catalogue (catalog.db) is opened by the view and by find with
+ * the same settings: it lies beside index.db and is as untrusted.  FTS5,
+ * which the catalogue uses, must still work under them. */
+static void test_defend_plain_db(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	sqlite3 *db;
+
+	(void)state;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	if (index_sqlite_defend(db, "catalogue", &err))
+		fail_msg("defend: %s", err.msg);
+	check_defensive_db(db);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "CREATE VIRTUAL TABLE f USING fts5(a,"
+			     " content='');"
+			     "INSERT INTO f (rowid, a) VALUES (1, 'x');",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	assert_int_equal(
+		pragma_int(db, "SELECT rowid FROM f WHERE f MATCH 'x'"), 1);
+	sqlite3_close(db);
 }
 
 static void test_defensive_settings(void **state)
@@ -133,6 +162,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defensive_settings),
+		cmocka_unit_test(test_defend_plain_db),
 		cmocka_unit_test(test_record_size_from_index),
 	};
 
