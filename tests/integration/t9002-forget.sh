@@ -42,9 +42,9 @@ for args in "" "--keep-daily -2" "--keep-daily x" "--keep-within 7" \
 	set -e
 	assert_eq 2 "$rc" "exit status of 'forget $args'"
 done
-"$MV" forget "$R" 2>"$T/err" || true
+assert_exit 2 "$MV" forget "$R" 2>"$T/err"
 assert_grep 'refusing to remove every snapshot' "$T/err"
-"$MV" forget --keep-within 2h "$R" 2>"$T/err" || true
+assert_exit 2 "$MV" forget --keep-within 2h "$R" 2>"$T/err"
 assert_grep "invalid duration '2h': unknown unit 'h'" "$T/err"
 "$MV" snapshots "$R" >"$T/now"
 cmp -s "$T/before" "$T/now" || die "a refused forget changed the snapshots"

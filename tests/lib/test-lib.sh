@@ -29,6 +29,8 @@
 #   assert_eq WANT GOT [WHAT]
 #   assert_ok CMD...      CMD must succeed (its output goes to the log)
 #   assert_fail CMD...    CMD must exit non-zero (not by a signal)
+#   assert_exit RC CMD... CMD must exit with status RC (redirect its
+#                         output with exec or a group: { CMD; } 2>F)
 #   assert_grep PATTERN FILE / assert_no_grep PATTERN FILE   (grep -E)
 #   assert_all_match PATTERN FILE   every line of FILE matches (grep -E)
 #   assert_same_tree A B [-x FIELDS]   tree_digest of both must match
@@ -190,6 +192,18 @@ assert_fail()
 	[ "$_tl_rc" != 0 ] || die "command succeeded but must fail: $*"
 	[ "$_tl_rc" -lt 128 ] ||
 		die "command died by signal $((_tl_rc - 128)): $*"
+}
+
+assert_exit()
+{
+	_tl_want=$1
+	shift
+	set +e
+	"$@"
+	_tl_rc=$?
+	set -e
+	[ "$_tl_rc" = "$_tl_want" ] ||
+		die "exit status $_tl_rc, expected $_tl_want: $*"
 }
 
 assert_grep()
