@@ -26,7 +26,8 @@
  *           call after the first N) | count (never: only counts and logs)
  *   ACTION  eio | enospc | errno=N | short (read or write half the bytes,
  *           at least one; other calls pass) | kill (SIGKILL before the
- *           call is made)
+ *           call is made) | killparent (SIGKILL the parent first: an
+ *           sftp-server's sshd session, which drops the TCP connection)
  *
  *	MVFAULT_LOG=FILE  append "pid rule-index call-number op path action"
  *	                  for every matching call (counted or faulted)
@@ -78,7 +79,7 @@ enum op {
 	OP_ANY
 };
 enum when { W_ALWAYS, W_NTH, W_AFTER, W_COUNT };
-enum act { A_ERRNO, A_SHORT, A_KILL, A_NONE };
+enum act { A_ERRNO, A_SHORT, A_KILL, A_KILL_PARENT, A_NONE };
 
 static const char *const op_names[] = {"open",	 "write",  "read",  "fsync",
 				       "rename", "unlink", "mkdir", "any"};
@@ -149,6 +150,8 @@ static int parse_rule(char *s, struct rule *r)
 		r->act = A_SHORT;
 	else if (!strcmp(act, "kill"))
 		r->act = A_KILL;
+	else if (!strcmp(act, "killparent"))
+		r->act = A_KILL_PARENT;
 	else
 		return -1;
 	return 0;
@@ -240,7 +243,7 @@ static void log_call(int i, unsigned long k, enum op op, const char *path,
 }
 
 /* The action for one call of kind op on path (and path2 for renames):
- * A_NONE to let it through.  Sets *err for A_ERRNO; kills for A_KILL. */
+ * A_NONE to let it through.  Sets *err for A_ERRNO; kills for A_KILL*. */
 static enum act decide(enum op op, const char *path, const char *path2,
 		       int *err)
 {
@@ -270,15 +273,16 @@ static enum act decide(enum op op, const char *path, const char *path2,
 				close(fd);
 		}
 		log_call(i, k, op, path,
-			 !fire		     ? "pass"
-			 : r->act == A_KILL  ? "kill"
-			 : r->act == A_SHORT ? "short"
+			 !fire					       ? "pass"
+			 : r->act == A_KILL || r->act == A_KILL_PARENT ? "kill"
+			 : r->act == A_SHORT			       ? "short"
 					     : "fail");
 		if (!fire)
 			continue;
-		if (r->act == A_KILL) {
+		if (r->act == A_KILL_PARENT)
+			kill(getppid(), SIGKILL);
+		if (r->act == A_KILL || r->act == A_KILL_PARENT)
 			raise(SIGKILL); /* does not return */
-		}
 		*err = r->err;
 		return r->act;
 	}

@@ -1,8 +1,9 @@
 #!/bin/sh
 # t4023-ssh-drop-commit: the SSH connection of an sftp:// backup drops
-# while the index is published: the server's session process is killed
-# (the fault shim preloaded into the loopback sshd) at each rename of
-# index.db* and in the middle of the index upload.  Whatever the backup
+# while the index is published: the server's sftp-server and its sshd
+# session are killed (the fault shim preloaded into the loopback sshd's
+# sftp-server) at each rename of index.db* and in the middle of the index
+# upload, so the TCP connection drops.  Whatever the backup
 # then reports, the next command opens the repository, check --read-data
 # is clean, every earlier snapshot restores byte-exact, a snapshot that
 # shows is whole, and the next backup succeeds.
@@ -95,8 +96,8 @@ drop()
 
 k=1
 while [ "$k" -le "$n" ]; do
-	drop "rename:$T/repo/index.db*:nth=$k:kill" "rename $k of $n"
+	drop "rename:$T/repo/index.db*:nth=$k:killparent" "rename $k of $n"
 	k=$((k + 1))
 done
-drop "write:$T/repo/index.db*:nth=2:kill" "mid index upload"
+drop "write:$T/repo/index.db*:nth=2:killparent" "mid index upload"
 ok
