@@ -125,6 +125,12 @@ int tree_entry_copy(struct tree_entry *dst, const struct tree_entry *src,
 void tree_entry_release(struct tree_entry *e);
 
 /* Copy a tree_ref (allocates). */
+/* The identity of a list of chunks (a file's content, a tree object): the
+ * chunk's id when there is one, else the keyed id of the chunk ids in
+ * order.  Returns 0 or -ENOMEM. */
+int tree_chunks_key(struct repo *r, const struct tree_chunk *chunks, uint32_t n,
+		    uint8_t key[MV_ID_LEN]);
+
 int tree_ref_copy(struct tree_ref *dst, const struct tree_ref *src);
 void tree_ref_release(struct tree_ref *ref);
 

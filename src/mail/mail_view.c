@@ -2214,19 +2214,10 @@ const struct mail_view_stats *mail_view_get_stats(const struct mail_view *v)
 void mail_view_content_id(struct repo *r, const struct tree_entry *e,
 			  uint8_t out[MV_ID_LEN])
 {
-	struct mv_buf b = MV_BUF_INIT;
-	uint32_t i;
-
-	if (e->nchunks == 1) {
-		memcpy(out, e->chunks[0].id, MV_ID_LEN);
-		return;
-	}
-	for (i = 0; i < e->nchunks; i++)
-		if (mv_buf_append(&b, e->chunks[i].id, MV_ID_LEN))
-			break;
-	repo_chunk_id(r, b.data ? (const void *)b.data : (const void *)"",
-		      b.len, out);
-	mv_buf_release(&b);
+	/* out of memory: an id no content has, so the message is only
+	 * parsed again, never taken for another */
+	if (tree_chunks_key(r, e->chunks, e->nchunks, out))
+		memset(out, 0, MV_ID_LEN);
 }
 
 /* ---- the view in the tree --------------------------------------------- */

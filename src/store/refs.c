@@ -24,21 +24,7 @@ struct walk {
 int refs_tree_key(struct repo *r, const struct tree_ref *ref,
 		  uint8_t key[MV_ID_LEN])
 {
-	struct mv_buf b = MV_BUF_INIT;
-	uint32_t k;
-
-	if (ref->n == 1) {
-		memcpy(key, ref->chunks[0].id, MV_ID_LEN);
-		return 0;
-	}
-	for (k = 0; k < ref->n; k++)
-		if (mv_buf_append(&b, ref->chunks[k].id, MV_ID_LEN)) {
-			mv_buf_release(&b);
-			return -ENOMEM;
-		}
-	repo_chunk_id(r, b.data, b.len, key);
-	mv_buf_release(&b);
-	return 0;
+	return tree_chunks_key(r, ref->chunks, ref->n, key);
 }
 
 static const char *cur_path(const struct walk *w)

@@ -539,6 +539,27 @@ static int dup_str(char **dst, const char *src)
 	return dup_mem((void **)dst, src, src ? strlen(src) + 1 : 0);
 }
 
+int tree_chunks_key(struct repo *r, const struct tree_chunk *chunks, uint32_t n,
+		    uint8_t key[MV_ID_LEN])
+{
+	struct mv_buf b = MV_BUF_INIT;
+	uint32_t k;
+
+	if (n == 1) {
+		memcpy(key, chunks[0].id, MV_ID_LEN);
+		return 0;
+	}
+	for (k = 0; k < n; k++)
+		if (mv_buf_append(&b, chunks[k].id, MV_ID_LEN)) {
+			mv_buf_release(&b);
+			return -ENOMEM;
+		}
+	repo_chunk_id(r, b.data ? (const void *)b.data : (const void *)"",
+		      b.len, key);
+	mv_buf_release(&b);
+	return 0;
+}
+
 int tree_ref_copy(struct tree_ref *dst, const struct tree_ref *src)
 {
 	dst->n = src->n;
