@@ -151,6 +151,11 @@ void mail_stalwart_dump_scanner_free(struct mail_stalwart_dump_scanner *s);
 int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
 			       uint64_t off, uint64_t len, struct mv_buf *out,
 			       struct mv_err *err);
+/* Append the first max bytes of the decompressed stream (all of it when
+ * shorter) to out.  -EBADMSG for a corrupt or cut frame. */
+int mail_stalwart_dump_decode_prefix(mail_stalwart_read_fn rd, void *rd_ctx,
+				     uint64_t max, struct mv_buf *out,
+				     struct mv_err *err);
 
 /* mail_stalwart_dump_scan() over a file descriptor. */
 int mail_stalwart_dump_scan_fd(int fd, mail_stalwart_record_fn cb, void *cb_ctx,

@@ -649,9 +649,11 @@ int mail_stalwart_dump_scan(mail_stalwart_read_fn rd, void *rd_ctx,
 	return rc;
 }
 
-int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
-			       uint64_t off, uint64_t len, struct mv_buf *out,
-			       struct mv_err *err)
+/* Decode [off, off + len) of the stream; to_end: a frame ending before
+ * off + len is not an error, what it holds is appended. */
+static int dump_decode(mail_stalwart_read_fn rd, void *rd_ctx, uint64_t off,
+		       uint64_t len, bool to_end, struct mv_buf *out,
+		       struct mv_err *err)
 {
 	LZ4F_dctx *dctx = NULL;
 	uint8_t in[65536], dec[65536];
@@ -704,6 +706,8 @@ int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
 			}
 		}
 		at += dst;
+		if (!hint && to_end)
+			break; /* the frame, and so the stream, ends here */
 		if (!hint && at < want_end) {
 			rc = mv_err_set(err, -EBADMSG, "frame ends at %llu",
 					(unsigned long long)at);
@@ -713,6 +717,20 @@ int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
 out:
 	LZ4F_freeDecompressionContext(dctx);
 	return rc;
+}
+
+int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
+			       uint64_t off, uint64_t len, struct mv_buf *out,
+			       struct mv_err *err)
+{
+	return dump_decode(rd, rd_ctx, off, len, false, out, err);
+}
+
+int mail_stalwart_dump_decode_prefix(mail_stalwart_read_fn rd, void *rd_ctx,
+				     uint64_t max, struct mv_buf *out,
+				     struct mv_err *err)
+{
+	return dump_decode(rd, rd_ctx, 0, max, true, out, err);
 }
 
 static int fd_read(void *ctx, void *buf, size_t n, size_t *got)
