@@ -152,7 +152,8 @@ int mail_stalwart_dump_extract(mail_stalwart_read_fn rd, void *rd_ctx,
 			       uint64_t off, uint64_t len, struct mv_buf *out,
 			       struct mv_err *err);
 /* Append the first max bytes of the decompressed stream (all of it when
- * shorter) to out.  -EBADMSG for a corrupt or cut frame. */
+ * shorter) to out; max is at most MAIL_STALWART_MAX_VALUE (else
+ * -EMSGSIZE).  -EBADMSG for a corrupt or cut frame. */
 int mail_stalwart_dump_decode_prefix(mail_stalwart_read_fn rd, void *rd_ctx,
 				     uint64_t max, struct mv_buf *out,
 				     struct mv_err *err);

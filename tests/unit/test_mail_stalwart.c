@@ -286,6 +286,52 @@ static void test_mail_stalwart_dump_extract(void **state)
 	free(z);
 }
 
+/* the start of the stream, or all of it when shorter; each value lies at
+ * its offset in it, and a cut frame is an error */
+static void test_mail_stalwart_dump_decode_prefix(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct mail_stalwart_dump_info info;
+	struct mv_buf all = MV_BUF_INIT, some = MV_BUF_INIT, cut = MV_BUF_INIT;
+	struct offs o;
+	uint8_t *z;
+	size_t zn = make_dump(&z, 300000), k;
+	struct mem_src src = {z, zn, 0, 4096};
+
+	(void)state;
+	memset(&o, 0, sizeof(o));
+	o.info = &info;
+	assert_int_equal(mail_stalwart_dump_scan(mem_read, &src, on_offset, &o,
+						 &info, &err),
+			 0);
+	src.pos = 0;
+	assert_int_equal(
+		mail_stalwart_dump_decode_prefix(
+			mem_read, &src, MAIL_STALWART_MAX_VALUE, &all, &err),
+		0);
+	assert_true(all.len >= o.off[1] + o.len[1]);
+	for (k = 0; k < o.len[1]; k++)
+		if (all.data[o.off[1] + k] != 'b')
+			break;
+	assert_int_equal(k, o.len[1]);
+	src.pos = 0;
+	assert_int_equal(mail_stalwart_dump_decode_prefix(mem_read, &src, 1000,
+							  &some, &err),
+			 0);
+	assert_int_equal(some.len, 1000);
+	assert_memory_equal(some.data, all.data, 1000);
+	src.pos = 0;
+	src.n = zn / 2;
+	assert_int_equal(
+		mail_stalwart_dump_decode_prefix(
+			mem_read, &src, MAIL_STALWART_MAX_VALUE, &cut, &err),
+		-EBADMSG);
+	mv_buf_release(&all);
+	mv_buf_release(&some);
+	mv_buf_release(&cut);
+	free(z);
+}
+
 static void test_mail_stalwart_dump(void **state)
 {
 	struct mv_err err = MV_ERR_INIT;
@@ -402,6 +448,7 @@ int main(void)
 		cmocka_unit_test(test_mail_stalwart_export_load_blobs),
 		cmocka_unit_test(test_mail_stalwart_dump),
 		cmocka_unit_test(test_mail_stalwart_dump_extract),
+		cmocka_unit_test(test_mail_stalwart_dump_decode_prefix),
 		cmocka_unit_test(test_mail_stalwart_dump_scanner),
 	};
 
