@@ -8,7 +8,8 @@ trees, byte for byte, with the same names, modes and mtimes (nanoseconds).
 Usage:
   gen_fixture.py --out DIR [--seed S] [--messages N | --size-mb MB]
                  [--users U] [--days N | --day K] [--tar] [--tar-only]
-                 [--link] [--owner UID:GID] [--xattrs] [--small] [--quiet]
+                 [--link] [--owner UID:GID] [--xattrs] [--small]
+                 [--profile realmail] [--quiet]
 
   --out DIR        output directory (created; existing day trees are replaced)
   --seed S         any string or number (default 1)
@@ -33,6 +34,16 @@ Usage:
                    with user xattrs)
   --small          preset for tests: 300 messages, 3 users, attachments
                    at most 128 KiB, about 6 MB of mail a day
+  --profile P      default, or realmail: a vmail volume like a real one
+                   that is mostly small text messages (5500 messages,
+                   6 users, about 5.5 KiB each, 2% with an attachment of
+                   at most 48 KiB, about 30 MB), Dovecot's index files
+                   (dovecot.index, .index.cache, .index.log and .log.2)
+                   in every folder, no database; its churn: about 1% new
+                   mail (most in new/), nearly all of the previous day's
+                   new/ mail read (moved to cur/), flag changes on 2% of
+                   the messages, 0.3% deleted, 0.1% refiled (the default
+                   profile and its churn are unchanged by this option)
   --quiet          no progress on stderr
 
 Layout (DIR/dayK is the data volume; it is what gets tar'ed):
@@ -72,6 +83,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -81,6 +93,7 @@ DAY = 86400
 PAGE = 16384
 AVG_MSG = 57 * 1024  # measured average message size (default profile)
 AVG_SMALL = 20 * 1024  # the same with --small
+AVG_REAL = 5600  # the same with --profile realmail
 
 DOMAINS = ["example.org", "example.net", "mail.example.com"]
 NAMES = ["alice", "bob", "carol", "dave", "erika", "frank", "grete", "heidi",
@@ -391,6 +404,98 @@ class State:
 		c["messages"] = len(self.msgs)
 		self.counts[k] = c
 
+	def churn_real(self, k):
+		"""--profile realmail: the events between the backups of day
+		k-1 and day k on a server of mostly small text mail."""
+		r = rng(self.seed, "real", k)
+		t0 = BASE + (k - 2) * DAY
+		c = {"new": 0, "moved_new_cur": 0, "flags": 0, "refiled": 0,
+		     "deleted": 0}
+
+		def when():
+			return t0 + r.randrange(60, DAY - 60)
+
+		# the previous day's unseen mail is read: new/ -> cur/
+		for msg in sorted(self.msgs.values(), key=lambda m: m.id):
+			if msg.sub == "new" and r.random() < 0.92:
+				t = when()
+				self.touch(msg.mb, "new", t)
+				msg.sub = "cur"
+				msg.flags = r.choice(["S"] * 6 + ["RS", "FS"])
+				self.touch(msg.mb, "cur", t)
+				c["moved_new_cur"] += 1
+		ids = sorted(self.msgs)
+		total = len(ids)
+		# flag changes on 2% of the messages, most of them recent:
+		# answered, flagged, unflagged, forwarded ($Forwarded = a)
+		recent = ids[-max(1, total // 5):]
+		n = max(1, round(total * 0.02))
+		for mid in sorted(set(r.sample(recent, min(len(recent),
+							  n * 2 // 3)) +
+				     r.sample(ids, min(total, n // 3)))):
+			msg = self.msgs[mid]
+			if msg.sub != "cur":
+				continue
+			x = r.random()
+			if "F" in msg.flags and x < 0.3:
+				msg.flags = msg.flags.replace("F", "")
+			else:
+				add = r.choice("RRRFa")
+				if add in msg.flags:
+					add = "T" if "T" not in msg.flags \
+						else "R"
+				msg.flags = "".join(sorted(set(msg.flags + add)))
+				if add == "a":
+					self.mbs[msg.mb].keywords = True
+			self.touch(msg.mb, "cur", when())
+			c["flags"] += 1
+		# refiling, 0.1%: INBOX -> Archive (or Trash), a new name
+		for mid in r.sample(ids, min(total, max(1, total // 1000))):
+			msg = self.msgs.get(mid)
+			if msg is None or self.mbs[msg.mb].folder != "" or \
+			   msg.sub != "cur":
+				continue
+			user = self.mbs[msg.mb].user
+			dst = self.pick_mb(r, user, r.choice(
+				[".Archive", ".Archive", ".Archive.2024",
+				 ".Trash"]))
+			t = when()
+			self.add(r, dst, "cur", msg.flags or "S", t, msg.cid,
+				 msg.t_ns)
+			self.delete(msg, t)
+			c["refiled"] += 1
+		# deletions, 0.3%: half from Trash and Junk, half anywhere
+		ids = sorted(self.msgs)
+		want = max(1, round(total * 0.003))
+		junk = [m for m in ids if self.mbs[self.msgs[m].mb].folder in
+			(".Trash", ".Junk")]
+		gone = r.sample(junk, min(len(junk), want // 2))
+		rest = sorted(set(ids) - set(gone))
+		gone += r.sample(rest, min(len(rest), want - len(gone)))
+		for mid in sorted(gone):
+			self.delete(self.msgs[mid], when())
+			c["deleted"] += 1
+		# new mail, about 1% of the mailbox
+		n = max(1, round(total * 0.01 * r.uniform(0.8, 1.2)))
+		for t in sorted(when() for _ in range(n)):
+			x = r.random()
+			if x < 0.78:
+				mb = self.pick_mb(r, folder="")
+				self.add(r, mb, "new", "", t)
+			elif x < 0.92:
+				mb = self.pick_mb(r, folder=".Sent")
+				self.add(r, mb, "cur", "S", t)
+			elif x < 0.97:
+				mb = self.pick_mb(r, folder=".Junk")
+				self.add(r, mb, "new", "", t)
+			else:
+				mb = self.pick_mb(r, folder=".Drafts")
+				self.add(r, mb, "cur", "DS", t)
+			c["new"] += 1
+		self.log_day = k
+		c["messages"] = len(self.msgs)
+		self.counts[k] = c
+
 
 # -- content ---------------------------------------------------------------
 
@@ -451,15 +556,23 @@ def make_message(st, text, cid, user, folder, t):
 			 frm.split("@")[1]))
 	# sizes: most 2-20 KB; some with attachments; a few large
 	k = r.random()
-	target = int(2048 * 10 ** r.uniform(0, 1))
 	atts = []
-	maxatt = 128 * 1024 if a.small else 2 * 1024 * 1024
-	if k < (0.03 if a.small else 0.05):
-		tot = int(100 * 1024 * (maxatt / 102400) ** r.random())
-		nat = r.randint(1, 3)
-		atts = [max(4096, tot // nat) for _ in range(nat)]
-	elif k < 0.18:
-		atts = [int(4096 * (10 if a.small else 20) ** r.random())]
+	if a.profile == "realmail":
+		# mostly short text: bodies of 0.4-8 KB, 2% with one small
+		# attachment
+		target = int(500 * 20 ** r.random() ** 1.4)
+		if k < 0.02:
+			atts = [int(4096 * 12 ** r.random())]
+	else:
+		target = int(2048 * 10 ** r.uniform(0, 1))
+		maxatt = 128 * 1024 if a.small else 2 * 1024 * 1024
+		if k < (0.03 if a.small else 0.05):
+			tot = int(100 * 1024 * (maxatt / 102400) ** r.random())
+			nat = r.randint(1, 3)
+			atts = [max(4096, tot // nat) for _ in range(nat)]
+		elif k < 0.18:
+			atts = [int(4096 * (10 if a.small else 20) **
+				    r.random())]
 	charset = "utf-8"
 	if german and r.random() < 0.3:
 		charset = "iso-8859-1"
@@ -639,6 +752,7 @@ class Writer:
 		self.sizes = {}  # cid -> (size, vsize)
 		self.prev = None  # (dir, {msg id: relpath})
 		self.bytes = 0
+		self.ix = {}  # mailbox -> Dovecot index state (realmail)
 
 	def name(self, msg):
 		s, w = self.sizes[msg.cid]
@@ -690,7 +804,10 @@ class Writer:
 			written.setdefault(msg.cid, p)
 		self.control_files(day, k)
 		self.sieve(day)
-		self.database(day, k, prev_dir)
+		if a.profile == "realmail":
+			self.index_files(day, k)
+		else:
+			self.database(day, k, prev_dir)
 		self.set_dir_times(day, snap, old)
 		if a.xattrs:
 			self.xattrs(day)
@@ -760,6 +877,103 @@ class Writer:
 			put(os.path.join(d, "maildirsize"),
 			    ("\n".join(lines) + "\n").encode(), 0o600,
 			    max(t, m.changed * 10**9))
+
+	def index_files(self, day, k):
+		"""Dovecot's index files of every folder, as they change from
+		day to day: dovecot.index (a header and one record per message,
+		rewritten when the folder changed), dovecot.index.cache (cached
+		header fields appended per new message; expunged records stay
+		until the file is compressed) and dovecot.index.log (one record
+		per change, appended; rotated to .log.2 above 32 KiB)."""
+		st = self.st
+		for mb, m in enumerate(st.mbs):
+			d = os.path.join(day, st.mbdir(mb))
+			t = m.changed * 10**9
+			cur = {}
+			for mid, uid in m.uids.items():
+				msg = st.msgs[mid]
+				fl = 0
+				for i, ch in enumerate("DFRST"):
+					if ch in msg.flags:
+						fl |= 1 << i
+				if msg.sub == "new":
+					fl |= 1 << 5  # \Recent
+				cur[uid] = (fl, msg.cid)
+			x = self.ix.get(mb)
+			if x is None:
+				x = {"flags": {}, "log": bytearray(), "seq": 1,
+				     "log2": None, "cache": [], "dead": 0,
+				     "mod": 0, "ltime": t}
+				self.ix[mb] = x
+			prev = x["flags"]
+			recs = []
+			for uid in sorted(set(prev) - set(cur)):
+				recs.append(struct.pack("<IIII", 2, uid, 0, k))
+			for uid in sorted(cur):
+				fl, cid = cur[uid]
+				if uid not in prev:
+					recs.append(struct.pack(
+						"<IIII", 1, uid, fl, k) +
+						hashlib.sha256(b"%s:%d" % (
+							str(st.seed).encode(),
+							cid)).digest()[:16])
+					x["cache"].append((uid, cid))
+				elif prev[uid][0] != fl:
+					recs.append(struct.pack(
+						"<IIII", 4, uid, fl, k))
+			x["dead"] += len(set(prev) - set(cur))
+			if recs:
+				x["mod"] += 1
+				x["ltime"] = t
+			if len(x["log"]) > 32768:
+				x["log2"] = bytes(x["log"])
+				x["log"] = bytearray()
+				x["seq"] += 1
+			if not x["log"]:
+				x["log"] += struct.pack("<IIII", 0x10003,
+							m.uidvalidity,
+							x["seq"], 0)
+			x["log"] += b"".join(recs)
+			if x["dead"] * 4 > max(8, len(cur)):
+				# Dovecot compresses the cache: records of
+				# expunged mail are dropped, offsets change
+				x["cache"] = [(u, c) for u, c in x["cache"]
+					      if u in cur]
+				x["dead"] = 0
+			cache = [struct.pack("<IIII", 0x20001, m.uidvalidity,
+					     len(x["cache"]), x["mod"])]
+			offs = {}
+			pos = 16
+			for uid, cid in x["cache"]:
+				rc = rng(st.seed, "cache", cid)
+				txt = ("date %d from %s@%s subject %s" % (
+					BASE - rc.randrange(10**8),
+					rc.choice(NAMES), rc.choice(DOMAINS),
+					" ".join(rc.choices(WORDS_EN,
+							    k=rc.randint(3, 30)))
+				)).encode()
+				rec = struct.pack("<II", uid, len(txt)) + txt
+				offs[uid] = pos
+				cache.append(rec)
+				pos += len(rec)
+			hdr = struct.pack("<IIIIII", 0x30007, m.uidvalidity,
+					  m.next_uid, len(cur), x["seq"],
+					  len(x["log"]))
+			idx = [hdr + bytes(128 - len(hdr))]
+			for uid in sorted(cur):
+				idx.append(struct.pack("<IIIQI", uid, cur[uid][0],
+						       offs.get(uid, 0),
+						       x["mod"], 0))
+			put(os.path.join(d, "dovecot.index"), b"".join(idx),
+			    0o600, x["ltime"])
+			put(os.path.join(d, "dovecot.index.cache"),
+			    b"".join(cache), 0o600, x["ltime"])
+			put(os.path.join(d, "dovecot.index.log"),
+			    bytes(x["log"]), 0o600, x["ltime"])
+			if x["log2"] is not None:
+				put(os.path.join(d, "dovecot.index.log.2"),
+				    x["log2"], 0o600, x["ltime"])
+			x["flags"] = cur
 
 	def sieve(self, day):
 		st = self.st
@@ -901,17 +1115,23 @@ def main(argv=None):
 	ap.add_argument("--owner")
 	ap.add_argument("--xattrs", action="store_true")
 	ap.add_argument("--small", action="store_true")
+	ap.add_argument("--profile", default="default",
+			choices=["default", "realmail"])
 	ap.add_argument("--quiet", action="store_true")
 	a = ap.parse_args(argv)
+	real = a.profile == "realmail"
 	if a.users is None:
-		a.users = 3 if a.small else 8
+		a.users = 6 if real else 3 if a.small else 8
 	if a.messages is None:
-		if a.size_mb:
+		if a.size_mb and real:
+			# no database: messages and their indexes are the volume
+			a.messages = max(10, int(a.size_mb * 2**20 / AVG_REAL))
+		elif a.size_mb:
 			# messages make about 90% of a day, the database the rest
 			avg = AVG_SMALL if a.small else AVG_MSG
 			a.messages = max(10, int(a.size_mb * 0.9 * 2**20 / avg))
 		else:
-			a.messages = 300 if a.small else 2000
+			a.messages = 5500 if real else 300 if a.small else 2000
 	if a.users < 1 or a.messages < 1:
 		ap.error("--users and --messages must be positive")
 	last = a.day if a.day else a.days
@@ -943,6 +1163,8 @@ def main(argv=None):
 	for k in range(1, last + 1):
 		if k == 1:
 			st.day1()
+		elif a.profile == "realmail":
+			st.churn_real(k)
 		else:
 			st.churn(k)
 		if k not in want:
