@@ -11,7 +11,9 @@
  *
  * The "none" suite keeps the same framing with an XXH3-128 tag in place of
  * the AEAD: one format and one reader, fast bit-rot detection, and no
- * claim of secrecy or authenticity.
+ * claim of secrecy or authenticity.  Its record is nonce || plain || tag,
+ * the nonce random as above, the plain bytes stored as they are, and
+ * tag = XXH3-128(ad || nonce || plain) in canonical (big-endian) bytes.
  *
  * Subkeys come from the 32-byte master key with crypto_kdf (BLAKE2b);
  * nothing here writes a key to disk.
@@ -38,13 +40,13 @@ enum crypt_suite {
 /* Subkeys of the master key (FORMAT-2 section 4).  The epoch keys (data,
  * metadata, catalogue) take the key epoch in their id. */
 enum crypt_subkey {
-	CRYPT_SK_ID = 1,	/* HMAC-SHA-256 chunk and node ids */
-	CRYPT_SK_CHUNKER = 2,	/* Gear table seed */
-	CRYPT_SK_BOUNDARY = 3,	/* ptree boundary hash */
-	CRYPT_SK_RING = 4,	/* the key ring of epoch keys */
-	CRYPT_SK_DATA = 16,	/* content records */
-	CRYPT_SK_META = 17,	/* nodes, snapshots, segments, tables */
-	CRYPT_SK_CATALOG = 18,	/* catalogue segments */
+	CRYPT_SK_ID = 1,       /* HMAC-SHA-256 chunk and node ids */
+	CRYPT_SK_CHUNKER = 2,  /* Gear table seed */
+	CRYPT_SK_BOUNDARY = 3, /* ptree boundary hash */
+	CRYPT_SK_RING = 4,     /* the key ring of epoch keys */
+	CRYPT_SK_DATA = 16,    /* content records */
+	CRYPT_SK_META = 17,    /* nodes, snapshots, segments, tables */
+	CRYPT_SK_CATALOG = 18, /* catalogue segments */
 };
 
 /* A key for sealing and opening, with its suite.  Lives in locked memory
@@ -56,7 +58,10 @@ struct crypt_key;
 int crypt_init(struct mv_err *err);
 
 /* Derive subkey `which` for key epoch `epoch` from a 32-byte root key
- * (the master key for epoch 0) into out.  Deterministic. */
+ * (the master key for epoch 0) into out: crypto_kdf with context
+ * "mvault02" and subkey id which + (epoch << 8).  Deterministic.  -EINVAL
+ * for an unknown subkey, or an epoch other than 0 for a subkey that is
+ * not an epoch key (ids, chunker, boundary and ring keys never rotate). */
 int crypt_derive(const uint8_t root[CRYPT_KEY_LEN], enum crypt_subkey which,
 		 uint32_t epoch, uint8_t out[CRYPT_KEY_LEN]);
 
