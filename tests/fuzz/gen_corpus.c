@@ -18,6 +18,8 @@
 
 #include <lz4.h>
 #include <lz4frame.h>
+#include <sodium.h>
+#include <xxhash.h>
 #include <zstd.h>
 
 #include "backend.h"
@@ -348,6 +350,48 @@ static void crypt_layers(void)
 	put("fuzz_mail_crypt", "zstd", out, n);
 }
 
+/* ---- crypt: records sealed by libsodium directly, fixed nonce ---- */
+
+/* one fuzz_crypt_open input: flags byte, ad, nonce || sealed || tag */
+static void crypt_record(const char *name, int none, size_t ad_len,
+			 const char *plain)
+{
+	uint8_t key[32], in[512], *ad = in + 1, *rec = in + 1 + ad_len;
+	size_t i, n = strlen(plain);
+	unsigned long long clen = 0;
+	XXH128_canonical_t c;
+
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i + 1); /* the harness's key */
+	in[0] = (uint8_t)(ad_len << 1 | (none ? 1 : 0));
+	for (i = 0; i < ad_len; i++)
+		ad[i] = (uint8_t)i;
+	for (i = 0; i < 24; i++)
+		rec[i] = (uint8_t)(0x40 + i);
+	if (none) {
+		/* tag = XXH3-128(ad || nonce || plain), ad and nonce being
+		 * adjacent here already */
+		memcpy(rec + 24, plain, n);
+		XXH128_canonicalFromHash(&c, XXH3_128bits(ad, ad_len + 24 + n));
+		memcpy(rec + 24 + n, c.digest, 16);
+	} else if (crypto_aead_xchacha20poly1305_ietf_encrypt(
+			   rec + 24, &clen, (const uint8_t *)plain, n, ad,
+			   ad_len, NULL, rec, key)) {
+		die("crypto_aead_xchacha20poly1305_ietf_encrypt");
+	}
+	put("fuzz_crypt_open", name, in, 1 + ad_len + 24 + n + 16);
+}
+
+static void crypt_records(void)
+{
+	if (sodium_init() < 0)
+		die("sodium_init");
+	crypt_record("xchacha", 0, 38, msg);
+	crypt_record("xchacha-empty", 0, 0, "");
+	crypt_record("none", 1, 38, msg);
+	crypt_record("none-empty", 1, 0, "");
+}
+
 /* ---- names and messages ---- */
 
 static void names(void)
@@ -403,6 +447,7 @@ int main(int argc, char **argv)
 	pack(&t, &s);
 	stalwart();
 	crypt_layers();
+	crypt_records();
 	names();
 	messages();
 	mv_buf_release(&t);
