@@ -39,11 +39,20 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A content id for message number id: both halves differ between
+ * messages, as those of a keyed hash do (the catalogue keys on one half,
+ * names and hits use the other). */
+static void cid_of(unsigned id, uint8_t *cid)
+{
+	for (unsigned k = 0; k < 32; k++)
+		cid[k] = (uint8_t)(id * 131u + k * 29u + (id >> 8));
+}
+
 static void add(struct fx *f, uint8_t id, const char *from, const char *subj,
 		int64_t date, const char *body)
 {
 	struct mv_err err = MV_ERR_INIT;
-	uint8_t cid[32] = {id};
+	uint8_t cid[32];
 	char *att = (char *)"Rechnung M\xc3\xa4rz.pdf";
 	struct mail_msg m;
 
@@ -57,6 +66,7 @@ static void add(struct fx *f, uint8_t id, const char *from, const char *subj,
 	m.body = (char *)body;
 	m.attachments = &att;
 	m.n_attachments = id == 2 ? 1 : 0;
+	cid_of(id, cid);
 	assert_int_equal(mail_catalog_add(f->cat, cid, sizeof(cid), &m, &err),
 			 0);
 	/* idempotent */
@@ -68,9 +78,10 @@ static void add(struct fx *f, uint8_t id, const char *from, const char *subj,
 static void seen(struct fx *f, int64_t seq, uint8_t id, const char *mailbox)
 {
 	struct mv_err err = MV_ERR_INIT;
-	uint8_t cid[32] = {id};
+	uint8_t cid[32];
 	char name[64];
 
+	cid_of(id, cid);
 	snprintf(name, sizeof(name), "msg %u.eml", id);
 	assert_int_equal(mail_catalog_seen(f->cat, seq, cid, sizeof(cid),
 					   "alice@example.org", mailbox, name,
@@ -273,9 +284,10 @@ static int64_t changes_of_day(struct fx *f, const char *job, const char *snap,
 }
 
 /* An unchanged message costs no write in a daily backup (its range is
- * open); a catalogue whose ranges were closed at the latest snapshot (as
- * written by earlier versions) reads the same and is opened by the next
- * backup without duplicate places; --snapshot stays within its job. */
+ * open); a message that left costs one (its range closed); --snapshot
+ * stays within its job.  (Ranges ended at the latest snapshot, as
+ * versions before open ranges wrote them, are opened by the migration:
+ * test_mail_catalog_migrate.) */
 static void test_mail_catalog_open_ranges(void **state)
 {
 	struct fx *f = *state;
@@ -287,25 +299,17 @@ static void test_mail_catalog_open_ranges(void **state)
 	add(f, 1, "Alice", "One", 1714566600, NULL);
 	add(f, 2, "Bob", "Two", 1714566700, NULL);
 	add(f, 3, "Carol", "Three", 1714566800, NULL);
-	assert_int_equal(changes_of_day(f, "job", "d1", 1, three, 3), 3);
+	/* three places and their folder */
+	assert_int_equal(changes_of_day(f, "job", "d1", 1, three, 3), 4);
 	assert_int_equal(changes_of_day(f, "job", "d2", 2, three, 3), 0);
 	assert_int_equal(changes_of_day(f, "job", "d3", 3, three, 3), 0);
 	memset(&q, 0, sizeof(q));
 	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 3);
 	assert_string_equal(l.last_snap, "d3");
 	assert_false(l.deleted);
-
-	/* the ranges as an earlier version left them: ended at d3 */
-	assert_int_equal(sqlite3_exec(f->db,
-				      "UPDATE place SET last_snap ="
-				      " (SELECT max(seq) FROM snap)",
-				      NULL, NULL, NULL),
-			 SQLITE_OK);
-	assert_int_equal(find(f, &q), 3);
 	q.deleted = true;
 	assert_int_equal(find(f, &q), 0);
-	/* day 4: message 3 gone (one write: its range closed); the old
-	 * ranges are opened by snapshot_begin, not doubled */
+	/* day 4: message 3 gone (one write: its range closed) */
 	assert_int_equal(changes_of_day(f, "job", "d4", 4, two, 2), 1);
 	assert_int_equal(count(f, "SELECT count(*) FROM place"), 3);
 	assert_int_equal(mail_catalog_find(f->cat, &q, keep_last, &l, &err), 1);
