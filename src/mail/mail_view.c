@@ -802,6 +802,8 @@ static const char *src_intern(struct mail_view *v, const char **last,
 }
 
 #define CATALOG_BATCH 2000 /* new messages per catalogue transaction */
+/* the Date of a message came from its place, not its bytes */
+#define DATE_FALLBACK (MAIL_MSG_NO_DATE | MAIL_MSG_BAD_DATE)
 
 /* Catalogue a new message now (its msg and view rows depend on its
  * content only), so that the parsed headers need not be held until the
@@ -858,6 +860,10 @@ static int catalog_early(struct mail_view *v, struct vmsg *m,
 	int rc;
 
 	if (!m->msg || m->kind == VK_BLOB || m->state != VM_OK)
+		return 0;
+	/* dated by its place (no usable Date): named and catalogued at
+	 * finish, once every copy of it is known (fallback_dates_unify) */
+	if (m->msg->flags & DATE_FALLBACK)
 		return 0;
 	if (!v->cat) {
 		mail_msg_release(m->msg);
@@ -2222,9 +2228,9 @@ void mail_view_content_id(struct repo *r, const struct tree_entry *e,
 
 /* ---- the view in the tree --------------------------------------------- */
 
-static int vmsg_cmp(const void *a, const void *b)
+/* Same folder, same base, same content: one message met twice. */
+static int vmsg_place_cmp(const struct vmsg *x, const struct vmsg *y)
 {
-	const struct vmsg *x = a, *y = b;
 	int c = strcmp(x->account, y->account);
 
 	if (!c)
@@ -2234,6 +2240,60 @@ static int vmsg_cmp(const void *a, const void *b)
 	if (!c)
 		c = memcmp(x->cid, y->cid, MV_ID_LEN);
 	return c;
+}
+
+static int str_cmp0(const char *x, const char *y)
+{
+	if (!x || !y)
+		return (x != NULL) - (y != NULL);
+	return strcmp(x, y);
+}
+
+#define CMP_NUM(a, b)                              \
+	do {                                       \
+		if ((a) != (b))                    \
+			return (a) < (b) ? -1 : 1; \
+	} while (0)
+
+/* A total order of the messages: by place (the -2/-3 variants of a name
+ * follow it), then by everything that reaches a view entry, so that which
+ * of two copies of one file is shown, and named first, never depends on
+ * the order the input delivered them (tar member order, directory order;
+ * qsort is not stable). */
+static int vmsg_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = a, *y = b;
+	int c = vmsg_place_cmp(x, y);
+
+	if (c)
+		return c;
+	CMP_NUM(x->kind, y->kind);
+	CMP_NUM(x->state, y->state);
+	c = str_cmp0(x->srcdir, y->srcdir);
+	if (!c)
+		c = str_cmp0(x->srcacc, y->srcacc);
+	if (!c)
+		c = str_cmp0(x->e.user, y->e.user);
+	if (!c)
+		c = str_cmp0(x->e.group, y->e.group);
+	if (!c)
+		c = str_cmp0(x->e.acl, y->e.acl);
+	if (c)
+		return c;
+	CMP_NUM(x->e.mode, y->e.mode);
+	CMP_NUM(x->e.uid, y->e.uid);
+	CMP_NUM(x->e.gid, y->e.gid);
+	CMP_NUM(x->e.size, y->e.size);
+	CMP_NUM(x->e.mtime_sec, y->e.mtime_sec);
+	CMP_NUM(x->date, y->date);
+	CMP_NUM(x->size, y->size);
+	CMP_NUM(x->layers, y->layers);
+	CMP_NUM(x->has_mtime, y->has_mtime);
+	CMP_NUM(x->mtime, y->mtime);
+	CMP_NUM(x->dump, y->dump);
+	CMP_NUM(x->doff, y->doff);
+	CMP_NUM(x->hidden, y->hidden);
+	return str_cmp0(x->mdir, y->mdir);
 }
 
 /* Add the directory at path and its parents below the view root. */
@@ -2318,6 +2378,72 @@ static int add_dirs(struct tree_builder *tb, const char *path,
 	return rc;
 }
 
+static int cid_ptr_cmp(const void *a, const void *b)
+{
+	const struct vmsg *x = *(struct vmsg *const *)a;
+	const struct vmsg *y = *(struct vmsg *const *)b;
+
+	return memcmp(x->cid, y->cid, MV_ID_LEN);
+}
+
+/* A new message without a usable Date is dated by its place (maildir
+ * delivery time, file time), so two copies of it met in one backup could
+ * be named with different times, and the catalogue would keep whichever
+ * came first in the input - and name both that way from the next backup
+ * on.  Give every copy the earliest of their times: the same whatever the
+ * input order, and what the catalogue records (catalog_record). */
+static int fallback_dates_unify(struct mail_view *v, struct mv_err *err)
+{
+	struct vmsg **a = NULL;
+	size_t n = 0, i, k;
+
+	for (i = 0; i < v->nmsgs; i++)
+		n += v->msgs[i].msg && (v->msgs[i].msg->flags & DATE_FALLBACK);
+	if (!n)
+		return 0;
+	a = malloc(n * sizeof(*a));
+	if (!a)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0, k = 0; i < v->nmsgs; i++)
+		if (v->msgs[i].msg && (v->msgs[i].msg->flags & DATE_FALLBACK))
+			a[k++] = &v->msgs[i];
+	qsort(a, n, sizeof(*a), cid_ptr_cmp);
+	/* a[k]->date becomes the earliest of its cid's group */
+	for (i = 0; i < n; i = k) {
+		int64_t t = a[i]->date;
+		size_t j;
+
+		for (k = i + 1; k < n && !cid_ptr_cmp(&a[i], &a[k]); k++)
+			t = MV_MIN(t, a[k]->date);
+		for (j = i; j < k; j++)
+			a[j]->date = t;
+	}
+	/* every copy, parsed or not (a hard link took its first copy's) */
+	for (i = 0; i < v->nmsgs; i++) {
+		struct vmsg *m = &v->msgs[i], key, *kp = &key, **hit;
+
+		if (m->state != VM_OK)
+			continue;
+		memcpy(key.cid, m->cid, MV_ID_LEN);
+		hit = bsearch(&kp, a, n, sizeof(*a), cid_ptr_cmp);
+		if (!hit || m->date == (*hit)->date)
+			continue;
+		m->date = (*hit)->date;
+		if (m->msg)
+			m->msg->date = m->date;
+		free(m->fname); /* formatted with the old time */
+		m->fname = NULL;
+	}
+	for (i = 0; i < n; i++) {
+		if (a[i]->msg)
+			a[i]->msg->date = a[i]->date;
+		free(a[i]->fname);
+		a[i]->fname = NULL;
+	}
+	free(a);
+	return 0;
+}
+
 /* No key in this backup: messages known to be encrypted (named from the
  * catalogue) cannot be read decoded, so show them raw. */
 static void demote_encrypted(struct mail_view *v)
@@ -2395,6 +2521,11 @@ static int retry_no_key(struct mail_view *v, struct mv_err *err)
 		m->raw = NULL;
 	}
 	return 0;
+}
+
+static int key_id_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, MV_ID_LEN);
 }
 
 static int store_dir_key(struct mail_view *v, struct repo_writer *w,
@@ -2925,8 +3056,137 @@ static int view_name(struct vmsg *m, struct mail_name_set *set,
 	return m->name ? 0 : mv_err_set(err, -ENOMEM, "out of memory");
 }
 
-static int add_message(struct tree_builder *tb, struct vmsg *m,
-		       const char *folder, const char *name,
+/* The mtime of every view folder is the newest mtime of what it holds
+ * (its messages, and its subfolders' times; the epoch when it holds
+ * nothing): it changes only when its content does, never with the
+ * backup's time or with a neighbour folder. */
+struct folder_time {
+	char *path; /* NULL: free slot */
+	int64_t t;
+};
+
+struct folder_times {
+	struct folder_time *tab; /* open addressing, cap power of two */
+	size_t cap, n;
+	char *cur; /* the folder noted last, not yet folded into tab */
+	int64_t cur_t;
+};
+
+static int folder_times_put(struct folder_times *ft, const char *path,
+			    size_t len, int64_t t)
+{
+	size_t i;
+
+	if (2 * (ft->n + 1) > ft->cap) {
+		size_t cap = ft->cap ? 2 * ft->cap : 64, k;
+		struct folder_time *tab = calloc(cap, sizeof(*tab));
+
+		if (!tab)
+			return -ENOMEM;
+		for (k = 0; k < ft->cap; k++) {
+			if (!ft->tab[k].path)
+				continue;
+			for (i = str_hash(ft->tab[k].path) & (cap - 1);
+			     tab[i].path; i = (i + 1) & (cap - 1))
+				;
+			tab[i] = ft->tab[k];
+		}
+		free(ft->tab);
+		ft->tab = tab;
+		ft->cap = cap;
+	}
+	{
+		char *p = strndup(path, len);
+		struct folder_time *e;
+
+		if (!p)
+			return -ENOMEM;
+		for (i = str_hash(p) & (ft->cap - 1); ft->tab[i].path;
+		     i = (i + 1) & (ft->cap - 1))
+			if (!strcmp(ft->tab[i].path, p))
+				break;
+		e = &ft->tab[i];
+		if (e->path) {
+			free(p);
+			e->t = MV_MAX(e->t, t);
+		} else {
+			e->path = p;
+			e->t = t;
+			ft->n++;
+		}
+	}
+	return 0;
+}
+
+/* Fold the current folder's time into it and its parents. */
+static int folder_times_flush(struct folder_times *ft)
+{
+	size_t len;
+	int rc = 0;
+
+	if (!ft->cur)
+		return 0;
+	for (len = strlen(ft->cur); !rc && len;) {
+		const char *slash;
+
+		rc = folder_times_put(ft, ft->cur, len, ft->cur_t);
+		slash = memrchr(ft->cur, '/', len);
+		len = slash ? (size_t)(slash - ft->cur) : 0;
+	}
+	free(ft->cur);
+	ft->cur = NULL;
+	return rc;
+}
+
+/* An entry of time t was added to folder (messages come folder by
+ * folder: one flush per folder). */
+static int folder_times_note(struct folder_times *ft, const char *folder,
+			     int64_t t, struct mv_err *err)
+{
+	if (ft->cur && !strcmp(ft->cur, folder)) {
+		ft->cur_t = MV_MAX(ft->cur_t, t);
+		return 0;
+	}
+	if (folder_times_flush(ft) || !(ft->cur = strdup(folder)))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	ft->cur_t = t;
+	return 0;
+}
+
+static int folder_times_apply(struct folder_times *ft, struct tree_builder *tb,
+			      struct mv_err *err)
+{
+	size_t i;
+
+	if (folder_times_flush(ft))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0; i < ft->cap; i++) {
+		struct tree_entry *e;
+
+		if (!ft->tab[i].path)
+			continue;
+		e = tree_builder_get(tb, ft->tab[i].path);
+		if (e && e->type == TREE_DIR) {
+			e->mtime_sec = ft->tab[i].t;
+			e->mtime_nsec = 0;
+		}
+	}
+	return 0;
+}
+
+static void folder_times_release(struct folder_times *ft)
+{
+	size_t i;
+
+	for (i = 0; i < ft->cap; i++)
+		free(ft->tab[i].path);
+	free(ft->tab);
+	free(ft->cur);
+	memset(ft, 0, sizeof(*ft));
+}
+
+static int add_message(struct tree_builder *tb, struct folder_times *ft,
+		       struct vmsg *m, const char *folder, const char *name,
 		       const struct tree_xattr *keyx,
 		       const struct tree_entry *dump, struct mv_err *err)
 {
@@ -2962,7 +3222,9 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 		ve.xform = TREE_XFORM_MAILCRYPT;
 		ve.nextents = 0;
 		ve.extents = NULL;
-		if (keyx) {
+		/* only an encrypted file needs keys: a compressed one must
+		 * not change when a key file comes or goes */
+		if (keyx && (m->layers & MAIL_CRYPT_ENCRYPTED)) {
 			ve.nxattrs = 1;
 			ve.xattrs = (struct tree_xattr *)keyx;
 		}
@@ -2984,6 +3246,8 @@ static int add_message(struct tree_builder *tb, struct vmsg *m,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	rc = tree_builder_add(tb, path, &ve, err);
 	free(path);
+	if (!rc)
+		rc = folder_times_note(ft, folder, ve.mtime_sec, err);
 	return rc;
 }
 
@@ -2991,6 +3255,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		     struct repo_writer *w, int64_t time_ns, struct mv_err *err)
 {
 	struct mail_name_set *set = NULL;
+	struct folder_times ft = {0};
 	struct tree_entry dir, accd, boxd;
 	struct tree_xattr keyx;
 	uint8_t keyval[MAX_KEY_FILES * MV_ID_LEN];
@@ -3010,6 +3275,10 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		return rc;
 	if (!v->nkey_ids)
 		demote_encrypted(v);
+	/* sorted: the order key files were met in must not reach the
+	 * entries */
+	if (v->nkey_ids > 1)
+		qsort(v->key_ids, v->nkey_ids, MV_ID_LEN, key_id_cmp);
 	for (i = 0; i < v->nkey_ids; i++)
 		memcpy(keyval + i * MV_ID_LEN, v->key_ids[i], MV_ID_LEN);
 	keyx.name = (char *)MAIL_VIEW_KEYS_XATTR;
@@ -3019,7 +3288,9 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 	memset(&dir, 0, sizeof(dir));
 	dir.type = TREE_DIR;
 	dir.mode = 0700;
-	dir.mtime_sec = time_ns / 1000000000;
+	/* folder times are settled by folder_times_apply(): the backup's
+	 * time would change every folder entry every day */
+	dir.mtime_sec = 0;
 	rc = stalwart_place(v, tb, w, &dir, err);
 	if (!rc)
 		rc = view_top_set(tb, MAIL_VIEW_MAILDIR_DIR, &v->top_mdir,
@@ -3046,6 +3317,9 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 				src_intern(v, &v->prev_srcdir, d->path,
 					   (size_t)(slash - d->path));
 	}
+	rc = fallback_dates_unify(v, err);
+	if (rc)
+		return rc;
 	if (v->nmsgs > 1)
 		qsort(v->msgs, v->nmsgs, sizeof(*v->msgs), vmsg_cmp);
 	/* the same file twice in one folder (two daily mailcow folders, a
@@ -3055,7 +3329,8 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 
 		if (m->hidden)
 			continue;
-		if (o->hidden || m->kind != VK_MAILDIR || vmsg_cmp(m, o)) {
+		if (o->hidden || m->kind != VK_MAILDIR ||
+		    vmsg_place_cmp(m, o)) {
 			last = i;
 			continue;
 		}
@@ -3114,7 +3389,7 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		}
 		rc = view_name(m, set, err);
 		if (!rc)
-			rc = add_message(tb, m, folder, m->name,
+			rc = add_message(tb, &ft, m, folder, m->name,
 					 v->nkey_ids ? &keyx : NULL,
 					 m->kind == VK_DUMP
 						 ? &v->dumps[m->dump].e
@@ -3139,13 +3414,17 @@ int mail_view_finish(struct mail_view *v, struct tree_builder *tb,
 		if (asprintf(&folder, "%s/%s", MAIL_VIEW_MAILDIR_DIR, m->mdir) <
 		    0) {
 			*slash = '/';
-			return mv_err_set(err, -ENOMEM, "out of memory");
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			break;
 		}
 		*slash = '/';
-		rc = add_message(tb, m, folder, slash + 1,
+		rc = add_message(tb, &ft, m, folder, slash + 1,
 				 v->nkey_ids ? &keyx : NULL, NULL, err);
 		free(folder);
 	}
+	if (!rc)
+		rc = folder_times_apply(&ft, tb, err);
+	folder_times_release(&ft);
 	/* names are final: the catalogue can record the places now */
 	if (!rc && v->cat)
 		catalog_record_start(v, time_ns);
