@@ -2,7 +2,8 @@
  * refs: every chunk a snapshot references, whatever field holds it.
  *
  * A snapshot references its record, the chunks of each directory's tree
- * object, the content chunks of each entry, and chunk ids held in
+ * object (for a ptree directory: its root, then every other node, level
+ * by level), the content chunks of each entry, and chunk ids held in
  * internal xattrs (the PEM keys of mail_crypt view entries,
  * MAIL_VIEW_KEYS_XATTR).  prune marks what this walk reaches and check
  * verifies the same set, so that anything prune keeps check looks at and
@@ -25,7 +26,8 @@
 
 enum refs_kind {
 	REFS_SNAPSHOT = 0, /* the snapshot record itself */
-	REFS_TREE = 1,	   /* a chunk of a directory's tree object */
+	REFS_TREE = 1,	   /* a chunk of a directory's tree object, or a
+			      node of its ptree */
 	REFS_CONTENT = 2,  /* a content chunk of an entry */
 	REFS_KEY = 3,	   /* a key chunk named by MAIL_VIEW_KEYS_XATTR */
 };
@@ -43,9 +45,11 @@ struct refs_visit {
 	/* An entry of a directory, before its references.  Return 0 to go
 	 * on, < 0 to stop the walk. */
 	int (*entry)(void *arg, const char *path, const struct tree_entry *e);
-	/* One reference: chunk i of n of this kind.  Return 0 to go on, 1 to
-	 * skip the other references of this kind of the entry (for a tree
-	 * chunk: the directory is not read), < 0 to stop the walk. */
+	/* One reference: chunk i of n of this kind (a ptree node below the
+	 * root: node i of the n of its level, reported before it is read).
+	 * Return 0 to go on, 1 to skip the other references of this kind of
+	 * the entry (for a tree chunk or node: the directory is not read),
+	 * < 0 to stop the walk. */
 	int (*chunk)(void *arg, const char *path, const struct tree_entry *e,
 		     enum refs_kind kind, uint32_t i, uint32_t n,
 		     const uint8_t id[MV_ID_LEN]);

@@ -42,7 +42,7 @@
 #define MV_ID_LEN 32	  /* chunk ids: HMAC-SHA-256 */
 #define MV_REPO_ID_LEN 16 /* repository id */
 #define MV_SECRET_LEN 32  /* per-repository hashing secret */
-#define MV_FORMAT_VERSION 1
+#define MV_FORMAT_VERSION 2 /* 2: ptree directories; 1 still read */
 
 struct repo;
 struct backend;
@@ -165,6 +165,16 @@ int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
  * is -EIO with a message naming pack and offset.  Thread-safe. */
 int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
 		    struct mv_buf *out, struct mv_err *err);
+
+/* repo_chunk_read() of n chunks, out[i] replaced by chunk ids[i]: the
+ * records that lie close together in one pack (a directory's nodes, as
+ * a backup writes them) come with one backend read, so a listing over
+ * sftp costs a round trip per pack range, not per record.  A record
+ * that fails in the batch is read again alone (and named in the error).
+ * Thread-safe. */
+int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			 size_t n, bool verify_id, struct mv_buf *out,
+			 struct mv_err *err);
 
 /* Check and decompress a record of chunk id that the caller fetched
  * itself (rec: its 64-byte header and payload, from chunk_loc.offset, as

@@ -1,10 +1,12 @@
 /*
- * tree: directories of a snapshot.  Each directory is serialized as one
- * tree object - its entries sorted by name, each with full metadata and the
- * ids of its content chunks or of its subdirectory's tree - and stored as
- * REC_TREE chunks.  Unchanged directories dedup whole; a large directory is
- * cut with content-defined chunking so one new message rewrites only the
- * chunk around it.  A snapshot is read lazily, one directory at a time.
+ * tree: directories of a snapshot.  A directory's entries, sorted by name,
+ * each with full metadata and the ids of its content chunks or of its
+ * subdirectory's tree, are stored as REC_TREE chunks.  Format 2 writes a
+ * ptree (ptree.h): entries cut into content-defined leaves under index
+ * nodes, so one changed entry rewrites one leaf and the path above it;
+ * the parent names only the root node.  Format 1's single object (cut by
+ * FastCDC when large) is still read.  A snapshot is read lazily, one
+ * directory at a time.
  *
  * Encoding: see man/mailvault-format.5, "TREE OBJECTS".
  */
@@ -34,7 +36,9 @@ struct tree_chunk {
 	uint32_t size;	       /* raw bytes */
 };
 
-/* The chunks that make up a serialized directory. */
+/* The chunks that make up a serialized directory: format 2, one chunk,
+ * the root node of its ptree (or format 1's empty object); format 1, the
+ * chunks of its tree object. */
 struct tree_ref {
 	uint32_t n;		   /* number of chunks; 0 = empty directory */
 	struct tree_chunk *chunks; /* n chunks */
@@ -108,6 +112,16 @@ int tree_decode(const void *buf, size_t len, struct tree **out,
  * Thread-safe. */
 int tree_load(struct repo *r, const struct tree_ref *ref, struct tree **out,
 	      struct mv_err *err);
+/* A node of a ptree directory below its root (ref's one chunk), reported
+ * by tree_load_nodes() before it is read: node i of the n nodes of its
+ * level.  Return 0 to go on, > 0 to stop reading the directory, < 0 to
+ * stop with that code. */
+typedef int (*tree_node_fn)(void *arg, const uint8_t id[MV_ID_LEN], uint32_t i,
+			    uint32_t n);
+/* tree_load() that reports every other node of a ptree to fn (which may
+ * be NULL); returns fn's value when fn stopped it (*out NULL). */
+int tree_load_nodes(struct repo *r, const struct tree_ref *ref, tree_node_fn fn,
+		    void *arg, struct tree **out, struct mv_err *err);
 void tree_free(struct tree *t);
 
 /* Binary search by name; NULL when absent. */
@@ -156,7 +170,7 @@ int tree_builder_link(struct tree_builder *tb, const char *path,
 /* Look an entry up by path; NULL when absent.  Borrowed. */
 struct tree_entry *tree_builder_get(struct tree_builder *tb, const char *path);
 
-/* Serialize every directory bottom-up and store it through w; the root's
+/* Write every directory bottom-up as a ptree through w; the root's
  * ref goes to out (caller releases with tree_ref_release).  Totals of the
  * tree are added to the counters when not NULL. */
 int tree_builder_write(struct tree_builder *tb, struct repo *r,

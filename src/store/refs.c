@@ -84,10 +84,32 @@ static int report_keys(struct walk *w, const struct tree_entry *e)
 	return 0;
 }
 
+struct node_visit {
+	struct walk *w;
+	const struct tree_entry *dent;
+	int rc; /* the visitor's answer that stopped the load */
+};
+
+/* A node of a ptree below its root: one more REFS_TREE reference of the
+ * directory (node i of the n of its level). */
+static int report_node(void *arg, const uint8_t id[MV_ID_LEN], uint32_t i,
+		       uint32_t n)
+{
+	struct node_visit *nv = arg;
+	struct walk *w = nv->w;
+
+	if (!w->v->chunk)
+		return 0;
+	nv->rc = w->v->chunk(w->v->arg, cur_path(w), nv->dent, REFS_TREE, i, n,
+			     id);
+	return nv->rc;
+}
+
 static int walk_dir(struct walk *w, const struct tree_entry *dent,
 		    const struct tree_ref *ref, int depth)
 {
 	struct mv_err e = MV_ERR_INIT;
+	struct node_visit nv;
 	struct tree *t = NULL;
 	uint8_t key[MV_ID_LEN];
 	size_t base = w->path.len;
@@ -107,9 +129,21 @@ static int walk_dir(struct walk *w, const struct tree_entry *dent,
 		    sizeof(ref->chunks[0]));
 	if (rc)
 		goto done; /* > 0: not to be read */
-	if (tree_load(w->r, ref, &t, &e)) {
+	/* a ptree's other nodes are reported as they become known, before
+	 * they are read: a visitor that skips one (lost to damage) skips
+	 * the directory */
+	nv.w = w;
+	nv.dent = dent;
+	nv.rc = 0;
+	rc = tree_load_nodes(w->r, ref, report_node, &nv, &t, &e);
+	if (nv.rc) {
+		rc = nv.rc;
+		goto done;
+	}
+	if (rc) {
 		if (e.code == -ENOMEM)
 			return mv_err_set(w->err, -ENOMEM, "out of memory");
+		rc = 0;
 		if (w->v->dir_error)
 			rc = w->v->dir_error(w->v->arg, cur_path(w), &e);
 		goto done;

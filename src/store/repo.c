@@ -181,11 +181,13 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 				  "repository config (format, version, id "
 				  "or secret missing)",
 				  where);
-	if (c->version != MV_FORMAT_VERSION)
+	/* version 1 differs only in its directory encoding, which is still
+	 * read; a writer moves the config to MV_FORMAT_VERSION (repo_open) */
+	if (c->version < 1 || c->version > MV_FORMAT_VERSION)
 		return mv_err_set(err, -EPROTONOSUPPORT,
 				  "%s: format version "
 				  "%u is not supported (this mailvault reads "
-				  "version %d)",
+				  "versions 1 to %d)",
 				  where, c->version, MV_FORMAT_VERSION);
 	if (strcmp(c->encryption, "none"))
 		return mv_err_set(err, -EPROTONOSUPPORT,
@@ -372,6 +374,19 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 		goto fail;
 	if (flags & REPO_OPEN_WRITE) {
 		rc = repo_lock_take(r, flags & REPO_OPEN_WAIT, err);
+		if (rc)
+			goto fail;
+	}
+	/* what a writer adds (ptree directories) an older binary cannot
+	 * read: say so in the config before writing anything */
+	if ((flags & REPO_OPEN_WRITE) && r->cfg.version < MV_FORMAT_VERSION) {
+		char cfg[CONFIG_MAX];
+		int n;
+
+		r->cfg.version = MV_FORMAT_VERSION;
+		n = config_format(&r->cfg, cfg, sizeof(cfg));
+		rc = backend_write_atomic(r->be, "config", cfg, (size_t)n, err);
+		explicit_bzero(cfg, sizeof(cfg));
 		if (rc)
 			goto fail;
 	}

@@ -440,6 +440,143 @@ out:
 	return rc;
 }
 
+/* ---- batch reads --------------------------------------------------- */
+
+/* Records this far apart in a pack are still read together: reading the
+ * gap costs less than a round trip over sftp. */
+#define BATCH_GAP ((uint64_t)64 << 10)
+#define BATCH_RANGE_MAX ((uint64_t)8 << 20)
+
+struct batch_ent {
+	size_t i; /* index into the caller's arrays */
+	struct chunk_loc loc;
+	char path[128];
+};
+
+static int batch_cmp(const void *a, const void *b)
+{
+	const struct batch_ent *x = a, *y = b;
+
+	if (x->loc.pack != y->loc.pack)
+		return x->loc.pack < y->loc.pack ? -1 : 1;
+	if (x->loc.offset != y->loc.offset)
+		return x->loc.offset < y->loc.offset ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* One backend read of [lo, hi) of a pack, then each record of the run
+ * decoded; done[] marks the records that came out right. */
+static void batch_run(struct repo *r, const struct batch_ent *run, size_t n,
+		      const uint8_t (*ids)[MV_ID_LEN], bool verify_id,
+		      struct mv_buf *out, bool *done)
+{
+	uint64_t lo = run[0].loc.offset, hi = lo;
+	uint8_t *buf;
+	size_t k, got = 0;
+
+	for (k = 0; k < n; k++)
+		hi = MV_MAX(hi, run[k].loc.offset + PACK_REC_HDR_LEN +
+					run[k].loc.stored_size);
+	buf = malloc(hi - lo);
+	if (!buf)
+		return;
+	while (got < hi - lo) {
+		size_t g = 0;
+
+		if (r->be->ops->read_at(r->be, run[0].path, lo + got, buf + got,
+					hi - lo - got, &g, NULL) ||
+		    !g)
+			goto out;
+		got += g;
+	}
+	for (k = 0; k < n; k++) {
+		const struct batch_ent *b = &run[k];
+		size_t off = (size_t)(b->loc.offset - lo);
+		size_t len = PACK_REC_HDR_LEN + b->loc.stored_size;
+
+		if (record_decode(r, ids[b->i], buf + off, len, verify_id,
+				  &out[b->i], "batch", NULL))
+			continue;
+		done[b->i] = true;
+		if (r->dcache)
+			diskcache_put(r->dcache, ids[b->i], buf + off, len);
+	}
+out:
+	free(buf);
+}
+
+int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			 size_t n, bool verify_id, struct mv_buf *out,
+			 struct mv_err *err)
+{
+	struct batch_ent *b = NULL;
+	bool *done = NULL;
+	size_t i, m = 0, k;
+	int rc = 0;
+
+	if (n == 1)
+		return repo_chunk_read(r, ids[0], verify_id, &out[0], err);
+	b = calloc(n, sizeof(*b));
+	done = calloc(n, sizeof(*done));
+	if (n && (!b || !done)) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		char name[PACK_NAME_LEN + 8];
+
+		if (r->dcache) {
+			struct mv_buf cached = MV_BUF_INIT;
+
+			if (!diskcache_get(r->dcache, ids[i], &cached) &&
+			    !record_decode(r, ids[i], cached.data, cached.len,
+					   verify_id, &out[i], "cache", NULL))
+				done[i] = true;
+			mv_buf_release(&cached);
+			if (done[i])
+				continue;
+		}
+		pthread_mutex_lock(&r->ix_lock);
+		rc = index_chunk_find(r->ix, ids[i], &b[m].loc, NULL);
+		if (!rc)
+			rc = pack_name_locked(r, b[m].loc.pack, name,
+					      sizeof(name), NULL);
+		pthread_mutex_unlock(&r->ix_lock);
+		if (rc) {
+			rc = 0; /* read alone below, for its message */
+			continue;
+		}
+		pack_path(name, b[m].path, sizeof(b[m].path));
+		b[m++].i = i;
+	}
+	if (m > 1)
+		qsort(b, m, sizeof(*b), batch_cmp);
+	for (i = 0; i < m; i = k) {
+		uint64_t end = b[i].loc.offset + PACK_REC_HDR_LEN +
+			       b[i].loc.stored_size;
+
+		for (k = i + 1; k < m; k++) {
+			uint64_t e = b[k].loc.offset + PACK_REC_HDR_LEN +
+				     b[k].loc.stored_size;
+
+			if (b[k].loc.pack != b[i].loc.pack ||
+			    b[k].loc.offset > end + BATCH_GAP ||
+			    MV_MAX(e, end) - b[i].loc.offset > BATCH_RANGE_MAX)
+				break;
+			end = MV_MAX(e, end);
+		}
+		batch_run(r, &b[i], k - i, ids, verify_id, out, done);
+	}
+	for (i = 0; !rc && i < n; i++)
+		if (!done[i])
+			rc = repo_chunk_read(r, ids[i], verify_id, &out[i],
+					     err);
+out:
+	free(b);
+	free(done);
+	return rc;
+}
+
 /* ---- writing ------------------------------------------------------- */
 
 int repo_compress(struct repo *r, const void *raw, size_t len,

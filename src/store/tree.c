@@ -18,15 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chunker.h"
 #include "hash.h"
+#include "ptree.h"
+#include "tree_int.h"
 
 #define TREE_MAGIC "MVT1"
-#define TREE_MAX_DEPTH 1024
-#define TREE_MAX_BYTES (256u << 20)
-/* smallest encoded entry: eleven one-byte fields (empty name, user and
- * group; zero mode, ids, times, size and flags) */
-#define TREE_MIN_ENTRY 11
 
 enum entry_flags {
 	EF_RDEV = (1 << 0),
@@ -112,7 +108,7 @@ static int put_ref(struct mv_buf *b, uint32_t n, const struct tree_chunk *c)
 	return rc;
 }
 
-static int encode_entry(struct mv_buf *b, const struct tree_entry *e)
+int tree_entry_encode(struct mv_buf *b, const struct tree_entry *e)
 {
 	unsigned flags = 0;
 	uint32_t i;
@@ -208,7 +204,7 @@ int tree_encode(const struct tree_entry *entries, uint32_t n,
 	if (!rc)
 		rc = mv_buf_put_varint(out, n);
 	for (i = 0; !rc && i < n; i++)
-		rc = encode_entry(out, &entries[i]);
+		rc = tree_entry_encode(out, &entries[i]);
 	if (rc)
 		return mv_err_set(err, -ENOMEM,
 				  "out of memory encoding a "
@@ -393,7 +389,7 @@ static int decode_entry(struct dec *d, struct tree_entry *e)
 	return 0;
 }
 
-static int name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
+int tree_name_cmp(const char *a, uint32_t alen, const char *b, uint32_t blen)
 {
 	int c = memcmp(a, b, MV_MIN(alen, blen));
 
@@ -437,9 +433,10 @@ int tree_decode(const void *buf, size_t len, struct tree **out,
 		rc = decode_entry(&d, &t->entries[i]);
 		if (rc)
 			goto out;
-		if (i &&
-		    name_cmp(t->entries[i - 1].name, t->entries[i - 1].name_len,
-			     t->entries[i].name, t->entries[i].name_len) >= 0) {
+		if (i && tree_name_cmp(t->entries[i - 1].name,
+				       t->entries[i - 1].name_len,
+				       t->entries[i].name,
+				       t->entries[i].name_len) >= 0) {
 			rc = -EBADMSG;
 			goto out;
 		}
@@ -460,6 +457,45 @@ out:
 	return 0;
 }
 
+struct tree *tree_alloc(uint32_t n)
+{
+	struct tree *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->n = n;
+	t->entries = n ? arena_alloc(&t->arena, n * sizeof(*t->entries)) : NULL;
+	if (n && !t->entries) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+int tree_entries_decode(struct tree *t, uint32_t first, uint32_t n,
+			const uint8_t *p, size_t len)
+{
+	struct dec d;
+	uint32_t i;
+
+	if (first > t->n || n > t->n - first || n > len / TREE_MIN_ENTRY)
+		return -EBADMSG;
+	d.arena = &t->arena;
+	mv_reader_init(&d.r, p, len);
+	for (i = first; i < first + n; i++) {
+		int rc = decode_entry(&d, &t->entries[i]);
+
+		if (rc)
+			return rc;
+		if (i > first && tree_name_cmp(t->entries[i - 1].name,
+					       t->entries[i - 1].name_len,
+					       t->entries[i].name,
+					       t->entries[i].name_len) >= 0)
+			return -EBADMSG;
+	}
+	return mv_reader_done(&d.r) ? 0 : -EBADMSG;
+}
+
 void tree_free(struct tree *t)
 {
 	if (!t)
@@ -471,15 +507,26 @@ void tree_free(struct tree *t)
 int tree_load(struct repo *r, const struct tree_ref *ref, struct tree **out,
 	      struct mv_err *err)
 {
+	return tree_load_nodes(r, ref, NULL, NULL, out, err);
+}
+
+int tree_load_nodes(struct repo *r, const struct tree_ref *ref, tree_node_fn fn,
+		    void *arg, struct tree **out, struct mv_err *err)
+{
 	struct mv_buf all = MV_BUF_INIT, one = MV_BUF_INIT;
 	uint32_t i;
 	int rc = 0;
 
+	*out = NULL;
 	if (!ref->n)
 		return tree_decode(TREE_MAGIC "\0", 5, out, err);
 	if (ref->n == 1) {
 		rc = repo_chunk_read(r, ref->chunks[0].id, false, &one, err);
-		if (!rc)
+		/* format 2: the chunk is a ptree's root node */
+		if (!rc && ptree_is_node(one.data, one.len))
+			rc = ptree_load(r, ref->chunks[0].id, one.data, one.len,
+					fn, arg, out, err);
+		else if (!rc)
 			rc = tree_decode(one.data, one.len, out, err);
 		mv_buf_release(&one);
 		return rc;
@@ -508,7 +555,8 @@ const struct tree_entry *tree_find(const struct tree *t, const char *name,
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 		const struct tree_entry *e = &t->entries[mid];
-		int c = name_cmp(e->name, e->name_len, name, (uint32_t)len);
+		int c = tree_name_cmp(e->name, e->name_len, name,
+				      (uint32_t)len);
 
 		if (!c)
 			return e;
@@ -935,69 +983,123 @@ static int kid_cmp(const void *a, const void *b)
 	const struct tb_node *x = *(struct tb_node *const *)a;
 	const struct tb_node *y = *(struct tb_node *const *)b;
 
-	return name_cmp(x->e.name, x->e.name_len, y->e.name, y->e.name_len);
+	return tree_name_cmp(x->e.name, x->e.name_len, y->e.name,
+			     y->e.name_len);
 }
 
 struct write_ctx {
 	struct repo *r;
 	struct repo_writer *w;
-	struct chunker ch; /* cuts large directory objects */
 	struct mv_buf buf;
+	struct mv_buf path;    /* of the directory being walked */
 	uint32_t *group_count; /* members per link group */
-	uint64_t ngroups;
+	uint64_t *group_id;    /* the group's number in the snapshot */
+	uint64_t *group_order; /* groups by first member, tree order */
+	uint64_t ngroups, nordered;
 };
 
-static int store_object(struct write_ctx *c, const uint8_t *p, size_t len,
-			struct tree_ref *out, struct mv_err *err)
+/* A link group's number in the snapshot: a keyed hash of its first
+ * member's path (directories in tree order), never 0, so one new hard
+ * link elsewhere does not renumber the groups of every directory. */
+static uint64_t group_number(struct write_ctx *c, const struct mv_buf *path)
 {
-	struct tree_chunk *chunks = NULL;
-	uint32_t n = 0, cap = 0;
-	size_t off = 0;
+	uint8_t id[MV_ID_LEN];
+	uint64_t v;
+
+	repo_chunk_id(c->r, path->data ? path->data : (const uint8_t *)"",
+		      path->len, id);
+	v = mv_le64(id);
+	return v ? v : 1;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Two groups with one number (a 64-bit collision, never seen in
+ * practice): renumber in order of first members, each to the next free
+ * value, so the result stays deterministic. */
+static int groups_unique(struct write_ctx *c, struct mv_err *err)
+{
+	uint64_t *sorted, i, j;
+	bool dup = false;
+
+	sorted = malloc(c->ngroups * sizeof(*sorted));
+	if (!sorted)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	memcpy(sorted, c->group_id, c->ngroups * sizeof(*sorted));
+	qsort(sorted, c->ngroups, sizeof(*sorted), u64_cmp);
+	for (i = 1; i < c->ngroups; i++)
+		dup |= sorted[i] && sorted[i] == sorted[i - 1];
+	free(sorted);
+	for (i = 0; dup && i < c->nordered; i++) {
+		uint64_t *v = &c->group_id[c->group_order[i]];
+
+		for (j = 0; j < i; j++) {
+			if (c->group_id[c->group_order[j]] != *v)
+				continue;
+			*v = *v + 1 ? *v + 1 : 1;
+			j = (uint64_t)-1; /* look again from the first */
+		}
+	}
+	return 0;
+}
+
+/* Sort every directory, count each link group's members and number the
+ * groups by their first member in that order. */
+static int prepare(struct write_ctx *c, struct tb_node *n, int depth,
+		   struct mv_err *err)
+{
+	size_t base = c->path.len;
+	uint32_t i;
 	int rc = 0;
 
-	while (off < len || (!len && !n)) {
-		size_t cut;
-		struct tree_chunk *nc;
+	if (depth > TREE_MAX_DEPTH)
+		return mv_err_set(err, -ENAMETOOLONG, "tree too deep");
+	if (n->nkids > 1) /* qsort(NULL, 0) is undefined */
+		qsort(n->kids, n->nkids, sizeof(*n->kids), kid_cmp);
+	for (i = 0; !rc && i < n->nkids; i++) {
+		struct tb_node *k = n->kids[i];
+		uint64_t g = k->e.link_group;
 
-		chunker_reset(&c->ch);
-		cut = len ? chunker_scan(&c->ch, p + off, len - off, true) : 0;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 4;
-			nc = realloc(chunks, cap * sizeof(*nc));
-			if (!nc) {
-				rc = mv_err_set(err, -ENOMEM, "out of memory");
-				goto out;
+		c->path.len = base;
+		if (mv_buf_put_u8(&c->path, '/') ||
+		    mv_buf_append(&c->path, k->e.name, k->e.name_len))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		if (g && g <= c->ngroups) {
+			if (!c->group_count[g - 1]++) {
+				c->group_id[g - 1] = group_number(c, &c->path);
+				c->group_order[c->nordered++] = g - 1;
 			}
-			chunks = nc;
 		}
-		repo_chunk_id(c->r, p + off, cut, chunks[n].id);
-		chunks[n].size = (uint32_t)cut;
-		rc = repo_writer_put(c->w, REC_TREE, chunks[n].id, p + off, cut,
-				     NULL, 0, NULL, err);
-		if (rc)
-			goto out;
-		n++;
-		off += cut;
-		if (!len)
-			break;
+		if (k->e.type == TREE_DIR)
+			rc = prepare(c, k, depth + 1, err);
 	}
-	out->n = n;
-	out->chunks = chunks;
-	chunks = NULL;
-out:
-	free(chunks);
+	c->path.len = base;
 	return rc;
 }
 
-static int count_groups(struct write_ctx *c, struct tb_node *n)
+/* An empty directory keeps format 1's empty object: one chunk. */
+static int store_empty(struct write_ctx *c, struct tree_ref *out,
+		       struct mv_err *err)
 {
-	uint32_t i;
+	int rc;
 
-	if (n->e.link_group && n->e.link_group <= c->ngroups)
-		c->group_count[n->e.link_group - 1]++;
-	for (i = 0; i < n->nkids; i++)
-		count_groups(c, n->kids[i]);
-	return 0;
+	mv_buf_reset(&c->buf);
+	rc = tree_encode(NULL, 0, &c->buf, err);
+	if (rc)
+		return rc;
+	out->chunks = calloc(1, sizeof(*out->chunks));
+	if (!out->chunks)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	out->n = 1;
+	repo_chunk_id(c->r, c->buf.data, c->buf.len, out->chunks[0].id);
+	out->chunks[0].size = (uint32_t)c->buf.len;
+	return repo_writer_put(c->w, REC_TREE, out->chunks[0].id, c->buf.data,
+			       c->buf.len, NULL, 0, NULL, err);
 }
 
 static int write_dir(struct write_ctx *c, struct tb_node *n, int depth,
@@ -1009,8 +1111,6 @@ static int write_dir(struct write_ctx *c, struct tb_node *n, int depth,
 
 	if (depth > TREE_MAX_DEPTH)
 		return mv_err_set(err, -ENAMETOOLONG, "tree too deep");
-	if (n->nkids > 1) /* qsort(NULL, 0) is undefined */
-		qsort(n->kids, n->nkids, sizeof(*n->kids), kid_cmp);
 	for (i = 0; i < n->nkids; i++) {
 		struct tb_node *k = n->kids[i];
 
@@ -1023,18 +1123,30 @@ static int write_dir(struct write_ctx *c, struct tb_node *n, int depth,
 				return rc;
 		}
 	}
-	ents = n->nkids ? malloc(n->nkids * sizeof(*ents)) : NULL;
-	if (n->nkids && !ents)
-		return mv_err_set(err, -ENOMEM, "out of memory");
-	for (i = 0; i < n->nkids; i++)
-		ents[i] = n->kids[i]->e;
-	mv_buf_reset(&c->buf);
-	rc = tree_encode(ents, n->nkids, &c->buf, err);
-	free(ents);
-	if (rc)
-		return rc;
 	tree_ref_release(&n->e.subtree);
-	rc = store_object(c, c->buf.data, c->buf.len, &n->e.subtree, err);
+	if (n->nkids) {
+		ents = malloc(n->nkids * sizeof(*ents));
+		if (!ents)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		for (i = 0; i < n->nkids; i++) {
+			ents[i] = n->kids[i]->e;
+			if (ents[i].link_group &&
+			    ents[i].link_group <= c->ngroups)
+				ents[i].link_group =
+					c->group_id[ents[i].link_group - 1];
+		}
+		n->e.subtree.chunks = calloc(1, sizeof(*n->e.subtree.chunks));
+		if (!n->e.subtree.chunks)
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+		if (!rc)
+			rc = ptree_write(c->r, c->w, ents, n->nkids,
+					 n->e.subtree.chunks, NULL, err);
+		if (!rc)
+			n->e.subtree.n = 1;
+		free(ents);
+	} else {
+		rc = store_empty(c, &n->e.subtree, err);
+	}
 	n->e.nsubdirs = nsub;
 	n->e.nentries = n->nkids;
 	n->e.nlink = 2 + nsub;
@@ -1045,31 +1157,35 @@ int tree_builder_write(struct tree_builder *tb, struct repo *r,
 		       struct repo_writer *w, struct tree_ref *out,
 		       struct tree_entry *out_root, struct mv_err *err)
 {
-	struct chunker_params p = {4096, 16384, 65536, 0};
 	struct write_ctx c;
-	int rc;
+	int rc = 0;
 
 	memset(&c, 0, sizeof(c));
 	c.r = r;
 	c.w = w;
-	rc = chunker_init(&c.ch, &p, repo_get_config(r)->secret, MV_SECRET_LEN,
-			  err);
-	if (rc)
-		return rc;
 	c.ngroups = tb->next_group;
 	if (c.ngroups) {
 		c.group_count = calloc(c.ngroups, sizeof(*c.group_count));
-		if (!c.group_count)
-			return mv_err_set(err, -ENOMEM, "out of memory");
-		count_groups(&c, &tb->root);
+		c.group_id = calloc(c.ngroups, sizeof(*c.group_id));
+		c.group_order = calloc(c.ngroups, sizeof(*c.group_order));
+		if (!c.group_count || !c.group_id || !c.group_order)
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
 	}
-	rc = write_dir(&c, &tb->root, 0, err);
+	if (!rc)
+		rc = prepare(&c, &tb->root, 0, err);
+	if (!rc && c.nordered > 1)
+		rc = groups_unique(&c, err);
+	if (!rc)
+		rc = write_dir(&c, &tb->root, 0, err);
 	if (!rc)
 		rc = tree_ref_copy(out, &tb->root.e.subtree) ? -ENOMEM : 0;
 	if (!rc && out_root)
 		rc = tree_entry_copy(out_root, &tb->root.e, err);
 	free(c.group_count);
+	free(c.group_id);
+	free(c.group_order);
 	mv_buf_release(&c.buf);
+	mv_buf_release(&c.path);
 	return rc;
 }
 

@@ -3,11 +3,13 @@
  * ACL text, extents, links, non-UTF-8 names); truncated and garbage input
  * is refused without crashing; the builder creates parents, applies a
  * directory's metadata given after its children, groups hard links with
- * the right nlink, and cuts a large directory into chunks that dedup when
- * little changes.
+ * the right nlink numbered by path (stable when another group appears),
+ * and writes a large directory as a ptree that shares nodes when little
+ * changes.
  */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -446,34 +448,126 @@ static int build_big(struct fx *f, int n, int skip, struct tree_ref *root)
 	return 0;
 }
 
+#define MAX_NODES 4096
+
+struct nodes {
+	uint8_t id[MAX_NODES][MV_ID_LEN];
+	uint32_t n;
+};
+
+static int collect(void *arg, const uint8_t id[MV_ID_LEN], uint32_t i,
+		   uint32_t n)
+{
+	struct nodes *s = arg;
+
+	(void)i;
+	(void)n;
+	assert_true(s->n < MAX_NODES);
+	memcpy(s->id[s->n++], id, MV_ID_LEN);
+	return 0;
+}
+
+static bool has_node(const struct nodes *s, const uint8_t id[MV_ID_LEN])
+{
+	uint32_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (!memcmp(s->id[i], id, MV_ID_LEN))
+			return true;
+	return false;
+}
+
+/* A large directory is a ptree: its parent names one root node; removing
+ * one entry rewrites one or two leaves and the path of index nodes. */
 static void test_large_directory(void **state)
 {
 	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	static struct nodes na, nb;
 	struct tree_ref a, b;
 	struct tree_entry da, db;
-	uint32_t i, j, same = 0;
+	struct tree *ta = NULL, *tb = NULL;
+	uint32_t i, fresh = 0;
 
 	build_big(f, 5000, -1, &a);
 	build_big(f, 5000, 2500, &b);
 	lookup(f, &a, "cur", &da);
 	lookup(f, &b, "cur", &db);
-	print_message("5000 entries: %u chunks\n", da.subtree.n);
-	assert_true(da.subtree.n > 4);
-	for (i = 0; i < db.subtree.n; i++)
-		for (j = 0; j < da.subtree.n; j++)
-			if (!memcmp(db.subtree.chunks[i].id,
-				    da.subtree.chunks[j].id, MV_ID_LEN)) {
-				same++;
-				break;
-			}
-	print_message("one entry removed: %u of %u chunks unchanged\n", same,
-		      db.subtree.n);
-	assert_true(same + 2 >= db.subtree.n);
+	assert_int_equal(da.subtree.n, 1);
+	assert_int_equal(db.subtree.n, 1);
+	assert_memory_not_equal(da.subtree.chunks[0].id,
+				db.subtree.chunks[0].id, MV_ID_LEN);
+	na.n = nb.n = 0;
+	if (tree_load_nodes(f->r, &da.subtree, collect, &na, &ta, &err) ||
+	    tree_load_nodes(f->r, &db.subtree, collect, &nb, &tb, &err))
+		fail_msg("load: %s", err.msg);
+	assert_int_equal(ta->n, 5000);
+	assert_int_equal(tb->n, 4999);
+	for (i = 0; i < nb.n; i++)
+		fresh += !has_node(&na, nb.id[i]);
+	print_message("5000 entries: %u nodes below the root; one entry "
+		      "removed: %u new\n",
+		      na.n, fresh);
+	assert_true(na.n > 20);
+	assert_true(fresh >= 1 && fresh <= 5);
 	assert_int_equal(db.nentries, 4999);
+	tree_free(ta);
+	tree_free(tb);
 	tree_entry_release(&da);
 	tree_entry_release(&db);
 	tree_ref_release(&a);
 	tree_ref_release(&b);
+}
+
+/* Hard-link groups are numbered from their first member's path, so a
+ * new group elsewhere does not renumber the others (and their
+ * directories' nodes stay the same). */
+static void test_link_groups_stable(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_entry e, x1, x2, p2, q2;
+	struct tree_ref r1, r2;
+	struct tree_builder *tb;
+	int round;
+
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(tree_builder_new(&tb, &err), 0);
+		file_entry(&e, 1000);
+		if (round) { /* a group handed out first, sorting first */
+			assert_int_equal(tree_builder_add(tb, "a/p", &e, &err),
+					 0);
+			assert_int_equal(
+				tree_builder_link(tb, "a/q", "a/p", &err), 0);
+		}
+		assert_int_equal(tree_builder_add(tb, "b/x", &e, &err), 0);
+		assert_int_equal(tree_builder_link(tb, "b/y", "b/x", &err), 0);
+		if (tree_builder_write(tb, f->r, f->w, round ? &r2 : &r1, NULL,
+				       &err))
+			fail_msg("write: %s", err.msg);
+		commit_root(f, round ? &r2 : &r1);
+		tree_builder_free(tb);
+	}
+	lookup(f, &r1, "b/x", &x1);
+	lookup(f, &r2, "b/x", &x2);
+	lookup(f, &r2, "a/p", &p2);
+	lookup(f, &r2, "a/q", &q2);
+	assert_true(x1.link_group != 0);
+	assert_true(x1.link_group == x2.link_group);
+	assert_true(p2.link_group == q2.link_group);
+	assert_true(p2.link_group != x2.link_group);
+	assert_int_equal(x2.nlink, 2);
+	lookup(f, &r1, "b", &e);
+	lookup(f, &r2, "b", &x2);
+	assert_memory_equal(e.subtree.chunks[0].id, x2.subtree.chunks[0].id,
+			    MV_ID_LEN);
+	tree_entry_release(&e);
+	tree_entry_release(&x1);
+	tree_entry_release(&x2);
+	tree_entry_release(&p2);
+	tree_entry_release(&q2);
+	tree_ref_release(&r1);
+	tree_ref_release(&r2);
 }
 
 int main(void)
@@ -484,6 +578,8 @@ int main(void)
 		cmocka_unit_test(test_decode_dir_nlink_is_derived),
 		cmocka_unit_test_setup_teardown(test_builder, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_large_directory, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_link_groups_stable, setup,
 						teardown),
 	};
 

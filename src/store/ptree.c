@@ -1,0 +1,603 @@
+/*
+ * ptree: writing and reading a directory as a Prolly tree (include/ptree.h).
+ *
+ * Writing streams the sorted entries into leaves, emitting each finished
+ * node at once, then cuts each level of index items the same way: a
+ * directory's new nodes come out consecutively, leaves first.  Reading
+ * fetches the tree level by level, all children of a level in one call,
+ * and assembles the leaves into one struct tree, so every reader of
+ * tree_load() sees a directory as before.
+ */
+#include "ptree.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "tree_int.h"
+#include "util.h"
+
+#define NODE_HDR_MAX (4 + 1 + 1 + 10)
+/* smallest index item: empty separator, id, one-byte count */
+#define INDEX_MIN_ITEM (1 + MV_ID_LEN + 1)
+
+__extension__ typedef unsigned __int128 u128;
+
+/* ---- boundary rule ----------------------------------------------------- */
+
+/* The boundary key: a subkey of the repository's 32-byte master key (the
+ * config's secret in format 1), so encryption later changes only where
+ * those bytes come from (docs/FORMAT-2.md, section 4). */
+static int boundary_key(struct repo *r, uint8_t key[32], struct mv_err *err)
+{
+	if (sodium_init() < 0)
+		return mv_err_set(err, -EIO, "libsodium cannot start");
+	if (crypto_kdf_derive_from_key(key, 32, 3, "mvault02",
+				       repo_get_config(r)->secret))
+		return mv_err_set(err, -EIO, "cannot derive the boundary key");
+	return 0;
+}
+
+/* First 8 bytes (little endian) of keyed BLAKE2b-256 of the name. */
+static uint64_t name_hash(const uint8_t key[32], const char *name, size_t len)
+{
+	uint8_t h[crypto_generichash_BYTES];
+
+	crypto_generichash(h, sizeof(h), (const unsigned char *)name, len, key,
+			   32);
+	return mv_le64(h);
+}
+
+/* End the node after an item of len bytes with name hash h, the node now
+ * s bytes: s >= MAX, or s >= MIN and h < 2^64 min(1, len (s - MIN) / K).
+ * Exact in integers: h K < len (s - MIN) 2^64. */
+static bool cut_here(uint64_t h, size_t s, size_t len)
+{
+	u128 x;
+
+	if (s >= PTREE_MAX)
+		return true;
+	if (s < PTREE_MIN)
+		return false;
+	x = (u128)len * (s - PTREE_MIN);
+	if (x >= PTREE_K)
+		return true;
+	return (u128)h * PTREE_K < (x << 64);
+}
+
+/* Length of the shortest prefix of b that sorts after a (a < b). */
+static size_t sep_len(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t c = 0;
+
+	while (c < alen && c < blen && a[c] == b[c])
+		c++;
+	return MV_MIN(c + 1, blen);
+}
+
+/* ---- building ---------------------------------------------------------- */
+
+/* A finished node as its parent lists it. */
+struct item {
+	const char *first, *last; /* names bounding its subtree (borrowed) */
+	uint32_t first_len, last_len;
+	uint8_t id[MV_ID_LEN];
+	uint32_t size; /* node bytes */
+	uint64_t count;
+};
+
+struct items {
+	struct item *v;
+	size_t n, cap;
+};
+
+struct build {
+	struct repo *r;
+	uint8_t key[32];
+	ptree_node_fn fn;
+	void *arg;
+	struct mv_buf body, node;
+	struct ptree_info info;
+	struct mv_err *err;
+};
+
+static struct item *items_add(struct items *it)
+{
+	if (it->n == it->cap) {
+		size_t cap = it->cap ? it->cap * 2 : 64;
+		struct item *v = realloc(it->v, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		it->v = v;
+		it->cap = cap;
+	}
+	memset(&it->v[it->n], 0, sizeof(it->v[0]));
+	return &it->v[it->n++];
+}
+
+/* Frame the body as a node, name it, hand it on and list it in out. */
+static int emit(struct build *b, uint8_t kind, uint8_t level, uint64_t nitems,
+		struct item *it)
+{
+	int rc;
+
+	mv_buf_reset(&b->node);
+	if (mv_buf_append(&b->node, PTREE_MAGIC, 4) ||
+	    mv_buf_put_u8(&b->node, kind) || mv_buf_put_u8(&b->node, level) ||
+	    mv_buf_put_varint(&b->node, nitems) ||
+	    mv_buf_append(&b->node, b->body.data, b->body.len))
+		return mv_err_set(b->err, -ENOMEM, "out of memory");
+	if (b->node.len > UINT32_MAX)
+		return mv_err_set(b->err, -EMSGSIZE,
+				  "directory node too large");
+	repo_chunk_id(b->r, b->node.data, b->node.len, it->id);
+	it->size = (uint32_t)b->node.len;
+	rc = b->fn(b->arg, it->id, b->node.data, b->node.len, b->err);
+	mv_buf_reset(&b->body);
+	if (kind == PTREE_LEAF)
+		b->info.leaves++;
+	else
+		b->info.index_nodes++;
+	return rc;
+}
+
+static int build_leaves(struct build *b, const struct tree_entry *e, uint32_t n,
+			struct items *out)
+{
+	uint32_t i, start = 0;
+	int rc;
+
+	mv_buf_reset(&b->body);
+	for (i = 0; i < n; i++) {
+		size_t before = b->body.len;
+		struct item *it;
+
+		if (i && tree_name_cmp(e[i - 1].name, e[i - 1].name_len,
+				       e[i].name, e[i].name_len) >= 0)
+			return mv_err_set(b->err, -EINVAL,
+					  "directory entries not sorted "
+					  "('%.200s')",
+					  e[i].name);
+		if (tree_entry_encode(&b->body, &e[i]))
+			return mv_err_set(b->err, -ENOMEM, "out of memory");
+		if (i + 1 < n &&
+		    !cut_here(name_hash(b->key, e[i].name, e[i].name_len),
+			      b->body.len, b->body.len - before))
+			continue;
+		it = items_add(out);
+		if (!it)
+			return mv_err_set(b->err, -ENOMEM, "out of memory");
+		it->first = e[start].name;
+		it->first_len = e[start].name_len;
+		it->last = e[i].name;
+		it->last_len = e[i].name_len;
+		it->count = i + 1 - start;
+		rc = emit(b, PTREE_LEAF, 0, it->count, it);
+		if (rc)
+			return rc;
+		start = i + 1;
+	}
+	return 0;
+}
+
+static int build_level(struct build *b, const struct items *in, uint8_t level,
+		       struct items *out)
+{
+	size_t i, start = 0;
+	uint64_t count = 0;
+	int rc;
+
+	mv_buf_reset(&b->body);
+	for (i = 0; i < in->n; i++) {
+		const struct item *c = &in->v[i];
+		size_t before = b->body.len, sl = 0;
+		struct item *it;
+
+		if (i > start)
+			sl = sep_len(in->v[i - 1].last, in->v[i - 1].last_len,
+				     c->first, c->first_len);
+		if (mv_buf_put_bytes(&b->body, c->first, sl) ||
+		    mv_buf_append(&b->body, c->id, MV_ID_LEN) ||
+		    mv_buf_put_varint(&b->body, c->count))
+			return mv_err_set(b->err, -ENOMEM, "out of memory");
+		count += c->count;
+		if (i + 1 < in->n &&
+		    !cut_here(name_hash(b->key, c->first, c->first_len),
+			      b->body.len, b->body.len - before))
+			continue;
+		it = items_add(out);
+		if (!it)
+			return mv_err_set(b->err, -ENOMEM, "out of memory");
+		it->first = in->v[start].first;
+		it->first_len = in->v[start].first_len;
+		it->last = c->last;
+		it->last_len = c->last_len;
+		it->count = count;
+		rc = emit(b, PTREE_INDEX, level, i + 1 - start, it);
+		if (rc)
+			return rc;
+		start = i + 1;
+		count = 0;
+	}
+	return 0;
+}
+
+int ptree_build(struct repo *r, const struct tree_entry *ents, uint32_t n,
+		ptree_node_fn fn, void *arg, struct tree_chunk *root,
+		struct ptree_info *info, struct mv_err *err)
+{
+	struct items lv = {NULL, 0, 0}, up = {NULL, 0, 0};
+	struct build b;
+	uint8_t level = 1;
+	int rc;
+
+	memset(&b, 0, sizeof(b));
+	b.r = r;
+	b.fn = fn;
+	b.arg = arg;
+	b.err = err;
+	if (!n)
+		return mv_err_set(err, -EINVAL,
+				  "an empty directory has no ptree");
+	rc = boundary_key(r, b.key, err);
+	if (!rc)
+		rc = build_leaves(&b, ents, n, &lv);
+	while (!rc && lv.n > 1) {
+		struct items t;
+
+		if (level >= PTREE_MAX_HEIGHT) {
+			rc = mv_err_set(err, -EMSGSIZE, "directory too large");
+			break;
+		}
+		up.n = 0;
+		rc = build_level(&b, &lv, level++, &up);
+		t = lv;
+		lv = up;
+		up = t;
+	}
+	if (!rc) {
+		memcpy(root->id, lv.v[0].id, MV_ID_LEN);
+		root->size = lv.v[0].size;
+		b.info.height = level;
+		if (info)
+			*info = b.info;
+	}
+	sodium_memzero(b.key, sizeof(b.key));
+	free(lv.v);
+	free(up.v);
+	mv_buf_release(&b.body);
+	mv_buf_release(&b.node);
+	return rc;
+}
+
+static int put_node(void *arg, const uint8_t id[MV_ID_LEN], const void *node,
+		    size_t len, struct mv_err *err)
+{
+	return repo_writer_put(arg, REC_TREE, id, node, len, NULL, 0, NULL,
+			       err);
+}
+
+int ptree_write(struct repo *r, struct repo_writer *w,
+		const struct tree_entry *ents, uint32_t n,
+		struct tree_chunk *root, struct ptree_info *info,
+		struct mv_err *err)
+{
+	return ptree_build(r, ents, n, put_node, w, root, info, err);
+}
+
+bool ptree_is_node(const void *p, size_t len)
+{
+	return len >= 4 && !memcmp(p, PTREE_MAGIC, 4);
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+struct pitem {
+	const uint8_t *sep;
+	size_t sep_len;
+	const uint8_t *id;
+	uint64_t count;
+};
+
+struct pnode {
+	uint8_t id[MV_ID_LEN];
+	struct mv_buf buf; /* the node's bytes (not the root's) */
+	const uint8_t *body;
+	size_t body_len;
+	uint8_t kind, level;
+	uint32_t n;
+	struct pitem *items;   /* index nodes */
+	uint32_t first, count; /* entries of its subtree in the tree */
+};
+
+struct level {
+	struct pnode *v;
+	size_t n;
+};
+
+static int damaged(struct mv_err *err, const uint8_t id[MV_ID_LEN],
+		   const char *why)
+{
+	char hex[17];
+
+	mv_hex(id, 8, hex);
+	return mv_err_set(err, -EIO, "damaged directory node %s: %s", hex, why);
+}
+
+/* Header and, for an index node, its items; counts are checked against
+ * the bytes left before anything is allocated for them. */
+static int parse_node(struct pnode *nd, const uint8_t *p, size_t len,
+		      int want_level, struct mv_err *err)
+{
+	struct mv_reader r;
+	uint64_t n;
+	uint32_t i;
+
+	mv_reader_init(&r, p, len);
+	if (!ptree_is_node(p, len))
+		return damaged(err, nd->id, "not a directory node");
+	r.p += 4;
+	if (mv_reader_u8(&r, &nd->kind) || mv_reader_u8(&r, &nd->level) ||
+	    mv_reader_varint(&r, &n))
+		return damaged(err, nd->id, "truncated header");
+	if (want_level >= 0 && nd->level != want_level)
+		return damaged(err, nd->id, "wrong level");
+	if (nd->level >= PTREE_MAX_HEIGHT)
+		return damaged(err, nd->id, "too many levels");
+	if ((nd->kind == PTREE_LEAF) != (nd->level == 0) ||
+	    (nd->kind != PTREE_LEAF && nd->kind != PTREE_INDEX))
+		return damaged(err, nd->id, "kind and level disagree");
+	nd->body = r.p;
+	nd->body_len = (size_t)(r.end - r.p);
+	if (!n || n > nd->body_len / (nd->kind == PTREE_LEAF ? TREE_MIN_ENTRY
+							     : INDEX_MIN_ITEM))
+		return damaged(err, nd->id, "bad item count");
+	nd->n = (uint32_t)n;
+	if (nd->kind == PTREE_LEAF)
+		return 0;
+	nd->items = calloc(nd->n, sizeof(*nd->items));
+	if (!nd->items)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (i = 0; i < nd->n; i++) {
+		struct pitem *it = &nd->items[i];
+
+		if (mv_reader_bytes(&r, &it->sep, &it->sep_len) ||
+		    (size_t)(r.end - r.p) < MV_ID_LEN)
+			return damaged(err, nd->id, "truncated item");
+		it->id = r.p;
+		r.p += MV_ID_LEN;
+		if (mv_reader_varint(&r, &it->count) || !it->count ||
+		    it->count > UINT32_MAX)
+			return damaged(err, nd->id, "bad entry count");
+	}
+	if (!mv_reader_done(&r))
+		return damaged(err, nd->id, "bytes after the last item");
+	return 0;
+}
+
+static void level_free(struct level *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++) {
+		mv_buf_release(&l->v[i].buf);
+		free(l->v[i].items);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Read the children of every node of up into down. */
+static int read_level(struct repo *r, const struct level *up,
+		      struct level *down, ptree_fetch_fn fetch, void *fetch_arg,
+		      tree_node_fn visit, void *visit_arg, uint64_t *bytes,
+		      struct mv_err *err)
+{
+	uint8_t(*ids)[MV_ID_LEN] = NULL;
+	struct mv_buf *bufs = NULL;
+	size_t i, j, k = 0, n = 0;
+	int rc = 0;
+
+	for (i = 0; i < up->n; i++)
+		n += up->v[i].n;
+	ids = calloc(n, sizeof(*ids));
+	bufs = calloc(n, sizeof(*bufs));
+	down->v = calloc(n, sizeof(*down->v));
+	if (!ids || !bufs || !down->v) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	down->n = n;
+	for (i = 0; i < up->n; i++)
+		for (j = 0; j < up->v[i].n; j++, k++) {
+			memcpy(ids[k], up->v[i].items[j].id, MV_ID_LEN);
+			memcpy(down->v[k].id, ids[k], MV_ID_LEN);
+		}
+	for (k = 0; visit && k < n; k++) {
+		rc = visit(visit_arg, ids[k], (uint32_t)k, (uint32_t)n);
+		if (rc)
+			goto out;
+	}
+	rc = fetch(fetch_arg, (const uint8_t(*)[MV_ID_LEN])ids, n, bufs, err);
+	if (rc)
+		goto out;
+	for (k = 0; k < n; k++) {
+		struct pnode *nd = &down->v[k];
+		uint8_t check[MV_ID_LEN];
+
+		nd->buf = bufs[k];
+		bufs[k] = (struct mv_buf)MV_BUF_INIT;
+		*bytes += nd->buf.len;
+		if (*bytes > TREE_MAX_BYTES) {
+			rc = mv_err_set(err, -EMSGSIZE,
+					"directory object too large");
+			goto out;
+		}
+		repo_chunk_id(r,
+			      nd->buf.data ? nd->buf.data : (const uint8_t *)"",
+			      nd->buf.len, check);
+		if (memcmp(check, nd->id, MV_ID_LEN)) {
+			rc = damaged(err, nd->id,
+				     "content does not match its id");
+			goto out;
+		}
+		rc = parse_node(nd, nd->buf.data, nd->buf.len,
+				up->v[0].level - 1, err);
+		if (rc)
+			goto out;
+	}
+out:
+	for (k = 0; bufs && k < n; k++)
+		mv_buf_release(&bufs[k]);
+	free(bufs);
+	free(ids);
+	return rc;
+}
+
+/* Counts and separators of the index levels against what is below: each
+ * item's count is its child's entries; each separator is the one the
+ * writer computes (empty first, then the shortest that sorts after the
+ * previous child's last name). */
+static int check_index(const struct tree *t, struct level *lv, size_t nlv,
+		       struct mv_err *err)
+{
+	size_t L, i, j, k;
+
+	for (L = nlv - 1; L-- > 0;) {
+		const struct level *down = &lv[L + 1];
+
+		for (i = 0, k = 0; i < lv[L].n; i++) {
+			struct pnode *nd = &lv[L].v[i];
+			uint64_t total = 0;
+
+			nd->first = down->v[k].first;
+			for (j = 0; j < nd->n; j++, k++) {
+				const struct pitem *it = &nd->items[j];
+				const struct pnode *c = &down->v[k];
+				const struct tree_entry *f =
+					&t->entries[c->first];
+				size_t sl = 0;
+
+				if (it->count != c->count)
+					return damaged(err, nd->id,
+						       "entry count does not "
+						       "match its child");
+				if (j) {
+					const struct tree_entry *l =
+						&t->entries[c->first - 1];
+
+					sl = sep_len(l->name, l->name_len,
+						     f->name, f->name_len);
+				}
+				if (it->sep_len != sl ||
+				    memcmp(it->sep, f->name, sl))
+					return damaged(err, nd->id,
+						       "wrong separator");
+				total += c->count;
+			}
+			nd->count = (uint32_t)total;
+		}
+	}
+	return 0;
+}
+
+int ptree_decode(struct repo *r, const uint8_t root_id[MV_ID_LEN],
+		 const void *root, size_t len, ptree_fetch_fn fetch,
+		 void *fetch_arg, tree_node_fn visit, void *visit_arg,
+		 struct tree **out, struct mv_err *err)
+{
+	struct level lv[PTREE_MAX_HEIGHT];
+	struct tree *t = NULL;
+	uint8_t check[MV_ID_LEN];
+	uint64_t bytes = len, total = 0;
+	size_t nlv = 1, i;
+	int rc;
+
+	*out = NULL;
+	memset(lv, 0, sizeof(lv));
+	lv[0].v = calloc(1, sizeof(*lv[0].v));
+	if (!lv[0].v)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	lv[0].n = 1;
+	memcpy(lv[0].v[0].id, root_id, MV_ID_LEN);
+	repo_chunk_id(r, root, len, check);
+	if (memcmp(check, root_id, MV_ID_LEN)) {
+		rc = damaged(err, root_id, "content does not match its id");
+		goto out;
+	}
+	rc = parse_node(&lv[0].v[0], root, len, -1, err);
+	/* a root with one child would be that child: not what a writer
+	 * makes, so not accepted (one directory, one root) */
+	if (!rc && lv[0].v[0].kind == PTREE_INDEX && lv[0].v[0].n < 2)
+		rc = damaged(err, root_id, "index root with one child");
+	while (!rc && lv[nlv - 1].v[0].level > 0) {
+		rc = read_level(r, &lv[nlv - 1], &lv[nlv], fetch, fetch_arg,
+				visit, visit_arg, &bytes, err);
+		nlv++;
+	}
+	if (rc)
+		goto out;
+	for (i = 0; i < lv[nlv - 1].n; i++) {
+		lv[nlv - 1].v[i].first = (uint32_t)total;
+		lv[nlv - 1].v[i].count = lv[nlv - 1].v[i].n;
+		total += lv[nlv - 1].v[i].n;
+	}
+	if (total > UINT32_MAX) {
+		rc = damaged(err, root_id, "too many entries");
+		goto out;
+	}
+	t = tree_alloc((uint32_t)total);
+	if (!t) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < lv[nlv - 1].n; i++) {
+		const struct pnode *nd = &lv[nlv - 1].v[i];
+
+		rc = tree_entries_decode(t, nd->first, nd->n, nd->body,
+					 nd->body_len);
+		if (rc == -ENOMEM) {
+			rc = mv_err_set(err, rc, "out of memory");
+			goto out;
+		}
+		if (!rc && nd->first &&
+		    tree_name_cmp(t->entries[nd->first - 1].name,
+				  t->entries[nd->first - 1].name_len,
+				  t->entries[nd->first].name,
+				  t->entries[nd->first].name_len) >= 0)
+			rc = -EBADMSG;
+		if (rc) {
+			rc = damaged(err, nd->id, "bad entries");
+			goto out;
+		}
+	}
+	rc = check_index(t, lv, nlv, err);
+out:
+	for (i = 0; i < nlv && i < PTREE_MAX_HEIGHT; i++)
+		level_free(&lv[i]);
+	if (rc) {
+		tree_free(t);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+static int fetch_repo(void *arg, const uint8_t (*ids)[MV_ID_LEN], size_t n,
+		      struct mv_buf *out, struct mv_err *err)
+{
+	return repo_chunk_read_many(arg, ids, n, false, out, err);
+}
+
+int ptree_load(struct repo *r, const uint8_t root_id[MV_ID_LEN],
+	       const void *root, size_t len, tree_node_fn visit, void *arg,
+	       struct tree **out, struct mv_err *err)
+{
+	return ptree_decode(r, root_id, root, len, fetch_repo, r, visit, arg,
+			    out, err);
+}
