@@ -903,7 +903,8 @@ class Writer:
 			if x is None:
 				x = {"flags": {}, "log": bytearray(), "seq": 1,
 				     "log2": None, "cache": [], "dead": 0,
-				     "mod": 0, "ltime": t}
+				     "mod": 0, "ltime": t, "cgen": 0,
+				     "ctime": t}
 				self.ix[mb] = x
 			prev = x["flags"]
 			recs = []
@@ -934,14 +935,22 @@ class Writer:
 							m.uidvalidity,
 							x["seq"], 0)
 			x["log"] += b"".join(recs)
+			ncache = len(x["cache"])
 			if x["dead"] * 4 > max(8, len(cur)):
 				# Dovecot compresses the cache: records of
 				# expunged mail are dropped, offsets change
 				x["cache"] = [(u, c) for u, c in x["cache"]
 					      if u in cur]
 				x["dead"] = 0
+				ncache = -1
+			if ncache != x.get("clen"):
+				# flag changes leave the cache alone; new
+				# mail and compression change it
+				x["cgen"] += 1
+				x["ctime"] = t
+				x["clen"] = len(x["cache"])
 			cache = [struct.pack("<IIII", 0x20001, m.uidvalidity,
-					     len(x["cache"]), x["mod"])]
+					     len(x["cache"]), x["cgen"])]
 			offs = {}
 			pos = 16
 			for uid, cid in x["cache"]:
@@ -967,7 +976,7 @@ class Writer:
 			put(os.path.join(d, "dovecot.index"), b"".join(idx),
 			    0o600, x["ltime"])
 			put(os.path.join(d, "dovecot.index.cache"),
-			    b"".join(cache), 0o600, x["ltime"])
+			    b"".join(cache), 0o600, x["ctime"])
 			put(os.path.join(d, "dovecot.index.log"),
 			    bytes(x["log"]), 0o600, x["ltime"])
 			if x["log2"] is not None:
