@@ -25,6 +25,8 @@
 #                             otherwise); the plot goes next to it
 #   GROWTH_KEEP=1             keep the repositories afterwards
 #   MV=PATH                   the mailvault binary (default build/mailvault)
+#   MV_COMMIT=REV             the commit MV was built from, for the report
+#                             (default: this checkout's HEAD)
 #
 # Raw figures: GROWTH_DIR/res/growth.tsv (DAY TOOL WALL USER SYS MAXRSS
 # STATUS DU_BYTES FILE_BYTES) and rebackup.tsv; the section alone is
@@ -149,12 +151,14 @@ one() {
 
 # --- data -------------------------------------------------------------------
 gen_args="--profile realmail --seed growth --messages $MSGS --days $DAYS --tar-only"
-if [ "$(cat "$FX/.args" 2>/dev/null)" != "$gen_args" ]; then
+# the generator's own hash too: data of an older generator is made again
+gen_sum=$(sha1sum "$TOP/tools/gen_fixture.py" | cut -c1-12)
+if [ "$(cat "$FX/.args" 2>/dev/null)" != "$gen_args $gen_sum" ]; then
 	say "generating: gen_fixture.py $gen_args"
 	rm -rf "$FX"
 	# shellcheck disable=SC2086
 	python3 "$TOP/tools/gen_fixture.py" --quiet --out "$FX" $gen_args
-	echo "$gen_args" >"$FX/.args"
+	echo "$gen_args $gen_sum" >"$FX/.args"
 else
 	say "reusing the data in $FX"
 fi
@@ -202,12 +206,12 @@ say "series done in $(($(date +%s) - T0)) s"
 # --- unchanged re-backup of a 100k-file tree -------------------------------------
 T1=$(date +%s)
 targs="--profile realmail --seed rebackup --messages $TREE --users 20 --day 1 --tar-only"
-if [ "$(cat "$W/tree-fx/.args" 2>/dev/null)" != "$targs" ]; then
+if [ "$(cat "$W/tree-fx/.args" 2>/dev/null)" != "$targs $gen_sum" ]; then
 	say "generating the re-backup tree: gen_fixture.py $targs"
 	rm -rf "$W/tree-fx"
 	# shellcheck disable=SC2086
 	python3 "$TOP/tools/gen_fixture.py" --quiet --out "$W/tree-fx" $targs
-	echo "$targs" >"$W/tree-fx/.args"
+	echo "$targs $gen_sum" >"$W/tree-fx/.args"
 fi
 ttgz=$W/tree-fx/day1.tar.gz
 nfiles=$(tar -tzf "$ttgz" | grep -vc '/$')
@@ -249,10 +253,10 @@ rm -rf "$W/tree"
 	echo "tree_args='$targs'"
 	echo "days=$DAYS"
 	echo "date='$(date -u '+%Y-%m-%d %H:%M UTC')'"
-	echo "mv_version='$(git -C "$TOP" describe --always --dirty 2>/dev/null ||
-		echo ?)'"
-	echo "mv_commit='$(git -C "$TOP" log -1 --format='%h %s' 2>/dev/null |
-		tr -d "'")'"
+	echo "mv_version='${MV_COMMIT:-$(git -C "$TOP" describe --always \
+		--dirty 2>/dev/null || echo ?)}'"
+	echo "mv_commit='$(git -C "$TOP" log -1 --format='%h %s' \
+		"${MV_COMMIT:-HEAD}" 2>/dev/null | tr -d "'")'"
 	echo "borg_version='$(borg --version)'"
 	echo "restic_version='$(restic version | cut -d' ' -f1-2)'"
 	echo "cpu='$(grep -m 1 'model name' /proc/cpuinfo | cut -d: -f2- |
@@ -264,8 +268,8 @@ rm -rf "$W/tree"
 	echo "day1_files=$(tar -tzf "$FX/day1.tar.gz" | grep -vc '/$')"
 } >"$RES/meta.env"
 # one plot per commit measured: the section keeps the runs of two commits
-png=growth-repo-size-$(git -C "$TOP" rev-parse --short HEAD 2>/dev/null ||
-	echo x).png
+png=growth-repo-size-$(git -C "$TOP" rev-parse --short "${MV_COMMIT:-HEAD}" \
+	2>/dev/null || echo x).png
 python3 "$B/growth.py" report "$RES" "$FX/manifest.json" "$png" \
 	>"$RES/growth.md"
 gnuplot -e "datafile='$RES/growth-sizes.dat'; outfile='$RES/$png'" \
