@@ -5,7 +5,8 @@
 # one: restore and mount reproduce its snapshot byte- and metadata-exact,
 # check --read-data accepts it without changing its version; a backup
 # into it writes ptree directories and moves the config to version 2;
-# then both snapshots read back exactly, side by side, also after prune.
+# then both snapshots read back exactly, side by side, also after prune
+# (which must keep every node of a three-level ptree).
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
 require_root
@@ -45,8 +46,18 @@ same_as_src "$mnt/old/latest/vol"
 unmount_mv "$mnt"
 
 say "a backup into it writes ptrees and moves the config to version 2"
+# and a directory of 6000 entries: a ptree of three levels
+python3 -c '
+import os, sys
+d = sys.argv[1]
+os.makedirs(d)
+for i in range(6000):
+	with open("%s/%010d.M%dP%d.host,S=%d:2,S" % (d, 1700000000 + i, i, i * 3,
+						     i * 17), "w") as f:
+		f.write("m%d\n" % i)
+' "$T/many"
 assert_ok "$MV" backup "$R" --name new --time 2024-03-01T00:00:00Z \
-	"vol=$T/r1/vol"
+	"vol=$T/r1/vol" "many=$T/many"
 assert_grep '^version = 2$' "$R/config"
 assert_no_grep '^version = 1$' "$R/config"
 "$MV" snapshots "$R" >"$T/snaps"
@@ -63,9 +74,12 @@ assert_ok "$MV" check "$R" --read-data
 say "prune keeps every node of both encodings"
 assert_ok "$MV" prune "$R"
 assert_ok "$MV" check "$R" --read-data
+assert_ok "$MV" restore "$R" new/latest:many "$T/r4"
+assert_same_tree "$T/many" "$T/r4/many"
 mount_mv "$R" "$mnt"
 same_as_src "$mnt/old/latest/vol"
 same_as_src "$mnt/new/latest/vol"
+assert_same_tree "$T/many" "$mnt/new/latest/many"
 (cd "$mnt/old/latest/mail" && ls -lR .) | cmp - "$T/mail-old.ls" ||
 	die "the old mail view changed"
 (cd "$mnt/old/latest/mail" && ls -R .) >"$T/mail-old.names"

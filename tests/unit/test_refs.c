@@ -4,11 +4,13 @@
  * key chunks a mail_crypt view entry names in mailvault.keys - with the
  * path of the entry; a directory the visitor has seen is skipped; an
  * xattr of that name on an entry without the mail_crypt transform is
- * not a reference.
+ * not a reference; every node of a multi-level ptree directory is a tree
+ * reference, and a lost node skips its directory.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -271,10 +273,184 @@ static void test_refs_every_kind(void **state)
 	snapshot_list_free(list, 1);
 }
 
+/* ---- a ptree directory of several levels -------------------------------- */
+
+#define MAX_NODES 2048
+
+struct nodeset {
+	uint8_t id[MAX_NODES][MV_ID_LEN];
+	size_t n;
+	int entries, dirs, dirs_done;
+	const uint8_t *lost; /* a node the visitor skips, as prune does */
+};
+
+static bool in_set(const struct nodeset *s, const uint8_t id[MV_ID_LEN])
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (!memcmp(s->id[i], id, MV_ID_LEN))
+			return true;
+	return false;
+}
+
+static int ns_dir(void *arg, const char *path, const struct tree_ref *ref,
+		  const uint8_t key[MV_ID_LEN])
+{
+	struct nodeset *s = arg;
+
+	(void)path;
+	(void)ref;
+	(void)key;
+	s->dirs++;
+	return 0;
+}
+
+static int ns_dir_done(void *arg, const char *path, const struct tree_ref *ref,
+		       const uint8_t key[MV_ID_LEN])
+{
+	struct nodeset *s = arg;
+
+	(void)path;
+	(void)ref;
+	(void)key;
+	s->dirs_done++;
+	return 0;
+}
+
+static int ns_entry(void *arg, const char *path, const struct tree_entry *e)
+{
+	struct nodeset *s = arg;
+
+	(void)path;
+	(void)e;
+	s->entries++;
+	return 0;
+}
+
+static int ns_chunk(void *arg, const char *path, const struct tree_entry *e,
+		    enum refs_kind kind, uint32_t i, uint32_t n,
+		    const uint8_t id[MV_ID_LEN])
+{
+	struct nodeset *s = arg;
+
+	(void)path;
+	(void)e;
+	(void)i;
+	(void)n;
+	if (kind != REFS_TREE)
+		return 0;
+	if (s->lost && !memcmp(s->lost, id, MV_ID_LEN))
+		return 1;
+	assert_true(s->n < MAX_NODES);
+	memcpy(s->id[s->n++], id, MV_ID_LEN);
+	return 0;
+}
+
+static int ns_node(void *arg, const uint8_t id[MV_ID_LEN], uint32_t i,
+		   uint32_t n)
+{
+	struct nodeset *s = arg;
+
+	assert_true(i < n);
+	assert_true(s->n < MAX_NODES);
+	memcpy(s->id[s->n++], id, MV_ID_LEN);
+	return 0;
+}
+
+/* Every node of a directory's ptree - root, index nodes, leaves - is a
+ * REFS_TREE reference (what prune keeps); a node the visitor skips (lost
+ * to damage) skips the directory, which still ends. */
+static void test_refs_ptree_nodes(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct tree_builder *tb = NULL;
+	static struct nodeset walked, loaded;
+	struct snapshot s, *list = NULL;
+	struct tree_entry e, big;
+	struct tree_chunk c;
+	struct tree_ref root;
+	struct tree *t = NULL;
+	struct refs_visit v = {
+		.dir = ns_dir,
+		.entry = ns_entry,
+		.chunk = ns_chunk,
+		.dir_done = ns_dir_done,
+		.arg = &walked,
+	};
+	size_t n = 0, i;
+	char path[96];
+
+	assert_int_equal(tree_builder_new(&tb, &err), 0);
+	memset(&e, 0, sizeof(e));
+	e.type = TREE_REG;
+	e.mode = 0600;
+	e.nchunks = 1;
+	e.chunks = &c;
+	c.size = 100;
+	for (i = 0; i < 6000; i++) {
+		memset(c.id, 0, sizeof(c.id));
+		memcpy(c.id, &i, sizeof(i));
+		e.mtime_sec = 1700000000 + (int64_t)i;
+		snprintf(path, sizeof(path),
+			 "big/%010zu.M%zuP%zu.mail.example.org,S=%zu:2,S",
+			 1700000000 + i, i, i * 3, i * 17);
+		assert_int_equal(tree_builder_add(tb, path, &e, &err), 0);
+	}
+	if (tree_builder_write(tb, f->r, f->w, &root, NULL, &err))
+		fail_msg("write: %s", err.msg);
+	tree_builder_free(tb);
+	memset(&s, 0, sizeof(s));
+	s.name = (char *)"t";
+	s.host = (char *)"h";
+	s.time_ns = 1;
+	s.root = root;
+	if (repo_writer_commit(f->w, &s, &err))
+		fail_msg("commit: %s", err.msg);
+	f->w = NULL;
+
+	/* the nodes as a reader finds them */
+	assert_int_equal(tree_lookup_path(f->r, &root, "big", &big, &err), 0);
+	assert_int_equal(big.subtree.n, 1);
+	loaded.n = 0;
+	memcpy(loaded.id[loaded.n++], big.subtree.chunks[0].id, MV_ID_LEN);
+	assert_int_equal(
+		tree_load_nodes(f->r, &big.subtree, ns_node, &loaded, &t, &err),
+		0);
+	assert_int_equal(t->n, 6000);
+	tree_free(t);
+	print_message("6000 entries: %zu nodes\n", loaded.n);
+	/* a root, index nodes under it, then leaves: three levels */
+	assert_true(loaded.n > 100);
+
+	assert_int_equal(snapshot_list(f->r, &list, &n, &err), 0);
+	memset(&walked, 0, sizeof(walked));
+	assert_int_equal(refs_walk_snapshot(f->r, &list[0], &v, &err), 0);
+	for (i = 0; i < loaded.n; i++)
+		assert_true(in_set(&walked, loaded.id[i]));
+	/* the snapshot's root directory and every node of big */
+	assert_int_equal(walked.n, loaded.n + 1);
+	assert_int_equal(walked.entries, 6001);
+
+	/* a lost leaf: big is not read, and still ends */
+	memset(&walked, 0, sizeof(walked));
+	walked.lost = loaded.id[loaded.n - 1];
+	assert_int_equal(refs_walk_snapshot(f->r, &list[0], &v, &err), 0);
+	assert_int_equal(walked.entries, 1);
+	assert_int_equal(walked.dirs, 2);
+	assert_int_equal(walked.dirs_done, 2);
+	snapshot_list_free(list, n);
+	tree_entry_release(&big);
+	tree_ref_release(&root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_refs_every_kind, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refs_ptree_nodes, setup,
 						teardown),
 	};
 
