@@ -205,8 +205,12 @@ out:
 }
 
 /* Signals that would leave the terminal without echo: caught while it is
- * off, delivered again once it is back on. */
-static const int tty_sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+ * off, delivered again once it is back on.  The last three stop the
+ * process (^Z, background); once it runs again the question is asked
+ * again, as the shell will have put echo back on meanwhile. */
+static const int tty_sigs[] = {SIGINT,	SIGTERM, SIGHUP, SIGQUIT,
+			       SIGTSTP, SIGTTIN, SIGTTOU};
+#define TTY_FIRST_STOP 4
 static volatile sig_atomic_t tty_caught[MV_ARRAY_SIZE(tty_sigs)];
 
 static void on_tty_signal(int sig)
@@ -228,9 +232,10 @@ static bool tty_signalled(void)
 	return false;
 }
 
-/* Ask once on the open terminal fd, echo off. */
-static int tty_ask(int fd, const char *prompt, char *buf, size_t *out_len,
-		   struct mv_err *err)
+/* Ask once on the open terminal fd, echo off.  *stopped: only stop
+ * signals interrupted it (-EINTR), and the process has run again since. */
+static int tty_ask_once(int fd, const char *prompt, char *buf, size_t *out_len,
+			bool *stopped, struct mv_err *err)
 {
 	struct sigaction sa, old[MV_ARRAY_SIZE(tty_sigs)];
 	struct termios saved, quiet;
@@ -239,6 +244,7 @@ static int tty_ask(int fd, const char *prompt, char *buf, size_t *out_len,
 	int rc = 0;
 	char c;
 
+	*stopped = false;
 	if (tcgetattr(fd, &saved) < 0)
 		return mv_err_set(err, -ENOKEY, "%s", no_source_msg);
 	memset(&sa, 0, sizeof(sa));
@@ -254,7 +260,7 @@ static int tty_ask(int fd, const char *prompt, char *buf, size_t *out_len,
 	/* echo off first: what is typed after the prompt shows is hidden */
 	if (tcsetattr(fd, TCSAFLUSH, &quiet) < 0 ||
 	    mv_write_full(fd, prompt, strlen(prompt)) < 0) {
-		rc = mv_err_set(err, -EIO,
+		rc = mv_err_set(err, tty_signalled() ? -EINTR : -EIO,
 				"cannot ask for the passphrase on "
 				"the terminal: %s",
 				strerror(errno));
@@ -295,9 +301,30 @@ out_restore:
 	tcsetattr(fd, TCSAFLUSH, &saved);
 	for (i = 0; i < MV_ARRAY_SIZE(tty_sigs); i++)
 		sigaction(tty_sigs[i], &old[i], NULL);
-	for (i = 0; i < MV_ARRAY_SIZE(tty_sigs); i++)
-		if (tty_caught[i])
-			kill(getpid(), tty_sigs[i]);
+	*stopped = rc == -EINTR;
+	for (i = 0; i < MV_ARRAY_SIZE(tty_sigs); i++) {
+		if (!tty_caught[i])
+			continue;
+		if (i < TTY_FIRST_STOP)
+			*stopped = false;
+		kill(getpid(), tty_sigs[i]);
+	}
+	return rc;
+}
+
+static int tty_ask(int fd, const char *prompt, char *buf, size_t *out_len,
+		   struct mv_err *err)
+{
+	struct mv_err one = MV_ERR_INIT;
+	bool stopped;
+	int rc;
+
+	do {
+		mv_err_clear(&one);
+		rc = tty_ask_once(fd, prompt, buf, out_len, &stopped, &one);
+	} while (stopped);
+	if (rc < 0)
+		mv_err_set(err, rc, "%s", one.msg);
 	return rc;
 }
 

@@ -19,7 +19,9 @@
  * The passphrase lives in sodium_malloc'ed (guarded, locked) memory and
  * is wiped by cli_pass_release.  The terminal's echo is restored on every
  * way out, a signal included: SIGINT, SIGTERM, SIGHUP and SIGQUIT that
- * arrive while it is off are delivered again once it is back on.
+ * arrive while it is off are delivered again once it is back on; after
+ * SIGTSTP, SIGTTIN or SIGTTOU (^Z) the process stops with echo on and asks
+ * again when it runs again.  SIGKILL cannot be caught: then `stty sane`.
  */
 #ifndef MV_CLI_PASS_H
 #define MV_CLI_PASS_H

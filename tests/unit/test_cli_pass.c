@@ -384,6 +384,43 @@ static void test_cli_pass_terminal_signal(void **state)
 	close(master);
 }
 
+/* ^Z while asking: echo comes back on for the shell, and once the process
+ * runs again the question is asked again (a child in a session of its
+ * own is an orphaned process group: the kernel discards the stop). */
+static void test_cli_pass_terminal_stop(void **state)
+{
+	char name[64], got[64];
+	int master, slave, pipefd[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	(void)state;
+	master = open_pty(&slave, name, sizeof(name));
+	if (master < 0)
+		skip();
+	assert_int_equal(pipe(pipefd), 0);
+	pid = spawn_asker(name, pipefd[1]);
+	close(pipefd[1]);
+	wait_for_output(master, "Passphrase: ");
+	wait_for_echo(slave, false);
+	assert_int_equal(write(master, "half", 4), 4);
+	assert_int_equal(kill(pid, SIGTSTP), 0);
+	wait_for_output(master, "Passphrase: ");
+	wait_for_echo(slave, false);
+	assert_int_equal(write(master, "whole\n", 6), 6);
+	wait_for_output(master, "Enter it again: ");
+	assert_int_equal(write(master, "whole\n", 6), 6);
+	n = read(pipefd[0], got, sizeof(got) - 1);
+	assert_int_equal(n, 5);
+	got[n] = '\0';
+	assert_string_equal(got, "whole");
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(pipefd[0]);
+	close(slave);
+	close(master);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +443,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cli_pass_terminal_mismatch,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pass_terminal_signal,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pass_terminal_stop,
 						setup, teardown),
 	};
 
