@@ -167,6 +167,9 @@ int seal_record_open(const struct crypt_key *k, uint8_t type, uint32_t epoch,
 	    mv_reader_varint(&r, &n) || d > UINT32_MAX)
 		goto malformed;
 	hdr = (size_t)(r.p - payload->data);
+	/* shortest varints only: one plaintext per record */
+	if (hdr != 1 + varint_len(d) + varint_len(n))
+		goto malformed;
 	why = "payload length";
 	if (n > SEAL_MAX_PAYLOAD || n > plen - hdr)
 		goto malformed;

@@ -23,6 +23,7 @@
 #include <zstd.h>
 
 #include "backend.h"
+#include "crypt.h"
 #include "hash.h"
 #include "pack.h"
 #include "snapshot.h"
@@ -392,6 +393,43 @@ static void crypt_records(void)
 	crypt_record("none-empty", 1, 0, "");
 }
 
+/* fuzz_seal inputs: the plaintexts seal_record and seal_table write,
+ * built by hand (the harness seals them) */
+static void seal_plaintexts(void)
+{
+	uint8_t in[1024], body[256];
+	size_t n = strlen(msg), i, b = 0, c;
+
+	memset(in, 0, sizeof(in));
+	/* record: comp 0, dict 0, varint length, payload, padding */
+	in[0] = 0;
+	in[1] = 0;
+	in[2] = 0;
+	in[3] = (uint8_t)(n | 0x80);
+	in[4] = (uint8_t)(n >> 7);
+	memcpy(in + 5, msg, n);
+	put("fuzz_seal", "record", in, 1 + crypt_padded_len(4 + n));
+	/* table: kind 2, two entries, zstd, padding */
+	body[b++] = 2;
+	body[b++] = 2;
+	for (i = 0; i < 2; i++) {
+		memset(body + b, (int)(0x30 + i), 32);
+		b += 32;
+		body[b++] = 2;			/* type */
+		body[b++] = 0;			/* epoch */
+		body[b++] = (uint8_t)(i * 100); /* offset */
+		body[b++] = 100;		/* stored */
+		body[b++] = 120;		/* raw */
+	}
+	memset(in, 0, sizeof(in));
+	in[0] = 1;
+	c = ZSTD_compress(in + 1, sizeof(in) - 1, body, b, 3);
+	if (ZSTD_isError(c))
+		die("ZSTD_compress");
+	memset(in + 1 + c, 0, sizeof(in) - 1 - c);
+	put("fuzz_seal", "table", in, 1 + crypt_padded_len(c));
+}
+
 /* ---- names and messages ---- */
 
 static void names(void)
@@ -448,6 +486,7 @@ int main(int argc, char **argv)
 	stalwart();
 	crypt_layers();
 	crypt_records();
+	seal_plaintexts();
 	names();
 	messages();
 	mv_buf_release(&t);

@@ -236,6 +236,12 @@ static void test_seal_record_padding(void **state)
 	seal_raw(k, id, plain, 16, sealed);
 	expect_bad_record(k, 1, 0, id, sealed, 16 + CRYPT_OVERHEAD,
 			  "payload length");
+	/* a varint longer than it needs: 0x8a 0x00 is 10 too */
+	memset(plain, 0, sizeof(plain));
+	memcpy(plain, "\x00\x00\x8a\x00", 4);
+	memset(plain + 4, 'p', 10);
+	seal_raw(k, id, plain, 16, sealed);
+	expect_bad_record(k, 1, 0, id, sealed, 16 + CRYPT_OVERHEAD, "header");
 	/* a dictionary id over 32 bits */
 	memset(plain, 0, sizeof(plain));
 	memcpy(plain, "\x01\xff\xff\xff\xff\x7f\x00", 7);
