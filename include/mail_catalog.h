@@ -32,10 +32,16 @@
 #include "mail_msg.h"
 #include "mv_err.h"
 
+#define MAIL_CATALOG_ID_LEN 32 /* bytes of a content id */
+
 struct mail_catalog;
 
-/* Create the schema if needed (idempotent).  Borrows db.  Returns 0,
- * -ENOMEM, -EIO (SQLite error, message recorded). */
+/* Create the schema if needed (idempotent); a catalogue of schema
+ * version 1 is migrated to version 2 in one transaction, or, when db is
+ * read-only, in an in-memory copy the catalogue then reads (the file is
+ * left as it was).  Borrows db.  Content ids are MAIL_CATALOG_ID_LEN
+ * bytes (-EINVAL otherwise).  Returns 0, -ENOMEM, -EIO (SQLite error,
+ * message recorded). */
 int mail_catalog_open(sqlite3 *db, struct mail_catalog **out,
 		      struct mv_err *err);
 void mail_catalog_close(struct mail_catalog *cat);
@@ -55,7 +61,10 @@ int mail_catalog_snapshot_begin(struct mail_catalog *cat, const char *job,
 				const char *snap_id, int64_t time, int64_t *seq,
 				struct mv_err *err);
 
-/* The message cid is in snapshot seq at account/mailbox under name. */
+/* The message cid is in snapshot seq at account/mailbox under name.
+ * The name is stored only when mail_name_format() of the message's
+ * date, from (display name, else address) and subject, or one of its
+ * variants, does not give it. */
 int mail_catalog_seen(struct mail_catalog *cat, int64_t seq, const void *cid,
 		      size_t cid_len, const char *account, const char *mailbox,
 		      const char *name, struct mv_err *err);
@@ -96,7 +105,7 @@ struct mail_catalog_query {
 
 /* One match: a message at one place. */
 struct mail_catalog_hit {
-	const uint8_t *cid;
+	const uint8_t *cid; /* the first cid_len (16) bytes of the id */
 	size_t cid_len;
 	const char *message_id, *from, *to, *subject;
 	int64_t date;

@@ -43,7 +43,7 @@
  * last_snap" holds for every later snapshot. */
 #define PLACE_OPEN_SQL "9223372036854775807"
 #define LAST_SQL(p) "coalesce(" p ".last_snap, " PLACE_OPEN_SQL ")"
-#define CID_LEN 32  /* content ids are keyed 256-bit hashes */
+#define CID_LEN MAIL_CATALOG_ID_LEN /* keyed 256-bit hashes */
 #define CID_HEAD 16 /* bytes of it in msg.cid; the rest is msg_cid.key */
 #define SCHEMA_VERSION 2
 
