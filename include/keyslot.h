@@ -68,9 +68,10 @@ struct keyslot_info {
 
 /*
  * Parameters for a new slot on this machine: t = 3 and memory doubled from
- * 64 MiB while one derivation stays within about a second (at most
- * KEYSLOT_CALIBRATE_MAX_MEM).  Takes 1-3 s.  With MAILVAULT_KDF_TEST=1 in
- * the environment it returns the minimum at once (for tests; readers accept
+ * 64 MiB while one derivation stays within about a second of CPU time (at
+ * most KEYSLOT_CALIBRATE_MAX_MEM), then passes added up to about a second,
+ * as a doubling is too coarse a step.  Takes 1-3 s.  With MAILVAULT_KDF_TEST=1
+ * in the environment it returns the minimum at once (for tests; readers accept
  * nothing less anyway).  out_seconds (may be NULL): the measured time of one
  * derivation with the returned parameters, 0 when not measured.
  */
