@@ -144,9 +144,11 @@ static int from_command(const char *cmd, char *buf, size_t *out_len,
 {
 	char *argv[] = {(char *)"sh", (char *)"-c", (char *)cmd, NULL};
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t sigs;
 	char what[600];
 	int pipefd[2] = {-1, -1};
-	bool fa_init = false;
+	bool fa_init = false, attr_init = false;
 	pid_t pid = -1;
 	int rc, status;
 
@@ -163,7 +165,24 @@ static int from_command(const char *cmd, char *buf, size_t *out_len,
 	rc = -posix_spawn_file_actions_adddup2(&fa, pipefd[1], STDOUT_FILENO);
 	if (rc < 0)
 		goto out_spawn;
-	rc = -posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+	/* the command's pipelines (pass show x | head -1) need SIGPIPE's
+	 * default action, which a command of ours may have set to ignore */
+	rc = -posix_spawnattr_init(&attr);
+	if (rc < 0)
+		goto out_spawn;
+	attr_init = true;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGPIPE);
+	rc = -posix_spawnattr_setsigdefault(&attr, &sigs);
+	sigemptyset(&sigs);
+	if (rc == 0)
+		rc = -posix_spawnattr_setsigmask(&attr, &sigs);
+	if (rc == 0)
+		rc = -posix_spawnattr_setflags(
+			&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (rc < 0)
+		goto out_spawn;
+	rc = -posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
 out_spawn:
 	if (rc < 0) {
 		rc = mv_err_set(err, rc, "cannot run %s: %s", what,
@@ -197,6 +216,8 @@ out_spawn:
 out:
 	if (fa_init)
 		posix_spawn_file_actions_destroy(&fa);
+	if (attr_init)
+		posix_spawnattr_destroy(&attr);
 	if (pipefd[0] >= 0)
 		close(pipefd[0]);
 	if (pipefd[1] >= 0)

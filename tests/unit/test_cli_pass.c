@@ -113,6 +113,27 @@ static void test_cli_pass_command(void **state)
 	assert_null(p.text);
 }
 
+/* A command of ours may ignore SIGPIPE (backup does); the passphrase
+ * command gets the default back, or its pipelines would not end. */
+static void test_cli_pass_command_sigpipe(void **state)
+{
+	struct cli_pass p = CLI_PASS_INIT;
+	struct mv_err err = MV_ERR_INIT;
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	unsigned long long ignored;
+	char *end;
+
+	(void)state;
+	setenv("MAILVAULT_PASSCOMMAND",
+	       "sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status", 1);
+	assert_int_equal(cli_pass_get(&p, NULL, 0, &err), 0);
+	signal(SIGPIPE, old);
+	ignored = strtoull(p.text, &end, 16);
+	assert_true(end != p.text && *end == '\0');
+	assert_false(ignored & (1ull << (SIGPIPE - 1)));
+	cli_pass_release(&p);
+}
+
 static void test_cli_pass_file(void **state)
 {
 	struct cli_pass p = CLI_PASS_INIT;
@@ -428,6 +449,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pass_command, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cli_pass_command_sigpipe,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pass_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cli_pass_credentials,
