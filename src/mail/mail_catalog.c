@@ -1119,6 +1119,8 @@ int mail_catalog_find(struct mail_catalog *cat,
 	if (q->deleted)
 		sqlite3_str_appendall(
 			sql,
+			/* open places out before any join */
+			" AND p.last_snap IS NOT NULL"
 			" AND p.last_snap < l.seq AND NOT EXISTS"
 			" (SELECT 1 FROM place o JOIN folder g"
 			" ON g.id = o.folder WHERE o.msg = p.msg"
