@@ -75,4 +75,17 @@ int keystore_unlock(struct backend *be,
 		    uint8_t **out_mk, char out_name[KEYSTORE_NAME_LEN + 1],
 		    struct mv_err *err);
 
+/*
+ * Keyfiles: the same slot bytes in a file outside the repository
+ * (--keyfile, MAILVAULT_KEYFILE, 'key export').  keystore_keyfile_write
+ * writes data (a slot, or a paper form's text) to path with mode 0600
+ * whatever the umask, synced, and never over an existing file (-EEXIST).
+ * keystore_keyfile_read reads a slot back, checked as keyslot_parse does
+ * (-EBADMSG naming the file; -EFBIG for a file larger than any slot).
+ */
+int keystore_keyfile_write(const char *path, const void *data, size_t len,
+			   struct mv_err *err);
+int keystore_keyfile_read(const char *path, uint8_t **out, size_t *out_len,
+			  struct mv_err *err);
+
 #endif

@@ -7,10 +7,13 @@
 #include "keystore.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -281,4 +284,89 @@ int keystore_unlock(struct backend *be,
 	return mv_err_set(err, -EBADMSG,
 			  "no key slot of '%s' can be read: %zu damaged",
 			  be->url, bad);
+}
+
+int keystore_keyfile_write(const char *path, const void *data, size_t len,
+			   struct mv_err *err)
+{
+	char tmp[4096];
+	int fd = -1, rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		return mv_err_set(err, -ENAMETOOLONG, "path too long: '%s'",
+				  path);
+	/* O_EXCL: a tmp left by a crash, or someone else's file, is not
+	 * reused; fchmod: the umask does not widen or narrow 0600 */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return mv_err_set(err, -errno, "cannot create '%s': %s", tmp,
+				  strerror(errno));
+	if (fchmod(fd, 0600) < 0 || mv_write_full(fd, data, len) < 0 ||
+	    fsync(fd) < 0) {
+		rc = mv_err_set(err, -errno, "cannot write '%s': %s", tmp,
+				strerror(errno));
+		goto out_unlink;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		rc = mv_err_set(err, -errno, "cannot write '%s': %s", tmp,
+				strerror(errno));
+		goto out_unlink;
+	}
+	fd = -1;
+	/* link, not rename: an existing keyfile is never replaced */
+	if (link(tmp, path) < 0) {
+		rc = mv_err_set(err, -errno, "cannot create '%s': %s", path,
+				strerror(errno));
+		goto out_unlink;
+	}
+	unlink(tmp);
+	/* tmp is path + ".tmp": cut it at the last slash for the directory */
+	{
+		char *slash = strrchr(tmp, '/');
+
+		if (slash == tmp)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		else
+			snprintf(tmp, sizeof(tmp), ".");
+	}
+	rc = mv_fsync_dir(tmp);
+	if (rc < 0)
+		return mv_err_set(err, rc, "cannot sync the directory of '%s'",
+				  path);
+	return 0;
+out_unlink:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+int keystore_keyfile_read(const char *path, uint8_t **out, size_t *out_len,
+			  struct mv_err *err)
+{
+	struct keyslot_info info;
+	char *data = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = mv_read_file(path, KEYSLOT_MAX_LEN, &data, &len, err);
+	if (rc == -EFBIG)
+		mv_err_prefix(err, "not a mailvault key file");
+	if (rc < 0)
+		goto out;
+	rc = keyslot_parse(data, len, &info, err);
+	if (rc < 0) {
+		mv_err_prefix(err, "key file '%s'", path);
+		goto out;
+	}
+	*out = (uint8_t *)data;
+	*out_len = len;
+	data = NULL;
+out:
+	free(data);
+	return rc;
 }

@@ -290,6 +290,64 @@ static void test_keystore_damaged_slot(void **state)
 	assert_non_null(strstr(err.msg, "(1 tried, others damaged)"));
 }
 
+static void test_keystore_keyfile(void **state)
+{
+	struct fixture *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char path[128], tmp[140];
+	uint8_t *data = NULL, *got = NULL;
+	struct stat st;
+	mode_t old_mask;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), "%s/exported.key", f->dir);
+	old_mask = umask(0);
+	assert_int_equal(
+		keystore_keyfile_write(path, slot_a.data, slot_a.len, &err), 0);
+	umask(old_mask);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(stat(tmp, &st), -1);
+
+	assert_int_equal(keystore_keyfile_read(path, &data, &len, &err), 0);
+	assert_int_equal(len, slot_a.len);
+	assert_memory_equal(data, slot_a.data, len);
+	assert_int_equal(
+		keyslot_unwrap(data, len, repo, "alpha", 5, &got, NULL, &err),
+		0);
+	assert_memory_equal(got, mk, sizeof(mk));
+	keyslot_key_free(got);
+	free(data);
+
+	/* never over an existing file, and nothing left behind */
+	assert_int_equal(
+		keystore_keyfile_write(path, slot_b.data, slot_b.len, &err),
+		-EEXIST);
+	assert_int_equal(stat(tmp, &st), -1);
+	assert_int_equal(keystore_keyfile_read(path, &data, &len, &err), 0);
+	assert_memory_equal(data, slot_a.data, len);
+	free(data);
+
+	/* not a key file */
+	put_file(f, "notakey", "hello\n", 6);
+	snprintf(path, sizeof(path), "%s/notakey", f->dir);
+	mv_err_clear(&err);
+	assert_int_equal(keystore_keyfile_read(path, &data, &len, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, path));
+	{
+		char big[KEYSLOT_MAX_LEN + 1];
+
+		memset(big, 'x', sizeof(big));
+		put_file(f, "big", big, sizeof(big));
+	}
+	snprintf(path, sizeof(path), "%s/big", f->dir);
+	mv_err_clear(&err);
+	assert_int_equal(keystore_keyfile_read(path, &data, &len, &err),
+			 -EFBIG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +363,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_keystore_damaged_slot,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keystore_keyfile, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("keystore", tests, group_setup,
