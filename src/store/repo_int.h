@@ -15,6 +15,7 @@
 
 #include <zstd.h>
 
+#include "crypt.h"
 #include "pack.h"
 #include "repo.h"
 
@@ -67,6 +68,16 @@ struct repo {
 	struct repo_dict *dicts;    /* loaded dictionaries */
 	struct repo_dict *active;   /* used to compress small chunks */
 	bool dict_probed;	    /* looked for a dictionary already */
+	/* Format 2 (docs/FORMAT-2.md, sections 4 and 5): the pack format new
+	 * packs are written in (1: clear record headers, 2: sealed records,
+	 * tables and trailers) and the keys records are sealed with - the
+	 * CRYPT_NONE suite when encryption = none.  Set by repo_open and
+	 * repo_init; NULL keys in a repository whose packs are format 1. */
+	int pack_format;	    /* 1 or 2 */
+	struct crypt_key *key_data; /* content records */
+	struct crypt_key *key_meta; /* trees, snapshots, dictionaries,
+				       tables, trailers, the sealed index */
+	uint32_t key_epoch;	    /* epoch of new records (0 for now) */
 };
 
 struct repo_writer {
