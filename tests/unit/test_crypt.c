@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 #include <sodium.h>
+#include <xxhash.h>
 
 #include "crypt.h"
 
@@ -301,6 +302,18 @@ static void test_crypt_none_is_not_encryption(void **state)
 	assert_int_equal(
 		crypt_open(k, "ad", 2, sealed, n + CRYPT_OVERHEAD, out), 0);
 	assert_memory_equal(out, ladies, n);
+	/* the tag is the documented one, recomputed here */
+	{
+		uint8_t all[2 + CRYPT_NONCE_LEN + sizeof(ladies)];
+		XXH128_canonical_t c;
+
+		memcpy(all, "ad", 2);
+		memcpy(all + 2, sealed, CRYPT_NONCE_LEN + n);
+		XXH128_canonicalFromHash(
+			&c, XXH3_128bits(all, 2 + CRYPT_NONCE_LEN + n));
+		assert_memory_equal(sealed + CRYPT_NONCE_LEN + n, c.digest,
+				    CRYPT_TAG_LEN);
+	}
 	crypt_key_free(k);
 
 	/* and the XChaCha suite's bytes do not contain it */
