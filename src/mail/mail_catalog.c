@@ -1126,8 +1126,10 @@ int mail_catalog_find(struct mail_catalog *cat,
 			" ON g.id = o.folder WHERE o.msg = p.msg"
 			" AND g.job = f.job AND " LAST_SQL("o") " >= l.seq)");
 	sqlite3_str_appendall(sql, " ORDER BY m.date DESC, p.first_snap, p.n");
-	if (q->limit)
-		sqlite3_str_appendf(sql, " LIMIT %u", q->limit);
+	/* a LIMIT (-1: none) keeps SQLite from flattening the subquery, so
+	 * the outer joins run for the rows kept only */
+	sqlite3_str_appendf(sql, " LIMIT %lld",
+			    q->limit ? (long long)q->limit : -1LL);
 	sqlite3_str_appendall(
 		sql, ") k JOIN place p ON p.msg = k.pmsg"
 		     " AND p.folder = k.pfolder AND p.first_snap = k.pfirst"
