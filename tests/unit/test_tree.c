@@ -557,6 +557,7 @@ static void test_link_groups_stable(void **state)
 	assert_true(p2.link_group == q2.link_group);
 	assert_true(p2.link_group != x2.link_group);
 	assert_int_equal(x2.nlink, 2);
+	tree_entry_release(&x2);
 	lookup(f, &r1, "b", &e);
 	lookup(f, &r2, "b", &x2);
 	assert_memory_equal(e.subtree.chunks[0].id, x2.subtree.chunks[0].id,
