@@ -42,7 +42,8 @@
 #define MV_ID_LEN 32	  /* chunk ids: HMAC-SHA-256 */
 #define MV_REPO_ID_LEN 16 /* repository id */
 #define MV_SECRET_LEN 32  /* per-repository hashing secret */
-#define MV_FORMAT_VERSION 2 /* 2: ptree directories; 1 still read */
+/* 2: ptree directories (tree.h); version 1 repositories are still read */
+#define MV_FORMAT_VERSION 2
 
 struct repo;
 struct backend;
