@@ -113,4 +113,13 @@ int seal_trailer_open(const struct crypt_key *k, const char *name,
 		      const uint8_t in[SEAL_TRAILER_LEN],
 		      struct seal_trailer *out, struct mv_err *err);
 
+/* Check that a pack's opened trailer and table agree with each other and
+ * with the pack's size: the table ends where the trailer begins, the
+ * trailer ends the pack, the record count and kind match, and every
+ * record lies before the table.  -EBADMSG naming the pack otherwise (a
+ * pack cut short or grown, a table of another pack of the same name). */
+int seal_pack_check(const char *name, uint64_t pack_size,
+		    const struct seal_trailer *tr, const struct seal_table *t,
+		    struct mv_err *err);
+
 #endif

@@ -434,3 +434,27 @@ int seal_trailer_open(const struct crypt_key *k, const char *name,
 	out->kind = plain[16];
 	return 0;
 }
+
+int seal_pack_check(const char *name, uint64_t pack_size,
+		    const struct seal_trailer *tr, const struct seal_table *t,
+		    struct mv_err *err)
+{
+	const char *why = NULL;
+
+	if (pack_size < SEAL_TRAILER_LEN ||
+	    tr->table_offset > pack_size - SEAL_TRAILER_LEN ||
+	    (uint64_t)tr->table_len !=
+		    pack_size - SEAL_TRAILER_LEN - tr->table_offset)
+		why = "the table does not end where the trailer begins";
+	else if (tr->records != t->n)
+		why = "the trailer and the table count different records";
+	else if (tr->kind != t->kind)
+		why = "the trailer and the table give different kinds";
+	else if (t->n && t->e[t->n - 1].offset + t->e[t->n - 1].stored >
+				 tr->table_offset)
+		why = "a record overlaps the table";
+	if (why)
+		return mv_err_set(err, -EBADMSG, "pack '%s' (%llu bytes): %s",
+				  name, (unsigned long long)pack_size, why);
+	return 0;
+}

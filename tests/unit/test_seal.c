@@ -499,6 +499,78 @@ static void test_seal_trailer(void **state)
 	crypt_key_free(k2);
 }
 
+/* A whole pack in memory: two records, the table, the trailer; checked
+ * as a reader would, then cut short, grown, and given another pack's
+ * trailer. */
+static void test_seal_pack_check(void **state)
+{
+	struct crypt_key *k = key_of(1);
+	struct mv_buf pack = MV_BUF_INIT;
+	struct mv_err err = MV_ERR_INIT;
+	struct seal_entry e[2];
+	struct seal_trailer tr = {0, 0, 2, 1}, back, other;
+	struct seal_table t;
+	uint8_t trailer[SEAL_TRAILER_LEN];
+	size_t i;
+
+	(void)state;
+	memset(e, 0, sizeof(e));
+	for (i = 0; i < 2; i++) {
+		id_of(e[i].id, (uint8_t)(40 + i));
+		e[i].type = 1;
+		e[i].offset = pack.len;
+		assert_int_equal(seal_record(k, 1, 0, e[i].id, 0, 0, "abc", 3,
+					     &pack, &err),
+				 0);
+		e[i].stored = (uint32_t)(pack.len - e[i].offset);
+		e[i].raw = 3;
+	}
+	tr.table_offset = pack.len;
+	assert_int_equal(seal_table(k, NAME_A, 1, e, 2, &pack, &err), 0);
+	tr.table_len = (uint32_t)(pack.len - tr.table_offset);
+	assert_int_equal(seal_trailer(k, NAME_A, &tr, trailer, &err), 0);
+	assert_int_equal(mv_buf_append(&pack, trailer, sizeof(trailer)), 0);
+
+	/* the reader: trailer from the end, then the table it points at */
+	assert_int_equal(
+		seal_trailer_open(k, NAME_A,
+				  pack.data + pack.len - SEAL_TRAILER_LEN,
+				  &back, &err),
+		0);
+	assert_int_equal(seal_table_open(k, NAME_A,
+					 pack.data + back.table_offset,
+					 back.table_len, &t, &err),
+			 0);
+	assert_int_equal(seal_pack_check(NAME_A, pack.len, &back, &t, &err), 0);
+
+	/* cut short or grown: the trailer no longer ends the pack */
+	assert_int_equal(seal_pack_check(NAME_A, pack.len - 1, &back, &t, &err),
+			 -EBADMSG);
+	assert_non_null(strstr(err.msg, NAME_A));
+	mv_err_clear(&err);
+	assert_int_equal(seal_pack_check(NAME_A, pack.len + 1, &back, &t, &err),
+			 -EBADMSG);
+	mv_err_clear(&err);
+	assert_int_equal(seal_pack_check(NAME_A, 10, &back, &t, &err),
+			 -EBADMSG);
+	/* a trailer that counts otherwise, or gives another kind */
+	other = back;
+	other.records = 3;
+	assert_int_equal(seal_pack_check(NAME_A, pack.len, &other, &t, &err),
+			 -EBADMSG);
+	other = back;
+	other.kind = 2;
+	assert_int_equal(seal_pack_check(NAME_A, pack.len, &other, &t, &err),
+			 -EBADMSG);
+	/* a table that claims a record running into it */
+	t.e[1].stored += 1;
+	assert_int_equal(seal_pack_check(NAME_A, pack.len, &back, &t, &err),
+			 -EBADMSG);
+	seal_table_release(&t);
+	crypt_key_free(k);
+	mv_buf_release(&pack);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +582,7 @@ int main(void)
 		cmocka_unit_test(test_seal_table_elsewhere_and_damaged),
 		cmocka_unit_test(test_seal_table_malformed),
 		cmocka_unit_test(test_seal_trailer),
+		cmocka_unit_test(test_seal_pack_check),
 	};
 
 	return cmocka_run_group_tests_name("seal", tests, setup, NULL);
