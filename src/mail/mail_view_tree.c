@@ -403,49 +403,53 @@ struct folder_times {
 	int64_t cur_t;
 };
 
+static int folder_times_grow(struct folder_times *ft)
+{
+	size_t cap = ft->cap ? 2 * ft->cap : 64, k, i;
+	struct folder_time *tab = calloc(cap, sizeof(*tab));
+
+	if (!tab)
+		return -ENOMEM;
+	for (k = 0; k < ft->cap; k++) {
+		if (!ft->tab[k].path)
+			continue;
+		for (i = view_str_hash(ft->tab[k].path) & (cap - 1);
+		     tab[i].path; i = (i + 1) & (cap - 1))
+			;
+		tab[i] = ft->tab[k];
+	}
+	free(ft->tab);
+	ft->tab = tab;
+	ft->cap = cap;
+	return 0;
+}
+
+/* The folder of the first len bytes of path holds an entry of time t. */
 static int folder_times_put(struct folder_times *ft, const char *path,
 			    size_t len, int64_t t)
 {
+	struct folder_time *e;
+	char *p;
 	size_t i;
 
-	if (2 * (ft->n + 1) > ft->cap) {
-		size_t cap = ft->cap ? 2 * ft->cap : 64, k;
-		struct folder_time *tab = calloc(cap, sizeof(*tab));
-
-		if (!tab)
-			return -ENOMEM;
-		for (k = 0; k < ft->cap; k++) {
-			if (!ft->tab[k].path)
-				continue;
-			for (i = view_str_hash(ft->tab[k].path) & (cap - 1);
-			     tab[i].path; i = (i + 1) & (cap - 1))
-				;
-			tab[i] = ft->tab[k];
-		}
-		free(ft->tab);
-		ft->tab = tab;
-		ft->cap = cap;
+	if (2 * (ft->n + 1) > ft->cap && folder_times_grow(ft))
+		return -ENOMEM;
+	p = strndup(path, len);
+	if (!p)
+		return -ENOMEM;
+	for (i = view_str_hash(p) & (ft->cap - 1); ft->tab[i].path;
+	     i = (i + 1) & (ft->cap - 1))
+		if (!strcmp(ft->tab[i].path, p))
+			break;
+	e = &ft->tab[i];
+	if (e->path) {
+		free(p);
+		e->t = MV_MAX(e->t, t);
+		return 0;
 	}
-	{
-		char *p = strndup(path, len);
-		struct folder_time *e;
-
-		if (!p)
-			return -ENOMEM;
-		for (i = view_str_hash(p) & (ft->cap - 1); ft->tab[i].path;
-		     i = (i + 1) & (ft->cap - 1))
-			if (!strcmp(ft->tab[i].path, p))
-				break;
-		e = &ft->tab[i];
-		if (e->path) {
-			free(p);
-			e->t = MV_MAX(e->t, t);
-		} else {
-			e->path = p;
-			e->t = t;
-			ft->n++;
-		}
-	}
+	e->path = p;
+	e->t = t;
+	ft->n++;
 	return 0;
 }
 
