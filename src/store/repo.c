@@ -238,7 +238,7 @@ static int open_index(struct repo *r, bool create, bool writable,
 	bool netfs = false;
 	int rc;
 
-	if (root) {
+	if (!repo_index_is_cached(r)) {
 		if (asprintf(&r->index_path, "%s/index.db", root) < 0)
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		netfs = repo_is_network_fs(root);
@@ -667,7 +667,7 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 	if (rc)
 		goto fail;
 	root = r->be->ops->local_root(r->be);
-	if (root) {
+	if (!repo_index_is_cached(r)) {
 		if (asprintf(&r->index_path, "%s/index.db", root) < 0)
 			r->index_path = NULL;
 	} else {

@@ -107,6 +107,13 @@ int repo_lock_take(struct repo *r, bool wait, struct mv_err *err);
 void repo_lock_release(struct repo *r);
 
 /* repo_remote_index.c */
+/* The repository holds its index sealed (index.sealed, never index.db):
+ * key_meta is an XChaCha20 key. */
+bool repo_index_is_sealed(const struct repo *r);
+/* The working index.db is a copy in the private cache, fetched from and
+ * published to the repository: sftp:// repositories and sealed indexes,
+ * local ones too (a local repository is often a NAS mount). */
+bool repo_index_is_cached(const struct repo *r);
 int repo_cache_dir(const struct repo_config *c, char *out, size_t n,
 		   struct mv_err *err);
 void repo_stamp_remember(struct repo *r);

@@ -1,6 +1,15 @@
 /*
- * repo_remote_index: the local copy of the index of an sftp:// repository
- * and its publication (docs/REMOTE.md).
+ * repo_remote_index: the local copy of the index of an sftp:// or an
+ * encrypted repository and its publication (docs/REMOTE.md, FORMAT-2.md
+ * 5.3 and 5.4).
+ *
+ * An sftp:// repository without encryption holds index.db as it is; the
+ * cache keeps a copy.  An encrypted repository (key_meta is an XChaCha20
+ * key), local or sftp://, holds only index.sealed: the index's bytes cut
+ * into frames of SX_FRAME bytes, each zstd-compressed, padded and sealed
+ * with the metadata key; its working index.db lives in the private cache
+ * only.  Publishing seals the whole index at each commit (O(index) bytes
+ * per backup, as the plain sftp upload), until commit segments replace it.
  */
 #include "repo_int.h"
 
@@ -15,9 +24,30 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <zstd.h>
 
 #include "backend.h"
+#include "crypt.h"
 #include "index.h"
+
+#define IX_PLAIN_NAME "index.db"
+#define IX_SEALED_NAME "index.sealed"
+
+bool repo_index_is_sealed(const struct repo *r)
+{
+	return r->key_meta && crypt_key_suite(r->key_meta) == CRYPT_XCHACHA20;
+}
+
+bool repo_index_is_cached(const struct repo *r)
+{
+	return !r->be->ops->local_root(r->be) || repo_index_is_sealed(r);
+}
+
+/* What the repository holds: the plain index or the sealed one. */
+static const char *ix_name(const struct repo *r)
+{
+	return repo_index_is_sealed(r) ? IX_SEALED_NAME : IX_PLAIN_NAME;
+}
 
 /* ---- remote index cache ---------------------------------------------- */
 
@@ -71,27 +101,90 @@ void repo_stamp_remember(struct repo *r)
  * generations existed has application_id 0 and keeps the size+mtime
  * stamp until its next publication.
  *
+ * A sealed index carries the same generation in its clear header (below),
+ * with a random publication id; the stamp names all three.
+ *
  * A publication that died between the two renames of an SFTP v3 server
  * (index.db moved aside to index.db.old-*, the new one not yet renamed
  * in from index.db.tmp-*) leaves no index.db.  The complete candidate
  * with the highest generation is then used: a writer (who holds the
  * lock, so no publication is in progress) renames it back to index.db;
- * a reader only downloads it.
+ * a reader only downloads it.  index.sealed is recovered the same way.
  */
 
 #define IX_HDR 100
 
+/* ---- the sealed index ---------------------------------------------------
+ *
+ *   sealed := header[64] frame*
+ *   header := "MVSEALIX" le32 version(1) le32 frame_size le32 gen
+ *             le32 nframes le64 raw_size pub[16] le64 total_size zero[8]
+ *   frame  := le32 len  crypt_seal(key_meta, AAD, plain)    (len bytes)
+ *   plain  := le32 zlen  zstd(frame_size bytes of index.db, the last
+ *             frame shorter)  zero padding to crypt_padded_len(4 + zlen)
+ *   AAD    := "mailvault index" NUL  repo id[16]  header[0..48)  le32 i
+ *
+ * The header is readable so that a reader learns the version with one
+ * small read, as it does from index.db's SQLite header; everything in it
+ * but total_size is bound into every frame's AAD, so a changed header,
+ * a frame dropped, reordered, taken from another publication (pub) or
+ * from an older one (gen) does not open.  total_size is known only once
+ * the frames are sealed; a reader checks it against the bytes it reads
+ * and tells a cut-short candidate by it.  Frames keep memory bounded
+ * (two frame buffers) for an index of any size.
+ */
+
+#define SX_HDR 64
+#define SX_AAD_HDR 48 /* header bytes bound into the AAD */
+#define SX_MAGIC "MVSEALIX"
+#define SX_VERSION 1
+#define SX_FRAME (4u << 20)
+#define SX_AAD_LABEL "mailvault index" /* with its NUL: 16 bytes */
+#define SX_AAD_LEN (16 + MV_REPO_ID_LEN + SX_AAD_HDR + 4)
+#define SX_PUB_LEN 16
+
 struct ix_version {
-	uint32_t gen;  /* application_id; 0: before generations */
-	uint64_t size; /* bytes */
-	int64_t mtime; /* for gen 0 */
-	bool complete; /* size agrees with the header's page count */
+	uint32_t gen;		 /* application_id; 0: before generations */
+	uint64_t size;		 /* bytes */
+	int64_t mtime;		 /* for gen 0 */
+	bool complete;		 /* size agrees with the header */
+	bool sealed;		 /* an index.sealed header */
+	uint8_t pub[SX_PUB_LEN]; /* sealed: the publication's random id */
+	uint32_t frame_size;	 /* sealed: plain bytes per frame */
+	uint32_t nframes;	 /* sealed */
+	uint64_t raw;		 /* sealed: bytes of index.db */
+	uint8_t hdr[SX_HDR];	 /* sealed: the header as read */
 };
 
 static uint32_t be32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
 	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[1] << 8 | p[0];
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p + 4) << 32 | le32(p);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, (uint32_t)v);
+	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 static int ix_header_parse(const uint8_t *h, size_t len, uint64_t size,
@@ -113,14 +206,125 @@ static int ix_header_parse(const uint8_t *h, size_t len, uint64_t size,
 	return 0;
 }
 
+/* The largest frame a writer makes of frame_size plain bytes: what a
+ * reader accepts before it allocates. */
+static size_t sx_frame_max(uint32_t frame_size)
+{
+	return crypt_padded_len(4 + ZSTD_compressBound(frame_size)) +
+	       CRYPT_OVERHEAD;
+}
+
+static int sx_header_parse(const uint8_t *h, size_t len, uint64_t size,
+			   struct ix_version *v)
+{
+	uint64_t total;
+
+	if (len < SX_HDR || memcmp(h, SX_MAGIC, 8) || le32(h + 8) != SX_VERSION)
+		return -EBADMSG;
+	v->sealed = true;
+	v->frame_size = le32(h + 12);
+	v->gen = le32(h + 16);
+	v->nframes = le32(h + 20);
+	v->raw = le64(h + 24);
+	memcpy(v->pub, h + 32, SX_PUB_LEN);
+	total = le64(h + 48);
+	/* sizes a writer never makes are refused before any allocation */
+	if (v->frame_size < 4096 || v->frame_size > (64u << 20) || !v->raw ||
+	    v->nframes != (v->raw + v->frame_size - 1) / v->frame_size ||
+	    total < SX_HDR)
+		return -EBADMSG;
+	memcpy(v->hdr, h, SX_HDR);
+	v->size = size;
+	v->complete = size == total;
+	return 0;
+}
+
+static void sx_aad(const struct repo *r, const uint8_t *hdr, uint32_t i,
+		   uint8_t out[SX_AAD_LEN])
+{
+	memcpy(out, SX_AAD_LABEL, 16);
+	memcpy(out + 16, r->cfg.id, MV_REPO_ID_LEN);
+	memcpy(out + 16 + MV_REPO_ID_LEN, hdr, SX_AAD_HDR);
+	put_le32(out + 16 + MV_REPO_ID_LEN + SX_AAD_HDR, i);
+}
+
 static void ix_stamp(const struct ix_version *v, char *out, size_t n)
 {
-	if (v->gen)
+	/* at most 56 bytes: the stamp is read back with a 64-byte limit */
+	if (v->sealed) {
+		char pub[2 * SX_PUB_LEN + 1];
+
+		mv_hex(v->pub, 8, pub);
+		snprintf(out, n, "sealed %u %llu %s\n", v->gen,
+			 (unsigned long long)v->size, pub);
+	} else if (v->gen) {
 		snprintf(out, n, "gen=%u size=%llu\n", v->gen,
 			 (unsigned long long)v->size);
-	else
+	} else {
 		snprintf(out, n, "%llu %lld\n", (unsigned long long)v->size,
 			 (long long)v->mtime);
+	}
+}
+
+/* ---- the highest generation this machine has seen ---------------------
+ *
+ * index.highest in the cache: a sealed index older than a version this
+ * machine fetched or published is a rollback or a replay by the server,
+ * refused.  (Not for plain indexes: anyone who can write the repository
+ * can write any index there, so nothing would be gained.) */
+
+static void highest_path(const struct repo *r, char *out, size_t n)
+{
+	const char *slash = strrchr(r->stamp_path, '/');
+	int dir = slash ? (int)(slash - r->stamp_path) : 0;
+
+	snprintf(out, n, "%.*s/index.highest", dir, r->stamp_path);
+}
+
+static uint32_t highest_read(const struct repo *r)
+{
+	char path[PATH_MAX], *s = NULL;
+	unsigned long v = 0;
+
+	if (!r->stamp_path)
+		return 0;
+	highest_path(r, path, sizeof(path));
+	if (!mv_read_file(path, 64, &s, NULL, NULL)) {
+		v = strtoul(s, NULL, 10);
+		free(s);
+	}
+	return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+}
+
+static void highest_note(const struct repo *r, uint32_t gen)
+{
+	char path[PATH_MAX], text[16];
+	int n;
+
+	if (!r->stamp_path || gen <= highest_read(r))
+		return;
+	highest_path(r, path, sizeof(path));
+	n = snprintf(text, sizeof(text), "%u\n", gen);
+	mv_write_file_atomic(path, text, (size_t)n, NULL);
+}
+
+/* read_at until len bytes or the end of the file. */
+static int read_full(struct repo *r, const char *name, uint64_t off, void *buf,
+		     size_t len, size_t *got, struct mv_err *err)
+{
+	*got = 0;
+	while (*got < len) {
+		size_t n = 0;
+		int rc = r->be->ops->read_at(r->be, name, off + *got,
+					     (uint8_t *)buf + *got, len - *got,
+					     &n, err);
+		if (rc)
+			return rc;
+		if (!n)
+			break;
+		*got += n;
+	}
+	return 0;
 }
 
 /* Version of the server's copy called name. */
@@ -129,21 +333,26 @@ static int remote_version(struct repo *r, const char *name,
 {
 	uint8_t h[IX_HDR];
 	size_t got = 0;
+	bool sealed = repo_index_is_sealed(r);
 	int rc;
 
 	memset(v, 0, sizeof(*v));
 	rc = r->be->ops->stat(r->be, name, &v->size, &v->mtime, err);
 	if (!rc)
-		rc = r->be->ops->read_at(r->be, name, 0, h, sizeof(h), &got,
-					 err);
-	if (!rc && ix_header_parse(h, got, v->size, v))
-		rc = mv_err_set(err, -EBADMSG, "'%s' in '%s' is not an index",
-				name, r->location);
+		rc = read_full(r, name, 0, h, sealed ? SX_HDR : IX_HDR, &got,
+			       err);
+	if (!rc && (sealed ? sx_header_parse(h, got, v->size, v)
+			   : ix_header_parse(h, got, v->size, v)))
+		rc = mv_err_set(err, -EBADMSG, "'%s' in '%s' is not %s", name,
+				r->location,
+				sealed ? "a sealed index (damaged header)"
+				       : "an index");
 	return rc;
 }
 
 struct aside {
 	char best[128];
+	const char *base; /* index.db or index.sealed */
 	struct ix_version v;
 	struct repo *r;
 };
@@ -152,10 +361,11 @@ static int aside_one(const char *name, bool is_dir, uint64_t size, void *arg)
 {
 	struct aside *a = arg;
 	struct ix_version v;
+	size_t bl = strlen(a->base);
 
 	(void)size;
-	if (is_dir || (strncmp(name, "index.db.old-", 13) &&
-		       strncmp(name, "index.db.tmp-", 13)))
+	if (is_dir || strncmp(name, a->base, bl) ||
+	    (strncmp(name + bl, ".old-", 5) && strncmp(name + bl, ".tmp-", 5)))
 		return 0;
 	if (remote_version(a->r, name, &v, NULL) || !v.complete)
 		return 0;
@@ -166,55 +376,34 @@ static int aside_one(const char *name, bool is_dir, uint64_t size, void *arg)
 	return 0;
 }
 
-/* index.db is missing for good: find what a dead publication left. */
+/* The index is missing for good: find what a dead publication left. */
 static int remote_index_aside(struct repo *r, char *out, size_t n)
 {
 	struct aside a;
 
 	memset(&a, 0, sizeof(a));
 	a.r = r;
+	a.base = ix_name(r);
 	if (r->be->ops->list(r->be, "", aside_one, &a, NULL) || !a.best[0])
 		return -ENOENT;
-	if (r->locked && !r->be->ops->rename(r->be, a.best, "index.db", NULL))
-		snprintf(out, n, "index.db");
+	if (r->locked && !r->be->ops->rename(r->be, a.best, a.base, NULL))
+		snprintf(out, n, "%s", a.base);
 	else
 		snprintf(out, n, "%s", a.best);
 	return 0;
 }
 
-/* Copy the server's index (name) into the cache unless the cached copy is
- * that version. */
-static int remote_index_fetch_once(struct repo *r, const char *name,
-				   struct mv_err *err)
+/* Copy the plain index `name` into fd; *got is the version downloaded. */
+static int plain_download(struct repo *r, const char *name, int fd,
+			  const char *tmp, struct ix_version *got,
+			  struct mv_err *err)
 {
-	char stamp[64], *old = NULL, tmp[PATH_MAX];
-	struct ix_version v, got;
-	uint8_t *buf = NULL;
+	uint8_t *buf = malloc(1 << 20);
 	uint64_t off = 0;
-	int fd = -1, rc;
+	int rc;
 
-	rc = remote_version(r, name, &v, err);
-	if (rc)
-		return rc == -ENOENT ? mv_err_set(err, rc,
-						  "repository '%s' "
-						  "has no index.db",
-						  r->location)
-				     : rc;
-	ix_stamp(&v, stamp, sizeof(stamp));
-	if (!mv_read_file(r->stamp_path, 64, &old, NULL, NULL) &&
-	    !strcmp(old, stamp) && access(r->index_path, F_OK) == 0) {
-		free(old);
-		return 0;
-	}
-	free(old);
-	snprintf(tmp, sizeof(tmp), "%s.download", r->index_path);
-	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	buf = malloc(1 << 20);
-	if (fd < 0 || !buf) {
-		rc = mv_err_set(err, -errno, "cannot write '%s': %s", tmp,
-				strerror(errno));
-		goto out;
-	}
+	if (!buf)
+		return mv_err_set(err, -ENOMEM, "out of memory");
 	for (;;) {
 		size_t n = 0;
 
@@ -233,16 +422,217 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 	}
 	/* the stamp of what was downloaded: the file may have been replaced
 	 * since the header was read */
-	memset(&got, 0, sizeof(got));
-	got.mtime = v.mtime;
 	if (mv_pread_full(fd, buf, IX_HDR, 0) ||
-	    ix_header_parse(buf, IX_HDR, off, &got) || !got.complete) {
+	    ix_header_parse(buf, IX_HDR, off, got) || !got->complete)
 		rc = mv_err_set(err, -EAGAIN,
 				"the index of '%s' changed while it was "
 				"downloaded",
 				r->location);
+out:
+	free(buf);
+	return rc;
+}
+
+static int sx_damaged(struct repo *r, const char *name, struct mv_err *err,
+		      const char *what, unsigned long long a,
+		      unsigned long long b)
+{
+	return mv_err_set(err, -EBADMSG,
+			  "sealed index '%s' of '%s' is damaged or was "
+			  "tampered with: %s %llu of %llu",
+			  name, r->location, what, a, b);
+}
+
+/* Open the sealed index `name` into fd (the plain index.db bytes); *got
+ * is the version read.  -EBADMSG with the frame named when a frame does
+ * not open or the file is cut short or too long. */
+static int sealed_download(struct repo *r, const char *name, int fd,
+			   const char *tmp, struct ix_version *got,
+			   struct mv_err *err)
+{
+	uint8_t hdr[SX_HDR], aad[SX_AAD_LEN], lenb[4];
+	uint8_t *sbuf = NULL, *pbuf = NULL, *obuf = NULL;
+	ZSTD_DCtx *dctx = NULL;
+	uint64_t off = SX_HDR, total, left;
+	size_t n = 0, max;
+	uint32_t i;
+	int rc;
+
+	rc = read_full(r, name, 0, hdr, SX_HDR, &n, err);
+	if (rc)
+		return rc;
+	if (sx_header_parse(hdr, n, 0, got))
+		return mv_err_set(err, -EBADMSG,
+				  "sealed index '%s' of '%s' has a damaged "
+				  "header",
+				  name, r->location);
+	total = le64(hdr + 48);
+	max = sx_frame_max(got->frame_size);
+	sbuf = malloc(max);
+	pbuf = malloc(max);
+	obuf = malloc(got->frame_size);
+	dctx = ZSTD_createDCtx();
+	if (!sbuf || !pbuf || !obuf || !dctx) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	left = got->raw;
+	for (i = 0; i < got->nframes; i++) {
+		size_t slen, plen, zlen, want, dn;
+
+		want = left < got->frame_size ? (size_t)left : got->frame_size;
+		rc = read_full(r, name, off, lenb, 4, &n, err);
+		if (rc)
+			goto out;
+		slen = le32(lenb);
+		if (n < 4 || slen <= CRYPT_OVERHEAD + 4 || slen > max) {
+			rc = sx_damaged(r, name, err, "bad length of frame",
+					i + 1ULL, got->nframes);
+			goto out;
+		}
+		rc = read_full(r, name, off + 4, sbuf, slen, &n, err);
+		if (rc)
+			goto out;
+		if (n < slen) {
+			rc = sx_damaged(r, name, err, "cut short in frame",
+					i + 1ULL, got->nframes);
+			goto out;
+		}
+		plen = slen - CRYPT_OVERHEAD;
+		sx_aad(r, hdr, i, aad);
+		if (crypt_open(r->key_meta, aad, sizeof(aad), sbuf, slen,
+			       pbuf)) {
+			rc = sx_damaged(r, name, err,
+					"authentication failed for frame",
+					i + 1ULL, got->nframes);
+			goto out;
+		}
+		zlen = le32(pbuf);
+		dn = zlen <= plen - 4
+			     ? ZSTD_decompressDCtx(dctx, obuf, got->frame_size,
+						   pbuf + 4, zlen)
+			     : 0;
+		if (zlen > plen - 4 || ZSTD_isError(dn) || dn != want) {
+			rc = sx_damaged(r, name, err, "bad content in frame",
+					i + 1ULL, got->nframes);
+			goto out;
+		}
+		rc = mv_write_full(fd, obuf, dn);
+		if (rc) {
+			mv_err_set(err, rc, "cannot write '%s'", tmp);
+			goto out;
+		}
+		left -= dn;
+		off += 4 + slen;
+	}
+	/* nothing may follow the last frame, and the header's total (not in
+	 * the AAD) must agree */
+	rc = read_full(r, name, off, lenb, 1, &n, err);
+	if (rc)
+		goto out;
+	if (n || off != total) {
+		rc = sx_damaged(r, name, err, "bytes past the last frame: size",
+				(unsigned long long)off + n,
+				(unsigned long long)total);
+		goto out;
+	}
+	got->size = total;
+	got->complete = true;
+out:
+	ZSTD_freeDCtx(dctx);
+	free(sbuf);
+	if (pbuf)
+		crypt_wipe(pbuf, max);
+	free(pbuf);
+	if (obuf)
+		crypt_wipe(obuf, got->frame_size);
+	free(obuf);
+	return rc;
+}
+
+/* An unsealed index must be what its header says: an SQLite file of that
+ * generation. */
+static int sealed_check_plain(struct repo *r, const char *name, int fd,
+			      const struct ix_version *sv, struct mv_err *err)
+{
+	uint8_t h[IX_HDR];
+	struct ix_version pv;
+
+	memset(&pv, 0, sizeof(pv));
+	if (mv_pread_full(fd, h, IX_HDR, 0) ||
+	    ix_header_parse(h, IX_HDR, sv->raw, &pv) || !pv.complete ||
+	    pv.gen != sv->gen)
+		return mv_err_set(err, -EBADMSG,
+				  "sealed index '%s' of '%s' opened but does "
+				  "not hold an index of generation %u",
+				  name, r->location, sv->gen);
+	return 0;
+}
+
+/* Copy the server's index (name) into the cache unless the cached copy is
+ * that version. */
+static int remote_index_fetch_once(struct repo *r, const char *name,
+				   struct mv_err *err)
+{
+	char stamp[128], *old = NULL, tmp[PATH_MAX];
+	struct ix_version v, got;
+	bool sealed = repo_index_is_sealed(r);
+	uint32_t highest;
+	int fd = -1, rc;
+
+	rc = remote_version(r, name, &v, err);
+	if (rc)
+		return rc == -ENOENT ? mv_err_set(err, rc,
+						  "repository '%s' "
+						  "has no %s",
+						  r->location, ix_name(r))
+				     : rc;
+	highest = sealed ? highest_read(r) : 0;
+	if (sealed && v.gen < highest)
+		return mv_err_set(
+			err, -ESTALE,
+			"sealed index '%s' of '%s' is generation %u, older "
+			"than generation %u this machine has seen: the "
+			"repository was rolled back or an older index was put "
+			"back; nothing was read (if it was restored on "
+			"purpose, remove the cache directory of the "
+			"repository and run again)",
+			name, r->location, v.gen, highest);
+	ix_stamp(&v, stamp, sizeof(stamp));
+	if (!mv_read_file(r->stamp_path, 128, &old, NULL, NULL) &&
+	    !strcmp(old, stamp) && access(r->index_path, F_OK) == 0) {
+		free(old);
+		return 0;
+	}
+	free(old);
+	snprintf(tmp, sizeof(tmp), "%s.download", r->index_path);
+	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = mv_err_set(err, -errno, "cannot write '%s': %s", tmp,
+				strerror(errno));
+		goto out;
+	}
+	memset(&got, 0, sizeof(got));
+	got.mtime = v.mtime;
+	if (sealed) {
+		rc = sealed_download(r, name, fd, tmp, &got, err);
+		if (!rc)
+			rc = sealed_check_plain(r, name, fd, &got, err);
+		/* a file replaced by a publication while it was read fails
+		 * like a damaged one: tell the two apart */
+		if (rc == -EBADMSG && !remote_version(r, name, &v, NULL) &&
+		    (v.gen != got.gen || memcmp(v.pub, got.pub, SX_PUB_LEN)))
+			rc = -EAGAIN;
+		if (!rc && got.gen < highest)
+			rc = mv_err_set(err, -ESTALE,
+					"sealed index '%s' of '%s' went back "
+					"to generation %u",
+					name, r->location, got.gen);
+	} else {
+		rc = plain_download(r, name, fd, tmp, &got, err);
+	}
+	if (rc)
+		goto out;
 	ix_stamp(&got, stamp, sizeof(stamp));
 	if (fsync(fd) < 0 || rename(tmp, r->index_path) < 0) {
 		rc = mv_err_set(err, -errno, "cannot store '%s': %s",
@@ -259,12 +649,13 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 		unlink(wal);
 	}
 	rc = mv_write_file_atomic(r->stamp_path, stamp, strlen(stamp), err);
+	if (!rc && sealed)
+		highest_note(r, got.gen);
 out:
 	if (fd >= 0)
 		close(fd);
 	if (rc)
 		unlink(tmp);
-	free(buf);
 	return rc;
 }
 
@@ -275,9 +666,10 @@ out:
 int repo_remote_index_fetch(struct repo *r, struct mv_err *err)
 {
 	struct timespec ts = {0, 200 * 1000000L};
-	char name[128] = "index.db";
+	char name[128];
 	int i, rc = 0;
 
+	snprintf(name, sizeof(name), "%s", ix_name(r));
 	for (i = 0; i < 6; i++) {
 		struct mv_err e = MV_ERR_INIT;
 
@@ -294,8 +686,8 @@ int repo_remote_index_fetch(struct repo *r, struct mv_err *err)
 		if (i < 4)
 			nanosleep(&ts, NULL);
 	}
-	return mv_err_set(err, rc, "repository '%s' has no index.db",
-			  r->location);
+	return mv_err_set(err, rc, "repository '%s' has no %s", r->location,
+			  ix_name(r));
 }
 
 /* Raise the generation of the cached index before it is published, past
@@ -314,8 +706,10 @@ static int gen_bump(struct repo *r, struct mv_err *err)
 	    sqlite3_step(st) == SQLITE_ROW)
 		gen = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (!remote_version(r, "index.db", &server, NULL) && server.gen > gen)
+	if (!remote_version(r, ix_name(r), &server, NULL) && server.gen > gen)
 		gen = server.gen;
+	if (repo_index_is_sealed(r) && highest_read(r) > gen)
+		gen = highest_read(r);
 	gen = gen + 1 ? gen + 1 : 1;
 	snprintf(sql, sizeof(sql), "PRAGMA application_id=%d", (int32_t)gen);
 	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -325,60 +719,209 @@ static int gen_bump(struct repo *r, struct mv_err *err)
 	return 0;
 }
 
-/* Upload the cached index: raise its generation, checkpoint, stream to a
- * temporary name, rename over index.db (a reader never sees half an
- * index). */
-int repo_remote_index_publish(struct repo *r, struct mv_err *err)
+/* Stream the file fd into the repository as name (temporary name, then
+ * rename: a reader never sees half an index). */
+static int upload(struct repo *r, int fd, const char *from, const char *name,
+		  struct mv_err *err)
 {
 	struct backend_file *f = NULL;
-	struct ix_version v;
-	uint8_t *buf = NULL;
-	char stamp[64];
-	uint64_t size = 0;
-	int fd = -1, rc;
+	uint8_t *buf = malloc(1 << 20);
 	ssize_t n;
+	int rc;
+
+	if (!buf)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	rc = r->be->ops->file_create(r->be, name, &f, err);
+	if (rc)
+		goto out;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		n = -1;
+	else
+		while ((n = read(fd, buf, 1 << 20)) > 0) {
+			rc = r->be->ops->file_write(f, buf, (size_t)n, err);
+			if (rc) {
+				r->be->ops->file_abort(f);
+				goto out;
+			}
+		}
+	if (n < 0) {
+		r->be->ops->file_abort(f);
+		rc = mv_err_set(err, -errno, "cannot read '%s'", from);
+		goto out;
+	}
+	rc = r->be->ops->file_commit(f, err);
+out:
+	free(buf);
+	return rc;
+}
+
+/* Seal the cached index (fd, of gen) frame by frame into the spool file
+ * sp; *v is the sealed version. */
+static int sealed_write(struct repo *r, int fd, int sp, uint32_t gen,
+			struct ix_version *v, struct mv_err *err)
+{
+	uint8_t hdr[SX_HDR], aad[SX_AAD_LEN], lenb[4];
+	uint8_t *ibuf = NULL, *pbuf = NULL, *sbuf = NULL;
+	size_t max = sx_frame_max(SX_FRAME);
+	ZSTD_CCtx *cctx = NULL;
+	struct stat st;
+	uint64_t off = SX_HDR, done = 0;
+	uint32_t i, n;
+	int rc = 0;
+
+	if (fstat(fd, &st) < 0 || st.st_size <= 0)
+		return mv_err_set(err, -EIO, "cannot read '%s'", r->index_path);
+	n = (uint32_t)(((uint64_t)st.st_size + SX_FRAME - 1) / SX_FRAME);
+	memset(hdr, 0, sizeof(hdr));
+	memcpy(hdr, SX_MAGIC, 8);
+	put_le32(hdr + 8, SX_VERSION);
+	put_le32(hdr + 12, SX_FRAME);
+	put_le32(hdr + 16, gen);
+	put_le32(hdr + 20, n);
+	put_le64(hdr + 24, (uint64_t)st.st_size);
+	crypt_random(hdr + 32, SX_PUB_LEN);
+	ibuf = malloc(SX_FRAME);
+	pbuf = malloc(max);
+	sbuf = malloc(max);
+	cctx = ZSTD_createCCtx();
+	if (!ibuf || !pbuf || !sbuf || !cctx) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	/* the header is written last, once total_size is known */
+	rc = mv_write_full(sp, hdr, SX_HDR);
+	if (rc) {
+		mv_err_set(err, rc, "cannot write the sealed index");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		size_t want = (uint64_t)st.st_size - done < SX_FRAME
+				      ? (size_t)((uint64_t)st.st_size - done)
+				      : SX_FRAME;
+		size_t z, plen;
+
+		rc = mv_pread_full(fd, ibuf, want, (off_t)done);
+		if (rc) {
+			mv_err_set(err, rc, "cannot read '%s'", r->index_path);
+			goto out;
+		}
+		z = ZSTD_compressCCtx(cctx, pbuf + 4, max - 4, ibuf, want,
+				      DEFAULT_ZSTD_LEVEL);
+		if (ZSTD_isError(z)) {
+			rc = mv_err_set(err, -EIO, "index: zstd: %s",
+					ZSTD_getErrorName(z));
+			goto out;
+		}
+		put_le32(pbuf, (uint32_t)z);
+		plen = crypt_padded_len(4 + z);
+		memset(pbuf + 4 + z, 0, plen - 4 - z);
+		sx_aad(r, hdr, i, aad);
+		rc = crypt_seal(r->key_meta, aad, sizeof(aad), pbuf, plen,
+				sbuf);
+		if (rc) {
+			mv_err_set(err, rc, "index: cannot seal frame %u", i);
+			goto out;
+		}
+		put_le32(lenb, (uint32_t)(plen + CRYPT_OVERHEAD));
+		rc = mv_write_full(sp, lenb, 4);
+		if (!rc)
+			rc = mv_write_full(sp, sbuf, plen + CRYPT_OVERHEAD);
+		if (rc) {
+			mv_err_set(err, rc, "cannot write the sealed index");
+			goto out;
+		}
+		off += 4 + plen + CRYPT_OVERHEAD;
+		done += want;
+	}
+	put_le64(hdr + 48, off);
+	if (pwrite(sp, hdr, SX_HDR, 0) != SX_HDR) {
+		rc = mv_err_set(err, -EIO, "cannot write the sealed index");
+		goto out;
+	}
+	memset(v, 0, sizeof(*v));
+	sx_header_parse(hdr, SX_HDR, off, v);
+out:
+	ZSTD_freeCCtx(cctx);
+	if (ibuf)
+		crypt_wipe(ibuf, SX_FRAME);
+	free(ibuf);
+	if (pbuf)
+		crypt_wipe(pbuf, max);
+	free(pbuf);
+	free(sbuf);
+	return rc;
+}
+
+/* Upload the cached index: raise its generation, checkpoint, then either
+ * stream it as index.db or seal it into a spool file in the cache and
+ * stream that as index.sealed. */
+int repo_remote_index_publish(struct repo *r, struct mv_err *err)
+{
+	bool sealed = repo_index_is_sealed(r);
+	struct ix_version v;
+	uint8_t h[IX_HDR];
+	char stamp[128], spool[PATH_MAX];
+	int fd = -1, sp = -1, rc;
 
 	rc = gen_bump(r, err);
 	if (!rc)
 		rc = index_checkpoint(r->ix, err);
 	if (rc)
 		return rc;
+	snprintf(spool, sizeof(spool), "%s.sealing", r->index_path);
+	memset(&v, 0, sizeof(v));
 	fd = open(r->index_path, O_RDONLY | O_CLOEXEC);
-	buf = malloc(1 << 20);
-	if (fd < 0 || !buf) {
+	if (fd < 0) {
 		rc = mv_err_set(err, -errno, "cannot read '%s': %s",
 				r->index_path, strerror(errno));
 		goto out;
 	}
-	rc = r->be->ops->file_create(r->be, "index.db", &f, err);
-	if (rc)
-		goto out;
-	while ((n = read(fd, buf, 1 << 20)) > 0) {
-		rc = r->be->ops->file_write(f, buf, (size_t)n, err);
-		if (rc) {
-			r->be->ops->file_abort(f);
+	if (mv_pread_full(fd, h, IX_HDR, 0) ||
+	    ix_header_parse(h, IX_HDR, 0, &v)) {
+		v.gen = 0; /* no stamp; a sealed index needs its generation */
+		if (sealed) {
+			rc = mv_err_set(err, -EIO,
+					"cannot read the header of '%s'",
+					r->index_path);
 			goto out;
 		}
-		size += (uint64_t)n;
 	}
-	if (n < 0) {
-		r->be->ops->file_abort(f);
-		rc = mv_err_set(err, -errno, "cannot read '%s'", r->index_path);
-		goto out;
+	if (sealed) {
+		uint32_t gen = v.gen;
+
+		sp = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (sp < 0) {
+			rc = mv_err_set(err, -errno, "cannot write '%s': %s",
+					spool, strerror(errno));
+			goto out;
+		}
+		rc = sealed_write(r, fd, sp, gen, &v, err);
+		if (!rc)
+			rc = upload(r, sp, spool, IX_SEALED_NAME, err);
+	} else {
+		struct stat st;
+
+		rc = upload(r, fd, r->index_path, IX_PLAIN_NAME, err);
+		if (!rc && fstat(fd, &st) == 0)
+			v.size = (uint64_t)st.st_size;
+		else
+			v.gen = 0;
 	}
-	rc = r->be->ops->file_commit(f, err);
 	if (rc)
 		goto out;
-	memset(&v, 0, sizeof(v));
-	if (!mv_pread_full(fd, buf, IX_HDR, 0) &&
-	    !ix_header_parse(buf, IX_HDR, size, &v) && v.gen) {
+	if (v.gen) {
 		ix_stamp(&v, stamp, sizeof(stamp));
 		mv_write_file_atomic(r->stamp_path, stamp, strlen(stamp), NULL);
 		snprintf(r->stamp_seen, sizeof(r->stamp_seen), "%s", stamp);
 	}
+	if (sealed)
+		highest_note(r, v.gen);
 out:
+	if (sp >= 0) {
+		close(sp);
+		unlink(spool);
+	}
 	if (fd >= 0)
 		close(fd);
-	free(buf);
 	return rc;
 }
