@@ -23,6 +23,9 @@
 #define NODE_HDR_MAX (4 + 1 + 1 + 10)
 /* smallest index item: empty separator, id, one-byte count */
 #define INDEX_MIN_ITEM (1 + MV_ID_LEN + 1)
+/* children fetched with one call: a 100k-entry folder's ~7000 leaves in
+ * two */
+#define FETCH_SLICE ((size_t)4096)
 
 __extension__ typedef unsigned __int128 u128;
 
@@ -423,12 +426,19 @@ static int read_level(struct repo *r, const struct level *up,
 		if (rc)
 			goto out;
 	}
-	rc = fetch(fetch_arg, (const uint8_t(*)[MV_ID_LEN])ids, n, bufs, err);
-	if (rc)
-		goto out;
 	for (k = 0; k < n; k++) {
 		struct pnode *nd = &down->v[k];
 		uint8_t check[MV_ID_LEN];
+
+		/* a slice at a time, so a crafted level naming one large
+		 * node a million times stops at TREE_MAX_BYTES */
+		if (k % FETCH_SLICE == 0) {
+			rc = fetch(fetch_arg,
+				   (const uint8_t(*)[MV_ID_LEN])(ids + k),
+				   MV_MIN(n - k, FETCH_SLICE), bufs + k, err);
+			if (rc)
+				goto out;
+		}
 
 		nd->buf = bufs[k];
 		bufs[k] = (struct mv_buf)MV_BUF_INIT;

@@ -128,6 +128,7 @@ static int setup(void **state)
 	/* a fixed secret: the same node ids and boundaries on every run */
 	memset(&cfg, 0, sizeof(cfg));
 	memset(cfg.secret, 0x42, sizeof(cfg.secret));
+	snprintf(cfg.encryption, sizeof(cfg.encryption), "none");
 	repo_default_chunker(&cfg.chunker);
 	opts.copy_from = &cfg;
 	assert_int_equal(repo_init(repo, &opts, &err), 0);
