@@ -151,9 +151,11 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 
 const struct mail_view_stats *mail_view_get_stats(const struct mail_view *v);
 
-/* Path of the catalogue of repository r into out: <repo>/catalog.db for
- * a local repository, $XDG_CACHE_HOME/mailvault/<repo id>/catalog.db
- * (default ~/.cache) for a remote one.  Returns 0 or -ENAMETOOLONG. */
+/* Path of the catalogue of repository r into out: beside its index.db,
+ * so <repo>/catalog.db for a local unencrypted repository, and
+ * $XDG_CACHE_HOME/mailvault/<repo id>/catalog.db (default ~/.cache) for
+ * an sftp:// or an encrypted one, whose index is a cached copy: the
+ * repository never holds it.  Returns 0 or -ENAMETOOLONG. */
 int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 			   struct mv_err *err);
 

@@ -203,9 +203,14 @@ int cmd_find(int argc, char **argv)
 	if (rc)
 		goto fail;
 	if (access(path, R_OK) < 0) {
+		/* an sftp:// or encrypted repository keeps it in the cache
+		 * of the machine that made the backups (never in the
+		 * repository): say how to get one here */
 		mv_err_set(&err, -ENOENT,
-			   "no mail catalogue at '%s' (no "
-			   "backup with the mail view yet)",
+			   "no mail catalogue at '%s' (no backup with the "
+			   "mail view from this machine yet: the catalogue "
+			   "is local, and the next backup made here starts "
+			   "it with the messages of that backup)",
 			   path);
 		goto fail;
 	}

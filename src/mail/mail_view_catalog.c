@@ -354,28 +354,20 @@ static const char view_schema[] =
 	" job TEXT NOT NULL, path TEXT NOT NULL, size INTEGER,"
 	" mtime INTEGER, cid BLOB, PRIMARY KEY (job, path)) WITHOUT ROWID;";
 
+/* Beside index.db: in the repository directory when the index is there,
+ * in the private cache when the index is a cached copy (sftp://, and an
+ * encrypted repository, which must not hold the catalogue in clear). */
 int mail_view_catalog_path(struct repo *r, char *out, size_t n,
 			   struct mv_err *err)
 {
-	const char *loc = repo_location(r);
-	const char *cache = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
+	const char *ix = repo_index_path(r);
+	const char *slash = ix ? strrchr(ix, '/') : NULL;
 	int k;
 
-	if (!strstr(loc, "://")) {
-		k = snprintf(out, n, "%s/catalog.db", loc);
-	} else {
-		char id[2 * MV_REPO_ID_LEN + 1];
-
-		mv_hex(repo_get_config(r)->id, MV_REPO_ID_LEN, id);
-		if (cache && *cache)
-			k = snprintf(out, n, "%s/mailvault/%s/catalog.db",
-				     cache, id);
-		else
-			k = snprintf(out, n,
-				     "%s/.cache/mailvault/%s/catalog.db",
-				     home ? home : "/tmp", id);
-	}
+	if (!slash)
+		return mv_err_set(err, -EINVAL, "repository '%s' has no index",
+				  repo_location(r));
+	k = snprintf(out, n, "%.*s/catalog.db", (int)(slash - ix), ix);
 	if (k < 0 || (size_t)k >= n)
 		return mv_err_set(err, -ENAMETOOLONG,
 				  "catalogue path too long");
@@ -391,7 +383,7 @@ int view_catalog_open(struct mail_view *v, struct mv_err *err)
 	if (rc)
 		return rc;
 	slash = strrchr(path, '/');
-	if (slash && strstr(repo_location(v->r), "://")) {
+	if (slash) { /* the cache directory may not exist yet */
 		*slash = '\0';
 		rc = mv_mkdir_p(path, 0700);
 		*slash = '/';
