@@ -373,16 +373,33 @@ static int blob_cmp(const void *a, const void *b)
 	return strcmp(x->base, y->base);
 }
 
-/* The custom keywords of one Maildir++ folder, letters a-z in name order
- * (its dovecot-keywords file). */
-struct kwset {
-	const char *kw[26];
-	unsigned n;
+/* The custom keywords of one Maildir++ folder: letters a-z (its
+ * dovecot-keywords file) in the order of each keyword's first use - the
+ * earliest receivedAt (then email id) of the folder's emails carrying it,
+ * then its name - as Dovecot appends a keyword when it is first used.  So
+ * a keyword that comes with new mail takes the next letter and the
+ * letters of the others, and the names of their files, stay (in name
+ * order, a new keyword sorting first renamed every file carrying one). */
+struct kwuse {
+	const char *kw, *id; /* keyword; email id of its first use */
+	int64_t first;	     /* receivedAt of its first use */
 };
 
-static int kw_cmp(const void *a, const void *b)
+struct kwset {
+	const char *kw[26]; /* by letter, once collected */
+	unsigned n;
+	struct kwuse use[26];
+};
+
+static int kwuse_cmp(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	const struct kwuse *x = a, *y = b;
+	int c;
+
+	if (x->first != y->first)
+		return x->first < y->first ? -1 : 1;
+	c = strcmp(x->id, y->id);
+	return c ? c : strcmp(x->kw, y->kw);
 }
 
 static bool is_custom(const char *kw)
@@ -391,15 +408,44 @@ static bool is_custom(const char *kw)
 	       !strpbrk(kw, " \n\r\t");
 }
 
+/* Keyword u is used: keep the 26 keywords first used earliest, each with
+ * its first use (the same set and order whatever the emails' order). */
+static void kw_note(struct kwset *ks, const struct kwuse *u)
+{
+	unsigned t, last = 0;
+
+	for (t = 0; t < ks->n; t++)
+		if (!strcmp(ks->use[t].kw, u->kw))
+			break;
+	if (t < ks->n) {
+		if (kwuse_cmp(u, &ks->use[t]) < 0)
+			ks->use[t] = *u;
+		return;
+	}
+	if (ks->n < 26) {
+		ks->use[ks->n++] = *u;
+		return;
+	}
+	for (t = 1; t < ks->n; t++)
+		if (kwuse_cmp(&ks->use[t], &ks->use[last]) > 0)
+			last = t;
+	if (kwuse_cmp(u, &ks->use[last]) < 0)
+		ks->use[last] = *u;
+}
+
 /* kws[n_mailboxes] is the root (mailboxes unknown to mailboxes.json). */
 static void kw_collect(const struct mail_stalwart_export *exp,
 		       struct kwset *kws)
 {
 	size_t i, k, j;
+	unsigned t;
 
 	for (i = 0; i < exp->n_emails; i++) {
 		const struct mail_stalwart_email *em = &exp->emails[i];
+		struct kwuse u;
 
+		u.first = em->received_at;
+		u.id = em->id ? em->id : em->blob_id ? em->blob_id : "";
 		for (k = 0; k < em->n_mailbox_ids; k++) {
 			const struct mail_stalwart_mailbox *mb =
 				mail_stalwart_mailbox_find(exp,
@@ -409,22 +455,21 @@ static void kw_collect(const struct mail_stalwart_export *exp,
 					: exp->n_mailboxes];
 
 			for (j = 0; j < em->n_keywords; j++) {
-				unsigned t;
-
 				if (!is_custom(em->keywords[j]))
 					continue;
-				for (t = 0; t < ks->n; t++)
-					if (!strcmp(ks->kw[t], em->keywords[j]))
-						break;
-				if (t == ks->n && ks->n < 26)
-					ks->kw[ks->n++] = em->keywords[j];
+				u.kw = em->keywords[j];
+				kw_note(ks, &u);
 			}
 		}
 	}
-	for (i = 0; i <= exp->n_mailboxes; i++)
-		if (kws[i].n > 1)
-			qsort(kws[i].kw, kws[i].n, sizeof(kws[i].kw[0]),
-			      kw_cmp);
+	for (i = 0; i <= exp->n_mailboxes; i++) {
+		struct kwset *ks = &kws[i];
+
+		if (ks->n > 1)
+			qsort(ks->use, ks->n, sizeof(ks->use[0]), kwuse_cmp);
+		for (t = 0; t < ks->n; t++)
+			ks->kw[t] = ks->use[t].kw;
+	}
 }
 
 /* Maildir++ path of one placed message below maildir/. */

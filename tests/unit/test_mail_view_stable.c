@@ -487,6 +487,99 @@ static void test_mail_view_stable_collisions(void **state)
 	input_free(&in);
 }
 
+/* One backup of a Stalwart export of account john (no catalogue): its
+ * blobs, mailboxes.json and emails, the latter in the order given. */
+static void export_day(struct fx *f, const char *const *emails, size_t n,
+		       struct tree_builder **tbo)
+{
+	struct mail_view_opts o = {"job", NULL, true, false};
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_writer *w = NULL;
+	struct mail_view *v = NULL;
+	struct mfile m;
+	size_t i, at = 1;
+
+	assert_int_equal(repo_writer_begin(f->r, &w, &err), 0);
+	assert_int_equal(tree_builder_new(tbo, &err), 0);
+	assert_int_equal(mail_view_new(f->r, &o, &v, &err), 0);
+	m.mtime = T0;
+	snprintf(m.path, sizeof(m.path), "x/john/blobs/b1");
+	m.content = message(T0, "One", "first", 1);
+	feed(f->r, v, *tbo, &m);
+	free(m.content);
+	snprintf(m.path, sizeof(m.path), "x/john/blobs/b2");
+	m.content = message(T0 + 3600, "Two", "second", 2);
+	feed(f->r, v, *tbo, &m);
+	free(m.content);
+	snprintf(m.path, sizeof(m.path), "x/john/mailboxes.json");
+	m.content = strdup("[{\"id\":\"i\",\"name\":\"Inbox\","
+			   "\"parentId\":null,\"role\":\"inbox\"}]");
+	feed(f->r, v, *tbo, &m);
+	free(m.content);
+	m.content = malloc(4096);
+	assert_non_null(m.content);
+	m.content[0] = '[';
+	for (i = 0; i < n; i++)
+		at += (size_t)snprintf(m.content + at, 4096 - at, "%s%s",
+				       i ? "," : "", emails[i]);
+	snprintf(m.content + at, 4096 - at, "]");
+	snprintf(m.path, sizeof(m.path), "x/john/emails.json");
+	feed(f->r, v, *tbo, &m);
+	free(m.content);
+	if (mail_view_finish(v, *tbo, w, (T0 + 86400) * 1000000000LL, &err))
+		fail_msg("finish: %s", err.msg);
+	mail_view_free(v);
+	repo_writer_abort(w);
+}
+
+/* Custom keywords of an export's Maildir++ folder keep their letters
+ * when a keyword that sorts before them comes with new mail, whatever
+ * the order of emails.json: the files of unchanged emails keep their
+ * names. */
+static void test_mail_view_stable_keywords(void **state)
+{
+	struct fx *f = *state;
+	static const char e1[] =
+		"{\"id\":\"a\",\"blobId\":\"b1\",\"mailboxIds\":"
+		"{\"i\":true},\"keywords\":{\"$seen\":true,\"work\":true},"
+		"\"receivedAt\":\"2024-05-01T00:00:00Z\"}";
+	static const char e2[] =
+		"{\"id\":\"b\",\"blobId\":\"b2\",\"mailboxIds\":"
+		"{\"i\":true},\"keywords\":{\"alpha\":true},"
+		"\"receivedAt\":\"2024-05-03T00:00:00Z\"}";
+	const char *first[] = {e1}, *both[] = {e1, e2}, *back[] = {e2, e1};
+	struct tree_builder *tb;
+	char *m1 = message(T0, "One", "first", 1);
+	char *m2 = message(T0 + 3600, "Two", "second", 2);
+	char p1[256], p2[256];
+	unsigned k;
+
+	snprintf(p1, sizeof(p1),
+		 "maildir/john/cur/1714521600.a.stalwart,S=%zu:2,Sa",
+		 strlen(m1));
+	snprintf(p2, sizeof(p2),
+		 "maildir/john/cur/1714694400.b.stalwart,S=%zu:2,b",
+		 strlen(m2));
+	export_day(f, first, 1, &tb);
+	assert_non_null(tree_builder_get(tb, p1));
+	tree_builder_free(tb);
+	for (k = 0; k < 2; k++) {
+		export_day(f, k ? back : both, 2, &tb);
+		if (!tree_builder_get(tb, p1))
+			fail_msg("'%s' renamed on day 2", p1);
+		assert_non_null(tree_builder_get(tb, p2));
+		assert_non_null(
+			tree_builder_get(tb, "maildir/john/dovecot-keywords"));
+		assert_int_equal(
+			tree_builder_get(tb, "maildir/john/dovecot-keywords")
+				->size,
+			strlen("0 work\n1 alpha\n"));
+		tree_builder_free(tb);
+	}
+	free(m1);
+	free(m2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +587,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_mail_view_stable_collisions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mail_view_stable_keywords,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
