@@ -588,16 +588,19 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 						  r->location, ix_name(r))
 				     : rc;
 	highest = sealed ? highest_read(r) : 0;
-	if (sealed && v.gen < highest)
+	if (sealed && v.gen < highest) {
+		char hp[PATH_MAX];
+
+		highest_path(r, hp, sizeof(hp));
 		return mv_err_set(
 			err, -ESTALE,
 			"sealed index '%s' of '%s' is generation %u, older "
 			"than generation %u this machine has seen: the "
 			"repository was rolled back or an older index was put "
 			"back; nothing was read (if it was restored on "
-			"purpose, remove the cache directory of the "
-			"repository and run again)",
-			name, r->location, v.gen, highest);
+			"purpose, remove '%s' and run again)",
+			name, r->location, v.gen, highest, hp);
+	}
 	ix_stamp(&v, stamp, sizeof(stamp));
 	if (!mv_read_file(r->stamp_path, 128, &old, NULL, NULL) &&
 	    !strcmp(old, stamp) && access(r->index_path, F_OK) == 0) {
