@@ -47,6 +47,7 @@
 
 struct repo;
 struct backend;
+struct keyslot_params;
 
 /* Record types in packs. */
 enum rec_type {
@@ -76,8 +77,13 @@ struct repo_config {
 	struct chunker_params chunker; /* content-defined chunking */
 	int zstd_level;		       /* compression level for new chunks */
 	uint32_t flags;		       /* enum repo_flags */
-	char encryption[16];	       /* "none"; room for later */
+	char encryption[24];	       /* "none" or REPO_ENCRYPTION */
+	char key_mode[16];	       /* encrypted: "repokey" or "keyfile" */
+	uint32_t packs;		       /* pack format of new packs: 1 or 2 */
 };
+
+/* The encryption of a format 2 repository (docs/FORMAT-2.md section 4). */
+#define REPO_ENCRYPTION "xchacha20-poly1305"
 
 struct repo_init_opts {
 	const struct chunker_params *chunker; /* NULL: defaults */
@@ -86,13 +92,47 @@ struct repo_init_opts {
 	const struct repo_config *copy_from;
 	int zstd_level; /* 0: default */
 	bool append_only;
+	/* Encryption (docs/FORMAT-2.md section 4): a random master key
+	 * wrapped by pass in a key slot, in keys/ or, with keyfile set, in
+	 * that file (which must not exist).  false: encryption = none. */
+	bool encrypt;
+	const char *pass; /* the new passphrase, pass_len bytes */
+	size_t pass_len;
+	const char *keyfile;		  /* key = keyfile: the slot's file */
+	const struct keyslot_params *kdf; /* NULL: keyslot_calibrate */
 };
 
 enum repo_open_flags {
 	REPO_OPEN_READ = 0,
 	REPO_OPEN_WRITE = (1 << 0), /* take the writer lock */
 	REPO_OPEN_WAIT = (1 << 1),  /* wait for the lock instead of failing */
+	/* repo_open_bare only: do not unlock an encrypted repository (key
+	 * import into a repository whose slots are gone) */
+	REPO_OPEN_NO_KEY = (1 << 2),
 };
+
+/*
+ * Unlocking an encrypted repository.  repo_open asks get_pass (set once
+ * per process with repo_set_unlock) for the passphrase, before it takes
+ * the lock or writes anything; the text stays the caller's.  keyfile
+ * names the slot of a key = keyfile repository (MAILVAULT_KEYFILE).  A
+ * master key once opened is kept (locked memory) for the life of the
+ * process, so opening the same repository again (the mount, after it
+ * daemonizes) neither asks nor runs Argon2id again.  Errors: -ENOKEY (no
+ * passphrase or no key file), -EKEYREJECTED (wrong passphrase).
+ */
+struct repo_unlock {
+	int (*get_pass)(void *arg, const char *location, const char **pass,
+			size_t *pass_len, struct mv_err *err);
+	void *arg;
+	const char *keyfile; /* NULL: none given */
+};
+void repo_set_unlock(const struct repo_unlock *u);
+/* Wipe and free the master keys kept by the process. */
+void repo_unlock_forget(void);
+/* True once an open in this process failed with -ENOKEY or -EKEYREJECTED:
+ * the command line exits MV_EXIT_BADKEY whatever the command made of it. */
+bool repo_unlock_refused(void);
 
 /* The writer lock (src/store/repo_lock.c has the rules): the file 'lock',
  * created exclusively, holding host, pid, time, boot id and a random
@@ -140,6 +180,10 @@ void repo_close(struct repo *r);
 const struct repo_config *repo_get_config(const struct repo *r);
 const char *repo_location(const struct repo *r);
 struct backend *repo_backend(struct repo *r);
+/* The master key of an encrypted repository (32 bytes, locked memory
+ * owned by r) and the name of the key slot that opened it ("" for a key
+ * file); NULL when the repository is not encrypted or not unlocked. */
+const uint8_t *repo_master_key(const struct repo *r, const char **out_slot);
 
 /* Keyed chunk id of data (HMAC-SHA-256 with the repository secret).
  * Thread-safe. */

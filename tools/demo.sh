@@ -42,7 +42,9 @@ python3 "$top/tools/gen_fixture.py" --out "$fx" --size-mb "$mb" \
 echo "   $fx/day1 .. day$days: Dovecot maildirs, sieve, a database file"
 echo "   $fx/config: Stalwart and mailcow configuration, certificates"
 
-run init "$repo"
+# a local demo on a disk you trust: no passphrase to type (mailvault(1),
+# "Encryption", for the default)
+run init --encryption none "$repo"
 
 k=1
 while [ "$k" -le "$days" ]; do

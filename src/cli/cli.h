@@ -25,8 +25,15 @@
 #define MV_EXIT_INTERRUPTED 130 /* stopped by SIGINT or SIGTERM */
 
 /* Print "mailvault: <msg>" to stderr; returns MV_EXIT_LOCKED for -EBUSY
- * (a locked repository), else MV_EXIT_FAIL. */
+ * (a locked repository), MV_EXIT_BADKEY for -ENOKEY and -EKEYREJECTED (no
+ * passphrase, a wrong one), else MV_EXIT_FAIL. */
 int cli_fail(const struct mv_err *err);
+/* How commands unlock encrypted repositories (repo_set_unlock): the
+ * passphrase from cli_pass_get, asked at most once per command and kept
+ * until cli_unlock_release; the key file from MAILVAULT_KEYFILE.  main()
+ * calls both around every command. */
+void cli_unlock_setup(void);
+void cli_unlock_release(void);
 /* Print "mailvault <cmd>: <formatted>" and usage hint; returns
  * MV_EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) MV_PRINTF(2, 3);
@@ -71,5 +78,6 @@ int cmd_config(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 #endif

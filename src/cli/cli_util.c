@@ -7,11 +7,51 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cli_pass.h"
+#include "repo.h"
+
 int cli_fail(const struct mv_err *err)
 {
 	fprintf(stderr, "mailvault: %s\n", mv_err_msg(err));
+	if (err->code == -ENOKEY || err->code == -EKEYREJECTED)
+		return MV_EXIT_BADKEY;
 	/* -EBUSY: the writer lock, or an index another process held */
 	return err->code == -EBUSY ? MV_EXIT_LOCKED : MV_EXIT_FAIL;
+}
+
+static struct cli_pass unlock_pass = CLI_PASS_INIT;
+
+static int unlock_get_pass(void *arg, const char *location, const char **pass,
+			   size_t *pass_len, struct mv_err *err)
+{
+	(void)arg;
+	if (!unlock_pass.text) {
+		char prompt[512];
+		int rc;
+
+		snprintf(prompt, sizeof(prompt),
+			 "mailvault: passphrase for '%s': ", location);
+		rc = cli_pass_get(&unlock_pass, prompt, 0, err);
+		if (rc)
+			return rc;
+	}
+	*pass = unlock_pass.text;
+	*pass_len = unlock_pass.len;
+	return 0;
+}
+
+void cli_unlock_setup(void)
+{
+	const char *kf = getenv("MAILVAULT_KEYFILE");
+	struct repo_unlock u = {unlock_get_pass, NULL, kf && *kf ? kf : NULL};
+
+	repo_set_unlock(&u);
+}
+
+void cli_unlock_release(void)
+{
+	cli_pass_release(&unlock_pass);
+	repo_unlock_forget();
 }
 
 int cli_usage(const char *cmd, const char *fmt, ...)

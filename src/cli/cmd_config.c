@@ -17,6 +17,11 @@ static void show(const struct repo_config *c)
 {
 	printf("version = %u\n", c->version);
 	printf("encryption = %s\n", c->encryption);
+	/* the key mode, never key material: an encrypted repository's
+	 * secret is derived from its master key and shown nowhere */
+	if (strcmp(c->encryption, "none"))
+		printf("key = %s\n", c->key_mode);
+	printf("packs = %u\n", c->packs);
 	printf("chunk-min = %u\nchunk-avg = %u\nchunk-max = %u\n",
 	       c->chunker.min_size, c->chunker.avg_size, c->chunker.max_size);
 	printf("small-file = %u\n", c->chunker.small_file);

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "repo.h"
+
 struct command {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -31,6 +33,7 @@ static const struct command commands[] = {
 	{"unlock", cmd_unlock, "show and remove a repository's writer lock"},
 	{"find", cmd_find, "search the mail catalogue"},
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
+	{"key", cmd_key, "export, import, add, remove and change keys"},
 };
 
 static void usage(FILE *f)
@@ -65,8 +68,18 @@ int main(int argc, char **argv)
 	if (cli_ssh_options(&argc, argv))
 		return MV_EXIT_USAGE;
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name))
-			return commands[i].fn(argc - 1, argv + 1);
+		if (!strcmp(argv[1], commands[i].name)) {
+			int rc;
+
+			cli_unlock_setup();
+			rc = commands[i].fn(argc - 1, argv + 1);
+			/* whatever a command makes of a failed open, a
+			 * missing or wrong key exits 12 (mailvault(1)) */
+			if (rc != MV_EXIT_OK && repo_unlock_refused())
+				rc = MV_EXIT_BADKEY;
+			cli_unlock_release();
+			return rc;
+		}
 	fprintf(stderr, "mailvault: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return MV_EXIT_USAGE;

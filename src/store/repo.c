@@ -20,13 +20,17 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <zstd.h>
 
 #include "backend.h"
 #include "chunker.h"
+#include "crypt.h"
 #include "diskcache.h"
 #include "hash.h"
 #include "index.h"
+#include "keyslot.h"
+#include "keystore.h"
 #include "pack.h"
 
 void repo_default_chunker(struct chunker_params *out)
@@ -59,31 +63,56 @@ int repo_random_bytes(void *p, size_t n, struct mv_err *err)
 
 /* ---- config ----------------------------------------------------------- */
 
+static bool config_encrypted(const struct repo_config *c)
+{
+	return strcmp(c->encryption, "none") != 0;
+}
+
+/* The readable config.  An encrypted repository's holds no secret: its
+ * hashing root comes from the master key (docs/FORMAT-2.md section 4);
+ * the key mode and pack format lines come before the chunker's. */
 static int config_format(const struct repo_config *c, char *out, size_t n)
 {
-	char id[2 * MV_REPO_ID_LEN + 1], secret[2 * MV_SECRET_LEN + 1];
+	char id[2 * MV_REPO_ID_LEN + 1];
+	char extra[96] = "", tail[80] = "";
+	int len;
 
 	mv_hex(c->id, MV_REPO_ID_LEN, id);
-	mv_hex(c->secret, MV_SECRET_LEN, secret);
-	return snprintf(out, n,
-			"# mailvault repository - see mailvault-format(5)\n"
-			"format = mailvault\n"
-			"version = %u\n"
-			"id = %s\n"
-			"encryption = %s\n"
-			"chunker = fastcdc\n"
-			"chunk-min = %u\n"
-			"chunk-avg = %u\n"
-			"chunk-max = %u\n"
-			"small-file = %u\n"
-			"compression = zstd\n"
-			"zstd-level = %d\n"
-			"append-only = %s\n"
-			"secret = %s\n",
-			c->version, id, c->encryption, c->chunker.min_size,
-			c->chunker.avg_size, c->chunker.max_size,
-			c->chunker.small_file, c->zstd_level,
-			(c->flags & REPO_APPEND_ONLY) ? "yes" : "no", secret);
+	if (config_encrypted(c))
+		snprintf(extra, sizeof(extra), "key = %s\n", c->key_mode);
+	if (c->packs > 1)
+		snprintf(extra + strlen(extra), sizeof(extra) - strlen(extra),
+			 "packs = %u\n", c->packs);
+	if (!config_encrypted(c)) {
+		char secret[2 * MV_SECRET_LEN + 1];
+
+		mv_hex(c->secret, MV_SECRET_LEN, secret);
+		snprintf(tail, sizeof(tail), "secret = %s\n", secret);
+		explicit_bzero(secret, sizeof(secret));
+	}
+	len = snprintf(out, n,
+		       "# mailvault repository - see mailvault-format(5)\n"
+		       "format = mailvault\n"
+		       "version = %u\n"
+		       "id = %s\n"
+		       "encryption = %s\n"
+		       "%s"
+		       "chunker = fastcdc\n"
+		       "chunk-min = %u\n"
+		       "chunk-avg = %u\n"
+		       "chunk-max = %u\n"
+		       "small-file = %u\n"
+		       "compression = zstd\n"
+		       "zstd-level = %d\n"
+		       "append-only = %s\n"
+		       "%s",
+		       c->version, id, c->encryption, extra,
+		       c->chunker.min_size, c->chunker.avg_size,
+		       c->chunker.max_size, c->chunker.small_file,
+		       c->zstd_level,
+		       (c->flags & REPO_APPEND_ONLY) ? "yes" : "no", tail);
+	explicit_bzero(tail, sizeof(tail));
+	return len;
 }
 
 static int parse_u32(const char *v, uint32_t *out)
@@ -149,6 +178,12 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 		} else if (!strcmp(key, "encryption")) {
 			snprintf(c->encryption, sizeof(c->encryption), "%s",
 				 val);
+		} else if (!strcmp(key, "key")) {
+			bad = strcmp(val, "repokey") && strcmp(val, "keyfile");
+			snprintf(c->key_mode, sizeof(c->key_mode), "%s", val);
+		} else if (!strcmp(key, "packs")) {
+			bad = parse_u32(val, &c->packs) != 0 || c->packs < 1 ||
+			      c->packs > 2;
 		} else if (!strcmp(key, "chunk-min")) {
 			bad = parse_u32(val, &c->chunker.min_size) != 0;
 		} else if (!strcmp(key, "chunk-avg")) {
@@ -175,7 +210,14 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 					  "value for '%s'",
 					  where, lineno, key);
 	}
-	if ((seen & 15) != 15)
+	if (!c->packs)
+		c->packs = 1;
+	/* an encrypted repository's secret comes from its master key */
+	if (strcmp(c->encryption, "none") == 0 || !c->encryption[0])
+		seen |= 16;
+	else
+		seen |= 8 | 16;
+	if ((seen & 31) != 31)
 		return mv_err_set(err, -EBADMSG,
 				  "%s: not a mailvault "
 				  "repository config (format, version, id "
@@ -189,11 +231,19 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 				  "%u is not supported (this mailvault reads "
 				  "versions 1 to %d)",
 				  where, c->version, MV_FORMAT_VERSION);
-	if (strcmp(c->encryption, "none"))
+	if (!c->encryption[0])
+		snprintf(c->encryption, sizeof(c->encryption), "none");
+	if (strcmp(c->encryption, "none") &&
+	    strcmp(c->encryption, REPO_ENCRYPTION))
 		return mv_err_set(err, -EPROTONOSUPPORT,
 				  "%s: encryption '%s' "
 				  "is not supported by this version",
 				  where, c->encryption);
+	if (config_encrypted(c) && (!c->key_mode[0] || c->packs < 2))
+		return mv_err_set(err, -EBADMSG,
+				  "%s: an encrypted repository needs "
+				  "'key = repokey|keyfile' and 'packs = 2'",
+				  where);
 	return chunker_params_check(&c->chunker, err);
 }
 
@@ -229,6 +279,244 @@ static struct repo *repo_alloc(void)
 	pthread_mutex_init(&r->dctx.lock, NULL);
 	pthread_mutex_init(&r->dict_lock, NULL);
 	return r;
+}
+
+/* ---- keys (docs/FORMAT-2.md section 4) ------------------------------ */
+
+static struct repo_unlock unlock_hook;
+static bool unlock_refused; /* an unlock failed for want of the key */
+
+/* Master keys opened by this process, by repository id: a second open of
+ * the same repository (the mount after it daemonizes, a command that
+ * opens twice) costs neither a question nor an Argon2id. */
+#define MK_KEPT_MAX 4
+static struct {
+	uint8_t id[MV_REPO_ID_LEN];
+	uint8_t *mk; /* sodium_malloc'ed */
+	char slot[KEYSTORE_NAME_LEN + 1];
+} mk_kept[MK_KEPT_MAX];
+static pthread_mutex_t mk_kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void repo_set_unlock(const struct repo_unlock *u)
+{
+	if (u)
+		unlock_hook = *u;
+	else
+		memset(&unlock_hook, 0, sizeof(unlock_hook));
+}
+
+bool repo_unlock_refused(void)
+{
+	return unlock_refused;
+}
+
+void repo_unlock_forget(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&mk_kept_lock);
+	for (i = 0; i < MK_KEPT_MAX; i++) {
+		keyslot_key_free(mk_kept[i].mk);
+		memset(&mk_kept[i], 0, sizeof(mk_kept[i]));
+	}
+	pthread_mutex_unlock(&mk_kept_lock);
+}
+
+static uint8_t *mk_dup(const uint8_t *mk)
+{
+	uint8_t *p = sodium_malloc(KEYSLOT_MK_LEN);
+
+	if (p)
+		memcpy(p, mk, KEYSLOT_MK_LEN);
+	return p;
+}
+
+static void mk_keep(const uint8_t id[MV_REPO_ID_LEN], const uint8_t *mk,
+		    const char *slot)
+{
+	size_t i, at = MK_KEPT_MAX - 1;
+
+	pthread_mutex_lock(&mk_kept_lock);
+	for (i = 0; i < MK_KEPT_MAX; i++)
+		if (!mk_kept[i].mk ||
+		    !memcmp(mk_kept[i].id, id, MV_REPO_ID_LEN)) {
+			at = i;
+			break;
+		}
+	keyslot_key_free(mk_kept[at].mk);
+	memcpy(mk_kept[at].id, id, MV_REPO_ID_LEN);
+	mk_kept[at].mk = mk_dup(mk);
+	snprintf(mk_kept[at].slot, sizeof(mk_kept[at].slot), "%s", slot);
+	pthread_mutex_unlock(&mk_kept_lock);
+}
+
+static uint8_t *mk_find(const uint8_t id[MV_REPO_ID_LEN], char *slot)
+{
+	uint8_t *mk = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&mk_kept_lock);
+	for (i = 0; i < MK_KEPT_MAX && !mk; i++)
+		if (mk_kept[i].mk &&
+		    !memcmp(mk_kept[i].id, id, MV_REPO_ID_LEN)) {
+			mk = mk_dup(mk_kept[i].mk);
+			memcpy(slot, mk_kept[i].slot, KEYSTORE_NAME_LEN + 1);
+		}
+	pthread_mutex_unlock(&mk_kept_lock);
+	return mk;
+}
+
+/* The keys of an encrypted repository from its master key: the hashing
+ * root (ids, Gear table, ptree boundary key derive from cfg.secret) and
+ * the record keys of epoch 0.  Takes mk. */
+static int repo_keys_set(struct repo *r, uint8_t *mk, struct mv_err *err)
+{
+	uint8_t k[CRYPT_KEY_LEN];
+	int rc;
+
+	r->mk = mk;
+	r->pack_format = 2;
+	r->key_epoch = 0;
+	rc = crypt_derive(mk, CRYPT_SK_ID, 0, r->cfg.secret);
+	if (!rc)
+		rc = crypt_derive(mk, CRYPT_SK_DATA, r->key_epoch, k);
+	if (!rc)
+		rc = crypt_key_new(CRYPT_XCHACHA20, k, &r->key_data, err);
+	if (!rc)
+		rc = crypt_derive(mk, CRYPT_SK_META, r->key_epoch, k);
+	if (!rc)
+		rc = crypt_key_new(CRYPT_XCHACHA20, k, &r->key_meta, err);
+	crypt_wipe(k, sizeof(k));
+	if (rc)
+		return mv_err_set(err, rc, "cannot derive the keys of '%s'",
+				  r->location);
+	return 0;
+}
+
+static int get_pass(const char *location, const char **pass, size_t *len,
+		    struct mv_err *err)
+{
+	if (!unlock_hook.get_pass)
+		return mv_err_set(err, -ENOKEY,
+				  "'%s' is encrypted and no passphrase was "
+				  "given",
+				  location);
+	return unlock_hook.get_pass(unlock_hook.arg, location, pass, len, err);
+}
+
+/* Open the master key of an encrypted repository: before the lock is
+ * taken and before anything is written, so a wrong key changes nothing. */
+static int repo_unlock_key(struct repo *r, struct mv_err *err);
+
+static int repo_unlock(struct repo *r, struct mv_err *err)
+{
+	int rc = repo_unlock_key(r, err);
+
+	if (rc == -ENOKEY || rc == -EKEYREJECTED)
+		unlock_refused = true;
+	return rc;
+}
+
+static int repo_unlock_key(struct repo *r, struct mv_err *err)
+{
+	const char *pass = NULL;
+	uint8_t *mk = NULL, *slot = NULL;
+	size_t pass_len = 0, slot_len = 0;
+	char name[KEYSTORE_NAME_LEN + 1] = "";
+	int rc;
+
+	if (!config_encrypted(&r->cfg))
+		return 0;
+	crypt_init(NULL);
+	mk = mk_find(r->cfg.id, name);
+	if (mk)
+		goto found;
+	if (!strcmp(r->cfg.key_mode, "keyfile")) {
+		const char *path = unlock_hook.keyfile;
+
+		if (!path || !*path)
+			return mv_err_set(err, -ENOKEY,
+					  "'%s' keeps its key in a key file: "
+					  "name it with MAILVAULT_KEYFILE",
+					  r->location);
+		rc = keystore_keyfile_read(path, &slot, &slot_len, err);
+		if (rc)
+			return rc;
+		rc = get_pass(r->location, &pass, &pass_len, err);
+		if (!rc)
+			rc = keyslot_unwrap(slot, slot_len, r->cfg.id, pass,
+					    pass_len, &mk, NULL, err);
+		free(slot);
+		if (rc == -EKEYREJECTED) {
+			mv_err_clear(err);
+			return mv_err_set(err, rc,
+					  "wrong passphrase: the key file "
+					  "'%s' of '%s' does not open with it",
+					  path, r->location);
+		}
+		if (rc)
+			return rc;
+	} else {
+		rc = get_pass(r->location, &pass, &pass_len, err);
+		if (!rc)
+			rc = keystore_unlock(r->be, r->cfg.id, pass, pass_len,
+					     NULL, &mk, name, err);
+		if (rc)
+			return rc;
+	}
+	mk_keep(r->cfg.id, mk, name);
+found:
+	snprintf(r->slot_name, sizeof(r->slot_name), "%s", name);
+	return repo_keys_set(r, mk, err);
+}
+
+const uint8_t *repo_master_key(const struct repo *r, const char **out_slot)
+{
+	if (out_slot)
+		*out_slot = r->slot_name;
+	return r->mk;
+}
+
+/* init of an encrypted repository: a new master key wrapped in its first
+ * slot, written to the key file (which must not exist) or kept in
+ * slot_out for keys/ - all before any file of the repository exists. */
+static int repo_init_key(struct repo *r, const struct repo_init_opts *o,
+			 struct mv_buf *slot_out, struct mv_err *err)
+{
+	struct keyslot_params kp;
+	uint8_t *mk;
+	int rc;
+
+	if (!o->pass || !o->pass_len)
+		return mv_err_set(err, -ENOKEY,
+				  "an encrypted repository needs a passphrase");
+	rc = crypt_init(err);
+	if (rc)
+		return rc;
+	if (o->kdf)
+		kp = *o->kdf;
+	else if ((rc = keyslot_calibrate(&kp, NULL, err)))
+		return rc;
+	mk = sodium_malloc(KEYSLOT_MK_LEN);
+	if (!mk)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	crypt_random(mk, KEYSLOT_MK_LEN);
+	rc = keyslot_wrap(mk, r->cfg.id, o->pass, o->pass_len, &kp, slot_out,
+			  NULL, err);
+	if (!rc && o->keyfile)
+		rc = keystore_keyfile_write(o->keyfile, slot_out->data,
+					    slot_out->len, err);
+	if (rc) {
+		keyslot_key_free(mk);
+		return rc;
+	}
+	snprintf(r->cfg.encryption, sizeof(r->cfg.encryption), "%s",
+		 REPO_ENCRYPTION);
+	snprintf(r->cfg.key_mode, sizeof(r->cfg.key_mode), "%s",
+		 o->keyfile ? "keyfile" : "repokey");
+	r->cfg.packs = 2;
+	mk_keep(r->cfg.id, mk, "");
+	return repo_keys_set(r, mk, err);
 }
 
 static int open_index(struct repo *r, bool create, bool writable,
@@ -285,7 +573,9 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	      struct mv_err *err)
 {
 	char text[CONFIG_MAX];
+	struct mv_buf slot = MV_BUF_INIT;
 	struct repo *r = NULL;
+	bool keyfile_made = false;
 	uint64_t size;
 	int rc, n;
 
@@ -319,10 +609,25 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	if (opts && opts->append_only)
 		r->cfg.flags |= REPO_APPEND_ONLY;
 	rc = repo_random_bytes(r->cfg.id, MV_REPO_ID_LEN, err);
-	if (!rc && opts && opts->copy_from)
+	/* an encrypted repository's hashing root is its master key's: a
+	 * copy cannot share another's (and must not write it in clear) */
+	if (!rc && opts && opts->copy_from &&
+	    (opts->encrypt || config_encrypted(opts->copy_from)))
+		rc = mv_err_set(err, -EINVAL,
+				"--copy-chunker-params works between "
+				"unencrypted repositories only");
+	if (rc)
+		goto out;
+	if (opts && opts->encrypt) {
+		rc = repo_init_key(r, opts, &slot, err);
+		keyfile_made = !rc && opts->keyfile;
+	} else if (opts && opts->copy_from) {
 		memcpy(r->cfg.secret, opts->copy_from->secret, MV_SECRET_LEN);
-	else if (!rc)
+	} else {
 		rc = repo_random_bytes(r->cfg.secret, MV_SECRET_LEN, err);
+	}
+	if (!rc && opts && opts->encrypt && !opts->keyfile)
+		rc = keystore_write(r->be, slot.data, slot.len, NULL, err);
 	if (!rc)
 		rc = r->be->ops->mkdir(r->be, "packs", err);
 	if (!rc)
@@ -332,7 +637,12 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	n = config_format(&r->cfg, text, sizeof(text));
 	/* the config goes last: its presence means the repository exists */
 	rc = backend_write_atomic(r->be, "config", text, (size_t)n, err);
+	explicit_bzero(text, sizeof(text));
 out:
+	/* a key file whose repository was not made opens nothing */
+	if (rc && keyfile_made)
+		unlink(opts->keyfile);
+	mv_buf_release(&slot);
 	repo_close(r);
 	return rc;
 }
@@ -367,6 +677,9 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 	snprintf(where, sizeof(where), "%s/config", location);
 	rc = config_parse(text, where, &r->cfg, err);
 	free(text);
+	if (rc)
+		goto fail;
+	rc = repo_unlock(r, err);
 	if (rc)
 		goto fail;
 	rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
@@ -435,6 +748,9 @@ void repo_close(struct repo *r)
 	free(r->stamp_path);
 	free(r->pending_path);
 	free(r->location);
+	crypt_key_free(r->key_data);
+	crypt_key_free(r->key_meta);
+	keyslot_key_free(r->mk);
 	explicit_bzero(&r->cfg, sizeof(r->cfg));
 	free(r);
 }
@@ -660,6 +976,8 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 	snprintf(where, sizeof(where), "%s/config", location);
 	rc = config_parse(text, where, &r->cfg, err);
 	free(text);
+	if (!rc && !(flags & REPO_OPEN_NO_KEY))
+		rc = repo_unlock(r, err);
 	if (!rc)
 		rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
 	if (!rc && (flags & REPO_OPEN_WRITE))

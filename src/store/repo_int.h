@@ -78,6 +78,8 @@ struct repo {
 	struct crypt_key *key_meta; /* trees, snapshots, dictionaries,
 				       tables, trailers, the sealed index */
 	uint32_t key_epoch;	    /* epoch of new records (0 for now) */
+	uint8_t *mk;		    /* encrypted: master key (sodium_malloc) */
+	char slot_name[33];	    /* the key slot that opened it */
 };
 
 struct repo_writer {

@@ -13,7 +13,7 @@ plugin=$MV_BUILD_DIR/mailvault-formats.so
 [ -f "$plugin" ] || die "no $plugin: 'make' builds it beside the binary"
 
 say "the binary leaves the format libraries to the plugin"
-readelf -d "$MV" | grep NEEDED >"$T/needed"
+readelf -d "$MV_BIN" | grep NEEDED >"$T/needed"
 assert_no_grep "libarchive|libgmime|libisal|libgio" "$T/needed"
 readelf -d "$plugin" | grep NEEDED >"$T/needed-plugin"
 assert_grep "libarchive" "$T/needed-plugin"
@@ -54,8 +54,8 @@ fails "$MV" export-tar "$R" vol/latest:vol
 cmp "$T/snaps-before" "$T/snaps-after" || die "snapshots changed"
 
 say "a file that is not the plugin: its missing entry point is named"
-libz=$(ldd "$MV" | awk '/libz\.so/ { print $3 }')
-[ -n "$libz" ] || die "no libz in ldd $MV"
+libz=$(ldd "$MV_BIN" | awk '/libz\.so/ { print $3 }')
+[ -n "$libz" ] || die "no libz in ldd $MV_BIN"
 MAILVAULT_PLUGIN=$libz
 fails "$MV" backup "$R" --name vol vol="$T/src"
 assert_grep "no symbol 'source_tar_read'" "$T/e"

@@ -9,9 +9,9 @@ require_mv
 require_faults
 
 say "no hook names in the binary users install"
-if grep -a -o 'MAILVAULT_TEST[A-Z_]*' "$MV" >"$T/names"; then
+if grep -a -o 'MAILVAULT_TEST[A-Z_]*' "$MV_BIN" >"$T/names"; then
 	sort -u "$T/names"
-	die "$MV carries test hooks"
+	die "$MV_BIN carries test hooks"
 fi
 grep -a -q 'MAILVAULT_TEST_CRASH_AT' "$MVF" ||
 	die "the test binary lost its crash hook"

@@ -11,8 +11,11 @@
 # Provides:
 #   $T        a private, empty temporary directory (removed at exit unless
 #             MV_KEEP=1; kept and named in the log when the test fails)
-#   $TOP      the source tree;  $MV  the mailvault binary in
-#             $MV_BUILD_DIR ($MV_BUILD, default build, relative to $TOP)
+#   $TOP      the source tree;  $MV_BIN  the mailvault binary in
+#             $MV_BUILD_DIR ($MV_BUILD, default build, relative to $TOP);
+#             $MV  runs it through tests/lib/mailvault-plain, whose `init`
+#             makes unencrypted repositories unless --encryption is given
+#             (MAILVAULT_KDF_TEST=1 keeps key slots at Argon2id's minimum)
 #   $GEN      tools/gen_fixture.py;  gen ARGS...  runs it quietly
 #   say MSG               progress line "# MSG" in the test log
 #   die MSG               fail the test
@@ -55,10 +58,16 @@ case $MV_BUILD in
 /*) MV_BUILD_DIR=$MV_BUILD ;;
 *) MV_BUILD_DIR=$TOP/$MV_BUILD ;;
 esac
-MV=$MV_BUILD_DIR/mailvault
+MV_BIN=$MV_BUILD_DIR/mailvault
+MV=$TOP/tests/lib/mailvault-plain
 GEN=$TOP/tools/gen_fixture.py
 T=$(mktemp -d "${TMPDIR:-/tmp}/mv-$TEST_NAME.XXXXXX")
-export TOP MV MV_BUILD MV_BUILD_DIR GEN T
+export TOP MV MV_BIN MV_BUILD MV_BUILD_DIR GEN T
+# key slots made by tests take Argon2id's minimum cost (keyslot.h), and no
+# test reads the passphrase of the user running it
+export MAILVAULT_KDF_TEST=1
+unset MAILVAULT_PASSPHRASE MAILVAULT_PASSCOMMAND MAILVAULT_PASSPHRASE_FILE \
+	MAILVAULT_NEW_PASSPHRASE MAILVAULT_KEYFILE CREDENTIALS_DIRECTORY || true
 # A test never touches the user's repository by accident.
 unset MAILVAULT_REPO || true
 export LC_ALL=C TZ=UTC
@@ -313,5 +322,5 @@ require_cmd()
 
 require_mv()
 {
-	[ -x "$MV" ] || die "no mailvault binary at $MV (run make)"
+	[ -x "$MV_BIN" ] || die "no mailvault binary at $MV_BIN (run make)"
 }
