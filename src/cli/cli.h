@@ -79,5 +79,6 @@ int cmd_unlock(int argc, char **argv);
 int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

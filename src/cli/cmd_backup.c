@@ -25,7 +25,8 @@ static const char usage[] =
 	"usage: mailvault backup [REPO] --name NAME [--time T] [--tag K=V]...\n"
 	"                        [--partial] [--json] [--quiet] [--no-mail]\n"
 	"                        [--mailcow-keys DIR] [--index-body] "
-	"LABEL=SOURCE...\n"
+	"[--wait[=SECONDS]]\n"
+	"                        LABEL=SOURCE...\n"
 	"SOURCE: a directory, a tar archive (tar, gz, zst, xz, bz2) or - "
 	"for stdin,\n"
 	"        ssh://[user@]host[:port]/path (a directory over SFTP),\n"
@@ -95,6 +96,44 @@ static int run_source(struct ingest *ing, struct repo *r,
 	}
 	close(fd);
 	return rc;
+}
+
+/* --wait (for ever, -1) or --wait=SECONDS. */
+static int parse_wait(const char *arg, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!arg) {
+		*out = -1;
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if (errno || !*arg || *end || v < 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Open for writing; while another writer holds the lock, try again each
+ * second for up to wait seconds (-1: as forget and prune --wait do). */
+static int open_wait(const char *repo, unsigned flags, int64_t wait,
+		     const volatile int *stop, struct repo **out,
+		     struct mv_err *err)
+{
+	time_t deadline = time(NULL) + (time_t)wait;
+
+	if (wait < 0)
+		return repo_open(repo, flags | REPO_OPEN_WAIT, out, err);
+	for (;;) {
+		int rc = repo_open(repo, flags, out, err);
+
+		if (rc != -EBUSY || time(NULL) >= deadline || *stop)
+			return rc;
+		mv_err_clear(err);
+		sleep(1);
+	}
 }
 
 static const struct snapshot *find_parent(struct snapshot *list, size_t n,
@@ -318,6 +357,7 @@ int cmd_backup(int argc, char **argv)
 		{"no-mail", no_argument, NULL, 'M'},
 		{"mailcow-keys", required_argument, NULL, 'K'},
 		{"index-body", no_argument, NULL, 'B'},
+		{"wait", optional_argument, NULL, 'w'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -341,7 +381,7 @@ int cmd_backup(int argc, char **argv)
 	bool no_mail = false, warned = false;
 	const struct ingest_warning *warns = NULL;
 	size_t nwarns = 0;
-	int64_t when = 0;
+	int64_t when = 0, wait = 0; /* --wait: seconds, -1 for ever */
 	size_t nsrcs = 0, ntags = 0, nlist = 0, nexecs = 0, i, j;
 	char host[256] = "";
 	int c, rc, ret = MV_EXIT_FAIL;
@@ -418,6 +458,15 @@ int cmd_backup(int argc, char **argv)
 			break;
 		case 'B':
 			mvo.index_body = true;
+			break;
+		case 'w':
+			if (parse_wait(optarg, &wait)) {
+				ret = cli_usage("backup",
+						"--wait=SECONDS wants a "
+						"number, not '%s'",
+						optarg);
+				goto out;
+			}
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -507,7 +556,8 @@ int cmd_backup(int argc, char **argv)
 	 * now, before any thread starts and before the repository changes */
 	rc = formats_require(&err);
 	if (!rc)
-		rc = repo_open(repo, REPO_OPEN_WRITE, &r, &err);
+		rc = open_wait(repo, REPO_OPEN_WRITE, wait, &stop_flag, &r,
+			       &err);
 	if (!rc)
 		rc = snapshot_list(r, &list, &nlist, &err);
 	if (!rc)

@@ -34,6 +34,7 @@ static const struct command commands[] = {
 	{"find", cmd_find, "search the mail catalogue"},
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 	{"key", cmd_key, "export, import, add, remove and change keys"},
+	{"run", cmd_run, "run jobs: backup, retention, check, alerts"},
 };
 
 static void usage(FILE *f)

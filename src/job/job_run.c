@@ -1,0 +1,824 @@
+/*
+ * job_run: carry out a job - before-hook, backup, after-hook, forget,
+ * prune and check when due, on-error hook - and report it (alert.h).
+ *
+ * Each step re-executes the mailvault binary (docs/JOBS.md says why): its
+ * exit code is the step's documented code, its output goes both to our
+ * stdout (the journal) and to a log whose tail the alerts carry.  Every
+ * child runs in its own process group so a timeout or a SIGTERM reaches
+ * all it started (ssh, docker, tar).
+ *
+ * The after-hook runs right after the backup whatever happened before it
+ * - a failed before-hook, a failed stream, an interrupted backup - because
+ * it is where a stopped service is started again; forget, prune and check
+ * follow it, so the service is down for the backup only.
+ */
+#include "job.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alert.h"
+#include "../cli/cli.h" /* the MV_EXIT_ codes steps return */
+#include "util.h"
+
+#define LOG_KEEP (64 * 1024) /* the log tail kept for mail and pings */
+#define MAX_ARGS (64 + 2 * JOB_MAX_SOURCES)
+
+struct run {
+	const struct job *j;
+	const struct job_run_opts *o;
+	char *log; /* the last LOG_KEEP bytes of everything */
+	size_t log_len;
+	int worst;	  /* the worst exit code so far */
+	char spool[4096]; /* command and file sources, "" when none */
+	bool have_backup;
+	uint64_t bytes_added;
+	bool have_repo;
+	uint64_t snapshots, repo_bytes;
+};
+
+static volatile sig_atomic_t stop_sig;
+static volatile pid_t cur_pgid[JOB_MAX_SOURCES + 2];
+
+static void on_stop(int sig)
+{
+	size_t i;
+
+	stop_sig = sig;
+	for (i = 0; i < sizeof(cur_pgid) / sizeof(cur_pgid[0]); i++)
+		if (cur_pgid[i] > 0)
+			kill(-cur_pgid[i], SIGTERM);
+}
+
+int job_exit_rank(int code)
+{
+	switch (code) {
+	case MV_EXIT_OK:
+		return 0;
+	case MV_EXIT_WARN:
+		return 1;
+	case MV_EXIT_PARTIAL:
+		return 2;
+	case MV_EXIT_FAIL:
+		return 3;
+	case MV_EXIT_USAGE:
+		return 4;
+	case MV_EXIT_LOCKED:
+		return 5;
+	case MV_EXIT_NOREPO:
+		return 6;
+	case MV_EXIT_BADKEY:
+		return 7;
+	case MV_EXIT_INTERRUPTED:
+		return 8;
+	case MV_EXIT_DAMAGED:
+		return 9;
+	default:
+		return 3; /* an unknown code is a failure */
+	}
+}
+
+static void note(struct run *r, int code)
+{
+	if (job_exit_rank(code) > job_exit_rank(r->worst))
+		r->worst = code;
+}
+
+static bool failed(int code)
+{
+	return code != MV_EXIT_OK && code != MV_EXIT_WARN;
+}
+
+static void log_add(struct run *r, const char *p, size_t n)
+{
+	if (n >= LOG_KEEP) {
+		p += n - LOG_KEEP;
+		n = LOG_KEEP;
+	}
+	if (r->log_len + n > LOG_KEEP) {
+		size_t drop = r->log_len + n - LOG_KEEP;
+
+		memmove(r->log, r->log + drop, r->log_len - drop);
+		r->log_len -= drop;
+	}
+	memcpy(r->log + r->log_len, p, n);
+	r->log_len += n;
+}
+
+static void say(struct run *r, const char *fmt, ...) MV_PRINTF(2, 3);
+
+/* A line of our own, to stdout and into the log. */
+static void say(struct run *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	n = snprintf(line, sizeof(line), "mailvault run %s: ", r->j->name);
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	strcat(line, "\n");
+	fputs(line, stdout);
+	fflush(stdout);
+	log_add(r, line, strlen(line));
+}
+
+static void print_argv(struct run *r, const char *what, char *const argv[])
+{
+	char line[2048];
+	size_t n = 0, i;
+
+	for (i = 0; argv[i] && n < sizeof(line) - 1; i++)
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+				      i ? " " : "", argv[i]);
+	say(r, "%s: %s", what, line);
+}
+
+/* Start argv with the given stdin, stdout and stderr in a process group
+ * of its own; fds in keep stay open in the child. */
+static pid_t spawn(char *const argv[], int in, int out, int errfd,
+		   const int *keep, size_t nkeep)
+{
+	pid_t pid = fork();
+	size_t i;
+
+	if (pid)
+		return pid;
+	setpgid(0, 0);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (in < 0)
+		in = open("/dev/null", O_RDONLY);
+	if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+		_exit(127);
+	for (i = 0; i < nkeep; i++)
+		fcntl(keep[i], F_SETFD, 0);
+	execv(argv[0], argv);
+	fprintf(stderr, "cannot run '%s': %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+static int exit_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status) &&
+	    (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM))
+		return MV_EXIT_INTERRUPTED;
+	return MV_EXIT_FAIL;
+}
+
+/*
+ * Read the children's merged output (log_rd) and, when out_rd >= 0, their
+ * stdout into *cap, until both end; then reap the n pids into codes.  With
+ * a timeout (seconds, 0 none) every group gets SIGTERM when it passes and
+ * SIGKILL 10 s later.  Returns true when the timeout hit.
+ */
+static bool pump(struct run *r, int log_rd, int out_rd, char **cap,
+		 size_t *cap_len, const pid_t *pids, int *codes, size_t n,
+		 int64_t timeout)
+{
+	time_t deadline = timeout > 0 ? time(NULL) + timeout : 0;
+	bool timed_out = false, killed = false;
+	struct pollfd pf[2];
+	char buf[8192];
+	size_t i;
+	int status;
+
+	pf[0].fd = log_rd;
+	pf[1].fd = out_rd;
+	pf[0].events = pf[1].events = POLLIN;
+	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
+		int wait_ms = -1;
+		ssize_t got;
+
+		if (deadline) {
+			time_t now = time(NULL);
+
+			if (now >= deadline && !timed_out) {
+				timed_out = true;
+				deadline = now + 10;
+				for (i = 0; i < n; i++)
+					kill(-pids[i], SIGTERM);
+			} else if (now >= deadline && !killed) {
+				killed = true;
+				for (i = 0; i < n; i++)
+					kill(-pids[i], SIGKILL);
+			}
+			wait_ms = killed ? 1000 : (int)(deadline - now) * 1000;
+			if (wait_ms <= 0)
+				wait_ms = 100;
+		}
+		if (poll(pf, 2, wait_ms) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < 2; i++) {
+			if (pf[i].fd < 0 || !pf[i].revents)
+				continue;
+			got = read(pf[i].fd, buf, sizeof(buf));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				close(pf[i].fd);
+				pf[i].fd = -1;
+				continue;
+			}
+			if (i == 0) {
+				fwrite(buf, 1, (size_t)got, stdout);
+				fflush(stdout);
+				log_add(r, buf, (size_t)got);
+			} else {
+				char *nc = realloc(*cap,
+						   *cap_len + (size_t)got + 1);
+
+				if (!nc)
+					continue;
+				*cap = nc;
+				memcpy(nc + *cap_len, buf, (size_t)got);
+				*cap_len += (size_t)got;
+				nc[*cap_len] = '\0';
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		codes[i] = exit_code(status);
+	}
+	for (i = 0; i < sizeof(cur_pgid) / sizeof(cur_pgid[0]); i++)
+		cur_pgid[i] = 0;
+	return timed_out;
+}
+
+/* Run one command with its output logged; returns its exit code. */
+static int run_simple(struct run *r, char *const argv[], int64_t timeout,
+		      char **cap, size_t *cap_len)
+{
+	int lp[2], op[2] = {-1, -1}, code;
+	pid_t pid;
+
+	if (pipe2(lp, O_CLOEXEC) < 0)
+		return MV_EXIT_FAIL;
+	if (cap && pipe2(op, O_CLOEXEC) < 0) {
+		close(lp[0]);
+		close(lp[1]);
+		return MV_EXIT_FAIL;
+	}
+	pid = spawn(argv, -1, cap ? op[1] : lp[1], lp[1], NULL, 0);
+	close(lp[1]);
+	if (cap)
+		close(op[1]);
+	if (pid < 0) {
+		close(lp[0]);
+		if (cap)
+			close(op[0]);
+		return MV_EXIT_FAIL;
+	}
+	cur_pgid[0] = pid;
+	if (pump(r, lp[0], cap ? op[0] : -1, cap, cap_len, &pid, &code, 1,
+		 timeout)) {
+		say(r, "'%s' did not finish within %lld s and was stopped",
+		    argv[argv[1] && !strcmp(argv[1], "-c") ? 2 : 0],
+		    (long long)timeout);
+		return MV_EXIT_FAIL;
+	}
+	return code;
+}
+
+static int hook(struct run *r, enum job_hook_kind k)
+{
+	static const char *const names[] = {"before", "after", "on-error"};
+	const struct job_hook *h = &r->j->hooks[k];
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", h->command, NULL};
+	char what[64];
+	int code;
+
+	if (!h->command)
+		return MV_EXIT_OK;
+	snprintf(what, sizeof(what), "hook %s (timeout %llds)", names[k],
+		 (long long)h->timeout);
+	print_argv(r, what, argv + 2);
+	if (r->o->dry_run)
+		return MV_EXIT_OK;
+	code = run_simple(r, argv, h->timeout, NULL, NULL);
+	if (code)
+		say(r, "hook %s failed (exit %d)", names[k], code);
+	return code == MV_EXIT_INTERRUPTED ? code : code ? MV_EXIT_FAIL : 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag,
+		  struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static void spool_remove(struct run *r)
+{
+	if (r->spool[0])
+		nftw(r->spool, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Copy a single file into dir, keeping its mode and times. */
+static int copy_file(const char *src, const char *dir, struct mv_err *err)
+{
+	const char *base = strrchr(src, '/');
+	struct timespec ts[2];
+	char dst[4096];
+	struct stat st;
+	int in = -1, out = -1, rc = 0;
+	ssize_t n;
+
+	base = base ? base + 1 : src;
+	if (snprintf(dst, sizeof(dst), "%s/%s", dir, base) >= (int)sizeof(dst))
+		return mv_err_set(err, -ENAMETOOLONG, "'%s': name too long",
+				  src);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = mv_err_set(err, in < 0 ? -errno : -EINVAL,
+				"cannot read file source '%s': %s", src,
+				in < 0 ? strerror(errno) : "not a file");
+		goto out;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = mv_err_set(err, -errno, "cannot create '%s': %s", dst,
+				strerror(errno));
+		goto out;
+	}
+	while ((n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0)
+		;
+	if (n < 0) {
+		rc = mv_err_set(err, -errno, "cannot copy '%s': %s", src,
+				strerror(errno));
+		goto out;
+	}
+	ts[0] = st.st_atim;
+	ts[1] = st.st_mtim;
+	fchmod(out, st.st_mode & 07777);
+	futimens(out, ts);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+/* Command and file sources become files in a private spool directory,
+ * backed up as a directory source; returns an exit code. */
+static int spool_source(struct run *r, const struct job_source *s, char *dir,
+			size_t dir_len)
+{
+	struct mv_err err = MV_ERR_INIT;
+	int code;
+
+	if (!r->spool[0]) {
+		snprintf(r->spool, sizeof(r->spool), "%s/%s.spool",
+			 job_state_dir(), r->j->name);
+		if (!r->o->dry_run) {
+			spool_remove(r); /* a killed run's leftovers */
+			if (mv_mkdir_p(r->spool, 0700)) {
+				say(r, "cannot create '%s': %s", r->spool,
+				    strerror(errno));
+				return MV_EXIT_FAIL;
+			}
+		}
+	}
+	if (snprintf(dir, dir_len, "%s/%s", r->spool, s->label) >=
+	    (int)dir_len) {
+		say(r, "source %s: path too long", s->label);
+		return MV_EXIT_FAIL;
+	}
+	if (r->o->dry_run) {
+		say(r, "%s %s: %s -> %s/%s",
+		    s->kind == JOB_SRC_FILE ? "file" : "command", s->label,
+		    s->value, dir,
+		    s->kind == JOB_SRC_FILE ? ""
+		    : s->file_name	    ? s->file_name
+					    : s->label);
+		return MV_EXIT_OK;
+	}
+	if (mkdir(dir, 0700) < 0) {
+		say(r, "cannot create '%s': %s", dir, strerror(errno));
+		return MV_EXIT_FAIL;
+	}
+	if (s->kind == JOB_SRC_FILE) {
+		if (copy_file(s->value, dir, &err)) {
+			say(r, "%s", mv_err_msg(&err));
+			return MV_EXIT_FAIL;
+		}
+		return MV_EXIT_OK;
+	}
+	{
+		char path[4096 + 256];
+		char *argv[] = {(char *)"/bin/sh", (char *)"-c", s->value,
+				NULL};
+		int lp[2], fd;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "%s/%s", dir,
+			 s->file_name ? s->file_name : s->label);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0 || pipe2(lp, O_CLOEXEC) < 0) {
+			say(r, "cannot create '%s': %s", path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return MV_EXIT_FAIL;
+		}
+		say(r, "command %s: %s", s->label, s->value);
+		pid = spawn(argv, -1, fd, lp[1], NULL, 0);
+		close(fd);
+		close(lp[1]);
+		cur_pgid[0] = pid;
+		pump(r, lp[0], -1, NULL, NULL, &pid, &code, 1, 0);
+		if (code) {
+			say(r, "command %s failed (exit %d); no backup",
+			    s->label, code);
+			return code == MV_EXIT_INTERRUPTED ? code
+							   : MV_EXIT_FAIL;
+		}
+	}
+	return MV_EXIT_OK;
+}
+
+static void backup_figures(struct run *r, const char *out)
+{
+	json_t *root, *v;
+
+	if (!out)
+		return;
+	root = json_loads(out, 0, NULL);
+	if (!root)
+		return;
+	v = json_object_get(root, "bytes_stored");
+	if (json_is_integer(v)) {
+		r->have_backup = true;
+		r->bytes_added = (uint64_t)json_integer_value(v);
+	}
+	json_decref(root);
+}
+
+static int backup(struct run *r)
+{
+	const struct job *j = r->j;
+	char *argv[MAX_ARGS], *own[MAX_ARGS], *cap = NULL;
+	char *sargv[JOB_MAX_SOURCES][4];
+	int sfd[JOB_MAX_SOURCES], codes[JOB_MAX_SOURCES + 1];
+	const char *sname[JOB_MAX_SOURCES];
+	pid_t pids[JOB_MAX_SOURCES + 1];
+	size_t na = 0, nown = 0, ns = 0, cap_len = 0, i;
+	int lp[2] = {-1, -1}, op[2] = {-1, -1}, code = MV_EXIT_OK;
+	char buf[4096 + 512];
+
+	argv[na++] = (char *)r->o->self;
+	argv[na++] = (char *)"backup";
+	argv[na++] = j->repository;
+	argv[na++] = (char *)"--name";
+	argv[na++] = j->snapshot;
+	argv[na++] = (char *)"--json";
+	if (j->wait > 0) {
+		snprintf(buf, sizeof(buf), "--wait=%lld", (long long)j->wait);
+		argv[na++] = own[nown++] = strdup(buf);
+	}
+	for (i = 0; i < j->ntags; i++) {
+		argv[na++] = (char *)"--tag";
+		argv[na++] = j->tags[i];
+	}
+	if (!r->o->dry_run && pipe2(lp, O_CLOEXEC) < 0)
+		return MV_EXIT_FAIL;
+	/* spooled sources first, so no stream waits on a full pipe while
+	 * a dump runs */
+	for (i = 0; i < 2 * j->nsources && code == MV_EXIT_OK; i++) {
+		const struct job_source *s = &j->sources[i % j->nsources];
+		char dir[4096];
+
+		if ((i < j->nsources) == (s->kind == JOB_SRC_STREAM))
+			continue;
+		switch (s->kind) {
+		case JOB_SRC_PATH:
+			snprintf(buf, sizeof(buf), "%s=%s", s->label, s->value);
+			break;
+		case JOB_SRC_STREAM: {
+			int p[2] = {-1, -1};
+
+			sargv[ns][0] = (char *)"/bin/sh";
+			sargv[ns][1] = (char *)"-c";
+			sargv[ns][2] = s->value;
+			sargv[ns][3] = NULL;
+			say(r, "stream %s: %s", s->label, s->value);
+			if (!r->o->dry_run && pipe2(p, O_CLOEXEC) < 0) {
+				code = MV_EXIT_FAIL;
+				break;
+			}
+			/* the backup reads each stream as /dev/fd/N, a
+			 * tar source like LABEL=- but as many as needed */
+			if (!r->o->dry_run) {
+				pids[ns] = spawn(sargv[ns], -1, p[1], lp[1],
+						 NULL, 0);
+				cur_pgid[ns + 1] = pids[ns];
+				close(p[1]);
+			}
+			sfd[ns] = p[0];
+			sname[ns] = s->label;
+			if (r->o->dry_run)
+				snprintf(buf, sizeof(buf), "%s=/dev/fd/N",
+					 s->label);
+			else
+				snprintf(buf, sizeof(buf), "%s=/dev/fd/%d",
+					 s->label, p[0]);
+			ns++;
+			break;
+		}
+		default:
+			code = spool_source(r, s, dir, sizeof(dir));
+			snprintf(buf, sizeof(buf), "%s=%s", s->label, dir);
+			break;
+		}
+		argv[na++] = own[nown++] = strdup(buf);
+	}
+	argv[na] = NULL;
+	print_argv(r, "backup", argv);
+	if (r->o->dry_run || code != MV_EXIT_OK) {
+		/* a stream started before a failed spool ends with EPIPE */
+		for (i = 0; i < ns; i++)
+			if (sfd[i] >= 0)
+				close(sfd[i]);
+		if (lp[1] >= 0) {
+			close(lp[1]);
+			lp[1] = -1;
+			pump(r, lp[0], -1, NULL, NULL, pids, codes, ns, 0);
+		}
+		goto out;
+	}
+	if (pipe2(op, O_CLOEXEC) < 0) {
+		code = MV_EXIT_FAIL;
+		goto out;
+	}
+	pids[ns] = spawn(argv, -1, op[1], lp[1], sfd, ns);
+	cur_pgid[0] = pids[ns];
+	close(op[1]);
+	close(lp[1]);
+	for (i = 0; i < ns; i++)
+		close(sfd[i]);
+	pump(r, lp[0], op[0], &cap, &cap_len, pids, codes, ns + 1, 0);
+	code = codes[ns];
+	backup_figures(r, cap);
+	for (i = 0; i < ns; i++) {
+		/* a stream cut short by a backup that stopped reading is
+		 * the backup's failure, already counted */
+		if (!codes[i] || (code && codes[i] == 128 + SIGPIPE))
+			continue;
+		say(r, "stream %s failed (exit %d)", sname[i], codes[i]);
+		if (!failed(code))
+			code = codes[i] == MV_EXIT_INTERRUPTED
+				       ? MV_EXIT_INTERRUPTED
+				       : MV_EXIT_FAIL;
+	}
+	say(r, "backup %s (exit %d)", failed(code) ? "failed" : "done", code);
+out:
+	free(cap);
+	for (i = 0; i < nown; i++)
+		free(own[i]);
+	return code;
+}
+
+/* mailvault VERB ARGS... REPO as a step; returns its exit code. */
+static int step(struct run *r, const char *verb, char **args, size_t nargs,
+		char **cap, size_t *cap_len)
+{
+	char *argv[MAX_ARGS];
+	size_t na = 0, i;
+	int code;
+
+	argv[na++] = (char *)r->o->self;
+	argv[na++] = (char *)verb;
+	for (i = 0; i < nargs; i++)
+		argv[na++] = args[i];
+	argv[na++] = r->j->repository;
+	argv[na] = NULL;
+	print_argv(r, verb, argv);
+	if (r->o->dry_run)
+		return MV_EXIT_OK;
+	code = run_simple(r, argv, 0, cap, cap_len);
+	if (code)
+		say(r, "%s %s (exit %d)", verb,
+		    code == MV_EXIT_WARN ? "warned" : "failed", code);
+	return code;
+}
+
+static bool due(int64_t every, int64_t last, int64_t now)
+{
+	/* a minute's slack: a daily timer that fires a little early on
+	 * the next day still finds a daily step due */
+	return every >= 0 && (!last || now - last >= every - 60);
+}
+
+static void repo_figures(struct run *r)
+{
+	char *cap = NULL, *args[] = {(char *)"--json"};
+	size_t cap_len = 0;
+	json_t *root;
+
+	if (step(r, "stats", args, 1, &cap, &cap_len) == MV_EXIT_OK && cap &&
+	    (root = json_loads(cap, 0, NULL))) {
+		json_t *s = json_object_get(root, "snapshots");
+		json_t *b = json_object_get(root, "pack_bytes");
+
+		if (json_is_integer(s) && json_is_integer(b)) {
+			r->have_repo = true;
+			r->snapshots = (uint64_t)json_integer_value(s);
+			r->repo_bytes = (uint64_t)json_integer_value(b);
+		}
+		json_decref(root);
+	}
+	free(cap);
+}
+
+static void report(struct run *r, int64_t started, double secs,
+		   struct job_state *st)
+{
+	const struct job *j = r->j;
+	struct mv_err err = MV_ERR_INIT;
+	bool bad = failed(r->worst);
+	char host[256] = "";
+	size_t tail = r->log_len > ALERT_TAIL_MAX ? ALERT_TAIL_MAX : r->log_len;
+
+	(void)started;
+	if (j->textfile) {
+		struct alert_metrics m = {
+			.job = j->name,
+			.exit_code = r->worst,
+			.run_time = time(NULL),
+			.last_success = st->last_success,
+			.duration = secs,
+			.have_backup = r->have_backup,
+			.bytes_added = r->bytes_added,
+			.have_repo = r->have_repo,
+			.snapshots = r->snapshots,
+			.repo_bytes = r->repo_bytes,
+		};
+
+		if (alert_textfile(j->textfile, &m, &err)) {
+			say(r, "warning: %s", mv_err_msg(&err));
+			mv_err_clear(&err);
+		}
+	}
+	gethostname(host, sizeof(host) - 1);
+	if (j->nmail_to && (bad || j->mail_always)) {
+		char subject[512];
+
+		snprintf(subject, sizeof(subject),
+			 "mailvault job %s on %s: %s (exit %d)", j->name, host,
+			 bad			    ? "FAILED"
+			 : r->worst == MV_EXIT_WARN ? "completed with "
+						      "warnings"
+						    : "ok",
+			 r->worst);
+		if (alert_mail((const char *const *)j->mail_to, j->nmail_to,
+			       j->mail_from, subject, r->log, r->log_len,
+			       &err)) {
+			say(r, "warning: %s", mv_err_msg(&err));
+			mv_err_clear(&err);
+		}
+	}
+	if (j->healthcheck &&
+	    alert_ping(j->healthcheck, bad ? "/fail" : "",
+		       r->log + r->log_len - tail, tail, &err)) {
+		say(r, "warning: %s", mv_err_msg(&err));
+		mv_err_clear(&err);
+	}
+}
+
+int job_run(const struct job *j, const struct job_run_opts *o)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct job_state st;
+	struct timespec t0, t1;
+	struct run r;
+	int64_t now = time(NULL);
+	int code;
+
+	memset(&r, 0, sizeof(r));
+	r.j = j;
+	r.o = o;
+	r.log = malloc(LOG_KEEP);
+	if (!r.log)
+		return MV_EXIT_FAIL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (job_state_load(j->name, &st, &err)) {
+		say(&r, "warning: %s; starting afresh", mv_err_msg(&err));
+		mv_err_clear(&err);
+		memset(&st, 0, sizeof(st));
+		st.next_part = 1;
+	}
+	if (!o->dry_run) {
+		signal(SIGINT, on_stop);
+		signal(SIGTERM, on_stop);
+	}
+	say(&r, "%sjob '%s' from '%s' into '%s'", o->dry_run ? "plan of " : "",
+	    j->name, j->path, j->repository);
+	if (j->healthcheck) {
+		say(&r, "ping %s/start", j->healthcheck);
+		if (!o->dry_run &&
+		    alert_ping(j->healthcheck, "/start", NULL, 0, &err)) {
+			say(&r, "warning: %s", mv_err_msg(&err));
+			mv_err_clear(&err);
+		}
+	}
+	code = hook(&r, JOB_HOOK_BEFORE);
+	note(&r, code);
+	if (!failed(code) && !stop_sig)
+		note(&r, backup(&r));
+	else
+		say(&r, "no backup: the before-hook failed");
+	spool_remove(&r);
+	/* whatever happened: the service the before-hook stopped starts */
+	note(&r, hook(&r, JOB_HOOK_AFTER));
+	if (!failed(r.worst) && !stop_sig && j->nkeep) {
+		char *args[16];
+		size_t na = 0, i;
+
+		args[na++] = (char *)"--name";
+		args[na++] = j->snapshot;
+		if (j->wait)
+			args[na++] = (char *)"--wait";
+		for (i = 0; i < j->nkeep; i++)
+			args[na++] = j->keep[i];
+		note(&r, step(&r, "forget", args, na, NULL, NULL));
+	}
+	if (!failed(r.worst) && !stop_sig &&
+	    due(j->prune_every, st.last_prune, now)) {
+		char *args[] = {(char *)"--wait"};
+
+		code = step(&r, "prune", args, j->wait ? 1 : 0, NULL, NULL);
+		note(&r, code);
+		if (!failed(code))
+			st.last_prune = now;
+	}
+	if (!failed(r.worst) && !stop_sig &&
+	    due(j->check_every, st.last_check, now)) {
+		char sub[64], *args[] = {(char *)"--read-data-subset", sub};
+
+		if (st.next_part < 1 || st.next_part > j->check_parts)
+			st.next_part = 1;
+		snprintf(sub, sizeof(sub), "%u/%u", st.next_part,
+			 j->check_parts);
+		code = step(&r, "check", args, j->check_parts ? 2 : 0, NULL,
+			    NULL);
+		note(&r, code);
+		if (!failed(code)) {
+			st.last_check = now;
+			if (j->check_parts)
+				st.next_part =
+					st.next_part % j->check_parts + 1;
+		}
+	}
+	if (stop_sig)
+		note(&r, MV_EXIT_INTERRUPTED);
+	if (failed(r.worst))
+		hook(&r, JOB_HOOK_ON_ERROR);
+	if (j->textfile && !stop_sig)
+		repo_figures(&r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (!failed(r.worst))
+		st.last_success = time(NULL);
+	say(&r, "%s (exit %d)",
+	    failed(r.worst) ? "FAILED"
+	    : r.worst	    ? "done with warnings"
+			    : "done",
+	    r.worst);
+	if (!o->dry_run) {
+		if (job_state_save(j->name, &st, &err)) {
+			say(&r, "warning: %s", mv_err_msg(&err));
+			mv_err_clear(&err);
+		}
+		report(&r, now,
+		       (double)(t1.tv_sec - t0.tv_sec) +
+			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		       &st);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+	}
+	code = r.worst;
+	free(r.log);
+	return code;
+}
