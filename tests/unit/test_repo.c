@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "keyslot.h"
 #include "repo.h"
 #include "snapshot.h"
 
@@ -428,6 +429,125 @@ static void test_abort_and_commit(void **state)
 	repo_close(r);
 }
 
+/* ---- encrypted repositories (FORMAT-2 section 4) ---------------------- */
+
+static const char *test_pass = "correct horse";
+
+static int give_pass(void *arg, const char *location, const char **pass,
+		     size_t *pass_len, struct mv_err *err)
+{
+	(void)arg;
+	(void)location;
+	(void)err;
+	*pass = test_pass;
+	*pass_len = strlen(test_pass);
+	return 0;
+}
+
+static void set_unlock(const char *pass, const char *keyfile)
+{
+	struct repo_unlock u = {give_pass, NULL, keyfile};
+
+	test_pass = pass;
+	repo_set_unlock(&u);
+	repo_unlock_forget(); /* every open below runs Argon2id again */
+}
+
+static void test_encrypted(void **state)
+{
+	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
+						  KEYSLOT_MIN_MEM};
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_init_opts o;
+	uint8_t secret[MV_SECRET_LEN], zero[MV_SECRET_LEN] = {0};
+	char e[128], kf[128], k[128], p[160], *text;
+	const char *slot = NULL;
+	struct repo *r = NULL;
+	struct stat st;
+
+	snprintf(e, sizeof(e), "%s/e", f->dir);
+	memset(&o, 0, sizeof(o));
+	o.encrypt = true;
+	o.pass = "correct horse";
+	o.pass_len = strlen(o.pass);
+	o.kdf = &kdf;
+	if (repo_init(e, &o, &err))
+		fail_msg("init: %s", err.msg);
+	/* the readable config names the encryption and holds no secret */
+	snprintf(p, sizeof(p), "%s/config", e);
+	assert_int_equal(mv_read_file(p, 1 << 16, &text, NULL, &err), 0);
+	assert_non_null(strstr(text, "encryption = xchacha20-poly1305\n"));
+	assert_non_null(strstr(text, "key = repokey\n"));
+	assert_non_null(strstr(text, "packs = 2\n"));
+	assert_null(strstr(text, "secret"));
+	free(text);
+
+	set_unlock("correct horse", NULL);
+	assert_int_equal(repo_open(e, REPO_OPEN_READ, &r, &err), 0);
+	assert_non_null(repo_master_key(r, &slot));
+	assert_int_equal(strlen(slot), 32);
+	memcpy(secret, repo_get_config(r)->secret, MV_SECRET_LEN);
+	assert_memory_not_equal(secret, zero, MV_SECRET_LEN);
+	repo_close(r);
+	/* the hashing root is derived, so every open finds the same */
+	set_unlock("correct horse", NULL);
+	assert_int_equal(repo_open(e, REPO_OPEN_READ, &r, &err), 0);
+	assert_memory_equal(repo_get_config(r)->secret, secret, MV_SECRET_LEN);
+	repo_close(r);
+
+	set_unlock("wrong horse", NULL);
+	r = NULL;
+	assert_int_equal(repo_open(e, REPO_OPEN_WRITE, &r, &err),
+			 -EKEYREJECTED);
+	assert_null(r);
+	assert_non_null(strstr(err.msg, "wrong passphrase"));
+	assert_true(repo_unlock_refused());
+	/* refused before the lock: no lock file left or made */
+	snprintf(p, sizeof(p), "%s/lock", e);
+	assert_int_equal(stat(p, &st), -1);
+	mv_err_clear(&err);
+	repo_set_unlock(NULL);
+	repo_unlock_forget();
+	assert_int_equal(repo_open(e, REPO_OPEN_READ, &r, &err), -ENOKEY);
+	mv_err_clear(&err);
+
+	/* key = keyfile: the slot is in the file only */
+	snprintf(k, sizeof(k), "%s/k", f->dir);
+	snprintf(kf, sizeof(kf), "%s/k.key", f->dir);
+	o.keyfile = kf;
+	if (repo_init(k, &o, &err))
+		fail_msg("init keyfile: %s", err.msg);
+	snprintf(p, sizeof(p), "%s/keys", k);
+	assert_int_equal(stat(p, &st), -1);
+	assert_int_equal(stat(kf, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	set_unlock("correct horse", NULL);
+	assert_int_equal(repo_open(k, REPO_OPEN_READ, &r, &err), -ENOKEY);
+	assert_non_null(strstr(err.msg, "MAILVAULT_KEYFILE"));
+	mv_err_clear(&err);
+	set_unlock("correct horse", kf);
+	assert_int_equal(repo_open(k, REPO_OPEN_READ, &r, &err), 0);
+	repo_close(r);
+	/* a key file is never overwritten: a second init fails, and leaves
+	 * no repository behind */
+	snprintf(k, sizeof(k), "%s/k2", f->dir);
+	assert_int_equal(repo_init(k, &o, &err), -EEXIST);
+	mv_err_clear(&err);
+	snprintf(p, sizeof(p), "%s/config", k);
+	assert_int_equal(stat(p, &st), -1);
+
+	/* chunker parameters are not copied into or out of encryption */
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &r, &err), 0);
+	o.keyfile = NULL;
+	o.copy_from = repo_get_config(r);
+	snprintf(k, sizeof(k), "%s/k3", f->dir);
+	assert_int_equal(repo_init(k, &o, &err), -EINVAL);
+	repo_close(r);
+	repo_set_unlock(NULL);
+	repo_unlock_forget();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +564,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_inspect_break, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_encrypted, setup,
 						teardown),
 	};
 
