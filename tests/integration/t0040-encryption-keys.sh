@@ -200,6 +200,31 @@ rc=$?
 set -e
 assert_eq 12 "$rc" "exit of a wrong passphrase for a key file"
 
+if [ "$(id -u)" = 0 ] && [ -c /dev/fuse ] && command -v fusermount3 >/dev/null
+then
+	say "mount asks once, before it detaches, and serves decrypted files"
+	mkdir "$T/mnt"
+	MAILVAULT_PASSCOMMAND="echo asked >>'$T/asked'; echo pass-three" \
+		"$NT" mount "$R" "$T/mnt" 2>"$T/e" || {
+		cat "$T/e"
+		die "mount of the encrypted repository failed"
+	}
+	echo "$T/mnt" >>"$T/.tl-mounts"
+	wait_mounted "$T/mnt"
+	cmp "$T/src/d/msg" "$T/mnt/t/latest/d/d/msg" ||
+		die "the mount serves other bytes"
+	unmount_mv "$T/mnt"
+	assert_eq 1 "$(wc -l <"$T/asked")" "passphrase requests of one mount"
+	set +e
+	MAILVAULT_PASSPHRASE=pass-one "$NT" mount "$R" "$T/mnt" 2>"$T/e"
+	rc=$?
+	set -e
+	assert_eq 12 "$rc" "exit of a mount with a wrong passphrase"
+	! mountpoint -q "$T/mnt" || die "mounted with a wrong passphrase"
+elif [ -n "${CI:-}${MV_NO_SKIP:-}" ]; then
+	die "the mount case needs root, /dev/fuse and fusermount3"
+fi
+
 say "--encryption none says so"
 "$NT" init --encryption none "$T/plain" >/dev/null 2>"$T/e"
 assert_grep 'not encrypted: for a disk you trust' "$T/e"
