@@ -113,7 +113,7 @@ void repo_lock_release(struct repo *r);
  * key_meta is an XChaCha20 key. */
 bool repo_index_is_sealed(const struct repo *r);
 /* The working index.db is a copy in the private cache, fetched from and
- * published to the repository: sftp:// repositories and sealed indexes,
+ * published to the repository: sftp:// repositories and encrypted ones,
  * local ones too (a local repository is often a NAS mount). */
 bool repo_index_is_cached(const struct repo *r);
 int repo_cache_dir(const struct repo_config *c, char *out, size_t n,

@@ -38,9 +38,12 @@ bool repo_index_is_sealed(const struct repo *r)
 	return r->key_meta && crypt_key_suite(r->key_meta) == CRYPT_XCHACHA20;
 }
 
+/* The config too: a handle of an encrypted repository opened without its
+ * key (key commands) must not point index_path into the repository. */
 bool repo_index_is_cached(const struct repo *r)
 {
-	return !r->be->ops->local_root(r->be) || repo_index_is_sealed(r);
+	return !r->be->ops->local_root(r->be) || repo_index_is_sealed(r) ||
+	       (r->cfg.encryption[0] && strcmp(r->cfg.encryption, "none"));
 }
 
 /* What the repository holds: the plain index or the sealed one. */
@@ -863,7 +866,7 @@ int repo_remote_index_publish(struct repo *r, struct mv_err *err)
 	bool sealed = repo_index_is_sealed(r);
 	struct ix_version v;
 	uint8_t h[IX_HDR];
-	char stamp[128], spool[PATH_MAX];
+	char stamp[64], spool[PATH_MAX];
 	int fd = -1, sp = -1, rc;
 
 	rc = gen_bump(r, err);

@@ -195,6 +195,12 @@ static void test_sealed_index_is_chosen_by_key(void **state)
 	assert_false(repo_index_is_cached(f->w));
 	f->w->key_meta = NULL;
 	assert_false(repo_index_is_cached(f->w));
+	/* encrypted, opened without its key: still never in the repository */
+	snprintf(f->w->cfg.encryption, sizeof(f->w->cfg.encryption),
+		 "xchacha20-poly1305");
+	assert_true(repo_index_is_cached(f->w));
+	assert_false(repo_index_is_sealed(f->w));
+	snprintf(f->w->cfg.encryption, sizeof(f->w->cfg.encryption), "none");
 	f->w->key_meta = k;
 	crypt_key_free(none);
 }
