@@ -401,21 +401,17 @@ int cmd_key(int argc, char **argv)
 			rc = key_import(r, arg, keyfile, &err);
 	} else {
 		rc = repo_open_bare(repo, REPO_OPEN_READ, &r, &err);
-		if (rc)
-			;
-		else if (!strcmp(sub, "list"))
+		if (rc == 0 && !strcmp(sub, "list"))
 			rc = key_list(r, &err);
-		else if (!strcmp(sub, "add"))
+		else if (rc == 0 && !strcmp(sub, "add"))
 			rc = key_add(r, &err);
-		else if (!strcmp(sub, "remove"))
+		else if (rc == 0 && !strcmp(sub, "remove"))
 			rc = key_remove(r, arg, &err);
-		else if (!strcmp(sub, "change-passphrase"))
+		else if (rc == 0 && !strcmp(sub, "change-passphrase"))
 			rc = key_change(r, &err);
-		else
+		else if (rc == 0)
 			rc = key_export(r, arg, paper, &err);
 	}
 	repo_close(r);
-	if (rc == -EPERM)
-		return cli_fail(&err);
 	return rc ? cli_fail(&err) : MV_EXIT_OK;
 }
