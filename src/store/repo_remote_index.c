@@ -311,16 +311,55 @@ static void highest_note(const struct repo *r, uint32_t gen)
 	mv_write_file_atomic(path, text, (size_t)n, NULL);
 }
 
-/* read_at until len bytes or the end of the file. */
+/* Read until len bytes or the end of the file.  A local repository's
+ * file is opened for each read: the local backend keeps descriptors per
+ * path, and one opened before a publication replaced the file would go
+ * on reading the old one (backend.h, contract 5). */
 static int read_full(struct repo *r, const char *name, uint64_t off, void *buf,
 		     size_t len, size_t *got, struct mv_err *err)
 {
+	const char *root = r->be->ops->local_root(r->be);
+
 	*got = 0;
+	if (root) {
+		char path[PATH_MAX];
+		int fd;
+
+		snprintf(path, sizeof(path), "%s/%s", root, name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return errno == ENOENT
+				       ? -ENOENT
+				       : mv_err_set(err, -errno,
+						    "cannot open '%s': %s",
+						    path, strerror(errno));
+		while (*got < len) {
+			ssize_t n = pread(fd, (uint8_t *)buf + *got, len - *got,
+					  (off_t)(off + *got));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				int e = errno;
+
+				close(fd);
+				return mv_err_set(err, -e,
+						  "cannot read '%s': %s", path,
+						  strerror(e));
+			}
+			if (!n)
+				break;
+			*got += (size_t)n;
+		}
+		close(fd);
+		return 0;
+	}
 	while (*got < len) {
 		size_t n = 0;
 		int rc = r->be->ops->read_at(r->be, name, off + *got,
 					     (uint8_t *)buf + *got, len - *got,
 					     &n, err);
+
 		if (rc)
 			return rc;
 		if (!n)

@@ -369,6 +369,35 @@ static void test_sealed_index_older_replayed(void **state)
 	free(old);
 }
 
+/* One reader handle across publications (a mount polling repo_refresh):
+ * each fetch sees the index the last publication wrote, not a file the
+ * handle read before it was replaced. */
+static void test_sealed_index_same_handle_sees_new(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo *r;
+	int i;
+
+	assert_int_equal(publish(f), 0);
+	r = reader(f, 0);
+	for (i = 0; i < 3; i++) {
+		size_t a, b;
+		void *pa, *pb;
+
+		assert_int_equal(fetch(r, &err), 0);
+		pa = slurp(f->w->index_path, &a);
+		pb = slurp(r->index_path, &b);
+		assert_int_equal(a, b);
+		assert_memory_equal(pa, pb, a);
+		free(pa);
+		free(pb);
+		grow(f, 1);
+		assert_int_equal(publish(f), 0);
+	}
+	reader_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,6 +416,9 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(
 			test_sealed_index_older_replayed, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sealed_index_same_handle_sees_new, setup,
+			teardown),
 	};
 
 	return cmocka_run_group_tests_name("repo_sealed_index", tests, NULL,
