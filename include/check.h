@@ -77,5 +77,11 @@ bool check_loss_known(struct repo *r, const uint8_t id[MV_ID_LEN]);
  * words).  Written in the caller's index transaction. */
 int check_loss_record(struct repo *r, const uint8_t id[MV_ID_LEN],
 		      const char *why, struct mv_err *err);
+/* A format 2 pack whose table does not open: record that check --repair
+ * saw it, so later checks warn instead of failing (its readable records
+ * stay indexed): 1 when recorded, 0 for a pack whose table opens or a
+ * format 1 pack, or an error. */
+int check_table_loss_record(struct repo *r, const char *pack,
+			    struct mv_err *err);
 
 #endif

@@ -12,6 +12,14 @@
  *
  * A pack without a valid footer was never sealed: its records are not
  * trusted (rebuild-index reports it).  See man/mailvault-format.5.
+ *
+ * Format 2 (docs/FORMAT-2.md section 5.2, framing in seal.h): no clear
+ * header, no magic; sealed records, then the sealed table listing them,
+ * then the fixed SEAL_TRAILER_LEN trailer that says where the table is.
+ * A repository's packs are all of one format (config "packs").  The
+ * writer takes records already sealed (pack_writer_append_sealed): the
+ * caller picks the key by record type; table and trailer are sealed with
+ * the metadata key given to pack_writer_open2, the pack name in the AAD.
  */
 #ifndef MV_PACK_H
 #define MV_PACK_H
@@ -22,6 +30,7 @@
 
 #include "mv_err.h"
 #include "repo.h"
+#include "seal.h"
 
 #define PACK_HDR_LEN 16
 #define PACK_REC_HDR_LEN 64
@@ -78,6 +87,10 @@ uint32_t pack_writer_records(const struct pack_writer *pw);
 const char *pack_writer_name(const struct pack_writer *pw);
 /* Write the footer, sync, rename into place.  Frees the writer. */
 int pack_writer_seal(struct pack_writer *pw, struct mv_err *err);
+/* pack_writer_seal that also tells the pack's final size (a format 2
+ * pack's table is only sized when it is sealed). */
+int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
+			  struct mv_err *err);
 /* Drop an unsealed pack.  Frees the writer. */
 void pack_writer_abort(struct pack_writer *pw);
 
@@ -89,5 +102,27 @@ typedef int (*pack_scan_fn)(const struct pack_rec *rec, uint64_t offset,
 			    const void *payload, void *arg);
 int pack_scan(struct backend *be, const char *path, bool want_payload,
 	      pack_scan_fn fn, void *arg, bool *out_sealed, struct mv_err *err);
+
+/* ---- format 2 ---- */
+
+/* Start a format 2 pack; meta (kept, not owned) seals table and trailer. */
+int pack_writer_open2(struct backend *be, enum pack_kind kind,
+		      const struct crypt_key *meta, struct pack_writer **out,
+		      struct mv_err *err);
+/* Append one sealed record (seal_record's output) that claims id, type
+ * and epoch and decompresses to raw bytes; *out_offset is its start. */
+int pack_writer_append_sealed(struct pack_writer *pw, uint8_t type,
+			      uint8_t epoch, const uint8_t id[MV_ID_LEN],
+			      const void *sealed, size_t len, uint32_t raw,
+			      uint64_t *out_offset, struct mv_err *err);
+
+/* Read and open the trailer and the table of format 2 pack `name` and
+ * check them against each other and the pack's size (*out_size set).
+ * -EBADMSG naming the pack for anything wrong (a flipped bit, a pack cut
+ * short or renamed), -ENOENT when the pack is missing.  Release out with
+ * seal_table_release. */
+int pack_table_read(struct backend *be, const char *name,
+		    const struct crypt_key *meta, struct seal_table *out,
+		    uint64_t *out_size, struct mv_err *err);
 
 #endif

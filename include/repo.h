@@ -221,13 +221,29 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 			 size_t n, bool verify_id, struct mv_buf *out,
 			 struct mv_err *err);
 
-/* Check and decompress a record of chunk id that the caller fetched
- * itself (rec: its 64-byte header and payload, from chunk_loc.offset, as
- * a read-ahead of a pack range does).  Same checks as repo_chunk_read.
- * Thread-safe. */
-int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+/* Check and decompress a record of chunk id and type (chunk_loc.type)
+ * that the caller fetched itself (rec: repo_record_span bytes from
+ * chunk_loc.offset, as a read-ahead of a pack range does).  Same checks
+ * as repo_chunk_read.  Thread-safe. */
+int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN], int type,
 		       const void *rec, size_t len, bool verify_id,
 		       struct mv_buf *out, struct mv_err *err);
+/* Bytes a record takes in its pack: format 1's header and payload, or
+ * format 2's sealed record (stored_size). */
+size_t repo_record_span(const struct repo *r, const struct chunk_loc *loc);
+/* The format of the repository's packs: 1 or 2 (include/pack.h). */
+int repo_pack_format(const struct repo *r);
+/* Check a stored record (repo_record_span bytes) of chunk id at loc
+ * without decompressing it: format 1's checksums, format 2's tag.  -EIO
+ * naming the record. */
+int repo_record_verify(struct repo *r, const uint8_t id[MV_ID_LEN],
+		       const struct chunk_loc *loc, const void *buf, size_t len,
+		       struct mv_err *err);
+struct seal_table;
+/* Read and check the table of format 2 pack `name` (pack_table_read with
+ * the repository's metadata key).  -EINVAL for format 1. */
+int repo_pack_table(struct repo *r, const char *name, struct seal_table *out,
+		    uint64_t *out_size, struct mv_err *err);
 
 /* The pack file name (relative path) of a pack row id, for messages and
  * for read-ahead.  Writes at most n bytes. */
@@ -355,12 +371,14 @@ struct index *repo_index(struct repo *r);
 /* Local path of index.db (the cached copy for remote repositories). */
 const char *repo_index_path(const struct repo *r);
 
-/* Append a stored record as it is (no recompression) to the session's
- * packs; *out is its new location.  The chunks table is not touched: the
- * caller points the chunk at out inside the session's transaction. */
-int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
-		     const void *payload, struct chunk_loc *out,
-		     struct mv_err *err);
+/* Append a stored record of chunk id at `from` (repo_record_span bytes,
+ * checked by the caller) as it is - no recompression, a format 2 record
+ * not even re-sealed - to the session's packs; *out is its new location.
+ * The chunks table is not touched: the caller points the chunk at out
+ * inside the session's transaction. */
+int repo_writer_copy(struct repo_writer *w, const uint8_t id[MV_ID_LEN],
+		     const struct chunk_loc *from, const void *stored,
+		     struct chunk_loc *out, struct mv_err *err);
 /* Seal and sync the session's packs, then commit its index transaction
  * (no snapshot).  The writer is freed, also on failure (then aborted). */
 int repo_writer_finish(struct repo_writer *w, struct mv_err *err);

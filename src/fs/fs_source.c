@@ -165,7 +165,7 @@ static int src_chunks_fetch(void *ctx, const struct tree_chunk *want, size_t n,
 	if (rc)
 		goto out;
 	lo = loc[0].offset;
-	hi = lo + PACK_REC_HDR_LEN + loc[0].stored_size;
+	hi = lo + repo_record_span(r, &loc[0]);
 	in[0] = true;
 	for (i = 1; i < n; i++) {
 		uint64_t end;
@@ -173,7 +173,7 @@ static int src_chunks_fetch(void *ctx, const struct tree_chunk *want, size_t n,
 		if (repo_chunk_find(r, want[i].id, &loc[i], NULL) ||
 		    loc[i].pack != loc[0].pack)
 			continue;
-		end = loc[i].offset + PACK_REC_HDR_LEN + loc[i].stored_size;
+		end = loc[i].offset + repo_record_span(r, &loc[i]);
 		if (MV_MAX(hi, end) - MV_MIN(lo, loc[i].offset) > max)
 			continue;
 		lo = MV_MIN(lo, loc[i].offset);
@@ -205,9 +205,9 @@ static int src_chunks_fetch(void *ctx, const struct tree_chunk *want, size_t n,
 		if (!in[i])
 			continue;
 		off = (size_t)(loc[i].offset - lo);
-		len = PACK_REC_HDR_LEN + loc[i].stored_size;
-		rc = repo_record_decode(r, want[i].id, buf + off, len, false,
-					&b, i ? NULL : err);
+		len = repo_record_span(r, &loc[i]);
+		rc = repo_record_decode(r, want[i].id, loc[i].type, buf + off,
+					len, false, &b, i ? NULL : err);
 		if (rc && i == 0) {
 			mv_err_prefix(err, "pack '%s' at offset %llu", path,
 				      (unsigned long long)loc[i].offset);

@@ -315,7 +315,7 @@ static int sweep_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 		p->live_hits++;
 	if (!listed && !always_live(loc->type))
 		return 0;
-	p->cur->live += PACK_REC_HDR_LEN + loc->stored_size;
+	p->cur->live += repo_record_span(p->r, loc);
 	p->cur->lrecs++;
 	return 0;
 }
@@ -331,9 +331,13 @@ static int cmp_unused(const void *a, const void *b)
 	return fx < fy ? 1 : fx > fy ? -1 : 0;
 }
 
-static uint64_t pack_unused(const struct pk *k)
+static uint64_t pack_unused(const struct prune *p, const struct pk *k)
 {
-	uint64_t used = k->live + PACK_HDR_LEN + PACK_FOOTER_LEN;
+	/* format 2: table (about 50 bytes a record, id incompressible)
+	 * and trailer, counted generously so no live pack looks unused */
+	uint64_t used = repo_pack_format(p->r) == 2
+				? k->live + (uint64_t)k->recs * 56 + 256
+				: k->live + PACK_HDR_LEN + PACK_FOOTER_LEN;
 
 	return k->size > used ? k->size - used : 0;
 }
@@ -374,8 +378,8 @@ static int plan(struct prune *p)
 			p->res->deleted_bytes += k->size;
 			continue;
 		}
-		unused += pack_unused(k);
-		if (pack_unused(k))
+		unused += pack_unused(p, k);
+		if (pack_unused(p, k))
 			cand[nc++] = k;
 	}
 	p->res->unused_bytes = p->res->pack_bytes - p->res->live_bytes;
@@ -385,7 +389,7 @@ static int plan(struct prune *p)
 	qsort(cand, nc, sizeof(*cand), cmp_unused);
 	for (i = 0; i < nc && unused > allowed; i++) {
 		cand[i]->action = PK_REPACK;
-		unused -= pack_unused(cand[i]);
+		unused -= pack_unused(p, cand[i]);
 		p->res->repacked_packs++;
 		p->res->repacked_bytes += cand[i]->size;
 		p->res->moved_records += cand[i]->lrecs;
@@ -512,11 +516,10 @@ static int collect_row(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 }
 
 static int read_record(struct repo *r, const char *path, const struct row *row,
-		       struct mv_buf *buf, struct pack_rec *rec,
-		       struct mv_err *err)
+		       struct mv_buf *buf, struct mv_err *err)
 {
 	struct backend *be = repo_backend(r);
-	size_t need = PACK_REC_HDR_LEN + row->loc.stored_size, got = 0;
+	size_t need = repo_record_span(r, &row->loc), got = 0;
 
 	mv_buf_reset(buf);
 	if (mv_buf_reserve(buf, need))
@@ -533,11 +536,8 @@ static int read_record(struct repo *r, const char *path, const struct row *row,
 			break;
 		got += k;
 	}
-	if (got < need || pack_rec_decode(buf->data, rec) ||
-	    memcmp(rec->id, row->id, MV_ID_LEN) ||
-	    rec->stored_size != row->loc.stored_size ||
-	    hash_xxh64(buf->data + PACK_REC_HDR_LEN, rec->stored_size) !=
-		    rec->checksum)
+	if (got < need ||
+	    repo_record_verify(r, row->id, &row->loc, buf->data, need, NULL))
 		return mv_err_set(err, -EIO,
 				  "pack '%s': the record at offset "
 				  "%llu is damaged; prune stops (run "
@@ -552,7 +552,6 @@ static int repack(struct prune *p, struct repo_writer *w, struct index_batch *b,
 {
 	struct rows rs = {NULL, 0, 0};
 	struct mv_buf buf = MV_BUF_INIT;
-	struct pack_rec rec;
 	struct chunk_loc loc;
 	char path[128];
 	size_t i;
@@ -566,11 +565,10 @@ static int repack(struct prune *p, struct repo_writer *w, struct index_batch *b,
 		if (!lc_idset_has(&p->live, rs.v[i].id) &&
 		    !always_live(rs.v[i].loc.type))
 			continue;
-		rc = read_record(p->r, path, &rs.v[i], &buf, &rec, p->err);
+		rc = read_record(p->r, path, &rs.v[i], &buf, p->err);
 		if (!rc)
-			rc = repo_writer_copy(w, &rec,
-					      buf.data + PACK_REC_HDR_LEN, &loc,
-					      p->err);
+			rc = repo_writer_copy(w, rs.v[i].id, &rs.v[i].loc,
+					      buf.data, &loc, p->err);
 		if (!rc)
 			rc = index_batch_move(b, rs.v[i].id, &loc, p->err);
 		lc_step("copy record");

@@ -11,6 +11,11 @@
  * is built in "index.db.rebuild" and renamed over index.db only when complete:
  * killed at any point, the old index (or none) stays and rebuild-index can run
  * again.
+ *
+ * Format 2 packs (include/pack.h) are read by their trailer and table,
+ * which say everything the index needs; only the few records rebuild
+ * must look into (snapshots, tombstones, dictionaries) are opened.  A
+ * pack whose trailer or table does not open is not trusted.
  */
 #include "lifecycle.h"
 
@@ -26,6 +31,7 @@
 #include "index.h"
 #include "lc_int.h"
 #include "pack.h"
+#include "seal.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -235,6 +241,71 @@ static int read_kind(struct repo *r, const char *path, int *out)
 	return 0;
 }
 
+/* Feed one entry of a format 2 table to scan_rec; records rebuild looks
+ * into are read and opened (as stored raw), the rest only listed. */
+static int take_entry(struct rebuild *b, const char *path,
+		      const struct seal_entry *e, struct mv_buf *buf,
+		      struct mv_buf *raw, struct mv_err *err)
+{
+	struct backend *be = repo_backend(b->r);
+	struct pack_rec rec;
+	size_t got = 0;
+	int rc;
+
+	memset(&rec, 0, sizeof(rec));
+	memcpy(rec.id, e->id, MV_ID_LEN);
+	rec.type = e->type;
+	rec.raw_size = e->raw;
+	rec.stored_size = e->stored;
+	if (e->type != REC_SNAPSHOT && e->type != REC_TOMBSTONE &&
+	    e->type != REC_DICT)
+		return scan_rec(&rec, e->offset, NULL, b);
+	mv_buf_reset(buf);
+	if (mv_buf_reserve(buf, e->stored))
+		return -ENOMEM;
+	while (got < e->stored) {
+		size_t k = 0;
+
+		rc = be->ops->read_at(be, path, e->offset + got,
+				      buf->data + got, e->stored - got, &k,
+				      err);
+		if (rc)
+			return rc;
+		if (!k)
+			return mv_err_set(err, -EBADMSG, "cut short");
+		got += k;
+	}
+	rc = repo_record_decode(b->r, e->id, e->type, buf->data, e->stored,
+				false, raw, err);
+	if (rc)
+		return rc == -ENOMEM ? rc : -EBADMSG;
+	rec.stored_size = (uint32_t)raw->len;
+	rc = scan_rec(&rec, e->offset, raw->data, b);
+	if (!rc)
+		b->recs[b->nrecs - 1].loc.stored_size = e->stored;
+	return rc;
+}
+
+static int take_table(struct rebuild *b, const char *name, const char *path,
+		      int *kind, struct mv_err *err)
+{
+	struct mv_buf buf = MV_BUF_INIT, raw = MV_BUF_INIT;
+	struct seal_table t;
+	size_t i;
+	int rc;
+
+	rc = repo_pack_table(b->r, name, &t, NULL, err);
+	if (rc)
+		return rc;
+	*kind = t.kind;
+	for (i = 0; !rc && i < t.n; i++)
+		rc = take_entry(b, path, &t.e[i], &buf, &raw, err);
+	seal_table_release(&t);
+	mv_buf_release(&buf);
+	mv_buf_release(&raw);
+	return rc;
+}
+
 static int take_pack(struct rebuild *b, const char *name)
 {
 	struct backend *be = repo_backend(b->r);
@@ -251,10 +322,16 @@ static int take_pack(struct rebuild *b, const char *name)
 	b->pack_snaps = 0;
 	b->pack_dicts = 0;
 	rc = be->ops->stat(be, path, &size, NULL, &e);
-	if (!rc)
-		rc = read_kind(b->r, path, &kind);
-	if (!rc)
-		rc = pack_scan(be, path, true, scan_rec, b, &sealed, &e);
+	if (!rc && repo_pack_format(b->r) == 2) {
+		rc = take_table(b, name, path, &kind, &e);
+		sealed = !rc;
+	} else {
+		if (!rc)
+			rc = read_kind(b->r, path, &kind);
+		if (!rc)
+			rc = pack_scan(be, path, true, scan_rec, b, &sealed,
+				       &e);
+	}
 	if (rc == -ENOMEM)
 		return mv_err_set(b->err, rc, "out of memory");
 	if (rc || !sealed) {

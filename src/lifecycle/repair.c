@@ -169,7 +169,15 @@ static int check_pack(struct repair *p, struct index_batch *b,
 	}
 	if (bad == p->nrows && p->nrows)
 		return index_pack_delete(p->ix, k->id, p->err);
-	if (real != k->size)
+	rc = check_table_loss_record(p->r, k->name, p->err);
+	if (rc > 0) {
+		lc_say(p->fn, p->arg, "error",
+		       "pack '%s': its table is damaged; its readable "
+		       "records stay in the index (recorded)",
+		       path);
+		rc = 0;
+	}
+	if (!rc && real != k->size)
 		rc = index_pack_update(p->ix, k->id, real,
 				       (uint32_t)(p->nrows - bad), p->err);
 	return rc;
@@ -211,15 +219,62 @@ static int scan_noop(const struct pack_rec *rec, uint64_t offset,
 	return 0;
 }
 
+/* Format 2: a pack whose trailer and table open is whole; its table
+ * lists its records. */
+static int adopt_table(struct repair *p, const char *name)
+{
+	struct mv_err e = MV_ERR_INIT;
+	struct seal_table t;
+	struct pack_rec rec;
+	size_t i;
+	int rc;
+
+	if (repo_pack_table(p->r, name, &t, NULL, &e))
+		return 0;
+	p->adopt_kind = t.kind;
+	memset(&rec, 0, sizeof(rec));
+	for (i = 0, rc = 0; !rc && i < t.n; i++) {
+		memcpy(rec.id, t.e[i].id, MV_ID_LEN);
+		rec.type = t.e[i].type;
+		rec.raw_size = t.e[i].raw;
+		rec.stored_size = t.e[i].stored;
+		rc = adopt_rec(&rec, t.e[i].offset, NULL, p);
+	}
+	seal_table_release(&t);
+	return rc;
+}
+
+/* Format 1: a pack whose footer is valid is whole; scan its records.
+ * 1 when adopted, 0 for a pack not trusted, or an error. */
+static int adopt_scan(struct repair *p, const char *path)
+{
+	struct backend *be = repo_backend(p->r);
+	struct mv_err e = MV_ERR_INIT;
+	uint8_t hdr[PACK_HDR_LEN];
+	size_t got = 0;
+	bool sealed = false;
+	int rc;
+
+	if (be->ops->read_at(be, path, 0, hdr, sizeof(hdr), &got, NULL) ||
+	    got != sizeof(hdr))
+		return 0;
+	/* only a sealed pack is trusted: look at all of it first */
+	if (pack_scan(be, path, false, scan_noop, NULL, &sealed, &e) || !sealed)
+		return 0;
+	p->adopt_kind = (int)mv_le32(hdr + 12);
+	rc = pack_scan(be, path, false, adopt_rec, p, &sealed, &e);
+	if (rc)
+		return rc == -ENOMEM
+			       ? mv_err_set(p->err, rc, "out of memory")
+			       : mv_err_set(p->err, rc, "%s", mv_err_msg(&e));
+	return 1;
+}
+
 static int adopt(const char *dir, const char *name, uint64_t size, void *arg)
 {
 	struct repair *p = arg;
-	struct backend *be = repo_backend(p->r);
-	struct mv_err e = MV_ERR_INIT;
-	uint8_t key[MV_ID_LEN], hdr[PACK_HDR_LEN];
+	uint8_t key[MV_ID_LEN];
 	char path[128];
-	size_t got = 0;
-	bool sealed = false;
 	int rc;
 
 	(void)dir;
@@ -229,21 +284,18 @@ static int adopt(const char *dir, const char *name, uint64_t size, void *arg)
 	if (lc_idset_has(&p->known, key))
 		return 0;
 	pack_path(name, path, sizeof(path));
-	if (be->ops->read_at(be, path, 0, hdr, sizeof(hdr), &got, NULL) ||
-	    got != sizeof(hdr))
-		return 0;
-	/* only a sealed pack is trusted: look at all of it first */
-	if (pack_scan(be, path, false, scan_noop, NULL, &sealed, &e) || !sealed)
-		return 0;
 	p->adopt_id = 0;
 	p->adopt_name = name;
-	p->adopt_kind = (int)mv_le32(hdr + 12);
 	p->adopted = 0;
-	rc = pack_scan(be, path, false, adopt_rec, p, &sealed, &e);
-	if (rc)
-		return rc == -ENOMEM
-			       ? mv_err_set(p->err, rc, "out of memory")
-			       : mv_err_set(p->err, rc, "%s", mv_err_msg(&e));
+	if (repo_pack_format(p->r) == 2) {
+		rc = adopt_table(p, name);
+		if (rc)
+			return rc;
+	} else {
+		rc = adopt_scan(p, path);
+		if (rc <= 0)
+			return rc;
+	}
 	if (p->adopt_id) {
 		rc = index_pack_update(p->ix, p->adopt_id, size, p->adopted,
 				       p->err);

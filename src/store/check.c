@@ -83,7 +83,10 @@ static void idset_free(struct idset *s)
 }
 
 #define LOSS_PREFIX "lost:" /* index meta key of a known-lost chunk */
-#define EXPOSED_NAMED 10    /* exposed paths named; the rest counted */
+/* index meta key of a format 2 pack whose table check --repair found
+ * damaged: its records stay readable through the index */
+#define TABLE_LOSS_PREFIX "lost-table:"
+#define EXPOSED_NAMED 10 /* exposed paths named; the rest counted */
 
 enum ck_pack_state {
 	CKP_OK = 0,
@@ -139,6 +142,42 @@ static void name_key(const char *name, uint8_t key[MV_ID_LEN])
 		memcpy(key, name, MV_MIN(strlen(name), (size_t)MV_ID_LEN));
 }
 
+/* Format 2: the pack's trailer and table open and agree with its size
+ * and with the index.  A pack that fails has its chunks read, so the
+ * files it affects are named. */
+static void check_table(struct ck *c, struct ck_pack *k, uint32_t records)
+{
+	struct mv_err e = MV_ERR_INIT;
+	struct seal_table t;
+
+	if (repo_pack_table(c->r, k->name, &t, NULL, &e)) {
+		char key[sizeof(TABLE_LOSS_PREFIX) + PACK_NAME_LEN], v[64];
+
+		snprintf(key, sizeof(key), "%s%s", TABLE_LOSS_PREFIX, k->name);
+		if (!index_meta_get(repo_index(c->r), key, v, sizeof(v),
+				    NULL)) {
+			say(c, "warning",
+			    "%s (recorded by check --repair: its records "
+			    "read through the index, rebuild-index would "
+			    "not list them)",
+			    mv_err_msg(&e));
+			return;
+		}
+		c->res->bad_packs++;
+		k->state = CKP_RESIZED;
+		say(c, "error", "%s", mv_err_msg(&e));
+		return;
+	}
+	if (records && t.n != records) {
+		c->res->bad_packs++;
+		k->state = CKP_RESIZED;
+		say(c, "error",
+		    "pack %s: its table lists %zu records, the index %u",
+		    k->name, t.n, records);
+	}
+	seal_table_release(&t);
+}
+
 static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 		      uint32_t records, void *arg)
 {
@@ -186,6 +225,8 @@ static int check_pack(int64_t id, const char *name, int kind, uint64_t size,
 		    "pack '%s' has %llu bytes, the index expects "
 		    "%llu (truncated or replaced)",
 		    path, (unsigned long long)real, (unsigned long long)size);
+	} else if (repo_pack_format(c->r) == 2) {
+		check_table(c, k, records);
 	}
 	return 0;
 }
@@ -694,4 +735,24 @@ int check_loss_record(struct repo *r, const uint8_t id[MV_ID_LEN],
 	snprintf(v, sizeof(v), "%lld %s", (long long)(mv_now_ns() / 1000000000),
 		 why);
 	return index_meta_set(repo_index(r), key, v, err);
+}
+
+int check_table_loss_record(struct repo *r, const char *pack,
+			    struct mv_err *err)
+{
+	struct seal_table t;
+	char key[sizeof(TABLE_LOSS_PREFIX) + PACK_NAME_LEN], v[64];
+	int rc;
+
+	if (repo_pack_format(r) != 2)
+		return 0;
+	if (!repo_pack_table(r, pack, &t, NULL, NULL)) {
+		seal_table_release(&t);
+		return 0;
+	}
+	snprintf(key, sizeof(key), "%s%s", TABLE_LOSS_PREFIX, pack);
+	snprintf(v, sizeof(v), "%lld table damaged",
+		 (long long)(mv_now_ns() / 1000000000));
+	rc = index_meta_set(repo_index(r), key, v, err);
+	return rc ? rc : 1;
 }

@@ -2,6 +2,8 @@
  * pack: writing and scanning pack files (format in include/pack.h).
  * Writes are buffered (1 MiB) so a pack of small messages costs few
  * syscalls; a running XXH64 over every byte feeds the footer checksum.
+ * A format 2 writer keeps the table entries instead and seals them, with
+ * the trailer, when the pack is sealed.
  */
 #include "pack.h"
 
@@ -29,10 +31,14 @@ struct pack_writer {
 	struct backend_file *file; /* temporary file until sealed */
 	char name[PACK_NAME_LEN + 1];
 	enum pack_kind kind;
-	uint64_t size;	    /* bytes written, buffered included */
-	uint32_t records;   /* records appended */
-	XXH64_state_t *sum; /* checksum of every byte so far */
-	struct mv_buf wbuf; /* pending bytes */
+	uint64_t size;		      /* bytes written, buffered included */
+	uint32_t records;	      /* records appended */
+	XXH64_state_t *sum;	      /* checksum of every byte so far */
+	struct mv_buf wbuf;	      /* pending bytes */
+	int format;		      /* 1 or 2 */
+	const struct crypt_key *meta; /* format 2: seals table, trailer */
+	struct seal_entry *ents;      /* format 2: the table so far */
+	size_t cap;
 };
 
 void pack_rec_encode(const struct pack_rec *rec, uint8_t out[PACK_REC_HDR_LEN])
@@ -126,13 +132,15 @@ static int put(struct pack_writer *pw, const void *p, size_t n,
 
 static void writer_free(struct pack_writer *pw)
 {
+	free(pw->ents);
 	XXH64_freeState(pw->sum);
 	mv_buf_release(&pw->wbuf);
 	free(pw);
 }
 
-int pack_writer_open(struct backend *be, enum pack_kind kind,
-		     struct pack_writer **out, struct mv_err *err)
+static int writer_open(struct backend *be, enum pack_kind kind,
+		       const struct crypt_key *meta, struct pack_writer **out,
+		       struct mv_err *err)
 {
 	struct pack_writer *pw;
 	char path[128], dir[32];
@@ -144,6 +152,8 @@ int pack_writer_open(struct backend *be, enum pack_kind kind,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	pw->be = be;
 	pw->kind = kind;
+	pw->format = meta ? 2 : 1;
+	pw->meta = meta;
 	pw->sum = XXH64_createState();
 	if (!pw->sum || mv_buf_reserve(&pw->wbuf, PACK_WBUF)) {
 		writer_free(pw);
@@ -161,6 +171,10 @@ int pack_writer_open(struct backend *be, enum pack_kind kind,
 	rc = be->ops->file_create(be, path, &pw->file, err);
 	if (rc)
 		goto fail;
+	if (pw->format == 2) {
+		*out = pw; /* no header: nothing in a pack is readable */
+		return 0;
+	}
 	memcpy(hdr, pack_magic, 8);
 	mv_put_le32(hdr + 8, PACK_VERSION);
 	mv_put_le32(hdr + 12, (uint32_t)kind);
@@ -174,6 +188,59 @@ int pack_writer_open(struct backend *be, enum pack_kind kind,
 fail:
 	writer_free(pw);
 	return rc;
+}
+
+int pack_writer_open(struct backend *be, enum pack_kind kind,
+		     struct pack_writer **out, struct mv_err *err)
+{
+	return writer_open(be, kind, NULL, out, err);
+}
+
+int pack_writer_open2(struct backend *be, enum pack_kind kind,
+		      const struct crypt_key *meta, struct pack_writer **out,
+		      struct mv_err *err)
+{
+	if (!meta)
+		return mv_err_set(err, -EINVAL, "a format 2 pack needs a key");
+	return writer_open(be, kind, meta, out, err);
+}
+
+int pack_writer_append_sealed(struct pack_writer *pw, uint8_t type,
+			      uint8_t epoch, const uint8_t id[MV_ID_LEN],
+			      const void *sealed, size_t len, uint32_t raw,
+			      uint64_t *out_offset, struct mv_err *err)
+{
+	struct seal_entry *e;
+	uint64_t at = pw->size;
+	int rc;
+
+	if (pw->format != 2 || len > UINT32_MAX)
+		return mv_err_set(err, -EINVAL,
+				  "pack '%s': not a format 2 "
+				  "writer or record too large",
+				  pw->name);
+	if (pw->records == pw->cap) {
+		size_t cap = pw->cap ? 2 * pw->cap : 256;
+		struct seal_entry *p = realloc(pw->ents, cap * sizeof(*p));
+
+		if (!p)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		pw->ents = p;
+		pw->cap = cap;
+	}
+	rc = put(pw, sealed, len, err);
+	if (rc)
+		return rc;
+	e = &pw->ents[pw->records++];
+	memcpy(e->id, id, SEAL_ID_LEN);
+	e->type = type;
+	e->epoch = epoch;
+	e->offset = at;
+	e->stored = (uint32_t)len;
+	e->raw = raw;
+	if (out_offset)
+		*out_offset = at;
+	return 0;
 }
 
 int pack_writer_append(struct pack_writer *pw, const struct pack_rec *rec,
@@ -211,19 +278,61 @@ const char *pack_writer_name(const struct pack_writer *pw)
 	return pw->name;
 }
 
-int pack_writer_seal(struct pack_writer *pw, struct mv_err *err)
+/* Format 2's end: the sealed table, then the trailer pointing at it. */
+static int put_table(struct pack_writer *pw, struct mv_err *err)
 {
-	uint8_t foot[PACK_FOOTER_LEN];
-	uint64_t sum;
+	struct mv_buf tab = MV_BUF_INIT;
+	struct seal_trailer tr;
+	uint8_t out[SEAL_TRAILER_LEN];
 	int rc;
 
-	memcpy(foot, footer_magic, 8);
-	mv_put_le32(foot + 8, pw->records);
-	mv_put_le32(foot + 12, 0);
-	mv_put_le64(foot + 16, pw->size);
-	sum = XXH64_digest(pw->sum);
-	mv_put_le64(foot + 24, sum);
-	rc = put(pw, foot, sizeof(foot), err);
+	rc = seal_table(pw->meta, pw->name, (uint8_t)pw->kind, pw->ents,
+			pw->records, &tab, err);
+	if (!rc && tab.len > UINT32_MAX)
+		rc = mv_err_set(err, -EINVAL, "pack '%s': table too large",
+				pw->name);
+	if (rc)
+		goto out;
+	tr.table_offset = pw->size;
+	tr.table_len = (uint32_t)tab.len;
+	tr.records = pw->records;
+	tr.kind = (uint8_t)pw->kind;
+	rc = put(pw, tab.data, tab.len, err);
+	if (!rc)
+		rc = seal_trailer(pw->meta, pw->name, &tr, out, err);
+	if (!rc)
+		rc = put(pw, out, sizeof(out), err);
+out:
+	mv_buf_release(&tab);
+	return rc;
+}
+
+int pack_writer_seal(struct pack_writer *pw, struct mv_err *err)
+{
+	return pack_writer_seal_size(pw, NULL, err);
+}
+
+int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
+			  struct mv_err *err)
+{
+	int rc;
+
+	if (pw->format == 2) {
+		rc = put_table(pw, err);
+	} else {
+		uint8_t foot[PACK_FOOTER_LEN];
+		uint64_t sum;
+
+		memcpy(foot, footer_magic, 8);
+		mv_put_le32(foot + 8, pw->records);
+		mv_put_le32(foot + 12, 0);
+		mv_put_le64(foot + 16, pw->size);
+		sum = XXH64_digest(pw->sum);
+		mv_put_le64(foot + 24, sum);
+		rc = put(pw, foot, sizeof(foot), err);
+	}
+	if (out_size)
+		*out_size = pw->size;
 	if (!rc)
 		rc = flush(pw, err);
 	if (rc) {
@@ -356,4 +465,64 @@ out:
 	XXH64_freeState(sum);
 	mv_buf_release(&payload);
 	return rc;
+}
+
+/* ---- format 2 ---------------------------------------------------- */
+
+int pack_table_read(struct backend *be, const char *name,
+		    const struct crypt_key *meta, struct seal_table *out,
+		    uint64_t *out_size, struct mv_err *err)
+{
+	uint8_t tail[SEAL_TRAILER_LEN];
+	struct seal_trailer tr;
+	struct seal_table t = {0, 0, NULL};
+	uint8_t *tab = NULL;
+	char path[128];
+	uint64_t size = 0;
+	int rc;
+
+	pack_path(name, path, sizeof(path));
+	rc = be->ops->stat(be, path, &size, NULL, err);
+	if (rc)
+		return rc == -ENOENT
+			       ? mv_err_set(err, rc, "pack %s is missing", name)
+			       : rc;
+	if (out_size)
+		*out_size = size;
+	if (size < SEAL_TRAILER_LEN)
+		return mv_err_set(err, -EBADMSG,
+				  "pack %s: too short for a trailer (%llu "
+				  "bytes)",
+				  name, (unsigned long long)size);
+	rc = read_exact(be, path, size - SEAL_TRAILER_LEN, tail, sizeof(tail),
+			err);
+	if (rc == -EBADMSG)
+		return mv_err_set(err, rc, "pack %s: cut short", name);
+	if (!rc)
+		rc = seal_trailer_open(meta, name, tail, &tr, err);
+	if (rc)
+		return rc;
+	if (tr.table_offset > size - SEAL_TRAILER_LEN ||
+	    tr.table_len != size - SEAL_TRAILER_LEN - tr.table_offset)
+		return mv_err_set(err, -EBADMSG,
+				  "pack %s: the table is not where the "
+				  "trailer says (cut short or grown)",
+				  name);
+	tab = malloc(tr.table_len ? tr.table_len : 1);
+	if (!tab)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	rc = read_exact(be, path, tr.table_offset, tab, tr.table_len, err);
+	if (rc == -EBADMSG)
+		rc = mv_err_set(err, rc, "pack %s: cut short", name);
+	if (!rc)
+		rc = seal_table_open(meta, name, tab, tr.table_len, &t, err);
+	if (!rc)
+		rc = seal_pack_check(name, size, &tr, &t, err);
+	free(tab);
+	if (rc) {
+		seal_table_release(&t);
+		return rc;
+	}
+	*out = t;
+	return 0;
 }

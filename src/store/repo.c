@@ -393,6 +393,28 @@ static int repo_keys_set(struct repo *r, uint8_t *mk, struct mv_err *err)
 	return 0;
 }
 
+/* The pack format of new packs from the config and, for format 2 without
+ * encryption, the CRYPT_NONE record keys (XXH3-128 tags: bit-rot caught,
+ * nothing secret).  An encrypted repository's keys come from
+ * repo_keys_set instead; format 1 packs need no key. */
+static int repo_keys_none(struct repo *r, struct mv_err *err)
+{
+	int rc;
+
+	if (config_encrypted(&r->cfg))
+		return 0;
+	r->pack_format = r->cfg.packs == 2 ? 2 : 1;
+	r->key_epoch = 0;
+	if (r->pack_format != 2 || r->key_data)
+		return 0;
+	rc = crypt_init(err);
+	if (!rc)
+		rc = crypt_key_new(CRYPT_NONE, NULL, &r->key_data, err);
+	if (!rc)
+		rc = crypt_key_new(CRYPT_NONE, NULL, &r->key_meta, err);
+	return rc;
+}
+
 static int get_pass(const char *location, const char **pass, size_t *len,
 		    struct mv_err *err)
 {
@@ -595,6 +617,7 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	}
 	r->cfg.version = MV_FORMAT_VERSION;
 	snprintf(r->cfg.encryption, sizeof(r->cfg.encryption), "none");
+	r->cfg.packs = 2; /* new repositories: format 2 packs */
 	if (opts && opts->copy_from)
 		r->cfg.chunker = opts->copy_from->chunker;
 	else if (opts && opts->chunker)
@@ -628,6 +651,8 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 	}
 	if (!rc && opts && opts->encrypt && !opts->keyfile)
 		rc = keystore_write(r->be, slot.data, slot.len, NULL, err);
+	if (!rc)
+		rc = repo_keys_none(r, err);
 	if (!rc)
 		rc = r->be->ops->mkdir(r->be, "packs", err);
 	if (!rc)
@@ -680,6 +705,8 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 	if (rc)
 		goto fail;
 	rc = repo_unlock(r, err);
+	if (!rc)
+		rc = repo_keys_none(r, err);
 	if (rc)
 		goto fail;
 	rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
@@ -978,6 +1005,8 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 	free(text);
 	if (!rc && !(flags & REPO_OPEN_NO_KEY))
 		rc = repo_unlock(r, err);
+	if (!rc)
+		rc = repo_keys_none(r, err);
 	if (!rc)
 		rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
 	if (!rc && (flags & REPO_OPEN_WRITE))

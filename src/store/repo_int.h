@@ -88,6 +88,7 @@ struct repo_writer {
 	int64_t pack_id[2];	   /* index rows of the open packs */
 	uint64_t stored;	   /* bytes written this session */
 	struct mv_buf cbuf;	   /* compression scratch */
+	struct mv_buf sbuf;	   /* format 2: the record being sealed */
 	char **sealed;		   /* names of packs sealed this session */
 	size_t nsealed;
 	bool keep_packs; /* a failed commit may name them: never delete */

@@ -18,6 +18,7 @@
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
+#include "seal.h"
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -253,15 +254,113 @@ static int decompress(struct repo *r, const struct pack_rec *rec,
 	return 0;
 }
 
-/* Check and decompress one record (header + payload) of chunk id. */
-static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+static const char *type_name(int type)
+{
+	switch (type) {
+	case REC_DATA:
+		return "data";
+	case REC_TREE:
+		return "tree node";
+	case REC_SNAPSHOT:
+		return "snapshot";
+	case REC_DICT:
+		return "dictionary";
+	case REC_TOMBSTONE:
+		return "tombstone";
+	default:
+		return "unknown type";
+	}
+}
+
+/* Content records are sealed with the data key, all others with the
+ * metadata key (FORMAT-2 section 4). */
+static const struct crypt_key *record_key(const struct repo *r, int type)
+{
+	return type == REC_DATA ? r->key_data : r->key_meta;
+}
+
+size_t repo_record_span(const struct repo *r, const struct chunk_loc *loc)
+{
+	if (r->pack_format == 2)
+		return loc->stored_size;
+	return PACK_REC_HDR_LEN + (size_t)loc->stored_size;
+}
+
+int repo_pack_format(const struct repo *r)
+{
+	return r->pack_format == 2 ? 2 : 1;
+}
+
+int repo_pack_table(struct repo *r, const char *name, struct seal_table *out,
+		    uint64_t *out_size, struct mv_err *err)
+{
+	if (r->pack_format != 2)
+		return mv_err_set(err, -EINVAL, "format 1 packs have no table");
+	return pack_table_read(r->be, name, r->key_meta, out, out_size, err);
+}
+
+/* Open a format 2 record: its tag (which binds id, type and epoch), then
+ * its plaintext header.  rec is filled as a format 1 header would be.  A
+ * failed open is -EIO naming the record (never another record's bytes). */
+static int record_open2(struct repo *r, const uint8_t id[MV_ID_LEN], int type,
+			const uint8_t *buf, size_t len, struct mv_buf *payload,
+			struct pack_rec *rec, const char *where,
+			struct mv_err *err)
+{
+	struct mv_err e = MV_ERR_INIT;
+	unsigned long long raw;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	rc = seal_record_open(record_key(r, type), (uint8_t)type, r->key_epoch,
+			      id, buf, len, &rec->comp, &rec->dict_id, payload,
+			      &e);
+	if (rc == -ENOMEM)
+		return mv_err_set(err, rc, "out of memory");
+	if (rc) {
+		const char *why = strstr(mv_err_msg(&e), "): ");
+
+		return mv_err_set(err, -EIO, "%s (%s): %s", where,
+				  type_name(type),
+				  why ? why + 3 : mv_err_msg(&e));
+	}
+	rec->type = (uint8_t)type;
+	rec->stored_size = (uint32_t)payload->len;
+	memcpy(rec->id, id, MV_ID_LEN);
+	raw = rec->stored_size;
+	if (rec->comp != PACK_COMP_NONE) {
+		raw = ZSTD_getFrameContentSize(payload->data, payload->len);
+		if (raw == ZSTD_CONTENTSIZE_UNKNOWN ||
+		    raw == ZSTD_CONTENTSIZE_ERROR || raw > PACK_MAX_RECORD)
+			return mv_err_set(err, -EIO,
+					  "%s (%s): bad compressed size", where,
+					  type_name(type));
+	}
+	rec->raw_size = (uint32_t)raw;
+	return 0;
+}
+
+/* Check and decompress one stored record of chunk id: format 1's header
+ * and payload, or format 2's sealed record of the given type. */
+static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN], int type,
 			 const uint8_t *buf, size_t len, bool verify_id,
 			 struct mv_buf *out, const char *where,
 			 struct mv_err *err)
 {
+	struct mv_buf plain = MV_BUF_INIT;
 	struct pack_rec rec;
 	int rc;
 
+	if (r->pack_format == 2) {
+		rc = record_open2(r, id, type, buf, len, &plain, &rec, where,
+				  err);
+		if (!rc)
+			rc = decompress(r, &rec, plain.data, out, where, err);
+		mv_buf_release(&plain);
+		if (rc)
+			return rc;
+		goto verify;
+	}
 	if (len < PACK_REC_HDR_LEN || pack_rec_decode(buf, &rec) ||
 	    memcmp(rec.id, id, MV_ID_LEN) ||
 	    rec.stored_size != len - PACK_REC_HDR_LEN)
@@ -275,6 +374,7 @@ static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
 	rc = decompress(r, &rec, buf + PACK_REC_HDR_LEN, out, where, err);
 	if (rc)
 		return rc;
+verify:
 	if (verify_id) {
 		uint8_t check[MV_ID_LEN];
 
@@ -288,15 +388,41 @@ static int record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
 	return 0;
 }
 
-int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN],
+int repo_record_decode(struct repo *r, const uint8_t id[MV_ID_LEN], int type,
 		       const void *rec, size_t len, bool verify_id,
 		       struct mv_buf *out, struct mv_err *err)
 {
 	char hex[17], where[64];
 
 	mv_hex(id, 8, hex);
-	snprintf(where, sizeof(where), "chunk %s", hex);
-	return record_decode(r, id, rec, len, verify_id, out, where, err);
+	snprintf(where, sizeof(where), "record %s", hex);
+	return record_decode(r, id, type, rec, len, verify_id, out, where, err);
+}
+
+int repo_record_verify(struct repo *r, const uint8_t id[MV_ID_LEN],
+		       const struct chunk_loc *loc, const void *buf, size_t len,
+		       struct mv_err *err)
+{
+	struct mv_buf plain = MV_BUF_INIT;
+	struct pack_rec rec;
+	char hex[17], where[64];
+
+	mv_hex(id, 8, hex);
+	snprintf(where, sizeof(where), "record %s", hex);
+	if (len != repo_record_span(r, loc))
+		return mv_err_set(err, -EIO, "%s: wrong size", where);
+	if (r->pack_format == 2) {
+		int rc = record_open2(r, id, loc->type, buf, len, &plain, &rec,
+				      where, err);
+		mv_buf_release(&plain);
+		return rc;
+	}
+	if (pack_rec_decode(buf, &rec) || memcmp(rec.id, id, MV_ID_LEN) ||
+	    rec.stored_size != loc->stored_size ||
+	    hash_xxh64((const uint8_t *)buf + PACK_REC_HDR_LEN,
+		       rec.stored_size) != rec.checksum)
+		return mv_err_set(err, -EIO, "%s: damaged", where);
+	return 0;
 }
 
 /* Stored records are read into a per-thread buffer that stays: a mount
@@ -389,16 +515,20 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 	if (rc)
 		return rc;
 	pack_path(name, path, sizeof(path));
-	snprintf(where, sizeof(where), "chunk %s in pack '%s' at offset %llu",
-		 hex, path, (unsigned long long)loc.offset);
-	need = PACK_REC_HDR_LEN + loc.stored_size;
+	if (r->pack_format == 2)
+		snprintf(where, sizeof(where), "pack %s: record %s", name, hex);
+	else
+		snprintf(where, sizeof(where),
+			 "chunk %s in pack '%s' at offset %llu", hex, path,
+			 (unsigned long long)loc.offset);
+	need = repo_record_span(r, &loc);
 	if (r->dcache) {
 		struct mv_buf cached = MV_BUF_INIT;
 
 		/* a damaged cache file is only a miss */
 		if (!diskcache_get(r->dcache, id, &cached) &&
-		    !record_decode(r, id, cached.data, cached.len, verify_id,
-				   out, where, NULL)) {
+		    !record_decode(r, id, loc.type, cached.data, cached.len,
+				   verify_id, out, where, NULL)) {
 			mv_buf_release(&cached);
 			return 0;
 		}
@@ -428,12 +558,8 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 		}
 		got += k;
 	}
-	if (loc.stored_size + (size_t)PACK_REC_HDR_LEN != need) {
-		rc = mv_err_set(err, -EIO, "%s: record header is damaged",
-				where);
-		goto out;
-	}
-	rc = record_decode(r, id, buf, need, verify_id, out, where, err);
+	rc = record_decode(r, id, loc.type, buf, need, verify_id, out, where,
+			   err);
 	if (!rc && r->dcache)
 		diskcache_put(r->dcache, id, buf, need);
 out:
@@ -477,8 +603,8 @@ static void batch_run(struct repo *r, const struct batch_ent *run, size_t n,
 	size_t k, got = 0;
 
 	for (k = 0; k < n; k++)
-		hi = MV_MAX(hi, run[k].loc.offset + PACK_REC_HDR_LEN +
-					run[k].loc.stored_size);
+		hi = MV_MAX(hi, run[k].loc.offset +
+					repo_record_span(r, &run[k].loc));
 	buf = read_buffer((size_t)(hi - lo), &scratch, &own);
 	if (!buf)
 		return;
@@ -494,10 +620,10 @@ static void batch_run(struct repo *r, const struct batch_ent *run, size_t n,
 	for (k = 0; k < n; k++) {
 		const struct batch_ent *b = &run[k];
 		size_t off = (size_t)(b->loc.offset - lo);
-		size_t len = PACK_REC_HDR_LEN + b->loc.stored_size;
+		size_t len = repo_record_span(r, &b->loc);
 
-		if (record_decode(r, ids[b->i], buf + off, len, verify_id,
-				  &out[b->i], "batch", NULL))
+		if (record_decode(r, ids[b->i], b->loc.type, buf + off, len,
+				  verify_id, &out[b->i], "batch", NULL))
 			continue;
 		done[b->i] = true;
 		if (r->dcache)
@@ -525,15 +651,6 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	for (i = 0; r->dcache && i < n; i++) {
-		struct mv_buf cached = MV_BUF_INIT;
-
-		if (!diskcache_get(r->dcache, ids[i], &cached) &&
-		    !record_decode(r, ids[i], cached.data, cached.len,
-				   verify_id, &out[i], "cache", NULL))
-			done[i] = true;
-		mv_buf_release(&cached);
-	}
 	/* one read transaction for all lookups: SQLite takes and drops its
 	 * file locks once, not once per record (10 % of a 10k listing) */
 	pthread_mutex_lock(&r->ix_lock);
@@ -544,8 +661,7 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 	for (i = 0; i < n; i++) {
 		char name[PACK_NAME_LEN + 8];
 
-		if (done[i] ||
-		    index_chunk_find(r->ix, ids[i], &b[m].loc, NULL) ||
+		if (index_chunk_find(r->ix, ids[i], &b[m].loc, NULL) ||
 		    pack_name_locked(r, b[m].loc.pack, name, sizeof(name),
 				     NULL))
 			continue; /* read alone below, for its message */
@@ -555,15 +671,33 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 	if (txn)
 		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	pthread_mutex_unlock(&r->ix_lock);
+	/* records already fetched (remote): opened again on each use; the
+	 * lookup came first because a format 2 record opens only as its
+	 * type, which the index holds */
+	for (i = 0, k = 0; r->dcache && i < m; i++) {
+		struct mv_buf cached = MV_BUF_INIT;
+		bool hit;
+
+		hit = !diskcache_get(r->dcache, ids[b[i].i], &cached) &&
+		      !record_decode(r, ids[b[i].i], b[i].loc.type, cached.data,
+				     cached.len, verify_id, &out[b[i].i],
+				     "cache", NULL);
+		mv_buf_release(&cached);
+		if (hit)
+			done[b[i].i] = true;
+		else
+			b[k++] = b[i];
+	}
+	if (r->dcache)
+		m = k;
 	if (m > 1)
 		qsort(b, m, sizeof(*b), batch_cmp);
 	for (i = 0; i < m; i = k) {
-		uint64_t end = b[i].loc.offset + PACK_REC_HDR_LEN +
-			       b[i].loc.stored_size;
+		uint64_t end = b[i].loc.offset + repo_record_span(r, &b[i].loc);
 
 		for (k = i + 1; k < m; k++) {
-			uint64_t e = b[k].loc.offset + PACK_REC_HDR_LEN +
-				     b[k].loc.stored_size;
+			uint64_t e = b[k].loc.offset +
+				     repo_record_span(r, &b[k].loc);
 
 			if (b[k].loc.pack != b[i].loc.pack ||
 			    b[k].loc.offset > end + BATCH_GAP ||

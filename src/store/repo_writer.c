@@ -20,6 +20,7 @@
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
+#include "seal.h"
 #include "snapshot.h"
 
 /* ---- packs of interrupted remote sessions ---------------------------
@@ -75,6 +76,33 @@ static int adopt_collect(const struct pack_rec *rec, uint64_t offset,
 	return 0;
 }
 
+/* Format 2: the records of a pack are in its table. */
+static int adopt_table(struct repo *r, const char *name, struct adopt *a,
+		       bool *sealed, struct mv_err *err)
+{
+	struct seal_table t;
+	struct pack_rec rec;
+	size_t i;
+	int rc;
+
+	rc = pack_table_read(r->be, name, r->key_meta, &t, NULL, err);
+	if (rc)
+		return rc;
+	memset(&rec, 0, sizeof(rec));
+	for (i = 0; !rc && i < t.n; i++) {
+		rec.type = t.e[i].type;
+		rec.raw_size = t.e[i].raw;
+		rec.stored_size = t.e[i].stored;
+		memcpy(rec.id, t.e[i].id, MV_ID_LEN);
+		rc = adopt_collect(&rec, t.e[i].offset, NULL, a);
+	}
+	if (!rc)
+		a->kind = t.kind;
+	seal_table_release(&t);
+	*sealed = true;
+	return rc;
+}
+
 static int pack_known(int64_t id, const char *name, int kind, uint64_t size,
 		      uint32_t records, void *arg)
 {
@@ -105,7 +133,9 @@ static int adopt_pack(struct repo *r, const char *name, struct mv_err *err)
 	rc = r->be->ops->stat(r->be, path, &size, NULL, &e);
 	if (rc == -ENOENT)
 		return 0;
-	if (!rc)
+	if (!rc && r->pack_format == 2)
+		rc = adopt_table(r, name, &a, &sealed, &e);
+	else if (!rc)
 		rc = pack_scan(r->be, path, false, adopt_collect, &a, &sealed,
 			       &e);
 	if (rc == -EBADMSG || (!rc && (!sealed || !a.n))) {
@@ -215,14 +245,14 @@ bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN])
 static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
 {
 	struct repo *r = w->r;
-	uint64_t size;
+	uint64_t size = 0, before;
 	uint32_t records;
 	char **p;
 	int rc;
 
 	if (!w->pw[k])
 		return 0;
-	size = pack_writer_size(w->pw[k]) + PACK_FOOTER_LEN;
+	before = pack_writer_size(w->pw[k]);
 	records = pack_writer_records(w->pw[k]);
 	p = realloc(w->sealed, (w->nsealed + 1) * sizeof(*p));
 	if (!p)
@@ -234,11 +264,11 @@ static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
 	w->nsealed++;
 	if (r->remote)
 		pending_note(r, pack_writer_name(w->pw[k]));
-	rc = pack_writer_seal(w->pw[k], err);
+	rc = pack_writer_seal_size(w->pw[k], &size, err);
 	w->pw[k] = NULL;
 	if (rc)
 		return rc;
-	w->stored += PACK_FOOTER_LEN;
+	w->stored += size - before;
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_pack_update(r->ix, w->pack_id[k], size, records, err);
 	pthread_mutex_unlock(&r->ix_lock);
@@ -250,11 +280,17 @@ static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
 	struct repo *r = w->r;
 	int rc;
 
-	rc = pack_writer_open(r->be, k ? PACK_KIND_META : PACK_KIND_DATA,
-			      &w->pw[k], err);
+	if (r->pack_format == 2)
+		rc = pack_writer_open2(r->be,
+				       k ? PACK_KIND_META : PACK_KIND_DATA,
+				       r->key_meta, &w->pw[k], err);
+	else
+		rc = pack_writer_open(r->be,
+				      k ? PACK_KIND_META : PACK_KIND_DATA,
+				      &w->pw[k], err);
 	if (rc)
 		return rc;
-	w->stored += PACK_HDR_LEN;
+	w->stored += pack_writer_size(w->pw[k]);
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_pack_add(r->ix, pack_writer_name(w->pw[k]),
 			    k ? PACK_KIND_META : PACK_KIND_DATA, &w->pack_id[k],
@@ -288,11 +324,30 @@ static int writer_append(struct repo_writer *w, enum rec_type type,
 	rec.raw_size = (uint32_t)raw_len;
 	rec.stored_size = (uint32_t)stored;
 	memcpy(rec.id, id, MV_ID_LEN);
-	rec.checksum = hash_xxh64(payload, rec.stored_size);
-	rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
-	if (rc)
-		return rc;
-	w->stored += PACK_REC_HDR_LEN + rec.stored_size;
+	if (r->pack_format == 2) {
+		/* content under the data key, the rest under the metadata
+		 * key; the index's comp column keeps a copy of the comp
+		 * inside the record, for stats only */
+		mv_buf_reset(&w->sbuf);
+		rc = seal_record(type == REC_DATA ? r->key_data : r->key_meta,
+				 rec.type, r->key_epoch, id, rec.comp,
+				 rec.dict_id, payload, stored, &w->sbuf, err);
+		if (!rc)
+			rc = pack_writer_append_sealed(
+				w->pw[k], rec.type, (uint8_t)r->key_epoch, id,
+				w->sbuf.data, w->sbuf.len, rec.raw_size, &off,
+				err);
+		if (rc)
+			return rc;
+		rec.stored_size = (uint32_t)w->sbuf.len;
+		w->stored += w->sbuf.len;
+	} else {
+		rec.checksum = hash_xxh64(payload, rec.stored_size);
+		rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
+		if (rc)
+			return rc;
+		w->stored += PACK_REC_HDR_LEN + rec.stored_size;
+	}
 	loc.pack = w->pack_id[k];
 	loc.offset = off;
 	loc.stored_size = rec.stored_size;
@@ -408,6 +463,7 @@ static void writer_free(struct repo_writer *w)
 		free(w->sealed[i]);
 	free(w->sealed);
 	mv_buf_release(&w->cbuf);
+	mv_buf_release(&w->sbuf);
 	w->r->writer = NULL;
 	free(w);
 }
@@ -551,11 +607,13 @@ void repo_writer_abort(struct repo_writer *w)
 	writer_free(w);
 }
 
-int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
-		     const void *payload, struct chunk_loc *out,
-		     struct mv_err *err)
+int repo_writer_copy(struct repo_writer *w, const uint8_t id[MV_ID_LEN],
+		     const struct chunk_loc *from, const void *stored,
+		     struct chunk_loc *out, struct mv_err *err)
 {
-	int k = rec->type == REC_DATA ? 0 : 1;
+	struct repo *r = w->r;
+	int k = from->type == REC_DATA ? 0 : 1;
+	size_t span = repo_record_span(r, from);
 	uint64_t off;
 	int rc;
 
@@ -564,16 +622,29 @@ int repo_writer_copy(struct repo_writer *w, const struct pack_rec *rec,
 		if (rc)
 			return rc;
 	}
-	rc = pack_writer_append(w->pw[k], rec, payload, &off, err);
+	if (r->pack_format == 2) {
+		/* the AAD names id, type and epoch, not the pack: the
+		 * sealed bytes move as they are */
+		rc = pack_writer_append_sealed(
+			w->pw[k], from->type, (uint8_t)r->key_epoch, id, stored,
+			span, from->raw_size, &off, err);
+	} else {
+		struct pack_rec rec;
+
+		if (pack_rec_decode(stored, &rec) ||
+		    memcmp(rec.id, id, MV_ID_LEN))
+			return mv_err_set(err, -EIO,
+					  "record header is damaged");
+		rc = pack_writer_append(
+			w->pw[k], &rec,
+			(const uint8_t *)stored + PACK_REC_HDR_LEN, &off, err);
+	}
 	if (rc)
 		return rc;
-	w->stored += PACK_REC_HDR_LEN + rec->stored_size;
+	w->stored += span;
+	*out = *from;
 	out->pack = w->pack_id[k];
 	out->offset = off;
-	out->stored_size = rec->stored_size;
-	out->raw_size = rec->raw_size;
-	out->type = rec->type;
-	out->comp = rec->comp;
 	if (pack_writer_size(w->pw[k]) >=
 	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
 		rc = seal_pack(w, k, err);

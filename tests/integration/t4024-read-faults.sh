@@ -38,7 +38,9 @@ faulty "read:$DP:always:eio" "$MV" restore "$R" mail/latest:data "$T/out" \
 cat "$T/r.err"
 [ "$rc" != 0 ] && [ "$rc" -lt 128 ] || die "restore exit $rc under EIO"
 grep -q ' fail$' "$T/fault.log" || die "no EIO was injected"
-assert_grep "pack 'packs/.*' at offset [0-9]+.*Input/output error" "$T/r.err"
+# format 1 names the pack and offset, format 2 the pack and the record
+assert_grep "pack ('packs/.*' at offset [0-9]+|[0-9a-f]{32}: record [0-9a-f]+).*Input/output error" \
+	"$T/r.err"
 if [ -f "$T/out/data/big.bin" ]; then
 	prefix_of "$T/out/data/big.bin" "$T/fx/day1/big.bin" "restore"
 fi
