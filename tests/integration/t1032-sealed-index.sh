@@ -6,7 +6,8 @@
 # from this machine) find work again; find says why it has nothing
 # before.  A flipped bit in index.sealed is named and refused; an older
 # index.sealed put back is refused by a cache that saw a newer one; a
-# publication that died between its two renames is recovered.
+# publication that died between its two renames is recovered; a mount
+# of the local one shows a snapshot published after it started.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TOP/tests/lib/sshd.sh"
 
@@ -130,6 +131,25 @@ scenario()
 	assert_eq 4 "$("$MV" snapshots "$R" "$@" | grep -c '  mail  ')" \
 		"snapshots after the writer recovered"
 	no_plain_index "$D"
+
+	# the mount's handle reads index.sealed again after each publication
+	if [ "$R" = "$D" ] && [ -c /dev/fuse ] &&
+		command -v fusermount3 >/dev/null; then
+		say "$R: a mount shows the snapshot a later backup publishes"
+		mount_mv "$R" "$T/mnt"
+		ls "$T/mnt/mail" >/dev/null
+		assert_ok "$MV" backup "$R" --name mail --quiet \
+			--time 2024-06-05T00:00:00Z vol="$T/fx/day1"
+		n=300
+		while [ ! -d "$T/mnt/mail/2024-06-05T000000Z" ] &&
+			[ $n -gt 0 ]; do
+			sleep 0.1
+			n=$((n - 1))
+		done
+		[ -d "$T/mnt/mail/2024-06-05T000000Z" ] ||
+			die "the mount does not show the new snapshot"
+		unmount_mv "$T/mnt"
+	fi
 	rm -rf "$XDG_CACHE_HOME"
 }
 
