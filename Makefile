@@ -156,6 +156,9 @@ format:
 bench: all
 	sh tools/bench.sh
 
+bench-growth: all
+	MV=$(CURDIR)/$(BUILD)/mailvault sh tools/bench/growth.sh
+
 demo:
 	sh tools/install-deps.sh build
 	$(MAKE) all

@@ -27,6 +27,8 @@
 #                           plot goes next to it as bench-repo-size.png
 #   BENCH_KEEP=1            keep the repositories afterwards
 #   MV=PATH                 the mailvault binary (default build/mailvault)
+#   BENCH_ONLY=growth       run only the growth series on real-like mail
+#                           (tools/bench/growth.sh; also `make bench-growth`)
 #
 # Every figure is the median of its runs with min and max; the comparisons
 # are ratios mailvault/other from this run.  Raw figures: BENCH_DIR/res/.
@@ -67,6 +69,9 @@ small)
 	exit 2
 	;;
 esac
+if [ "${BENCH_ONLY:-}" = growth ]; then
+	MV=$MV GROWTH_SCALE=$SCALE exec sh "$B/growth.sh"
+fi
 DAYS=${BENCH_DAYS:-7}
 TIMEOUT=${BENCH_TIMEOUT:-120}
 W=${BENCH_DIR:-/var/tmp/mailvault-bench-$SCALE}
@@ -764,6 +769,15 @@ MV_BUILD=$(dirname "$MV") MAIL_RUNS=$RUNS CAT_MESSAGES=$CAT_MESSAGES \
 	sh "$B/mail.sh" "$RES" "$W/res/mail.env" >"$W/res/mail.log" 2>&1 ||
 	say "the mail benchmark failed (see $W/res/mail.log)"
 
+# --- growth series on real-like mail (issue 15) -----------------------------------
+
+phase growth
+say "growth: real-like mail day by day, and an unchanged re-backup"
+rm -rf "$W/growth/res"
+MV=$MV GROWTH_SCALE=$SCALE GROWTH_DIR=$W/growth GROWTH_OUT=none \
+	timeout 3600 sh "$B/growth.sh" >"$W/res/growth.log" 2>&1 ||
+	say "the growth series failed (see $W/res/growth.log)"
+
 # --- report ---------------------------------------------------------------------
 
 phase report
@@ -771,6 +785,17 @@ phase report
 say "writing $OUT"
 png=$(dirname "$OUT")/bench-repo-size.png
 printf 'end\t%s\n' "$(date +%s)" >>"$PHASES"
+# report.py writes OUT whole: the growth section is put back after it,
+# with the run of the previous commit that OUT held
+rm -f "$W/res/before.md"
+[ -f "$OUT" ] && cp "$OUT" "$W/res/before.md"
 python3 "$B/report.py" "$W/res" "$OUT" "$(basename "$png")"
 gnuplot -e "datafile='$W/res/sizes.dat'; outfile='$png'" "$B/repo-size.gp"
+if [ -s "$W/growth/res/growth.md" ]; then
+	for p in "$W"/growth/res/growth-repo-size-*.png; do
+		cp "$p" "$(dirname "$OUT")/"
+	done
+	python3 "$B/growth.py" splice "$W/growth/res/growth.md" "$OUT" \
+		"$W/res/before.md"
+fi
 say "done in $(($(date +%s) - BENCH_T0)) s: $OUT, $png"

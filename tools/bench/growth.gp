@@ -14,7 +14,8 @@ stats datafile skip 1 nooutput
 n = STATS_columns
 stats datafile skip 1 using 1 nooutput
 set xrange [1:STATS_max]
-set xtics (STATS_max > 12 ? 5 : 1)
-set mxtics (STATS_max > 12 ? 5 : 1)
+xt = STATS_max > 12 ? 5 : 1
+set xtics xt
+set mxtics xt
 plot for [i=2:n] datafile using 1:i with linespoints lw 2 pt 7 ps 0.6 \
 	title columnheader(i)

@@ -6,12 +6,14 @@ Usage:
                                              on stdout; writes
                                              RESDIR/growth-sizes.dat for
                                              tools/bench/growth.gp
-  growth.py splice FRAGMENT OUT.md           put FRAGMENT into the section
+  growth.py splice FRAGMENT OUT.md [OLD.md]  put FRAGMENT into the section
                                              "Growth series: real-like mail"
                                              of OUT.md (made if missing),
                                              replacing the run of the same
                                              commit; the runs of the two
-                                             latest commits are kept
+                                             latest commits are kept (the
+                                             earlier one from OLD.md's
+                                             section when given)
 
 RESDIR holds growth.tsv (DAY TOOL WALL USER SYS MAXRSS STATUS DU_BYTES
 FILE_BYTES; day 0 is the empty repository), rebackup.tsv (RUN TOOL FILES
@@ -247,7 +249,19 @@ def report(res, manifest, png):
 MARK = re.compile(r"<!-- growth:(\S+) -->\n(.*?)<!-- /growth -->\n", re.S)
 
 
-def splice(frag_path, out_path):
+def section(text):
+	"""(start, end) of the section in text, or (-1, -1)."""
+	start = text.find("\n" + HEAD + "\n")
+	if start < 0:
+		return -1, -1
+	start += 1
+	nxt = text.find("\n## ", start + len(HEAD))
+	return start, len(text) if nxt < 0 else nxt + 1
+
+
+def splice(frag_path, out_path, old_path=None):
+	"""The runs kept are those of OUT's section, or of OLD's when OUT
+	was just rewritten without it (tools/bench.sh's report)."""
 	with open(frag_path) as f:
 		frag = f.read().rstrip("\n") + "\n"
 	key = re.match(r"### Measured at (\S+)", frag)
@@ -256,15 +270,17 @@ def splice(frag_path, out_path):
 	if os.path.exists(out_path):
 		with open(out_path) as f:
 			text = f.read()
-	start = text.find("\n" + HEAD + "\n")
+	old = text
+	if old_path and os.path.exists(old_path):
+		with open(old_path) as f:
+			old = f.read()
 	runs = []
-	if start >= 0:
-		start += 1
-		nxt = text.find("\n## ", start + len(HEAD))
-		end = len(text) if nxt < 0 else nxt + 1
-		runs = [(k, body) for k, body in MARK.findall(text[start:end])
+	s, e = section(old)
+	if s >= 0:
+		runs = [(k, body) for k, body in MARK.findall(old[s:e])
 			if k != key]
-	else:
+	start, end = section(text)
+	if start < 0:
 		# before the closing analysis, if the report has one
 		nxt = text.find("\n## What limits the figures")
 		start = end = len(text) if nxt < 0 else nxt + 1
@@ -286,8 +302,8 @@ def main():
 	a = sys.argv[1:]
 	if len(a) == 4 and a[0] == "report":
 		print(report(a[1], a[2], a[3]))
-	elif len(a) == 3 and a[0] == "splice":
-		splice(a[1], a[2])
+	elif len(a) in (3, 4) and a[0] == "splice":
+		splice(*a[1:])
 	else:
 		sys.exit(__doc__)
 	return 0
