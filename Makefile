@@ -188,6 +188,8 @@ install: $(BIN) $(PLUGIN)
 		$(DESTDIR)$(PREFIX)/share/man/man1/mailvault-mount.1
 	install -D -m 0644 man/mailvault-format.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/mailvault-format.5
+	install -D -m 0644 man/mailvault-job.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/mailvault-job.5
 
 clean:
 	rm -rf build build-san

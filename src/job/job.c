@@ -30,6 +30,7 @@ struct parse {
 	char sec[128];	    /* the section of the last key */
 	char key[64];	    /* the last key */
 	int job_line;	    /* where [job] starts, for missing keys */
+	int err_line;	    /* the line of the first error */
 	struct mv_err *err; /* the first error */
 };
 
@@ -92,6 +93,8 @@ static int perr(struct parse *p, const char *sec, const char *key,
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	if (!p->err->code)
+		p->err_line = p->line;
 	if (sec && key)
 		mv_err_set(p->err, -EINVAL, "%s:%d: [%s] %s: %s", p->file,
 			   p->line, sec, key, what);
@@ -521,6 +524,10 @@ int job_load(const char *path, struct job **out, struct mv_err *err)
 	}
 	rc = ini_parse_stream(reader, &p, handler, &p);
 	fclose(p.f);
+	/* inih goes on after a syntax error: the first error is the one
+	 * to show, the syntax error's when it comes first */
+	if (rc > 0 && err->code && rc < p.err_line)
+		mv_err_clear(err);
 	if (err->code) {
 		rc = err->code;
 		goto out;
