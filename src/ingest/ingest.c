@@ -39,6 +39,7 @@ struct pfile {
 	bool ended;    /* no more chunks will come */
 	void *result;  /* from the analyze hook, or the stream's */
 	bool streamed; /* the hook sees the bytes: no analyze() */
+	bool fine;     /* cut with ing->fine (fine_path()) */
 	void *stream;  /* the hook's stream state while open */
 };
 
@@ -64,6 +65,7 @@ struct ingest {
 	struct tree_builder *tb;
 	struct ingest_opts opts;
 	struct chunker ch;
+	struct chunker fine; /* append-mostly files (fine_path()) */
 	uint32_t small_file;
 
 	pthread_mutex_t lock;
@@ -367,6 +369,37 @@ static int submit(struct ingest *ing, const uint8_t *p, size_t n, bool whole,
 
 /* ---- public API ------------------------------------------------------ */
 
+/*
+ * Dovecot's index and control files are logs and caches that grow by
+ * appending (dovecot.index.log, .index.cache, dovecot-uidlist) or change a
+ * few fixed-size records (dovecot.index).  Stored whole, as every file up to
+ * small-file is, each changed folder would cost its whole index every day -
+ * on a real mail volume more than the new mail itself (docs/CHUNKING.md,
+ * "Append-mostly files").  They are cut with small content-defined chunks
+ * instead, so a day costs the appended tail and the changed records.  The
+ * cut points are a writer's choice: readers see an ordinary chunk list.
+ */
+static const struct chunker_params fine_params = {2048, 8192, 65536, 8192};
+
+static bool fine_path(const char *path)
+{
+	static const char *const names[] = {
+		"dovecot.index",	  "dovecot.index.log",
+		"dovecot.index.log.2",	  "dovecot.index.cache",
+		"dovecot-uidlist",	  "dovecot.list.index",
+		"dovecot.list.index.log", "dovecot.mailbox.log",
+		"dovecot.map.index",	  "dovecot.map.index.log",
+	};
+	const char *base = strrchr(path, '/');
+	size_t i;
+
+	base = base ? base + 1 : path;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(base, names[i]))
+			return true;
+	return false;
+}
+
 int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 	       const struct ingest_opts *opts, struct ingest **out,
 	       struct mv_err *err)
@@ -387,6 +420,9 @@ int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 	ing->small_file = cfg->chunker.small_file;
 	rc = chunker_init(&ing->ch, &cfg->chunker, cfg->secret, MV_SECRET_LEN,
 			  err);
+	if (!rc)
+		rc = chunker_init(&ing->fine, &fine_params, cfg->secret,
+				  MV_SECRET_LEN, err);
 	if (rc) {
 		free(ing);
 		return rc;
@@ -493,8 +529,10 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 		f->stream = h->stream_begin(h->ctx, path, meta);
 		f->streamed = f->stream != NULL;
 	}
+	f->fine = fine_path(path) && meta->size > fine_params.small_file;
 	mv_buf_reset(&ing->pending);
 	chunker_reset(&ing->ch);
+	chunker_reset(&ing->fine);
 	ing->st.files++;
 	ing->st.logical += meta->size;
 	ingest_set_current(ing, path);
@@ -505,6 +543,9 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 		     struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
+	struct chunker *ch = ing->cur->fine ? &ing->fine : &ing->ch;
+	uint32_t small =
+		ing->cur->fine ? fine_params.small_file : ing->small_file;
 
 	ing->st.bytes_in += len;
 	ing->cur->read += len;
@@ -521,10 +562,10 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	/* a small file is one chunk; a file that grows past its stated size
 	 * is cut like any other */
-	if (ing->cur->e.size <= ing->small_file && p->len <= ing->small_file)
+	if (ing->cur->e.size <= small && p->len <= small)
 		return 0;
 	for (;;) {
-		size_t cut = chunker_scan(&ing->ch, p->data, p->len, false);
+		size_t cut = chunker_scan(ch, p->data, p->len, false);
 		int rc;
 
 		if (!cut)
@@ -534,7 +575,7 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 			return rc;
 		memmove(p->data, p->data + cut, p->len - cut);
 		p->len -= cut;
-		chunker_reset(&ing->ch);
+		chunker_reset(ch);
 	}
 	ingest_progress(ing, false);
 	return 0;
@@ -544,18 +585,19 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
 	struct pfile *f = ing->cur;
+	struct chunker *ch = f->fine ? &ing->fine : &ing->ch;
+	uint32_t small = f->fine ? fine_params.small_file : ing->small_file;
 
 	while (p->len) {
-		bool whole = p->len <= ing->small_file && !f->submitted;
-		size_t cut =
-			whole ? p->len
-			      : chunker_scan(&ing->ch, p->data, p->len, true);
+		bool whole = p->len <= small && !f->submitted;
+		size_t cut = whole ? p->len
+				   : chunker_scan(ch, p->data, p->len, true);
 		int rc = submit(ing, p->data, cut, whole, err);
 		if (rc)
 			return rc;
 		memmove(p->data, p->data + cut, p->len - cut);
 		p->len -= cut;
-		chunker_reset(&ing->ch);
+		chunker_reset(ch);
 	}
 	ing->cur = NULL;
 	f->ended = true;

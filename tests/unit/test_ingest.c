@@ -288,6 +288,52 @@ static void test_ingest_stream_small_and_cut(void **state)
 
 /* A stream_data() error fails ingest_file_data() with the file named;
  * freeing the ingest then drops the open stream (keep = false). */
+/* Dovecot's append-mostly index files are cut in small chunks, so a day
+ * that appends to one stores its tail, not the file again; any other file
+ * of the same size stays one chunk. */
+static void test_ingest_dovecot_fine(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	const size_t len = 200 << 10, grown = len + 3000;
+	struct tree_entry *a, *b, *o;
+	uint32_t i, j, shared = 0;
+
+	assert_int_equal(
+		put_file(f, "d1/dovecot.index.cache", len, 4096, false, &err),
+		0);
+	assert_int_equal(
+		put_file(f, "d2/dovecot.index.cache", grown, 5000, false, &err),
+		0);
+	assert_int_equal(put_file(f, "d1/other.bin", len, 4096, false, &err),
+			 0);
+	/* below the fine chunker's small-file size: one chunk */
+	assert_int_equal(
+		put_file(f, "d1/dovecot-uidlist", 4000, 4000, false, &err), 0);
+	assert_int_equal(ingest_finish(f->ing, &err), 0);
+	a = tree_builder_get(f->tb, "d1/dovecot.index.cache");
+	b = tree_builder_get(f->tb, "d2/dovecot.index.cache");
+	o = tree_builder_get(f->tb, "d1/other.bin");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(o);
+	assert_int_equal(o->nchunks, 1);
+	assert_int_equal(tree_builder_get(f->tb, "d1/dovecot-uidlist")->nchunks,
+			 1);
+	/* 8 KiB average: about 25 chunks, never more than 100 (2 KiB min) */
+	assert_true(a->nchunks >= 8 && a->nchunks <= 100);
+	for (i = 0; i < b->nchunks; i++)
+		for (j = 0; j < a->nchunks; j++)
+			if (!memcmp(b->chunks[i].id, a->chunks[j].id,
+				    MV_ID_LEN)) {
+				shared++;
+				break;
+			}
+	/* the appended file shares every chunk but the last one or two */
+	assert_true(shared + 2 >= b->nchunks);
+	assert_true(shared + 2 >= a->nchunks);
+}
+
 static void test_ingest_stream_error(void **state)
 {
 	struct fx *f = *state;
@@ -313,6 +359,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_ingest_stream_small_and_cut, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_dovecot_fine, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_stream_error, setup,
 						teardown),
 	};
