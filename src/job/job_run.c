@@ -92,6 +92,9 @@ int job_exit_rank(int code)
 
 static void note(struct run *r, int code)
 {
+	if (job_exit_rank(code) == job_exit_rank(MV_EXIT_FAIL))
+		code = MV_EXIT_FAIL; /* a crash or 127 is not a documented code
+				      */
 	if (job_exit_rank(code) > job_exit_rank(r->worst))
 		r->worst = code;
 }
@@ -179,6 +182,8 @@ static int exit_code(int status)
 	if (WIFSIGNALED(status) &&
 	    (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGTERM))
 		return MV_EXIT_INTERRUPTED;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGPIPE)
+		return 128 + SIGPIPE; /* as sh reports it: a reader went away */
 	return MV_EXIT_FAIL;
 }
 

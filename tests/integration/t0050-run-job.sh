@@ -6,7 +6,8 @@
 # retention policy says and writes the node-exporter textfile; a job with
 # a failing source pings /fail with the log's tail, mails, exits 1 and
 # still runs its after-hook and on-error hook; run --all runs every job;
-# an invalid job file stops everything with exit 2 naming file:line; and
+# an invalid job file stops everything with exit 2 naming file:line; the
+# examples in contrib/jobs validate; and
 # backup --wait[=SECONDS] waits for a held lock.
 . "$(dirname "$0")/../lib/test-lib.sh"
 
@@ -213,6 +214,12 @@ assert_exit 2 "$MV" run --all good 2>/dev/null
 assert_ok "$MV" run --help >"$T/help"
 assert_grep 'mailvault-job\(5\)' "$T/help"
 [ -f "$TOP/man/mailvault-job.5" ] || die "no man/mailvault-job.5"
+
+say "the job files of contrib/jobs validate"
+for f in "$TOP"/contrib/jobs/*.conf; do
+	assert_ok "$MV" run --dry-run "$f" >"$T/contrib.out"
+	assert_grep 'backup: ' "$T/contrib.out"
+done
 
 say "backup --wait: exit 11 when the lock stays, the backup when it goes"
 assert_exit 2 "$MV" backup "$R" --name w --wait=soon d="$T/src" 2>/dev/null
