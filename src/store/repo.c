@@ -430,6 +430,27 @@ static int get_pass(const char *location, const char **pass, size_t *len,
  * taken and before anything is written, so a wrong key changes nothing. */
 static int repo_unlock_key(struct repo *r, struct mv_err *err);
 
+/* The key slot that opened this repository last time on this machine,
+ * tried first (FORMAT-2 section 5.4): each slot tried costs an Argon2id.
+ * path gets the cache file's name ("" without a cache directory). */
+static void slot_remembered(struct repo *r, char *path, size_t n,
+			    char out[KEYSTORE_NAME_LEN + 1])
+{
+	char dir[PATH_MAX], *text = NULL;
+	size_t len = 0;
+
+	path[0] = '\0';
+	if (repo_cache_dir(&r->cfg, dir, sizeof(dir), NULL))
+		return;
+	snprintf(path, n, "%s/key-slot", dir);
+	if (mv_read_file(path, 64, &text, &len, NULL))
+		return;
+	if (len == KEYSTORE_NAME_LEN &&
+	    strspn(text, "0123456789abcdef") == KEYSTORE_NAME_LEN)
+		memcpy(out, text, KEYSTORE_NAME_LEN + 1);
+	free(text);
+}
+
 static int repo_unlock(struct repo *r, struct mv_err *err)
 {
 	int rc = repo_unlock_key(r, err);
@@ -479,12 +500,21 @@ static int repo_unlock_key(struct repo *r, struct mv_err *err)
 		if (rc)
 			return rc;
 	} else {
+		char prefer[KEYSTORE_NAME_LEN + 1] = "";
+		char remember[PATH_MAX + 16];
+
+		slot_remembered(r, remember, sizeof(remember), prefer);
 		rc = get_pass(r->location, &pass, &pass_len, err);
 		if (!rc)
 			rc = keystore_unlock(r->be, r->cfg.id, pass, pass_len,
-					     NULL, &mk, name, err);
+					     prefer[0] ? prefer : NULL, &mk,
+					     name, err);
 		if (rc)
 			return rc;
+		/* best effort: a cache that cannot be written costs time */
+		if (remember[0] && strcmp(prefer, name))
+			(void)mv_write_file_atomic(remember, name, strlen(name),
+						   NULL);
 	}
 	mk_keep(r->cfg.id, mk, name);
 found:

@@ -103,6 +103,10 @@ MAILVAULT_PASSPHRASE=pass-one "$NT" snapshots "$R" >/dev/null
 MAILVAULT_PASSPHRASE=pass-two "$NT" snapshots "$R" >/dev/null
 MAILVAULT_PASSPHRASE=pass-two "$NT" key list "$R" >"$T/list"
 assert_eq 1 "$(grep -c '(opened)' "$T/list")" "opened slot in key list"
+# the slot that opened is tried first next time (one Argon2id, not two)
+id=$(sed -n 's/^id = //p' "$R/config")
+assert_eq "$(awk '/\(opened\)/ { print $1 }' "$T/list")" \
+	"$(cat "$XDG_CACHE_HOME/mailvault/$id/key-slot")" "remembered slot"
 
 say "key export, then import into a copy whose keys/ were removed"
 MAILVAULT_PASSPHRASE=pass-one "$NT" key export "$R" "$T/key.bin" >/dev/null
