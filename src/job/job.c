@@ -516,6 +516,16 @@ int job_load(const char *path, struct job **out, struct mv_err *err)
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	/* the name goes into snapshot names, state files and metric labels */
+	if (!*j->name || strspn(j->name, "abcdefghijklmnopqrstuvwxyz"
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					 "0123456789._@-") != strlen(j->name)) {
+		rc = mv_err_set(err, -EINVAL,
+				"%s: a job's name (the file name without "
+				".conf) is letters, digits and . _ @ - only",
+				path);
+		goto out;
+	}
 	p.f = fopen(path, "re");
 	if (!p.f) {
 		rc = mv_err_set(err, -errno, "cannot read job file '%s': %s",

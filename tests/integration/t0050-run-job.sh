@@ -5,7 +5,9 @@
 # its stream, directory, command and file sources, removes what the
 # retention policy says and writes the node-exporter textfile; a job with
 # a failing source pings /fail with the log's tail, mails, exits 1 and
-# still runs its after-hook and on-error hook; run --all runs every job;
+# still runs its after-hook and on-error hook; a stream failing after its
+# tar fails the job; a hook past its timeout is stopped and SIGTERM to run
+# exits 130, the after-hook running in both; run --all runs every job;
 # an invalid job file stops everything with exit 2 naming file:line; the
 # examples in contrib/jobs validate; and
 # backup --wait[=SECONDS] waits for a held lock.
@@ -191,6 +193,67 @@ assert_grep '^To: admin@example.org$' "$T/mail"
 assert_grep '^Subject: mailvault job bad on .*: FAILED \(exit 1\)$' "$T/mail"
 assert_grep 'boom-from-the-stream' "$T/mail"
 assert_eq 0 "$("$MV" snapshots "$R" | grep -c ' bad ' || true)" "bad snapshots"
+
+say "a stream that fails after its tar: the snapshot is there, the job fails"
+cat >"$J/late.conf" <<EOF
+[job]
+repository = $R
+
+[source volume]
+stream = tar -cf - -C $T/src . && echo late-failure >&2 && exit 4
+
+[hook after]
+command = echo after >>$T/hooks.late
+EOF
+assert_exit 1 "$MV" run late >"$T/late.out" 2>&1
+assert_grep 'stream volume failed \(exit 4\)' "$T/late.out"
+assert_grep 'late-failure' "$T/late.out"
+assert_eq 1 "$("$MV" snapshots "$R" | grep -c ' late ')" "snapshots of late"
+assert_eq after "$(cat "$T/hooks.late")" "hooks of late"
+rm "$J/late.conf"
+
+say "a hook past its timeout is stopped: no backup, the after-hook runs"
+cat >"$J/slow.conf" <<EOF
+[job]
+repository = $R
+
+[source data]
+path = $T/src
+
+[hook before]
+command = echo before >>$T/hooks.slow && exec sleep 600
+timeout = 1s
+
+[hook after]
+command = echo after >>$T/hooks.slow
+EOF
+assert_exit 1 "$MV" run slow >"$T/slow.out" 2>&1
+assert_grep 'did not finish within 1 s and was stopped' "$T/slow.out"
+assert_grep 'no backup: the before-hook failed' "$T/slow.out"
+assert_eq "before
+after" "$(cat "$T/hooks.slow")" "hooks of slow"
+assert_eq 0 "$("$MV" snapshots "$R" | grep -c ' slow ' || true)" "slow snapshots"
+
+say "SIGTERM to run: the step stops, the after-hook runs, exit 130"
+: >"$T/hooks.slow"
+sed -i 's/^timeout = 1s$/timeout = 10m/' "$J/slow.conf"
+"$MV" run slow >"$T/term.out" 2>&1 &
+runner=$!
+n=0
+while [ ! -s "$T/hooks.slow" ] && [ "$n" -lt 300 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+[ -s "$T/hooks.slow" ] || die "the before-hook did not start"
+kill -TERM "$runner"
+set +e
+wait "$runner"
+rc=$?
+set -e
+assert_eq 130 "$rc" "exit status of a stopped run"
+assert_eq "before
+after" "$(cat "$T/hooks.slow")" "hooks of the stopped run"
+rm "$J/slow.conf"
 
 say "run --all: every job, the worst exit code"
 : >"$T/hc/requests"

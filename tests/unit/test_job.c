@@ -231,6 +231,18 @@ static void test_job_bad(void **state)
 	}
 }
 
+static void test_job_bad_name(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct job *j = NULL;
+	const char *path = put("a b", HEAD);
+
+	(void)state;
+	assert_int_equal(job_load(path, &j, &err), -EINVAL);
+	assert_non_null(strstr(mv_err_msg(&err), "a job's name"));
+	assert_null(j);
+}
+
 static void test_job_duration(void **state)
 {
 	int64_t v;
@@ -311,6 +323,7 @@ int main(void)
 		cmocka_unit_test(test_job_good),
 		cmocka_unit_test(test_job_defaults),
 		cmocka_unit_test(test_job_bad),
+		cmocka_unit_test(test_job_bad_name),
 		cmocka_unit_test(test_job_duration),
 		cmocka_unit_test(test_job_rank),
 		cmocka_unit_test(test_job_state),
