@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -465,6 +466,37 @@ static int spool_source(struct run *r, const struct job_source *s, char *dir,
 	return MV_EXIT_OK;
 }
 
+/* One run of a job at a time: a second would share its spool directory
+ * and state.  Returns the locked fd (closed at the end of the run), or -1
+ * after saying why. */
+static int lock_job(struct run *r)
+{
+	char path[4096];
+	int fd, rc;
+
+	rc = mv_mkdir_p(job_state_dir(), 0700);
+	if (rc) {
+		say(r, "cannot create '%s': %s", job_state_dir(),
+		    strerror(-rc));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/%s.lock", job_state_dir(), r->j->name);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		say(r, "cannot open '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		say(r,
+		    "another run of this job holds '%s'; not running it "
+		    "twice",
+		    path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 static void backup_figures(struct run *r, const char *out)
 {
 	json_t *root, *v;
@@ -720,7 +752,7 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	struct timespec t0, t1;
 	struct run r;
 	int64_t now = time(NULL);
-	int code;
+	int code, lock_fd = -1;
 
 	memset(&r, 0, sizeof(r));
 	r.j = j;
@@ -728,6 +760,10 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	r.log = malloc(LOG_KEEP);
 	if (!r.log)
 		return MV_EXIT_FAIL;
+	if (!o->dry_run && (lock_fd = lock_job(&r)) < 0) {
+		free(r.log);
+		return MV_EXIT_LOCKED;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (job_state_load(j->name, &st, &err)) {
 		say(&r, "warning: %s; starting afresh", mv_err_msg(&err));
@@ -825,5 +861,7 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	}
 	code = r.worst;
 	free(r.log);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return code;
 }

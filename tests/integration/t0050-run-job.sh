@@ -7,7 +7,8 @@
 # a failing source pings /fail with the log's tail, mails, exits 1 and
 # still runs its after-hook and on-error hook; a stream failing after its
 # tar fails the job; a hook past its timeout is stopped and SIGTERM to run
-# exits 130, the after-hook running in both; run --all runs every job;
+# exits 130, the after-hook running in both; a second run of a running
+# job exits 11; run --all runs every job;
 # an invalid job file stops everything with exit 2 naming file:line; the
 # examples in contrib/jobs validate; and
 # backup --wait[=SECONDS] waits for a held lock.
@@ -245,6 +246,9 @@ while [ ! -s "$T/hooks.slow" ] && [ "$n" -lt 300 ]; do
 	n=$((n + 1))
 done
 [ -s "$T/hooks.slow" ] || die "the before-hook did not start"
+# meanwhile a second run of the same job is refused, not run twice
+assert_exit 11 "$MV" run slow >"$T/twice.out" 2>&1
+assert_grep 'another run of this job holds' "$T/twice.out"
 kill -TERM "$runner"
 set +e
 wait "$runner"
