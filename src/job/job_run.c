@@ -467,8 +467,8 @@ static int spool_source(struct run *r, const struct job_source *s, char *dir,
 }
 
 /* One run of a job at a time: a second would share its spool directory
- * and state.  Returns the locked fd (closed at the end of the run), or -1
- * after saying why. */
+ * and state.  Returns the locked fd (closed at the end of the run), or
+ * -EBUSY or another -errno after saying why. */
 static int lock_job(struct run *r)
 {
 	char path[4096];
@@ -478,13 +478,14 @@ static int lock_job(struct run *r)
 	if (rc) {
 		say(r, "cannot create '%s': %s", job_state_dir(),
 		    strerror(-rc));
-		return -1;
+		return rc;
 	}
 	snprintf(path, sizeof(path), "%s/%s.lock", job_state_dir(), r->j->name);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
+		rc = -errno;
 		say(r, "cannot open '%s': %s", path, strerror(errno));
-		return -1;
+		return rc;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		say(r,
@@ -492,7 +493,7 @@ static int lock_job(struct run *r)
 		    "twice",
 		    path);
 		close(fd);
-		return -1;
+		return -EBUSY;
 	}
 	return fd;
 }
@@ -762,7 +763,7 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 		return MV_EXIT_FAIL;
 	if (!o->dry_run && (lock_fd = lock_job(&r)) < 0) {
 		free(r.log);
-		return MV_EXIT_LOCKED;
+		return lock_fd == -EBUSY ? MV_EXIT_LOCKED : MV_EXIT_FAIL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (job_state_load(j->name, &st, &err)) {
