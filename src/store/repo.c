@@ -593,7 +593,10 @@ static int open_index(struct repo *r, bool create, bool writable,
 		    asprintf(&r->pending_path, "%s/pending-packs", dir) < 0)
 			return mv_err_set(err, -ENOMEM, "out of memory");
 		r->remote = true;
-		{
+		/* records already fetched over the network; a local
+		 * repository (encrypted, so its index is cached) reads its
+		 * packs directly and would only double every read here */
+		if (!root) {
 			char chunks[PATH_MAX + 8];
 
 			snprintf(chunks, sizeof(chunks), "%s/chunks", dir);
