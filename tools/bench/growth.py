@@ -31,10 +31,12 @@ import sys
 HEAD = "## Growth series: real-like mail"
 TOOLS = [("mv", "mailvault (mail view on)"),
 	 ("mv-nomail", "mailvault --no-mail"),
+	 ("mv-enc", "mailvault, encrypted (mail view on)"),
 	 ("borg", "borg import-tar, --encryption none"),
 	 ("borg-enc", "borg import-tar, repokey-blake2"),
 	 ("restic", "restic backup (extracted tree)")]
 PLOT = [("mv", "mailvault"), ("mv-nomail", "mailvault --no-mail"),
+	("mv-enc", "mailvault (encrypted)"),
 	("borg", "borg import-tar"), ("borg-enc", "borg (repokey-blake2)"),
 	("restic", "restic")]
 INTRO = """\
@@ -55,7 +57,9 @@ cur/ with `:2,S`), flag changes on 2% of the messages (`:2,S` ->
 Each day is one `tar -czf` of the volume (GNU tar).
 
 How: every tool gets the same day's tar.gz.  mailvault (`backup
-volume=DAY.tar.gz`, with and without `--no-mail`) and `borg import-tar
+volume=DAY.tar.gz`, with and without `--no-mail`; from format 2 on these
+two repositories are made with `--encryption none` and a third, with the
+view on, with the default encryption) and `borg import-tar
 --compression zstd,3` (borg 1.2, one repository `--encryption none`, one
 `--encryption repokey-blake2`) read it directly; restic (repository v2,
 compression auto, always encrypted) backs up the tar's contents
@@ -63,8 +67,11 @@ extracted into one directory that is kept and synced with `rsync -aH
 --delete` from day to day (untimed), so its file cache works as on a
 server.  Size = `du -sb --apparent-size` of the repository directory (its
 files and directories): for mailvault `index.db`, `catalog.db`, `config`
-and `packs/` (a local repository keeps its catalogue inside; the cache
-directory a remote one would use is counted too and stays empty); for
+and `packs/` (a local unencrypted repository keeps its catalogue
+inside; its cache directory is counted too and stays empty); for the
+encrypted one the repository plus its cache directory, where it keeps
+`catalog.db` and a decrypted copy of its index (an upper bound: the copy
+is rebuilt from `index.sealed` when lost); for
 borg and restic the repository only, not `~/.cache/borg` or restic's
 cache, which they rebuild when lost.  Added = the size after the day
 minus the size before it.  Wall = the backup command alone.
@@ -200,6 +207,15 @@ def report(res, manifest, png):
 			o("| repository after %d days (borg %s) | %.2f %s | "
 			  "%.2f | ≤ 0.8 |" % (days, bname, s[0],
 					      verdict(s[0], 0.8), s[1]))
+		if "mv-enc" in size and "borg-enc" in size:
+			a = ratio(statistics.median(added["mv-enc"][1:]),
+				  statistics.median(added["borg-enc"][1:]))
+			s = ratio(size["mv-enc"][-1], size["borg-enc"][-1])
+			o("| both encrypted (mailvault's default against "
+			  "repokey-blake2): added per day | %.2f %s | | ≤ 0.5 |" %
+			  (a, verdict(a, 0.5)))
+			o("| both encrypted: repository after %d days | %.2f %s "
+			  "| | ≤ 0.8 |" % (days, s, verdict(s, 0.8)))
 		o("")
 	# the unchanged re-backup
 	rb = {}

@@ -63,11 +63,15 @@ export LC_ALL=C TZ=UTC
 export BORG_BASE_DIR="$W/borg-home"
 export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-export BORG_PASSPHRASE=bench RESTIC_PASSWORD=bench
+export BORG_PASSPHRASE=bench RESTIC_PASSWORD=bench MAILVAULT_PASSPHRASE=bench
 export RESTIC_CACHE_DIR="$W/restic-cache"
-# a remote repository would keep mailvault's catalogue here; a local one
-# keeps it inside the repository (counted in both cases)
-export XDG_CACHE_HOME="$W/mv-cache"
+# mailvault's cache directory, one per repository (mvcache TOOL): a remote
+# or encrypted repository keeps its catalogue and index copy there, a local
+# unencrypted one keeps them inside the repository; counted in every case
+mvcache() {
+	XDG_CACHE_HOME=$W/mv-cache/$1
+	export XDG_CACHE_HOME
+}
 export TMPDIR="$W/tmp"
 unset MAILVAULT_REPO BORG_REPO RESTIC_REPOSITORY || true
 
@@ -93,8 +97,9 @@ FX=$W/fx
 RES=$W/res
 mkdir -p "$RES" "$W/log" "$W/tmp"
 rm -rf "$R" "$W/live" "$W/x" "$BORG_BASE_DIR" "$RESTIC_CACHE_DIR" \
-	"$XDG_CACHE_HOME"
-mkdir -p "$R" "$W/live/volume" "$XDG_CACHE_HOME"
+	"$W/mv-cache"
+mkdir -p "$R" "$W/live/volume" "$W/mv-cache/mv" "$W/mv-cache/mv-nomail" \
+	"$W/mv-cache/mv-enc"
 : >"$RES/growth.tsv"
 : >"$RES/rebackup.tsv"
 
@@ -128,7 +133,7 @@ files_b() {
 # are not counted)
 repo_paths() {
 	case $1 in
-	mv | mv-nomail) echo "$R/$1 $XDG_CACHE_HOME" ;;
+	mv | mv-nomail | mv-enc) echo "$R/$1 $W/mv-cache/$1" ;;
 	*) echo "$R/$1" ;;
 	esac
 }
@@ -138,6 +143,7 @@ one() {
 	_d=$1
 	_t=$2
 	shift 2
+	mvcache "$_t"
 	_o=$(python3 "$B/run.py" -e "$W/log/$_t.log" "$@")
 	# shellcheck disable=SC2046
 	printf '%s\t%s\t%s\t%s\t%s\n' "$_d" "$_t" "$_o" \
@@ -164,12 +170,29 @@ else
 fi
 
 # --- the series -----------------------------------------------------------------
-"$MV" init "$R/mv" >/dev/null
-"$MV" init "$R/mv-nomail" >/dev/null
+# format 2 encrypts by default: mailvault and mailvault --no-mail are
+# compared unencrypted, and an encrypted mailvault (mail view on) beside
+# borg's repokey-blake2
+ENC=
+if "$MV" init --help 2>&1 | grep -q -- --encryption; then
+	ENC="--encryption none"
+fi
+mvcache mv
+# shellcheck disable=SC2086
+"$MV" init $ENC "$R/mv" >/dev/null
+mvcache mv-nomail
+# shellcheck disable=SC2086
+"$MV" init $ENC "$R/mv-nomail" >/dev/null
+TOOLS="mv mv-nomail borg borg-enc restic"
+if [ -n "$ENC" ]; then
+	mvcache mv-enc
+	"$MV" init "$R/mv-enc" >/dev/null
+	TOOLS="$TOOLS mv-enc"
+fi
 borg init --encryption none "$R/borg" >/dev/null 2>&1
 borg init --encryption repokey-blake2 "$R/borg-enc" >/dev/null 2>&1
 restic init -q --repo "$R/restic" --repository-version 2 >/dev/null
-for t in mv mv-nomail borg borg-enc restic; do
+for t in $TOOLS; do
 	# shellcheck disable=SC2046
 	printf '0\t%s\t0\t0\t0\t0\tok\t%s\t%s\n' "$t" \
 		"$(du_b $(repo_paths "$t"))" "$(files_b $(repo_paths "$t"))" \
@@ -183,6 +206,10 @@ while [ "$d" -le "$DAYS" ]; do
 		--time "$(iso_day "$d")" "volume=$tgz"
 	one "$d" mv-nomail "$MV" backup --quiet --no-mail "$R/mv-nomail" \
 		--name mail --time "$(iso_day "$d")" "volume=$tgz"
+	if [ -n "$ENC" ]; then
+		one "$d" mv-enc "$MV" backup --quiet "$R/mv-enc" --name mail \
+			--time "$(iso_day "$d")" "volume=$tgz"
+	fi
 	one "$d" borg borg import-tar --compression zstd,3 "$R/borg::day$d" "$tgz"
 	one "$d" borg-enc borg import-tar --compression zstd,3 \
 		"$R/borg-enc::day$d" "$tgz"
@@ -199,6 +226,7 @@ while [ "$d" -le "$DAYS" ]; do
 	d=$((d + 1))
 done
 say "series done in $(($(date +%s) - T0)) s"
+mvcache mv
 "$MV" stats "$R/mv" >"$RES/mv-stats.txt" 2>&1 || true
 "$MV" check "$R/mv" >"$RES/mv-check.txt" 2>&1 ||
 	say "mailvault check failed (see $RES/mv-check.txt)"
@@ -217,8 +245,11 @@ ttgz=$W/tree-fx/day1.tar.gz
 nfiles=$(tar -tzf "$ttgz" | grep -vc '/$')
 rm -rf "$W/tree"
 mkdir -p "$W/tree"
-"$MV" init "$W/tree/mv" >/dev/null
-"$MV" init "$W/tree/mv-nomail" >/dev/null
+mvcache tree
+# shellcheck disable=SC2086
+"$MV" init $ENC "$W/tree/mv" >/dev/null
+# shellcheck disable=SC2086
+"$MV" init $ENC "$W/tree/mv-nomail" >/dev/null
 borg init --encryption none "$W/tree/borg" >/dev/null 2>&1
 for run in 1 2; do
 	t=$(iso_day 1)
