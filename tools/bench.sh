@@ -350,8 +350,8 @@ init_repos()
 {
 	rm -rf "$R" "$W/live" "$BORG_BASE_DIR" "$RESTIC_CACHE_DIR"
 	mkdir -p "$R/tgz" "$W/live/volume"
-	"$MV" init "$R/mv" >/dev/null
-	"$MV" init "$R/mv-nomail" >/dev/null
+	"$MV" init --encryption none "$R/mv" >/dev/null
+	"$MV" init --encryption none "$R/mv-nomail" >/dev/null
 	borg init -e none "$R/borg-tar"
 	borg init -e none "$R/borg-tree"
 	restic init -q --repo "$R/restic" --repository-version 2 >/dev/null
@@ -712,7 +712,7 @@ big_read()
 	mkdir -p "$W/big"
 	gzip -dc "$FX/day1.tar.gz" | head -c "$((BIG_MB * 1048576))" \
 		>"$W/big/big.tar"
-	"$MV" init "$R/mv-big" >/dev/null
+	"$MV" init --encryption none "$R/mv-big" >/dev/null
 	"$MV" backup --quiet "$R/mv-big" --name big "big=$W/big" >/dev/null
 	rm -rf "$W/big"
 	r=1

@@ -30,7 +30,7 @@ run() {
 rm -rf "$W" && mkdir -p "$W"
 python3 "$TOP/tools/gen_fixture.py" --out "$W/fx" --small --messages 40 \
 	--users 2 --days "$DAYS" --link --quiet
-"$MV" init "$W/mv" >/dev/null
+"$MV" init --encryption none "$W/mv" >/dev/null
 borg init --encryption=none "$W/borg" >/dev/null 2>&1
 d=1
 while [ "$d" -le "$DAYS" ]; do
@@ -66,7 +66,7 @@ say "borg prune: ${bp% *} s, peak ${bp#* } KiB; compact: ${bc% *} s, peak ${bc#*
 # a repository that only ever held the kept snapshots, with the same
 # chunker key (another key cuts the changed files elsewhere, which alone
 # moves the size by a few percent)
-"$MV" init --copy-chunker-params "$W/mv" "$W/ref" >/dev/null
+"$MV" init --encryption none --copy-chunker-params "$W/mv" "$W/ref" >/dev/null
 while read -r t; do
 	d=$(( ($(date -u -d "$t" +%s) - $(date -u -d 2024-01-01T03:00:00Z +%s)) / 86400 ))
 	"$MV" backup "$W/ref" --name mail --quiet --no-mail --time "$t" \

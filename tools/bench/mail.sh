@@ -96,7 +96,7 @@ for i in range(n):
 	os.utime(p, (t, t))
 EOF
 R=$T/repo-folder
-"$MV" init "$R" >/dev/null
+"$MV" init --encryption none "$R" >/dev/null
 "$MV" backup "$R" --name mail --quiet --time 2024-06-01T03:00:00Z \
 	"volume=$T/vol"
 V=mail/2024-06-01T030000Z/mail/bench@example.org/INBOX
@@ -151,7 +151,7 @@ while n < total:
 print(n)
 EOF
 RB=$T/repo-big
-"$MV" init "$RB" >/dev/null
+"$MV" init --encryption none "$RB" >/dev/null
 "$MV" backup "$RB" --name mail --quiet --time 2024-10-02T03:00:00Z \
 	"vol=$T/big"
 rm -rf "$T/big"
@@ -256,7 +256,7 @@ echo "cat_messages=$CMSG" >>"$META"
 echo "cat_days=$CDAYS" >>"$META"
 echo "cat_bytes=$(stat -c %s "$db")" >>"$META"
 RC=$T/repo-catalog
-"$MV" init "$RC" >/dev/null
+"$MV" init --encryption none "$RC" >/dev/null
 cp "$db" "$RC/catalog.db"
 r=1
 while [ "$r" -le "$RUNS" ]; do
