@@ -98,6 +98,9 @@ int mv_read_file(const char *path, size_t max, char **out, size_t *out_len,
 /* Write path.tmp, fsync, rename over path, fsync the directory. */
 int mv_write_file_atomic(const char *path, const void *p, size_t n,
 			 struct mv_err *err);
+/* The same, the file created with mode (0600 for the private cache). */
+int mv_write_file_atomic_mode(const char *path, const void *p, size_t n,
+			      mode_t mode, struct mv_err *err);
 /* fsync the directory that holds path (or the directory path itself). */
 int mv_fsync_dir(const char *dir);
 /* mkdir -p; returns 0 or -errno. */

@@ -513,8 +513,8 @@ static int repo_unlock_key(struct repo *r, struct mv_err *err)
 			return rc;
 		/* best effort: a cache that cannot be written costs time */
 		if (remember[0] && strcmp(prefer, name))
-			(void)mv_write_file_atomic(remember, name, strlen(name),
-						   NULL);
+			(void)mv_write_file_atomic_mode(
+				remember, name, strlen(name), 0600, NULL);
 	}
 	mk_keep(r->cfg.id, mk, name);
 found:

@@ -320,6 +320,12 @@ int mv_fsync_dir(const char *dir)
 int mv_write_file_atomic(const char *path, const void *p, size_t n,
 			 struct mv_err *err)
 {
+	return mv_write_file_atomic_mode(path, p, n, 0644, err);
+}
+
+int mv_write_file_atomic_mode(const char *path, const void *p, size_t n,
+			      mode_t mode, struct mv_err *err)
+{
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	char *slash;
 	int fd, rc;
@@ -327,7 +333,7 @@ int mv_write_file_atomic(const char *path, const void *p, size_t n,
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return mv_err_set(err, -ENAMETOOLONG, "path too long: '%s'",
 				  path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return mv_err_set(err, -errno, "cannot create '%s': %s", tmp,
 				  strerror(errno));
