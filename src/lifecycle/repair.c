@@ -373,6 +373,13 @@ int lifecycle_repair(struct repo *r, lifecycle_report_fn fn, void *arg,
 		goto out;
 	}
 	lc_step("repair commit");
+	/* nothing dropped: committing would only publish the same index
+	 * again, as a new generation when it is sealed */
+	if (!out->packs_missing && !out->packs_damaged &&
+	    !out->records_dropped) {
+		repo_writer_abort(w);
+		goto out;
+	}
 	rc = repo_writer_finish(w, err);
 out:
 	lc_steps_report();
