@@ -11,17 +11,19 @@
 #define MV_ERR_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 
 #define MV_ERR_MSG_MAX 1024
 
 struct mv_err {
 	int code;		  /* 0 or the first negative errno recorded */
 	char msg[MV_ERR_MSG_MAX]; /* message for the user, "" when none */
+	bool damaged; /* the repository's own bytes are bad (exit 13) */
 };
 
-#define MV_ERR_INIT   \
-	{             \
-		0, "" \
+#define MV_ERR_INIT          \
+	{                    \
+		0, "", false \
 	}
 
 #if defined(__GNUC__)
@@ -35,6 +37,12 @@ struct mv_err {
 /* Record an error unless one is already recorded; return code (< 0).
  * err may be NULL. */
 int mv_err_set(struct mv_err *err, int code, const char *fmt, ...)
+	MV_PRINTF(3, 4);
+
+/* Like mv_err_set, and marks the error as damage to the repository itself
+ * (a sealed index that does not open), which the command line exits 13
+ * for: the same errno from a bad input stream stays a plain failure. */
+int mv_err_set_damaged(struct mv_err *err, int code, const char *fmt, ...)
 	MV_PRINTF(3, 4);
 
 /* Like mv_err_set with a va_list. */

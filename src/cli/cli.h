@@ -26,7 +26,9 @@
 
 /* Print "mailvault: <msg>" to stderr; returns MV_EXIT_LOCKED for -EBUSY
  * (a locked repository), MV_EXIT_BADKEY for -ENOKEY and -EKEYREJECTED (no
- * passphrase, a wrong one), else MV_EXIT_FAIL. */
+ * passphrase, a wrong one), MV_EXIT_DAMAGED for an error marked damaged
+ * (mv_err_set_damaged: a sealed index that does not open or was rolled
+ * back), else MV_EXIT_FAIL. */
 int cli_fail(const struct mv_err *err);
 /* How commands unlock encrypted repositories (repo_set_unlock): the
  * passphrase from cli_pass_get, asked at most once per command and kept

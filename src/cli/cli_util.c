@@ -15,6 +15,8 @@ int cli_fail(const struct mv_err *err)
 	fprintf(stderr, "mailvault: %s\n", mv_err_msg(err));
 	if (err->code == -ENOKEY || err->code == -EKEYREJECTED)
 		return MV_EXIT_BADKEY;
+	if (err->damaged)
+		return MV_EXIT_DAMAGED;
 	/* -EBUSY: the writer lock, or an index another process held */
 	return err->code == -EBUSY ? MV_EXIT_LOCKED : MV_EXIT_FAIL;
 }

@@ -383,12 +383,14 @@ static int remote_version(struct repo *r, const char *name,
 	if (!rc)
 		rc = read_full(r, name, 0, h, sealed ? SX_HDR : IX_HDR, &got,
 			       err);
-	if (!rc && (sealed ? sx_header_parse(h, got, v->size, v)
-			   : ix_header_parse(h, got, v->size, v)))
-		rc = mv_err_set(err, -EBADMSG, "'%s' in '%s' is not %s", name,
-				r->location,
-				sealed ? "a sealed index (damaged header)"
-				       : "an index");
+	if (!rc && sealed && sx_header_parse(h, got, v->size, v))
+		rc = mv_err_set_damaged(err, -EBADMSG,
+					"'%s' in '%s' is not a sealed index "
+					"(damaged header)",
+					name, r->location);
+	else if (!rc && !sealed && ix_header_parse(h, got, v->size, v))
+		rc = mv_err_set(err, -EBADMSG, "'%s' in '%s' is not an index",
+				name, r->location);
 	return rc;
 }
 
@@ -479,10 +481,10 @@ static int sx_damaged(struct repo *r, const char *name, struct mv_err *err,
 		      const char *what, unsigned long long a,
 		      unsigned long long b)
 {
-	return mv_err_set(err, -EBADMSG,
-			  "sealed index '%s' of '%s' is damaged or was "
-			  "tampered with: %s %llu of %llu",
-			  name, r->location, what, a, b);
+	return mv_err_set_damaged(err, -EBADMSG,
+				  "sealed index '%s' of '%s' is damaged or was "
+				  "tampered with: %s %llu of %llu",
+				  name, r->location, what, a, b);
 }
 
 /* Open the sealed index `name` into fd (the plain index.db bytes); *got
@@ -504,10 +506,11 @@ static int sealed_download(struct repo *r, const char *name, int fd,
 	if (rc)
 		return rc;
 	if (sx_header_parse(hdr, n, 0, got))
-		return mv_err_set(err, -EBADMSG,
-				  "sealed index '%s' of '%s' has a damaged "
-				  "header",
-				  name, r->location);
+		return mv_err_set_damaged(
+			err, -EBADMSG,
+			"sealed index '%s' of '%s' has a damaged "
+			"header",
+			name, r->location);
 	total = le64(hdr + 48);
 	max = sx_frame_max(got->frame_size);
 	sbuf = malloc(max);
@@ -604,10 +607,11 @@ static int sealed_check_plain(struct repo *r, const char *name, int fd,
 	if (mv_pread_full(fd, h, IX_HDR, 0) ||
 	    ix_header_parse(h, IX_HDR, sv->raw, &pv) || !pv.complete ||
 	    pv.gen != sv->gen)
-		return mv_err_set(err, -EBADMSG,
-				  "sealed index '%s' of '%s' opened but does "
-				  "not hold an index of generation %u",
-				  name, r->location, sv->gen);
+		return mv_err_set_damaged(
+			err, -EBADMSG,
+			"sealed index '%s' of '%s' opened but does "
+			"not hold an index of generation %u",
+			name, r->location, sv->gen);
 	return 0;
 }
 
@@ -634,7 +638,7 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 		char hp[PATH_MAX];
 
 		highest_path(r, hp, sizeof(hp));
-		return mv_err_set(
+		return mv_err_set_damaged(
 			err, -ESTALE,
 			"sealed index '%s' of '%s' is generation %u, older "
 			"than generation %u this machine has seen: the "
@@ -669,10 +673,11 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 		    (v.gen != got.gen || memcmp(v.pub, got.pub, SX_PUB_LEN)))
 			rc = -EAGAIN;
 		if (!rc && got.gen < highest)
-			rc = mv_err_set(err, -ESTALE,
-					"sealed index '%s' of '%s' went back "
-					"to generation %u",
-					name, r->location, got.gen);
+			rc = mv_err_set_damaged(
+				err, -ESTALE,
+				"sealed index '%s' of '%s' went back "
+				"to generation %u",
+				name, r->location, got.gen);
 	} else {
 		rc = plain_download(r, name, fd, tmp, &got, err);
 	}
@@ -723,7 +728,11 @@ int repo_remote_index_fetch(struct repo *r, struct mv_err *err)
 		if (rc == -EAGAIN)
 			continue; /* replaced while downloading */
 		if (rc != -ENOENT) {
-			if (rc)
+			/* keep the mark of a damaged sealed index (exit 13) */
+			if (rc && e.damaged)
+				mv_err_set_damaged(err, rc, "%s",
+						   mv_err_msg(&e));
+			else if (rc)
 				mv_err_set(err, rc, "%s", mv_err_msg(&e));
 			return rc;
 		}

@@ -26,6 +26,19 @@ int mv_err_set(struct mv_err *err, int code, const char *fmt, ...)
 	return code;
 }
 
+int mv_err_set_damaged(struct mv_err *err, int code, const char *fmt, ...)
+{
+	bool first = err && !err->code;
+	va_list ap;
+
+	va_start(ap, fmt);
+	code = mv_err_setv(err, code, fmt, ap);
+	va_end(ap);
+	if (first)
+		err->damaged = true;
+	return code;
+}
+
 int mv_err_prefix(struct mv_err *err, const char *fmt, ...)
 {
 	char old[MV_ERR_MSG_MAX];
@@ -56,6 +69,7 @@ void mv_err_clear(struct mv_err *err)
 		return;
 	err->code = 0;
 	err->msg[0] = '\0';
+	err->damaged = false;
 }
 
 const char *mv_err_msg(const struct mv_err *err)
