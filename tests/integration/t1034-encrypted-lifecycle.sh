@@ -10,6 +10,7 @@
 # stream into the same repository still exits 1.
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
+require_fuse
 
 export MAILVAULT_PASSPHRASE="lifecycle horse battery"
 export XDG_CACHE_HOME=$T/cache
@@ -122,22 +123,18 @@ tar -xf "$T/x.tar" -C "$T/xt"
 diff -r "$T/fx/day3" "$T/xt" >/dev/null ||
 	die "export-tar unpacks to other bytes"
 
-if [ -c /dev/fuse ] && command -v fusermount3 >/dev/null; then
-	say "mount, cat through the mount, umount"
-	mount_mv "$R" "$T/mnt"
-	[ -d "$T/mnt/mail/2024-06-01T000000Z" ] || die "no snapshot in the mount"
-	cmp "$T/view.eml" \
-		"$T/mnt/mail/2024-06-03T000000Z/mail/alice@example.org/INBOX/$name" ||
-		die "the mount's mail view differs"
-	cmp "$raw" "$T/mnt/mail/2024-06-03T000000Z/vol/${raw#"$T/fx/day3/"}" ||
-		die "the mount's raw file differs"
-	diff -r "$T/fx/day2" "$T/mnt/mail/2024-06-02T000000Z/vol" >/dev/null ||
-		die "the mounted day 2 differs from the source"
-	unmount_mv "$T/mnt"
-	! mountpoint -q "$T/mnt" || die "still mounted after umount"
-else
-	say "no FUSE here: the mount is left to t1032 and t2001"
-fi
+say "mount, cat through the mount, umount"
+mount_mv "$R" "$T/mnt"
+[ -d "$T/mnt/mail/2024-06-01T000000Z" ] || die "no snapshot in the mount"
+cmp "$T/view.eml" \
+	"$T/mnt/mail/2024-06-03T000000Z/mail/alice@example.org/INBOX/$name" ||
+	die "the mount's mail view differs"
+cmp "$raw" "$T/mnt/mail/2024-06-03T000000Z/vol/${raw#"$T/fx/day3/"}" ||
+	die "the mount's raw file differs"
+diff -r "$T/fx/day2" "$T/mnt/mail/2024-06-02T000000Z/vol" >/dev/null ||
+	die "the mounted day 2 differs from the source"
+unmount_mv "$T/mnt"
+! mountpoint -q "$T/mnt" || die "still mounted after umount"
 
 say "restore byte- and metadata-exact"
 restore_exact "$S1" 1
