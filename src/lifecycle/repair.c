@@ -171,6 +171,8 @@ static int check_pack(struct repair *p, struct index_batch *b,
 		return index_pack_delete(p->ix, k->id, p->err);
 	rc = check_table_loss_record(p->r, k->name, p->err);
 	if (rc > 0) {
+		/* a recorded loss is a change: the session must commit */
+		p->res->packs_damaged++;
 		lc_say(p->fn, p->arg, "error",
 		       "pack '%s': its table is damaged; its readable "
 		       "records stay in the index (recorded)",
