@@ -904,7 +904,7 @@ class Writer:
 				x = {"flags": {}, "log": bytearray(), "seq": 1,
 				     "log2": None, "cache": [], "dead": 0,
 				     "mod": 0, "ltime": t, "cgen": 0,
-				     "ctime": t}
+				     "ctime": t, "ms": {}}
 				self.ix[mb] = x
 			prev = x["flags"]
 			recs = []
@@ -919,9 +919,11 @@ class Writer:
 							str(st.seed).encode(),
 							cid)).digest()[:16])
 					x["cache"].append((uid, cid))
+					x["ms"][uid] = x["mod"] + 1
 				elif prev[uid][0] != fl:
 					recs.append(struct.pack(
 						"<IIII", 4, uid, fl, k))
+					x["ms"][uid] = x["mod"] + 1
 			x["dead"] += len(set(prev) - set(cur))
 			if recs:
 				x["mod"] += 1
@@ -970,9 +972,12 @@ class Writer:
 					  len(x["log"]))
 			idx = [hdr + bytes(128 - len(hdr))]
 			for uid in sorted(cur):
+				# the modseq extension: each message's own
+				# modseq, raised only when it changes (as
+				# Dovecot keeps it), not the folder's
 				idx.append(struct.pack("<IIIQI", uid, cur[uid][0],
 						       offs.get(uid, 0),
-						       x["mod"], 0))
+						       x["ms"].get(uid, 0), 0))
 			put(os.path.join(d, "dovecot.index"), b"".join(idx),
 			    0o600, x["ltime"])
 			put(os.path.join(d, "dovecot.index.cache"),
