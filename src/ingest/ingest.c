@@ -400,6 +400,14 @@ static bool fine_path(const char *path)
 	return false;
 }
 
+/* The chunker that cuts f and the size up to which f is one chunk. */
+static struct chunker *file_chunker(struct ingest *ing, const struct pfile *f,
+				    uint32_t *small)
+{
+	*small = f->fine ? fine_params.small_file : ing->small_file;
+	return f->fine ? &ing->fine : &ing->ch;
+}
+
 int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 	       const struct ingest_opts *opts, struct ingest **out,
 	       struct mv_err *err)
@@ -500,6 +508,7 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 		      const struct tree_entry *meta, struct mv_err *err)
 {
 	struct pfile *f;
+	uint32_t small;
 	int rc;
 
 	if (ing->cur)
@@ -531,8 +540,7 @@ int ingest_file_begin(struct ingest *ing, const char *path,
 	}
 	f->fine = fine_path(path) && meta->size > fine_params.small_file;
 	mv_buf_reset(&ing->pending);
-	chunker_reset(&ing->ch);
-	chunker_reset(&ing->fine);
+	chunker_reset(file_chunker(ing, f, &small));
 	ing->st.files++;
 	ing->st.logical += meta->size;
 	ingest_set_current(ing, path);
@@ -543,9 +551,8 @@ int ingest_file_data(struct ingest *ing, const void *buf, size_t len,
 		     struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
-	struct chunker *ch = ing->cur->fine ? &ing->fine : &ing->ch;
-	uint32_t small =
-		ing->cur->fine ? fine_params.small_file : ing->small_file;
+	uint32_t small;
+	struct chunker *ch = file_chunker(ing, ing->cur, &small);
 
 	ing->st.bytes_in += len;
 	ing->cur->read += len;
@@ -585,8 +592,8 @@ int ingest_file_end(struct ingest *ing, struct mv_err *err)
 {
 	struct mv_buf *p = &ing->pending;
 	struct pfile *f = ing->cur;
-	struct chunker *ch = f->fine ? &ing->fine : &ing->ch;
-	uint32_t small = f->fine ? fine_params.small_file : ing->small_file;
+	uint32_t small;
+	struct chunker *ch = file_chunker(ing, f, &small);
 
 	while (p->len) {
 		bool whole = p->len <= small && !f->submitted;
