@@ -117,6 +117,20 @@ struct job_run_opts {
  * code, cli.h) - a run never fails silently: alerts are sent from here. */
 int job_run(const struct job *j, const struct job_run_opts *o);
 
+/* Only the job's full check: check --read-data of its repository, for a
+ * weekly timer.  A failure is reported as job_run() does (mail, the
+ * healthcheck's /fail); a success is not pinged.  Returns check's code. */
+int job_read_data(const struct job *j, const struct job_run_opts *o);
+
+/* Report a failure that the run could not report itself (systemd's
+ * OnFailure=: a run killed, a job file that no longer loads for run but
+ * does here, a missing binary): mail to mail-to and the healthcheck's
+ * /fail, "what" as the subject, log (len bytes, its tail kept) as the
+ * body.  Returns MV_EXIT_OK when every channel took it, MV_EXIT_FAIL when
+ * one failed or the job has none. */
+int job_report_failure(const struct job *j, const char *what, const char *log,
+		       size_t len);
+
 /* How bad an exit code is, to pick the worst of a run's steps. */
 int job_exit_rank(int code);
 

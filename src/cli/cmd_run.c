@@ -14,6 +14,8 @@
 static const char usage[] =
 	"usage: mailvault run [--dry-run] JOB...\n"
 	"       mailvault run [--dry-run] --all\n"
+	"       mailvault run [--dry-run] --read-data JOB...\n"
+	"       mailvault run --report-failure[=UNIT] JOB < LOG\n"
 	"\n"
 	"Run a job described by /etc/mailvault/JOB.conf (or the file JOB\n"
 	"when it has a '/'): before-hook, backup, after-hook, forget, prune\n"
@@ -24,13 +26,102 @@ static const char usage[] =
 	"\n"
 	"  --all      every *.conf of the job directory, in name order\n"
 	"  --dry-run  check the job files and print the plan; run nothing\n"
+	"  --read-data\n"
+	"             only check --read-data of the job's repository (every\n"
+	"             chunk read and re-hashed: the weekly full check); a\n"
+	"             failure is mailed and pinged as a run's is\n"
+	"  --report-failure[=UNIT]\n"
+	"             report a failure the run could not report itself, with\n"
+	"             stdin as the log, through the job's mail and "
+	"healthcheck\n"
+	"             (systemd's OnFailure=, "
+	"contrib/mailvault-alert@.service);\n"
+	"             does nothing when $MONITOR_SERVICE_RESULT and\n"
+	"             $MONITOR_EXIT_STATUS say the run ended with a code it\n"
+	"             reports itself\n"
 	"  --help     this text\n"
 	"\n"
 	"Exit code: the worst of the steps' (mailvault(1)); 2 for a job file\n"
 	"that does not validate, naming file, line and key.\n"
 	"\n"
 	"Example:\n"
-	"  mailvault run --dry-run stalwart && mailvault run stalwart\n";
+	"  mailvault run --dry-run stalwart && mailvault run stalwart\n"
+	"  systemctl enable --now mailvault@stalwart.timer "
+	"mailvault-check@stalwart.timer\n";
+
+#define REPORT_LOG_MAX (64 * 1024) /* stdin kept for --report-failure */
+
+/* Did the unit that failed end the way a run reports by itself?  systemd
+ * (251 and later) tells an OnFailure= unit how the monitored one ended:
+ * an exit code of run's own, other than 2 (the job file did not load, so
+ * nothing was reported), was mailed and pinged already. */
+static bool reported_by_run(void)
+{
+	const char *res = getenv("MONITOR_SERVICE_RESULT");
+	const char *st = getenv("MONITOR_EXIT_STATUS");
+	char *end;
+	long n;
+
+	if (!res || !st || strcmp(res, "exit-code"))
+		return false;
+	n = strtol(st, &end, 10);
+	return end != st && !*end && n != MV_EXIT_USAGE && n > 0 && n < 200;
+}
+
+/* --report-failure: stdin (its last REPORT_LOG_MAX bytes) is the log. */
+static int report_failure(const char *name, const char *unit)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct job *j = NULL;
+	char *log = NULL, what[512];
+	size_t len = 0;
+	int ret;
+
+	if (reported_by_run()) {
+		printf("mailvault run: %s ended with exit %s, which the run "
+		       "reported itself\n",
+		       unit ? unit : name, getenv("MONITOR_EXIT_STATUS"));
+		return MV_EXIT_OK;
+	}
+	if (job_load_named(name, &j, &err)) {
+		fprintf(stderr, "mailvault run: %s\n", mv_err_msg(&err));
+		return MV_EXIT_FAIL;
+	}
+	log = malloc(REPORT_LOG_MAX);
+	if (!log) {
+		job_free(j);
+		return MV_EXIT_FAIL;
+	}
+	for (;;) {
+		ssize_t n = read(0, log + len, REPORT_LOG_MAX - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == REPORT_LOG_MAX) {
+			/* keep the tail: the end of a log says why */
+			memmove(log, log + REPORT_LOG_MAX / 2,
+				REPORT_LOG_MAX / 2);
+			len = REPORT_LOG_MAX / 2;
+		}
+	}
+	if (getenv("MONITOR_SERVICE_RESULT"))
+		snprintf(what, sizeof(what), "%s FAILED (%s, %s)",
+			 unit ? unit : name, getenv("MONITOR_SERVICE_RESULT"),
+			 getenv("MONITOR_EXIT_STATUS")
+				 ? getenv("MONITOR_EXIT_STATUS")
+				 : "?");
+	else
+		snprintf(what, sizeof(what), "%s FAILED", unit ? unit : name);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	ret = job_report_failure(j, what, log, len);
+	curl_global_cleanup();
+	free(log);
+	job_free(j);
+	return ret;
+}
 
 /* The binary to re-execute for each step: ourselves. */
 static int self_path(char *buf, size_t len)
@@ -48,6 +139,8 @@ int cmd_run(int argc, char **argv)
 	static const struct option opts[] = {
 		{"all", no_argument, NULL, 'a'},
 		{"dry-run", no_argument, NULL, 'n'},
+		{"read-data", no_argument, NULL, 'r'},
+		{"report-failure", optional_argument, NULL, 'f'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -56,7 +149,8 @@ int cmd_run(int argc, char **argv)
 	struct job **jobs = NULL;
 	char self[PATH_MAX], **paths = NULL;
 	size_t njobs = 0, npaths = 0, i;
-	bool all = false;
+	bool all = false, read_data = false, report = false;
+	const char *unit = NULL;
 	int c, code, worst = MV_EXIT_OK, ret;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -64,7 +158,12 @@ int cmd_run(int argc, char **argv)
 			all = true;
 		else if (c == 'n')
 			o.dry_run = true;
-		else if (c == 'h') {
+		else if (c == 'r')
+			read_data = true;
+		else if (c == 'f') {
+			report = true;
+			unit = optarg;
+		} else if (c == 'h') {
 			fputs(usage, stdout);
 			return MV_EXIT_OK;
 		} else {
@@ -75,6 +174,12 @@ int cmd_run(int argc, char **argv)
 	if (all == (optind < argc))
 		return cli_usage("run", all ? "--all or JOB names, not both"
 					    : "name a JOB or give --all");
+	if (report) {
+		if (all || read_data || o.dry_run || argc - optind != 1)
+			return cli_usage("run", "--report-failure takes one "
+						"JOB and nothing else");
+		return report_failure(argv[optind], unit);
+	}
 	if (self_path(self, sizeof(self)))
 		return cli_usage("run", "cannot find the mailvault binary "
 					"(/proc/self/exe)");
@@ -111,7 +216,8 @@ int cmd_run(int argc, char **argv)
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	for (i = 0; i < njobs; i++) {
-		code = job_run(jobs[i], &o);
+		code = read_data ? job_read_data(jobs[i], &o)
+				 : job_run(jobs[i], &o);
 		if (job_exit_rank(code) > job_exit_rank(worst))
 			worst = code;
 		if (code == MV_EXIT_INTERRUPTED)

@@ -691,14 +691,48 @@ static void repo_figures(struct run *r)
 	free(cap);
 }
 
+/* Mail (on failure, or always when asked) and the healthcheck ping of the
+ * outcome "what" (exit r->worst), the log as body.  Returns how many
+ * channels failed; each failure is a warning in the log. */
+static int send_alerts(struct run *r, const char *what, bool bad)
+{
+	const struct job *j = r->j;
+	struct mv_err err = MV_ERR_INIT;
+	char host[256] = "";
+	size_t tail = r->log_len > ALERT_TAIL_MAX ? ALERT_TAIL_MAX : r->log_len;
+	int nfail = 0;
+
+	gethostname(host, sizeof(host) - 1);
+	if (j->nmail_to && (bad || j->mail_always)) {
+		char subject[512];
+
+		snprintf(subject, sizeof(subject),
+			 "mailvault job %s on %s: %s (exit %d)", j->name, host,
+			 what, r->worst);
+		if (alert_mail((const char *const *)j->mail_to, j->nmail_to,
+			       j->mail_from, subject, r->log, r->log_len,
+			       &err)) {
+			say(r, "warning: %s", mv_err_msg(&err));
+			mv_err_clear(&err);
+			nfail++;
+		}
+	}
+	if (j->healthcheck &&
+	    alert_ping(j->healthcheck, bad ? "/fail" : "",
+		       r->log + r->log_len - tail, tail, &err)) {
+		say(r, "warning: %s", mv_err_msg(&err));
+		mv_err_clear(&err);
+		nfail++;
+	}
+	return nfail;
+}
+
 static void report(struct run *r, int64_t started, double secs,
 		   struct job_state *st)
 {
 	const struct job *j = r->j;
 	struct mv_err err = MV_ERR_INIT;
 	bool bad = failed(r->worst);
-	char host[256] = "";
-	size_t tail = r->log_len > ALERT_TAIL_MAX ? ALERT_TAIL_MAX : r->log_len;
 
 	(void)started;
 	if (j->textfile) {
@@ -720,30 +754,11 @@ static void report(struct run *r, int64_t started, double secs,
 			mv_err_clear(&err);
 		}
 	}
-	gethostname(host, sizeof(host) - 1);
-	if (j->nmail_to && (bad || j->mail_always)) {
-		char subject[512];
-
-		snprintf(subject, sizeof(subject),
-			 "mailvault job %s on %s: %s (exit %d)", j->name, host,
-			 bad			    ? "FAILED"
-			 : r->worst == MV_EXIT_WARN ? "completed with "
-						      "warnings"
-						    : "ok",
-			 r->worst);
-		if (alert_mail((const char *const *)j->mail_to, j->nmail_to,
-			       j->mail_from, subject, r->log, r->log_len,
-			       &err)) {
-			say(r, "warning: %s", mv_err_msg(&err));
-			mv_err_clear(&err);
-		}
-	}
-	if (j->healthcheck &&
-	    alert_ping(j->healthcheck, bad ? "/fail" : "",
-		       r->log + r->log_len - tail, tail, &err)) {
-		say(r, "warning: %s", mv_err_msg(&err));
-		mv_err_clear(&err);
-	}
+	send_alerts(r,
+		    bad			       ? "FAILED"
+		    : r->worst == MV_EXIT_WARN ? "completed with warnings"
+					       : "ok",
+		    bad);
 }
 
 int job_run(const struct job *j, const struct job_run_opts *o)
@@ -865,4 +880,69 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return code;
+}
+
+int job_read_data(const struct job *j, const struct job_run_opts *o)
+{
+	char *args[] = {(char *)"--read-data"};
+	struct run r;
+	int code;
+
+	memset(&r, 0, sizeof(r));
+	r.j = j;
+	r.o = o;
+	r.log = malloc(LOG_KEEP);
+	if (!r.log)
+		return MV_EXIT_FAIL;
+	if (!o->dry_run) {
+		signal(SIGINT, on_stop);
+		signal(SIGTERM, on_stop);
+	}
+	say(&r, "%sfull check of '%s'", o->dry_run ? "plan of " : "",
+	    j->repository);
+	note(&r, step(&r, "check", args, 1, NULL, NULL));
+	if (stop_sig)
+		note(&r, MV_EXIT_INTERRUPTED);
+	say(&r, "full check %s (exit %d)",
+	    failed(r.worst) ? "FAILED"
+	    : r.worst	    ? "done with warnings"
+			    : "done",
+	    r.worst);
+	/* a failure only: a success ping would reset the nightly run's
+	 * healthcheck schedule */
+	if (!o->dry_run) {
+		if (failed(r.worst))
+			send_alerts(&r, "full check FAILED", true);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+	}
+	code = r.worst;
+	free(r.log);
+	return code;
+}
+
+int job_report_failure(const struct job *j, const char *what, const char *log,
+		       size_t len)
+{
+	struct run r;
+	int nfail;
+
+	if (!j->healthcheck && !j->nmail_to) {
+		fprintf(stderr,
+			"mailvault run: job '%s' has no healthcheck and no "
+			"mail-to to report '%s' with\n",
+			j->name, what);
+		return MV_EXIT_FAIL;
+	}
+	memset(&r, 0, sizeof(r));
+	r.j = j;
+	r.worst = MV_EXIT_FAIL;
+	r.log = malloc(LOG_KEEP);
+	if (!r.log)
+		return MV_EXIT_FAIL;
+	log_add(&r, log, len);
+	say(&r, "%s", what);
+	nfail = send_alerts(&r, what, true);
+	free(r.log);
+	return nfail ? MV_EXIT_FAIL : MV_EXIT_OK;
 }
