@@ -42,6 +42,18 @@ void index_close(struct index *ix);
 struct sqlite3 *index_db(struct index *ix);
 
 int index_begin(struct index *ix, struct mv_err *err);
+/* What the open transaction changed, for its commit segment
+ * (docs/FORMAT-2.md 5.3).  Pack rows above *out_pack and snapshot rows
+ * above *out_snap were added by it (row ids only grow inside one). */
+void index_txn_marks(const struct index *ix, int64_t *out_pack,
+		     int64_t *out_snap);
+/* True when it dropped packs or moved or removed chunk rows (prune,
+ * repair): only a base segment, the whole index, describes that. */
+bool index_txn_needs_base(const struct index *ix);
+/* The snapshots it deleted (index_snapshot_delete), *out_n of them;
+ * valid until the next call into ix. */
+const uint8_t (*index_txn_gone(const struct index *ix,
+			       size_t *out_n))[MV_ID_LEN];
 int index_commit(struct index *ix, struct mv_err *err);
 /* After index_commit() failed: true when the commit may have been made
  * durable all the same (a failed sync; SQLite replays a WAL or keeps a

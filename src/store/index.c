@@ -70,6 +70,13 @@ struct index {
 	sqlite3_stmt *st[ST_COUNT]; /* prepared once, reset after use */
 	bool in_txn;
 	bool commit_unknown; /* the last failed COMMIT may have happened */
+	/* What the open transaction changed, for its commit segment
+	 * (docs/FORMAT-2.md 5.3): rows above the marks were added by it. */
+	int64_t mark_pack;	    /* highest packs.id at BEGIN */
+	int64_t mark_snap;	    /* highest snapshots.row at BEGIN */
+	bool needs_base;	    /* packs dropped or chunks moved */
+	uint8_t (*gone)[MV_ID_LEN]; /* snapshots deleted */
+	size_t ngone, gone_cap;
 };
 
 static int db_err(struct index *ix, int rc, const char *what,
@@ -226,6 +233,7 @@ void index_close(struct index *ix)
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(ix->st[i]);
 	sqlite3_close(ix->db);
+	free(ix->gone);
 	free(ix);
 }
 
@@ -234,13 +242,65 @@ struct sqlite3 *index_db(struct index *ix)
 	return ix->db;
 }
 
+static int64_t max_of(struct index *ix, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = 0;
+
+	if (sqlite3_prepare_v2(ix->db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
 int index_begin(struct index *ix, struct mv_err *err)
 {
 	int rc = exec(ix, "BEGIN IMMEDIATE", err);
 
-	if (!rc)
-		ix->in_txn = true;
-	return rc;
+	if (rc)
+		return rc;
+	ix->in_txn = true;
+	ix->mark_pack = max_of(ix, "SELECT coalesce(max(id), 0) FROM packs");
+	ix->mark_snap =
+		max_of(ix, "SELECT coalesce(max(row), 0) FROM snapshots");
+	ix->needs_base = false;
+	ix->ngone = 0;
+	return 0;
+}
+
+void index_txn_marks(const struct index *ix, int64_t *out_pack,
+		     int64_t *out_snap)
+{
+	*out_pack = ix->mark_pack;
+	*out_snap = ix->mark_snap;
+}
+
+bool index_txn_needs_base(const struct index *ix)
+{
+	return ix->needs_base;
+}
+
+const uint8_t (*index_txn_gone(const struct index *ix,
+			       size_t *out_n))[MV_ID_LEN]
+{
+	*out_n = ix->ngone;
+	return (const uint8_t(*)[MV_ID_LEN])ix->gone;
+}
+
+static int note_gone(struct index *ix, const uint8_t id[MV_ID_LEN])
+{
+	if (ix->ngone == ix->gone_cap) {
+		size_t cap = ix->gone_cap ? 2 * ix->gone_cap : 16;
+		void *p = realloc(ix->gone, cap * sizeof(*ix->gone));
+
+		if (!p)
+			return -ENOMEM;
+		ix->gone = p;
+		ix->gone_cap = cap;
+	}
+	memcpy(ix->gone[ix->ngone++], id, MV_ID_LEN);
+	return 0;
 }
 
 /* How long a COMMIT waits, in all, for readers to let go of the index.
@@ -466,6 +526,8 @@ int index_snapshot_delete(struct index *ix, const uint8_t id[MV_ID_LEN],
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(ix, rc, "deleting a snapshot", err);
 	sqlite3_reset(st);
+	if (!rc && ix->in_txn && note_gone(ix, id))
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
 	return rc;
 }
 
@@ -686,6 +748,7 @@ int index_batch_move(struct index_batch *b, const uint8_t id[MV_ID_LEN],
 	sqlite3_bind_int64(st, 5, loc->raw_size);
 	sqlite3_bind_int(st, 6, loc->type);
 	sqlite3_bind_int(st, 7, loc->comp);
+	b->ix->needs_base = true;
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(b->ix, rc, "moving a chunk", err);
 	sqlite3_reset(st);
@@ -699,6 +762,7 @@ int index_batch_drop(struct index_batch *b, const uint8_t id[MV_ID_LEN],
 	int rc;
 
 	sqlite3_bind_blob(st, 1, id, MV_ID_LEN, SQLITE_STATIC);
+	b->ix->needs_base = true;
 	rc = sqlite3_step(st);
 	rc = rc == SQLITE_DONE ? 0 : db_err(b->ix, rc, "removing a chunk", err);
 	sqlite3_reset(st);
@@ -728,8 +792,11 @@ static int exec_int(struct index *ix, const char *sql, int64_t a, int64_t b,
 
 int index_pack_delete(struct index *ix, int64_t id, struct mv_err *err)
 {
-	int rc = exec_int(ix, "DELETE FROM chunks WHERE pack = ?1", id, 0,
-			  "removing the chunks of a pack", err);
+	int rc;
+
+	ix->needs_base = true;
+	rc = exec_int(ix, "DELETE FROM chunks WHERE pack = ?1", id, 0,
+		      "removing the chunks of a pack", err);
 
 	if (!rc)
 		rc = exec_int(ix, "DELETE FROM packs WHERE id = ?1", id, 0,

@@ -571,6 +571,106 @@ static int repo_init_key(struct repo *r, const struct repo_init_opts *o,
 	return repo_keys_set(r, mk, err);
 }
 
+/* Open the cached index.db of a segment repository, made afresh when it
+ * is missing or does not open (it is only a cache of index/). */
+static int open_cached(struct repo *r, bool create, struct mv_err *err)
+{
+	char side[PATH_MAX + 8];
+	int rc = -ENOENT;
+
+	if (!create && access(r->index_path, F_OK) == 0) {
+		struct mv_err e = MV_ERR_INIT;
+
+		rc = index_open(r->index_path, false, false, false, &r->ix, &e);
+		if (!rc)
+			rc = repo_segment_schema(r, &e);
+		if (rc) {
+			index_close(r->ix);
+			r->ix = NULL;
+		}
+	}
+	if (!rc)
+		return 0;
+	unlink(r->index_path);
+	snprintf(side, sizeof(side), "%s-wal", r->index_path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", r->index_path);
+	unlink(side);
+	rc = index_open(r->index_path, true, false, false, &r->ix, err);
+	if (!rc)
+		rc = repo_segment_schema(r, err);
+	return rc;
+}
+
+/* Bring the cached index up to date with index/, again when a segment
+ * went away while it was read (a prune replaced it). */
+static int segments_sync(struct repo *r, bool *out_changed, struct mv_err *err)
+{
+	int i, rc = 0;
+
+	for (i = 0; i < 4; i++) {
+		struct mv_err e = MV_ERR_INIT;
+
+		rc = repo_segment_sync(r, out_changed, &e);
+		if (rc == -EAGAIN && i < 3)
+			continue;
+		if (rc && e.damaged)
+			mv_err_set_damaged(err, rc, "%s", mv_err_msg(&e));
+		else if (rc)
+			mv_err_set(err, rc, "%s", mv_err_msg(&e));
+		break;
+	}
+	return rc;
+}
+
+/* The index of an encrypted repository: commit segments under index/
+ * replayed into the cache, or, for a repository written before segments
+ * existed, index.sealed until the first write replaces it. */
+static int open_segments(struct repo *r, bool create, struct mv_err *err)
+{
+	size_t n = 0;
+	uint64_t size;
+	int rc;
+
+	r->segments = true;
+	if (create) {
+		rc = open_cached(r, true, err);
+		if (!rc)
+			rc = index_begin(r->ix, err);
+		if (rc)
+			return rc;
+		rc = repo_segment_publish(r, true, NULL, err);
+		if (!rc)
+			return index_commit(r->ix, err);
+		index_rollback(r->ix);
+		return rc;
+	}
+	rc = repo_segment_count(r, &n, err);
+	if (rc)
+		return rc;
+	if (!n && !r->be->ops->stat(r->be, "index.sealed", &size, NULL, NULL)) {
+		r->seg_legacy = true;
+		rc = repo_remote_index_fetch(r, err);
+		if (!rc)
+			rc = index_open(r->index_path, false, false, false,
+					&r->ix, err);
+		if (!rc)
+			rc = repo_segment_schema(r, err);
+		if (!rc)
+			repo_stamp_remember(r);
+		return rc;
+	}
+	rc = open_cached(r, false, err);
+	if (!rc)
+		rc = segments_sync(r, NULL, err);
+	if (!rc && !n)
+		rc = mv_err_set_damaged(err, -ENOENT,
+					"repository '%s' has no index: "
+					"'index/' holds no segment",
+					r->location);
+	return rc;
+}
+
 static int open_index(struct repo *r, bool create, bool writable,
 		      struct mv_err *err)
 {
@@ -602,6 +702,8 @@ static int open_index(struct repo *r, bool create, bool writable,
 			snprintf(chunks, sizeof(chunks), "%s/chunks", dir);
 			r->dcache = diskcache_open(chunks, 0);
 		}
+		if (repo_uses_segments(r))
+			return open_segments(r, create, err);
 		if (create) {
 			unlink(r->index_path);
 		} else {
@@ -848,6 +950,30 @@ int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
 
 	*out_changed = false;
 	pthread_mutex_lock(&r->ix_lock);
+	if (r->segments && r->seg_legacy && !r->writer) {
+		size_t n = 0;
+
+		/* another machine's first write replaced index.sealed */
+		if (!repo_segment_count(r, &n, NULL) && n)
+			r->seg_legacy = false;
+	}
+	if (r->segments && !r->seg_legacy && !r->writer) {
+		bool applied = false;
+
+		rc = segments_sync(r, &applied, err);
+		if (!rc)
+			rc = index_data_version(r->ix, &v, err);
+		if (!rc && (applied || v != r->data_version)) {
+			r->data_version = v;
+			*out_changed = true;
+			if (r->pack_names)
+				memset(r->pack_names, 0,
+				       (size_t)r->npack_names *
+					       sizeof(*r->pack_names));
+		}
+		pthread_mutex_unlock(&r->ix_lock);
+		return rc;
+	}
 	if (r->remote && !r->writer) {
 		char *s = NULL;
 
@@ -943,6 +1069,20 @@ int repo_snapshot_delete(struct repo *r, const uint8_t id[MV_ID_LEN],
 				  "append-only: snapshots cannot be removed",
 				  r->location);
 	pthread_mutex_lock(&r->ix_lock);
+	if (r->segments) {
+		/* one segment naming the snapshot deleted */
+		rc = index_begin(r->ix, err);
+		if (!rc)
+			rc = index_snapshot_delete(r->ix, id, err);
+		if (!rc)
+			rc = repo_segment_publish(r, false, NULL, err);
+		if (!rc)
+			rc = index_commit(r->ix, err);
+		else
+			index_rollback(r->ix);
+		pthread_mutex_unlock(&r->ix_lock);
+		return rc;
+	}
 	rc = index_snapshot_delete(r->ix, id, err);
 	if (!rc && r->remote)
 		rc = repo_remote_index_publish(r, err);
@@ -1055,6 +1195,7 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 		if (rc)
 			goto fail;
 		r->remote = true;
+		r->segments = repo_uses_segments(r);
 		if (asprintf(&r->index_path, "%s/index.db", dir) < 0)
 			r->index_path = NULL;
 		if (asprintf(&r->stamp_path, "%s/index.stamp", dir) < 0)
@@ -1104,8 +1245,23 @@ int repo_index_install(struct repo *r, const char *built, struct mv_err *err)
 	r->npack_names = 0;
 	rc = index_open(r->index_path, false, root && repo_is_network_fs(root),
 			false, &r->ix, err);
-	if (!rc && r->remote)
+	if (!rc && r->segments) {
+		/* a base segment of the new index, replacing every segment
+		 * listed (and index.sealed) */
+		r->seg_legacy = false;
+		rc = repo_segment_schema(r, err);
+		if (!rc)
+			rc = index_begin(r->ix, err);
+		if (!rc) {
+			rc = repo_segment_publish(r, true, NULL, err);
+			if (!rc)
+				rc = index_commit(r->ix, err);
+			else
+				index_rollback(r->ix);
+		}
+	} else if (!rc && r->remote) {
 		rc = repo_remote_index_publish(r, err);
+	}
 	if (!rc)
 		index_data_version(r->ix, &r->data_version, NULL);
 out:

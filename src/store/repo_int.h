@@ -80,6 +80,11 @@ struct repo {
 	uint32_t key_epoch;	    /* epoch of new records (0 for now) */
 	uint8_t *mk;		    /* encrypted: master key (sodium_malloc) */
 	char slot_name[33];	    /* the key slot that opened it */
+	/* Commit segments (repo_segment.c): the index is stored as
+	 * index/NAME objects and replayed into the cached index.db. */
+	bool segments;	    /* this repository's index is segments */
+	bool seg_legacy;    /* read from index.sealed until the first write */
+	bool seg_maybe_out; /* the last publication may have landed */
 };
 
 struct repo_writer {
@@ -122,5 +127,24 @@ int repo_cache_dir(const struct repo_config *c, char *out, size_t n,
 void repo_stamp_remember(struct repo *r);
 int repo_remote_index_fetch(struct repo *r, struct mv_err *err);
 int repo_remote_index_publish(struct repo *r, struct mv_err *err);
+
+/* repo_segment.c: commit segments (docs/FORMAT-2.md 5.3) */
+/* Encrypted repositories keep their index as commit segments. */
+bool repo_uses_segments(const struct repo *r);
+/* Add the cache's table of replayed segments to r->ix if missing. */
+int repo_segment_schema(struct repo *r, struct mv_err *err);
+/* Segments listed under index/ (one request). */
+int repo_segment_count(struct repo *r, size_t *out, struct mv_err *err);
+/* List index/, fetch the segments r->ix has not replayed and replay
+ * them in one transaction (r->ix open, no transaction, ix_lock held or
+ * not yet shared).  -ESTALE (damaged) when a segment this cache replayed
+ * is gone; -EAGAIN when one went away while it was read (run again). */
+int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err);
+/* Publish what the open transaction of r->ix changed as a new segment
+ * (a base when force_base or when it dropped packs), recorded in the
+ * transaction; *out_bytes (may be NULL) its size.  The caller commits.
+ * r->seg_maybe_out tells, on failure, whether it may be in place. */
+int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
+			 struct mv_err *err);
 
 #endif

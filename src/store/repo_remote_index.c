@@ -8,8 +8,9 @@
  * key), local or sftp://, holds only index.sealed: the index's bytes cut
  * into frames of SX_FRAME bytes, each zstd-compressed, padded and sealed
  * with the metadata key; its working index.db lives in the private cache
- * only.  Publishing seals the whole index at each commit (O(index) bytes
- * per backup, as the plain sftp upload), until commit segments replace it.
+ * only.  Encrypted repositories now publish commit segments instead
+ * (repo_segment.c); index.sealed is still read here, for a repository
+ * written before segments, until its first write replaces it.
  */
 #include "repo_int.h"
 
@@ -182,12 +183,6 @@ static void put_le32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)(v >> 8);
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
-}
-
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 static int ix_header_parse(const uint8_t *h, size_t len, uint64_t size,
@@ -810,174 +805,46 @@ out:
 	return rc;
 }
 
-/* Seal the cached index (fd, of gen) frame by frame into the spool file
- * sp; *v is the sealed version. */
-static int sealed_write(struct repo *r, int fd, int sp, uint32_t gen,
-			struct ix_version *v, struct mv_err *err)
-{
-	uint8_t hdr[SX_HDR], aad[SX_AAD_LEN], lenb[4];
-	uint8_t *ibuf = NULL, *pbuf = NULL, *sbuf = NULL;
-	size_t max = sx_frame_max(SX_FRAME);
-	ZSTD_CCtx *cctx = NULL;
-	struct stat st;
-	uint64_t off = SX_HDR, done = 0;
-	uint32_t i, n;
-	int rc = 0;
-
-	if (fstat(fd, &st) < 0 || st.st_size <= 0)
-		return mv_err_set(err, -EIO, "cannot read '%s'", r->index_path);
-	n = (uint32_t)(((uint64_t)st.st_size + SX_FRAME - 1) / SX_FRAME);
-	memset(hdr, 0, sizeof(hdr));
-	memcpy(hdr, SX_MAGIC, 8);
-	put_le32(hdr + 8, SX_VERSION);
-	put_le32(hdr + 12, SX_FRAME);
-	put_le32(hdr + 16, gen);
-	put_le32(hdr + 20, n);
-	put_le64(hdr + 24, (uint64_t)st.st_size);
-	crypt_random(hdr + 32, SX_PUB_LEN);
-	ibuf = malloc(SX_FRAME);
-	pbuf = malloc(max);
-	sbuf = malloc(max);
-	cctx = ZSTD_createCCtx();
-	if (!ibuf || !pbuf || !sbuf || !cctx) {
-		rc = mv_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	/* the header is written last, once total_size is known */
-	rc = mv_write_full(sp, hdr, SX_HDR);
-	if (rc) {
-		mv_err_set(err, rc, "cannot write the sealed index");
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		size_t want = (uint64_t)st.st_size - done < SX_FRAME
-				      ? (size_t)((uint64_t)st.st_size - done)
-				      : SX_FRAME;
-		size_t z, plen;
-
-		rc = mv_pread_full(fd, ibuf, want, (off_t)done);
-		if (rc) {
-			mv_err_set(err, rc, "cannot read '%s'", r->index_path);
-			goto out;
-		}
-		z = ZSTD_compressCCtx(cctx, pbuf + 4, max - 4, ibuf, want,
-				      DEFAULT_ZSTD_LEVEL);
-		if (ZSTD_isError(z)) {
-			rc = mv_err_set(err, -EIO, "index: zstd: %s",
-					ZSTD_getErrorName(z));
-			goto out;
-		}
-		put_le32(pbuf, (uint32_t)z);
-		plen = crypt_padded_len(4 + z);
-		memset(pbuf + 4 + z, 0, plen - 4 - z);
-		sx_aad(r, hdr, i, aad);
-		rc = crypt_seal(r->key_meta, aad, sizeof(aad), pbuf, plen,
-				sbuf);
-		if (rc) {
-			mv_err_set(err, rc, "index: cannot seal frame %u", i);
-			goto out;
-		}
-		put_le32(lenb, (uint32_t)(plen + CRYPT_OVERHEAD));
-		rc = mv_write_full(sp, lenb, 4);
-		if (!rc)
-			rc = mv_write_full(sp, sbuf, plen + CRYPT_OVERHEAD);
-		if (rc) {
-			mv_err_set(err, rc, "cannot write the sealed index");
-			goto out;
-		}
-		off += 4 + plen + CRYPT_OVERHEAD;
-		done += want;
-	}
-	put_le64(hdr + 48, off);
-	if (pwrite(sp, hdr, SX_HDR, 0) != SX_HDR) {
-		rc = mv_err_set(err, -EIO, "cannot write the sealed index");
-		goto out;
-	}
-	memset(v, 0, sizeof(*v));
-	sx_header_parse(hdr, SX_HDR, off, v);
-out:
-	ZSTD_freeCCtx(cctx);
-	if (ibuf)
-		crypt_wipe(ibuf, SX_FRAME);
-	free(ibuf);
-	if (pbuf)
-		crypt_wipe(pbuf, max);
-	free(pbuf);
-	free(sbuf);
-	return rc;
-}
-
-/* Upload the cached index: raise its generation, checkpoint, then either
- * stream it as index.db or seal it into a spool file in the cache and
- * stream that as index.sealed. */
+/* Upload the cached plain index of an sftp:// repository without
+ * encryption: raise its generation, checkpoint, stream it as index.db.
+ * (An encrypted repository publishes commit segments instead:
+ * repo_segment.c; its index.sealed is only read, until its first write.) */
 int repo_remote_index_publish(struct repo *r, struct mv_err *err)
 {
-	bool sealed = repo_index_is_sealed(r);
 	struct ix_version v;
+	struct stat st;
 	uint8_t h[IX_HDR];
-	char stamp[64], spool[PATH_MAX];
-	int fd = -1, sp = -1, rc;
+	char stamp[64];
+	int fd = -1, rc;
 
+	if (repo_index_is_sealed(r))
+		return mv_err_set(err, -EINVAL,
+				  "an encrypted repository's index is "
+				  "published as segments");
 	rc = gen_bump(r, err);
 	if (!rc)
 		rc = index_checkpoint(r->ix, err);
 	if (rc)
 		return rc;
-	snprintf(spool, sizeof(spool), "%s.sealing", r->index_path);
 	memset(&v, 0, sizeof(v));
 	fd = open(r->index_path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = mv_err_set(err, -errno, "cannot read '%s': %s",
-				r->index_path, strerror(errno));
-		goto out;
-	}
+	if (fd < 0)
+		return mv_err_set(err, -errno, "cannot read '%s': %s",
+				  r->index_path, strerror(errno));
 	if (mv_pread_full(fd, h, IX_HDR, 0) ||
-	    ix_header_parse(h, IX_HDR, 0, &v)) {
-		v.gen = 0; /* no stamp; a sealed index needs its generation */
-		if (sealed) {
-			rc = mv_err_set(err, -EIO,
-					"cannot read the header of '%s'",
-					r->index_path);
-			goto out;
-		}
-	}
-	if (sealed) {
-		uint32_t gen = v.gen;
-
-		sp = open(spool, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (sp < 0) {
-			rc = mv_err_set(err, -errno, "cannot write '%s': %s",
-					spool, strerror(errno));
-			goto out;
-		}
-		rc = sealed_write(r, fd, sp, gen, &v, err);
-		if (!rc)
-			rc = upload(r, sp, spool, IX_SEALED_NAME, err);
-	} else {
-		struct stat st;
-
-		rc = upload(r, fd, r->index_path, IX_PLAIN_NAME, err);
-		if (!rc && fstat(fd, &st) == 0)
-			v.size = (uint64_t)st.st_size;
-		else
-			v.gen = 0;
-	}
-	if (rc)
-		goto out;
-	if (v.gen) {
+	    ix_header_parse(h, IX_HDR, 0, &v))
+		v.gen = 0; /* no stamp */
+	rc = upload(r, fd, r->index_path, IX_PLAIN_NAME, err);
+	if (!rc && fstat(fd, &st) == 0)
+		v.size = (uint64_t)st.st_size;
+	else
+		v.gen = 0;
+	if (!rc && v.gen) {
 		ix_stamp(&v, stamp, sizeof(stamp));
 		mv_write_file_atomic_mode(r->stamp_path, stamp, strlen(stamp),
 					  0600, NULL);
 		snprintf(r->stamp_seen, sizeof(r->stamp_seen), "%s", stamp);
 	}
-	if (sealed)
-		highest_note(r, v.gen);
-out:
-	if (sp >= 0) {
-		close(sp);
-		unlink(spool);
-	}
-	if (fd >= 0)
-		close(fd);
+	close(fd);
 	return rc;
 }

@@ -508,7 +508,27 @@ static int commit_locked(struct repo_writer *w, struct mv_err *err)
 {
 	struct repo *r = w->r;
 	struct mv_err e = MV_ERR_INIT;
-	int rc = index_commit(r->ix, &e);
+	int rc;
+
+	if (r->segments) {
+		/* the segment first, then the local COMMIT: a failure after
+		 * the segment is in place leaves a commit the next open
+		 * replays, so the packs it names are kept */
+		r->seg_maybe_out = false;
+		rc = repo_segment_publish(r, false, NULL, &e);
+		if (!rc)
+			rc = index_commit(r->ix, &e);
+		if (rc && r->seg_maybe_out)
+			return commit_unknown(w, rc, &e, err);
+		if (rc)
+			return mv_err_set(err, rc, "%s", mv_err_msg(&e));
+		r->seg_legacy = false;
+		if (r->pending_path)
+			unlink(r->pending_path);
+		index_data_version(r->ix, &r->data_version, NULL);
+		return 0;
+	}
+	rc = index_commit(r->ix, &e);
 
 	/* busy, disk full, a failed write: the commit record is not there
 	 * whole, the outcome is known (rolled back) */
