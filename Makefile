@@ -20,7 +20,7 @@ PLUGINDIR ?= $(LIBDIR)/mailvault
 # The binary links PKGS_CORE; the formats plugin (include/formats.h) links
 # PKGS_FMT, whose libraries cost a cold start 40-70 ms to map.
 PKGS_CORE := fuse3 libssh2 sqlite3 libxxhash libzstd libcrypto liblz4 \
-            glib-2.0 libacl jansson libsodium inih libcurl
+            glib-2.0 libacl jansson libsodium inih libcurl libetpan
 PKGS_FMT := libarchive gmime-3.0 libisal
 PKGS     := $(PKGS_CORE) $(PKGS_FMT)
 

@@ -6,7 +6,7 @@ what=${1:-test}
 build="build-essential make python3 pkg-config libfuse3-dev fuse3 libarchive-dev libssh2-1-dev
 	libsqlite3-dev sqlite3 libxxhash-dev libzstd-dev libssl-dev liblz4-dev libacl1-dev libjansson-dev
 	libgmime-3.0-dev libglib2.0-dev libisal-dev libsodium-dev libinih-dev
-	libcurl4-openssl-dev"
+	libcurl4-openssl-dev libetpan-dev"
 # Everything the tests call that a new machine (Debian's essential packages
 # and apt) may lack: tzdata for the policy tests' Europe/Berlin, mount for
 # tmpfs and bind mounts, passwd for the sftp-only user (useradd), openssl
@@ -15,7 +15,7 @@ build="build-essential make python3 pkg-config libfuse3-dev fuse3 libarchive-dev
 test="libcmocka-dev python3 openssh-server openssh-client attr acl rsync
 	zstd xz-utils bzip2 gzip lz4 dovecot-core valgrind cppcheck clang-format
 	libclang-rt-14-dev clang file psmisc borgbackup b3sum tzdata mount passwd
-	openssl util-linux procps systemd"
+	openssl util-linux procps dovecot-imapd systemd"
 bench="borgbackup python3-pyfuse3 restic archivemount gnuplot-nox hyperfine time isal"
 pkgs=$build
 case $what in

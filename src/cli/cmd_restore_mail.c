@@ -1,0 +1,603 @@
+/*
+ * mailvault restore-mail: put messages of a snapshot's mail view back
+ * into a live mailbox over IMAP (docs/RESTORE-MAIL.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "imap_client.h"
+#include "mail_msg.h"
+#include "repo.h"
+#include "restore_mail.h"
+#include "snapshot.h"
+#include "tree.h"
+
+#define PASSWORD_MAX 1024
+
+struct rm_opts {
+	const char *to;
+	const char *password_file;
+	const char *auth_user;
+	const char *auth_sep;
+	const char *ca_file;
+	bool insecure, deleted, duplicates, dry_run, json, quiet;
+};
+
+struct rm_stats {
+	size_t appended, skipped, failed, folders;
+};
+
+static void usage(FILE *f)
+{
+	fputs("usage: mailvault restore-mail [REPO] SNAP:PATH --to "
+	      "imap[s]://USER@HOST[:PORT]/[FOLDER]\n"
+	      "         [--auth-user MASTER] [--auth-separator SEP] "
+	      "[--password-file FILE]\n"
+	      "         [--ca-file FILE] [--insecure] [--deleted] "
+	      "[--duplicates] [--dry-run]\n"
+	      "         [--json] [--quiet]\n"
+	      "PATH is mail/<account>, a folder below it, or one .eml of "
+	      "the mail view.\n"
+	      "The password: MAILVAULT_IMAP_PASSWORD, --password-file, or "
+	      "the terminal.\n",
+	      f);
+}
+
+/* First line of a file or of the terminal, without its line end. */
+static int first_line(FILE *f, char *out, size_t n)
+{
+	size_t k;
+
+	if (!fgets(out, (int)n, f))
+		return -EIO;
+	k = strcspn(out, "\r\n");
+	if (out[k] == '\0' && k == n - 1)
+		return -EMSGSIZE;
+	out[k] = '\0';
+	return 0;
+}
+
+static int get_password(const struct rm_opts *o, const char *user,
+			const char *host, char *out, size_t n,
+			struct mv_err *err)
+{
+	const char *env = getenv("MAILVAULT_IMAP_PASSWORD");
+	struct termios old, quiet;
+	FILE *f;
+	int rc, fd;
+
+	if (env && *env) {
+		if (strlen(env) >= n)
+			return mv_err_set(
+				err, -EMSGSIZE,
+				"MAILVAULT_IMAP_PASSWORD is too long");
+		strcpy(out, env);
+		return 0;
+	}
+	if (o->password_file) {
+		f = fopen(o->password_file, "re");
+		if (!f)
+			return mv_err_set(err, -errno,
+					  "cannot read password file '%s': %s",
+					  o->password_file, strerror(errno));
+		rc = first_line(f, out, n);
+		fclose(f);
+		if (rc || !*out)
+			return mv_err_set(err, rc ? rc : -ENOKEY,
+					  "password file '%s' holds no "
+					  "password",
+					  o->password_file);
+		return 0;
+	}
+	fd = open("/dev/tty", O_RDWR | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return mv_err_set(err, -ENOKEY,
+				  "no IMAP password: set "
+				  "MAILVAULT_IMAP_PASSWORD, give "
+				  "--password-file, or run on a terminal");
+	f = fdopen(fd, "r+");
+	if (!f) {
+		close(fd);
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	fprintf(f, "IMAP password for %s@%s: ", user, host);
+	fflush(f);
+	if (tcgetattr(fd, &old) == 0) {
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(fd, TCSAFLUSH, &quiet);
+	}
+	rc = first_line(f, out, n);
+	tcsetattr(fd, TCSAFLUSH, &old);
+	fputc('\n', f);
+	fclose(f);
+	if (rc || !*out)
+		return mv_err_set(err, -ENOKEY, "no IMAP password given");
+	return 0;
+}
+
+static void flag_names(unsigned flags, const struct restore_mail_msg *m,
+		       char *out, size_t n)
+{
+	static const struct {
+		unsigned bit;
+		const char *name;
+	} names[] = {{IMAP_SEEN, "\\Seen"},
+		     {IMAP_ANSWERED, "\\Answered"},
+		     {IMAP_FLAGGED, "\\Flagged"},
+		     {IMAP_DRAFT, "\\Draft"},
+		     {IMAP_DELETED, "\\Deleted"}};
+	size_t at = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((flags & names[i].bit) && at < n)
+			at += (size_t)snprintf(out + at, n - at, "%s%s",
+					       at ? " " : "", names[i].name);
+	for (size_t i = 0; i < m->n_keywords && at < n; i++)
+		at += (size_t)snprintf(out + at, n - at, "%s%s", at ? " " : "",
+				       m->keywords[i]);
+}
+
+static void iso_time(int64_t t, char *out, size_t n)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (!gmtime_r(&tt, &tm))
+		snprintf(out, n, "?");
+	else
+		strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void report(const struct rm_opts *o, const struct restore_mail_msg *m,
+		   const char *folder, unsigned flags, size_t size,
+		   const char *status, const char *error)
+{
+	char fl[1024], when[40];
+
+	flag_names(flags, m, fl, sizeof(fl));
+	iso_time(m->internal_date, when, sizeof(when));
+	if (o->json) {
+		fputs("{\"path\":", stdout);
+		cli_json_str(m->path);
+		fputs(",\"folder\":", stdout);
+		cli_json_str(folder);
+		printf(",\"status\":\"%s\",\"size\":%zu,\"flags\":", status,
+		       size);
+		cli_json_str(fl);
+		printf(",\"internal_date\":\"%s\",\"matched\":%s", when,
+		       m->matched ? "true" : "false");
+		if (error) {
+			fputs(",\"error\":", stdout);
+			cli_json_str(error);
+		}
+		fputs("}\n", stdout);
+	} else if (error) {
+		fprintf(stderr, "mailvault: restore-mail: '%s' -> '%s': %s\n",
+			m->path, folder, error);
+	} else if (o->dry_run) {
+		printf("would append  %s  <-  %s  (%zu bytes, %s, %s)\n",
+		       folder, m->path, size, when, *fl ? fl : "no flags");
+	}
+}
+
+/* Existing messages, sorted by size for lookups. */
+static int have_cmp(const void *a, const void *b)
+{
+	const struct imap_have *x = a, *y = b;
+
+	return x->size < y->size ? -1 : x->size > y->size;
+}
+
+struct folder_state {
+	struct imap_have *have;
+	size_t n;
+	struct imap_have *added; /* appended in this run */
+	size_t n_added, cap_added;
+};
+
+static bool same_bytes(struct imap *c, uint32_t uid, const struct mv_buf *b)
+{
+	struct mv_err err = MV_ERR_INIT;
+	char *data = NULL;
+	size_t len = 0;
+	bool same;
+
+	if (imap_fetch_uid(c, uid, &data, &len, &err))
+		return false;
+	same = len == b->len && !memcmp(data, b->data, len);
+	free(data);
+	return same;
+}
+
+/* True when the folder holds the message: the same Message-ID and size,
+ * or, without a Message-ID, the same bytes. */
+static bool already_there(struct imap *c, const struct folder_state *fs,
+			  const char *msgid, const struct mv_buf *b)
+{
+	struct imap_have key = {.size = b->len};
+	const struct imap_have *h = NULL;
+
+	if (fs->n)
+		h = bsearch(&key, fs->have, fs->n, sizeof(*fs->have), have_cmp);
+	if (h) {
+		while (h > fs->have && h[-1].size == b->len)
+			h--;
+		for (; h < fs->have + fs->n && h->size == b->len; h++) {
+			if (msgid && h->msgid && !strcmp(msgid, h->msgid))
+				return true;
+			if (!msgid && !h->msgid && c &&
+			    same_bytes(c, h->uid, b))
+				return true;
+		}
+	}
+	for (size_t i = 0; i < fs->n_added; i++) {
+		const struct imap_have *a = &fs->added[i];
+
+		if (a->size == b->len && msgid && a->msgid &&
+		    !strcmp(msgid, a->msgid))
+			return true;
+	}
+	return false;
+}
+
+static void note_added(struct folder_state *fs, const char *msgid, size_t size)
+{
+	if (!msgid)
+		return;
+	if (fs->n_added == fs->cap_added) {
+		size_t cap = fs->cap_added ? fs->cap_added * 2 : 64;
+		struct imap_have *p =
+			realloc(fs->added, cap * sizeof(*fs->added));
+
+		if (!p)
+			return;
+		fs->added = p;
+		fs->cap_added = cap;
+	}
+	fs->added[fs->n_added].msgid = strdup(msgid);
+	fs->added[fs->n_added].size = size;
+	if (fs->added[fs->n_added].msgid)
+		fs->n_added++;
+}
+
+static void folder_state_release(struct folder_state *fs)
+{
+	imap_have_free(fs->have, fs->n);
+	imap_have_free(fs->added, fs->n_added);
+	memset(fs, 0, sizeof(*fs));
+}
+
+static char *join_folder(const char *base, const char *rel)
+{
+	char *s;
+
+	if (!*base)
+		return strdup(rel);
+	if (!*rel)
+		return strdup(base);
+	if (asprintf(&s, "%s/%s", base, rel) < 0)
+		return NULL;
+	return s;
+}
+
+static void progress(const struct rm_opts *o, const struct rm_stats *st,
+		     size_t done, size_t total, bool last)
+{
+	static struct timespec prev;
+	struct timespec now;
+
+	if (o->quiet || o->json || !cli_is_tty())
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!last && (now.tv_sec - prev.tv_sec) * 1000000000L +
+				     (now.tv_nsec - prev.tv_nsec) <
+			     200000000L)
+		return;
+	prev = now;
+	fprintf(stderr,
+		"\rrestore-mail: %zu/%zu  appended %zu  skipped %zu"
+		"  failed %zu%s",
+		done, total, st->appended, st->skipped, st->failed,
+		last ? "\n" : "");
+}
+
+static int run(struct repo *r, struct imap *c, const struct rm_opts *o,
+	       const struct imap_url *u, struct restore_mail_set *set,
+	       struct rm_stats *st)
+{
+	struct folder_state fs = {0};
+	struct mv_buf b = MV_BUF_INIT;
+	char *cur = NULL, *server = NULL, *shown = NULL;
+	bool folder_ok = false;
+
+	for (size_t i = 0; i < set->n; i++) {
+		struct restore_mail_msg *m = &set->m[i];
+		struct mv_err err = MV_ERR_INIT;
+		unsigned flags =
+			m->flags & (o->deleted ? ~0u : ~(unsigned)IMAP_DELETED);
+		struct mail_msg mm;
+		char *msgid = NULL;
+
+		progress(o, st, i, set->n, false);
+		if (!cur || strcmp(cur, m->folder)) {
+			free(cur);
+			free(server);
+			free(shown);
+			folder_state_release(&fs);
+			cur = strdup(m->folder);
+			shown = join_folder(u->folder, m->folder);
+			server = shown && c ? imap_folder_name(c, shown) : NULL;
+			if (!cur || !shown || (c && !server)) {
+				fputs("mailvault: out of memory\n", stderr);
+				st->failed += set->n - i;
+				break;
+			}
+			if (!*shown) {
+				free(shown);
+				shown = strdup("INBOX");
+			}
+			st->folders++;
+			folder_ok = true;
+			if (c && !o->dry_run &&
+			    imap_folder_ensure(c, server, &err)) {
+				folder_ok = false;
+			} else if (c && !o->duplicates) {
+				int rc = imap_folder_scan(c, server, &fs.have,
+							  &fs.n, &err);
+
+				if (rc == -ENOENT && o->dry_run) {
+					mv_err_clear(&err);
+				} else if (rc) {
+					folder_ok = false;
+				} else if (fs.n) {
+					qsort(fs.have, fs.n, sizeof(*fs.have),
+					      have_cmp);
+				}
+			}
+			if (!folder_ok)
+				fprintf(stderr,
+					"mailvault: restore-mail: folder '%s': "
+					"%s\n",
+					shown, mv_err_msg(&err));
+			mv_err_clear(&err);
+		}
+		if (!shown)
+			break;
+		b.len = 0;
+		if (!folder_ok) {
+			report(o, m, shown, flags, 0, "failed",
+			       "folder could not be opened");
+			st->failed++;
+			continue;
+		}
+		if (restore_mail_read(r, m, &b, &err)) {
+			report(o, m, shown, flags, 0, "failed",
+			       mv_err_msg(&err));
+			st->failed++;
+			continue;
+		}
+		if (!mail_msg_parse(b.data, b.len, 0, MAIL_MSG_NO_PARTS, &mm,
+				    NULL)) {
+			if (mm.message_id)
+				msgid = strdup(mm.message_id);
+			mail_msg_release(&mm);
+		}
+		if (!o->duplicates && already_there(c, &fs, msgid, &b)) {
+			report(o, m, shown, flags, b.len, "skipped", NULL);
+			st->skipped++;
+		} else if (o->dry_run) {
+			report(o, m, shown, flags, b.len, "would-append", NULL);
+			note_added(&fs, msgid, b.len);
+			st->appended++;
+		} else {
+			struct imap_msg am = {
+				.data = (const char *)b.data,
+				.len = b.len,
+				.flags = flags,
+				.keywords = (const char *const *)m->keywords,
+				.n_keywords = m->n_keywords,
+				.internal_date = m->internal_date,
+			};
+
+			if (imap_append(c, server, &am, &err)) {
+				report(o, m, shown, flags, b.len, "failed",
+				       mv_err_msg(&err));
+				st->failed++;
+				if (imap_is_broken(c)) {
+					free(msgid);
+					st->failed += set->n - i - 1;
+					fprintf(stderr,
+						"mailvault: restore-mail: "
+						"connection lost; %zu "
+						"messages not tried\n",
+						set->n - i - 1);
+					break;
+				}
+			} else {
+				report(o, m, shown, flags, b.len, "appended",
+				       NULL);
+				note_added(&fs, msgid, b.len);
+				st->appended++;
+			}
+		}
+		free(msgid);
+	}
+	progress(o, st, set->n, set->n, true);
+	folder_state_release(&fs);
+	mv_buf_release(&b);
+	free(cur);
+	free(server);
+	free(shown);
+	return 0;
+}
+
+int cmd_restore_mail(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"to", required_argument, NULL, 't'},
+		{"password-file", required_argument, NULL, 'p'},
+		{"auth-user", required_argument, NULL, 'a'},
+		{"auth-separator", required_argument, NULL, 'S'},
+		{"ca-file", required_argument, NULL, 'c'},
+		{"insecure", no_argument, NULL, 'k'},
+		{"deleted", no_argument, NULL, 'D'},
+		{"duplicates", no_argument, NULL, 'd'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"json", no_argument, NULL, 'j'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}};
+	struct rm_opts o = {.auth_sep = "*"};
+	struct mv_err err = MV_ERR_INIT;
+	struct imap_url u = {0};
+	struct restore_mail_set set = {0};
+	struct rm_stats st = {0};
+	struct snapshot snap;
+	struct tree_entry e;
+	struct repo *r = NULL;
+	struct imap *c = NULL;
+	const char *repo = NULL, *spec;
+	char *path = NULL, password[PASSWORD_MAX];
+	int ch, ret = MV_EXIT_OK;
+
+	memset(&e, 0, sizeof(e));
+	password[0] = '\0';
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "nqh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			o.to = optarg;
+			break;
+		case 'p':
+			o.password_file = optarg;
+			break;
+		case 'a':
+			o.auth_user = optarg;
+			break;
+		case 'S':
+			o.auth_sep = optarg;
+			break;
+		case 'c':
+			o.ca_file = optarg;
+			break;
+		case 'k':
+			o.insecure = true;
+			break;
+		case 'D':
+			o.deleted = true;
+			break;
+		case 'd':
+			o.duplicates = true;
+			break;
+		case 'n':
+			o.dry_run = true;
+			break;
+		case 'j':
+			o.json = true;
+			break;
+		case 'q':
+			o.quiet = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return MV_EXIT_OK;
+		default:
+			usage(stderr);
+			return MV_EXIT_USAGE;
+		}
+	}
+	if (argc - optind == 2) {
+		repo = argv[optind];
+		spec = argv[optind + 1];
+	} else if (argc - optind == 1) {
+		spec = argv[optind];
+	} else {
+		return cli_usage("restore-mail", "give [REPO] SNAP:PATH --to "
+						 "imap://USER@HOST/FOLDER");
+	}
+	if (!o.to)
+		return cli_usage("restore-mail",
+				 "--to imap[s]://USER@HOST[:PORT]/FOLDER is "
+				 "required");
+	if (imap_url_parse(o.to, &u, &err))
+		return cli_usage("restore-mail", "%s", mv_err_msg(&err));
+	if (cli_open_entry(repo, spec, &r, &snap, &e, &path, &err)) {
+		ret = cli_fail(&err);
+		goto out_url;
+	}
+	if (restore_mail_collect(r, &snap, path, &e, &set, &err)) {
+		ret = cli_fail(&err);
+		goto out;
+	}
+	if (set.skipped_raw && !o.quiet)
+		fprintf(stderr,
+			"mailvault: restore-mail: %zu undecodable .raw "
+			"entries left out (restore them with `restore`)\n",
+			set.skipped_raw);
+	if (set.unmatched && !o.quiet)
+		fprintf(stderr,
+			"mailvault: restore-mail: %zu of %zu messages have "
+			"no raw maildir file in the snapshot: no flags, "
+			"internal date = their Date\n",
+			set.unmatched, set.n);
+	if (!o.dry_run || getenv("MAILVAULT_IMAP_PASSWORD") ||
+	    o.password_file) {
+		struct imap_opts io = {
+			.url = &u,
+			.password = password,
+			.auth_user = o.auth_user,
+			.auth_sep = o.auth_sep,
+			.ca_file = o.ca_file,
+			.insecure = o.insecure,
+		};
+
+		if (get_password(&o, u.user, u.host, password, sizeof(password),
+				 &err) ||
+		    imap_open(&io, &c, &err)) {
+			int rc = err.code;
+
+			fprintf(stderr, "mailvault: %s\n", mv_err_msg(&err));
+			ret = rc == -EACCES || rc == -ENOKEY ? MV_EXIT_BADKEY
+							     : MV_EXIT_FAIL;
+			goto out;
+		}
+	}
+	run(r, c, &o, &u, &set, &st);
+	if (o.json) {
+		printf("{\"summary\":{\"messages\":%zu,\"%s\":%zu,"
+		       "\"skipped\":%zu,\"failed\":%zu,\"folders\":%zu,"
+		       "\"unmatched\":%zu}}\n",
+		       set.n, o.dry_run ? "would_append" : "appended",
+		       st.appended, st.skipped, st.failed, st.folders,
+		       set.unmatched);
+	} else if (!o.quiet) {
+		printf("restore-mail: %zu messages in %zu folders: %zu %s, "
+		       "%zu already there, %zu failed\n",
+		       set.n, st.folders, st.appended,
+		       o.dry_run ? "would be appended" : "appended", st.skipped,
+		       st.failed);
+	}
+	if (st.failed)
+		ret = MV_EXIT_PARTIAL;
+out:
+	explicit_bzero(password, sizeof(password));
+	imap_close(c);
+	restore_mail_set_release(&set);
+	free(path);
+	tree_entry_release(&e);
+	snapshot_release(&snap);
+	repo_close(r);
+out_url:
+	imap_url_release(&u);
+	return ret;
+}

@@ -1,0 +1,149 @@
+#!/bin/sh
+# t5021-restore-mail: restore-mail puts messages of a snapshot's mail view
+# back into a live Dovecot over IMAP: a folder with its subfolders under
+# another name (imaps://), one message (STARTTLS, the CA from
+# SSL_CERT_FILE), a whole account into another account through a master
+# user.  Read back over IMAP: every message byte-exact (CRLF line ends),
+# flags, keywords and internal date equal to the maildir file's, \Deleted
+# only with --deleted; a second run appends nothing; an empty message
+# fails alone (named, with the server's words, exit 14); a wrong password
+# (exit 12), an unreachable server, an untrusted certificate and a server
+# without STARTTLS (exit 1) are refused with clear messages.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$TOP/tests/lib/dovecot-imap.sh"
+require_mv
+require_cmd python3 openssl
+
+FX="python3 $TOP/tests/lib/imap_fixture.py"
+R=$T/repo
+dovecot_imap_start "$T/imap"
+
+say "a maildir with flags, keywords and delivery times, backed up"
+assert_ok $FX make "$T/src"
+M=$T/src/manifest.json
+assert_ok "$MV" init "$R" >/dev/null
+assert_ok "$MV" backup "$R" --name mail --quiet vmail="$T/src"
+V=mail/latest:mail/alice@example.org
+"$MV" ls "$R" "$V/Archive" >"$T/ls" || die "no view folder"
+cat "$T/ls"
+
+# rm ARGS...: restore-mail with bob's password
+rm_bob()
+{
+	MAILVAULT_IMAP_PASSWORD=bobpw "$MV" restore-mail "$R" "$@"
+}
+check_bob()
+{
+	$FX check --port "$IMAPS_PORT" --ca "$IMAP_CERT" \
+		--user bob@example.org --password bobpw --manifest "$M" "$@"
+}
+
+say "a folder and its subfolders, under another name, over imaps://"
+assert_ok rm_bob "$V/Archive" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Restored" \
+	>"$T/out1" 2>"$T/err1"
+cat "$T/out1" "$T/err1"
+assert_grep '4 messages in 2 folders: 4 appended, 0 already there, 0 failed' \
+	"$T/out1"
+assert_ok check_bob --map Archive=Restored --exact
+
+say "a second run appends nothing"
+assert_ok rm_bob "$V/Archive" --ca-file "$IMAP_CERT" --json \
+	--to "imaps://bob%40example.org@127.0.0.1:$IMAPS_PORT/Restored" \
+	>"$T/out2"
+cat "$T/out2"
+assert_eq 4 "$(grep -c '"status":"skipped"' "$T/out2")" "skipped"
+assert_grep '"summary":\{"messages":4,"appended":0,"skipped":4,"failed":0' \
+	"$T/out2"
+assert_ok check_bob --map Archive=Restored --exact
+
+say "--dry-run lists what would be appended and appends nothing"
+assert_ok rm_bob "$V/Archive" --ca-file "$IMAP_CERT" --dry-run --duplicates \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Restored" \
+	>"$T/out3"
+cat "$T/out3"
+assert_eq 4 "$(grep -c '^would append' "$T/out3")" "dry-run lines"
+assert_ok check_bob --map Archive=Restored --exact
+
+say "one message, STARTTLS, the CA through SSL_CERT_FILE"
+base=$(python3 -c 'import json,sys
+print([e["base"] for e in json.load(open(sys.argv[1]))
+       if "\\Answered" in e["flags"]][0])' "$M")
+eml=$("$MV" ls "$R" "$V/INBOX" | grep 'answered and important.*\.eml$' |
+	head -n 1)
+[ -n "$eml" ] || { "$MV" ls "$R" "$V/INBOX"; die "no view name"; }
+SSL_CERT_FILE=$IMAP_CERT assert_ok rm_bob "$V/INBOX/$eml" \
+	--to "imap://bob@example.org@127.0.0.1:$IMAP_PORT/Single" >"$T/out4"
+cat "$T/out4"
+assert_ok check_bob --map INBOX=Single --pick "$base" --exact
+
+say "a whole account into another one, as the master user"
+assert_exit 14 env MAILVAULT_IMAP_PASSWORD=masterpw "$MV" restore-mail "$R" \
+	"mail/latest:mail/alice@example.org" --ca-file "$IMAP_CERT" \
+	--auth-user admin \
+	--to "imaps://carol@example.org@127.0.0.1:$IMAPS_PORT/" \
+	>"$T/out5" 2>"$T/err5"
+cat "$T/out5" "$T/err5"
+assert_grep '13 messages in 5 folders: 12 appended, 0 already there, 1 failed' \
+	"$T/out5"
+# the empty message is named, with Dovecot's answer
+assert_grep "mail/alice@example.org/Broken/.*' -> 'Broken': APPEND: server said: " \
+	"$T/err5"
+check_carol()
+{
+	$FX check --port "$IMAPS_PORT" --ca "$IMAP_CERT" \
+		--user carol@example.org --password carolpw --manifest "$M" "$@"
+}
+assert_ok check_carol --map = --exact
+
+say "--deleted keeps the trashed flag"
+assert_ok env MAILVAULT_IMAP_PASSWORD=carolpw "$MV" restore-mail "$R" \
+	"mail/latest:mail/alice@example.org/INBOX" --ca-file "$IMAP_CERT" \
+	--deleted --to "imaps://carol@example.org@127.0.0.1:$IMAPS_PORT/Del" \
+	>/dev/null
+assert_ok check_carol --map INBOX=Del --deleted --exact
+
+say "a wrong password is refused with the server's words, exit 12"
+assert_exit 12 env MAILVAULT_IMAP_PASSWORD=wrong "$MV" restore-mail "$R" \
+	"$V/Archive" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/X" 2>"$T/err6"
+cat "$T/err6"
+assert_grep "IMAP login as 'bob@example.org' on '127.0.0.1' refused: .*[Aa]uthentication failed" \
+	"$T/err6"
+
+say "a password file; an unreachable server"
+echo bobpw >"$T/pw"
+port=$(_dv_free_port)
+assert_exit 1 "$MV" restore-mail "$R" "$V/Archive" --password-file "$T/pw" \
+	--to "imaps://bob@example.org@127.0.0.1:$port/X" 2>"$T/err7"
+cat "$T/err7"
+assert_grep "cannot connect to IMAP server '127.0.0.1' port $port: Connection refused" \
+	"$T/err7"
+
+say "an untrusted certificate; a server name it was not made for"
+assert_exit 1 rm_bob "$V/Archive" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/X" 2>"$T/err8"
+cat "$T/err8"
+assert_grep "certificate of IMAP server '127.0.0.1' not trusted: self.signed certificate" \
+	"$T/err8"
+# 127.1 is 127.0.0.1 to the resolver, but not a name the certificate has
+assert_exit 1 rm_bob "$V/Archive" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.1:$IMAPS_PORT/X" 2>"$T/err9"
+cat "$T/err9"
+assert_grep "certificate of IMAP server '127.1' not trusted: [Hh]ostname mismatch" \
+	"$T/err9"
+say "--insecure connects without the check"
+assert_ok rm_bob "$V/Archive" --insecure --dry-run \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Restored" \
+	>"$T/out10"
+assert_grep '4 messages in 2 folders: 0 would be appended, 4 already there' \
+	"$T/out10"
+
+say "usage errors"
+assert_exit 2 "$MV" restore-mail "$R" "$V/Archive"
+assert_exit 2 "$MV" restore-mail "$R" "$V/Archive" --to "http://x/y"
+assert_exit 1 rm_bob mail/latest:vmail --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/X" 2>"$T/err11"
+assert_grep "is not in the mail view" "$T/err11"
+
+ok
