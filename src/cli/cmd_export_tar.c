@@ -1,7 +1,10 @@
 /* mailvault export-tar: write a snapshot (or part) as a tar stream. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -11,6 +14,52 @@
 #include "snapshot.h"
 #include "source_mailcow.h"
 #include "tree.h"
+#include "util.h"
+
+/* Is name what backup_and_restore.sh calls a backup folder,
+ * mailcow-YYYY-MM-DD-HH-MM-SS? */
+static bool is_mailcow_folder(const char *name)
+{
+	static const char pat[] = "mailcow-0000-00-00-00-00-00";
+	size_t i;
+
+	if (strlen(name) != sizeof(pat) - 1)
+		return false;
+	for (i = 0; pat[i]; i++) {
+		if (pat[i] == '0' ? name[i] < '0' || name[i] > '9'
+				  : name[i] != pat[i])
+			return false;
+	}
+	return true;
+}
+
+/* The folder's name: its own when it is a mailcow folder, else one made
+ * of the snapshot's time in local time, as the script names its folders
+ * (date +%Y-%m-%d-%H-%M-%S), so that "backup_and_restore.sh restore"
+ * lists it.  A job backs the newest folder up under a fixed label. */
+static int folder_name(const struct snapshot *snap, struct tree_entry *e,
+		       struct mv_err *err)
+{
+	time_t t = (time_t)(snap->time_ns / 1000000000);
+	char name[64];
+	struct tm tm;
+	char *copy;
+
+	if (is_mailcow_folder(e->name))
+		return 0;
+	if (!localtime_r(&t, &tm) ||
+	    !strftime(name, sizeof(name), "mailcow-%Y-%m-%d-%H-%M-%S", &tm))
+		return mv_err_set(err, -EINVAL,
+				  "cannot name the folder after the snapshot's "
+				  "time");
+	copy = strdup(name);
+	if (!copy)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	free(e->name);
+	e->name = copy;
+	e->name_len = (uint32_t)strlen(copy);
+	return 0;
+}
 
 /* --mailcow: write a mailcow backup folder back as its archives. */
 static int export_mailcow(int argc, char **argv)
@@ -21,7 +70,7 @@ static int export_mailcow(int argc, char **argv)
 	struct repo *r = NULL;
 	const char *repo = NULL;
 	unsigned n = 0;
-	int ret = MV_EXIT_OK;
+	int rc, ret = MV_EXIT_OK;
 
 	if (argc == 3)
 		repo = *argv++;
@@ -31,7 +80,13 @@ static int export_mailcow(int argc, char **argv)
 	if (formats_require(&err) ||
 	    cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
-	if (source_mailcow_export(r, &e, argv[1], &n, &err))
+	if (folder_name(&snap, &e, &err))
+		ret = cli_fail(&err);
+	else if ((rc = mv_mkdir_p(argv[1], 0755)) < 0) {
+		mv_err_set(&err, rc, "cannot create '%s': %s", argv[1],
+			   strerror(-rc));
+		ret = cli_fail(&err);
+	} else if (source_mailcow_export(r, &e, argv[1], &n, &err))
 		ret = cli_fail(&err);
 	else
 		printf("wrote %s/%s with %u archives\n", argv[1], e.name, n);
