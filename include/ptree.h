@@ -89,4 +89,56 @@ int ptree_load(struct repo *r, const uint8_t root_id[MV_ID_LEN],
 	       const void *root, size_t len, tree_node_fn visit, void *arg,
 	       struct tree **out, struct mv_err *err);
 
+/* ---- one path down a directory (docs/FORMAT-2.md, section 7) ---------- */
+
+/* An index node's item: the child's separator, id and entry count, and
+ * the entries of the node's subtree before that child. */
+struct ptree_child {
+	const uint8_t *sep; /* into the node's bytes */
+	size_t sep_len;
+	const uint8_t *id; /* MV_ID_LEN bytes, into the node's bytes */
+	uint64_t count;
+	uint64_t before;
+};
+
+/* One node, checked and parsed on its own: an index node's items, or a
+ * leaf's entries decoded.  What it cannot check alone (counts against
+ * the children, order across leaves) ptree_decode() checks when a whole
+ * directory is read. */
+struct ptree_node {
+	uint8_t id[MV_ID_LEN];
+	uint8_t kind, level;	  /* PTREE_LEAF (level 0) or PTREE_INDEX */
+	uint32_t n;		  /* items */
+	uint64_t count;		  /* entries in its subtree */
+	struct ptree_child *kids; /* index: n children */
+	struct tree *leaf;	  /* leaf: its n entries */
+	size_t size;		  /* bytes of the node */
+	struct mv_buf buf;	  /* the bytes (index nodes point into them) */
+};
+
+/* Check that p, len are the node id (its keyed id when r is not NULL) at
+ * level want_level (-1: any, a root) and parse it into *out (the bytes
+ * are copied).  A damaged node is -EIO naming it. */
+int ptree_node_open(struct repo *r, const uint8_t id[MV_ID_LEN], const void *p,
+		    size_t len, int want_level, struct ptree_node **out,
+		    struct mv_err *err);
+void ptree_node_free(struct ptree_node *nd);
+/* Bytes a cache holding nd should charge. */
+size_t ptree_node_cost(const struct ptree_node *nd);
+/* Index node: the child whose subtree holds name if the directory does. */
+uint32_t ptree_node_find(const struct ptree_node *nd, const char *name,
+			 size_t len);
+/* Index node: the child holding entry *pos of nd's subtree; *pos becomes
+ * the position in that child.  -ERANGE past the end. */
+int ptree_node_at(const struct ptree_node *nd, uint64_t *pos, uint32_t *child);
+
+/* Look name up in the ptree directory whose root node (root_id, its bytes
+ * root) is already read: one node per level, O(height).  0 with *leaf
+ * (free with ptree_node_free), *slot the entry in it and *pos its
+ * position in the directory; -ENOENT when absent. */
+int ptree_lookup(struct repo *r, const uint8_t root_id[MV_ID_LEN],
+		 const void *root, size_t len, const char *name,
+		 size_t name_len, struct ptree_node **leaf, uint32_t *slot,
+		 uint64_t *pos, struct mv_err *err);
+
 #endif

@@ -132,6 +132,149 @@ static int tree_get(struct fs *fs, const struct tree_ref *ref, const char *path,
 	return 0;
 }
 
+/* ---- ptree nodes, one at a time (docs/FORMAT-2.md, section 7) ---------
+ *
+ * A lookup reads one node per level of the directory (root, index
+ * nodes, one leaf) instead of the whole directory, and the node it made
+ * keeps (leaf, slot), so its attributes come from that one leaf.  Nodes
+ * are cached by id, charged one by one, and shared by every snapshot and
+ * directory that holds them.  Listings still read whole directories
+ * (tree_get); when a directory is cached whole, lookups use it.
+ */
+
+struct node_arg {
+	struct fs *fs;
+	const uint8_t *id;
+	int level;
+};
+
+static int load_node(void *arg, void **out_value, size_t *out_size,
+		     size_t *out_cost, struct mv_err *err)
+{
+	struct node_arg *a = arg;
+	struct ptree_node *nd = NULL;
+	int rc;
+
+	rc = a->fs->src->node_load(a->fs->src_ctx, a->id, a->level, &nd, err);
+	if (rc == -ENOTSUP) {
+		/* format 1: remembered, so the next lookup goes whole at
+		 * once (kind 0) */
+		nd = calloc(1, sizeof(*nd));
+		if (!nd)
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		memcpy(nd->id, a->id, MV_ID_LEN);
+		rc = 0;
+	}
+	if (rc)
+		return rc;
+	*out_value = nd;
+	*out_size = nd->size;
+	*out_cost = ptree_node_cost(nd);
+	return 0;
+}
+
+static void free_node(void *arg, void *value)
+{
+	(void)arg;
+	ptree_node_free(value);
+}
+
+/* Node id at level (-1: a root), pinned in the node cache. */
+static int node_get(struct fs *fs, const uint8_t id[MV_ID_LEN], int level,
+		    const char *path, struct fs_cache_item **out_item,
+		    const struct ptree_node **out)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct node_arg a = {fs, id, level};
+	int rc;
+
+	rc = fs_cache_get(&fs->nodes, id, MV_ID_LEN, load_node, &a, out_item,
+			  &err);
+	if (rc) {
+		fs_log(fs, "cannot read directory '%s': %s", path,
+		       mv_err_msg(&err));
+		return rc == -ENOMEM ? -ENOMEM : -EIO;
+	}
+	*out = (*out_item)->value;
+	if (level >= 0 && (*out)->level != level) {
+		/* a node shared with another directory at another level */
+		fs_log(fs, "cannot read directory '%s': damaged node", path);
+		fs_cache_put(&fs->nodes, *out_item);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Whether ref's whole directory is in the tree cache. */
+static bool tree_cached(struct fs *fs, const struct tree_ref *ref)
+{
+	return ref->n == 1 &&
+	       fs_cache_has(&fs->trees, ref->chunks[0].id, MV_ID_LEN);
+}
+
+/* Find raw name in ptree directory ref one node per level: 0 with the
+ * leaf pinned in *leaf_item, *slot and the position *pos; -ENOENT when
+ * absent; -ENOTSUP when ref is not one ptree that the source reads node
+ * by node (the caller reads it whole). */
+static int node_find(struct fs *fs, const struct tree_ref *ref,
+		     const char *path, const char *name, size_t len,
+		     struct fs_cache_item **leaf_item, uint32_t *slot,
+		     uint64_t *pos)
+{
+	struct fs_cache_item *item = NULL;
+	const struct ptree_node *nd;
+	const struct tree_entry *e;
+	uint64_t at = 0;
+	int rc;
+
+	*leaf_item = NULL;
+	if (!fs->src->node_load || ref->n != 1 || tree_cached(fs, ref))
+		return -ENOTSUP;
+	rc = node_get(fs, ref->chunks[0].id, -1, path, &item, &nd);
+	if (rc)
+		return rc;
+	if (!nd->kind) {
+		fs_cache_put(&fs->nodes, item);
+		return -ENOTSUP;
+	}
+	while (nd->kind == PTREE_INDEX) {
+		const struct ptree_child *c =
+			&nd->kids[ptree_node_find(nd, name, len)];
+		struct fs_cache_item *down = NULL;
+
+		at += c->before;
+		rc = node_get(fs, c->id, nd->level - 1, path, &down, &nd);
+		fs_cache_put(&fs->nodes, item);
+		item = down;
+		if (rc)
+			return rc;
+	}
+	e = tree_find(nd->leaf, name, len);
+	if (!e) {
+		fs_cache_put(&fs->nodes, item);
+		return -ENOENT;
+	}
+	*slot = (uint32_t)(e - nd->leaf->entries);
+	*pos = at + *slot;
+	*leaf_item = item;
+	return 0;
+}
+
+/* What pin_entry() holds: a whole directory or one leaf. */
+struct held {
+	struct fs_cache *cache;
+	struct fs_cache_item *item;
+};
+
+static void held_put(struct fs *fs, struct held *h)
+{
+	(void)fs;
+	if (h->cache)
+		fs_cache_put(h->cache, h->item);
+	h->cache = NULL;
+	h->item = NULL;
+}
+
 /* A chunk must decode to the size its tree records. */
 static int chunk_size_check(const struct tree_chunk *c, size_t len,
 			    struct mv_err *err)
@@ -272,7 +415,9 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 		return mv_err_set(err, rc, "out of memory");
 	}
 	if (fs_cache_init(&fs->trees, total / 4, free_tree, fs) ||
-	    fs_cache_init(&fs->chunks, total - total / 4, free_chunk, fs)) {
+	    fs_cache_init(&fs->nodes, total / 16, free_node, fs) ||
+	    fs_cache_init(&fs->chunks, total - total / 4 - total / 16,
+			  free_chunk, fs)) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -417,6 +562,7 @@ void fs_free(struct fs *fs)
 	pthread_mutex_destroy(&fs->fh_lock);
 	fs_cache_release(&fs->chunks);
 	fs_cache_release(&fs->trees);
+	fs_cache_release(&fs->nodes);
 	fs_itable_release(&fs->itab);
 	pthread_mutex_destroy(&fs->refresh_lock);
 	pthread_mutex_destroy(&fs->readers_lock);
@@ -438,6 +584,11 @@ void fs_stats(struct fs *fs, struct fs_stats *out)
 	out->tree_misses = fs->trees.misses;
 	out->tree_bytes = fs->trees.used;
 	pthread_mutex_unlock(&fs->trees.lock);
+	pthread_mutex_lock(&fs->nodes.lock);
+	out->node_hits = fs->nodes.hits;
+	out->node_misses = fs->nodes.misses;
+	out->node_bytes = fs->nodes.used;
+	pthread_mutex_unlock(&fs->nodes.lock);
 	pthread_mutex_lock(&fs->chunks.lock);
 	out->chunk_hits = fs->chunks.hits;
 	out->chunk_misses = fs->chunks.misses;
@@ -532,18 +683,36 @@ static void top_stat(struct fs *fs, const struct fs_pin *p, struct stat *st)
 	st->st_ctim = st->st_mtim;
 }
 
-/* The entry a pinned ENTRY node stands for, with its tree pinned. */
-static int pin_entry(struct fs *fs, const struct fs_pin *p,
-		     struct fs_cache_item **item, const struct tree_entry **out)
+/* The entry a pinned ENTRY node stands for, with its leaf or its whole
+ * directory held (give it back with held_put). */
+static int pin_entry(struct fs *fs, const struct fs_pin *p, struct held *h,
+		     const struct tree_entry **out)
 {
 	const struct tree *t;
 	int rc;
 
-	rc = tree_get(fs, &p->dir->ref, p->dir->path, item, &t);
+	h->cache = NULL;
+	h->item = NULL;
+	if (p->has_leaf && !tree_cached(fs, &p->dir->ref)) {
+		const struct ptree_node *nd;
+
+		rc = node_get(fs, p->leaf, 0, p->dir->path, &h->item, &nd);
+		if (rc)
+			return rc;
+		h->cache = &fs->nodes;
+		if (p->slot >= nd->n) {
+			held_put(fs, h);
+			return -EIO;
+		}
+		*out = &nd->leaf->entries[p->slot];
+		return 0;
+	}
+	rc = tree_get(fs, &p->dir->ref, p->dir->path, &h->item, &t);
 	if (rc)
 		return rc;
+	h->cache = &fs->trees;
 	if (p->index >= t->n) {
-		fs_cache_put(&fs->trees, *item);
+		held_put(fs, h);
 		return -EIO;
 	}
 	*out = &t->entries[p->index];
@@ -649,6 +818,27 @@ static int entry_out(struct fs *fs, const struct fs_pin *parent,
 	return 0;
 }
 
+static int leaf_entry_out(struct fs *fs, const struct fs_pin *parent,
+			  const struct ptree_node *leaf, uint32_t slot,
+			  uint32_t index, const char *shown,
+			  struct fuse_entry_param *out)
+{
+	const struct tree_entry *e = &leaf->leaf->entries[slot];
+	uint64_t ino;
+	int rc;
+
+	rc = fs_itable_lookup_leaf(&fs->itab, parent, shown, e, index, leaf->id,
+				   slot, &ino);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	entry_stat(e, ino, &out->attr);
+	out->ino = ino;
+	out->attr_timeout = FS_SNAP_TIMEOUT;
+	out->entry_timeout = FS_SNAP_TIMEOUT;
+	return 0;
+}
+
 static bool is_dir_pin(const struct fs_pin *p)
 {
 	return p->kind == FS_SNAP ||
@@ -686,6 +876,31 @@ int fs_do_lookup(struct fs *fs, uint64_t parent, const char *name,
 		rc = -ENOTDIR;
 		goto out;
 	}
+	/* a plain name is found one node per level; an escaped one ('%')
+	 * needs its siblings' names, so the whole directory */
+	if (name[0] != '%' && !fs_name_is_hostile(name, strlen(name))) {
+		uint32_t slot;
+		uint64_t pos;
+
+		rc = node_find(fs, &p.self->ref, p.self->path, name,
+			       strlen(name), &item, &slot, &pos);
+		if (!rc) {
+			const struct ptree_node *leaf = item->value;
+
+			rc = leaf_entry_out(fs, &p, leaf, slot, (uint32_t)pos,
+					    name, out);
+			fs_cache_put(&fs->nodes, item);
+			goto out;
+		}
+		if (rc == -ENOENT) {
+			rc = 0;
+			out->entry_timeout = FS_SNAP_TIMEOUT; /* cached miss */
+			goto out;
+		}
+		if (rc != -ENOTSUP)
+			goto out;
+		item = NULL;
+	}
 	rc = tree_get(fs, &p.self->ref, p.self->path, &item, &t);
 	if (rc)
 		goto out;
@@ -708,7 +923,7 @@ void fs_do_forget(struct fs *fs, uint64_t ino, uint64_t nlookup)
 int fs_do_getattr(struct fs *fs, uint64_t ino, struct stat *out,
 		  double *out_timeout)
 {
-	struct fs_cache_item *item = NULL;
+	struct held item = {NULL, NULL};
 	const struct tree_entry *e;
 	struct fs_pin p;
 	int rc;
@@ -728,7 +943,7 @@ int fs_do_getattr(struct fs *fs, uint64_t ino, struct stat *out,
 		goto out;
 	entry_stat(e, ino, out);
 	*out_timeout = FS_SNAP_TIMEOUT;
-	fs_cache_put(&fs->trees, item);
+	held_put(fs, &item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
 	return rc;
@@ -736,7 +951,7 @@ out:
 
 int fs_do_readlink(struct fs *fs, uint64_t ino, char **out)
 {
-	struct fs_cache_item *item = NULL;
+	struct held item = {NULL, NULL};
 	const struct tree_entry *e;
 	struct fs_pin p;
 	char target[128];
@@ -764,7 +979,7 @@ int fs_do_readlink(struct fs *fs, uint64_t ino, char **out)
 		goto out;
 	*out = strdup(e->target ? e->target : "");
 	rc = *out ? 0 : -ENOMEM;
-	fs_cache_put(&fs->trees, item);
+	held_put(fs, &item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
 	return rc;
@@ -1091,7 +1306,7 @@ static int open_decoded(struct fs *fs, const struct tree_entry *e,
 
 int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 {
-	struct fs_cache_item *item = NULL;
+	struct held item = {NULL, NULL};
 	const struct tree_entry *e;
 	struct fs_pin p;
 	int rc;
@@ -1118,7 +1333,7 @@ int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 		fh_free(*out);
 		*out = NULL;
 	}
-	fs_cache_put(&fs->trees, item);
+	held_put(fs, &item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
 	return rc;
@@ -1701,7 +1916,7 @@ static const struct tree_xattr *xattr_find(const struct tree_entry *e,
 int fs_do_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 		   size_t size, size_t *out_len)
 {
-	struct fs_cache_item *item = NULL;
+	struct held item = {NULL, NULL};
 	const struct tree_entry *e;
 	const struct tree_xattr *x;
 	const char *acl = NULL;
@@ -1741,7 +1956,7 @@ int fs_do_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 			rc = -EIO;
 		mv_buf_release(&b);
 	}
-	fs_cache_put(&fs->trees, item);
+	held_put(fs, &item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
 	return rc;
@@ -1750,7 +1965,7 @@ out:
 int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
 		    size_t *out_len)
 {
-	struct fs_cache_item *item = NULL;
+	struct held item = {NULL, NULL};
 	const struct tree_entry *e;
 	struct mv_buf b = MV_BUF_INIT;
 	struct fs_pin p;
@@ -1778,7 +1993,7 @@ int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
 	if (!rc)
 		rc = give(b.data, b.len, buf, size, out_len);
 	mv_buf_release(&b);
-	fs_cache_put(&fs->trees, item);
+	held_put(fs, &item);
 out:
 	fs_itable_unpin(&fs->itab, &p);
 	return rc;

@@ -529,6 +529,9 @@ static void fill_pin(const struct fs_node *n, struct fs_pin *out)
 	out->self = n->self;
 	out->index = n->index;
 	out->type = n->type;
+	out->has_leaf = n->has_leaf;
+	out->slot = n->slot;
+	memcpy(out->leaf, n->leaf, MV_ID_LEN);
 	if (out->snap)
 		out->snap->refs++;
 	if (out->dir)
@@ -655,6 +658,15 @@ int fs_itable_lookup_entry(struct fs_itable *t, const struct fs_pin *parent,
 			   const char *shown, const struct tree_entry *e,
 			   uint32_t index, uint64_t *out_ino)
 {
+	return fs_itable_lookup_leaf(t, parent, shown, e, index, NULL, 0,
+				     out_ino);
+}
+
+int fs_itable_lookup_leaf(struct fs_itable *t, const struct fs_pin *parent,
+			  const char *shown, const struct tree_entry *e,
+			  uint32_t index, const uint8_t leaf[MV_ID_LEN],
+			  uint32_t slot, uint64_t *out_ino)
+{
 	struct fs_node *n = NULL;
 	uint64_t ino = 0;
 	int rc = 0;
@@ -698,6 +710,13 @@ int fs_itable_lookup_entry(struct fs_itable *t, const struct fs_pin *parent,
 		}
 		if (!e->link_group)
 			add_name(t, n);
+	}
+	/* the leaf of the directory the node reads its entry from */
+	if (leaf && !n->has_leaf && n->dir == parent->self &&
+	    n->index == index) {
+		memcpy(n->leaf, leaf, MV_ID_LEN);
+		n->slot = slot;
+		n->has_leaf = true;
 	}
 	n->nlookup++;
 	*out_ino = n->ino;

@@ -36,6 +36,7 @@
 
 #include "fs.h"
 #include "mv_err.h"
+#include "ptree.h"
 #include "tree.h"
 #include "util.h"
 
@@ -190,6 +191,11 @@ struct fs_source_ops {
 	int (*refresh)(void *ctx, bool *out_changed, struct mv_err *err);
 	int (*tree_load)(void *ctx, const struct tree_ref *ref,
 			 struct tree **out, struct mv_err *err);
+	/* Optional: one node of a ptree directory, checked and parsed
+	 * (ptree_node_open; level -1 for a root).  -ENOTSUP when id is a
+	 * format 1 directory object, which only tree_load reads. */
+	int (*node_load)(void *ctx, const uint8_t id[MV_ID_LEN], int level,
+			 struct ptree_node **out, struct mv_err *err);
 	void (*tree_free)(void *ctx, struct tree *t);
 	/* Decompressed, verified chunk bytes (malloc'd, caller frees).  A
 	 * damaged chunk is -EIO with pack and offset in the message. */
@@ -266,17 +272,20 @@ struct fs_dir {
 struct fs_node {
 	uint64_t ino;
 	enum fs_kind kind;
-	uint64_t nlookup;     /* lookups the kernel holds */
-	bool live;	      /* top level still in the repository */
-	bool named;	      /* in the (parent, shown) index */
-	uint64_t parent;      /* ino of the parent directory */
-	char *shown;	      /* name in the parent */
-	struct fs_snap *snap; /* SNAP, ENTRY: holds a reference */
-	struct fs_dir *dir;   /* ENTRY: directory holding the entry */
-	uint32_t index;	      /* ENTRY: position in dir's tree */
-	uint8_t type;	      /* ENTRY: enum tree_type */
-	struct fs_dir *self;  /* SNAP, ENTRY dir: its own directory */
-	uint64_t target;      /* LATEST: inode of the snapshot it names */
+	uint64_t nlookup;	 /* lookups the kernel holds */
+	bool live;		 /* top level still in the repository */
+	bool named;		 /* in the (parent, shown) index */
+	uint64_t parent;	 /* ino of the parent directory */
+	char *shown;		 /* name in the parent */
+	struct fs_snap *snap;	 /* SNAP, ENTRY: holds a reference */
+	struct fs_dir *dir;	 /* ENTRY: directory holding the entry */
+	uint32_t index;		 /* ENTRY: position in dir's tree */
+	uint8_t type;		 /* ENTRY: enum tree_type */
+	bool has_leaf;		 /* ENTRY: leaf and slot are known */
+	uint32_t slot;		 /* ENTRY: position in its leaf */
+	uint8_t leaf[MV_ID_LEN]; /* ENTRY: the ptree leaf holding it */
+	struct fs_dir *self;	 /* SNAP, ENTRY dir: its own directory */
+	uint64_t target;	 /* LATEST: inode of the snapshot it names */
 	struct fs_node *ino_next;
 	struct fs_node *name_next;
 };
@@ -308,12 +317,15 @@ struct fs_pin {
 	uint64_t ino;
 	enum fs_kind kind;
 	uint64_t parent;
-	struct fs_snap *snap; /* SNAP, ENTRY */
-	struct fs_dir *dir;   /* ENTRY */
-	uint32_t index;	      /* ENTRY */
-	uint8_t type;	      /* ENTRY */
-	struct fs_dir *self;  /* SNAP, ENTRY dir */
-	char *shown;	      /* NAME: copy of its name */
+	struct fs_snap *snap;	 /* SNAP, ENTRY */
+	struct fs_dir *dir;	 /* ENTRY */
+	uint32_t index;		 /* ENTRY */
+	uint8_t type;		 /* ENTRY */
+	bool has_leaf;		 /* ENTRY: attributes from one leaf */
+	uint32_t slot;		 /* ENTRY */
+	uint8_t leaf[MV_ID_LEN]; /* ENTRY */
+	struct fs_dir *self;	 /* SNAP, ENTRY dir */
+	char *shown;		 /* NAME: copy of its name */
 };
 
 /* One line of a top-level directory listing. */
@@ -339,6 +351,12 @@ int fs_itable_lookup_top(struct fs_itable *t, uint64_t parent,
 int fs_itable_lookup_entry(struct fs_itable *t, const struct fs_pin *parent,
 			   const char *shown, const struct tree_entry *e,
 			   uint32_t index, uint64_t *out_ino);
+/* The same for an entry found in a ptree leaf (leaf, slot): the node's
+ * attributes then come from that one leaf. */
+int fs_itable_lookup_leaf(struct fs_itable *t, const struct fs_pin *parent,
+			  const char *shown, const struct tree_entry *e,
+			  uint32_t index, const uint8_t leaf[MV_ID_LEN],
+			  uint32_t slot, uint64_t *out_ino);
 /* The inode of a child if it has one now, else 0.  No lookup added. */
 uint64_t fs_itable_peek(struct fs_itable *t, uint64_t parent, const char *shown,
 			const struct tree_entry *e, const struct fs_snap *snap);
@@ -360,6 +378,8 @@ int fs_itable_latest(struct fs_itable *t, uint64_t parent, char *out, size_t n,
 
 struct fs_stats {
 	uint64_t tree_hits, tree_misses;
+	uint64_t node_hits, node_misses; /* ptree nodes read one by one */
+	size_t node_bytes;
 	uint64_t chunk_hits, chunk_misses;
 	size_t chunk_bytes, tree_bytes;
 	size_t nodes;
@@ -397,6 +417,7 @@ struct fs {
 	struct fs_opts opts;
 	struct fs_itable itab;
 	struct fs_cache trees;	/* decoded directories */
+	struct fs_cache nodes;	/* ptree nodes by id (lookups, attributes) */
 	struct fs_cache chunks; /* decompressed content chunks */
 	struct fs_prefetch ahead;
 	size_t pack_ahead; /* bytes of a pack range read at once, 0: off */

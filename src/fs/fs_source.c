@@ -73,6 +73,20 @@ static int src_tree_load(void *ctx, const struct tree_ref *ref,
 	return tree_load(ctx, ref, out, err);
 }
 
+static int src_node_load(void *ctx, const uint8_t id[MV_ID_LEN], int level,
+			 struct ptree_node **out, struct mv_err *err)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	int rc = repo_chunk_read(ctx, id, false, &b, err);
+
+	if (!rc && !ptree_is_node(b.data, b.len))
+		rc = -ENOTSUP; /* format 1: tree_load reads it whole */
+	else if (!rc)
+		rc = ptree_node_open(ctx, id, b.data, b.len, level, out, err);
+	mv_buf_release(&b);
+	return rc;
+}
+
 static void src_tree_free(void *ctx, struct tree *t)
 {
 	(void)ctx;
@@ -302,6 +316,7 @@ const struct fs_source_ops fs_source_repo_ops = {
 	.list = src_list,
 	.refresh = src_refresh,
 	.tree_load = src_tree_load,
+	.node_load = src_node_load,
 	.tree_free = src_tree_free,
 	.chunk_read = src_chunk_read,
 	.chunk_read_buf = src_chunk_read_buf,

@@ -611,3 +611,197 @@ int ptree_load(struct repo *r, const uint8_t root_id[MV_ID_LEN],
 	return ptree_decode(r, root_id, root, len, fetch_repo, r, visit, arg,
 			    out, err);
 }
+
+/* ---- one path down a directory ---------------------------------------- */
+
+void ptree_node_free(struct ptree_node *nd)
+{
+	if (!nd)
+		return;
+	free(nd->kids);
+	tree_free(nd->leaf);
+	mv_buf_release(&nd->buf);
+	free(nd);
+}
+
+int ptree_node_open(struct repo *r, const uint8_t id[MV_ID_LEN], const void *p,
+		    size_t len, int want_level, struct ptree_node **out,
+		    struct mv_err *err)
+{
+	struct ptree_node *nd;
+	struct pnode pn;
+	uint8_t check[MV_ID_LEN];
+	uint32_t i;
+	int rc;
+
+	*out = NULL;
+	memset(&pn, 0, sizeof(pn));
+	memcpy(pn.id, id, MV_ID_LEN);
+	if (r) {
+		repo_chunk_id(r, p ? p : (const void *)"", len, check);
+		if (memcmp(check, id, MV_ID_LEN))
+			return damaged(err, id,
+				       "content does not match its id");
+	}
+	nd = calloc(1, sizeof(*nd));
+	if (!nd)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	memcpy(nd->id, id, MV_ID_LEN);
+	nd->size = len;
+	if (mv_buf_append(&nd->buf, p, len)) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = parse_node(&pn, nd->buf.data, nd->buf.len, want_level, err);
+	if (rc)
+		goto out;
+	nd->kind = pn.kind;
+	nd->level = pn.level;
+	nd->n = pn.n;
+	if (nd->kind == PTREE_LEAF) {
+		nd->leaf = tree_alloc(nd->n);
+		if (!nd->leaf) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		rc = tree_entries_decode(nd->leaf, 0, nd->n, pn.body,
+					 pn.body_len);
+		if (rc == -ENOMEM)
+			rc = mv_err_set(err, rc, "out of memory");
+		else if (rc)
+			rc = damaged(err, id, "bad entries");
+		nd->count = nd->n;
+		/* the bytes are decoded: keep none of them */
+		mv_buf_release(&nd->buf);
+		goto out;
+	}
+	nd->kids = calloc(nd->n, sizeof(*nd->kids));
+	if (!nd->kids) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < nd->n; i++) {
+		struct ptree_child *c = &nd->kids[i];
+
+		c->sep = pn.items[i].sep;
+		c->sep_len = pn.items[i].sep_len;
+		c->id = pn.items[i].id;
+		c->count = pn.items[i].count;
+		c->before = nd->count;
+		nd->count += c->count;
+		/* the writer's separators: empty first, then increasing */
+		if ((i == 0) != (c->sep_len == 0) ||
+		    (i && tree_name_cmp((const char *)nd->kids[i - 1].sep,
+					(uint32_t)nd->kids[i - 1].sep_len,
+					(const char *)c->sep,
+					(uint32_t)c->sep_len) >= 0)) {
+			rc = damaged(err, id, "wrong separator");
+			goto out;
+		}
+	}
+	if (nd->count > UINT32_MAX)
+		rc = damaged(err, id, "too many entries");
+out:
+	free(pn.items);
+	if (rc) {
+		ptree_node_free(nd);
+		return rc;
+	}
+	*out = nd;
+	return 0;
+}
+
+size_t ptree_node_cost(const struct ptree_node *nd)
+{
+	/* decoded entries take about twice their bytes, plus the structs */
+	return sizeof(*nd) + 2 * nd->size + nd->buf.cap +
+	       (size_t)nd->n * (nd->leaf ? sizeof(struct tree_entry)
+					 : sizeof(struct ptree_child));
+}
+
+uint32_t ptree_node_find(const struct ptree_node *nd, const char *name,
+			 size_t len)
+{
+	uint32_t lo = 1, hi = nd->n;
+
+	/* the last child whose separator is <= name (the first's is empty):
+	 * a separator sorts after every name of the child before it */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct ptree_child *c = &nd->kids[mid];
+
+		if (tree_name_cmp((const char *)c->sep, (uint32_t)c->sep_len,
+				  name, (uint32_t)len) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo - 1;
+}
+
+int ptree_node_at(const struct ptree_node *nd, uint64_t *pos, uint32_t *child)
+{
+	uint32_t lo = 0, hi = nd->n;
+
+	if (*pos >= nd->count)
+		return -ERANGE;
+	/* the last child that starts at or before pos */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (nd->kids[mid].before <= *pos)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	*pos -= nd->kids[lo].before;
+	*child = lo;
+	return 0;
+}
+
+int ptree_lookup(struct repo *r, const uint8_t root_id[MV_ID_LEN],
+		 const void *root, size_t len, const char *name,
+		 size_t name_len, struct ptree_node **leaf, uint32_t *slot,
+		 uint64_t *pos, struct mv_err *err)
+{
+	struct ptree_node *nd = NULL;
+	struct mv_buf b = MV_BUF_INIT;
+	uint64_t at = 0;
+	int rc;
+
+	*leaf = NULL;
+	rc = ptree_node_open(r, root_id, root, len, -1, &nd, err);
+	if (!rc && nd->kind == PTREE_INDEX && nd->n < 2)
+		rc = damaged(err, root_id, "index root with one child");
+	while (!rc && nd->kind == PTREE_INDEX) {
+		const struct ptree_child *c =
+			&nd->kids[ptree_node_find(nd, name, name_len)];
+		struct ptree_node *down = NULL;
+		uint8_t id[MV_ID_LEN];
+
+		at += c->before;
+		memcpy(id, c->id, MV_ID_LEN);
+		rc = repo_chunk_read(r, id, false, &b, err);
+		if (!rc)
+			rc = ptree_node_open(r, id, b.data, b.len,
+					     nd->level - 1, &down, err);
+		ptree_node_free(nd);
+		nd = down;
+	}
+	mv_buf_release(&b);
+	if (!rc) {
+		const struct tree_entry *e =
+			tree_find(nd->leaf, name, name_len);
+
+		if (!e) {
+			rc = -ENOENT;
+		} else {
+			*slot = (uint32_t)(e - nd->leaf->entries);
+			*pos = at + *slot;
+			*leaf = nd;
+			return 0;
+		}
+	}
+	ptree_node_free(nd);
+	return rc;
+}

@@ -1189,12 +1189,52 @@ int tree_builder_write(struct tree_builder *tb, struct repo *r,
 	return rc;
 }
 
+/* Entry name of the directory ref, copied into *out: a ptree reads one
+ * node per level (ptree_lookup), format 1 its whole object. */
+static int dir_find(struct repo *r, const struct tree_ref *ref,
+		    const char *name, size_t len, struct tree_entry *out,
+		    struct mv_err *err)
+{
+	struct mv_buf one = MV_BUF_INIT;
+	struct ptree_node *leaf = NULL;
+	const struct tree_entry *e = NULL;
+	struct tree *t = NULL;
+	uint32_t slot;
+	uint64_t pos;
+	int rc = 0;
+
+	if (ref->n == 1) {
+		rc = repo_chunk_read(r, ref->chunks[0].id, false, &one, err);
+		if (!rc && ptree_is_node(one.data, one.len)) {
+			rc = ptree_lookup(r, ref->chunks[0].id, one.data,
+					  one.len, name, len, &leaf, &slot,
+					  &pos, err);
+			if (!rc)
+				e = &leaf->leaf->entries[slot];
+		} else if (!rc) {
+			rc = tree_decode(one.data, one.len, &t, err);
+		}
+	} else {
+		rc = tree_load(r, ref, &t, err);
+	}
+	if (!rc && t) {
+		e = tree_find(t, name, len);
+		if (!e)
+			rc = -ENOENT;
+	}
+	if (!rc)
+		rc = tree_entry_copy(out, e, err);
+	ptree_node_free(leaf);
+	tree_free(t);
+	mv_buf_release(&one);
+	return rc;
+}
+
 int tree_lookup_path(struct repo *r, const struct tree_ref *root,
 		     const char *path, struct tree_entry *out,
 		     struct mv_err *err)
 {
 	struct tree_entry cur;
-	struct tree *t = NULL;
 	const char *p = path;
 	int rc;
 
@@ -1208,7 +1248,7 @@ int tree_lookup_path(struct repo *r, const struct tree_ref *root,
 	if (rc)
 		return rc;
 	for (;;) {
-		const struct tree_entry *e;
+		struct tree_entry next;
 		const char *slash;
 		size_t len;
 
@@ -1223,26 +1263,18 @@ int tree_lookup_path(struct repo *r, const struct tree_ref *root,
 					path);
 			break;
 		}
-		rc = tree_load(r, &out->subtree, &t, err);
-		if (rc)
-			break;
-		e = tree_find(t, p, len);
-		if (!e) {
+		rc = dir_find(r, &out->subtree, p, len, &next, err);
+		if (rc == -ENOENT)
 			rc = mv_err_set(err, -ENOENT,
 					"'%s': no such file or "
 					"directory",
 					path);
-			break;
-		}
-		tree_entry_release(out);
-		rc = tree_entry_copy(out, e, err);
-		tree_free(t);
-		t = NULL;
 		if (rc)
-			return rc;
+			break;
+		tree_entry_release(out);
+		*out = next;
 		p += len;
 	}
-	tree_free(t);
 	if (rc)
 		tree_entry_release(out);
 	return rc;

@@ -767,6 +767,160 @@ static void test_ptree_crafted(void **state)
 	store_free(&s);
 }
 
+/* Node id of s opened alone (its keyed id checked). */
+static struct ptree_node *open_node(struct fx *f, struct store *s,
+				    const uint8_t id[MV_ID_LEN], int level)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct node *nd = store_find(s, id);
+	struct ptree_node *out = NULL;
+
+	assert_non_null(nd);
+	if (ptree_node_open(f->r, id, nd->p, nd->len, level, &out, &err))
+		fail_msg("open: %s", err.msg);
+	return out;
+}
+
+/* Down from the root by name (or, when name is NULL, by position *pos):
+ * the leaf, its slot in *slot, the position in *pos; height nodes read. */
+static struct ptree_node *walk_down(struct fx *f, struct store *s,
+				    const struct tree_chunk *root,
+				    const char *name, size_t len, uint64_t *pos,
+				    uint32_t *slot, unsigned *reads)
+{
+	struct ptree_node *nd = open_node(f, s, root->id, -1);
+	uint64_t at = 0, want = name ? 0 : *pos;
+
+	*reads = 1;
+	while (nd->kind == PTREE_INDEX) {
+		struct ptree_node *down;
+		uint32_t c;
+
+		if (name) {
+			c = ptree_node_find(nd, name, len);
+		} else {
+			assert_int_equal(ptree_node_at(nd, &want, &c), 0);
+		}
+		at += nd->kids[c].before;
+		down = open_node(f, s, nd->kids[c].id, nd->level - 1);
+		ptree_node_free(nd);
+		nd = down;
+		(*reads)++;
+	}
+	if (name) {
+		const struct tree_entry *e = tree_find(nd->leaf, name, len);
+
+		if (!e) {
+			ptree_node_free(nd);
+			return NULL;
+		}
+		*slot = (uint32_t)(e - nd->leaf->entries);
+	} else {
+		assert_true(want < nd->n);
+		*slot = (uint32_t)want;
+	}
+	*pos = at + *slot;
+	return nd;
+}
+
+/* Lookups and positions one node per level: every entry of directories
+ * of 1 to 10k entries is found by name at its position, reading height
+ * nodes; position k leads to entry k; names between entries, before the
+ * first and after the last are absent; a node opened at the wrong level
+ * or under another id is refused. */
+static void test_ptree_point_reads(void **state)
+{
+	struct fx *f = *state;
+	static const uint32_t sizes[] = {1, 2, 40, 700, 10000};
+	unsigned seed = 15;
+	size_t z;
+
+	for (z = 0; z < MV_ARRAY_SIZE(sizes); z++) {
+		struct store s = {NULL, 0, 0, 0, 0};
+		struct mv_err err = MV_ERR_INIT;
+		struct ptree_info info;
+		struct tree_chunk root;
+		struct ptree_node *nd;
+		struct tree *t = NULL;
+		struct dir d;
+		uint32_t i, slot, step = sizes[z] > 1000 ? 7 : 1;
+
+		dir_make(&d, sizes[z], &seed);
+		build(f, &s, &d, &root, &info);
+		if (decode(f, &s, &root, &t, &err))
+			fail_msg("decode: %s", err.msg);
+		nd = open_node(f, &s, root.id, -1);
+		assert_int_equal(nd->count, d.n);
+		assert_int_equal(nd->level + 1, info.height);
+		ptree_node_free(nd);
+		for (i = 0; i < d.n; i += step) {
+			const struct tree_entry *e = &t->entries[i];
+			char miss[128];
+			uint64_t pos = 0;
+			unsigned reads;
+
+			nd = walk_down(f, &s, &root, e->name, e->name_len, &pos,
+				       &slot, &reads);
+			assert_non_null(nd);
+			assert_int_equal(reads, info.height);
+			assert_int_equal(pos, i);
+			assert_string_equal(nd->leaf->entries[slot].name,
+					    e->name);
+			ptree_node_free(nd);
+			pos = i;
+			nd = walk_down(f, &s, &root, NULL, 0, &pos, &slot,
+				       &reads);
+			assert_int_equal(pos, i);
+			assert_string_equal(nd->leaf->entries[slot].name,
+					    e->name);
+			ptree_node_free(nd);
+			/* just after this name, before the next */
+			snprintf(miss, sizeof(miss), "%s!", e->name);
+			assert_null(walk_down(f, &s, &root, miss, strlen(miss),
+					      &pos, &slot, &reads));
+			/* a prefix of it */
+			assert_null(walk_down(f, &s, &root, e->name,
+					      e->name_len - 1, &pos, &slot,
+					      &reads));
+		}
+		{
+			uint64_t pos = d.n;
+			uint32_t c;
+
+			nd = open_node(f, &s, root.id, -1);
+			if (nd->kind == PTREE_INDEX)
+				assert_int_equal(ptree_node_at(nd, &pos, &c),
+						 -ERANGE);
+			ptree_node_free(nd);
+		}
+		assert_null(walk_down(f, &s, &root, "", 0, NULL, &slot,
+				      &(unsigned){0}));
+		assert_null(walk_down(f, &s, &root, "2", 1, NULL, &slot,
+				      &(unsigned){0}));
+		/* the root is no leaf of level 0 unless it is one; its bytes
+		 * under another id are refused */
+		if (info.height > 1) {
+			struct node *r = store_find(&s, root.id);
+			uint8_t other[MV_ID_LEN];
+			struct ptree_node *bad = NULL;
+
+			assert_int_equal(ptree_node_open(f->r, root.id, r->p,
+							 r->len, 0, &bad, &err),
+					 -EIO);
+			memcpy(other, root.id, MV_ID_LEN);
+			other[0] ^= 1;
+			assert_int_equal(ptree_node_open(f->r, other, r->p,
+							 r->len, -1, &bad,
+							 &err),
+					 -EIO);
+			assert_null(bad);
+		}
+		tree_free(t);
+		dir_free(&d);
+		store_free(&s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -781,6 +935,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ptree_damage, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ptree_crafted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_ptree_point_reads, setup,
 						teardown),
 	};
 

@@ -511,6 +511,29 @@ static void test_large_directory(void **state)
 	assert_true(na.n > 20);
 	assert_true(fresh >= 1 && fresh <= 5);
 	assert_int_equal(db.nentries, 4999);
+	/* a path resolves one node per level: every entry is found, and
+	 * names between two entries or past the last are absent */
+	for (i = 0; i < ta->n; i += 37) {
+		struct tree_entry got, again;
+		char path[128], miss[130];
+
+		snprintf(path, sizeof(path), "cur/%s", ta->entries[i].name);
+		lookup(f, &a, path, &got);
+		assert_string_equal(got.name, ta->entries[i].name);
+		assert_int_equal(got.mtime_sec, ta->entries[i].mtime_sec);
+		assert_int_equal(got.size, ta->entries[i].size);
+		snprintf(miss, sizeof(miss), "%s~", path);
+		assert_int_equal(tree_lookup_path(f->r, &a, miss, &again, &err),
+				 -ENOENT);
+		tree_entry_release(&got);
+	}
+	{
+		struct tree_entry none;
+
+		assert_int_equal(
+			tree_lookup_path(f->r, &a, "cur/0", &none, &err),
+			-ENOENT);
+	}
 	tree_free(ta);
 	tree_free(tb);
 	tree_entry_release(&da);
