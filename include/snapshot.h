@@ -68,5 +68,11 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 /* Directory name in the mount: "2024-05-01T120000Z", with ".partial"
  * appended for partial snapshots. */
 void snapshot_dir_name(const struct snapshot *s, char *out, size_t n);
+/* The unique name of list[i] (a snapshot_list(), ordered by name, time,
+ * id): snapshot_dir_name() with "-2", "-3"... before ".partial" when
+ * earlier snapshots of the same name fall in the same second - the name
+ * the mount shows and snapshot_resolve() takes. */
+void snapshot_shown_name(const struct snapshot *list, size_t i, char *out,
+			 size_t n);
 
 #endif

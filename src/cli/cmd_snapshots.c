@@ -54,7 +54,7 @@ int cmd_snapshots(int argc, char **argv)
 		if (name && strcmp(name, s->name))
 			continue;
 		mv_hex(s->id, MV_ID_LEN, id);
-		snapshot_dir_name(s, dir, sizeof(dir));
+		snapshot_shown_name(list, i, dir, sizeof(dir));
 		mv_time_iso(s->time_ns, iso, sizeof(iso));
 		if (json) {
 			printf("%s{\"id\":\"%s\",\"name\":", shown ? "," : "",

@@ -291,14 +291,12 @@ int snapshot_split_spec(const char *arg, char **out_snap, char **out_path,
 	return 0;
 }
 
-/* The directory name the mount shows for list[i]: snapshot_dir_name(),
- * with "-2", "-3"... before ".partial" when earlier snapshots of the same
- * job fall in the same second (list ordered by name, time, id). */
-static void shown_name(const struct snapshot *list, unsigned i, char *out,
-		       size_t n)
+void snapshot_shown_name(const struct snapshot *list, size_t i, char *out,
+			 size_t n)
 {
 	char base[40], other[40];
-	unsigned j, dup = 1;
+	size_t j;
+	unsigned dup = 1;
 
 	mv_time_name(list[i].time_ns, base, sizeof(base));
 	for (j = 0; j < i; j++) {
@@ -348,7 +346,7 @@ int snapshot_resolve(struct repo *r, const char *spec, struct snapshot *out,
 					found = &list[i];
 				continue;
 			}
-			shown_name(list, (unsigned)i, name, sizeof(name));
+			snapshot_shown_name(list, i, name, sizeof(name));
 			if (!strcmp(name, when)) {
 				/* the mount's exact directory name */
 				found = &list[i];

@@ -1,0 +1,72 @@
+#!/bin/sh
+# t2006-latest-names-busy: "latest" is the newest snapshot by time, not
+# the one stored last (an older --time import after a newer snapshot), in
+# the CLI and in the mount; two snapshots of one job in one second get
+# distinct names ("-2") in `snapshots`, the CLI and the mount, each
+# resolving to its own snapshot; a second mount on a busy mount point is
+# refused with a clear error and nothing is stacked on the first.
+. "$(dirname "$0")/../lib/test-lib.sh"
+
+require_fuse
+R=$T/repo
+assert_ok "$MV" init "$R" >/dev/null
+for x in newest a b old; do
+	mkdir -p "$T/$x"
+	echo "$x" >"$T/$x/f"
+done
+
+say "stored out of time order: the newest first, an old import last"
+assert_ok "$MV" backup "$R" --name j --time 2026-03-01T00:00:00Z d="$T/newest"
+assert_ok "$MV" backup "$R" --name j --time 2026-01-02T03:04:05Z d="$T/a"
+assert_ok "$MV" backup "$R" --name j --time 2026-01-02T03:04:05Z d="$T/b"
+assert_ok "$MV" backup "$R" --name j --time 2025-01-01T00:00:00Z d="$T/old"
+
+assert_eq newest "$("$MV" cat "$R" j/latest:d/f)" "j/latest in the CLI"
+
+say "two snapshots in one second: two names, each its own snapshot"
+"$MV" snapshots --json "$R" >"$T/snaps.json"
+python3 -c 'import json,sys
+for s in json.load(open(sys.argv[1])): print(s["dir"])' "$T/snaps.json" |
+	sort >"$T/dirs"
+cat "$T/dirs"
+assert_eq 4 "$(sort -u "$T/dirs" | wc -l)" "distinct snapshot names"
+assert_grep '^2026-01-02T030405Z$' "$T/dirs"
+assert_grep '^2026-01-02T030405Z-2$' "$T/dirs"
+"$MV" snapshots "$R" >"$T/snaps.txt"
+assert_grep ' 2026-01-02T030405Z-2 ' "$T/snaps.txt"
+one=$("$MV" cat "$R" j/2026-01-02T030405Z:d/f)
+two=$("$MV" cat "$R" j/2026-01-02T030405Z-2:d/f)
+assert_eq "a b" "$(printf '%s\n%s\n' "$one" "$two" | sort | tr '\n' ' ' |
+	sed 's/ $//')" "the two snapshots of one second"
+mkdir "$T/out"
+assert_ok "$MV" restore "$R" j/2026-01-02T030405Z-2:d "$T/out" >/dev/null
+assert_eq "$two" "$(cat "$T/out/d/f")" "restore by the -2 name"
+
+say "the mount: the same names, latest the newest by time"
+M=$T/mnt
+mount_mv "$R" "$M"
+assert_eq 2026-03-01T000000Z "$(readlink "$M/j/latest")" "the mount's latest"
+assert_eq newest "$(cat "$M/j/latest/d/f")" "read through latest"
+ls "$M/j" | grep -v '^latest$' | sort >"$T/mdirs"
+cmp "$T/dirs" "$T/mdirs" || die "the mount's names differ from snapshots'"
+assert_eq "$two" "$(cat "$M/j/2026-01-02T030405Z-2/d/f")" "the mount's -2"
+
+say "a second mount on the busy mount point is refused"
+set +e
+"$MV" mount "$R" "$M" >"$T/m2.out" 2>&1
+rc=$?
+set -e
+cat "$T/m2.out"
+assert_eq 1 "$rc" "exit of a second mount"
+assert_grep "cannot mount on '.*mnt': it is a mount point already \(fuse\.mailvault\)" \
+	"$T/m2.out"
+real=$(cd "$M" && pwd -P)
+assert_eq 1 "$(awk -v m="$real" '$5 == m' /proc/self/mountinfo | wc -l)" \
+	"mounts on $M"
+# a path that names the same directory another way is the same mount point
+assert_fail "$MV" mount "$R" "$T/./mnt/" 2>/dev/null
+unmount_mv "$M"
+mountpoint -q "$M" && die "something is still mounted on $M"
+mount_mv "$R" "$M"
+assert_eq newest "$(cat "$M/j/latest/d/f")" "mounted again after unmount"
+ok
