@@ -123,8 +123,8 @@ int job_run(const struct job *j, const struct job_run_opts *o);
 int job_read_data(const struct job *j, const struct job_run_opts *o);
 
 /* Report a failure that the run could not report itself (systemd's
- * OnFailure=: a run killed, a job file that no longer loads for run but
- * does here, a missing binary): mail to mail-to and the healthcheck's
+ * OnFailure=: a run killed at its time limit, a missing binary): mail to
+ * mail-to and the healthcheck's
  * /fail, "what" as the subject, log (len bytes, its tail kept) as the
  * body.  Returns MV_EXIT_OK when every channel took it, MV_EXIT_FAIL when
  * one failed or the job has none. */

@@ -76,7 +76,7 @@ static int export_mailcow(int argc, char **argv)
 		repo = *argv++;
 	else if (argc != 2)
 		return cli_usage("export-tar", "--mailcow wants [REPO] "
-					       "SNAP:PATH/mailcow-... OUTDIR");
+					       "SNAP:PATH OUTDIR");
 	if (formats_require(&err) ||
 	    cli_open_entry(repo, argv[0], &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
@@ -121,7 +121,7 @@ int cmd_export_tar(int argc, char **argv)
 			puts("usage: mailvault export-tar [-z] [REPO] "
 			     "SNAP[:PATH] > out.tar\n"
 			     "       mailvault export-tar --mailcow [REPO] "
-			     "SNAP:PATH/mailcow-... OUTDIR");
+			     "SNAP:PATH OUTDIR");
 			return MV_EXIT_OK;
 		} else
 			return MV_EXIT_USAGE;
