@@ -46,6 +46,12 @@ int mail_catalog_open(sqlite3 *db, struct mail_catalog **out,
 		      struct mv_err *err);
 void mail_catalog_close(struct mail_catalog *cat);
 
+/* Keep the body text of the messages added from now on, for this
+ * connection only (a TEMP table), so that the backup's catalogue segment
+ * can carry it (catseg.h; the FTS table is contentless and cannot give
+ * it back). */
+int mail_catalog_keep_bodies(struct mail_catalog *cat, struct mv_err *err);
+
 /* Is this content id catalogued?  1 yes, 0 no, < 0 error. */
 int mail_catalog_has(struct mail_catalog *cat, const void *cid, size_t cid_len,
 		     struct mv_err *err);

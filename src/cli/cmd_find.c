@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catseg.h"
 #include "cli.h"
 #include "index.h"
 #include "mail_catalog.h"
@@ -20,7 +21,8 @@ static const char usage[] =
 	"                      [--since D] [--until D] [--account A] "
 	"[--name JOB]\n"
 	"                      [--snapshot SNAP] [--deleted] [--limit N] "
-	"[--json]\n";
+	"[--json]\n"
+	"                      [--rebuild]\n";
 
 struct find_ctx {
 	struct snapshot *list; /* to turn snapshot ids into mount names */
@@ -92,6 +94,88 @@ static int parse_day(const char *s, int64_t *out)
 	return 0;
 }
 
+/* 1 when the catalogue has recorded no snapshot, 0 otherwise. */
+static int catalogue_empty(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int empty = 1;
+
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM snap LIMIT 1", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		empty = 0;
+	sqlite3_finalize(st);
+	return empty;
+}
+
+/* The local catalogue (the private cache, or beside a local unencrypted
+ * index), brought up to date with the repository's catalogue segments:
+ * a fresh machine gets the whole catalogue here.  With rebuild, every
+ * segment is replayed from the start.  A catalogue the user cannot
+ * write (a repository of another user) is read as it is. */
+static int open_catalogue(struct repo *r, char *path, bool rebuild,
+			  sqlite3 **db, struct mail_catalog **cat,
+			  struct mv_err *err)
+{
+	struct catseg_sync_stats st;
+	char *slash = strrchr(path, '/');
+	bool rw = true;
+	int rc;
+
+	if (slash) {
+		*slash = '\0';
+		rc = mv_mkdir_p(path, 0700);
+		*slash = '/';
+		if (!rc)
+			rc = mv_create_private(path);
+		if (rc)
+			rw = false;
+	}
+	if (!rw && access(path, R_OK) < 0)
+		return mv_err_set(err, -ENOENT,
+				  "no mail catalogue at '%s' and none can be "
+				  "made there: %s",
+				  path, strerror(errno));
+	if (sqlite3_open_v2(path, db,
+			    rw ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
+			    NULL) != SQLITE_OK)
+		return mv_err_set(err, -EIO, "cannot open catalogue '%s': %s",
+				  path, *db ? sqlite3_errmsg(*db) : "");
+	rc = index_sqlite_defend(*db, "catalogue", err);
+	if (rc)
+		return rc;
+	sqlite3_busy_timeout(*db, 10000);
+	if (rw)
+		sqlite3_exec(*db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+	rc = mail_catalog_open(*db, cat, err);
+	if (rc)
+		return rc;
+	if (!rw || sqlite3_db_readonly(*db, "main") == 1)
+		return catalogue_empty(*db)
+			       ? mv_err_set(err, -ENOENT,
+					    "no mail catalogue at '%s'", path)
+			       : 0;
+	if (rebuild)
+		rc = catseg_reset(*db, err);
+	if (!rc)
+		rc = catseg_sync(r, *db, &st, err);
+	if (rc)
+		return rc;
+	if (st.damaged || st.stuck)
+		fprintf(stderr,
+			"mailvault: warning: %u catalogue segments of the "
+			"repository cannot be read and %u do not follow on "
+			"from the ones before them: search misses their "
+			"snapshots\n",
+			st.damaged, st.stuck);
+	if (catalogue_empty(*db))
+		return mv_err_set(err, -ENOENT,
+				  "no mail catalogue in '%s' yet (no backup "
+				  "with the mail view stored one)",
+				  repo_location(r));
+	return 0;
+}
+
 int cmd_find(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -107,6 +191,7 @@ int cmd_find(int argc, char **argv)
 		{"deleted", no_argument, NULL, 'd'},
 		{"limit", required_argument, NULL, 'l'},
 		{"json", no_argument, NULL, 'j'},
+		{"rebuild", no_argument, NULL, 'R'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -120,6 +205,7 @@ int cmd_find(int argc, char **argv)
 	const char *repo = NULL, *snap_spec = NULL;
 	char path[4096], snap_hex[2 * MV_ID_LEN + 1];
 	int c, rc, ret = MV_EXIT_FAIL;
+	bool rebuild = false;
 
 	memset(&q, 0, sizeof(q));
 	memset(&ctx, 0, sizeof(ctx));
@@ -169,6 +255,9 @@ int cmd_find(int argc, char **argv)
 		case 'j':
 			ctx.json = true;
 			break;
+		case 'R':
+			rebuild = true;
+			break;
 		case 'h':
 			fputs(usage, stdout);
 			return MV_EXIT_OK;
@@ -200,33 +289,11 @@ int cmd_find(int argc, char **argv)
 	}
 	if (!rc)
 		rc = mail_view_catalog_path(r, path, sizeof(path), &err);
-	if (rc)
-		goto fail;
-	if (access(path, R_OK) < 0) {
-		/* an sftp:// or encrypted repository keeps it in the cache
-		 * of the machine that made the backups (never in the
-		 * repository): say how to get one here */
-		mv_err_set(&err, -ENOENT,
-			   "no mail catalogue at '%s' (no backup with the "
-			   "mail view from this machine yet: the catalogue "
-			   "is local, and the next backup made here starts "
-			   "it with the messages of that backup)",
-			   path);
-		goto fail;
-	}
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
-		mv_err_set(&err, -EIO, "cannot open catalogue '%s': %s", path,
-			   db ? sqlite3_errmsg(db) : "");
-		goto fail;
-	}
-	rc = index_sqlite_defend(db, "catalogue", &err);
-	if (rc)
-		goto fail;
-	sqlite3_busy_timeout(db, 10000);
-	rc = mail_catalog_open(db, &cat, &err);
 	if (!rc)
-		rc = mail_catalog_find(cat, &q, on_hit, &ctx, &err);
+		rc = open_catalogue(r, path, rebuild, &db, &cat, &err);
+	if (rc)
+		goto fail;
+	rc = mail_catalog_find(cat, &q, on_hit, &ctx, &err);
 	if (rc < 0)
 		goto fail;
 	if (!ctx.json && !ctx.hits)

@@ -103,6 +103,7 @@ struct mail_catalog {
 	int64_t seq, prev; /* its seq and the job's previous seq (or -1) */
 	int64_t nins;	   /* places inserted in this snapshot */
 	bool closed;	   /* unseen places closed (snapshot_close) */
+	bool keep_bodies;  /* body text also into temp.catseg_body */
 };
 
 static int db_err(struct mail_catalog *cat, struct mv_err *err,
@@ -578,6 +579,18 @@ static int64_t msg_id(struct mail_catalog *cat, const void *cid, size_t n,
 	return id;
 }
 
+int mail_catalog_keep_bodies(struct mail_catalog *cat, struct mv_err *err)
+{
+	int rc = exec(cat,
+		      "CREATE TEMP TABLE IF NOT EXISTS catseg_body"
+		      " (msg INTEGER PRIMARY KEY, body TEXT)",
+		      err, "cannot keep bodies");
+
+	if (!rc)
+		cat->keep_bodies = true;
+	return rc;
+}
+
 int mail_catalog_has(struct mail_catalog *cat, const void *cid, size_t cid_len,
 		     struct mv_err *err)
 {
@@ -677,8 +690,26 @@ int mail_catalog_add(struct mail_catalog *cat, const void *cid, size_t cid_len,
 	sqlite3_bind_text(fts, 5, m->cc, -1, SQLITE_STATIC);
 	sqlite3_bind_text(fts, 6, att, -1, SQLITE_STATIC);
 	sqlite3_bind_text(fts, 7, m->body, -1, SQLITE_STATIC);
-	if (sqlite3_step(fts) != SQLITE_DONE)
+	if (sqlite3_step(fts) != SQLITE_DONE) {
 		rc = db_err(cat, err, "cannot index message");
+		goto out;
+	}
+	if (cat->keep_bodies && m->body) {
+		/* for the snapshot's catalogue segment (catseg.h) */
+		sqlite3_finalize(st);
+		st = NULL;
+		if (sqlite3_prepare_v2(cat->db,
+				       "INSERT OR REPLACE INTO temp.catseg_body"
+				       " (msg, body) VALUES (?1, ?2)",
+				       -1, &st, NULL) != SQLITE_OK) {
+			rc = db_err(cat, err, "cannot keep a body");
+			goto out;
+		}
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 2, m->body, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			rc = db_err(cat, err, "cannot keep a body");
+	}
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(key);

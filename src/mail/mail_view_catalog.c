@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catseg.h"
 #include "index.h"
 
 /* ---- known messages --------------------------------------------------- */
@@ -420,6 +421,17 @@ int view_catalog_open(struct mail_view *v, struct mv_err *err)
 		return mv_err_set(err, -EIO, "catalogue '%s': %s", path,
 				  sqlite3_errmsg(v->db));
 	rc = mail_catalog_open(v->db, &v->cat, err);
+	if (!rc) {
+		/* what other machines (or a prune) stored in the repository
+		 * first; a repository that cannot give its segments now
+		 * costs a fresh client a rebuild, not this backup */
+		struct mv_err serr = MV_ERR_INIT;
+
+		if (catseg_sync(v->r, v->db, &v->seg_sync, &serr))
+			v->seg_sync.damaged++;
+	}
+	if (!rc && v->index_body)
+		rc = mail_catalog_keep_bodies(v->cat, err);
 	if (!rc)
 		rc = known_load(v, err);
 	if (!rc)
@@ -550,7 +562,9 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 	if (rc)
 		mail_catalog_snapshot_abort(v->cat);
 	v->rec_open = false;
-	if (!rc)
-		v->st.catalog = true;
-	return rc;
+	if (rc)
+		return rc;
+	v->st.catalog = true;
+	/* and into the repository, for every other machine */
+	return catseg_publish(v->r, v->db, id, err);
 }

@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "catseg.h"
 #include "mail_catalog.h"
 #include "mail_crypt.h"
 #include "mail_msg.h"
@@ -261,6 +262,7 @@ struct mail_view {
 	int rec_rc;
 	struct mv_err rec_err;
 	int64_t rec_seq, rec_time;
+	struct catseg_sync_stats seg_sync; /* segments replayed at open */
 };
 /* the Date of a message came from its place, not its bytes */
 #define DATE_FALLBACK (MAIL_MSG_NO_DATE | MAIL_MSG_BAD_DATE)
