@@ -9,17 +9,27 @@
  * host may be a name, an IPv4 address or a bracketed IPv6 address
  * ("[::1]").  path is absolute on the server; "/~/x" names "x" relative to
  * the login directory (what a chrooted storage box account sees as "/").
+ * host may also be a Host alias of the user's OpenSSH configuration: its
+ * HostName, Port, User, IdentityFile, IdentitiesOnly, ProxyJump,
+ * ProxyCommand, UserKnownHostsFile, HostKeyAlias apply (ssh_config.h); a
+ * user or port written in the location wins.
  *
  * Host keys (there is no way to turn checking off):
  *  1. The server's key is looked up in the known hosts file (default
- *     ~/.ssh/known_hosts; $MAILVAULT_KNOWN_HOSTS or ssh_opts.known_hosts
- *     override it), hashed entries and "[host]:port" entries included.
+ *     ~/.ssh/known_hosts, or UserKnownHostsFile and GlobalKnownHostsFile
+ *     of the ssh configuration; $MAILVAULT_KNOWN_HOSTS or
+ *     ssh_opts.known_hosts override them), under the HostName (or
+ *     HostKeyAlias), hashed entries and "[host]:port" entries included.
  *  2. An unknown host is refused with its SHA256 fingerprint, unless
- *     accept_new_host_key is set: then the key is appended to the file.
+ *     accept_new_host_key is set (or StrictHostKeyChecking accept-new in
+ *     the ssh configuration): then the key is appended to the file.
  *  3. A key that differs from the recorded one is always refused.
  *
- * Authentication, first success wins: ssh-agent ($SSH_AUTH_SOCK), then the
- * identity file (-i) or ~/.ssh/id_ed25519, id_ecdsa, id_rsa.  An encrypted
+ * Authentication, first success wins.  With an identity named (-i, or
+ * IdentityFile in the ssh configuration): those keys (signed by the agent
+ * when it holds them), then the agent's other keys unless IdentitiesOnly.
+ * Without: the agent's keys ($SSH_AUTH_SOCK), then ~/.ssh/id_ed25519,
+ * id_ecdsa, id_rsa.  An encrypted
  * key's passphrase comes from $MAILVAULT_SSH_PASSPHRASE, the file named by
  * $MAILVAULT_SSH_PASSPHRASE_FILE, or a prompt on the terminal.  A password
  * is asked for last, on a terminal only.  Secrets typed once are kept in
@@ -52,7 +62,8 @@ struct ssh_url {
 	enum ssh_scheme scheme;
 	char *user; /* login name, NULL when not given */
 	char *host; /* host name or address, without brackets */
-	int port;   /* TCP port, 22 when not given */
+	int port;   /* TCP port; 0 when not written: the ssh configuration's
+		     * Port, else 22 */
 	char *path; /* remote path ("" for ssh-exec); relative when "/~/" */
 };
 

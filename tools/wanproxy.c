@@ -14,7 +14,8 @@
  *                for the file to be non-empty before connecting)
  *   -s FILE      append one line per finished connection to FILE:
  *                  conn N turns T up BYTES down BYTES ms ELAPSED
- *   -v           the same lines, and one per turn, on stderr
+ *   -v           the same lines, and one per turn, on stderr; -vv also
+ *                one per piece of data read (direction, size, time)
  *   HOST:PORT    where to relay to (an IPv4 address or a name)
  *
  * A "turn" is one wait of the client for the server: the client sends
@@ -208,6 +209,10 @@ static void dir_read(struct conn *c, struct dir *d, int is_up)
 		return;
 	}
 	d->bytes += (uint64_t)n;
+	if (verbose > 1)
+		fprintf(stderr, "wanproxy: conn %u %s %zd bytes at %.1f ms\n",
+			c->id, is_up ? "up" : "down", n,
+			(double)(now_us() - c->start_us) / 1000.0);
 	if (is_up && (c->turns == 0 || c->delivered_since)) {
 		c->turns++;
 		c->delivered_since = 0;
@@ -359,7 +364,7 @@ int main(int argc, char **argv)
 			statsfile = optarg;
 			break;
 		case 'v':
-			verbose = 1;
+			verbose++;
 			break;
 		default:
 			usage();

@@ -1,8 +1,9 @@
 /*
  * cli_ssh: the SSH options every command accepts (-i FILE,
- * --accept-new-host-key), taken out of argv before the command parses
- * its own options, and handed to the remote layer as the defaults for
- * every sftp://, ssh:// and ssh-exec:// location the command opens.
+ * --accept-new-host-key, --ssh-config FILE), taken out of argv before the
+ * command parses its own options, and handed to the remote layer as the
+ * defaults for every sftp://, ssh:// and ssh-exec:// location the command
+ * opens.
  */
 #include "cli.h"
 
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "ssh.h"
+#include "ssh_config.h"
 
 /* Options of commands whose value may look like one of ours ("--exec -i"
  * is a command to run, not an identity). */
@@ -37,6 +39,7 @@ int cli_ssh_options(int *argc, char **argv)
 {
 	struct ssh_opts o;
 	const char *cmd = *argc > 1 ? argv[1] : "mailvault";
+	const char *config = NULL;
 	int i, out = 2;
 	bool rest = false;
 
@@ -57,6 +60,13 @@ int cli_ssh_options(int *argc, char **argv)
 			if (i + 1 >= *argc)
 				return cli_usage(cmd, "%s needs a key file", a);
 			o.identity = argv[++i];
+		} else if (!strcmp(a, "--ssh-config")) {
+			if (i + 1 >= *argc)
+				return cli_usage(
+					cmd, "%s needs a file (or none)", a);
+			config = argv[++i];
+		} else if (!strncmp(a, "--ssh-config=", 13)) {
+			config = a + 13;
 		} else if (!strncmp(a, "--identity=", 11)) {
 			o.identity = a + 11;
 		} else if (!strncmp(a, "-i", 2)) {
@@ -69,8 +79,13 @@ int cli_ssh_options(int *argc, char **argv)
 	}
 	if (o.identity && access(o.identity, R_OK) < 0)
 		return bad_identity(cmd, o.identity);
+	if (config && strcmp(config, "none") && access(config, R_OK) < 0)
+		return cli_usage(cmd, "cannot read ssh configuration '%s': %s",
+				 config, strerror(errno));
 	argv[out] = NULL;
 	*argc = out;
 	ssh_set_default_opts(&o);
+	if (config)
+		ssh_config_set_file(config);
 	return 0;
 }

@@ -8,6 +8,7 @@
  * LIBSSH2_ERROR_TIMEOUT rather than a hang.
  */
 #include "ssh.h"
+#include "ssh_config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,6 +38,7 @@ struct ssh_session {
 	LIBSSH2_SESSION *s; /* libssh2 session on fd */
 	char name[320];	    /* "user@host:port" for messages */
 	int io_timeout_ms;  /* request timeout after authentication */
+	pid_t proxy_pid;    /* ProxyJump/ProxyCommand child, 0 when none */
 };
 
 /* Secrets typed once, reused when the same process reconnects. */
@@ -83,7 +86,7 @@ static bool host_char_ok(char c)
 
 int ssh_url_parse(const char *url, struct ssh_url *out, struct mv_err *err)
 {
-	struct ssh_url u = {SSH_SCHEME_SFTP, NULL, NULL, 22, NULL};
+	struct ssh_url u = {SSH_SCHEME_SFTP, NULL, NULL, 0, NULL};
 	const char *p, *auth_end, *at, *host, *host_end, *port = NULL;
 	size_t i;
 	int rc;
@@ -286,7 +289,7 @@ fail:
 
 void ssh_url_host_key_name(const struct ssh_url *u, char *out, size_t n)
 {
-	if (u->port == 22)
+	if (u->port == 22 || u->port == 0)
 		snprintf(out, n, "%s", u->host);
 	else
 		snprintf(out, n, "[%s]:%d", u->host, u->port);
@@ -628,16 +631,29 @@ static const char *key_type_name(int type)
 	}
 }
 
-static void known_hosts_path(const struct ssh_opts *o, char *out, size_t n)
+/* The file new keys go to, and that messages name: ssh_opts, then
+ * $MAILVAULT_KNOWN_HOSTS, then the first UserKnownHostsFile of the ssh
+ * configuration, then ~/.ssh/known_hosts.  Returns true when the
+ * configuration's files apply (no override). */
+static bool known_hosts_path(const struct ssh_opts *o,
+			     const struct ssh_host_config *hc, char *out,
+			     size_t n)
 {
 	const char *env = getenv("MAILVAULT_KNOWN_HOSTS");
 
-	if (o->known_hosts && *o->known_hosts)
+	if (o->known_hosts && *o->known_hosts) {
 		snprintf(out, n, "%s", o->known_hosts);
-	else if (env && *env)
+		return false;
+	}
+	if (env && *env) {
 		snprintf(out, n, "%s", env);
+		return false;
+	}
+	if (hc->n_known_hosts)
+		snprintf(out, n, "%s", hc->known_hosts[0]);
 	else
 		snprintf(out, n, "%s/.ssh/known_hosts", home_dir());
+	return true;
 }
 
 /* Load path line by line: libssh2_knownhost_readfile() stops at the first
@@ -719,9 +735,15 @@ static int append_known_host(LIBSSH2_KNOWNHOSTS *kh, const char *path,
 	return 0;
 }
 
+/* u names the host as known_hosts records it: HostName (or HostKeyAlias)
+ * and port. */
 static int check_host_key(struct ssh_session *ss, const struct ssh_url *u,
-			  const struct ssh_opts *o, struct mv_err *err)
+			  const struct ssh_opts *o,
+			  const struct ssh_host_config *hc, struct mv_err *err)
 {
+	bool accept_new = o->accept_new_host_key || hc->accept_new_host_key;
+	bool from_config;
+	size_t i;
 	LIBSSH2_KNOWNHOSTS *kh = NULL;
 	char path[PATH_MAX], fp[80], name[300];
 	const char *key;
@@ -738,13 +760,19 @@ static int check_host_key(struct ssh_session *ss, const struct ssh_url *u,
 				  ss->name);
 	keybit = knownhost_key_bit(type);
 	ssh_url_host_key_name(u, name, sizeof(name));
-	known_hosts_path(o, path, sizeof(path));
+	from_config = known_hosts_path(o, hc, path, sizeof(path));
 	kh = libssh2_knownhost_init(ss->s);
 	if (!kh)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	rc = load_known_hosts(kh, path, err);
 	if (rc)
 		goto out;
+	/* the configuration's other files are read, never written; one
+	 * that cannot be read is skipped, as OpenSSH does */
+	for (i = 1; from_config && i < hc->n_known_hosts; i++)
+		(void)load_known_hosts(kh, hc->known_hosts[i], NULL);
+	for (i = 0; from_config && i < hc->n_global_known_hosts; i++)
+		(void)load_known_hosts(kh, hc->global_known_hosts[i], NULL);
 	check = libssh2_knownhost_checkp(kh, u->host, u->port, key, len,
 					 LIBSSH2_KNOWNHOST_TYPE_PLAIN |
 						 LIBSSH2_KNOWNHOST_KEYENC_RAW |
@@ -767,7 +795,7 @@ static int check_host_key(struct ssh_session *ss, const struct ssh_url *u,
 				path);
 		break;
 	case LIBSSH2_KNOWNHOST_CHECK_NOTFOUND:
-		if (o->accept_new_host_key) {
+		if (accept_new) {
 			rc = append_known_host(kh, path, name, key, len, keybit,
 					       err);
 			break;
@@ -793,37 +821,123 @@ out:
 
 /* ---- authentication ---- */
 
-static int try_agent(struct ssh_session *ss, const char *user)
+/* The agent, opened on first use; every key is offered at most once. */
+struct agent_ctx {
+	LIBSSH2_AGENT *a;
+	bool opened;  /* open attempted */
+	bool usable;  /* connected, identities listed */
+	bool offered; /* at least one key was offered */
+	struct libssh2_agent_publickey *used[64];
+	size_t n_used;
+};
+
+static bool agent_open(struct ssh_session *ss, struct agent_ctx *ag)
+{
+	if (ag->opened)
+		return ag->usable;
+	ag->opened = true;
+	if (!getenv("SSH_AUTH_SOCK"))
+		return false;
+	ag->a = libssh2_agent_init(ss->s);
+	if (!ag->a)
+		return false;
+	/* local: the agent's socket, no round trip to the server */
+	ag->usable = !libssh2_agent_connect(ag->a) &&
+		     !libssh2_agent_list_identities(ag->a);
+	return ag->usable;
+}
+
+static void agent_close(struct agent_ctx *ag)
+{
+	if (!ag->a)
+		return;
+	libssh2_agent_disconnect(ag->a);
+	libssh2_agent_free(ag->a);
+	ag->a = NULL;
+}
+
+static bool agent_was_used(const struct agent_ctx *ag,
+			   const struct libssh2_agent_publickey *id)
+{
+	size_t i;
+
+	for (i = 0; i < ag->n_used; i++)
+		if (ag->used[i] == id)
+			return true;
+	return false;
+}
+
+/* Offer one agent key: 0 accepted, -EACCES refused, -EIO connection. */
+static int agent_try(struct agent_ctx *ag, const char *user,
+		     struct libssh2_agent_publickey *id)
+{
+	int r;
+
+	if (ag->n_used < MV_ARRAY_SIZE(ag->used))
+		ag->used[ag->n_used++] = id;
+	ag->offered = true;
+	r = libssh2_agent_userauth(ag->a, user, id);
+	if (r == 0)
+		return 0;
+	return ssh_is_connection_error(r) ? -EIO : -EACCES;
+}
+
+/* Offer the agent's keys not offered yet, in its order. */
+static int agent_try_rest(struct ssh_session *ss, struct agent_ctx *ag,
+			  const char *user)
 {
 	struct libssh2_agent_publickey *id = NULL, *prev = NULL;
-	LIBSSH2_AGENT *agent;
-	int rc = -EACCES;
+	int r;
 
-	if (!getenv("SSH_AUTH_SOCK"))
+	if (!agent_open(ss, ag))
 		return -ENOENT;
-	agent = libssh2_agent_init(ss->s);
-	if (!agent)
-		return -ENOMEM;
-	if (libssh2_agent_connect(agent) ||
-	    libssh2_agent_list_identities(agent))
-		goto out;
-	while (libssh2_agent_get_identity(agent, &id, prev) == 0) {
-		int r = libssh2_agent_userauth(agent, user, id);
+	while (libssh2_agent_get_identity(ag->a, &id, prev) == 0) {
+		prev = id;
+		if (agent_was_used(ag, id))
+			continue;
+		r = agent_try(ag, user, id);
+		if (r != -EACCES)
+			return r;
+	}
+	return -EACCES;
+}
 
-		if (r == 0) {
-			rc = 0;
-			break;
-		}
-		if (ssh_is_connection_error(r)) {
-			rc = -EIO;
-			break;
-		}
+/* The agent's entry for the key whose public half is FILE.pub, or NULL. */
+static struct libssh2_agent_publickey *
+agent_find_file_key(struct ssh_session *ss, struct agent_ctx *ag,
+		    const char *file)
+{
+	struct libssh2_agent_publickey *id = NULL, *prev = NULL;
+	unsigned char blob[8192];
+	char path[PATH_MAX + 8], *text = NULL, *b64, *end;
+	size_t len = 0, n;
+	int blen;
+
+	if (!agent_open(ss, ag))
+		return NULL;
+	snprintf(path, sizeof(path), "%s.pub", file);
+	if (mv_read_file(path, 16384, &text, &len, NULL))
+		return NULL;
+	b64 = text + strcspn(text, " \t");
+	b64 += strspn(b64, " \t");
+	end = b64 + strcspn(b64, " \t\r\n");
+	n = (size_t)(end - b64);
+	blen = n && n % 4 == 0 && n / 4 * 3 <= sizeof(blob)
+		       ? EVP_DecodeBlock(blob, (unsigned char *)b64, (int)n)
+		       : -1;
+	/* EVP_DecodeBlock counts the padding as zero bytes */
+	if (blen > 0 && b64[n - 1] == '=')
+		blen -= b64[n - 2] == '=' ? 2 : 1;
+	free(text);
+	if (blen <= 0)
+		return NULL;
+	while (libssh2_agent_get_identity(ag->a, &id, prev) == 0) {
+		if (id->blob_len == (size_t)blen &&
+		    !memcmp(id->blob, blob, (size_t)blen))
+			return id;
 		prev = id;
 	}
-out:
-	libssh2_agent_disconnect(agent);
-	libssh2_agent_free(agent);
-	return rc;
+	return NULL;
 }
 
 /* Try one key file.  Returns 0 when accepted, -EACCES when refused,
@@ -947,76 +1061,134 @@ static int try_password(struct ssh_session *ss, const char *user,
 	return rc;
 }
 
+static void add_tried(char *tried, size_t n, const char *what)
+{
+	if (strstr(tried, what))
+		return;
+	if (strlen(tried) + strlen(what) + 3 < n) {
+		strcat(tried, what);
+		strcat(tried, ", ");
+	}
+}
+
+/*
+ * Round trips: every key offered costs one (libssh2 asks whether the key
+ * would do before signing), an accepted one a second, so the key most
+ * likely to work goes first.  A named identity (-i, IdentityFile) is that
+ * key: it is offered before the agent's others, signed by the agent when
+ * the agent holds it.  The server's list of methods ("none" request, one
+ * more round trip) is only asked for once the keys have failed.
+ */
 static int authenticate(struct ssh_session *ss, const char *user,
-			const struct ssh_opts *o, struct mv_err *err)
+			const struct ssh_opts *o,
+			const struct ssh_host_config *hc, struct mv_err *err)
 {
 	static const char *const defaults[] = {"id_ed25519", "id_ecdsa",
 					       "id_rsa"};
-	char tried[512] = "";
+	struct agent_ctx ag;
+	char tried[512] = "", file[PATH_MAX];
 	const char *methods;
+	bool named = o->identity || hc->n_identity_files;
+	size_t i, n_files;
 	int rc;
 
+	memset(&ag, 0, sizeof(ag));
+	if (o->identity)
+		n_files = 1 + hc->n_identity_files;
+	else if (hc->n_identity_files)
+		n_files = hc->n_identity_files;
+	else
+		n_files = MV_ARRAY_SIZE(defaults);
+	if (!named && !hc->identities_only) {
+		rc = agent_try_rest(ss, &ag, user);
+		if (rc == 0 || rc == -EIO)
+			goto out;
+	}
+	for (i = 0; i < n_files; i++) {
+		struct libssh2_agent_publickey *id;
+		bool explicit_id = o->identity && i == 0;
+
+		if (o->identity)
+			snprintf(file, sizeof(file), "%s",
+				 i == 0 ? o->identity
+					: hc->identity_files[i - 1]);
+		else if (hc->n_identity_files)
+			snprintf(file, sizeof(file), "%s",
+				 hc->identity_files[i]);
+		else
+			snprintf(file, sizeof(file), "%s/.ssh/%s", home_dir(),
+				 defaults[i]);
+		id = agent_find_file_key(ss, &ag, file);
+		if (id && !agent_was_used(&ag, id)) {
+			/* the agent holds it: no passphrase needed */
+			rc = agent_try(&ag, user, id);
+			if (rc != -EACCES)
+				goto out;
+			add_tried(tried, sizeof(tried), file);
+			continue;
+		}
+		if (id)
+			continue;
+		rc = try_key_file(ss, user, file, explicit_id, err);
+		if (!rc)
+			goto out;
+		if (rc == -ENOENT)
+			continue;
+		if (rc != -EACCES) {
+			rc = mv_err_set(err, rc,
+					"cannot authenticate to '%s': %s",
+					ss->name, ssh_last_error(ss));
+			goto out;
+		}
+		add_tried(tried, sizeof(tried), file);
+	}
+	if (named && !hc->identities_only) {
+		rc = agent_try_rest(ss, &ag, user);
+		if (rc == 0 || rc == -EIO)
+			goto out;
+	}
+	if (ag.offered)
+		add_tried(tried, sizeof(tried), "ssh-agent");
 	methods =
 		libssh2_userauth_list(ss->s, user, (unsigned int)strlen(user));
 	if (!methods) {
-		if (libssh2_userauth_authenticated(ss->s))
-			return 0;
-		return mv_err_set(err, -EIO, "cannot authenticate to '%s': %s",
-				  ss->name, ssh_last_error(ss));
-	}
-	if (strstr(methods, "publickey")) {
-		char file[PATH_MAX];
-		size_t i;
-
-		rc = try_agent(ss, user);
-		if (!rc)
-			return 0;
-		if (rc != -ENOENT)
-			strcat(tried, "ssh-agent, ");
-		for (i = 0; i < (o->identity ? 1 : MV_ARRAY_SIZE(defaults));
-		     i++) {
-			if (o->identity)
-				snprintf(file, sizeof(file), "%s", o->identity);
-			else
-				snprintf(file, sizeof(file), "%s/.ssh/%s",
-					 home_dir(), defaults[i]);
-			rc = try_key_file(ss, user, file, o->identity != NULL,
-					  err);
-			if (!rc)
-				return 0;
-			if (rc == -ENOENT)
-				continue;
-			if (rc != -EACCES)
-				return mv_err_set(err, rc,
-						  "cannot "
-						  "authenticate to '%s': %s",
-						  ss->name, ssh_last_error(ss));
-			if (strlen(tried) + strlen(file) + 3 < sizeof(tried)) {
-				strcat(tried, file);
-				strcat(tried, ", ");
-			}
-		}
+		rc = 0;
+		if (!libssh2_userauth_authenticated(ss->s))
+			rc = mv_err_set(err, -EIO,
+					"cannot authenticate to '%s': %s",
+					ss->name, ssh_last_error(ss));
+		goto out;
 	}
 	if (strstr(methods, "password") ||
 	    strstr(methods, "keyboard-interactive")) {
 		rc = try_password(ss, user, methods);
 		if (!rc)
-			return 0;
-		if (rc == -EIO)
-			return mv_err_set(err, rc,
-					  "cannot authenticate to "
-					  "'%s': %s",
-					  ss->name, ssh_last_error(ss));
+			goto out;
+		if (rc == -EIO) {
+			rc = mv_err_set(err, rc,
+					"cannot authenticate to "
+					"'%s': %s",
+					ss->name, ssh_last_error(ss));
+			goto out;
+		}
 		if (rc == -EACCES)
-			strcat(tried, "password, ");
+			add_tried(tried, sizeof(tried), "password");
 	}
 	if (*tried)
 		tried[strlen(tried) - 2] = '\0';
-	return mv_err_set(err, -EACCES,
-			  "cannot authenticate to '%s': tried %s; the server "
-			  "accepts %s (give a key with -i FILE, load one into "
-			  "ssh-agent, or run on a terminal for a password)",
-			  ss->name, *tried ? tried : "nothing usable", methods);
+	rc = mv_err_set(
+		err, -EACCES,
+		"cannot authenticate to '%s': tried %s; the server "
+		"accepts %s (give a key with -i FILE or IdentityFile in "
+		"~/.ssh/config, load one into ssh-agent, or run on a "
+		"terminal for a password)",
+		ss->name, *tried ? tried : "nothing usable", methods);
+out:
+	if (rc == -EIO && (!err || !err->code))
+		rc = mv_err_set(err, rc, "cannot authenticate to '%s': %s",
+				ss->name, ssh_last_error(ss));
+	agent_close(&ag);
+	return rc;
 }
 
 /* ---- sessions ---- */
@@ -1116,33 +1288,76 @@ static void prefer_host_key_types(LIBSSH2_SESSION *s)
 		libssh2_session_method_pref(s, LIBSSH2_METHOD_HOSTKEY, pref);
 }
 
+/* Where the TCP connection goes when the configuration names no proxy;
+ * a message that says which name could not be resolved and why. */
+static int connect_direct(const struct ssh_url *u,
+			  const struct ssh_host_config *hc, int timeout_s,
+			  struct mv_err *err)
+{
+	struct ssh_url target = *u;
+	struct mv_err e = MV_ERR_INIT;
+	int fd;
+
+	target.host = hc->hostname;
+	target.port = hc->port;
+	fd = tcp_connect(&target, timeout_s, &e);
+	if (fd >= 0)
+		return fd;
+	if (fd == -EHOSTUNREACH && hc->from_openssh &&
+	    !strcmp(hc->hostname, hc->host))
+		return mv_err_set(err, fd,
+				  "%s (not a Host in ~/.ssh/config or "
+				  "/etc/ssh/ssh_config either)",
+				  mv_err_msg(&e));
+	if (strcmp(hc->hostname, hc->host))
+		return mv_err_set(err, fd,
+				  "%s (HostName of '%s' in the ssh "
+				  "configuration)",
+				  mv_err_msg(&e), hc->host);
+	return mv_err_set(err, fd, "%s", mv_err_msg(&e));
+}
+
 int ssh_connect(const struct ssh_url *u, const struct ssh_opts *o,
 		struct ssh_session **out, struct mv_err *err)
 {
-	struct ssh_session *ss;
-	const char *user = u->user ? u->user : local_user();
-	int rc;
+	struct ssh_host_config hc;
+	struct ssh_session *ss = NULL;
+	struct ssh_url key_name;
+	const char *user;
+	int rc, timeout_s = o->connect_timeout_s;
 
 	pthread_once(&init_once, init_libssh2);
 	if (init_rc)
 		return mv_err_set(err, -EIO, "cannot initialize libssh2");
+	rc = ssh_config_resolve(u, &hc, err);
+	if (rc)
+		return rc;
+	user = hc.user ? hc.user : local_user();
+	if (hc.connect_timeout_s > 0)
+		timeout_s = hc.connect_timeout_s;
 	ss = calloc(1, sizeof(*ss));
-	if (!ss)
-		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (!ss) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	ss->fd = -1;
 	ss->io_timeout_ms = o->io_timeout_s * 1000;
-	if (u->port == 22)
-		snprintf(ss->name, sizeof(ss->name), "%s@%s", user, u->host);
-	else if (strchr(u->host, ':'))
+	if (hc.port == 22)
+		snprintf(ss->name, sizeof(ss->name), "%s@%s", user,
+			 hc.hostname);
+	else if (strchr(hc.hostname, ':'))
 		snprintf(ss->name, sizeof(ss->name), "%s@[%s]:%d", user,
-			 u->host, u->port);
+			 hc.hostname, hc.port);
 	else
-		snprintf(ss->name, sizeof(ss->name), "%s@%s:%d", user, u->host,
-			 u->port);
-	rc = tcp_connect(u, o->connect_timeout_s, err);
+		snprintf(ss->name, sizeof(ss->name), "%s@%s:%d", user,
+			 hc.hostname, hc.port);
+	rc = ssh_proxy_start(&hc, &ss->fd, &ss->proxy_pid, err);
+	if (rc == -ENOENT)
+		rc = connect_direct(u, &hc, timeout_s, err);
 	if (rc < 0)
 		goto fail;
-	ss->fd = rc;
+	if (!ss->proxy_pid)
+		ss->fd = rc;
 	tune_socket(ss->fd, o->io_timeout_s);
 	ss->s = libssh2_session_init();
 	if (!ss->s) {
@@ -1150,27 +1365,52 @@ int ssh_connect(const struct ssh_url *u, const struct ssh_opts *o,
 		goto fail;
 	}
 	libssh2_session_set_blocking(ss->s, 1);
-	libssh2_session_set_timeout(ss->s, (long)o->connect_timeout_s * 1000);
+	libssh2_session_set_timeout(ss->s, (long)timeout_s * 1000);
 	prefer_host_key_types(ss->s);
 	rc = libssh2_session_handshake(ss->s, ss->fd);
+	if (rc && ss->proxy_pid) {
+		int st;
+
+		close(ss->fd);
+		ss->fd = -1;
+		st = ssh_proxy_reap(ss->proxy_pid);
+		ss->proxy_pid = 0;
+		rc = mv_err_set(
+			err, -EIO,
+			"cannot start SSH with '%s' through %s '%s': "
+			"%s (the proxy exited with status %d; its "
+			"messages are above)",
+			ss->name, hc.proxy_jump ? "ProxyJump" : "ProxyCommand",
+			hc.proxy_jump ? hc.proxy_jump : hc.proxy_command,
+			ssh_last_error(ss), st);
+		goto fail;
+	}
 	if (rc) {
 		rc = mv_err_set(err, -EIO, "cannot start SSH with '%s': %s",
 				ss->name, ssh_last_error(ss));
 		goto fail;
 	}
-	rc = check_host_key(ss, u, o, err);
+	/* known_hosts names the host as OpenSSH does: HostKeyAlias, else
+	 * HostName and port */
+	key_name = *u;
+	key_name.host = hc.host_key_alias ? hc.host_key_alias : hc.hostname;
+	key_name.port = hc.host_key_alias ? 22 : hc.port;
+	rc = check_host_key(ss, &key_name, o, &hc, err);
 	if (rc)
 		goto fail;
-	rc = authenticate(ss, user, o, err);
+	rc = authenticate(ss, user, o, &hc, err);
 	if (rc)
 		goto fail;
 	libssh2_session_set_timeout(ss->s, (long)ss->io_timeout_ms);
 	if (o->keepalive_s > 0)
 		libssh2_keepalive_config(ss->s, 1, (unsigned)o->keepalive_s);
 	*out = ss;
-	return 0;
+	rc = 0;
+	goto out;
 fail:
 	ssh_close(ss);
+out:
+	ssh_host_config_release(&hc);
 	return rc;
 }
 
@@ -1186,5 +1426,7 @@ void ssh_close(struct ssh_session *s)
 	}
 	if (s->fd >= 0)
 		close(s->fd);
+	/* a proxy ends once its socket is closed */
+	ssh_proxy_reap(s->proxy_pid);
 	free(s);
 }

@@ -16,7 +16,8 @@
 #     WANPROXY_STATS (one line per finished connection, see
 #     tools/wanproxy.c).  Stopped at exit with the test's other processes.
 #     The host key is known to clients as [127.0.0.1]:$WANPROXY_PORT:
-#     wanproxy_trust records it.
+#     wanproxy_trust records it.  $WANPROXY_FLAGS adds options (-v: a
+#     line per turn in $T/wanproxy.log; -r KB/S: a bandwidth limit).
 # wanproxy_reset     forget the connections counted so far
 # wanproxy_turns     wait until every connection the last command opened
 #                    has closed, print the sum of their turns
@@ -32,7 +33,8 @@ wanproxy_start()
 	WANPROXY_STATS=$T/wanproxy.stats
 	: >"$WANPROXY_STATS"
 	rm -f "$T/wanproxy.port"
-	"$_wp_bin" -d "${1:-0}" -P "$T/wanproxy.port" -s "$WANPROXY_STATS" \
+	# shellcheck disable=SC2086
+	"$_wp_bin" ${WANPROXY_FLAGS:-} -d "${1:-0}" -P "$T/wanproxy.port" -s "$WANPROXY_STATS" \
 		"127.0.0.1:${2:-$SSHD_PORT}" 2>>"$T/wanproxy.log" &
 	WANPROXY_PID=$!
 	echo "$WANPROXY_PID" >>"$T/.tl-pids"
@@ -49,6 +51,7 @@ wanproxy_start()
 
 wanproxy_reset()
 {
+	_wanproxy_settle
 	: >"$WANPROXY_STATS"
 }
 

@@ -44,7 +44,9 @@ static void parse_bad(const char *url, const char *part)
 static void test_ssh_url_forms(void **state)
 {
 	(void)state;
-	parse_ok("sftp://host/srv/backup", SSH_SCHEME_SFTP, NULL, "host", 22,
+	/* port 0: not written, so the ssh configuration's Port (or 22)
+	 * applies; a written port wins */
+	parse_ok("sftp://host/srv/backup", SSH_SCHEME_SFTP, NULL, "host", 0,
 		 "/srv/backup");
 	parse_ok("sftp://u123@u123.your-storagebox.de:23/home/mail/",
 		 SSH_SCHEME_SFTP, "u123", "u123.your-storagebox.de", 23,
@@ -52,15 +54,14 @@ static void test_ssh_url_forms(void **state)
 	parse_ok("sftp://backup@[::1]:2222/r", SSH_SCHEME_SFTP, "backup", "::1",
 		 2222, "/r");
 	parse_ok("sftp://[fe80::1%eth0]/r", SSH_SCHEME_SFTP, NULL,
-		 "fe80::1%eth0", 22, "/r");
-	parse_ok("sftp://10.0.0.5/", SSH_SCHEME_SFTP, NULL, "10.0.0.5", 22,
-		 "/");
-	parse_ok("sftp://nas/~/mailvault", SSH_SCHEME_SFTP, NULL, "nas", 22,
+		 "fe80::1%eth0", 0, "/r");
+	parse_ok("sftp://10.0.0.5/", SSH_SCHEME_SFTP, NULL, "10.0.0.5", 0, "/");
+	parse_ok("sftp://nas/~/mailvault", SSH_SCHEME_SFTP, NULL, "nas", 0,
 		 "mailvault");
-	parse_ok("sftp://nas/~", SSH_SCHEME_SFTP, NULL, "nas", 22, ".");
+	parse_ok("sftp://nas/~", SSH_SCHEME_SFTP, NULL, "nas", 0, ".");
 	parse_ok("ssh://root@mx1:2200/var/vmail", SSH_SCHEME_SSH, "root", "mx1",
 		 2200, "/var/vmail");
-	parse_ok("ssh-exec://root@mx1", SSH_SCHEME_SSH_EXEC, "root", "mx1", 22,
+	parse_ok("ssh-exec://root@mx1", SSH_SCHEME_SSH_EXEC, "root", "mx1", 0,
 		 "");
 	parse_ok("ssh-exec://[2001:db8::7]:23/", SSH_SCHEME_SSH_EXEC, NULL,
 		 "2001:db8::7", 23, "");
