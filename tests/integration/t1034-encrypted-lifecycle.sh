@@ -5,9 +5,9 @@
 # byte- and metadata-exact, forget + prune (check --read-data clean, kept
 # snapshots exact), rebuild-index, check --repair on a clean repository
 # (changes nothing), append-only refusing forget and prune with the exit
-# status of a plain repository, unlock.  A flipped bit in index.sealed and
-# an older index.sealed put back exit 13 (damaged repository); a bad tar
-# stream into the same repository still exits 1.
+# status of a plain repository, unlock.  A flipped bit in the newest
+# commit segment and a segment held back exit 13 (damaged repository); a
+# bad tar stream into the same repository still exits 1.
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
 require_fuse
@@ -62,7 +62,8 @@ for d in 1 2 3; do
 	assert_ok "$MV" backup "$R" --name mail --quiet \
 		--time "2024-06-0${d}T00:00:00Z" vol="$T/fx/day$d"
 done
-[ -f "$R/index.sealed" ] || die "no index.sealed in an encrypted repository"
+ls "$R/index" | grep -q '^[0-9a-f]\{32\}$' ||
+	die "no commit segment in an encrypted repository"
 [ ! -e "$R/index.db" ] || die "an encrypted repository holds index.db"
 assert_eq 3 "$(nsnaps "$R")" "snapshots after three backups"
 "$MV" snapshots "$R" >"$T/snaps"
@@ -159,11 +160,12 @@ assert_grep '^repacked 0 packs' "$T/prune2"
 
 say "rebuild-index from the packs alone, with no cache"
 "$MV" snapshots "$R" >"$T/s1"
-rm -f "$R/index.sealed"
+rm -rf "$R/index"
 rm -rf "$XDG_CACHE_HOME"
 assert_ok "$MV" rebuild-index "$R" >"$T/rb"
 assert_grep '2 snapshots' "$T/rb"
-[ -f "$R/index.sealed" ] || die "rebuild-index wrote no index.sealed"
+ls "$R/index" | grep -q '^[0-9a-f]\{32\}$' ||
+	die "rebuild-index wrote no commit segment"
 [ ! -e "$R/index.db" ] || die "rebuild-index wrote a plain index.db"
 rm -rf "$XDG_CACHE_HOME"
 "$MV" snapshots "$R" >"$T/s2"
@@ -230,29 +232,28 @@ assert_grep "^lock removed$" "$T/unlock.out"
 assert_ok "$MV" unlock "$R" >"$T/unlock.out"
 assert_grep "is not locked" "$T/unlock.out"
 
-say "a damaged or older index.sealed exits 13; a bad tar stream exits 1"
-cp "$R/index.sealed" "$T/good.sealed"
+say "a damaged or held-back segment exits 13; a bad tar stream exits 1"
 assert_ok "$MV" backup "$R" --name mail --quiet \
 	--time 2024-06-05T00:00:00Z vol="$T/fx/day2"
-cp "$R/index.sealed" "$T/newer.sealed"
-size=$(stat -c %s "$R/index.sealed")
+seg=$R/index/$(ls -t "$R/index" | grep '^[0-9a-f]\{32\}$' | head -n 1)
+cp "$seg" "$T/newer.seg"
+size=$(stat -c %s "$seg")
 for at in 100 $((size - 1)); do
-	cp "$T/newer.sealed" "$R/index.sealed"
-	flip_bit "$R/index.sealed" "$at"
+	cp "$T/newer.seg" "$seg"
+	flip_bit "$seg" "$at"
 	rm -rf "$T/cache2"
 	run_rc env XDG_CACHE_HOME="$T/cache2" "$MV" snapshots "$R" \
 		>/dev/null 2>"$T/err"
 	cat "$T/err"
-	assert_eq 13 "$rc" "exit status with bit $at of index.sealed flipped"
-	assert_grep "sealed index 'index.sealed' of .* (damaged|tampered)" \
-		"$T/err"
+	assert_eq 13 "$rc" "exit status with bit $at of a segment flipped"
+	assert_grep "segment 'index/.*' of .* (damaged|tampered)" "$T/err"
 done
-cp "$T/good.sealed" "$R/index.sealed"
+rm "$seg"
 run_rc "$MV" snapshots "$R" >/dev/null 2>"$T/err"
 cat "$T/err"
-assert_eq 13 "$rc" "exit status with an older index.sealed put back"
-assert_grep "older than generation" "$T/err"
-cp "$T/newer.sealed" "$R/index.sealed"
+assert_eq 13 "$rc" "exit status with a segment held back"
+assert_grep "is gone" "$T/err"
+cp "$T/newer.seg" "$seg"
 assert_eq 4 "$(nsnaps "$R")" "snapshots once the index is whole again"
 head -c 4096 /dev/urandom >"$T/random.bin"
 run_rc "$MV" backup "$R" --name bad vol=- <"$T/random.bin" >/dev/null \
