@@ -4,7 +4,10 @@
 # and size), not when size and mtime merely agree: two publications in one
 # second from two clients lose no snapshot.  A publication that died
 # between its two renames (index.db moved aside, the new one not renamed
-# in) is recovered by readers and writers alike.
+# in) is recovered by readers and writers alike.  An encrypted repository
+# (commit segments, docs/FORMAT-2.md 5.3) written by three machines in
+# turn, each with a cache that missed the others' commits, loses no
+# snapshot either, and a forget on one is seen by the others.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TOP/tests/lib/sshd.sh"
 
@@ -61,4 +64,25 @@ assert_ok A backup "$R" --name job --time 2025-01-04T00:00:00Z --quiet \
 assert_eq 4 "$(count)" "snapshots after the writer recovered"
 assert_eq 0 "$(sqlite3 "$I" 'PRAGMA quick_check' | grep -vc '^ok$' || true)" \
 	"quick_check of the recovered index"
+
+say "commit segments: three machines take turns on an encrypted repository"
+export MAILVAULT_PASSPHRASE="three machines" MAILVAULT_KDF_TEST=1
+E=sftp://root@127.0.0.1:$SSHD_PORT$T/erepo
+rm -rf "$T/cacheA" "$T/cacheB" "$T/cacheC"
+ecount() { C snapshots "$E" | grep -c '  job  ' || true; }
+assert_ok A init --encryption xchacha20-poly1305 "$E" >/dev/null
+i=1
+for who in A B C A B; do
+	echo "$who $i" >"$T/src/m"
+	assert_ok "$who" backup "$E" --name job --quiet \
+		--time "2025-02-0${i}T00:00:00Z" d="$T/src"
+	i=$((i + 1))
+done
+assert_eq 6 "$(ls "$T/erepo/index" | wc -l)" "segments: init and five"
+assert_eq 5 "$(ecount)" "snapshots seen by C after five backups"
+[ ! -e "$T/erepo/index.db" ] || die "an encrypted repository holds index.db"
+assert_ok A forget "$E" --keep-last 3 >/dev/null
+assert_eq 3 "$(B snapshots "$E" | grep -c '  job  ')" "B sees A's forget"
+assert_eq 3 "$(ecount)" "C sees A's forget"
+assert_ok B check "$E" >/dev/null
 ok
