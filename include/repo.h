@@ -5,7 +5,9 @@
  *
  * Layout (see man/mailvault-format.5):
  *   config            text, key = value: version, id, chunker, secret, flags
- *   index.db          SQLite: packs, chunks, snapshots (rebuildable)
+ *   index.db          SQLite: packs, chunks, snapshots (rebuildable);
+ *                     encrypted: index/NAME commit segments instead, and
+ *                     index.db in the private cache
  *   packs/XX/NAME     pack files of self-describing records
  *   lock              present while a writer holds the repository
  *
@@ -15,7 +17,10 @@
  *  (2) repo_writer_commit() seals and syncs every pack of the session,
  *      syncs packs/ (a packs/XX made by the session is an entry there),
  *      then commits one SQLite transaction that adds the chunks and the
- *      snapshot.
+ *      snapshot.  An encrypted repository first publishes, from inside
+ *      that transaction, one commit segment index/NAME naming what it
+ *      adds (repo_segment.c, docs/FORMAT-2.md 5.3): the segment is the
+ *      commit, the cached index.db a replay of the segments.
  *  (3) Before (2) commits, nothing a reader can see has changed: a crash
  *      leaves at most orphan packs, which check reports and prune removes.
  *  (4) Existing packs are never modified; prune writes new packs and commits
