@@ -69,6 +69,9 @@ struct ingest_opts {
 	int workers;			/* 0: one per core */
 	bool progress;			/* live progress line on stderr */
 	volatile int *stop;		/* set asynchronously to interrupt */
+	bool dry_run; /* read and chunk, store nothing: w may be NULL, and
+			 bytes_new counts the raw bytes of the chunks the
+			 repository does not hold */
 };
 
 struct ingest_stats {

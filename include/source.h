@@ -13,12 +13,19 @@
  *  source_dir  - a local directory tree, with the unchanged-file cache:
  *                a file whose size, mtime, ctime and inode match the same
  *                path in the parent snapshot is not read again.
+ *  source_file - one file (a local path, or a stream such as a database
+ *                dump on stdin) stored as LABEL/NAME.
+ *
+ * Directory and tar sources leave out what their exclude list matches
+ * (include/exclude.h), on the path inside the source; an excluded
+ * directory takes its subtree with it.
  */
 #ifndef MV_SOURCE_H
 #define MV_SOURCE_H
 
 #include <stdbool.h>
 
+#include "exclude.h"
 #include "ingest.h"
 #include "mv_err.h"
 #include "snapshot.h"
@@ -29,6 +36,8 @@ struct source_tar_opts {
 	int fd;		     /* input descriptor (borrowed) */
 	bool absolute_names; /* names start with '/' by design (mailcow's
 				tar -P): removed without a warning */
+	const struct exclude *exclude; /* members to leave out (matched
+					  on the cleaned name), or NULL */
 };
 
 /* Read a whole archive into ing under label.  Errors name the entry and
@@ -66,10 +75,29 @@ struct source_dir_opts {
 			   const char *name, const char *path,
 			   const struct tree_entry *meta, struct mv_err *err);
 	void *filter_ctx;
+	const struct exclude *exclude; /* entries to leave out, or NULL */
 };
 
 int source_dir_read(struct ingest *ing, const struct source_dir_opts *o,
 		    struct mv_err *err);
+
+/* One file as LABEL/NAME.  With path: that file (a symbolic link given
+ * is followed), with its metadata, xattrs and holes, through the
+ * unchanged-file cache like a file of a directory source; anything but
+ * a regular file is -EINVAL.  Without path: the stream fd, read to its
+ * end, stored with mode 0600, our uid and gid and the time now as its
+ * mtime (restic's --stdin, borg's "-"). */
+struct source_file_opts {
+	const char *label;	       /* top-level directory */
+	const char *name;	       /* file name under it */
+	const char *path;	       /* local file, or NULL: read fd */
+	int fd;			       /* the stream (borrowed) */
+	struct repo *repo;	       /* for the parent's tree */
+	const struct snapshot *parent; /* previous snapshot, or NULL */
+};
+
+int source_file_read(struct ingest *ing, const struct source_file_opts *o,
+		     struct mv_err *err);
 
 /* A source on a server reached over SSH (connection options from
  * ssh_set_default_opts(): -i, --accept-new-host-key):
@@ -90,6 +118,7 @@ struct source_remote_opts {
 	struct repo *repo;	       /* ssh: for the parent's trees */
 	const struct snapshot *parent; /* ssh: previous snapshot of the
 					  job, or NULL */
+	const struct exclude *exclude; /* entries to leave out, or NULL */
 };
 
 int source_remote_read(struct ingest *ing, const struct source_remote_opts *o,

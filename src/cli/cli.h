@@ -10,6 +10,7 @@
 #define MV_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "mv_err.h"
 
@@ -44,8 +45,29 @@ int cli_usage(const char *cmd, const char *fmt, ...) MV_PRINTF(2, 3);
 const char *cli_repo_arg(const char *given);
 /* Print s as a JSON string literal (quotes and escapes) to stdout. */
 void cli_json_str(const char *s);
+/* JSON output (jansson; keys documented in mailvault(1), JSON OUTPUT):
+ * print j compactly on one line of stdout and release it (NULL: "null",
+ * a failed allocation on the way). */
+struct json_t;
+struct tree_entry;
+void cli_json_out(struct json_t *j);
+/* A tree entry as {"name", "type", "mode", "uid", "gid", "user", "group",
+ * "size", "mtime", "target"}: type is file, dir, symlink, fifo, chr, blk
+ * or sock; mode the permission bits as a number; mtime ISO 8601 UTC with
+ * nanoseconds; user, group and target null when absent.  NULL when out of
+ * memory. */
+struct json_t *cli_json_entry(const struct tree_entry *e, const char *name);
 /* True when stderr is a terminal (progress lines). */
 bool cli_is_tty(void);
+/* Help texts (src/cli/cli_help.c): "mailvault CMD --help" and
+ * "mailvault help CMD" print the command's entry there, before the
+ * command runs.  A command without an entry (run) gets "--help" itself
+ * and prints its own.  A new command adds its entry to that table (or
+ * handles --help itself); tests/integration/t0060-help.sh checks that
+ * every option its getopt tables parse is described. */
+const char *cli_help_text(const char *cmd);
+/* Print the entry of cmd, if it has one, to f. */
+void cli_help_print(const char *cmd, FILE *f);
 /* Take the SSH options out of argv (anywhere after the command name, up
  * to "--"): -i FILE (--identity FILE) and --accept-new-host-key, and set
  * them as the defaults of every remote location (ssh_set_default_opts).
@@ -54,7 +76,6 @@ int cli_ssh_options(int *argc, char **argv);
 
 struct repo;
 struct snapshot;
-struct tree_entry;
 /* Open the repository read-only, resolve SNAP[:PATH] and look the path
  * up.  On success the caller releases all three (and *out_path when
  * asked for). */
@@ -82,6 +103,5 @@ int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_run(int argc, char **argv);
-int cmd_restore_mail(int argc, char **argv);
 
 #endif

@@ -2,13 +2,17 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli_pass.h"
 #include "repo.h"
+#include "tree.h"
 
 int cli_fail(const struct mv_err *err)
 {
@@ -97,4 +101,35 @@ void cli_json_str(const char *s)
 			putchar(ch);
 	}
 	putchar('"');
+}
+
+void cli_json_out(json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+
+	puts(text ? text : "null");
+	free(text);
+	json_decref(j);
+}
+
+json_t *cli_json_entry(const struct tree_entry *e, const char *name)
+{
+	static const char *const types[] = {"unknown", "file", "dir", "symlink",
+					    "fifo",    "chr",  "blk", "sock"};
+	char when[48];
+	struct tm tm;
+	time_t t = (time_t)e->mtime_sec;
+
+	gmtime_r(&t, &tm);
+	strftime(when, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%09uZ",
+		 (unsigned)e->mtime_nsec);
+	return json_pack("{s:s?, s:s, s:i, s:I, s:I, s:s?, s:s?, s:I, s:s, "
+			 "s:s?}",
+			 "name", name, "type", types[e->type < 8 ? e->type : 0],
+			 "mode", (int)(e->mode & 07777), "uid",
+			 (json_int_t)e->uid, "gid", (json_int_t)e->gid, "user",
+			 e->user, "group", e->group, "size",
+			 (json_int_t)e->size, "mtime", when, "target",
+			 e->type == TREE_LNK ? e->target : NULL);
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "exclude.h"
 #include "formats.h"
 #include "ingest.h"
 #include "mail_view.h"
@@ -20,20 +21,6 @@
 #include "source.h"
 #include "source_mailcow.h"
 #include "tree.h"
-
-static const char usage[] =
-	"usage: mailvault backup [REPO] --name NAME [--time T] [--tag K=V]...\n"
-	"                        [--partial] [--json] [--quiet] [--no-mail]\n"
-	"                        [--mailcow-keys DIR] [--index-body] "
-	"[--wait[=SECONDS]]\n"
-	"                        LABEL=SOURCE...\n"
-	"SOURCE: a directory, a tar archive (tar, gz, zst, xz, bz2) or - "
-	"for stdin,\n"
-	"        ssh://[user@]host[:port]/path (a directory over SFTP),\n"
-	"        ssh-exec://[user@]host[:port] with --exec 'COMMAND' (its "
-	"stdout as tar;\n"
-	"        one --exec per ssh-exec source, in order)\n"
-	"SSH: -i FILE, --accept-new-host-key (see docs/REMOTE.md)\n";
 
 static volatile int stop_flag;
 
@@ -49,39 +36,87 @@ struct source_arg {
 	const char *exec; /* ssh-exec: the command */
 };
 
+/* What every source shares. */
+struct source_ctx {
+	struct repo *r;
+	const struct snapshot *parent;
+	struct source_mailcow *mc;
+	const struct exclude *ex;
+	const char *stdin_name; /* --stdin-name: "-" is one file */
+};
+
+static int read_one_file(struct ingest *ing, const struct source_ctx *c,
+			 const char *label, const char *path,
+			 struct mv_err *err)
+{
+	const char *base = strrchr(path, '/');
+	struct source_file_opts o = {label, base && base[1] ? base + 1 : path,
+				     path,  -1,
+				     c->r,  c->parent};
+
+	return source_file_read(ing, &o, err);
+}
+
 static int check_label(const char *l)
 {
 	return *l && !strchr(l, '/') && strcmp(l, ".") && strcmp(l, "..");
 }
 
-static int run_source(struct ingest *ing, struct repo *r,
-		      const struct source_arg *s, const struct snapshot *parent,
-		      struct source_mailcow *mc, struct mv_err *err)
+/* A source by its kind: ssh:// and ssh-exec://, "-" (a tar stream, or
+ * one file with --stdin-name), file:PATH (one file), a directory, else a
+ * file that is read as a tar archive when it is one and stored as one
+ * file when it is not (as borg and restic store any file). */
+static int run_source(struct ingest *ing, const struct source_ctx *c,
+		      const struct source_arg *s, struct mv_err *err)
 {
 	struct stat st;
 	int fd, rc;
 
 	if (!strncmp(s->src, "ssh://", 6) ||
 	    !strncmp(s->src, "ssh-exec://", 11)) {
-		struct source_remote_opts o = {s->label, s->src, s->exec, r,
-					       parent};
+		struct source_remote_opts o = {s->label, s->src,    s->exec,
+					       c->r,	 c->parent, c->ex};
 
 		return source_remote_read(ing, &o, err);
 	}
+	if (!strcmp(s->src, "-") && c->stdin_name) {
+		struct source_file_opts o = {s->label, c->stdin_name, NULL, 0,
+					     c->r,     c->parent};
+
+		return source_file_read(ing, &o, err);
+	}
 	if (!strcmp(s->src, "-")) {
-		struct source_tar_opts o = {s->label, "-", 0, false};
+		struct source_tar_opts o = {s->label, "-", 0, false, c->ex};
 		char name[256];
 
 		snprintf(name, sizeof(name), "%s=-", s->label);
 		o.name = name;
-		return source_tar_read(ing, &o, err);
+		rc = source_tar_read(ing, &o, err);
+		if (rc == -EMEDIUMTYPE) {
+			char msg[sizeof(err->msg)];
+
+			snprintf(msg, sizeof(msg),
+				 "%s; to store a stream that is not a tar "
+				 "archive as one file, give --stdin-name NAME",
+				 mv_err_msg(err));
+			mv_err_clear(err);
+			mv_err_set(err, rc, "%s", msg);
+		}
+		return rc;
 	}
+	if (!strncmp(s->src, "file:", 5))
+		return read_one_file(ing, c, s->label, s->src + 5, err);
 	if (stat(s->src, &st) < 0)
 		return mv_err_set(err, -errno, "cannot read source '%s': %s",
 				  s->src, strerror(errno));
 	if (S_ISDIR(st.st_mode)) {
-		struct source_dir_opts o = {
-			s->label, s->src, r, parent, source_mailcow_filter, mc};
+		struct source_dir_opts o = {s->label,
+					    s->src,
+					    c->r,
+					    c->parent,
+					    source_mailcow_filter,
+					    c->mc,
+					    c->ex};
 
 		return source_dir_read(ing, &o, err);
 	}
@@ -90,11 +125,17 @@ static int run_source(struct ingest *ing, struct repo *r,
 		return mv_err_set(err, -errno, "cannot open '%s': %s", s->src,
 				  strerror(errno));
 	{
-		struct source_tar_opts o = {s->label, s->src, fd, false};
+		struct source_tar_opts o = {s->label, s->src, fd, false, c->ex};
 
 		rc = source_tar_read(ing, &o, err);
 	}
 	close(fd);
+	/* not an archive (nothing was stored from it): a plain file such
+	 * as a database dump, kept as LABEL/NAME */
+	if (rc == -EMEDIUMTYPE && S_ISREG(st.st_mode)) {
+		mv_err_clear(err);
+		rc = read_one_file(ing, c, s->label, s->src, err);
+	}
 	return rc;
 }
 
@@ -344,6 +385,44 @@ static void print_summary(const struct snapshot *s,
 	printf("\n");
 }
 
+/* --dry-run: what the backup would have added. */
+static void print_dry_run(const char *name, const struct ingest_stats *st,
+			  double secs, bool json)
+{
+	char a[32], b[32];
+
+	if (json) {
+		printf("{\"dry_run\":true,\"name\":");
+		cli_json_str(name);
+		printf(",\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
+		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
+		       "\"bytes_new\":%llu,\"chunks\":%llu,"
+		       "\"chunks_new\":%llu,\"seconds\":%.3f}\n",
+		       (unsigned long long)st->files,
+		       (unsigned long long)st->dirs,
+		       (unsigned long long)st->others,
+		       (unsigned long long)st->files_reused,
+		       (unsigned long long)st->bytes_in,
+		       (unsigned long long)st->bytes_new,
+		       (unsigned long long)st->chunks,
+		       (unsigned long long)st->chunks_new, secs);
+		return;
+	}
+	mv_human_size(st->bytes_in, a, sizeof(a));
+	mv_human_size(st->bytes_new, b, sizeof(b));
+	printf("dry run of %s: nothing was written\n", name);
+	printf("  entries   %llu files (%llu unchanged), %llu dirs, %llu "
+	       "other\n",
+	       (unsigned long long)st->files,
+	       (unsigned long long)st->files_reused,
+	       (unsigned long long)st->dirs, (unsigned long long)st->others);
+	printf("  data      %s read, %s new before compression "
+	       "(%llu of %llu chunks)\n",
+	       a, b, (unsigned long long)st->chunks_new,
+	       (unsigned long long)st->chunks);
+	printf("  time      %.2f s\n", secs);
+}
+
 int cmd_backup(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -358,10 +437,17 @@ int cmd_backup(int argc, char **argv)
 		{"mailcow-keys", required_argument, NULL, 'K'},
 		{"index-body", no_argument, NULL, 'B'},
 		{"wait", optional_argument, NULL, 'w'},
+		{"exclude", required_argument, NULL, 'e'},
+		{"exclude-from", required_argument, NULL, 'E'},
+		{"dry-run", no_argument, NULL, 'N'},
+		{"stdin-name", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct mv_err err = MV_ERR_INIT, serr = MV_ERR_INIT;
+	struct source_ctx sc;
+	struct exclude *ex = NULL;
+	bool dry_run = false;
 	struct source_arg *srcs = NULL;
 	struct snapshot snap, *list = NULL;
 	struct snapshot_tag *tags = NULL;
@@ -386,6 +472,7 @@ int cmd_backup(int argc, char **argv)
 	char host[256] = "";
 	int c, rc, ret = MV_EXIT_FAIL;
 
+	memset(&sc, 0, sizeof(sc));
 	memset(&mvo, 0, sizeof(mvo));
 	memset(&mc, 0, sizeof(mc));
 	memset(&snap, 0, sizeof(snap));
@@ -468,13 +555,40 @@ int cmd_backup(int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'e':
+		case 'E':
+			if (!ex && exclude_new(&ex, &err)) {
+				ret = cli_fail(&err);
+				goto out;
+			}
+			rc = c == 'e' ? exclude_add(ex, optarg, &err)
+				      : exclude_add_file(ex, optarg, &err);
+			if (rc) {
+				ret = cli_usage("backup", "%s",
+						mv_err_msg(&err));
+				goto out;
+			}
+			break;
+		case 'N':
+			dry_run = true;
+			break;
+		case 'S':
+			if (!check_label(optarg)) {
+				ret = cli_usage("backup",
+						"bad --stdin-name '%s' (a "
+						"file name: no '/', not "
+						"empty, '.' or '..')",
+						optarg);
+				goto out;
+			}
+			sc.stdin_name = optarg;
+			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("backup", stdout);
 			ret = MV_EXIT_OK;
 			goto out;
 		default:
-			fputs(usage, stderr);
-			ret = MV_EXIT_USAGE;
+			ret = cli_usage("backup", "unknown option");
 			goto out;
 		}
 	}
@@ -548,6 +662,11 @@ int cmd_backup(int argc, char **argv)
 		ret = cli_usage("backup", "only one source can read stdin");
 		goto out;
 	}
+	if (sc.stdin_name && !j) {
+		ret = cli_usage("backup", "--stdin-name names the file read "
+					  "from stdin: give a LABEL=- source");
+		goto out;
+	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
@@ -555,12 +674,16 @@ int cmd_backup(int argc, char **argv)
 	/* tar sources and the mail view need the formats plugin: load it
 	 * now, before any thread starts and before the repository changes */
 	rc = formats_require(&err);
-	if (!rc)
+	/* a dry run reads the repository only: no lock, no pack, nothing
+	 * left behind */
+	if (!rc && dry_run)
+		rc = repo_open(repo, REPO_OPEN_READ, &r, &err);
+	else if (!rc)
 		rc = open_wait(repo, REPO_OPEN_WRITE, wait, &stop_flag, &r,
 			       &err);
 	if (!rc)
 		rc = snapshot_list(r, &list, &nlist, &err);
-	if (!rc)
+	if (!rc && !dry_run)
 		rc = repo_writer_begin(r, &w, &err);
 	if (!rc)
 		rc = tree_builder_new(&tb, &err);
@@ -569,7 +692,8 @@ int cmd_backup(int argc, char **argv)
 	memset(&io, 0, sizeof(io));
 	io.progress = !quiet && !json && cli_is_tty();
 	io.stop = &stop_flag;
-	if (!no_mail) {
+	io.dry_run = dry_run;
+	if (!no_mail && !dry_run) {
 		mvo.job = name;
 		for (i = 0; i < nsrcs; i++)
 			if (!strcmp(srcs[i].label, MAIL_VIEW_DIR) ||
@@ -591,6 +715,10 @@ int cmd_backup(int argc, char **argv)
 	if (rc)
 		goto fail;
 	parent = find_parent(list, nlist, name);
+	sc.r = r;
+	sc.parent = parent;
+	sc.mc = &mc;
+	sc.ex = ex;
 	if (!when)
 		when = mv_now_ns();
 	/* the snapshot root takes the backup time */
@@ -602,7 +730,7 @@ int cmd_backup(int argc, char **argv)
 		/* a label directory exists even when its source is empty */
 		rc = tree_builder_add(tb, srcs[i].label, &root, &err);
 		if (!rc)
-			rc = run_source(ing, r, &srcs[i], parent, &mc, &err);
+			rc = run_source(ing, &sc, &srcs[i], &err);
 		if (rc && partial_ok && rc != -EINTR) {
 			serr = err;
 			mv_err_clear(&err);
@@ -616,6 +744,18 @@ int cmd_backup(int argc, char **argv)
 	if (rc)
 		goto fail;
 	ingest_progress(ing, true);
+	if (dry_run) {
+		ingest_progress_end(ing);
+		warns = ingest_get_warnings(ing, &nwarns);
+		print_warnings(warns, nwarns);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		print_dry_run(name, ingest_get_stats(ing),
+			      (double)(t1.tv_sec - t0.tv_sec) +
+				      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+			      json);
+		ret = nwarns || mc.failed ? MV_EXIT_WARN : MV_EXIT_OK;
+		goto out;
+	}
 	snap.name = strdup(name);
 	gethostname(host, sizeof(host) - 1);
 	snap.host = strdup(host);
@@ -712,6 +852,7 @@ done:
 	}
 out:
 	ingest_free(ing);
+	exclude_free(ex);
 	mail_view_free(mv);
 	tree_builder_free(tb);
 	repo_writer_abort(w);

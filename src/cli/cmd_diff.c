@@ -6,6 +6,7 @@
  * loaded, so a diff of two dailies reads only the changed folders. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,9 +17,6 @@
 #include "repo.h"
 #include "snapshot.h"
 #include "tree.h"
-
-static const char usage[] =
-	"usage: mailvault diff [REPO] SNAP1 SNAP2 [--mail] [--quiet]\n";
 
 struct dmsg {
 	uint8_t cid[MV_ID_LEN];
@@ -40,7 +38,8 @@ struct dctx {
 	bool mail, quiet;
 	struct dmsgs side[2]; /* 0: only in SNAP1, 1: only in SNAP2 */
 	unsigned long added, removed, changed;
-	int inside; /* > 0: under a directory on one side only */
+	int inside;	 /* > 0: under a directory on one side only */
+	json_t *changes; /* --json: the changes, unless --quiet */
 	struct mv_err *err;
 };
 
@@ -94,7 +93,16 @@ static void report(struct dctx *c, char what, const char *path, bool dir)
 		c->removed++;
 	else
 		c->changed++;
-	if (!c->quiet)
+	if (c->quiet)
+		return;
+	if (c->changes)
+		json_array_append_new(c->changes,
+				      json_pack("{s:s, s:s, s:b}", "change",
+						what == '+'   ? "added"
+						: what == '-' ? "removed"
+							      : "modified",
+						"path", path, "dir", dir));
+	else
 		printf("%c %s%s\n", what, path, dir ? "/" : "");
 }
 
@@ -234,15 +242,43 @@ static int dmsg_cmp(const void *a, const void *b)
 	return c ? c : strcmp(x->path, y->path);
 }
 
-static void print_messages(struct dctx *c)
+/* A message change as JSON: change, folder (to for a move), from (a
+ * move's old folder), message (the maildir base name), flags (and
+ * flags_from for a move). */
+static void json_msg(json_t *arr, const char *change, const struct dmsg *x,
+		     const struct dmsg *y)
+{
+	char *base = strndup(x->base, x->base_len);
+
+	if (!base)
+		return;
+	if (y)
+		json_array_append_new(
+			arr,
+			json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "change",
+				  change, "from", x->folder, "folder",
+				  y->folder, "message", base, "flags_from",
+				  x->flags, "flags", y->flags));
+	else
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}",
+						     "change", change, "folder",
+						     x->folder, "message", base,
+						     "flags", x->flags));
+	free(base);
+}
+
+/* Messages added, removed and moved; as text, or into out (--json). */
+static void print_messages(struct dctx *c, json_t *out)
 {
 	struct dmsgs *A = &c->side[0], *B = &c->side[1];
 	unsigned long added = 0, removed = 0, moved = 0;
+	json_t *arr = out ? json_array() : NULL;
 	size_t i, j;
 
 	qsort(A->v, A->n, sizeof(*A->v), dmsg_cmp);
 	qsort(B->v, B->n, sizeof(*B->v), dmsg_cmp);
-	printf("messages:\n");
+	if (!out)
+		printf("messages:\n");
 	/* the same content on both sides, at another path: a move */
 	for (i = 0, j = 0; i < A->n && j < B->n;) {
 		int cmp = memcmp(A->v[i].cid, B->v[j].cid, MV_ID_LEN);
@@ -258,6 +294,11 @@ static void print_messages(struct dctx *c)
 			if (!strcmp(x->path, y->path))
 				continue;
 			moved++;
+			if (arr) {
+				if (!c->quiet)
+					json_msg(arr, "moved", x, y);
+				continue;
+			}
 			printf("> %s -> %s  %.*s", x->folder, y->folder,
 			       (int)x->base_len, x->base);
 			if (strcmp(x->flags, y->flags))
@@ -269,15 +310,29 @@ static void print_messages(struct dctx *c)
 	for (i = 0; i < A->n; i++)
 		if (!A->v[i].matched) {
 			removed++;
-			printf("- %s  %.*s\n", A->v[i].folder,
-			       (int)A->v[i].base_len, A->v[i].base);
+			if (arr && !c->quiet)
+				json_msg(arr, "removed", &A->v[i], NULL);
+			if (!arr)
+				printf("- %s  %.*s\n", A->v[i].folder,
+				       (int)A->v[i].base_len, A->v[i].base);
 		}
 	for (j = 0; j < B->n; j++)
 		if (!B->v[j].matched) {
 			added++;
-			printf("+ %s  %.*s\n", B->v[j].folder,
-			       (int)B->v[j].base_len, B->v[j].base);
+			if (arr && !c->quiet)
+				json_msg(arr, "added", &B->v[j], NULL);
+			if (!arr)
+				printf("+ %s  %.*s\n", B->v[j].folder,
+				       (int)B->v[j].base_len, B->v[j].base);
 		}
+	if (out) {
+		json_object_set_new(out, "messages",
+				    json_pack("{s:o, s:I, s:I, s:I}", "changes",
+					      arr, "added", (json_int_t)added,
+					      "removed", (json_int_t)removed,
+					      "moved", (json_int_t)moved));
+		return;
+	}
 	printf("%lu messages added, %lu removed, %lu moved\n", added, removed,
 	       moved);
 }
@@ -287,6 +342,7 @@ int cmd_diff(int argc, char **argv)
 	static const struct option opts[] = {
 		{"mail", no_argument, NULL, 'm'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -294,6 +350,7 @@ int cmd_diff(int argc, char **argv)
 	struct snapshot s1, s2;
 	struct dctx ctx;
 	const char *repo = NULL, *spec1, *spec2;
+	bool json = false;
 	size_t i;
 	int c, k, rc, ret = MV_EXIT_FAIL;
 
@@ -309,12 +366,14 @@ int cmd_diff(int argc, char **argv)
 		case 'q':
 			ctx.quiet = true;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("diff", stdout);
 			return MV_EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return MV_EXIT_USAGE;
+			return cli_usage("diff", "unknown option");
 		}
 	}
 	if (argc - optind == 3)
@@ -327,6 +386,11 @@ int cmd_diff(int argc, char **argv)
 	if (!repo)
 		return cli_usage("diff", "no repository given (argument or "
 					 "MAILVAULT_REPO)");
+	if (json) {
+		ctx.changes = json_array();
+		if (!ctx.changes)
+			return cli_fail(&err);
+	}
 	rc = repo_open(repo, REPO_OPEN_READ, &ctx.r, &err);
 	if (!rc)
 		rc = snapshot_resolve(ctx.r, spec1, &s1, &err);
@@ -338,12 +402,31 @@ int cmd_diff(int argc, char **argv)
 		ret = cli_fail(&err);
 		goto out;
 	}
+	if (json) {
+		char id1[2 * MV_ID_LEN + 1], id2[2 * MV_ID_LEN + 1];
+		json_t *o;
+
+		mv_hex(s1.id, MV_ID_LEN, id1);
+		mv_hex(s2.id, MV_ID_LEN, id2);
+		o = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I}",
+			      "from", spec1, "from_id", id1, "to", spec2,
+			      "to_id", id2, "changes", ctx.changes, "added",
+			      (json_int_t)ctx.added, "removed",
+			      (json_int_t)ctx.removed, "modified",
+			      (json_int_t)ctx.changed);
+		if (o && ctx.mail)
+			print_messages(&ctx, o);
+		cli_json_out(o);
+		ret = MV_EXIT_OK;
+		goto out;
+	}
 	printf("%lu added, %lu removed, %lu changed\n", ctx.added, ctx.removed,
 	       ctx.changed);
 	if (ctx.mail)
-		print_messages(&ctx);
+		print_messages(&ctx, NULL);
 	ret = MV_EXIT_OK;
 out:
+	json_decref(ctx.changes);
 	for (k = 0; k < 2; k++) {
 		for (i = 0; i < ctx.side[k].n; i++) {
 			free(ctx.side[k].v[i].path);

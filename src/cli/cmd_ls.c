@@ -1,5 +1,6 @@
 /* mailvault ls: list a directory of a snapshot. */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,7 @@ int cmd_ls(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{"long", no_argument, NULL, 'l'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -61,18 +63,21 @@ int cmd_ls(int argc, char **argv)
 	struct tree *t = NULL;
 	struct repo *r = NULL;
 	const char *repo = NULL, *spec;
-	bool lng = false;
+	bool lng = false, json = false;
+	json_t *arr = NULL;
 	uint32_t i;
 	int c, ret = MV_EXIT_OK;
 
 	while ((c = getopt_long(argc, argv, "lh", opts, NULL)) != -1) {
 		if (c == 'l')
 			lng = true;
+		else if (c == 'j')
+			json = true;
 		else if (c == 'h') {
-			puts("usage: mailvault ls [-l] [REPO] SNAP[:PATH]");
+			cli_help_print("ls", stdout);
 			return MV_EXIT_OK;
 		} else
-			return MV_EXIT_USAGE;
+			return cli_usage("ls", "unknown option");
 	}
 	if (argc - optind == 2) {
 		repo = argv[optind];
@@ -84,8 +89,13 @@ int cmd_ls(int argc, char **argv)
 	}
 	if (cli_open_entry(repo, spec, &r, &snap, &e, NULL, &err))
 		return cli_fail(&err);
+	/* --json: an array of entries, one for a path that is a file */
+	arr = json ? json_array() : NULL;
 	if (e.type != TREE_DIR) {
-		print_entry(&e, true);
+		if (json)
+			json_array_append_new(arr, cli_json_entry(&e, e.name));
+		else
+			print_entry(&e, true);
 		goto out;
 	}
 	if (tree_load(r, &e.subtree, &t, &err)) {
@@ -93,8 +103,18 @@ int cmd_ls(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < t->n; i++)
-		print_entry(&t->entries[i], lng);
+		if (json)
+			json_array_append_new(
+				arr, cli_json_entry(&t->entries[i],
+						    t->entries[i].name));
+		else
+			print_entry(&t->entries[i], lng);
 out:
+	if (json && ret == MV_EXIT_OK) {
+		cli_json_out(arr);
+		arr = NULL;
+	}
+	json_decref(arr);
 	tree_free(t);
 	tree_entry_release(&e);
 	snapshot_release(&snap);

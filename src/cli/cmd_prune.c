@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,19 +14,6 @@
 #include "lifecycle.h"
 #include "repo.h"
 #include "util.h"
-
-static const char usage[] =
-	"usage: mailvault prune [--dry-run] [--max-unused PERCENT] "
-	"[--orphan-grace SECONDS] [--wait] [--verbose] [REPO]\n"
-	"PERCENT: unused space left in packs, as a share of the used space "
-	"(default 2%);\n"
-	"         0 repacks every pack with unused space, 'unlimited' only "
-	"deletes\n"
-	"         packs that are wholly unused\n"
-	"SECONDS: files the index does not name are removed only when older "
-	"(default\n"
-	"         3600, or $MAILVAULT_PRUNE_GRACE): a backup may still be "
-	"writing them\n";
 
 /* A count of seconds, 0 or more. */
 static int parse_seconds(const char *s, int64_t *out)
@@ -80,6 +68,46 @@ static void size(uint64_t n, char *out, size_t len)
 	mv_human_size(n, out, len);
 }
 
+/* --json: the plan (--dry-run) or what was done, as one object. */
+static void print_json(const struct prune_opts *o,
+		       const struct prune_result *res)
+{
+	json_t *j = json_object();
+
+	if (!j) {
+		cli_json_out(NULL);
+		return;
+	}
+	json_object_set_new(j, "dry_run", json_boolean(o->dry_run));
+#define SET(k) json_object_set_new(j, #k, json_integer((json_int_t)res->k))
+	SET(snapshots);
+	SET(live_chunks);
+	SET(missing_chunks);
+	SET(packs);
+	SET(pack_bytes);
+	SET(live_bytes);
+	SET(unused_bytes);
+	SET(deleted_packs);
+	SET(deleted_bytes);
+	SET(repacked_packs);
+	SET(repacked_bytes);
+	SET(moved_records);
+	SET(moved_bytes);
+	SET(dropped_records);
+	SET(orphans);
+	SET(orphan_bytes);
+	SET(young_orphans);
+	SET(tombstoned);
+	SET(after_bytes);
+	SET(after_unused);
+#undef SET
+	json_object_set_new(
+		j, "reclaimed_bytes",
+		json_integer((json_int_t)(res->pack_bytes + res->orphan_bytes -
+					  res->after_bytes)));
+	cli_json_out(j);
+}
+
 int cmd_prune(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -88,6 +116,7 @@ int cmd_prune(int argc, char **argv)
 		{"orphan-grace", required_argument, NULL, 'g'},
 		{"wait", no_argument, NULL, 'w'},
 		{"verbose", no_argument, NULL, 'v'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -101,6 +130,7 @@ int cmd_prune(int argc, char **argv)
 	const char *repo;
 	unsigned flags = REPO_OPEN_WRITE;
 	char a[32], b[32], d[32];
+	bool json = false;
 	int c, rc;
 
 	if (grace && *grace && parse_seconds(grace, &o.orphan_grace))
@@ -135,12 +165,14 @@ int cmd_prune(int argc, char **argv)
 		case 'v':
 			rc_.verbose = true;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("prune", stdout);
 			return MV_EXIT_OK;
 		default:
-			fputs(usage, stderr);
-			return MV_EXIT_USAGE;
+			return cli_usage("prune", "unknown option");
 		}
 	}
 	if (argc - optind > 1)
@@ -155,6 +187,10 @@ int cmd_prune(int argc, char **argv)
 	repo_close(r);
 	if (rc)
 		return cli_fail(&err);
+	if (json) {
+		print_json(&o, &res);
+		return MV_EXIT_OK;
+	}
 	size(res.pack_bytes, a, sizeof(a));
 	size(res.live_bytes, b, sizeof(b));
 	printf("%llu snapshots reach %llu chunks; %llu packs hold %s, %s of "

@@ -35,7 +35,6 @@ static const struct command commands[] = {
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 	{"key", cmd_key, "export, import, add, remove and change keys"},
 	{"run", cmd_run, "run jobs: backup, retention, check, alerts"},
-	{"restore-mail", cmd_restore_mail, "put mail back on an IMAP server"},
 };
 
 static void usage(FILE *f)
@@ -46,13 +45,54 @@ static void usage(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name,
 			commands[i].summary);
-	fprintf(f, "\nREPO may be given by $MAILVAULT_REPO. "
-		   "See mailvault(1).\n");
+	fprintf(f, "\nREPO may be given by $MAILVAULT_REPO.  "
+		   "'mailvault help COMMAND' describes a command's\n"
+		   "options; mailvault(1) says it at length.\n");
+}
+
+static const struct command *find_command(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(name, commands[i].name))
+			return &commands[i];
+	return NULL;
+}
+
+/* "--help" or "-h" among a command's arguments (before "--"). */
+static bool wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 2; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+/* mailvault help [CMD]; mailvault CMD --help.  A command without a text
+ * in cli_help.c is run with "--help" and prints its own. */
+static int help(const struct command *c)
+{
+	char *args[] = {NULL, NULL, NULL};
+
+	if (!c) {
+		usage(stdout);
+		return MV_EXIT_OK;
+	}
+	if (cli_help_text(c->name)) {
+		cli_help_print(c->name, stdout);
+		return MV_EXIT_OK;
+	}
+	args[0] = (char *)c->name;
+	args[1] = (char *)"--help";
+	return c->fn(2, args);
 }
 
 int main(int argc, char **argv)
 {
-	size_t i;
+	const struct command *c;
 
 	if (argc < 2) {
 		usage(stderr);
@@ -60,29 +100,41 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
 	    !strcmp(argv[1], "help")) {
-		usage(stdout);
-		return MV_EXIT_OK;
+		if (argc < 3)
+			return help(NULL);
+		c = find_command(argv[2]);
+		if (!c) {
+			fprintf(stderr, "mailvault: unknown command '%s'\n",
+				argv[2]);
+			usage(stderr);
+			return MV_EXIT_USAGE;
+		}
+		return help(c);
 	}
 	if (!strcmp(argv[1], "--version")) {
 		printf("mailvault 0.1\n");
 		return MV_EXIT_OK;
 	}
+	c = find_command(argv[1]);
+	if (!c) {
+		fprintf(stderr, "mailvault: unknown command '%s'\n", argv[1]);
+		usage(stderr);
+		return MV_EXIT_USAGE;
+	}
+	if (wants_help(argc, argv))
+		return help(c);
 	if (cli_ssh_options(&argc, argv))
 		return MV_EXIT_USAGE;
-	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (!strcmp(argv[1], commands[i].name)) {
-			int rc;
+	{
+		int rc;
 
-			cli_unlock_setup();
-			rc = commands[i].fn(argc - 1, argv + 1);
-			/* whatever a command makes of a failed open, a
-			 * missing or wrong key exits 12 (mailvault(1)) */
-			if (rc != MV_EXIT_OK && repo_unlock_refused())
-				rc = MV_EXIT_BADKEY;
-			cli_unlock_release();
-			return rc;
-		}
-	fprintf(stderr, "mailvault: unknown command '%s'\n", argv[1]);
-	usage(stderr);
-	return MV_EXIT_USAGE;
+		cli_unlock_setup();
+		rc = c->fn(argc - 1, argv + 1);
+		/* whatever a command makes of a failed open, a missing or
+		 * wrong key exits 12 (mailvault(1)) */
+		if (rc != MV_EXIT_OK && repo_unlock_refused())
+			rc = MV_EXIT_BADKEY;
+		cli_unlock_release();
+		return rc;
+	}
 }

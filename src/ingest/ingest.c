@@ -96,6 +96,10 @@ struct ingest {
 
 	struct ingest_warning warns[ING_WARN_KINDS];
 	size_t nwarns;
+
+	/* dry run: ids of the new chunks met, open addressing */
+	uint8_t (*seen)[MV_ID_LEN];
+	size_t nseen, capseen; /* capseen: a power of two, or 0 */
 };
 
 /* ---- workers -------------------------------------------------------- */
@@ -114,7 +118,7 @@ static void work_one(struct ingest *ing, struct job *j)
 				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
 	j->how.kind = 0;
-	if (!j->known)
+	if (!j->known && !ing->opts.dry_run)
 		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len, &j->comp,
 				      &j->how, &j->err);
 }
@@ -255,6 +259,61 @@ static int complete_ready(struct ingest *ing, struct mv_err *err)
 	return rc;
 }
 
+/* An empty slot: no keyed id is all zero bytes in practice. */
+static bool id_is_zero(const uint8_t *id, size_t n)
+{
+	while (n--)
+		if (id[n])
+			return false;
+	return true;
+}
+
+static size_t seen_slot(const struct ingest *ing, const uint8_t *id)
+{
+	uint64_t h;
+	size_t i;
+
+	memcpy(&h, id, sizeof(h)); /* keyed ids: already uniform */
+	for (i = (size_t)h & (ing->capseen - 1);;
+	     i = (i + 1) & (ing->capseen - 1))
+		if (!memcmp(ing->seen[i], id, MV_ID_LEN) ||
+		    id_is_zero(ing->seen[i], MV_ID_LEN))
+			return i;
+}
+
+/* Dry run: record a chunk the index does not hold; false when it was
+ * met before in this run. */
+static int seen_add(struct ingest *ing, const uint8_t *id, bool *out_new,
+		    struct mv_err *err)
+{
+	size_t i;
+
+	if (2 * (ing->nseen + 1) > ing->capseen) {
+		size_t cap = ing->capseen ? 2 * ing->capseen : 4096,
+		       old = ing->capseen;
+		uint8_t(*prev)[MV_ID_LEN] = ing->seen;
+
+		ing->seen = calloc(cap, MV_ID_LEN);
+		if (!ing->seen) {
+			ing->seen = prev;
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		}
+		ing->capseen = cap;
+		for (i = 0; i < old; i++)
+			if (!id_is_zero(prev[i], MV_ID_LEN))
+				memcpy(ing->seen[seen_slot(ing, prev[i])],
+				       prev[i], MV_ID_LEN);
+		free(prev);
+	}
+	i = seen_slot(ing, id);
+	*out_new = id_is_zero(ing->seen[i], MV_ID_LEN);
+	if (*out_new) {
+		memcpy(ing->seen[i], id, MV_ID_LEN);
+		ing->nseen++;
+	}
+	return 0;
+}
+
 static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 {
 	struct pfile *f = j->file;
@@ -267,9 +326,12 @@ static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 	}
 	if (ing->train && j->whole)
 		sample(ing, j->raw.data, j->raw.len);
-	rc = repo_writer_put_comp(ing->w, REC_DATA, j->id, j->raw.data,
-				  j->raw.len, j->comp.data, j->comp.len,
-				  &j->how, &is_new, err);
+	if (ing->opts.dry_run)
+		rc = j->known ? 0 : seen_add(ing, j->id, &is_new, err);
+	else
+		rc = repo_writer_put_comp(ing->w, REC_DATA, j->id, j->raw.data,
+					  j->raw.len, j->comp.data, j->comp.len,
+					  &j->how, &is_new, err);
 	if (rc)
 		return mv_err_prefix(err, "'%s'", f->path);
 	ing->st.chunks++;
@@ -452,7 +514,7 @@ int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 					  "threads");
 		}
 	}
-	ing->train = !repo_has_dictionary(r);
+	ing->train = !ing->opts.dry_run && !repo_has_dictionary(r);
 	clock_gettime(CLOCK_MONOTONIC, &ing->last_progress);
 	ing->started = ing->last_progress;
 	*out = ing;
@@ -490,6 +552,7 @@ void ingest_free(struct ingest *ing)
 	}
 	mv_buf_release(&ing->pending);
 	train_stop(ing);
+	free(ing->seen);
 	pthread_cond_destroy(&ing->work);
 	pthread_cond_destroy(&ing->done);
 	pthread_mutex_destroy(&ing->lock);
@@ -735,7 +798,7 @@ void ingest_progress(struct ingest *ing, bool force)
 	ing->last_progress = now;
 	total = (double)(now.tv_sec - ing->started.tv_sec) +
 		(double)(now.tv_nsec - ing->started.tv_nsec) / 1e9;
-	stored = repo_writer_stored_bytes(ing->w);
+	stored = ing->w ? repo_writer_stored_bytes(ing->w) : ing->st.bytes_new;
 	mv_human_size(ing->st.bytes_in, in, sizeof(in));
 	mv_human_size(stored, out, sizeof(out));
 	fprintf(stderr,

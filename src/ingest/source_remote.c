@@ -209,6 +209,13 @@ static int on_entry(struct sftp_walk *sw, const struct sftp_entry *s, void *arg)
 		     s->path) < 0)
 		return mv_err_set(w->err, -ENOMEM, "out of memory");
 	meta_from_entry(s, &e);
+	/* the walk goes on below an excluded directory; what it finds
+	 * there is excluded with it (exclude_match sees the parents) */
+	if (d > 0 && w->o->exclude &&
+	    exclude_match(w->o->exclude, s->path, e.type == TREE_DIR)) {
+		rc = 0;
+		goto out;
+	}
 	if (d == 0 && e.type != TREE_DIR) {
 		rc = mv_err_set(w->err, -ENOTDIR,
 				"'%s' is not a directory "
@@ -389,7 +396,8 @@ static int read_exec(struct ingest *ing, const struct source_remote_opts *o,
 	}
 	ingest_set_current(ing, o->url);
 	{
-		struct source_tar_opts to = {o->label, name, sv[0], false};
+		struct source_tar_opts to = {o->label, name, sv[0], false,
+					     o->exclude};
 
 		rc = source_tar_read(ing, &to, err);
 	}

@@ -409,6 +409,13 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 						"cannot read "
 						"'%s': input is empty",
 						o->name);
+			else if (!count && m &&
+				 strstr(m, "Unrecognized archive format"))
+				/* not damaged: not a tar archive at all */
+				rc = mv_err_set(err, -EMEDIUMTYPE,
+						"cannot read '%s': not a tar "
+						"archive (%s)",
+						o->name, m);
 			else
 				rc = mv_err_set(
 					err, -EBADMSG,
@@ -452,6 +459,12 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 				goto out;
 			continue;
 		}
+		/* an excluded member, or one inside an excluded directory
+		 * (members come in any order) */
+		if (o->exclude &&
+		    exclude_match(o->exclude, rel,
+				  archive_entry_filetype(ae) == AE_IFDIR))
+			continue;
 		free(path);
 		path = NULL;
 		rc = join(o->label, rel, &path, err);
@@ -467,6 +480,10 @@ static int read_archive(struct archive *a, struct tar_ctx *c,
 				rc = flags;
 				goto out;
 			}
+			/* the link's target was left out: so is the link */
+			if (*trel && o->exclude &&
+			    exclude_match(o->exclude, trel, false))
+				continue;
 			rc = *trel ? join(o->label, trel, &target, err)
 				   : -ENOENT;
 			if (!rc)
@@ -566,6 +583,12 @@ int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
 
 		if (c.gzerr.code)
 			rc = mv_err_set(err, c.gzerr.code, "%s", c.gzerr.msg);
+		else if (m && strstr(m, "Unrecognized archive format"))
+			/* not damaged: not a tar archive at all */
+			rc = mv_err_set(err, -EMEDIUMTYPE,
+					"cannot read '%s': not a tar archive "
+					"(%s)",
+					o->name, m);
 		else
 			rc = mv_err_set(err, -EBADMSG, "cannot read '%s': %s",
 					o->name, m ? m : "not an archive");

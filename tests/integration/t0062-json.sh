@@ -1,0 +1,90 @@
+#!/bin/sh
+# t0062-json: --json of ls, diff, check, restore, prune (and snapshots,
+# stats, forget, backup) is one JSON document on stdout with the keys
+# mailvault(1) documents, and says what the text output says.
+. "$(dirname "$0")/../lib/test-lib.sh"
+require_mv
+require_cmd python3
+
+R=$T/repo
+S=$T/src
+mkdir -p "$S/d"
+printf 'one\n' >"$S/d/one"
+printf 'two\n' >"$S/two"
+ln -s two "$S/link"
+assert_ok "$MV" init "$R"
+assert_ok "$MV" backup "$R" --name j --time 2026-01-01T00:00:00Z \
+	--json s="$S" >"$T/b1.json"
+rm "$S/two"
+printf 'three\n' >"$S/three"
+printf 'ONE\n' >"$S/d/one"
+assert_ok "$MV" backup "$R" --name j --time 2026-01-02T00:00:00Z \
+	s="$S" >/dev/null
+
+# js FILE PYTHON: FILE parses as JSON into d, and PYTHON holds
+js()
+{
+	python3 -c "import json, sys
+d = json.load(open(sys.argv[1]))
+$2" "$1" || die "$1: $2"
+}
+
+say "ls --json"
+assert_ok "$MV" ls --json "$R" j/latest:s >"$T/ls.json"
+js "$T/ls.json" '
+names = {e["name"]: e for e in d}
+assert set(names) == {"d", "link", "three"}, names
+assert names["d"]["type"] == "dir" and names["three"]["type"] == "file"
+assert names["link"]["type"] == "symlink" and names["link"]["target"] == "two"
+assert names["three"]["size"] == 6 and names["three"]["target"] is None
+for e in d:
+	assert set(e) == {"name", "type", "mode", "uid", "gid", "user",
+			  "group", "size", "mtime", "target"}, e'
+
+say "diff --json"
+assert_ok "$MV" diff --json "$R" j/2026-01-01T000000Z j/latest >"$T/diff.json"
+js "$T/diff.json" '
+ch = {(c["change"], c["path"]) for c in d["changes"]}
+assert ("removed", "s/two") in ch and ("added", "s/three") in ch, ch
+assert ("modified", "s/d/one") in ch, ch
+assert d["added"] == 1 and d["removed"] == 1 and d["modified"] == 1, d
+assert len(d["from_id"]) == 64 and d["to"] == "j/latest"'
+assert_ok "$MV" diff --json --quiet "$R" j/2026-01-01T000000Z j/latest \
+	>"$T/diffq.json"
+js "$T/diffq.json" 'assert d["changes"] == [] and d["modified"] == 1, d'
+
+say "check --json"
+assert_ok "$MV" check --json --read-data "$R" >"$T/check.json"
+js "$T/check.json" '
+assert d["status"] == "ok" and d["read_data"] == "all", d
+assert d["snapshots"] == 2 and d["packs_read"] == d["packs"], d
+assert d["errors"] == [] and d["repair"] is None, d'
+
+say "restore --json"
+assert_ok "$MV" restore --json "$R" j/latest:s "$T/out" >"$T/restore.json"
+js "$T/restore.json" '
+assert d["complete"] is True and d["errors"] == 0, d
+assert d["files"] == 2 and d["dirs"] == 2 and d["others"] == 1, d
+assert d["bytes"] == 10, d'
+
+say "forget, prune --dry-run --json list and count what would go"
+assert_ok "$MV" forget --json --keep-last 1 --dry-run "$R" >"$T/forget.json"
+js "$T/forget.json" 'assert d is not None'
+assert_ok "$MV" forget --keep-last 1 "$R" >/dev/null
+assert_ok "$MV" prune --dry-run --json --max-unused 0 "$R" >"$T/prune.json"
+js "$T/prune.json" '
+assert d["dry_run"] is True and d["snapshots"] == 1, d
+assert d["reclaimed_bytes"] > 0, d
+assert d["reclaimed_bytes"] == d["pack_bytes"] + d["orphan_bytes"] - d["after_bytes"]'
+assert_ok "$MV" prune --json --max-unused 0 "$R" >"$T/prune2.json"
+js "$T/prune2.json" 'assert d["dry_run"] is False and d["reclaimed_bytes"] > 0, d'
+assert_ok "$MV" check --json --read-data "$R" >"$T/check2.json"
+js "$T/check2.json" 'assert d["status"] == "ok" and d["snapshots"] == 1, d'
+
+say "snapshots, stats and backup --json parse"
+assert_ok "$MV" snapshots --json "$R" >"$T/snaps.json"
+js "$T/snaps.json" 'assert len(d) == 1, d'
+assert_ok "$MV" stats --json "$R" >"$T/stats.json"
+js "$T/stats.json" 'assert d'
+js "$T/b1.json" 'assert d["snapshot"].startswith("j/") and d["files"] == 2 and d["others"] == 1, d'
+ok
