@@ -19,13 +19,14 @@
  *   HOST:PORT    where to relay to (an IPv4 address or a name)
  *
  * A "turn" is one wait of the client for the server: the client sends
- * data after the relay has handed it server data since the client's
- * previous turn began.  The first client send is turn 1 (the TCP connect
- * itself is one more round trip, not counted).  Requests the client
- * pipelines without waiting for answers stay one turn; a request sent
- * only after an answer came back starts a new one.  Both sides of SSH
- * send their banner at once, so the handshake's count is an upper bound
- * by one.  With -d D, a connection's elapsed time is about
+ * data after the relay has handed it an answer since the client's
+ * previous turn began.  An answer is server data the relay read after it
+ * had written the turn's first data to the server; data the server sent
+ * before (its banner, its key exchange offer) is not waited for.  The
+ * first client send is turn 1 (the TCP connect itself is one more round
+ * trip, not counted).  Requests the client pipelines without waiting for
+ * answers stay one turn; a request sent only after an answer came back
+ * starts a new one.  With -d D, a connection's elapsed time is about
  * turns x 2D plus transfer time: the two agree when counting is right.
  *
  * The relay runs until SIGTERM or SIGINT; it then writes
@@ -63,6 +64,8 @@ struct chunk {
 	int64_t due_us; /* when it may be written to the far side */
 	size_t len;	/* 0: end of stream (shutdown the far side) */
 	size_t off;	/* bytes of it already written */
+	int turn;	/* up: the first data of a turn; down: read after the
+			   current turn's data reached the server */
 	unsigned char data[];
 };
 
@@ -81,10 +84,12 @@ struct conn {
 	int used;
 	unsigned id;
 	int cfd, sfd;
-	struct dir up;	     /* client -> server */
-	struct dir down;     /* server -> client */
-	int delivered_since; /* server data reached the client since the
-				client's last turn began */
+	struct dir up;		   /* client -> server */
+	struct dir down;	   /* server -> client */
+	int delivered_since;	   /* an answer reached the client since the
+				      client's last turn began */
+	int64_t turn_at_server_us; /* when the current turn's first data
+				      was written to the server, 0: not yet */
 	unsigned turns;
 	int64_t start_us;
 };
@@ -127,7 +132,8 @@ static void set_nonblock(int fd)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-static void dir_push(struct dir *d, const unsigned char *buf, size_t len)
+static struct chunk *dir_push(struct dir *d, const unsigned char *buf,
+			      size_t len)
 {
 	struct chunk *c = malloc(sizeof(*c) + len);
 	int64_t now = now_us();
@@ -140,6 +146,7 @@ static void dir_push(struct dir *d, const unsigned char *buf, size_t len)
 	c->next = NULL;
 	c->len = len;
 	c->off = 0;
+	c->turn = 0;
 	if (len)
 		memcpy(c->data, buf, len);
 	start = now > d->link_free_us ? now : d->link_free_us;
@@ -154,6 +161,7 @@ static void dir_push(struct dir *d, const unsigned char *buf, size_t len)
 	else
 		d->head = c;
 	d->tail = c;
+	return c;
 }
 
 static void dir_free(struct dir *d)
@@ -200,12 +208,14 @@ static void dir_read(struct conn *c, struct dir *d, int is_up)
 {
 	static unsigned char buf[READ_SIZE];
 	ssize_t n = read(d->from, buf, sizeof(buf));
+	struct chunk *k;
+	int new_turn = 0;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0) {
 		d->read_eof = 1;
-		dir_push(d, NULL, 0);
+		(void)dir_push(d, NULL, 0);
 		return;
 	}
 	d->bytes += (uint64_t)n;
@@ -216,13 +226,20 @@ static void dir_read(struct conn *c, struct dir *d, int is_up)
 	if (is_up && (c->turns == 0 || c->delivered_since)) {
 		c->turns++;
 		c->delivered_since = 0;
+		c->turn_at_server_us = 0;
+		new_turn = 1;
 		if (verbose)
 			fprintf(stderr,
 				"wanproxy: conn %u turn %u at %.1f ms\n", c->id,
 				c->turns,
 				(double)(now_us() - c->start_us) / 1000.0);
 	}
-	dir_push(d, buf, (size_t)n);
+	k = dir_push(d, buf, (size_t)n);
+	if (is_up)
+		k->turn = new_turn;
+	else
+		k->turn = c->turn_at_server_us &&
+			  now_us() >= c->turn_at_server_us;
 }
 
 /* write what is due to `to` */
@@ -248,9 +265,14 @@ static void dir_write(struct conn *c, struct dir *d, int is_up, int64_t now)
 				dir_free(d);
 				return;
 			}
-			k->off += (size_t)n;
-			if (!is_up)
+			/* server data sent before the server saw the
+			   turn's request (a banner, a key exchange offer)
+			   is no answer to wait for */
+			if (!is_up && k->turn)
 				c->delivered_since = 1;
+			if (is_up && k->turn && !c->turn_at_server_us)
+				c->turn_at_server_us = now_us();
+			k->off += (size_t)n;
 			if (k->off < k->len)
 				return;
 		}
