@@ -34,7 +34,8 @@ struct check_result {
 	uint64_t lost_snapshots;	/* snapshots with such entries */
 	uint64_t lost_chunks;		/* known-lost chunks still referenced */
 	uint64_t orphan_packs;		/* not in the index */
-	uint64_t exposed;		/* repository paths open to others */
+	uint64_t segments, bad_segments; /* commit segments read, damaged */
+	uint64_t exposed;		 /* repository paths open to others */
 };
 
 /* Which packs to read.  Plain check reads CHECK_SUBSET_DEFAULT percent. */

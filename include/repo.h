@@ -392,6 +392,15 @@ int repo_writer_finish(struct repo_writer *w, struct mv_err *err);
  * rebuild-index and for repairing an index that cannot be opened. */
 int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 		   struct mv_err *err);
+/* Read and open every commit segment of an encrypted repository
+ * (docs/FORMAT-2.md 5.3), not only those the cache has not replayed:
+ * fn gets the name and the message of each that does not open.  *out_n
+ * segments were read, *out_bad did not open.  0 with nothing read for a
+ * repository without segments; an error only when reading failed. */
+typedef void (*repo_segment_bad_fn)(const char *name, const char *msg,
+				    void *arg);
+int repo_segments_verify(struct repo *r, repo_segment_bad_fn fn, void *arg,
+			 size_t *out_n, size_t *out_bad, struct mv_err *err);
 /* Replace index.db by the complete index file built (renamed into place
  * after the old WAL is checkpointed or removed) and open it. */
 int repo_index_install(struct repo *r, const char *built, struct mv_err *err);

@@ -608,6 +608,27 @@ static void check_exposed(struct ck *c)
 		    (unsigned long long)(c->res->exposed - EXPOSED_NAMED));
 }
 
+static void bad_segment(const char *name, const char *msg, void *arg)
+{
+	struct ck *c = arg;
+
+	(void)name;
+	if (c->fn)
+		c->fn("error", msg, c->arg);
+}
+
+/* Every commit segment opens, not only those this cache has not
+ * replayed: a fresh machine needs them all (docs/FORMAT-2.md 5.3). */
+static int check_segments(struct ck *c, struct mv_err *err)
+{
+	size_t n = 0, bad = 0;
+	int rc = repo_segments_verify(c->r, bad_segment, c, &n, &bad, err);
+
+	c->res->segments = n;
+	c->res->bad_segments = bad;
+	return rc;
+}
+
 int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	      void *arg, struct check_result *out, struct mv_err *err)
 {
@@ -634,7 +655,9 @@ int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	v.arg = &c;
 	if (o->check_perms)
 		check_exposed(&c);
-	rc = repo_pack_each(r, check_pack, &c, err);
+	rc = check_segments(&c, err);
+	if (!rc)
+		rc = repo_pack_each(r, check_pack, &c, err);
 	if (rc == -ENOMEM)
 		rc = mv_err_set(err, rc, "out of memory");
 	if (!rc) {
@@ -669,6 +692,15 @@ int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	idset_free(&c.packs);
 	free(c.plist);
 	free(c.marks);
+	if (!rc && out->bad_segments && !out->bad_packs && !out->bad_chunks &&
+	    !out->affected_files)
+		rc = mv_err_set_damaged(
+			err, -EIO,
+			"repository '%s' is damaged: %llu of %llu commit "
+			"segments do not open (run 'mailvault rebuild-index': "
+			"its base segment replaces them)",
+			repo_location(r), (unsigned long long)out->bad_segments,
+			(unsigned long long)out->segments);
 	if (!rc && (out->bad_packs || out->bad_chunks || out->affected_files))
 		rc = mv_err_set(err, -EIO,
 				"repository '%s' is damaged: %llu "

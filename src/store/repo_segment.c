@@ -1211,3 +1211,40 @@ out:
 	seg_list_free(&replaced);
 	return rc;
 }
+
+int repo_segments_verify(struct repo *r, repo_segment_bad_fn fn, void *arg,
+			 size_t *out_n, size_t *out_bad, struct mv_err *err)
+{
+	struct seg_list l = {NULL, 0, 0};
+	size_t i;
+	int rc;
+
+	*out_n = *out_bad = 0;
+	if (!r->segments || r->seg_legacy)
+		return 0;
+	rc = seg_list_dir(r, &l, err);
+	for (i = 0; !rc && i < l.n; i++) {
+		struct mv_err e = MV_ERR_INIT;
+		struct seg *s = &l.v[i];
+		int frc = seg_fetch(r, s, &e);
+
+		if (s->body) {
+			crypt_wipe(s->body, s->len);
+			free(s->body);
+			s->body = NULL;
+		}
+		if (frc == -ENOENT)
+			continue; /* removed by a prune since the listing */
+		(*out_n)++;
+		if (frc && !e.damaged) {
+			rc = mv_err_set(err, frc, "%s", mv_err_msg(&e));
+			break;
+		}
+		if (frc) {
+			(*out_bad)++;
+			fn(s->name, mv_err_msg(&e), arg);
+		}
+	}
+	seg_list_free(&l);
+	return rc;
+}

@@ -5,7 +5,8 @@
 # the private cache.  Each backup adds one segment of the size of its
 # change; forget adds two (the removal, the tombstone); prune publishes a base and removes the rest.
 # With the cache gone, snapshots and restore work again.  A flipped bit in
-# a segment is named and refused with exit 13; a segment this machine has
+# a segment is named and refused with exit 13 by a fresh cache, and by
+# check from a cache that replayed it before; a segment this machine has
 # read that goes away is refused as a rollback (exit 13), and taken once
 # the cache the message names is removed.  A mount of the local one shows
 # a snapshot published after it started.
@@ -116,8 +117,17 @@ scenario()
 		assert_grep "segment 'index/$second' of .* (damaged|tampered)" \
 			"$T/err"
 	done
-	cp "$T/good.seg" "$D/index/$second"
+	# a cache that replayed it already opens; check reads every segment
 	assert_ok "$MV" snapshots "$R" "$@" >/dev/null
+	set +e
+	"$MV" check "$R" "$@" >/dev/null 2>"$T/err"
+	rc=$?
+	set -e
+	assert_eq 13 "$rc" "exit status of check with a segment damaged"
+	assert_grep "segment 'index/$second' of .* (damaged|tampered)" \
+		"$T/err"
+	cp "$T/good.seg" "$D/index/$second"
+	assert_ok "$MV" check "$R" "$@" >/dev/null
 
 	say "$R: a segment this machine has read, gone, is a rollback"
 	mv "$D/index/$second" "$T/held-back.seg"
