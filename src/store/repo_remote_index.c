@@ -814,7 +814,6 @@ int repo_remote_index_publish(struct repo *r, struct mv_err *err)
 	struct ix_version v;
 	struct stat st;
 	uint8_t h[IX_HDR];
-	char stamp[64];
 	int fd = -1, rc;
 
 	if (repo_index_is_sealed(r))
@@ -840,6 +839,8 @@ int repo_remote_index_publish(struct repo *r, struct mv_err *err)
 	else
 		v.gen = 0;
 	if (!rc && v.gen) {
+		char stamp[64];
+
 		ix_stamp(&v, stamp, sizeof(stamp));
 		mv_write_file_atomic_mode(r->stamp_path, stamp, strlen(stamp),
 					  0600, NULL);

@@ -468,7 +468,6 @@ static int replay_packs(struct replay *p, struct mv_reader *rd)
 	size_t nl;
 	uint8_t kind, id[MV_ID_LEN], type, comp;
 	char nm[PACK_NAME_LEN + 1];
-	int64_t pack;
 
 	if (mv_reader_varint(rd, &n))
 		return -EBADMSG;
@@ -497,7 +496,8 @@ static int replay_packs(struct replay *p, struct mv_reader *rd)
 			sqlite3_reset(p->st[SQ_PACK_ID]);
 			return -EIO;
 		}
-		pack = sqlite3_column_int64(p->st[SQ_PACK_ID], 0);
+		int64_t pack = sqlite3_column_int64(p->st[SQ_PACK_ID], 0);
+
 		sqlite3_reset(p->st[SQ_PACK_ID]);
 		for (k = 0; k < m; k++) {
 			sqlite3_stmt *st = p->st[SQ_CHUNK_ADD];
@@ -531,12 +531,12 @@ static int replay_rest(struct replay *p, struct mv_reader *rd)
 	const uint8_t *a, *b;
 	size_t al, bl;
 	uint8_t id[MV_ID_LEN], partial;
-	sqlite3_stmt *st;
 
 	if (mv_reader_varint(rd, &n))
 		return -EBADMSG;
 	for (i = 0; i < n; i++) {
-		st = p->st[SQ_SNAP_ADD];
+		sqlite3_stmt *st = p->st[SQ_SNAP_ADD];
+
 		if (mv_reader_fixed(rd, id, MV_ID_LEN) ||
 		    mv_reader_bytes(rd, &a, &al) || mv_reader_le64(rd, &t) ||
 		    mv_reader_u8(rd, &partial) || mv_reader_bytes(rd, &b, &bl))
