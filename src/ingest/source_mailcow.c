@@ -178,6 +178,7 @@ static int expand(struct source_mailcow *mc, struct ingest *ing, int dirfd,
 	int fd, rc;
 
 	memset(&mk, 0, sizeof(mk));
+	memset(&o, 0, sizeof(o)); /* options added later default to off */
 	snprintf(mk.name, sizeof(mk.name), "%s", name);
 	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
