@@ -1181,6 +1181,9 @@ int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
 	/* from here a failure may have left the segment in place */
 	r->seg_maybe_out = true;
 	rc = backend_write_atomic(r->be, path, sealed.data, sealed.len, err);
+	/* not in place: the commit surely did not happen */
+	if (rc && r->be->ops->stat(r->be, path, &size, NULL, NULL) == -ENOENT)
+		r->seg_maybe_out = false;
 	if (!rc)
 		rc = r->be->ops->sync_dir(r->be, SEG_DIR, err);
 	if (rc)
