@@ -43,6 +43,16 @@
 struct backend;
 struct backend_file;
 
+/* One range of a read_many() call. */
+struct backend_range {
+	const char *path; /* relative path */
+	uint64_t off;	  /* first byte */
+	void *buf;	  /* destination of len bytes */
+	size_t len;	  /* bytes wanted */
+	size_t got;	  /* out: bytes read; short only at the end of file */
+	int rc;		  /* out: 0 or a negative errno for this range */
+};
+
 /* Called by list() for each entry of a directory (not "." or ".."). */
 typedef int (*backend_list_fn)(const char *name, bool is_dir, uint64_t size,
 			       void *arg);
@@ -71,6 +81,14 @@ struct backend_ops {
 	int (*remove)(struct backend *be, const char *path, struct mv_err *err);
 	int (*sync_dir)(struct backend *be, const char *path,
 			struct mv_err *err);
+	/* Read many ranges, of one file or several, at once: over SFTP the
+	 * requests go out together (one round trip for all, plus one per
+	 * file not yet open), not one after the other.  Each range gets
+	 * its own got and rc; returns 0 when every range succeeded, else
+	 * the first failure (message in err).  May be NULL:
+	 * backend_read_many() then reads the ranges one by one. */
+	int (*read_many)(struct backend *be, struct backend_range *v, size_t n,
+			 struct mv_err *err);
 	/* Local path of the repository root, or NULL for remote backends. */
 	const char *(*local_root)(struct backend *be);
 	void (*close)(struct backend *be);
@@ -95,6 +113,10 @@ int backend_local_open(const char *root, bool create, struct backend **out,
 /* Convenience wrappers. */
 int backend_read_all(struct backend *be, const char *path, size_t max,
 		     void **out, size_t *out_len, struct mv_err *err);
+/* read_many() when the backend has it, else read_at() range by range
+ * (each range read to its end or the end of the file). */
+int backend_read_many(struct backend *be, struct backend_range *v, size_t n,
+		      struct mv_err *err);
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 			 size_t len, struct mv_err *err);
 

@@ -18,6 +18,8 @@
 #include "util.h"
 
 #define DISKCACHE_DEFAULT_MB 2048
+/* At most this many bytes of metadata packs per diskcache_fill_meta(). */
+#define DISKCACHE_META_MAX ((uint64_t)64 << 20)
 
 struct diskcache;
 
@@ -33,5 +35,17 @@ int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 /* Store a verified record; failures are ignored (a cache). */
 void diskcache_put(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		   const void *rec, size_t len);
+
+/* Fetch the metadata packs of r (trees, snapshots, dictionaries) that no
+ * earlier call fetched into this cache, whole, in one backend_read_many()
+ * wave, and store every record they hold; the newest first, at most
+ * DISKCACHE_META_MAX bytes ($MAILVAULT_META_PREFETCH_MB; 0 turns it off).
+ * The names of the packs done are kept in .meta-packs beside the records.
+ * Called on the first miss of a metadata record: a fresh machine then
+ * reaches any path of a snapshot after one wave instead of one round trip
+ * per directory level.  Concurrent callers wait for the wave in progress.
+ * Returns the number of records stored (0: nothing new), never an error:
+ * a failed wave leaves the reads to the normal path. */
+int diskcache_fill_meta(struct diskcache *c, struct repo *r);
 
 #endif

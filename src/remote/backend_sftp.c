@@ -24,6 +24,21 @@
  *     handles are dropped when this backend renames or removes anything,
  *     and when stat() sees a file change size or time (another machine
  *     replaced it).
+ *  5. Opening a read handle costs one round trip and no more: its size and
+ *     mtime are not asked with fstat but taken from a stat() of the same
+ *     path just before on the same session (the store stats the index
+ *     and the config before reading them).  A stat seen before the open
+ *     can only make a later comparison fail (a needless reopen), never
+ *     keep a replaced file's handle.  A handle opened without one (packs,
+ *     which are never replaced) is dropped by the next stat() of its
+ *     path instead of being compared.
+ *  6. close() keeps the last backend connected, and open() of the same
+ *     location with the same options in the same process takes it back
+ *     without a new handshake (about ten round trips).  A mount opens its
+ *     repository, closes it before fuse_daemonize() and opens it again in
+ *     the daemon: the daemon inherits the sessions, as the parent only
+ *     _exit()s.  What is still parked at exit is closed by atexit().
+ *     MAILVAULT_SFTP_NO_PARK=1 closes at once.
  */
 #include "sftp.h"
 
@@ -47,15 +62,24 @@
 #include "util.h"
 
 #define POOL_MAX 16
-#define HANDLE_SLOTS 4
+#define HANDLE_SLOTS 8
 #define UPLOAD_BLOCK (2u << 20)
 
 struct read_handle {
 	char *path;		/* relative path, NULL when free */
 	LIBSSH2_SFTP_HANDLE *h; /* open for reading */
 	unsigned gen;		/* backend generation when opened */
-	uint64_t size;		/* size when opened */
-	uint64_t mtime;		/* mtime (s) when opened */
+	bool known;		/* size and mtime below are known */
+	uint64_t size;		/* size seen by a stat before the open */
+	uint64_t mtime;		/* mtime (s) seen by that stat */
+};
+
+/* What the last stat() on a session saw (note 5). */
+struct last_stat {
+	char *path;	/* relative path, NULL when none */
+	unsigned gen;	/* backend generation of that stat */
+	uint64_t size;	/* its size */
+	uint64_t mtime; /* its mtime (s) */
 };
 
 struct sftp_conn {
@@ -64,6 +88,7 @@ struct sftp_conn {
 	bool busy;			     /* taken by an operation */
 	struct read_handle rh[HANDLE_SLOTS]; /* cached read handles */
 	unsigned rh_next;		     /* next slot to recycle */
+	struct last_stat ls;		     /* the last stat on this session */
 };
 
 struct sftp_backend {
@@ -147,6 +172,40 @@ static void random_suffix(char *out, size_t n)
 		out[0] = '\0';
 }
 
+/* MAILVAULT_SFTP_TRACE=1 (stderr) or =FILE (appended): one line per
+ * backend operation with the time since the first one, to see which
+ * requests wait on which (docs/REMOTE.md, round trips). */
+static void trace(const char *op, const char *path, uint64_t off, size_t len)
+{
+	static pthread_mutex_t tlock = PTHREAD_MUTEX_INITIALIZER;
+	static int on = -1;
+	static FILE *out;
+
+	pthread_mutex_lock(&tlock);
+	if (on < 0) {
+		const char *v = getenv("MAILVAULT_SFTP_TRACE");
+
+		on = v && *v && strcmp(v, "0");
+		out = stderr;
+		if (on && strcmp(v, "1")) {
+			out = fopen(v, "ae");
+			on = out != NULL;
+		}
+	}
+	if (on) {
+		static int64_t t0;
+		int64_t now = mv_now_ns();
+
+		if (!t0)
+			t0 = now;
+		fprintf(out, "sftp-trace %d %6lld ms %s %s %llu+%zu\n",
+			(int)getpid(), (long long)((now - t0) / 1000000), op,
+			path ? path : "", (unsigned long long)off, len);
+		fflush(out);
+	}
+	pthread_mutex_unlock(&tlock);
+}
+
 /* ---- the session pool ---- */
 
 static void drop_handle(struct read_handle *rh, bool close_it)
@@ -172,6 +231,8 @@ static void conn_drop(struct sftp_conn *c, bool broken)
 		shutdown(ssh_session_fd(c->ssh), SHUT_RDWR);
 	for (i = 0; i < HANDLE_SLOTS; i++)
 		drop_handle(&c->rh[i], true);
+	free(c->ls.path);
+	c->ls.path = NULL;
 	if (c->sftp)
 		libssh2_sftp_shutdown(c->sftp);
 	c->sftp = NULL;
@@ -186,10 +247,13 @@ static int conn_connect(struct sftp_backend *sb, struct sftp_conn *c,
 
 	if (c->sftp)
 		return 0;
+	trace("connect", NULL, 0, 0);
 	rc = ssh_connect(&sb->url, &sb->opts, &c->ssh, err);
 	if (rc)
 		return rc;
+	trace("sftp-init", NULL, 0, 0);
 	c->sftp = libssh2_sftp_init(ssh_session_handle(c->ssh));
+	trace("sftp-ready", NULL, 0, 0);
 	if (!c->sftp) {
 		rc = mv_err_set(err, -EIO,
 				"cannot start SFTP on '%s': %s "
@@ -322,7 +386,6 @@ static struct read_handle *get_read_handle(struct sftp_backend *sb,
 					   struct sftp_conn *c, const char *rel,
 					   bool *lost, struct mv_err *err)
 {
-	LIBSSH2_SFTP_ATTRIBUTES a;
 	struct read_handle *rh;
 	char path[PATH_MAX];
 	unsigned gen = current_gen(sb);
@@ -348,13 +411,6 @@ static struct read_handle *get_read_handle(struct sftp_backend *sb,
 		sftp_fail(c, lost, err, "open", path);
 		return NULL;
 	}
-	memset(&a, 0, sizeof(a));
-	if (libssh2_sftp_fstat(rh->h, &a)) {
-		sftp_fail(c, lost, err, "stat", path);
-		libssh2_sftp_close_handle(rh->h);
-		rh->h = NULL;
-		return NULL;
-	}
 	rh->path = strdup(rel);
 	if (!rh->path) {
 		libssh2_sftp_close_handle(rh->h);
@@ -363,8 +419,9 @@ static struct read_handle *get_read_handle(struct sftp_backend *sb,
 		return NULL;
 	}
 	rh->gen = gen;
-	rh->size = a.filesize;
-	rh->mtime = a.mtime;
+	rh->known = c->ls.path && c->ls.gen == gen && !strcmp(c->ls.path, rel);
+	rh->size = rh->known ? c->ls.size : 0;
+	rh->mtime = rh->known ? c->ls.mtime : 0;
 	return rh;
 }
 
@@ -413,9 +470,100 @@ static int sftp_read_at(struct backend *be, const char *path, uint64_t off,
 	struct read_args a = {path, off, buf, len, 0};
 	int rc;
 
+	trace("read", path, off, len);
 	rc = run(to_sftp(be), "read", op_read, &a, err);
 	if (!rc)
 		*out_len = a.got;
+	return rc;
+}
+
+/* ---- read_many ---- */
+
+struct many_args {
+	struct backend_range **v; /* the ranges, by path then offset */
+	size_t n;
+	bool *done; /* finished (by an earlier attempt too) */
+};
+
+static int range_cmp(const void *a, const void *b)
+{
+	const struct backend_range *x = *(struct backend_range *const *)a;
+	const struct backend_range *y = *(struct backend_range *const *)b;
+	int c = strcmp(x->path, y->path);
+
+	if (c)
+		return c;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* The ranges of one file go through one handle, front to back: each
+ * libssh2_sftp_read() asks for its whole remaining length (and up to four
+ * times more ahead) before waiting, so a range costs one round trip
+ * whatever its size, and a range that continues the previous one costs
+ * none.  A range that fails for a reason other than the connection gets
+ * its own rc and the others go on. */
+static int op_read_many(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
+			int attempt, bool *lost, struct mv_err *err)
+{
+	struct many_args *m = arg;
+	int first = 0;
+	size_t i;
+
+	(void)attempt;
+	for (i = 0; i < m->n; i++) {
+		struct backend_range *r = m->v[i];
+		struct read_args a = {r->path, r->off, r->buf, r->len, 0};
+		struct mv_err e = MV_ERR_INIT;
+		int rc;
+
+		if (m->done[i])
+			continue;
+		rc = op_read(sb, c, &a, 0, lost, &e);
+		if (*lost) {
+			mv_err_set(err, rc ? rc : -EIO, "%s", mv_err_msg(&e));
+			return rc ? rc : -EIO;
+		}
+		r->got = a.got;
+		r->rc = rc;
+		m->done[i] = true;
+		if (rc && !first) {
+			first = rc;
+			mv_err_set(err, rc, "%s", mv_err_msg(&e));
+		}
+	}
+	return first;
+}
+
+static int sftp_read_many(struct backend *be, struct backend_range *v, size_t n,
+			  struct mv_err *err)
+{
+	struct many_args m = {NULL, n, NULL};
+	size_t i;
+	int rc;
+
+	if (!n)
+		return 0;
+	m.v = calloc(n, sizeof(*m.v));
+	m.done = calloc(n, sizeof(*m.done));
+	if (!m.v || !m.done) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		v[i].got = 0;
+		v[i].rc = 0;
+		m.v[i] = &v[i];
+		trace("read_many", v[i].path, v[i].off, v[i].len);
+	}
+	qsort(m.v, n, sizeof(*m.v), range_cmp);
+	rc = run(to_sftp(be), "read", op_read_many, &m, err);
+	/* ranges a lost connection left unread carry its error */
+	for (i = 0; rc && i < n; i++)
+		if (!m.done[i])
+			m.v[i]->rc = rc;
+out:
+	free(m.v);
+	free(m.done);
 	return rc;
 }
 
@@ -444,15 +592,24 @@ static int op_stat(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	if (rc)
 		return mv_err_set(err, rc, "cannot stat '%s': %s", path,
 				  remote_sftp_strerror(c->ssh, c->sftp));
-	/* a file replaced behind our back invalidates cached handles */
+	/* a file replaced behind our back invalidates cached handles; a
+	 * handle of unknown size is only dropped (note 5) */
 	for (i = 0; i < HANDLE_SLOTS; i++) {
 		struct read_handle *rh = &c->rh[i];
 
-		if (rh->path && !strcmp(rh->path, a->rel) &&
-		    (rh->size != a->attrs.filesize ||
-		     rh->mtime != a->attrs.mtime))
+		if (!rh->path || strcmp(rh->path, a->rel))
+			continue;
+		if (!rh->known)
+			drop_handle(rh, true);
+		else if (rh->size != a->attrs.filesize ||
+			 rh->mtime != a->attrs.mtime)
 			bump_gen(sb);
 	}
+	free(c->ls.path);
+	c->ls.path = strdup(a->rel);
+	c->ls.gen = current_gen(sb);
+	c->ls.size = a->attrs.filesize;
+	c->ls.mtime = a->attrs.mtime;
 	return 0;
 }
 
@@ -463,6 +620,7 @@ static int sftp_stat(struct backend *be, const char *path, uint64_t *out_size,
 	int rc;
 
 	a.rel = path;
+	trace("stat", path, 0, 0);
 	rc = run(to_sftp(be), "stat", op_stat, &a, err);
 	if (rc)
 		return rc;
@@ -568,6 +726,7 @@ static int sftp_list(struct backend *be, const char *dir, backend_list_fn fn,
 	size_t i;
 	int rc;
 
+	trace("list", dir, 0, 0);
 	rc = run(to_sftp(be), "list", op_list, &a, err);
 	for (i = 0; !rc && i < a.n; i++)
 		rc = fn(a.v[i].name, a.v[i].is_dir, a.v[i].size, arg);
@@ -1049,6 +1208,7 @@ static int sftp_create_excl(struct backend *be, const char *path,
 {
 	struct excl_args a = {path, buf, len};
 
+	trace("create_excl", path, 0, len);
 	return run(to_sftp(be), "create", op_create_excl, &a, err);
 }
 
@@ -1071,9 +1231,8 @@ static const char *sftp_local_root(struct backend *be)
 	return NULL;
 }
 
-static void sftp_close(struct backend *be)
+static void sftp_destroy(struct sftp_backend *sb)
 {
-	struct sftp_backend *sb = to_sftp(be);
 	int i;
 
 	for (i = 0; i < sb->nconns; i++)
@@ -1087,9 +1246,71 @@ static void sftp_close(struct backend *be)
 	free(sb);
 }
 
+/* One closed backend is kept connected for the next open of the same
+ * location in this process (note 6); the rest is closed at exit. */
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sftp_backend *parked;
+static bool park_atexit;
+
+static void park_flush(void)
+{
+	struct sftp_backend *sb;
+
+	pthread_mutex_lock(&park_lock);
+	sb = parked;
+	parked = NULL;
+	pthread_mutex_unlock(&park_lock);
+	if (sb)
+		sftp_destroy(sb);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+/* The parked backend for url and these options, or NULL. */
+static struct sftp_backend *park_take(const char *url, const struct ssh_opts *o)
+{
+	struct sftp_backend *sb = NULL;
+
+	pthread_mutex_lock(&park_lock);
+	if (parked && !strcmp(parked->base.url, url) &&
+	    same_str(parked->identity, o->identity) &&
+	    same_str(parked->known_hosts, o->known_hosts) &&
+	    parked->opts.accept_new_host_key == o->accept_new_host_key) {
+		sb = parked;
+		parked = NULL;
+	}
+	pthread_mutex_unlock(&park_lock);
+	return sb;
+}
+
+static void sftp_close(struct backend *be)
+{
+	struct sftp_backend *sb = to_sftp(be), *old = NULL;
+	bool connected = false;
+	int i;
+
+	for (i = 0; i < sb->nconns; i++)
+		connected |= sb->conns[i].sftp != NULL;
+	if (connected && !getenv("MAILVAULT_SFTP_NO_PARK")) {
+		pthread_mutex_lock(&park_lock);
+		old = parked;
+		parked = sb;
+		if (!park_atexit)
+			park_atexit = !atexit(park_flush);
+		pthread_mutex_unlock(&park_lock);
+		sb = old;
+	}
+	if (sb)
+		sftp_destroy(sb);
+}
+
 static const struct backend_ops sftp_ops = {
 	.scheme = "sftp",
 	.read_at = sftp_read_at,
+	.read_many = sftp_read_many,
 	.stat = sftp_stat,
 	.list = sftp_list,
 	.mkdir = sftp_mkdir,
@@ -1187,8 +1408,17 @@ int backend_sftp_open(const char *url, bool create, struct backend **out,
 		      struct mv_err *err)
 {
 	struct sftp_backend *sb;
+	struct ssh_opts o;
 	int rc;
 
+	ssh_get_default_opts(&o);
+	if (!create) {
+		sb = park_take(url, &o);
+		if (sb) {
+			*out = &sb->base;
+			return 0;
+		}
+	}
 	sb = calloc(1, sizeof(*sb));
 	if (!sb)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -1231,6 +1461,6 @@ int backend_sftp_open(const char *url, bool create, struct backend **out,
 	*out = &sb->base;
 	return 0;
 fail:
-	sftp_close(&sb->base);
+	sftp_destroy(sb);
 	return rc;
 }

@@ -91,3 +91,39 @@ int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 	}
 	return be->ops->file_commit(f, err);
 }
+
+/* One range to its end or the end of the file. */
+static int read_range(struct backend *be, struct backend_range *r,
+		      struct mv_err *err)
+{
+	r->got = 0;
+	while (r->got < r->len) {
+		size_t n = 0;
+		int rc = be->ops->read_at(be, r->path, r->off + r->got,
+					  (uint8_t *)r->buf + r->got,
+					  r->len - r->got, &n, err);
+
+		if (rc)
+			return rc;
+		if (!n)
+			break;
+		r->got += n;
+	}
+	return 0;
+}
+
+int backend_read_many(struct backend *be, struct backend_range *v, size_t n,
+		      struct mv_err *err)
+{
+	size_t i;
+	int rc = 0;
+
+	if (be->ops->read_many)
+		return be->ops->read_many(be, v, n, err);
+	for (i = 0; i < n; i++) {
+		v[i].rc = read_range(be, &v[i], rc ? NULL : err);
+		if (v[i].rc && !rc)
+			rc = v[i].rc;
+	}
+	return rc;
+}

@@ -5,9 +5,16 @@
  * is counted once at open (a scan) and kept up to date on every put;
  * eviction walks the directories and removes files until the cache is
  * under 80 % of its limit.
+ *
+ * diskcache_fill_meta() fills it with whole metadata packs in one wave on
+ * a machine that has not seen them (docs/REMOTE.md, "A fresh machine").
  */
 #include "diskcache.h"
 
+#include "backend.h"
+#include "index.h"
+#include "pack.h"
+#include "repo_int.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +32,7 @@ struct diskcache {
 	uint64_t used;	      /* bytes in cache files (approximate) */
 	bool scanned;	      /* used has been counted */
 	pthread_mutex_t lock; /* guards used and eviction */
+	pthread_mutex_t fill; /* one metadata wave at a time */
 };
 
 static void entry_path(const struct diskcache *c, const uint8_t id[MV_ID_LEN],
@@ -96,6 +104,7 @@ struct diskcache *diskcache_open(const char *dir, uint64_t limit_bytes)
 	}
 	c->limit = limit_bytes;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->fill, NULL);
 	return c;
 }
 
@@ -104,6 +113,7 @@ void diskcache_close(struct diskcache *c)
 	if (!c)
 		return;
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->fill);
 	free(c->dir);
 	free(c);
 }
@@ -167,4 +177,160 @@ void diskcache_put(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		c->used = walk(c, false, 0);
 	}
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the metadata wave ---- */
+
+struct meta_pack {
+	int64_t id;		      /* pack row */
+	char name[PACK_NAME_LEN + 1]; /* pack name */
+	uint64_t size;		      /* bytes */
+};
+
+struct meta_list {
+	struct meta_pack *v;
+	size_t n, cap;
+	const char *done; /* contents of .meta-packs, or NULL */
+};
+
+static int meta_pack_cb(int64_t id, const char *name, int kind, uint64_t size,
+			uint32_t records, void *arg)
+{
+	struct meta_list *l = arg;
+	struct meta_pack *p;
+
+	(void)records;
+	if (kind != PACK_KIND_META || !size || strlen(name) > PACK_NAME_LEN ||
+	    (l->done && strstr(l->done, name)))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		void *v = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	p = &l->v[l->n++];
+	p->id = id;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	p->size = size;
+	return 0;
+}
+
+static int meta_newest_first(const void *a, const void *b)
+{
+	const struct meta_pack *x = a, *y = b;
+
+	return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
+}
+
+struct meta_put {
+	struct diskcache *c;
+	struct repo *r;
+	const uint8_t *buf; /* the pack */
+	size_t len;	    /* bytes of it read */
+	int stored;	    /* records put */
+};
+
+static int meta_put_cb(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		       void *arg)
+{
+	struct meta_put *m = arg;
+	size_t span = repo_record_span(m->r, loc);
+
+	if (loc->offset > m->len || span > m->len - loc->offset)
+		return 0;
+	diskcache_put(m->c, id, m->buf + loc->offset, span);
+	m->stored++;
+	return 0;
+}
+
+/* The whole of a small file, or NULL. */
+static char *slurp(const char *path)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	struct backend *be = NULL;
+	char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
+
+	if (!slash) {
+		free(dir);
+		return NULL;
+	}
+	*slash = '\0';
+	if (!backend_local_open(dir, false, &be, NULL))
+		backend_read_all(be, slash + 1, 1 << 20, &buf, &len, NULL);
+	backend_close(be);
+	free(dir);
+	return buf;
+}
+
+int diskcache_fill_meta(struct diskcache *c, struct repo *r)
+{
+	struct meta_list l = {NULL, 0, 0, NULL};
+	struct backend_range *v = NULL;
+	const char *env = getenv("MAILVAULT_META_PREFETCH_MB");
+	uint64_t budget = DISKCACHE_META_MAX, total = 0;
+	char list[PATH_MAX], path[128];
+	char *done = NULL;
+	size_t i, n = 0;
+	int stored = 0;
+	FILE *f = NULL;
+
+	if (env && *env)
+		budget = (uint64_t)strtoull(env, NULL, 10) << 20;
+	if (!c || !budget)
+		return 0;
+	pthread_mutex_lock(&c->fill);
+	snprintf(list, sizeof(list), "%s/.meta-packs", c->dir);
+	done = slurp(list);
+	l.done = done;
+	pthread_mutex_lock(&r->ix_lock);
+	i = (size_t)index_pack_each(r->ix, meta_pack_cb, &l, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	if (i || !l.n)
+		goto out;
+	qsort(l.v, l.n, sizeof(*l.v), meta_newest_first);
+	v = calloc(l.n, sizeof(*v));
+	if (!v)
+		goto out;
+	for (i = 0; i < l.n && total + l.v[i].size <= budget; i++) {
+		total += l.v[i].size;
+		pack_path(l.v[i].name, path, sizeof(path));
+		v[n].path = strdup(path);
+		v[n].buf = malloc((size_t)l.v[i].size);
+		v[n].len = (size_t)l.v[i].size;
+		n++;
+		if (!v[n - 1].path || !v[n - 1].buf)
+			goto out;
+	}
+	backend_read_many(r->be, v, n, NULL);
+	f = fopen(list, "ae");
+	for (i = 0; i < n; i++) {
+		struct meta_put m = {c, r, v[i].buf, v[i].got, 0};
+
+		if (v[i].rc)
+			continue;
+		pthread_mutex_lock(&r->ix_lock);
+		index_pack_chunks(r->ix, l.v[i].id, meta_put_cb, &m, NULL);
+		pthread_mutex_unlock(&r->ix_lock);
+		stored += m.stored;
+		/* a pack read short is fetched again next time */
+		if (f && v[i].got == v[i].len)
+			fprintf(f, "%s\n", l.v[i].name);
+	}
+out:
+	if (f)
+		fclose(f);
+	for (i = 0; v && i < n; i++) {
+		free((void *)v[i].path);
+		free(v[i].buf);
+	}
+	free(v);
+	free(l.v);
+	free(done);
+	pthread_mutex_unlock(&c->fill);
+	return stored;
 }

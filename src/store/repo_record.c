@@ -524,13 +524,21 @@ static int chunk_read_once(struct repo *r, const uint8_t id[MV_ID_LEN],
 	need = repo_record_span(r, &loc);
 	if (r->dcache) {
 		struct mv_buf cached = MV_BUF_INIT;
+		int pass;
 
-		/* a damaged cache file is only a miss */
-		if (!diskcache_get(r->dcache, id, &cached) &&
-		    !record_decode(r, id, loc.type, cached.data, cached.len,
-				   verify_id, out, where, NULL)) {
-			mv_buf_release(&cached);
-			return 0;
+		/* a damaged cache file is only a miss; the first miss of a
+		 * metadata record brings the metadata packs in one wave */
+		for (pass = 0; pass < 2; pass++) {
+			if (!diskcache_get(r->dcache, id, &cached) &&
+			    !record_decode(r, id, loc.type, cached.data,
+					   cached.len, verify_id, out, where,
+					   NULL)) {
+				mv_buf_release(&cached);
+				return 0;
+			}
+			if (pass || loc.type == REC_DATA ||
+			    !diskcache_fill_meta(r->dcache, r))
+				break;
 		}
 		mv_buf_release(&cached);
 	}

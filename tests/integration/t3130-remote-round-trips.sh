@@ -1,0 +1,84 @@
+#!/bin/sh
+# t3130-remote-round-trips: the request/response turns that `snapshots`,
+# `cat` and a mount's first read of one message cost on an sftp://
+# repository, counted by a relay in front of sshd, with empty and with
+# warm caches; each must stay within its budget (counts, not times: the
+# relay, tools/wanproxy, adds 10 ms each way).
+# MV_RT_SHOW=1 prints the counts without judging them.
+#
+# Budgets: the counts measured when they were set (docs/REMOTE.md, round
+# trips) plus a margin of 2-4 turns for the proxy's counting of the SSH
+# handshake and for a daemon's background refresh.  Before the pipelining
+# work the same run counted 24, 23, 39, 23, 93 and 70.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$TOP/tests/lib/sshd.sh"
+. "$TOP/tests/lib/wanproxy.sh"
+
+require_fuse
+sshd_start
+sshd_trust
+gen --small --days 1 --out "$T/fx"
+R0=sftp://root@127.0.0.1:$SSHD_PORT$T/repo
+assert_ok "$MV" init -i "$SSH_KEY" "$R0"
+assert_ok "$MV" backup -i "$SSH_KEY" "$R0" --name mx --quiet \
+	--time 2024-05-01T03:00:00Z vol="$T/fx/day1"
+
+wanproxy_start 10
+wanproxy_trust
+R=sftp://root@127.0.0.1:$WANPROXY_PORT$T/repo
+
+# measure NAME BUDGET CMD...: run CMD, count the turns of the connections
+# it opened (all closed when it returns).
+fails=
+measure()
+{
+	_name=$1
+	_budget=$2
+	shift 2
+	wanproxy_reset
+	_s=$(date +%s%N)
+	"$@" || die "$_name failed"
+	_ms=$((($(date +%s%N) - _s) / 1000000))
+	_n=$(wanproxy_turns)
+	say "$_name: $_n turns, $(wanproxy_conns) connections, $_ms ms (budget $_budget)"
+	[ "$_n" -le "$_budget" ] || fails="$fails $_name($_n>$_budget)"
+}
+
+msg=$(cd "$T/fx/day1" && find . -path '*/cur/*' -type f | sort | tail -n 1)
+msg=${msg#./}
+snap=mx/2024-05-01T030000Z
+
+fresh_cache()
+{
+	rm -rf "$HOME/.cache/mailvault"
+}
+
+cat_one()
+{
+	"$MV" cat -i "$SSH_KEY" "$R" "$snap:vol/$msg" >"$T/cat.out" &&
+		cmp -s "$T/cat.out" "$T/fx/day1/$msg"
+}
+
+mnt=$T/mnt
+# the mount's connections close when it is unmounted
+mount_read()
+{
+	mount_mv "$R" "$mnt" -i "$SSH_KEY" &&
+		cmp -s "$mnt/$snap/vol/$msg" "$T/fx/day1/$msg" &&
+		unmount_mv "$mnt"
+}
+
+fresh_cache
+measure "snapshots, fresh cache" "${B_SNAP_FRESH:-24}" \
+	"$MV" snapshots -i "$SSH_KEY" "$R"
+measure "snapshots, warm cache" "${B_SNAP_WARM:-23}" \
+	"$MV" snapshots -i "$SSH_KEY" "$R"
+fresh_cache
+measure "cat, fresh cache" "${B_CAT_FRESH:-31}" cat_one
+measure "cat, warm cache" "${B_CAT_WARM:-23}" cat_one
+fresh_cache
+measure "mount + first read, fresh cache" "${B_MNT_FRESH:-40}" mount_read
+measure "mount + first read, warm cache" "${B_MNT_WARM:-36}" mount_read
+[ -z "$fails" ] || [ "${MV_RT_SHOW:-0}" = 1 ] ||
+	die "more round trips than budgeted:$fails"
+ok
