@@ -30,13 +30,22 @@
 #define PTREE_MAGIC "MVN1"
 #define PTREE_LEAF 1
 #define PTREE_INDEX 2
-/* node sizes (bytes of items): no cut below MIN, always one at MAX */
-#define PTREE_MIN 512
-#define PTREE_AVG 2048
+/* leaf sizes (bytes of items): no cut below MIN, always one at MAX.  1 KiB
+ * leaves: a flag change, move or deletion rewrites its leaf, and a
+ * leaf's bytes are mostly its entries' content ids, which do not
+ * compress (docs/FORMAT-2.md, section 10 G) */
+#define PTREE_MIN 256
+#define PTREE_AVG 1024
 #define PTREE_MAX 16384
 /* K = 2 (AVG - MIN)^2 / pi, rounded: nodes then average AVG */
-#define PTREE_K 1501974u
-/* levels of a directory's tree, leaves included (10k entries need 3) */
+#define PTREE_K 375494u
+/* index nodes: the same rule with their own sizes; each changed leaf
+ * rewrites one node per level above it */
+#define PTREE_INDEX_MIN 128
+#define PTREE_INDEX_AVG 512
+#define PTREE_INDEX_MAX 16384
+#define PTREE_INDEX_K 93873u
+/* levels of a directory's tree, leaves included (10k entries need 4) */
 #define PTREE_MAX_HEIGHT 16
 
 /* The shape of a written ptree. */

@@ -54,21 +54,32 @@ static uint64_t name_hash(const uint8_t key[32], const char *name, size_t len)
 	return mv_le64(h);
 }
 
+/* Where nodes of one kind end: no cut below min bytes, always one at max,
+ * K = 2 (avg - min)^2 / pi. */
+struct cut_rule {
+	size_t min, max;
+	uint64_t k;
+};
+
+static const struct cut_rule leaf_rule = {PTREE_MIN, PTREE_MAX, PTREE_K};
+static const struct cut_rule index_rule = {PTREE_INDEX_MIN, PTREE_INDEX_MAX,
+					   PTREE_INDEX_K};
+
 /* End the node after an item of len bytes with name hash h, the node now
  * s bytes: s >= MAX, or s >= MIN and h < 2^64 min(1, len (s - MIN) / K).
  * Exact in integers: h K < len (s - MIN) 2^64. */
-static bool cut_here(uint64_t h, size_t s, size_t len)
+static bool cut_here(const struct cut_rule *c, uint64_t h, size_t s, size_t len)
 {
 	u128 x;
 
-	if (s >= PTREE_MAX)
+	if (s >= c->max)
 		return true;
-	if (s < PTREE_MIN)
+	if (s < c->min)
 		return false;
-	x = (u128)len * (s - PTREE_MIN);
-	if (x >= PTREE_K)
+	x = (u128)len * (s - c->min);
+	if (x >= c->k)
 		return true;
-	return (u128)h * PTREE_K < (x << 64);
+	return (u128)h * c->k < (x << 64);
 }
 
 /* Length of the shortest prefix of b that sorts after a (a < b). */
@@ -168,7 +179,8 @@ static int build_leaves(struct build *b, const struct tree_entry *e, uint32_t n,
 		if (tree_entry_encode(&b->body, &e[i]))
 			return mv_err_set(b->err, -ENOMEM, "out of memory");
 		if (i + 1 < n &&
-		    !cut_here(name_hash(b->key, e[i].name, e[i].name_len),
+		    !cut_here(&leaf_rule,
+			      name_hash(b->key, e[i].name, e[i].name_len),
 			      b->body.len, b->body.len - before))
 			continue;
 		it = items_add(out);
@@ -209,7 +221,8 @@ static int build_level(struct build *b, const struct items *in, uint8_t level,
 			return mv_err_set(b->err, -ENOMEM, "out of memory");
 		count += c->count;
 		if (i + 1 < in->n &&
-		    !cut_here(name_hash(b->key, c->first, c->first_len),
+		    !cut_here(&index_rule,
+			      name_hash(b->key, c->first, c->first_len),
 			      b->body.len, b->body.len - before))
 			continue;
 		it = items_add(out);
