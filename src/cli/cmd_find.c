@@ -39,7 +39,7 @@ static const char *snap_dir(struct find_ctx *c, const char *hex, char *out,
 	if (mv_unhex(hex, id, MV_ID_LEN) == 0)
 		for (size_t i = 0; i < c->n; i++)
 			if (!memcmp(c->list[i].id, id, MV_ID_LEN)) {
-				snapshot_dir_name(&c->list[i], out, n);
+				snapshot_shown_name(c->list, i, out, n);
 				return out;
 			}
 	snprintf(out, n, "(forgotten %.12s)", hex);

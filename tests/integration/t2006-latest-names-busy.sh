@@ -42,9 +42,19 @@ mkdir "$T/out"
 assert_ok "$MV" restore "$R" j/2026-01-02T030405Z-2:d "$T/out" >/dev/null
 assert_eq "$two" "$(cat "$T/out/d/f")" "restore by the -2 name"
 
+say "find names the second snapshot of one second as the mount does"
+python3 "$TOP/tools/gen_stalwart.py" --out "$T/ex" --account john \
+	--variant acl --messages 3 >/dev/null
+assert_ok "$MV" backup "$R" --name k --time 2026-02-01T00:00:00Z e="$T/ex"
+assert_ok "$MV" backup "$R" --name k --time 2026-02-01T00:00:00Z e="$T/ex"
+"$MV" find "$R" --name k --limit 1 >"$T/find"
+cat "$T/find"
+assert_grep '^k/2026-02-01T000000Z-2/mail/john/' "$T/find"
+
 say "the mount: the same names, latest the newest by time"
 M=$T/mnt
 mount_mv "$R" "$M"
+[ -f "$M/$(head -n 1 "$T/find")" ] || die "find's path is not in the mount"
 assert_eq 2026-03-01T000000Z "$(readlink "$M/j/latest")" "the mount's latest"
 assert_eq newest "$(cat "$M/j/latest/d/f")" "read through latest"
 ls "$M/j" | grep -v '^latest$' | sort >"$T/mdirs"
