@@ -32,6 +32,7 @@ extern char **environ;
 
 #define OUTPUT_MAX (256u << 10)
 #define CACHE_SLOTS 8
+#define SYSTEM_CONFIG "/etc/ssh/ssh_config"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char *config_file_opt; /* --ssh-config, NULL when not given */
@@ -80,8 +81,9 @@ static bool same_dir(const char *a, const char *b)
 
 /* The -F file into out ("" for OpenSSH's own choice).  OpenSSH reads
  * ~/.ssh/config from the passwd entry's home; mailvault's ~ is $HOME
- * (known_hosts, keys), so when $HOME is elsewhere and has a .ssh/config,
- * that one is read, as -F: the one the user sees as ~/.ssh/config. */
+ * (known_hosts, keys), so when $HOME is elsewhere, $HOME/.ssh/config is
+ * read (as -F: the one the user sees as ~/.ssh/config), or when there is
+ * none, /etc/ssh/ssh_config alone: never the passwd home's file. */
 static void config_file(char *out, size_t n)
 {
 	const char *env = getenv("MAILVAULT_SSH_CONFIG");
@@ -96,7 +98,10 @@ static void config_file(char *out, size_t n)
 	if (!*out && home && *home && !same_dir(home, pw_home())) {
 		snprintf(out, n, "%s/.ssh/config", home);
 		if (access(out, R_OK) < 0)
-			*out = '\0';
+			snprintf(out, n, "%s",
+				 access(SYSTEM_CONFIG, R_OK) < 0
+					 ? ""
+					 : SYSTEM_CONFIG);
 	}
 }
 
