@@ -397,6 +397,23 @@ static int plan(struct prune *p)
 	}
 	free(cand);
 	p->res->after_unused = unused;
+	/* what goes, pack by pack (prune -v, --dry-run -v) */
+	for (i = 0; i < p->npacks; i++) {
+		const struct pk *k = &p->packs[i];
+
+		if (k->action == PK_DELETE || k->action == PK_REPACK)
+			lc_say(p->fn, p->arg, "info",
+			       "%s pack '%s' (%llu bytes, %llu of %llu "
+			       "records live)",
+			       k->action == PK_DELETE
+				       ? (p->o->dry_run ? "would delete"
+							: "deleting")
+				       : (p->o->dry_run ? "would repack"
+							: "repacking"),
+			       k->name, (unsigned long long)k->size,
+			       (unsigned long long)k->lrecs,
+			       (unsigned long long)k->recs);
+	}
 	return 0;
 }
 

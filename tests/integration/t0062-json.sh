@@ -76,6 +76,10 @@ js "$T/prune.json" '
 assert d["dry_run"] is True and d["snapshots"] == 1, d
 assert d["reclaimed_bytes"] > 0, d
 assert d["reclaimed_bytes"] == d["pack_bytes"] + d["orphan_bytes"] - d["after_bytes"]'
+assert_ok "$MV" prune --dry-run -v --max-unused 0 "$R" >"$T/prune.txt" \
+	2>"$T/prune.err"
+assert_grep "^info: would (delete|repack) pack '[0-9a-f]+' \([0-9]+ bytes, [0-9]+ of [0-9]+ records live\)" "$T/prune.err"
+assert_grep '^would reclaim' "$T/prune.txt"
 assert_ok "$MV" prune --json --max-unused 0 "$R" >"$T/prune2.json"
 js "$T/prune2.json" 'assert d["dry_run"] is False and d["reclaimed_bytes"] > 0, d'
 assert_ok "$MV" check --json --read-data "$R" >"$T/check2.json"
