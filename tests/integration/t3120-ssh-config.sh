@@ -66,6 +66,22 @@ Host behind
 	IdentityFile $SSH_KEY
 	UserKnownHostsFile $KH
 	ProxyJump jump
+
+Host viacommand
+	HostName 127.0.0.1
+	Port $SSHD_PORT
+	User root
+	IdentityFile $SSH_KEY
+	UserKnownHostsFile $KH
+	ProxyCommand ssh -F $HOME/.ssh/config -W %h:%p jump
+
+Host aliased
+	HostName 127.0.0.1
+	Port $SSHD_PORT
+	User root
+	IdentityFile $SSH_KEY
+	UserKnownHostsFile $T/kh_alias
+	HostKeyAlias vault-key
 EOF
 chmod 600 "$HOME/.ssh/config"
 R=sftp://vault$T/repo
@@ -127,6 +143,24 @@ cp "$T/kh2" "$KH"
 assert_fail "$MV" snapshots "sftp://behind$T/repo" 2>"$T/err"
 cat "$T/err"
 assert_grep "through ProxyJump 'jump'" "$T/err"
+
+say "ProxyCommand: the same through a command"
+printf '[127.0.0.1]:%s %s\n' "$WANPROXY_PORT" \
+	"$(cut -d' ' -f1,2 "$SSHD_HOST_PUB")" >>"$KH"
+wanproxy_reset
+"$MV" snapshots "sftp://viacommand$T/repo" >"$T/snaps4"
+cmp "$T/snaps" "$T/snaps4" || die "other snapshots through ProxyCommand"
+[ "$(wanproxy_conns)" -ge 1 ] || die "the jump host saw no connection"
+
+say "HostKeyAlias: the key is known under the alias's name"
+printf 'vault-key %s\n' "$(cut -d' ' -f1,2 "$SSHD_HOST_PUB")" >"$T/kh_alias"
+"$MV" snapshots "sftp://aliased$T/repo" >"$T/snaps5"
+cmp "$T/snaps" "$T/snaps5" || die "other snapshots with HostKeyAlias"
+printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" \
+	"$(cut -d' ' -f1,2 "$SSHD_HOST_PUB")" >"$T/kh_alias"
+assert_fail "$MV" snapshots "sftp://aliased$T/repo" 2>"$T/err"
+cat "$T/err"
+assert_grep "host 'vault-key' is not known" "$T/err"
 
 say "an alias that does not exist says so"
 assert_fail "$MV" snapshots "sftp://nosuchalias$T/repo" 2>"$T/err"
