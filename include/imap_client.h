@@ -114,6 +114,20 @@ struct imap_msg {
 int imap_append(struct imap *c, const char *name, const struct imap_msg *m,
 		struct mv_err *err);
 
+/* APPEND the n messages m to folder name, as few round trips as the
+ * server allows: when it offers MULTIAPPEND (RFC 3502) and LITERAL+
+ * (RFC 7888), one command for all of them (all or nothing on the server's
+ * side); when that is refused, or not offered, one APPEND each, so that a
+ * bad message fails alone.  rcs[i] and errs[i] (n each) receive each
+ * message's result.  Returns the number of messages that failed. */
+size_t imap_append_many(struct imap *c, const char *name,
+			const struct imap_msg *m, size_t n, int *rcs,
+			struct mv_err *errs);
+
+/* Whether one imap_append_many() can append several messages in one
+ * command (MULTIAPPEND and LITERAL+ offered). */
+bool imap_can_multiappend(const struct imap *c);
+
 /* True when the connection broke (no further command can work). */
 bool imap_is_broken(const struct imap *c);
 

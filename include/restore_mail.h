@@ -37,6 +37,7 @@ struct restore_mail_msg {
 	char *path;	     /* snapshot path of the .eml */
 	char *folder;	     /* target folder below the given one, '/'
 				separated; "" = the given folder */
+	char *mailbox;	     /* its folder in the view ("Archive/2024") */
 	struct tree_entry e; /* the view entry (a copy) */
 	unsigned flags;	     /* enum imap_flags (IMAP_DELETED for T) */
 	char **keywords;     /* keyword names ($Forwarded, custom) */

@@ -759,6 +759,8 @@ MV=$MV LC_DAYS=$LC_DAYS timeout 3600 sh "$B/lifecycle.sh" "$W/lifecycle" \
 	>"$W/res/lifecycle.log" 2>&1 ||
 	say "the lifecycle benchmark failed (see $W/res/lifecycle.log)"
 
+MV=$MV sh "$B/imap.sh" "$W/imap" >"$W/res/imap.log" 2>&1 || say "the IMAP restore benchmark (issue 19) failed (see $W/res/imap.log)"
+
 # --- mail view and catalogue (issue 5) -------------------------------------------
 
 phase mail

@@ -39,15 +39,51 @@ static void usage(FILE *f)
 {
 	fputs("usage: mailvault restore-mail [REPO] SNAP:PATH --to "
 	      "imap[s]://USER@HOST[:PORT]/[FOLDER]\n"
-	      "         [--auth-user MASTER] [--auth-separator SEP] "
-	      "[--password-file FILE]\n"
-	      "         [--ca-file FILE] [--insecure] [--deleted] "
-	      "[--duplicates] [--dry-run]\n"
-	      "         [--json] [--quiet]\n"
-	      "PATH is mail/<account>, a folder below it, or one .eml of "
-	      "the mail view.\n"
-	      "The password: MAILVAULT_IMAP_PASSWORD, --password-file, or "
-	      "the terminal.\n",
+	      "\n"
+	      "Append messages of a snapshot's mail view to a live mailbox "
+	      "over IMAP, with\n"
+	      "their flags, keywords and internal dates.  PATH is "
+	      "mail/<account> (every\n"
+	      "folder), a folder below it (with its subfolders) or one .eml; "
+	      "the folder tree\n"
+	      "is kept under FOLDER (none: back into the folders they were "
+	      "in).\n"
+	      "Messages already in the target folder (same Message-ID and "
+	      "size, or the same\n"
+	      "bytes) are skipped, so a restore can be run again.  Exit 0: "
+	      "all restored or\n"
+	      "there; 14: some failed; 12: login refused; 1: no "
+	      "connection.\n"
+	      "\n"
+	      "Options:\n"
+	      "  --to URL              imaps:// (TLS) or imap:// (STARTTLS, "
+	      "required unless\n"
+	      "                        --insecure); USER may hold '@'\n"
+	      "  --password-file FILE  the password is its first line (else\n"
+	      "                        MAILVAULT_IMAP_PASSWORD, else the "
+	      "terminal)\n"
+	      "  --auth-user MASTER    log in as USER<sep>MASTER with "
+	      "MASTER's password\n"
+	      "                        (Dovecot/mailcow master user)\n"
+	      "  --auth-separator SEP  <sep> of --auth-user (default '*')\n"
+	      "  --ca-file FILE        trust the CA certificates in FILE too\n"
+	      "  --insecure            do not verify the certificate; allow "
+	      "plain text\n"
+	      "  --deleted             restore \\Deleted (maildir T) too\n"
+	      "  --duplicates          append even what is already there\n"
+	      "  -n, --dry-run         list what would be appended\n"
+	      "  --json                one JSON object per message, then a "
+	      "summary\n"
+	      "  -q, --quiet           no summary, warnings or progress\n"
+	      "  -h, --help            this text\n"
+	      "\n"
+	      "Example:\n"
+	      "  mailvault restore-mail /srv/backup/mailvault \\\n"
+	      "    "
+	      "'mailcow/2026-03-01T03:00:00:mail/alice@example.org/Projects' "
+	      "\\\n"
+	      "    --to imaps://alice@example.org@mail.example.org/Restored "
+	      "--auth-user admin\n",
 	      f);
 }
 
@@ -199,10 +235,8 @@ static int have_cmp(const void *a, const void *b)
 }
 
 struct folder_state {
-	struct imap_have *have;
+	struct imap_have *have; /* what the folder held before, by size */
 	size_t n;
-	struct imap_have *added; /* appended in this run */
-	size_t n_added, cap_added;
 };
 
 static bool same_bytes(struct imap *c, uint32_t uid, const struct mv_buf *b)
@@ -219,61 +253,51 @@ static bool same_bytes(struct imap *c, uint32_t uid, const struct mv_buf *b)
 	return same;
 }
 
-/* True when the folder holds the message: the same Message-ID and size,
- * or, without a Message-ID, the same bytes. */
+/* Message-ID of a message, or NULL. */
+static char *message_id(const struct mv_buf *b)
+{
+	struct mail_msg mm;
+	char *id = NULL;
+
+	if (!mail_msg_parse(b->data, b->len, 0, MAIL_MSG_NO_PARTS, &mm, NULL)) {
+		if (mm.message_id)
+			id = strdup(mm.message_id);
+		mail_msg_release(&mm);
+	}
+	return id;
+}
+
+/* True when the folder held the message before this run: the same
+ * Message-ID and size, or, without a Message-ID, the same bytes.  Only a
+ * message whose size is there is parsed. */
 static bool already_there(struct imap *c, const struct folder_state *fs,
-			  const char *msgid, const struct mv_buf *b)
+			  const struct mv_buf *b)
 {
 	struct imap_have key = {.size = b->len};
 	const struct imap_have *h = NULL;
+	char *msgid;
+	bool found = false;
 
 	if (fs->n)
 		h = bsearch(&key, fs->have, fs->n, sizeof(*fs->have), have_cmp);
-	if (h) {
-		while (h > fs->have && h[-1].size == b->len)
-			h--;
-		for (; h < fs->have + fs->n && h->size == b->len; h++) {
-			if (msgid && h->msgid && !strcmp(msgid, h->msgid))
-				return true;
-			if (!msgid && !h->msgid && c &&
-			    same_bytes(c, h->uid, b))
-				return true;
-		}
+	if (!h)
+		return false;
+	while (h > fs->have && h[-1].size == b->len)
+		h--;
+	msgid = message_id(b);
+	for (; !found && h < fs->have + fs->n && h->size == b->len; h++) {
+		if (msgid)
+			found = h->msgid && !strcmp(msgid, h->msgid);
+		else if (!h->msgid)
+			found = same_bytes(c, h->uid, b);
 	}
-	for (size_t i = 0; i < fs->n_added; i++) {
-		const struct imap_have *a = &fs->added[i];
-
-		if (a->size == b->len && msgid && a->msgid &&
-		    !strcmp(msgid, a->msgid))
-			return true;
-	}
-	return false;
-}
-
-static void note_added(struct folder_state *fs, const char *msgid, size_t size)
-{
-	if (!msgid)
-		return;
-	if (fs->n_added == fs->cap_added) {
-		size_t cap = fs->cap_added ? fs->cap_added * 2 : 64;
-		struct imap_have *p =
-			realloc(fs->added, cap * sizeof(*fs->added));
-
-		if (!p)
-			return;
-		fs->added = p;
-		fs->cap_added = cap;
-	}
-	fs->added[fs->n_added].msgid = strdup(msgid);
-	fs->added[fs->n_added].size = size;
-	if (fs->added[fs->n_added].msgid)
-		fs->n_added++;
+	free(msgid);
+	return found;
 }
 
 static void folder_state_release(struct folder_state *fs)
 {
 	imap_have_free(fs->have, fs->n);
-	imap_have_free(fs->added, fs->n_added);
 	memset(fs, 0, sizeof(*fs));
 }
 
@@ -311,40 +335,102 @@ static void progress(const struct rm_opts *o, const struct rm_stats *st,
 		last ? "\n" : "");
 }
 
-static int run(struct repo *r, struct imap *c, const struct rm_opts *o,
-	       const struct imap_url *u, struct restore_mail_set *set,
-	       struct rm_stats *st)
+/* Messages waiting to be appended to one folder: at most BATCH_MSGS or
+ * BATCH_BYTES, one MULTIAPPEND where the server offers it. */
+#define BATCH_MSGS 200
+#define BATCH_BYTES (8u << 20)
+
+struct batch {
+	struct restore_mail_msg *msg[BATCH_MSGS];
+	struct mv_buf data[BATCH_MSGS];
+	unsigned flags[BATCH_MSGS];
+	struct imap_msg am[BATCH_MSGS];
+	int rcs[BATCH_MSGS];
+	struct mv_err errs[BATCH_MSGS];
+	size_t n, bytes;
+};
+
+static void batch_flush(struct imap *c, const char *server, const char *shown,
+			struct batch *b, const struct rm_opts *o,
+			struct rm_stats *st)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct restore_mail_msg *m = b->msg[i];
+
+		b->am[i] = (struct imap_msg){
+			.data = (const char *)b->data[i].data,
+			.len = b->data[i].len,
+			.flags = b->flags[i],
+			.keywords = (const char *const *)m->keywords,
+			.n_keywords = m->n_keywords,
+			.internal_date = m->internal_date,
+		};
+		mv_err_clear(&b->errs[i]);
+	}
+	if (!b->n || !c)
+		return; /* a dry run never queues */
+	imap_append_many(c, server, b->am, b->n, b->rcs, b->errs);
+	for (size_t i = 0; i < b->n; i++) {
+		bool okay = !b->rcs[i];
+
+		report(o, b->msg[i], shown, b->flags[i], b->data[i].len,
+		       okay ? "appended" : "failed",
+		       okay ? NULL : mv_err_msg(&b->errs[i]));
+		if (okay)
+			st->appended++;
+		else
+			st->failed++;
+		b->data[i].len = 0;
+	}
+	b->n = 0;
+	b->bytes = 0;
+}
+
+static void run(struct repo *r, struct imap *c, const struct rm_opts *o,
+		const struct imap_url *u, struct restore_mail_set *set,
+		struct rm_stats *st)
 {
 	struct folder_state fs = {0};
-	struct mv_buf b = MV_BUF_INIT;
+	struct batch *bt = calloc(1, sizeof(*bt));
 	char *cur = NULL, *server = NULL, *shown = NULL;
 	bool folder_ok = false;
+	size_t i;
 
-	for (size_t i = 0; i < set->n; i++) {
+	if (!bt) {
+		fputs("mailvault: out of memory\n", stderr);
+		st->failed = set->n;
+		return;
+	}
+	for (i = 0; i < set->n; i++) {
 		struct restore_mail_msg *m = &set->m[i];
 		struct mv_err err = MV_ERR_INIT;
 		unsigned flags =
 			m->flags & (o->deleted ? ~0u : ~(unsigned)IMAP_DELETED);
-		struct mail_msg mm;
-		char *msgid = NULL;
+		struct mv_buf *b;
 
 		progress(o, st, i, set->n, false);
 		if (!cur || strcmp(cur, m->folder)) {
+			batch_flush(c, server, shown, bt, o, st);
+			if (c && imap_is_broken(c))
+				break;
 			free(cur);
 			free(server);
 			free(shown);
 			folder_state_release(&fs);
 			cur = strdup(m->folder);
-			shown = join_folder(u->folder, m->folder);
+			/* no FOLDER: back where they were */
+			shown = *u->folder ? join_folder(u->folder, m->folder)
+					   : strdup(m->mailbox);
 			server = shown && c ? imap_folder_name(c, shown) : NULL;
 			if (!cur || !shown || (c && !server)) {
 				fputs("mailvault: out of memory\n", stderr);
-				st->failed += set->n - i;
 				break;
 			}
 			if (!*shown) {
 				free(shown);
 				shown = strdup("INBOX");
+				if (!shown)
+					break;
 			}
 			st->folders++;
 			folder_ok = true;
@@ -355,90 +441,72 @@ static int run(struct repo *r, struct imap *c, const struct rm_opts *o,
 				int rc = imap_folder_scan(c, server, &fs.have,
 							  &fs.n, &err);
 
-				if (rc == -ENOENT && o->dry_run) {
+				if (rc == -ENOENT && o->dry_run)
 					mv_err_clear(&err);
-				} else if (rc) {
+				else if (rc)
 					folder_ok = false;
-				} else if (fs.n) {
+				else if (fs.n)
 					qsort(fs.have, fs.n, sizeof(*fs.have),
 					      have_cmp);
-				}
 			}
 			if (!folder_ok)
 				fprintf(stderr,
-					"mailvault: restore-mail: folder '%s': "
-					"%s\n",
+					"mailvault: restore-mail: folder "
+					"'%s': %s\n",
 					shown, mv_err_msg(&err));
 			mv_err_clear(&err);
 		}
-		if (!shown)
-			break;
-		b.len = 0;
 		if (!folder_ok) {
 			report(o, m, shown, flags, 0, "failed",
 			       "folder could not be opened");
 			st->failed++;
 			continue;
 		}
-		if (restore_mail_read(r, m, &b, &err)) {
+		b = &bt->data[bt->n];
+		b->len = 0;
+		if (restore_mail_read(r, m, b, &err)) {
 			report(o, m, shown, flags, 0, "failed",
 			       mv_err_msg(&err));
 			st->failed++;
 			continue;
 		}
-		if (!mail_msg_parse(b.data, b.len, 0, MAIL_MSG_NO_PARTS, &mm,
-				    NULL)) {
-			if (mm.message_id)
-				msgid = strdup(mm.message_id);
-			mail_msg_release(&mm);
-		}
-		if (!o->duplicates && already_there(c, &fs, msgid, &b)) {
-			report(o, m, shown, flags, b.len, "skipped", NULL);
+		if (!o->duplicates && already_there(c, &fs, b)) {
+			report(o, m, shown, flags, b->len, "skipped", NULL);
 			st->skipped++;
 		} else if (o->dry_run) {
-			report(o, m, shown, flags, b.len, "would-append", NULL);
-			note_added(&fs, msgid, b.len);
+			report(o, m, shown, flags, b->len, "would-append",
+			       NULL);
 			st->appended++;
 		} else {
-			struct imap_msg am = {
-				.data = (const char *)b.data,
-				.len = b.len,
-				.flags = flags,
-				.keywords = (const char *const *)m->keywords,
-				.n_keywords = m->n_keywords,
-				.internal_date = m->internal_date,
-			};
-
-			if (imap_append(c, server, &am, &err)) {
-				report(o, m, shown, flags, b.len, "failed",
-				       mv_err_msg(&err));
-				st->failed++;
-				if (imap_is_broken(c)) {
-					free(msgid);
-					st->failed += set->n - i - 1;
-					fprintf(stderr,
-						"mailvault: restore-mail: "
-						"connection lost; %zu "
-						"messages not tried\n",
-						set->n - i - 1);
-					break;
-				}
-			} else {
-				report(o, m, shown, flags, b.len, "appended",
-				       NULL);
-				note_added(&fs, msgid, b.len);
-				st->appended++;
-			}
+			bt->msg[bt->n] = m;
+			bt->flags[bt->n] = flags;
+			bt->bytes += b->len;
+			bt->n++;
+			if (bt->n == BATCH_MSGS || bt->bytes >= BATCH_BYTES)
+				batch_flush(c, server, shown, bt, o, st);
+			if (imap_is_broken(c))
+				break;
 		}
-		free(msgid);
+	}
+	if (i == set->n)
+		batch_flush(c, server, shown, bt, o, st);
+	if (st->appended + st->skipped + st->failed < set->n) {
+		size_t left = set->n - st->appended - st->skipped - st->failed;
+
+		fprintf(stderr,
+			"mailvault: restore-mail: stopped; %zu messages not "
+			"tried\n",
+			left);
+		st->failed += left;
 	}
 	progress(o, st, set->n, set->n, true);
 	folder_state_release(&fs);
-	mv_buf_release(&b);
+	for (i = 0; i < BATCH_MSGS; i++)
+		mv_buf_release(&bt->data[i]);
+	free(bt);
 	free(cur);
 	free(server);
 	free(shown);
-	return 0;
 }
 
 int cmd_restore_mail(int argc, char **argv)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@
 #include <openssl/x509v3.h>
 
 #include "mail_msg.h"
+#include "util.h"
 
 #define IMAP_FOLDER_MAX 4096
 
@@ -39,6 +41,7 @@ struct imap {
 	mailimap *s;	  /* libetpan session */
 	char delim;	  /* hierarchy delimiter */
 	bool broken;	  /* the stream failed */
+	bool multi;	  /* MULTIAPPEND and LITERAL+ offered */
 	char *selected;	  /* server name of the selected folder */
 	const char *host; /* borrowed from the url, for messages */
 };
@@ -236,8 +239,15 @@ static int tcp_connect(const char *host, uint16_t port, int timeout,
 		}
 		/* connect() honours the send timeout on Linux */
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (!connect(fd, a->ai_addr, a->ai_addrlen))
+		if (!connect(fd, a->ai_addr, a->ai_addrlen)) {
+			int one = 1;
+
+			/* a command, its literal and the next command are
+			 * small writes that must not wait for an ACK */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
+				   sizeof(one));
 			break;
+		}
 		saved = errno;
 		close(fd);
 		fd = -1;
@@ -485,6 +495,21 @@ int imap_open(const struct imap_opts *o, struct imap **out, struct mv_err *err)
 					login ? login : u->user, u->host,
 					resp(c));
 		goto fail_out;
+	}
+	{
+		/* the capabilities may change with the login */
+		struct mailimap_capability_data *cap = NULL;
+
+		r = mailimap_capability(c->s, &cap);
+		if (cap)
+			mailimap_capability_data_free(cap);
+		if (!ok(r)) {
+			rc = fail(c, r, err, "CAPABILITY");
+			goto fail_out;
+		}
+		c->multi = mailimap_has_extension(c->s, "MULTIAPPEND") &&
+			   mailimap_has_extension(c->s, "LITERAL+") &&
+			   !getenv("MAILVAULT_IMAP_NO_MULTIAPPEND");
 	}
 	rc = find_delimiter(c, err);
 	if (rc)
@@ -957,6 +982,20 @@ out:
 
 /* ---- APPEND ------------------------------------------------------------ */
 
+/* A keyword the command can carry as an atom (RFC 3501 atom-char). */
+static bool is_atom(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"\\]", ch))
+			return false;
+	}
+	return true;
+}
+
 static int add_flag(struct mailimap_flag_list *fl, struct mailimap_flag *f)
 {
 	if (!f)
@@ -988,7 +1027,11 @@ int imap_append(struct imap *c, const char *name, const struct imap_msg *m,
 	if (m->flags & IMAP_DELETED)
 		rc = rc ? rc : add_flag(fl, mailimap_flag_new_deleted());
 	for (size_t i = 0; !rc && i < m->n_keywords; i++) {
-		char *kw = strdup(m->keywords[i]);
+		char *kw;
+
+		if (!is_atom(m->keywords[i]))
+			continue; /* not sendable as a flag */
+		kw = strdup(m->keywords[i]);
 
 		rc = kw ? add_flag(fl, mailimap_flag_new_flag_keyword(kw))
 			: -ENOMEM;
@@ -1023,4 +1066,145 @@ out:
 		mailimap_date_time_free(dt);
 	mailimap_flag_list_free(fl);
 	return rc;
+}
+
+/* ---- MULTIAPPEND ------------------------------------------------------- */
+
+bool imap_can_multiappend(const struct imap *c)
+{
+	return c->multi;
+}
+
+static int put_str(struct mv_buf *b, const char *s)
+{
+	return mv_buf_append(b, s, strlen(s));
+}
+
+/* One message's part of the command: (flags) "date" {n+}CRLF bytes. */
+static int put_message(struct mv_buf *b, const struct imap_msg *m)
+{
+	static const char *const names[] = {"\\Seen", "\\Answered", "\\Flagged",
+					    "\\Draft", "\\Deleted"};
+	char tmp[64];
+	const char *sep = "";
+	int rc = put_str(b, " (");
+
+	for (unsigned i = 0; !rc && i < 5; i++) {
+		if (!(m->flags & (1u << i)))
+			continue;
+		rc = put_str(b, sep);
+		if (!rc)
+			rc = put_str(b, names[i]);
+		sep = " ";
+	}
+	for (size_t i = 0; !rc && i < m->n_keywords; i++) {
+		if (!is_atom(m->keywords[i]))
+			continue;
+		rc = put_str(b, sep);
+		if (!rc)
+			rc = put_str(b, m->keywords[i]);
+		sep = " ";
+	}
+	if (!rc)
+		rc = put_str(b, ")");
+	if (!rc && m->internal_date >= 0) {
+		struct tm tm;
+		time_t t = (time_t)m->internal_date;
+
+		if (!gmtime_r(&t, &tm) ||
+		    !strftime(tmp, sizeof(tmp), " \"%d-%b-%Y %H:%M:%S +0000\"",
+			      &tm))
+			return -EINVAL;
+		rc = put_str(b, tmp);
+	}
+	snprintf(tmp, sizeof(tmp), " {%zu+}\r\n", m->len);
+	if (!rc)
+		rc = put_str(b, tmp);
+	if (!rc)
+		rc = mv_buf_append(b, m->data, m->len);
+	return rc;
+}
+
+/* The folder name as a quoted string. */
+static int put_quoted(struct mv_buf *b, const char *s)
+{
+	int rc = put_str(b, "\"");
+
+	for (; !rc && *s; s++) {
+		if (*s == '"' || *s == '\\')
+			rc = put_str(b, "\\");
+		if (!rc)
+			rc = mv_buf_append(b, s, 1);
+	}
+	if (!rc)
+		rc = put_str(b, "\"");
+	return rc;
+}
+
+/* Every message in one MULTIAPPEND; 0, or the command's error. */
+static int multiappend(struct imap *c, const char *name,
+		       const struct imap_msg *m, size_t n, struct mv_err *err)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	int rc, r;
+
+	rc = put_str(&b, "APPEND ");
+	if (!rc)
+		rc = put_quoted(&b, name);
+	for (size_t i = 0; !rc && i < n; i++) {
+		if (memchr(m[i].data, '\0', m[i].len)) {
+			rc = -EINVAL; /* the command is a C string */
+			break;
+		}
+		rc = put_message(&b, &m[i]);
+	}
+	if (!rc)
+		rc = mv_buf_append(&b, "", 1);
+	if (rc) {
+		mv_buf_release(&b);
+		return rc == -ENOMEM ? mv_err_set(err, rc, "out of memory")
+				     : rc;
+	}
+	r = mailimap_custom_command(c->s, (const char *)b.data);
+	mv_buf_release(&b);
+	if (!ok(r))
+		return fail(c, r, err, "MULTIAPPEND");
+	return 0;
+}
+
+size_t imap_append_many(struct imap *c, const char *name,
+			const struct imap_msg *m, size_t n, int *rcs,
+			struct mv_err *errs)
+{
+	size_t failed = 0;
+
+	if (c->multi && n > 1 && !c->broken) {
+		struct mv_err e = MV_ERR_INIT;
+		int rc = multiappend(c, name, m, n, &e);
+
+		if (!rc) {
+			for (size_t i = 0; i < n; i++)
+				rcs[i] = 0;
+			return 0;
+		}
+		if (c->broken || rc == -ENOMEM) {
+			for (size_t i = 0; i < n; i++) {
+				rcs[i] = rc;
+				errs[i] = e;
+			}
+			return n;
+		}
+		/* refused as a whole: find the one the server will not take */
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (c->broken) {
+			rcs[i] = mv_err_set(&errs[i], -EPROTO,
+					    "APPEND: connection to '%s' lost",
+					    c->host);
+		} else {
+			rcs[i] = imap_append(c, name, &m[i], &errs[i]);
+		}
+		failed += rcs[i] != 0;
+	}
+	return failed;
 }

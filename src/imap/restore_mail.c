@@ -308,6 +308,18 @@ static bool is_suffix(const char *s, size_t n, const char *suf)
 	return n >= k && !strcasecmp(s + n - k, suf);
 }
 
+/* The view mailbox of a message: its path without "mail/<account>/" and
+ * the file name. */
+static char *view_mailbox(const char *path)
+{
+	const char *p = strchr(path, '/'), *last = strrchr(path, '/');
+
+	p = p ? strchr(p + 1, '/') : NULL;
+	if (!p || p >= last)
+		return strdup("");
+	return strndup(p + 1, (size_t)(last - p - 1));
+}
+
 static int add_msg(struct collect *c, const struct tree_entry *e,
 		   struct mv_err *err)
 {
@@ -333,9 +345,12 @@ static int add_msg(struct collect *c, const struct tree_entry *e,
 	m->path = strndup((const char *)c->path.data, c->path.len);
 	m->folder = strndup(c->folder.data ? (const char *)c->folder.data : "",
 			    c->folder.len);
-	if (!m->path || !m->folder || tree_entry_copy(&m->e, e, err)) {
+	m->mailbox = m->path ? view_mailbox(m->path) : NULL;
+	if (!m->path || !m->folder || !m->mailbox ||
+	    tree_entry_copy(&m->e, e, err)) {
 		free(m->path);
 		free(m->folder);
+		free(m->mailbox);
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	}
 	m->internal_date = e->mtime_sec;
@@ -397,18 +412,6 @@ static int msg_cmp(const void *a, const void *b)
 	return d ? d : strcmp(x->path, y->path);
 }
 
-/* The view mailbox of a message: its path without "mail/<account>/" and
- * the file name. */
-static char *view_mailbox(const char *path)
-{
-	const char *p = strchr(path, '/'), *last = strrchr(path, '/');
-
-	p = p ? strchr(p + 1, '/') : NULL;
-	if (!p || p >= last)
-		return strdup("");
-	return strndup(p + 1, (size_t)(last - p - 1));
-}
-
 static void apply_hits(struct restore_mail_set *s, struct walk *w)
 {
 	for (size_t i = 0; i < s->n; i++) {
@@ -426,7 +429,7 @@ static void apply_hits(struct restore_mail_set *s, struct walk *w)
 		}
 		while (lo > w->h && !hit_cmp(lo - 1, &key))
 			lo--;
-		box = view_mailbox(m->path);
+		box = m->mailbox;
 		for (struct raw_hit *h = lo;
 		     h < w->h + w->n && !hit_cmp(h, &key); h++) {
 			if (!best)
@@ -436,7 +439,6 @@ static void apply_hits(struct restore_mail_set *s, struct walk *w)
 				break;
 			}
 		}
-		free(box);
 		m->matched = true;
 		m->flags = best->flags;
 		m->internal_date = best->mtime;
@@ -558,6 +560,7 @@ void restore_mail_set_release(struct restore_mail_set *s)
 
 		free(m->path);
 		free(m->folder);
+		free(m->mailbox);
 		tree_entry_release(&m->e);
 		for (size_t k = 0; k < m->n_keywords; k++)
 			free(m->keywords[k]);

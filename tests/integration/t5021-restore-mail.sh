@@ -96,12 +96,22 @@ check_carol()
 }
 assert_ok check_carol --map = --exact
 
-say "--deleted keeps the trashed flag"
-assert_ok env MAILVAULT_IMAP_PASSWORD=carolpw "$MV" restore-mail "$R" \
+say "--deleted keeps the trashed flag (one APPEND per message)"
+assert_ok env MAILVAULT_IMAP_PASSWORD=carolpw MAILVAULT_IMAP_NO_MULTIAPPEND=1 \
+	"$MV" restore-mail "$R" \
 	"mail/latest:mail/alice@example.org/INBOX" --ca-file "$IMAP_CERT" \
 	--deleted --to "imaps://carol@example.org@127.0.0.1:$IMAPS_PORT/Del" \
 	>/dev/null
 assert_ok check_carol --map INBOX=Del --deleted --exact
+
+say "a folder without a target FOLDER goes back to its own name"
+assert_ok rm_bob "$V/Gelöscht" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT" >"$T/out12"
+cat "$T/out12"
+assert_ok check_bob --map Gelöscht=Gelöscht --exact
+# Dovecot's own name for it, modified UTF-7
+[ -d "$IMAP_DIR/home/example.org/bob/Maildir/.Gel&APY-scht/cur" ] ||
+	die "no folder .Gel&APY-scht in bob's maildir"
 
 say "a wrong password is refused with the server's words, exit 12"
 assert_exit 12 env MAILVAULT_IMAP_PASSWORD=wrong "$MV" restore-mail "$R" \

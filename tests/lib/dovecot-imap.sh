@@ -61,6 +61,7 @@ mail_uid = $_dv_uid
 mail_gid = $_dv_uid
 first_valid_uid = 1000
 mail_max_userip_connections = 100
+${DOVECOT_EXTRA:-}
 namespace inbox {
   inbox = yes
   separator = /
