@@ -11,6 +11,7 @@
 
 #include "../../src/cli/cli.h"
 #include "ssh.h"
+#include "ssh_config.h"
 
 #define KEY "/etc/hostname" /* any readable file */
 
@@ -111,6 +112,36 @@ static void test_errors(void **state)
 	assert_int_equal(run(a2, argv, &argc), -1);
 }
 
+/* --ssh-config FILE|none, in both forms; "none" reaches the remote
+ * layer (the location is then used as written). */
+static void test_ssh_config(void **state)
+{
+	const char *a1[] = {"mailvault", "ls", "--ssh-config",
+			    "none",	 "r",  NULL};
+	const char *a2[] = {"mailvault", "ls", "--ssh-config=/nonexistent", "r",
+			    NULL};
+	const char *a3[] = {"mailvault", "ls", "r", "--ssh-config", NULL};
+	struct mv_err err = MV_ERR_INIT;
+	struct ssh_host_config c;
+	struct ssh_url u;
+	char *argv[16];
+	int argc;
+
+	(void)state;
+	assert_int_equal(run(a1, argv, &argc), 0);
+	assert_int_equal(argc, 3);
+	assert_string_equal(argv[2], "r");
+	assert_int_equal(ssh_url_parse("sftp://somealias/r", &u, &err), 0);
+	assert_int_equal(ssh_config_resolve(&u, &c, &err), 0);
+	assert_false(c.from_openssh);
+	assert_string_equal(c.hostname, "somealias");
+	ssh_host_config_release(&c);
+	ssh_url_release(&u);
+	ssh_config_set_file(NULL);
+	assert_int_equal(run(a2, argv, &argc), -1);
+	assert_int_equal(run(a3, argv, &argc), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -118,6 +149,7 @@ int main(void)
 		cmocka_unit_test(test_forms),
 		cmocka_unit_test(test_values_kept),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_ssh_config),
 	};
 
 	return cmocka_run_group_tests_name("cli_ssh", tests, NULL, NULL);
