@@ -15,11 +15,12 @@ struct help {
 	const char *text;
 };
 
-#define COMMON                                                    \
-	"  -h, --help   this text\n"                              \
-	"REPO is a directory or sftp://[user@]host[:port]/path; " \
-	"$MAILVAULT_REPO may\n"                                   \
-	"stand for it.  SSH: -i FILE (--identity), --accept-new-host-key.\n"
+#define COMMON                                                               \
+	"  -h, --help   this text\n"                                         \
+	"REPO is a directory or sftp://[user@]host[:port]/path; "            \
+	"$MAILVAULT_REPO may\n"                                              \
+	"stand for it.  SSH: -i FILE (--identity), --accept-new-host-key,\n" \
+	"--ssh-config FILE|none; host may be a Host alias of ~/.ssh/config.\n"
 
 static const struct help helps[] = {
 	{"init",
