@@ -479,7 +479,8 @@ int catseg_build(sqlite3 *db, const char *snap_id, struct mv_buf *out,
 			 "SELECT id, job, account, mailbox FROM folder f"
 			 " WHERE EXISTS (SELECT 1 FROM place p WHERE"
 			 " p.folder = f.id AND (p.first_snap = ?1 OR"
-			 " p.last_snap = ?2)) ORDER BY id",
+			 " p.last_snap = (SELECT max(seq) FROM snap WHERE"
+			 " seq < ?1 AND job = f.job))) ORDER BY id",
 			 seq, &folders, err);
 	if (rc)
 		goto out;
@@ -1054,10 +1055,9 @@ static int apply_places(struct apply *a, struct mv_reader *rd, uint8_t kind)
 			rd->p += CID_LEN;
 			if (msg < 0)
 				return (int)msg;
-			if (!msg)
-				return mv_err_set(a->err, -EBADMSG,
-						  "catalogue segment names a "
-						  "message no segment holds");
+			if (!msg) /* in a segment of another job, not yet
+				     replayed (invariant 1) */
+				return -EAGAIN;
 		} else {
 			msg = a->msg_id[ref];
 		}
@@ -1147,6 +1147,7 @@ int catseg_apply(sqlite3 *db, const void *seg, size_t len, struct mv_err *err)
 	struct apply a;
 	struct mv_reader rd;
 	uint8_t kind;
+	bool savepoint = false;
 	int rc;
 
 	memset(&a, 0, sizeof(a));
@@ -1181,6 +1182,12 @@ int catseg_apply(sqlite3 *db, const void *seg, size_t len, struct mv_err *err)
 			  " first_snap, n, name, last_snap)"
 			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 			  &a.ins_place, err);
+	/* all or nothing, inside whatever transaction the caller has */
+	if (!rc && sqlite3_exec(db, "SAVEPOINT catseg_apply", NULL, NULL,
+				NULL) != SQLITE_OK)
+		rc = db_fail(db, err, "cannot begin");
+	else if (!rc)
+		savepoint = true;
 	if (!rc && kind == CATSEG_BASE)
 		rc = catalogue_clear(db, err);
 	if (!rc)
@@ -1196,6 +1203,10 @@ int catseg_apply(sqlite3 *db, const void *seg, size_t len, struct mv_err *err)
 	if (!rc && !mv_reader_done(&rd))
 		rc = -EBADMSG;
 	apply_release(&a);
+	if (savepoint && rc)
+		sqlite3_exec(db, "ROLLBACK TO catseg_apply", NULL, NULL, NULL);
+	if (savepoint)
+		sqlite3_exec(db, "RELEASE catseg_apply", NULL, NULL, NULL);
 	if (rc == -EBADMSG)
 		mv_err_set(err, -EBADMSG, "catalogue segment is malformed");
 	return rc;
