@@ -9,12 +9,12 @@ it (tests t5021, t5022; tools/bench/imap.sh).
       keywords, mtime.  --bulk N: only N plain messages in INBOX.
   imap_fixture.py check --port P --ca CERT --user U --password PW
           --manifest M --map SRC=DST [--map ...] [--pick BASE] [--deleted]
-          [--exact]
+          [--exact] [--no-keywords]
       Every message of the manifest whose mailbox is SRC or below it (and,
       with --pick, whose base is BASE) must be in DST (the rest of its
       mailbox path kept) exactly once: bytes (CRLF line ends), flags,
-      keywords and INTERNALDATE equal.  With --exact the DST folders hold
-      nothing else.  Prints what differs; exit 1 when anything does.
+      keywords (unless --no-keywords) and INTERNALDATE equal.  With --exact
+      the DST folders hold nothing else but empty messages.  Prints what differs; exit 1 when anything does.
   imap_fixture.py fetch --port P --ca CERT --user U --password PW FOLDER N
       Message N of FOLDER to stdout (for the browse test).
 """
@@ -185,7 +185,9 @@ def check(a):
                 continue  # the server refuses an empty message
             data = re.sub(rb"(?<!\r)\n", b"\r\n", data)
             flags = [x for x in e["flags"] if x != "\\Deleted" or a.deleted]
-            want[target][(tuple(sorted(flags + e["keywords"])), e["mtime"],
+            if not a.no_keywords:
+                flags += e["keywords"]
+            want[target][(tuple(sorted(flags)), e["mtime"],
                           hashlib.sha256(data).hexdigest(), len(data))] += 1
             break
     m = connect(a)
@@ -193,6 +195,12 @@ def check(a):
     total = 0
     for folder, exp in sorted(want.items()):
         got = folder_messages(m, folder)
+        if got is not None:
+            # an empty message is never restored; the browse recipe shows it
+            got = [g for g in got if g[3]]
+            if a.no_keywords:
+                got = [(tuple(f for f in g[0] if f.startswith("\\")),) + g[1:]
+                       for g in got]
         if got is None:
             print("folder %s: missing" % folder)
             bad += 1
@@ -246,6 +254,7 @@ def main():
             c.add_argument("--pick")
             c.add_argument("--deleted", action="store_true")
             c.add_argument("--exact", action="store_true")
+            c.add_argument("--no-keywords", action="store_true")
         else:
             c.add_argument("folder")
             c.add_argument("n", type=int)
