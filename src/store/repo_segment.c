@@ -46,7 +46,6 @@
 #include "repo_int.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +66,7 @@
 #define SEG_MAX_SEALED (1024u << 20)
 #define SEG_AAD_LABEL "mailvault segment" /* with its NUL: 18 bytes */
 #define SEG_AAD_LEN (18 + MV_REPO_ID_LEN + SEG_NAME_LEN)
-#define SEG_FETCH_THREADS 4
+#define SEG_WAVE (64u << 20) /* bytes read in one wave */
 
 enum seg_state {
 	SEG_APPLIED = 1,
@@ -80,9 +79,8 @@ struct seg {
 	size_t len;
 	uint64_t gen;
 	bool base;
-	int state; /* in the cache: 0, SEG_APPLIED or SEG_REPLACED */
-	int rc;	   /* of its fetch */
-	struct mv_err err;
+	uint64_t size; /* as listed */
+	int state;     /* in the cache: 0, SEG_APPLIED or SEG_REPLACED */
 };
 
 struct seg_list {
@@ -216,10 +214,14 @@ static int known_put(struct repo *r, const char *name, uint64_t gen, int state,
 
 static int list_one(const char *name, bool is_dir, uint64_t size, void *arg)
 {
-	(void)size;
+	struct seg_list *l = arg;
+
 	if (is_dir || !seg_name_ok(name))
 		return 0; /* .tmp- files of a publication, anything else */
-	return seg_add(arg, name);
+	if (seg_add(l, name))
+		return -ENOMEM;
+	l->v[l->n - 1].size = size;
+	return 0;
 }
 
 static int seg_list_dir(struct repo *r, struct seg_list *out,
@@ -254,23 +256,18 @@ static int seg_damaged(struct repo *r, const char *name, const char *why,
 		name, r->location, why);
 }
 
-/* Read, open and decompress one segment; its header into s. */
-static int seg_fetch(struct repo *r, struct seg *s, struct mv_err *err)
+/* Open and decompress one segment read whole (sealed, len bytes; the
+ * caller keeps it); its header into s. */
+static int seg_open(struct repo *r, struct seg *s, const uint8_t *sealed,
+		    size_t len, struct mv_err *err)
 {
-	char path[sizeof(SEG_DIR) + SEG_NAME_LEN + 1];
-	uint8_t aad[SEG_AAD_LEN], *sealed = NULL, *plain = NULL;
+	uint8_t aad[SEG_AAD_LEN], *plain = NULL;
 	unsigned long long want;
 	struct mv_reader rd;
-	size_t len = 0, plen, zlen, got;
+	size_t plen = 0, zlen, got;
 	uint8_t magic[4], ver, flags;
-	void *buf = NULL;
-	int rc;
+	int rc = 0;
 
-	snprintf(path, sizeof(path), "%s/%s", SEG_DIR, s->name);
-	rc = backend_read_all(r->be, path, SEG_MAX_SEALED, &buf, &len, err);
-	if (rc)
-		return rc;
-	sealed = buf;
 	if (len <= CRYPT_OVERHEAD + 4) {
 		rc = seg_damaged(r, s->name, "too short", err);
 		goto out;
@@ -325,80 +322,114 @@ out:
 		crypt_wipe(plain, plen);
 		free(plain);
 	}
-	free(sealed);
 	return rc;
 }
 
-struct fetch_job {
-	struct repo *r;
-	struct seg **todo;
-	size_t n, next;
-	pthread_mutex_t lock;
-};
-
-static void *fetch_worker(void *arg)
+/* Read, open and decompress one segment; its header into s. */
+static int seg_fetch(struct repo *r, struct seg *s, struct mv_err *err)
 {
-	struct fetch_job *j = arg;
+	char path[sizeof(SEG_DIR) + SEG_NAME_LEN + 1];
+	void *buf = NULL;
+	size_t len = 0;
+	int rc;
 
-	for (;;) {
-		struct seg *s;
-
-		pthread_mutex_lock(&j->lock);
-		s = j->next < j->n ? j->todo[j->next++] : NULL;
-		pthread_mutex_unlock(&j->lock);
-		if (!s)
-			return NULL;
-		s->rc = seg_fetch(j->r, s, &s->err);
-	}
+	snprintf(path, sizeof(path), "%s/%s", SEG_DIR, s->name);
+	rc = backend_read_all(r->be, path, SEG_MAX_SEALED, &buf, &len, err);
+	if (!rc)
+		rc = seg_open(r, s, buf, len, err);
+	free(buf);
+	return rc;
 }
 
 /* Fetch every segment of l that want() selects and that is not fetched
- * yet: several requests in flight (the sftp backend has a session per
- * thread), one wave instead of one round trip after another. */
+ * yet, in waves of up to SEG_WAVE bytes: one backend_read_many() each,
+ * so over sftp every read of a wave is in flight at once (one round
+ * trip, plus one per file opened), not one after the other.  Sizes come
+ * from the listing. */
 static int fetch_all(struct repo *r, struct seg_list *l,
 		     bool (*want)(const struct seg *, const void *),
 		     const void *arg, struct mv_err *err)
 {
-	struct fetch_job j;
-	pthread_t th[SEG_FETCH_THREADS];
-	size_t i, nth = 0;
+	struct backend_range *v = NULL;
+	char(*paths)[sizeof(SEG_DIR) + SEG_NAME_LEN + 1] = NULL;
+	struct seg **todo = NULL;
+	size_t i, n = 0, at = 0;
 	int rc = 0;
 
-	memset(&j, 0, sizeof(j));
-	j.r = r;
-	j.todo = calloc(l->n ? l->n : 1, sizeof(*j.todo));
-	if (!j.todo)
-		return mv_err_set(err, -ENOMEM, "out of memory");
+	todo = calloc(l->n ? l->n : 1, sizeof(*todo));
+	v = calloc(l->n ? l->n : 1, sizeof(*v));
+	paths = calloc(l->n ? l->n : 1, sizeof(*paths));
+	if (!todo || !v || !paths) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	for (i = 0; i < l->n; i++)
 		if (!l->v[i].body && want(&l->v[i], arg))
-			j.todo[j.n++] = &l->v[i];
-	pthread_mutex_init(&j.lock, NULL);
-	for (i = 0; j.n > 1 && i < SEG_FETCH_THREADS && i + 1 < j.n; i++)
-		if (!pthread_create(&th[nth], NULL, fetch_worker, &j))
-			nth++;
-	fetch_worker(&j);
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&j.lock);
-	for (i = 0; i < j.n; i++) {
-		struct seg *s = j.todo[i];
+			todo[n++] = &l->v[i];
+	while (!rc && at < n) {
+		size_t k = 0, bytes = 0;
 
-		if (!s->rc)
-			continue;
-		if (s->err.damaged)
-			rc = mv_err_set_damaged(err, s->rc, "%s",
-						mv_err_msg(&s->err));
-		else if (s->rc == -ENOENT)
-			/* removed by a prune since the listing */
-			rc = mv_err_set(err, -EAGAIN,
-					"segment 'index/%s' of '%s' went "
-					"away while it was read",
-					s->name, r->location);
-		else
-			rc = mv_err_set(err, s->rc, "%s", mv_err_msg(&s->err));
-		break;
+		while (at + k < n && (!k || bytes < SEG_WAVE)) {
+			struct seg *s = todo[at + k];
+
+			if (s->size <= CRYPT_OVERHEAD + 4 ||
+			    s->size > SEG_MAX_SEALED) {
+				rc = seg_damaged(r, s->name, "bad size", err);
+				break;
+			}
+			snprintf(paths[k], sizeof(paths[k]), "%s/%s", SEG_DIR,
+				 s->name);
+			v[k].path = paths[k];
+			v[k].off = 0;
+			v[k].len = (size_t)s->size;
+			v[k].buf = malloc(v[k].len);
+			v[k].got = 0;
+			v[k].rc = 0;
+			if (!v[k].buf) {
+				rc = mv_err_set(err, -ENOMEM, "out of memory");
+				break;
+			}
+			bytes += v[k].len;
+			k++;
+		}
+		if (!rc) {
+			struct mv_err e = MV_ERR_INIT;
+
+			backend_read_many(r->be, v, k, &e);
+			for (i = 0; !rc && i < k; i++) {
+				struct seg *s = todo[at + i];
+
+				if (v[i].rc == -ENOENT)
+					/* removed by a prune since the
+					 * listing */
+					rc = mv_err_set(err, -EAGAIN,
+							"segment 'index/%s' of "
+							"'%s' went away while "
+							"it was read",
+							s->name, r->location);
+				else if (v[i].rc)
+					rc = mv_err_set(err, v[i].rc, "%s",
+							e.msg[0]
+								? mv_err_msg(&e)
+								: "read");
+				else if (v[i].got != v[i].len)
+					rc = seg_damaged(r, s->name,
+							 "cut short", err);
+				else
+					rc = seg_open(r, s, v[i].buf, v[i].len,
+						      err);
+			}
+		}
+		for (i = 0; i < k; i++) {
+			free(v[i].buf);
+			v[i].buf = NULL;
+		}
+		at += k;
 	}
-	free(j.todo);
+out:
+	free(todo);
+	free(v);
+	free(paths);
 	return rc;
 }
 
