@@ -319,7 +319,25 @@ static void print_warnings_json(const struct ingest_warning *w, size_t n)
 	printf("],");
 }
 
-static void print_summary(const struct snapshot *s,
+/* The snapshot's name as snapshots, find and the mount show it: with
+ * "-2"... when another of the job falls in the same second. */
+static void shown_dir(struct repo *r, const struct snapshot *s, char *out,
+		      size_t n)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct snapshot *list = NULL;
+	size_t cnt = 0, i;
+
+	snapshot_dir_name(s, out, n);
+	if (snapshot_list(r, &list, &cnt, &err))
+		return;
+	for (i = 0; i < cnt; i++)
+		if (!memcmp(list[i].id, s->id, MV_ID_LEN))
+			snapshot_shown_name(list, i, out, n);
+	snapshot_list_free(list, cnt);
+}
+
+static void print_summary(struct repo *r, const struct snapshot *s,
 			  const struct ingest_stats *st,
 			  const struct ingest_warning *warns, size_t nwarns,
 			  const struct mail_view_stats *ms,
@@ -333,7 +351,7 @@ static void print_summary(const struct snapshot *s,
 			: 0;
 
 	mv_hex(s->id, MV_ID_LEN, id);
-	snapshot_dir_name(s, dir, sizeof(dir));
+	shown_dir(r, s, dir, sizeof(dir));
 	if (json) {
 		printf("{\"snapshot\":\"%s/%s\",\"id\":\"%s\",\"partial\":%s,",
 		       s->name, dir, id, s->partial ? "true" : "false");
@@ -803,7 +821,7 @@ int cmd_backup(int argc, char **argv)
 			      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 
 		if (!quiet || json)
-			print_summary(&snap, st, warns, nwarns,
+			print_summary(r, &snap, st, warns, nwarns,
 				      mv ? mail_view_get_stats(mv) : NULL, &mc,
 				      secs, json);
 	}
