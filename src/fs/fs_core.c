@@ -1327,6 +1327,11 @@ int fs_do_open(struct fs *fs, uint64_t ino, int flags, struct fs_fh **out)
 		goto out;
 	*out = fh_new(e, ino, p.dir, p.index);
 	rc = *out ? 0 : -ENOMEM;
+	if (!rc && p.has_leaf) {
+		(*out)->has_leaf = true;
+		(*out)->slot = p.slot;
+		memcpy((*out)->leaf, p.leaf, MV_ID_LEN);
+	}
 	if (!rc && e->xform != TREE_XFORM_NONE)
 		rc = open_decoded(fs, e, *out);
 	if (rc && *out) {
@@ -1505,10 +1510,11 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v)
 static size_t collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
 			    size_t budget, struct tree_chunk *list, size_t max)
 {
+	struct fs_cache *cache = &fs->trees;
 	struct fs_cache_item *item = NULL;
 	const struct tree *t;
 	size_t n = 0, bytes = 0;
-	uint32_t i, j, files = 0;
+	uint32_t i, j, first, files = 0;
 
 	for (; k < fh->nchunks && n < max && bytes < budget; k++) {
 		if (fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
@@ -1518,9 +1524,22 @@ static size_t collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
 	}
 	if (n >= max || bytes >= budget || !fh->dref.n)
 		return n;
-	if (tree_get(fs, &fh->dref, fh->path, &item, &t))
-		return n;
-	for (i = fh->dindex + 1; i < t->n && files < DIR_AHEAD_FILES; i++) {
+	if (fh->has_leaf && !tree_cached(fs, &fh->dref)) {
+		/* a reader of one file found by lookup (a cold cat): the
+		 * next files of its leaf, not its whole directory */
+		const struct ptree_node *nd;
+
+		if (node_get(fs, fh->leaf, 0, fh->path, &item, &nd))
+			return n;
+		cache = &fs->nodes;
+		t = nd->leaf;
+		first = fh->slot + 1;
+	} else {
+		if (tree_get(fs, &fh->dref, fh->path, &item, &t))
+			return n;
+		first = fh->dindex + 1;
+	}
+	for (i = first; i < t->n && files < DIR_AHEAD_FILES; i++) {
 		const struct tree_entry *e = &t->entries[i];
 
 		if (e->type != TREE_REG || e->xform != TREE_XFORM_NONE)
@@ -1536,7 +1555,7 @@ static size_t collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
 		if (n >= max || bytes >= budget)
 			break;
 	}
-	fs_cache_put(&fs->trees, item);
+	fs_cache_put(cache, item);
 	return n;
 }
 

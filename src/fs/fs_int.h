@@ -479,7 +479,10 @@ struct fs_fh {
 	uint32_t ahead;	      /* chunks [0, ahead) were queued */
 	struct tree_ref dref; /* its directory's tree (own copy) */
 	uint32_t dindex;      /* its index in that tree */
-	bool dir_queued;      /* the next files' chunks were queued */
+	bool has_leaf;	      /* found by lookup: the leaf holding it */
+	uint32_t slot;	      /* its slot in that leaf */
+	uint8_t leaf[MV_ID_LEN];
+	bool dir_queued; /* the next files' chunks were queued */
 };
 
 /* The bytes of one read: pieces of pinned cached chunks, of an open
