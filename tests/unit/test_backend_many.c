@@ -1,0 +1,103 @@
+/* Unit tests for backend_read_many() over the local backend (the path
+ * every backend without its own read_many takes). */
+#include <setjmp.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend.h"
+
+static char dir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/mv-test-backend-many.XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_read_many_ranges(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct backend *be = NULL;
+	uint8_t data[3000], a[100], b[500], c[50], d[10];
+	struct backend_range v[4] = {
+		{"f", 2900, a, sizeof(a), 7, 7}, /* the last 100 bytes */
+		{"f", 10, b, sizeof(b), 0, 0},	 /* a middle range */
+		{"g", 0, c, sizeof(c), 0, 0},	 /* another file */
+		{"f", 2995, d, sizeof(d), 0, 0}, /* runs past the end */
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + 1);
+	assert_int_equal(backend_local_open(dir, false, &be, &err), 0);
+	assert_int_equal(
+		backend_write_atomic(be, "f", data, sizeof(data), &err), 0);
+	assert_int_equal(backend_write_atomic(be, "g", data + 1000, 50, &err),
+			 0);
+	assert_int_equal(backend_read_many(be, v, 4, &err), 0);
+	assert_int_equal(v[0].rc, 0);
+	assert_int_equal(v[0].got, 100);
+	assert_memory_equal(a, data + 2900, 100);
+	assert_int_equal(v[1].got, 500);
+	assert_memory_equal(b, data + 10, 500);
+	assert_int_equal(v[2].got, 50);
+	assert_memory_equal(c, data + 1000, 50);
+	assert_int_equal(v[3].rc, 0);
+	assert_int_equal(v[3].got, 5);
+	assert_memory_equal(d, data + 2995, 5);
+	backend_close(be);
+}
+
+static void test_read_many_missing(void **state)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct backend *be = NULL;
+	uint8_t a[4], b[4];
+	struct backend_range v[2] = {
+		{"nope", 0, a, sizeof(a), 0, 0},
+		{"f", 0, b, sizeof(b), 0, 0},
+	};
+
+	(void)state;
+	assert_int_equal(backend_local_open(dir, false, &be, &err), 0);
+	assert_int_equal(backend_write_atomic(be, "f", "abcd", 4, &err), 0);
+	/* the first failure is returned, and the other range is still read */
+	assert_int_equal(backend_read_many(be, v, 2, &err), -ENOENT);
+	assert_int_equal(v[0].rc, -ENOENT);
+	assert_int_equal(v[1].rc, 0);
+	assert_int_equal(v[1].got, 4);
+	assert_memory_equal(b, "abcd", 4);
+	assert_int_equal(backend_read_many(be, v, 0, &err), 0);
+	backend_close(be);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_read_many_ranges, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_read_many_missing, setup,
+						teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
