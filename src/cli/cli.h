@@ -103,5 +103,6 @@ int cmd_find(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_restore_mail(int argc, char **argv);
 
 #endif

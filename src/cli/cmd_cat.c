@@ -20,7 +20,7 @@ int cmd_cat(int argc, char **argv)
 
 	if (argc == 2 &&
 	    (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		puts("usage: mailvault cat [REPO] SNAP:PATH");
+		cli_help_print("cat", stdout);
 		return MV_EXIT_OK;
 	}
 	if (argc == 3) {

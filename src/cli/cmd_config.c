@@ -57,7 +57,7 @@ int cmd_config(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			fputs(usage, stdout);
+			cli_help_print("config", stdout);
 			return MV_EXIT_OK;
 		}
 		fputs(usage, stderr);

@@ -103,7 +103,7 @@ static int parse_args(int argc, char **argv, struct forget_opts *o,
 			o->wait = true;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("forget", stdout);
 			return MV_EXIT_OK;
 		default:
 			fputs(usage, stderr);

@@ -103,7 +103,7 @@ int cmd_init(int argc, char **argv)
 			io.keyfile = optarg;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("init", stdout);
 			return MV_EXIT_OK;
 		default:
 			fputs(usage, stderr);

@@ -334,7 +334,7 @@ int cmd_key(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		if (c == 'h') {
-			fputs(usage, stdout);
+			cli_help_print("key", stdout);
 			return MV_EXIT_OK;
 		}
 		fputs(usage, stderr);
@@ -359,7 +359,7 @@ int cmd_key(int argc, char **argv)
 			keyfile = optarg;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("key", stdout);
 			return MV_EXIT_OK;
 		default:
 			fputs(usage, stderr);

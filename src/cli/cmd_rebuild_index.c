@@ -49,7 +49,7 @@ int cmd_rebuild_index(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'h':
-			fputs(usage, stdout);
+			cli_help_print("rebuild-index", stdout);
 			return MV_EXIT_OK;
 		default:
 			fputs(usage, stderr);

@@ -29,9 +29,7 @@ int cmd_snapshots(int argc, char **argv)
 		else if (c == 'n')
 			name = optarg;
 		else if (c == 'h') {
-			puts("usage: mailvault snapshots [--json] [--name "
-			     "NAME] "
-			     "[REPO]");
+			cli_help_print("snapshots", stdout);
 			return MV_EXIT_OK;
 		} else
 			return MV_EXIT_USAGE;

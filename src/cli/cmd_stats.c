@@ -48,7 +48,7 @@ int cmd_stats(int argc, char **argv)
 		if (c == 'j')
 			json = true;
 		else if (c == 'h') {
-			puts("usage: mailvault stats [--json] [REPO]");
+			cli_help_print("stats", stdout);
 			return MV_EXIT_OK;
 		} else
 			return MV_EXIT_USAGE;

@@ -36,7 +36,7 @@ int cmd_unlock(int argc, char **argv)
 			continue;
 		}
 		if (c == 'h') {
-			fputs(usage, stdout);
+			cli_help_print("unlock", stdout);
 			return MV_EXIT_OK;
 		}
 		fputs(usage, stderr);

@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{"diff", cmd_diff, "compare two snapshots (files, --mail messages)"},
 	{"key", cmd_key, "export, import, add, remove and change keys"},
 	{"run", cmd_run, "run jobs: backup, retention, check, alerts"},
+	{"restore-mail", cmd_restore_mail, "put mail back on an IMAP server"},
 };
 
 static void usage(FILE *f)

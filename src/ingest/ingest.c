@@ -802,9 +802,9 @@ void ingest_progress(struct ingest *ing, bool force)
 	mv_human_size(ing->st.bytes_in, in, sizeof(in));
 	mv_human_size(stored, out, sizeof(out));
 	fprintf(stderr,
-		"\r\033[K%s read, %s stored (%.1fx), %.0f MiB/s, "
+		"\r\033[K%s read, %s %s (%.1fx), %.0f MiB/s, "
 		"%llu files  %.40s",
-		in, out,
+		in, out, ing->opts.dry_run ? "new" : "stored",
 		stored ? (double)ing->st.bytes_in / (double)stored : 0.0,
 		total > 0 ? (double)ing->st.bytes_in / 1048576 / total : 0.0,
 		(unsigned long long)ing->st.files, ing->current);
