@@ -1089,6 +1089,7 @@ static int authenticate(struct ssh_session *ss, const char *user,
 	char tried[512] = "", file[PATH_MAX];
 	const char *methods;
 	bool named = o->identity || hc->n_identity_files;
+	bool had_err = err && err->code;
 	size_t i, n_files;
 	int rc;
 
@@ -1187,6 +1188,10 @@ out:
 	if (rc == -EIO && (!err || !err->code))
 		rc = mv_err_set(err, rc, "cannot authenticate to '%s': %s",
 				ss->name, ssh_last_error(ss));
+	/* a key that needed a passphrase nobody gave, then another key that
+	 * worked: no error to report */
+	if (!rc && err && !had_err)
+		mv_err_clear(err);
 	agent_close(&ag);
 	return rc;
 }
