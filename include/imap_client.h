@@ -68,6 +68,8 @@ char imap_delimiter(const struct imap *c);
  * (RFC 3501 5.1.3).  A component holding the delimiter gets it replaced
  * by '_'.  Returns a new string or NULL (out of memory). */
 char *imap_folder_name(const struct imap *c, const char *path);
+/* The same for a given delimiter (no connection needed). */
+char *imap_folder_name_with(const char *path, char delim);
 
 /* Create the folder (server name) unless it exists, with its parents.
  * Returns 0 or an error. */

@@ -611,6 +611,8 @@ static size_t mutf7_put(const char *s, char delim, char *out)
 
 		p += adv;
 		n -= adv;
+		if (cp < 0x20 || cp == 0x7f)
+			cp = '_'; /* control characters are not sent */
 		if (cp >= 0x20 && cp < 0x7f) {
 			if (in_b64) {
 				if (nbits)
@@ -628,8 +630,6 @@ static size_t mutf7_put(const char *s, char delim, char *out)
 				out[at++] = '-';
 			continue;
 		}
-		if (cp < 0x20 || cp == 0x7f)
-			cp = '_';
 		if (!in_b64) {
 			out[at++] = '&';
 			in_b64 = true;
@@ -665,10 +665,10 @@ static size_t mutf7_put(const char *s, char delim, char *out)
 	return at;
 }
 
-char *imap_folder_name(const struct imap *c, const char *path)
+char *imap_folder_name_with(const char *path, char delim)
 {
 	size_t n = strlen(path);
-	char *out = malloc(n * 8 + 2), *comp = strdup(path);
+	char *out = malloc(n * 8 + 8), *comp = strdup(path);
 	size_t at = 0;
 	char *save = NULL, *tok;
 
@@ -680,8 +680,8 @@ char *imap_folder_name(const struct imap *c, const char *path)
 	for (tok = strtok_r(comp, "/", &save); tok;
 	     tok = strtok_r(NULL, "/", &save)) {
 		if (at)
-			out[at++] = c->delim;
-		at += mutf7_put(tok, c->delim, out + at);
+			out[at++] = delim;
+		at += mutf7_put(tok, delim, out + at);
 	}
 	out[at] = '\0';
 	free(comp);
@@ -690,6 +690,11 @@ char *imap_folder_name(const struct imap *c, const char *path)
 		return strdup("INBOX");
 	}
 	return out;
+}
+
+char *imap_folder_name(const struct imap *c, const char *path)
+{
+	return imap_folder_name_with(path, c->delim);
 }
 
 static int folder_exists(struct imap *c, const char *name, bool *out,
