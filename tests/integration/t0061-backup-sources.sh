@@ -119,4 +119,29 @@ cmp "$T/snaps.before" "$T/snaps.after"
 diff "$T/before" "$T/after" | grep -v '^[<>] d' | grep '^[<>]' &&
 	die "the dry run changed files of the repository"
 [ ! -e "$R/lock" ] || die "a lock file was left"
+
+say "an encrypted repository: a dry run and a stream as one file"
+E=$T/enc
+MAILVAULT_PASSPHRASE="dry run horse" assert_ok "$MV" init \
+	--encryption xchacha20-poly1305 "$E" >/dev/null
+export MAILVAULT_PASSPHRASE="dry run horse"
+assert_ok "$MV" backup "$E" --name ex --exclude '*.tmp' d="$S" >/dev/null
+(cd "$E" && find . -type f -exec ls -l --time-style=full-iso {} + | sort) \
+	>"$T/ebefore"
+printf 'newer\n' >"$S/etc/newer.conf"
+assert_ok "$MV" backup "$E" --name ex --dry-run --json --exclude '*.tmp' \
+	d="$S" >"$T/edry.json"
+python3 - "$T/edry.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["chunks_new"] == 1 and d["bytes_new"] == 6, d
+PY
+(cd "$E" && find . -type f -exec ls -l --time-style=full-iso {} + | sort) \
+	>"$T/eafter"
+cmp "$T/ebefore" "$T/eafter" || die "a dry run changed the encrypted repository"
+printf 'secret dump\n' | "$MV" backup "$E" --name db --stdin-name d.sql \
+	dump=- >/dev/null
+[ "$("$MV" cat "$E" db/latest:dump/d.sql)" = "secret dump" ] ||
+	die "the stream read back differs"
+unset MAILVAULT_PASSPHRASE
 ok
