@@ -101,8 +101,10 @@ static size_t segments(struct fx *f, char names[][40], size_t max)
 
 	assert_non_null(d);
 	while ((e = readdir(d)))
-		if (strlen(e->d_name) == 32 && n < max)
-			snprintf(names[n++], 40, "%s", e->d_name);
+		if (strlen(e->d_name) == 32 && n < max) {
+			memcpy(names[n], e->d_name, 32);
+			names[n++][32] = '\0';
+		}
 	closedir(d);
 	for (i = 1; i < n; i++)
 		for (j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
