@@ -7,12 +7,13 @@
 # flags, keywords and internal date equal to the maildir file's, \Deleted
 # only with --deleted; a second run appends nothing; an empty message
 # fails alone (named, with the server's words, exit 14); a wrong password
-# (exit 12), an unreachable server, an untrusted certificate and a server
-# without STARTTLS (exit 1) are refused with clear messages.
+# (exit 12), an unreachable server and an untrusted certificate or host
+# name (exit 1) are refused with clear messages; an encrypted repository
+# takes its passphrase apart from the IMAP password.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TOP/tests/lib/dovecot-imap.sh"
 require_mv
-require_cmd python3 openssl
+require_cmd python3 openssl setsid
 
 FX="python3 $TOP/tests/lib/imap_fixture.py"
 R=$T/repo
@@ -148,6 +149,27 @@ assert_ok rm_bob "$V/Archive" --insecure --dry-run \
 	>"$T/out10"
 assert_grep '4 messages in 2 folders: 0 would be appended, 4 already there' \
 	"$T/out10"
+
+say "from an encrypted repository: the passphrase and the IMAP password apart"
+RE=$T/repo-enc
+assert_ok env MAILVAULT_PASSPHRASE="restore horse battery" "$MV_BIN" init "$RE" \
+	>/dev/null
+assert_ok env MAILVAULT_PASSPHRASE="restore horse battery" "$MV_BIN" backup \
+	"$RE" --name mail --quiet vmail="$T/src"
+assert_ok env MAILVAULT_PASSPHRASE="restore horse battery" \
+	MAILVAULT_IMAP_PASSWORD=bobpw "$MV_BIN" restore-mail "$RE" \
+	"mail/latest:mail/alice@example.org/Archive" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Enc" >"$T/out13"
+cat "$T/out13"
+assert_ok check_bob --map Archive=Enc --exact
+# no passphrase (and no terminal to ask on): exit 12 before any IMAP
+assert_exit 12 setsid -w env MAILVAULT_IMAP_PASSWORD=bobpw "$MV_BIN" \
+	restore-mail "$RE" \
+	"mail/latest:mail/alice@example.org/Archive" --ca-file "$IMAP_CERT" \
+	--to "imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Enc" </dev/null \
+	2>"$T/err13"
+cat "$T/err13"
+assert_grep "no passphrase" "$T/err13"
 
 say "usage errors"
 assert_exit 2 "$MV" restore-mail "$R" "$V/Archive"
