@@ -557,6 +557,7 @@ static int sftp_read_many(struct backend *be, struct backend_range *v, size_t n,
 	}
 	qsort(m.v, n, sizeof(*m.v), range_cmp);
 	rc = run(to_sftp(be), "read", op_read_many, &m, err);
+	trace("read_many done", NULL, 0, n);
 	/* ranges a lost connection left unread carry its error */
 	for (i = 0; rc && i < n; i++)
 		if (!m.done[i])

@@ -33,6 +33,30 @@ struct diskcache {
 	bool scanned;	      /* used has been counted */
 	pthread_mutex_t lock; /* guards used and eviction */
 	pthread_mutex_t fill; /* one metadata wave at a time */
+	pthread_mutex_t mem;  /* guards waves */
+	struct wave *waves;   /* metadata waves still being written */
+};
+
+/* A record of a metadata wave, served from memory until it is on disk. */
+struct wave_rec {
+	uint8_t id[MV_ID_LEN]; /* record id */
+	const uint8_t *p;      /* in one of the wave's packs */
+	size_t len;	       /* bytes */
+};
+
+/* The packs of one diskcache_fill_meta(), kept in memory while a thread
+ * writes their records to disk: the reader that asked needs a few of
+ * them now, writing a few thousand files takes about a second. */
+struct wave {
+	struct wave *next;
+	struct diskcache *c;
+	struct wave_rec *recs; /* sorted by id; NULL once written */
+	size_t nrecs;
+	uint8_t **bufs; /* the packs */
+	size_t nbufs;
+	char *names;	  /* lines for .meta-packs once written */
+	pthread_t thread; /* the writer */
+	bool started;	  /* thread runs (joined at close) */
 };
 
 static void entry_path(const struct diskcache *c, const uint8_t id[MV_ID_LEN],
@@ -105,17 +129,59 @@ struct diskcache *diskcache_open(const char *dir, uint64_t limit_bytes)
 	c->limit = limit_bytes;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->fill, NULL);
+	pthread_mutex_init(&c->mem, NULL);
 	return c;
 }
+
+static void wave_free(struct wave *w);
 
 void diskcache_close(struct diskcache *c)
 {
 	if (!c)
 		return;
+	while (c->waves) {
+		struct wave *w = c->waves;
+
+		c->waves = w->next;
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		wave_free(w);
+	}
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->fill);
+	pthread_mutex_destroy(&c->mem);
 	free(c->dir);
 	free(c);
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct wave_rec *)a)->id,
+		      ((const struct wave_rec *)b)->id, MV_ID_LEN);
+}
+
+/* From a wave not yet on disk; 0 or -ENOENT. */
+static int wave_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
+		    struct mv_buf *out)
+{
+	struct wave_rec key;
+	const struct wave_rec *hit = NULL;
+	struct wave *w;
+	int rc = -ENOENT;
+
+	memset(&key, 0, sizeof(key));
+	memcpy(key.id, id, MV_ID_LEN);
+	pthread_mutex_lock(&c->mem);
+	for (w = c->waves; w && !hit; w = w->next)
+		if (w->recs)
+			hit = bsearch(&key, w->recs, w->nrecs, sizeof(*w->recs),
+				      rec_cmp);
+	if (hit) {
+		mv_buf_reset(out);
+		rc = mv_buf_append(out, hit->p, hit->len) ? -ENOMEM : 0;
+	}
+	pthread_mutex_unlock(&c->mem);
+	return rc;
 }
 
 int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
@@ -124,6 +190,9 @@ int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 	char path[PATH_MAX];
 	struct stat st;
 	int fd, rc;
+
+	if (c->waves && !wave_get(c, id, out))
+		return 0;
 
 	entry_path(c, id, path, sizeof(path));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -227,11 +296,11 @@ static int meta_newest_first(const void *a, const void *b)
 }
 
 struct meta_put {
-	struct diskcache *c;
 	struct repo *r;
 	const uint8_t *buf; /* the pack */
 	size_t len;	    /* bytes of it read */
-	int stored;	    /* records put */
+	struct wave *w;	    /* records collected */
+	size_t cap;
 };
 
 static int meta_put_cb(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
@@ -239,12 +308,67 @@ static int meta_put_cb(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 {
 	struct meta_put *m = arg;
 	size_t span = repo_record_span(m->r, loc);
+	struct wave_rec *e;
 
 	if (loc->offset > m->len || span > m->len - loc->offset)
 		return 0;
-	diskcache_put(m->c, id, m->buf + loc->offset, span);
-	m->stored++;
+	if (m->w->nrecs == m->cap) {
+		size_t cap = m->cap ? 2 * m->cap : 256;
+		void *v = realloc(m->w->recs, cap * sizeof(*m->w->recs));
+
+		if (!v)
+			return -ENOMEM;
+		m->w->recs = v;
+		m->cap = cap;
+	}
+	e = &m->w->recs[m->w->nrecs++];
+	memcpy(e->id, id, MV_ID_LEN);
+	e->p = m->buf + loc->offset;
+	e->len = span;
 	return 0;
+}
+
+static void wave_free(struct wave *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nbufs; i++)
+		free(w->bufs[i]);
+	free(w->bufs);
+	free(w->recs);
+	free(w->names);
+	free(w);
+}
+
+/* Write a wave's records, then name its packs in .meta-packs (a wave
+ * cut short by the end of the process is fetched again next time), then
+ * let readers go to the files. */
+static void *wave_write(void *arg)
+{
+	struct wave *w = arg;
+	struct diskcache *c = w->c;
+	char list[PATH_MAX];
+	FILE *f;
+	size_t i;
+
+	for (i = 0; i < w->nrecs; i++)
+		diskcache_put(c, w->recs[i].id, w->recs[i].p, w->recs[i].len);
+	snprintf(list, sizeof(list), "%s/.meta-packs", c->dir);
+	f = fopen(list, "ae");
+	if (f) {
+		fputs(w->names, f);
+		fclose(f);
+	}
+	pthread_mutex_lock(&c->mem);
+	free(w->recs);
+	w->recs = NULL;
+	w->nrecs = 0;
+	for (i = 0; i < w->nbufs; i++) {
+		free(w->bufs[i]);
+		w->bufs[i] = NULL;
+	}
+	pthread_mutex_unlock(&c->mem);
+	return NULL;
 }
 
 /* The whole of a small file, or NULL. */
@@ -274,10 +398,10 @@ int diskcache_fill_meta(struct diskcache *c, struct repo *r)
 	const char *env = getenv("MAILVAULT_META_PREFETCH_MB");
 	uint64_t budget = DISKCACHE_META_MAX, total = 0;
 	char list[PATH_MAX], path[128];
+	struct wave *w = NULL;
 	char *done = NULL;
-	size_t i, n = 0;
+	size_t i, n = 0, names = 0, cap = 0;
 	int stored = 0;
-	FILE *f = NULL;
 
 	if (env && *env)
 		budget = (uint64_t)strtoull(env, NULL, 10) << 20;
@@ -294,40 +418,58 @@ int diskcache_fill_meta(struct diskcache *c, struct repo *r)
 		goto out;
 	qsort(l.v, l.n, sizeof(*l.v), meta_newest_first);
 	v = calloc(l.n, sizeof(*v));
-	if (!v)
+	w = calloc(1, sizeof(*w));
+	if (!v || !w)
+		goto out;
+	w->c = c;
+	w->bufs = calloc(l.n, sizeof(*w->bufs));
+	w->names = calloc(l.n, PACK_NAME_LEN + 2);
+	if (!w->bufs || !w->names)
 		goto out;
 	for (i = 0; i < l.n && total + l.v[i].size <= budget; i++) {
 		total += l.v[i].size;
 		pack_path(l.v[i].name, path, sizeof(path));
 		v[n].path = strdup(path);
-		v[n].buf = malloc((size_t)l.v[i].size);
+		v[n].buf = w->bufs[n] = malloc((size_t)l.v[i].size);
 		v[n].len = (size_t)l.v[i].size;
 		n++;
+		w->nbufs = n;
 		if (!v[n - 1].path || !v[n - 1].buf)
 			goto out;
 	}
 	backend_read_many(r->be, v, n, NULL);
-	f = fopen(list, "ae");
 	for (i = 0; i < n; i++) {
-		struct meta_put m = {c, r, v[i].buf, v[i].got, 0};
+		struct meta_put m = {r, v[i].buf, v[i].got, w, 0};
 
 		if (v[i].rc)
 			continue;
+		m.cap = cap;
 		pthread_mutex_lock(&r->ix_lock);
 		index_pack_chunks(r->ix, l.v[i].id, meta_put_cb, &m, NULL);
 		pthread_mutex_unlock(&r->ix_lock);
-		stored += m.stored;
+		cap = m.cap;
 		/* a pack read short is fetched again next time */
-		if (f && v[i].got == v[i].len)
-			fprintf(f, "%s\n", l.v[i].name);
+		if (v[i].got == v[i].len)
+			names += (size_t)sprintf(w->names + names, "%s\n",
+						 l.v[i].name);
 	}
+	if (!w->nrecs)
+		goto out;
+	qsort(w->recs, w->nrecs, sizeof(*w->recs), rec_cmp);
+	stored = (int)MV_MIN(w->nrecs, (size_t)INT_MAX);
+	pthread_mutex_lock(&c->mem);
+	w->next = c->waves;
+	c->waves = w;
+	pthread_mutex_unlock(&c->mem);
+	w->started = !pthread_create(&w->thread, NULL, wave_write, w);
+	if (!w->started)
+		wave_write(w);
+	w = NULL;
 out:
-	if (f)
-		fclose(f);
-	for (i = 0; v && i < n; i++) {
+	for (i = 0; v && i < n; i++)
 		free((void *)v[i].path);
-		free(v[i].buf);
-	}
+	if (w)
+		wave_free(w);
 	free(v);
 	free(l.v);
 	free(done);
