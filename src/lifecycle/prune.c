@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "catseg.h"
 #include "check.h"
 #include "hash.h"
 #include "index.h"
@@ -683,6 +684,7 @@ int lifecycle_prune(struct repo *r, const struct prune_opts *o,
 {
 	struct prune p;
 	struct repo_totals tot;
+	unsigned catsegs;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -721,6 +723,11 @@ int lifecycle_prune(struct repo *r, const struct prune_opts *o,
 	if (rc)
 		goto out;
 	remove_old(&p);
+	/* the catalogue in the repository: one base segment for the kept
+	 * snapshots in place of the segments before it (catseg.h) */
+	rc = catseg_prune(r, &catsegs, err);
+	if (rc)
+		goto out;
 	if (!repo_totals(r, &tot, NULL))
 		out->after_bytes = tot.pack_bytes;
 out:
