@@ -196,10 +196,11 @@ static int node_get(struct fs *fs, const uint8_t id[MV_ID_LEN], int level,
 		return rc == -ENOMEM ? -ENOMEM : -EIO;
 	}
 	*out = (*out_item)->value;
-	if (level >= 0 && (*out)->level != level) {
+	if (level >= 0 && ((*out)->level != level || !(*out)->kind)) {
 		/* a node shared with another directory at another level */
 		fs_log(fs, "cannot read directory '%s': damaged node", path);
 		fs_cache_put(&fs->nodes, *out_item);
+		*out_item = NULL;
 		return -EIO;
 	}
 	return 0;
