@@ -761,6 +761,7 @@ MV=$MV LC_DAYS=$LC_DAYS timeout 3600 sh "$B/lifecycle.sh" "$W/lifecycle" \
 	say "the lifecycle benchmark failed (see $W/res/lifecycle.log)"
 
 MV=$MV sh "$B/imap.sh" "$W/imap" >"$W/res/imap.log" 2>&1 || say "the IMAP restore benchmark (issue 19) failed (see $W/res/imap.log)"
+MV=$MV ENC_SIZE_MB=$SIZE_MB ENC_RUNS=$RUNS ENC_FX=$([ "$DAYS" -ge 2 ] && echo "$FX") sh "$B/encrypted.sh" "$W/encrypted" >"$W/res/encrypted.log" 2>&1 || say "the encrypted benchmark (issue 16) failed (see $W/res/encrypted.log)"
 
 # --- mail view and catalogue (issue 5) -------------------------------------------
 
