@@ -134,10 +134,9 @@ borg import-tar --compression zstd,3 "$R/borg::day2" "$FX/day2.tar.gz"
 SNAP=$(snap_dir 2)
 msg=$(tar -tzf "$FX/day2.tar.gz" | grep '/cur/' | sed -n '1000p;$p' | head -n 1)
 msg=${msg#./}
-r=1
-while [ "$r" -le "$RUNS" ]; do
-	drop_caches
-	"$MV" mount -f "$R/enc" "$MNT" >"$W/mount.log" 2>&1 &
+# mount_up REPO: mount it in the background, wait for the snapshot
+mount_up() {
+	"$MV" mount -f "$1" "$MNT" >"$W/mount.log" 2>&1 &
 	MPID=$!
 	i=0
 	until [ -d "$MNT/mail/$SNAP/volume" ]; do
@@ -145,19 +144,40 @@ while [ "$r" -le "$RUNS" ]; do
 		[ "$i" -lt 600 ] || die "mount did not come up (see $W/mount.log)"
 		sleep 0.1
 	done
-	# the path's directories are looked up once; then the file is cold
+}
+
+mount_down() {
+	fusermount3 -u "$MNT"
+	wait "$MPID" || true
+	MPID=
+}
+
+# cold_cats TOOL RUN: three cold reads of the message, the directory
+# listed once before (as the main bench's mount-ls does)
+cold_cats() {
 	ls "$MNT/mail/$SNAP/volume/$(dirname "$msg")" >/dev/null
+	for k in 1 2 3; do
+		drop_caches
+		o=$(python3 "$B/fsprobe.py" read "$MNT/mail/$SNAP/volume/$msg")
+		printf 'cat-%s\t%s.%s\t%s\n' "$1" "$2" "$k" "$o" >>"$RES"
+	done
+}
+
+r=1
+while [ "$r" -le "$RUNS" ]; do
 	drop_caches
-	o=$(python3 "$B/fsprobe.py" read "$MNT/mail/$SNAP/volume/$msg")
-	printf 'cat\t%s\t%s\n' "$r" "$o" >>"$RES"
+	mount_up "$R/none"
+	cold_cats none "$r"
+	mount_down
+	drop_caches
+	mount_up "$R/enc"
+	cold_cats enc "$r"
 	rm -rf "$W/out"
 	mkdir -p "$W/out"
 	drop_caches
 	meas rsync-mount "$r" rsync -a --numeric-ids \
 		"$MNT/mail/$SNAP/volume/" "$W/out/"
-	fusermount3 -u "$MNT"
-	wait "$MPID" || true
-	MPID=
+	mount_down
 	rm -rf "$W/out"
 	mkdir -p "$W/out"
 	drop_caches
@@ -179,6 +199,10 @@ for line in open(sys.argv[1]):
         size[f[1]] = int(f[2])
         continue
     runs.setdefault(f[0], []).append(float(f[2].split()[0]))
+def cpu(k):
+    v = [float(l.split("\t")[3]) + float(l.split("\t")[4])
+         for l in open(sys.argv[1]) if l.startswith(k + "\t")]
+    return statistics.median(v) if v else 0
 def med(k):
     v = runs.get(k, [])
     return (statistics.median(v), min(v), max(v)) if v else (0, 0, 0)
@@ -188,10 +212,13 @@ def show(k, unit="s", scale=1.0):
                                               hi * scale, len(runs.get(k, [])))
 for d in ("1", "2"):
     e, n = med("ingest-day%s-enc" % d)[0], med("ingest-day%s-none" % d)[0]
-    print("# encrypted: ingest day %s: encrypted %s, none %s, ratio %.3f"
+    ce, cn = cpu("ingest-day%s-enc" % d), cpu("ingest-day%s-none" % d)
+    print("# encrypted: ingest day %s: encrypted %s, none %s, ratio %.3f;"
+          " CPU (user+sys) %.2f s / %.2f s, ratio %.3f"
           % (d, show("ingest-day%s-enc" % d), show("ingest-day%s-none" % d),
-             e / n if n else 0))
-print("# encrypted: cold cat through the mount: %s" % show("cat", "ms", 1000))
+             e / n if n else 0, ce, cn, ce / cn if cn else 0))
+print("# encrypted: cold cat through the mount: encrypted %s; none %s"
+      % (show("cat-enc", "ms", 1000), show("cat-none", "ms", 1000)))
 e, b = med("rsync-mount")[0], med("borg-extract")[0]
 print("# encrypted: rsync -a from the mount %s; borg extract "
       "(repokey-blake2) %s; ratio %.3f" % (show("rsync-mount"),
