@@ -27,21 +27,31 @@ wanproxy_start 10
 wanproxy_trust
 R=sftp://root@127.0.0.1:$WANPROXY_PORT$T/repo
 
-# measure NAME BUDGET CMD...: run CMD, count the turns of the connections
-# it opened (all closed when it returns).
+# measure NAME BUDGET CONNS CMD...: run CMD, count the turns of the
+# connections it opened (all closed when it returns).  The budget is on
+# the connection with the most turns, which bounds what the command
+# waited for: a mount whose FUSE workers ask at the same moment opens a
+# second session (a handshake's worth of turns, in parallel) when the
+# machine is slow, and that must not fail the count; CONNS bounds how
+# many sessions it may open.
 fails=
 measure()
 {
 	_name=$1
 	_budget=$2
-	shift 2
+	_conns=$3
+	shift 3
 	wanproxy_reset
 	_s=$(date +%s%N)
 	"$@" || die "$_name failed"
 	_ms=$((($(date +%s%N) - _s) / 1000000))
-	_n=$(wanproxy_turns)
-	say "$_name: $_n turns, $(wanproxy_conns) connections, $_ms ms (budget $_budget)"
+	_sum=$(wanproxy_turns)
+	_c=$(wanproxy_conns)
+	_n=$(awk '$1 == "conn" && $4 > n { n = $4 } END { print n + 0 }' \
+		"$WANPROXY_STATS")
+	say "$_name: $_n turns on its busiest connection ($_sum in all), $_c connections, $_ms ms (budget $_budget, $_conns)"
 	[ "$_n" -le "$_budget" ] || fails="$fails $_name($_n>$_budget)"
+	[ "$_c" -le "$_conns" ] || fails="$fails $_name($_c>$_conns connections)"
 }
 
 msg=$(cd "$T/fx/day1" && find . -path '*/cur/*' -type f | sort | tail -n 1)
@@ -69,16 +79,16 @@ mount_read()
 }
 
 fresh_cache
-measure "snapshots, fresh cache" "${B_SNAP_FRESH:-24}" \
+measure "snapshots, fresh cache" "${B_SNAP_FRESH:-24}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
-measure "snapshots, warm cache" "${B_SNAP_WARM:-23}" \
+measure "snapshots, warm cache" "${B_SNAP_WARM:-23}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
 fresh_cache
-measure "cat, fresh cache" "${B_CAT_FRESH:-31}" cat_one
-measure "cat, warm cache" "${B_CAT_WARM:-23}" cat_one
+measure "cat, fresh cache" "${B_CAT_FRESH:-31}" 1 cat_one
+measure "cat, warm cache" "${B_CAT_WARM:-23}" 1 cat_one
 fresh_cache
-measure "mount + first read, fresh cache" "${B_MNT_FRESH:-40}" mount_read
-measure "mount + first read, warm cache" "${B_MNT_WARM:-36}" mount_read
+measure "mount + first read, fresh cache" "${B_MNT_FRESH:-40}" 2 mount_read
+measure "mount + first read, warm cache" "${B_MNT_WARM:-36}" 2 mount_read
 [ -z "$fails" ] || [ "${MV_RT_SHOW:-0}" = 1 ] ||
 	die "more round trips than budgeted:$fails"
 ok
