@@ -896,10 +896,16 @@ static void test_ptree_point_reads(void **state)
 						 -ERANGE);
 			ptree_node_free(nd);
 		}
-		assert_null(walk_down(f, &s, &root, "", 0, NULL, &slot,
-				      &(unsigned){0}));
-		assert_null(walk_down(f, &s, &root, "2", 1, NULL, &slot,
-				      &(unsigned){0}));
+		{
+			uint64_t pos = 0;
+			unsigned reads;
+
+			/* before the first name, after the last */
+			assert_null(walk_down(f, &s, &root, "", 0, &pos, &slot,
+					      &reads));
+			assert_null(walk_down(f, &s, &root, "2", 1, &pos, &slot,
+					      &reads));
+		}
 		/* the root is no leaf of level 0 unless it is one; its bytes
 		 * under another id are refused */
 		if (info.height > 1) {
