@@ -5,23 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "s3.h"
 #include "sftp.h"
 
 bool backend_is_remote(const char *location)
 {
-	return !strncmp(location, "sftp://", 7);
+	return !strncmp(location, "sftp://", 7) || s3_is_url(location);
 }
 
 int backend_open(const char *location, bool create, struct backend **out,
 		 struct mv_err *err)
 {
+	if (s3_is_url(location))
+		return backend_s3_open(location, create, out, err);
 	if (backend_is_remote(location))
 		return backend_sftp_open(location, create, out, err);
 	if (strstr(location, "://"))
 		return mv_err_set(
 			err, -EINVAL,
 			"unsupported repository location '%s' "
-			"(use a path or sftp://[user@]host[:port]/path)",
+			"(use a path, sftp://[user@]host[:port]/path "
+			"or s3://bucket/prefix)",
 			location);
 	return backend_local_open(location, create, out, err);
 }
