@@ -836,7 +836,9 @@ static int put_single(struct s3_backend *sb, const char *path, const void *buf,
 		goto out;
 	if (q.status == 412 && q.tries > 1 && landed_ours(sb, path, buf, len))
 		q.status = 200;
-	if (q.status != 200)
+	if (q.status == 412 && excl)
+		rc = -EEXIST; /* the caller says what that means */
+	else if (q.status != 200)
 		rc = status_error(sb, &q, err);
 out:
 	req_release(&q);
@@ -1017,6 +1019,10 @@ static int s3_file_commit(struct backend_file *bf, struct mv_err *err)
 		 * already (a repeated upload after a crash) */
 		rc = landed_ours(f->sb, f->path, f->buf, f->len) ? 0 : rc;
 	}
+	if (rc == -EEXIST)
+		mv_err_set(err, rc,
+			   "'%s' already exists in '%s' with other content",
+			   f->path, f->sb->base.url);
 	s3_file_abort(bf);
 	return rc;
 }
