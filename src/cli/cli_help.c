@@ -299,13 +299,15 @@ static const struct help helps[] = {
 	 "  -v, --verbose  report every pack read\n" COMMON "\n"
 	 "Example:\n"
 	 "  mailvault rebuild-index /srv/backup/mailvault\n"},
-	{"config", "usage: mailvault config REPO [append-only on|off]\n"
-		   "\n"
-		   "Show the repository's settings, or change append-only.\n"
-		   "\n"
-		   "Options:\n" COMMON "\n"
-		   "Example:\n"
-		   "  mailvault config /srv/backup/mailvault append-only on\n"},
+	{"config",
+	 "usage: mailvault config [--json] REPO [append-only on|off]\n"
+	 "\n"
+	 "Show the repository's settings, or change append-only.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --json       the settings as one JSON object\n" COMMON "\n"
+	 "Example:\n"
+	 "  mailvault config /srv/backup/mailvault append-only on\n"},
 	{"unlock",
 	 "usage: mailvault unlock [--force] REPO\n"
 	 "\n"

@@ -4,6 +4,7 @@
  * keep a backup client from turning append-only off.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@
 #include "repo.h"
 
 static const char usage[] =
-	"usage: mailvault config REPO [append-only on|off]\n";
+	"usage: mailvault config [--json] REPO [append-only on|off]\n";
 
 static void show(const struct repo_config *c)
 {
@@ -30,6 +31,22 @@ static void show(const struct repo_config *c)
 	       (c->flags & REPO_APPEND_ONLY) ? "yes" : "no");
 }
 
+/* The same as one JSON object; "key" is null when unencrypted. */
+static void show_json(const struct repo_config *c)
+{
+	bool enc = strcmp(c->encryption, "none") != 0;
+
+	cli_json_out(json_pack(
+		"{s:I, s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:i, s:b}",
+		"version", (json_int_t)c->version, "encryption", c->encryption,
+		"key", enc ? c->key_mode : NULL, "packs", (json_int_t)c->packs,
+		"chunk_min", (json_int_t)c->chunker.min_size, "chunk_avg",
+		(json_int_t)c->chunker.avg_size, "chunk_max",
+		(json_int_t)c->chunker.max_size, "small_file",
+		(json_int_t)c->chunker.small_file, "zstd_level", c->zstd_level,
+		"append_only", (c->flags & REPO_APPEND_ONLY) != 0));
+}
+
 static int parse_bool(const char *s, bool *out)
 {
 	if (!strcmp(s, "on") || !strcmp(s, "yes") || !strcmp(s, "true")) {
@@ -46,16 +63,21 @@ static int parse_bool(const char *s, bool *out)
 int cmd_config(int argc, char **argv)
 {
 	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct mv_err err = MV_ERR_INIT;
 	struct repo *r = NULL;
 	const char *repo;
-	bool on = false;
+	bool on = false, json = false;
 	int c, rest;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json = true;
+			continue;
+		}
 		if (c == 'h') {
 			cli_help_print("config", stdout);
 			return MV_EXIT_OK;
@@ -75,7 +97,10 @@ int cmd_config(int argc, char **argv)
 	if (rest == 0) {
 		if (repo_open(repo, REPO_OPEN_READ, &r, &err))
 			return cli_fail(&err);
-		show(repo_get_config(r));
+		if (json)
+			show_json(repo_get_config(r));
+		else
+			show(repo_get_config(r));
 		repo_close(r);
 		return MV_EXIT_OK;
 	}

@@ -1,6 +1,6 @@
 #!/bin/sh
-# t0062-json: --json of ls, diff, check, restore, prune (and snapshots,
-# stats, forget, backup) is one JSON document on stdout with the keys
+# t0062-json: --json of ls, diff, check, restore, prune, config (and
+# snapshots, stats, forget, backup) is one JSON document on stdout with the keys
 # mailvault(1) documents, and says what the text output says.
 . "$(dirname "$0")/../lib/test-lib.sh"
 require_mv
@@ -90,5 +90,9 @@ assert_ok "$MV" snapshots --json "$R" >"$T/snaps.json"
 js "$T/snaps.json" 'assert len(d) == 1, d'
 assert_ok "$MV" stats --json "$R" >"$T/stats.json"
 js "$T/stats.json" 'assert d'
+assert_ok "$MV" config --json "$R" >"$T/config.json"
+js "$T/config.json" '
+assert d["encryption"] == "none" and d["key"] is None, d
+assert d["append_only"] is False and d["chunk_avg"] > 0, d'
 js "$T/b1.json" 'assert d["snapshot"].startswith("j/") and d["files"] == 2 and d["others"] == 1, d'
 ok
