@@ -46,6 +46,7 @@
 #include "repo_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,8 @@ static int known_put(struct repo *r, const char *name, uint64_t gen, int state,
 				 : mv_err_set(err, -EIO, "index: segments: %s",
 					      sqlite3_errmsg(index_db(r->ix)));
 }
+
+static void gen_file_note(const struct repo *r, uint64_t gen);
 
 /* ---- listing and fetching ------------------------------------------- */
 
@@ -691,6 +694,39 @@ static int base_replaced(struct repo *r, struct seg *b, struct seg_list *l,
 	return 0;
 }
 
+/* True when base b names `name` among the segments it replaces. */
+static bool base_names(const struct seg *b, const char *name)
+{
+	struct mv_reader rd;
+	uint64_t n, i, gen;
+	const uint8_t *nb;
+	size_t nl;
+
+	mv_reader_init(&rd, b->body, b->len);
+	rd.p += 6;
+	if (mv_reader_varint(&rd, &gen) || mv_reader_varint(&rd, &n))
+		return false;
+	for (i = 0; i < n; i++) {
+		if (mv_reader_bytes(&rd, &nb, &nl))
+			return false;
+		if (nl == SEG_NAME_LEN && !memcmp(nb, name, SEG_NAME_LEN))
+			return true;
+	}
+	return false;
+}
+
+/* True when another fetched base of l replaces base b. */
+static bool base_superseded(const struct seg *b, const struct seg_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (&l->v[i] != b && l->v[i].body && l->v[i].base &&
+		    base_names(&l->v[i], b->name))
+			return true;
+	return false;
+}
+
 static int replay_open(struct repo *r, struct replay *p, struct mv_err *err)
 {
 	int i;
@@ -859,10 +895,13 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 	rc = fetch_all(r, &listed, want_new, NULL, err);
 	if (rc)
 		goto out;
+	/* the newest base: the one no other listed base replaces (a base
+	 * names every segment listed when it was written), then by gen */
 	for (i = 0; i < listed.n; i++) {
 		struct seg *s = &listed.v[i];
 
 		if (s->body && s->base && !s->state &&
+		    !base_superseded(s, &listed) &&
 		    (!base || s->gen > base->gen ||
 		     (s->gen == base->gen && strcmp(s->name, base->name) > 0)))
 			base = s;
@@ -901,6 +940,14 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 		rc = index_commit(r->ix, err);
 	else
 		index_rollback(r->ix);
+	if (!rc) {
+		uint64_t top = 0;
+
+		for (i = 0; i < listed.n; i++)
+			if (listed.v[i].body && listed.v[i].gen > top)
+				top = listed.v[i].gen;
+		gen_file_note(r, top);
+	}
 	if (!rc && out_changed)
 		*out_changed = true;
 out:
@@ -1145,15 +1192,53 @@ out:
 	return rc;
 }
 
+/* The highest generation this cache published or replayed, kept beside
+ * index.db (segments.gen) so that it outlives an index.db replaced by
+ * rebuild-index: generations only grow. */
+static void gen_path(const struct repo *r, char *out, size_t n)
+{
+	const char *slash = r->index_path ? strrchr(r->index_path, '/') : NULL;
+	int dir = slash ? (int)(slash - r->index_path) : 0;
+
+	snprintf(out, n, "%.*s/segments.gen", dir,
+		 r->index_path ? r->index_path : ".");
+}
+
+static uint64_t gen_file_read(const struct repo *r)
+{
+	char path[PATH_MAX], *text = NULL;
+	uint64_t g = 0;
+
+	gen_path(r, path, sizeof(path));
+	if (!mv_read_file(path, 64, &text, NULL, NULL)) {
+		g = strtoull(text, NULL, 10);
+		free(text);
+	}
+	return g;
+}
+
+static void gen_file_note(const struct repo *r, uint64_t gen)
+{
+	char path[PATH_MAX], text[32];
+	int n;
+
+	if (gen <= gen_file_read(r))
+		return;
+	gen_path(r, path, sizeof(path));
+	n = snprintf(text, sizeof(text), "%llu\n", (unsigned long long)gen);
+	mv_write_file_atomic_mode(path, text, (size_t)n, 0600, NULL);
+}
+
 static uint64_t gen_next(struct repo *r)
 {
 	sqlite3_stmt *st = NULL;
-	uint64_t g = 0;
+	uint64_t g = gen_file_read(r);
 
 	if (sqlite3_prepare_v2(index_db(r->ix),
 			       "SELECT coalesce(max(gen), 0) FROM segments", -1,
 			       &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
+	    sqlite3_step(st) == SQLITE_ROW &&
+	    (uint64_t)sqlite3_column_int64(st, 0) > g)
 		g = (uint64_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return g + 1;
@@ -1221,6 +1306,7 @@ int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
 		goto out;
 	if (out_bytes)
 		*out_bytes = sealed.len;
+	gen_file_note(r, gen);
 	rc = known_put(r, name, gen, SEG_APPLIED, err);
 	for (i = 0; !rc && i < replaced.n; i++)
 		rc = known_put(r, replaced.v[i].name, gen, SEG_REPLACED, err);

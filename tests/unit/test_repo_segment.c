@@ -5,7 +5,8 @@
  * segment whose size follows the change, not the index; a fresh cache
  * replays them; two writers' segments merge; a flipped bit is refused
  * as damage naming the segment; a segment a cache has read that goes
- * away is refused as a rollback; prune's base replaces the others.
+ * away is refused as a rollback; rebuild-index's base replaces the others
+ * (and leaves them in place in an append-only repository).
  *
  * Each "machine" is a cache directory (XDG_CACHE_HOME) of its own.
  */
@@ -26,6 +27,7 @@
 
 #include "crypt.h"
 #include "keyslot.h"
+#include "lifecycle.h"
 #include "repo.h"
 
 struct fx {
@@ -355,6 +357,55 @@ static void test_segment_rollback_refused(void **state)
 	assert_int_equal(has_record(f, "two", 0, &err), 0);
 }
 
+/* rebuild-index publishes a base replacing every segment; an
+ * append-only repository keeps the replaced ones, and readers skip them. */
+static void rebuild(struct fx *f)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct rebuild_result res;
+	struct repo *r = NULL;
+
+	if (repo_open_bare(f->repo, REPO_OPEN_WRITE, &r, &err))
+		fail_msg("open: %s", err.msg);
+	if (lifecycle_rebuild_index(r, NULL, NULL, &res, &err))
+		fail_msg("rebuild: %s", err.msg);
+	repo_close(r);
+}
+
+static void test_segment_base_replaces(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char names[8][40];
+	struct repo *r = NULL;
+
+	commit_records(f, "one", 2);
+	commit_records(f, "two", 2);
+	assert_int_equal(segments(f, names, 8), 3);
+	rebuild(f);
+	assert_int_equal(segments(f, names, 8), 1);
+	machine(f, "fresh");
+	assert_int_equal(has_record(f, "two", 1, &err), 0);
+	machine(f, "a");
+	assert_int_equal(has_record(f, "one", 1, &err), 0);
+
+	/* append-only: the replaced segments stay and change nothing */
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &r, &err), 0);
+	assert_int_equal(repo_config_set_flags(r, REPO_APPEND_ONLY, 0, &err),
+			 0);
+	repo_close(r);
+	commit_records(f, "three", 1);
+	assert_int_equal(segments(f, names, 8), 2);
+	rebuild(f);
+	assert_int_equal(segments(f, names, 8), 3);
+	assert_int_equal(has_record(f, "three", 0, &err), 0);
+	machine(f, "fresh2");
+	assert_int_equal(has_record(f, "one", 0, &err), 0);
+	assert_int_equal(has_record(f, "three", 0, &err), 0);
+	machine(f, "fresh");
+	assert_int_equal(has_record(f, "three", 0, &err), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +418,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_segment_flipped_bit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_rollback_refused,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_base_replaces,
 						setup, teardown),
 	};
 
