@@ -3,8 +3,8 @@
 # back into a live Dovecot over IMAP: a folder with its subfolders under
 # another name (imaps://), one message (STARTTLS, the CA from
 # SSL_CERT_FILE), a whole account into another account through a master
-# user.  Read back over IMAP: every message byte-exact (CRLF line ends),
-# flags, keywords and internal date equal to the maildir file's, \Deleted
+# user, the password from the terminal.  Read back over IMAP: every
+# message byte-exact (CRLF line ends), flags, keywords and internal date equal to the maildir file's, \Deleted
 # only with --deleted; a second run appends nothing; an empty message
 # fails alone (named, with the server's words, exit 14); a wrong password
 # (exit 12), an unreachable server and an untrusted certificate or host
@@ -121,6 +121,44 @@ assert_exit 12 env MAILVAULT_IMAP_PASSWORD=wrong "$MV" restore-mail "$R" \
 cat "$T/err6"
 assert_grep "IMAP login as 'bob@example.org' on '127.0.0.1' refused: .*[Aa]uthentication failed" \
 	"$T/err6"
+
+say "the password asked on the terminal, without echo"
+python3 - "$MV_BIN" "$R" "$V/Archive/2024" "$IMAP_CERT" \
+	"imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Tty" >"$T/tty" 2>&1 <<'PY' ||
+import os, pty, sys, time
+mv, repo, path, ca, url = sys.argv[1:]
+env = {k: v for k, v in os.environ.items() if k != "MAILVAULT_IMAP_PASSWORD"}
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(mv, [mv, "restore-mail", repo, path, "--ca-file", ca, "--to", url], env)
+out = b""
+deadline = time.time() + 60
+while b"IMAP password for bob@example.org@127.0.0.1: " not in out:
+    if time.time() > deadline:
+        sys.exit("no prompt: %r" % out)
+    out += os.read(fd, 1024)
+os.write(fd, b"bobpw\n")
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+if b"bobpw" in out:
+    sys.exit("the password was echoed")
+sys.exit(os.waitstatus_to_exitcode(status))
+PY
+	{ cat "$T/tty"; die "restore-mail with a terminal password failed"; }
+cat "$T/tty"
+assert_grep '2 messages in 1 folders: 2 appended' "$T/tty"
+# and a progress line, on a terminal only
+assert_grep 'restore-mail: 2/2  appended 2  skipped 0  failed 0' "$T/tty"
+assert_no_grep 'restore-mail: [0-9]+/' "$T/out1"
+assert_ok check_bob --map Archive/2024=Tty --exact
 
 say "a password file; an unreachable server"
 echo bobpw >"$T/pw"
