@@ -845,13 +845,45 @@ out:
 	return rc;
 }
 
+/* CompleteMultipartUpload: the object appears now, or never. */
+static int complete_upload(struct s3_backend *sb, const char *path,
+			   const char *query, const char *xml, size_t xlen,
+			   bool excl, struct mv_err *err)
+{
+	struct s3_req c = {.method = "POST", .cls = S3_PUT, .path = path};
+	int rc;
+
+	c.query = query;
+	c.body = xml;
+	c.body_len = xlen;
+	if (excl)
+		c.hdr[0] = "If-None-Match: *";
+	rc = request(sb, &c, err);
+	/* a 200 may still carry an <Error> */
+	if (!rc && c.status == 200 && c.dyn && strstr(c.dyn, "<Error>")) {
+		char code[80];
+
+		reply_code(&c, code, sizeof(code));
+		rc = mv_err_set(err, -EIO,
+				"completing the upload of '%s' in '%s' "
+				"failed: %s",
+				path, sb->base.url, code);
+	} else if (!rc && c.status != 200) {
+		rc = status_error(sb, &c, err);
+	}
+	req_release(&c);
+	return rc;
+}
+
 /* A multipart upload: nothing is visible before CompleteMultipartUpload;
  * on any failure the upload is aborted. */
 static int put_multipart(struct s3_backend *sb, const char *path,
 			 const unsigned char *buf, size_t len, bool excl,
 			 struct mv_err *err)
 {
-	size_t part = (size_t)S3_PART_MIB << 20;
+	size_t part = (size_t)S3_PART_MIB << 20 < sb->multipart_min
+			      ? (size_t)S3_PART_MIB << 20
+			      : sb->multipart_min;
 	size_t nparts = (len + part - 1) / part, i;
 	char id[512], *query = NULL, *xml = NULL, *enc = NULL;
 	char(*etags)[80] = NULL;
@@ -908,30 +940,7 @@ static int put_multipart(struct s3_backend *sb, const char *path,
 	xlen += (size_t)snprintf(xml + xlen, xcap - xlen,
 				 "</CompleteMultipartUpload>");
 	snprintf(query, 3 * strlen(id) + 64, "uploadId=%s", enc);
-	{
-		struct s3_req c = {
-			.method = "POST", .cls = S3_PUT, .path = path};
-		char code[80] = "";
-
-		c.query = query;
-		c.body = xml;
-		c.body_len = xlen;
-		if (excl)
-			c.hdr[0] = "If-None-Match: *";
-		rc = request(sb, &c, err);
-		/* a 200 may still carry an <Error> */
-		if (!rc && c.status == 200 && c.dyn &&
-		    strstr(c.dyn, "<Error>")) {
-			reply_code(&c, code, sizeof(code));
-			rc = mv_err_set(err, -EIO,
-					"completing the upload of '%s' in "
-					"'%s' failed: %s",
-					path, sb->base.url, code);
-		} else if (!rc && c.status != 200) {
-			rc = status_error(sb, &c, err);
-		}
-		req_release(&c);
-	}
+	rc = complete_upload(sb, path, query, xml, xlen, excl, err);
 	if (!rc)
 		goto out;
 abort:
@@ -1366,7 +1375,7 @@ int backend_s3_open(const char *url, bool create, struct backend **out,
 			 strchr(sb->bucket, '.');
 	v = env("MAILVAULT_S3_MULTIPART_MIB");
 	sb->multipart_min =
-		(size_t)(v && atoi(v) > 5 ? atoi(v) : S3_MULTIPART_MIB) << 20;
+		(size_t)(v && atoi(v) > 0 ? atoi(v) : S3_MULTIPART_MIB) << 20;
 	sb->sigv4 = malloc(strlen(sb->region) + 16);
 	if (!sb->region || !sb->sigv4) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");

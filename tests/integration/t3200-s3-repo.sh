@@ -131,6 +131,19 @@ rm -rf "$XDG_CACHE_HOME"
 diff -u "$T/s1" "$T/s2" || die "the rebuilt index lists other snapshots"
 restore_exact "$S3" 3
 
+say "multipart upload above the limit: the object is whole, nothing pending"
+mkdir -p "$T/big"
+head -c 3145728 /dev/urandom >"$T/big/blob"
+assert_ok env MAILVAULT_S3_MULTIPART_MIB=1 "$MV" backup "$R" --name big \
+	--quiet b="$T/big"
+stats backup-multipart
+rm -rf "$T/out"
+assert_ok "$MV" restore "$R" big/latest:b "$T/out" >/dev/null
+cmp "$T/big/blob" "$T/out/b/blob" || die "the multipart upload restores other bytes"
+ceph_curl "$AWS_ENDPOINT_URL/mvbackup?uploads" >"$T/uploads"
+assert_no_grep '<UploadId>' "$T/uploads"
+assert_ok "$MV" check --read-data "$R" >/dev/null
+
 say "request counts (docs/S3.md)"
 cat "$T/cost"
 say "ceph started in $CEPH_START_MS ms"

@@ -125,6 +125,7 @@ rgw frontends = beast endpoint=127.0.0.1:$CEPH_RGW_PORT tcp_nodelay=1
 rgw data = $CEPH_DIR/rgw
 rgw dns name = 127.0.0.1
 rgw thread pool size = 32
+rgw multipart min part size = 65536
 EOF
 	monmaptool --create --clobber --fsid "$_ceph_fsid" \
 		--addv a "[v2:127.0.0.1:$_ceph_mon_port]" "$CEPH_DIR/monmap" \
