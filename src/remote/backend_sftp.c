@@ -1251,6 +1251,7 @@ static void sftp_destroy(struct sftp_backend *sb)
  * location in this process (note 6); the rest is closed at exit. */
 static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sftp_backend *parked;
+static pid_t parked_pid; /* the process that parked it */
 static bool park_atexit;
 
 static void park_flush(void)
@@ -1261,7 +1262,9 @@ static void park_flush(void)
 	sb = parked;
 	parked = NULL;
 	pthread_mutex_unlock(&park_lock);
-	if (sb)
+	/* a forked child that exits through exit() must not say goodbye on
+	 * its parent's sessions */
+	if (sb && parked_pid == getpid())
 		sftp_destroy(sb);
 }
 
@@ -1299,6 +1302,7 @@ static void sftp_close(struct backend *be)
 		pthread_mutex_lock(&park_lock);
 		old = parked;
 		parked = sb;
+		parked_pid = getpid();
 		if (!park_atexit)
 			park_atexit = !atexit(park_flush);
 		pthread_mutex_unlock(&park_lock);
