@@ -67,6 +67,7 @@
 #define CID_HEAD 16
 #define NSTR 8 /* message_id .. body */
 #define FETCH_THREADS 8
+#define FETCH_INLINE 4 /* segments fetched without threads */
 #define OPEN_SQL "9223372036854775807"
 
 /* ---- encoding helpers ---------------------------------------------------- */
@@ -1581,8 +1582,11 @@ static int fetch_all(struct fetch *fx)
 	if (pthread_mutex_init(&fx->lock, NULL))
 		return -ENOMEM;
 	fx->next = 0;
-	/* one request per segment, all in flight together */
-	while (nth < want && nth < FETCH_THREADS &&
+	/* a few segments (the usual day) on the connection already open:
+	 * another connection costs an SSH handshake, more than they take;
+	 * many (a fresh machine) several at once */
+	while (want > FETCH_INLINE && nth < want / FETCH_INLINE &&
+	       nth < FETCH_THREADS &&
 	       !pthread_create(&th[nth], NULL, fetch_main, fx))
 		nth++;
 	if (!nth)
