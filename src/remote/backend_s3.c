@@ -389,9 +389,10 @@ static int build_url(struct s3_backend *sb, const struct s3_req *q, char **out)
 	return 0;
 }
 
-/* Send q once on h; 0 or a curl failure in *cc. */
-static int perform(struct s3_backend *sb, CURL *h, struct s3_req *q,
-		   const char *url, CURLcode *cc, char *cerr)
+/* Set h up to send q; the header list to free after the transfer goes
+ * to *out_hl. */
+static int setup(struct s3_backend *sb, CURL *h, struct s3_req *q,
+		 const char *url, char *cerr, struct curl_slist **out_hl)
 {
 	struct curl_slist *hl = NULL, *t;
 	char sha[65], line[160];
@@ -474,14 +475,27 @@ static int perform(struct s3_backend *sb, CURL *h, struct s3_req *q,
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
 	}
 	cerr[0] = '\0';
+	*out_hl = hl;
+	return 0;
+oom:
+	curl_slist_free_all(hl);
+	return -ENOMEM;
+}
+
+/* Send q once on h; 0 or a curl failure in *cc. */
+static int perform(struct s3_backend *sb, CURL *h, struct s3_req *q,
+		   const char *url, CURLcode *cc, char *cerr)
+{
+	struct curl_slist *hl = NULL;
+	int rc = setup(sb, h, q, url, cerr, &hl);
+
+	if (rc)
+		return rc;
 	*cc = curl_easy_perform(h);
 	if (*cc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &q->status);
 	curl_slist_free_all(hl);
 	return 0;
-oom:
-	curl_slist_free_all(hl);
-	return -ENOMEM;
 }
 
 /* The S3 error code of a reply (<Code>), or "". */
@@ -661,6 +675,136 @@ static int s3_stat(struct backend *be, const char *path, uint64_t *out_size,
 	if (out_mtime_ns)
 		*out_mtime_ns = q.last_modified * 1000000000LL;
 	return 0;
+}
+
+/* One range of a read_many() in flight. */
+struct s3_par {
+	struct s3_req q;	    /* the ranged GET */
+	CURL *h;		    /* its handle */
+	char *url;		    /* its URL */
+	struct curl_slist *hl;	    /* its headers */
+	char range[80];		    /* its Range header */
+	char cerr[CURL_ERROR_SIZE]; /* curl's message */
+};
+
+/*
+ * Many ranges at once: up to S3_POOL ranged GETs in flight on one curl
+ * multi handle, so the latency of the endpoint is paid once per wave, not
+ * once per range.  A range that fails here (a 5xx, a dropped connection)
+ * is read again alone through read_at(), which retries with backoff.
+ */
+static int s3_read_many(struct backend *be, struct backend_range *v, size_t n,
+			struct mv_err *err)
+{
+	struct s3_backend *sb = sbe(be);
+	struct s3_par par[S3_POOL];
+	CURLM *m;
+	size_t base, i, k = 0;
+	int rc = 0;
+
+	m = curl_multi_init();
+	if (!m)
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	for (base = 0; base < n; base += k) {
+		int running = 0;
+		CURLMsg *msg;
+		int left;
+
+		k = n - base;
+		if (k > S3_POOL)
+			k = S3_POOL;
+		memset(par, 0, sizeof(par));
+		for (i = 0; i < k; i++) {
+			struct backend_range *r = &v[base + i];
+			struct s3_par *p = &par[i];
+
+			r->got = 0;
+			r->rc = -EAGAIN;
+			if (!r->len) {
+				r->rc = 0;
+				continue;
+			}
+			p->q.method = "GET";
+			p->q.cls = S3_GET;
+			p->q.path = r->path;
+			p->q.out = r->buf;
+			p->q.out_cap = r->len;
+			snprintf(p->range, sizeof(p->range),
+				 "Range: bytes=%llu-%llu",
+				 (unsigned long long)r->off,
+				 (unsigned long long)(r->off + r->len - 1));
+			p->q.hdr[0] = p->range;
+			p->h = handle_get(sb);
+			if (!p->h || build_url(sb, &p->q, &p->url) ||
+			    setup(sb, p->h, &p->q, p->url, p->cerr, &p->hl)) {
+				continue; /* read alone below */
+			}
+			curl_easy_setopt(p->h, CURLOPT_PRIVATE, p);
+			curl_multi_add_handle(m, p->h);
+		}
+		do {
+			if (curl_multi_perform(m, &running) != CURLM_OK)
+				break;
+			if (running)
+				curl_multi_poll(m, NULL, 0, 1000, NULL);
+		} while (running);
+		while ((msg = curl_multi_info_read(m, &left))) {
+			struct s3_par *p = NULL;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+					  (char **)&p);
+			if (!p || msg->data.result != CURLE_OK)
+				continue;
+			curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE,
+					  &p->q.status);
+		}
+		for (i = 0; i < k; i++) {
+			struct backend_range *r = &v[base + i];
+			struct s3_par *p = &par[i];
+
+			if (p->h) {
+				curl_multi_remove_handle(m, p->h);
+				stats_add(S3_GET, false, 0, p->q.got);
+				handle_put(sb, p->h);
+			}
+			curl_slist_free_all(p->hl);
+			free(p->url);
+			if (r->rc != -EAGAIN)
+				continue;
+			if (p->q.status == 206 ||
+			    (p->q.status == 200 && !r->off)) {
+				r->got = p->q.got;
+				r->rc = 0;
+			} else if (p->q.status == 416) {
+				r->rc = 0;
+			} else if (p->q.status == 404) {
+				r->rc = mv_err_set(rc ? NULL : err, -ENOENT,
+						   "'%s' not found in '%s'",
+						   r->path, be->url);
+			} else {
+				/* anything else: alone, with retries */
+				size_t got = 0;
+
+				r->rc = 0;
+				while (!r->rc && r->got < r->len) {
+					r->rc = s3_read_at(
+						be, r->path, r->off + r->got,
+						(char *)r->buf + r->got,
+						r->len - r->got, &got,
+						rc ? NULL : err);
+					if (!r->rc && !got)
+						break;
+					r->got += got;
+				}
+			}
+			if (r->rc && !rc)
+				rc = r->rc;
+		}
+	}
+	curl_multi_cleanup(m);
+	return rc;
 }
 
 /* ListObjectsV2 of dir/ with delimiter '/': objects and common prefixes. */
@@ -1145,6 +1289,7 @@ static void s3_close(struct backend *be)
 static const struct backend_ops s3_ops = {
 	.scheme = "s3",
 	.read_at = s3_read_at,
+	.read_many = s3_read_many,
 	.stat = s3_stat,
 	.list = s3_list,
 	.mkdir = s3_mkdir,
