@@ -591,11 +591,11 @@ static int request(struct s3_backend *sb, struct s3_req *q, struct mv_err *err)
 
 		reply_code(q, code, sizeof(code));
 		return mv_err_set(err, -EIO,
-				  "S3 endpoint '%s' kept failing for '%s' "
+				  "S3 endpoint '%s' kept failing for %s '%s' "
 				  "(%d tries, last HTTP %ld%s%s)",
-				  sb->endpoint, q->path ? q->path : "",
-				  q->tries, q->status, code[0] ? " " : "",
-				  code);
+				  sb->endpoint, q->path ? "object" : "bucket",
+				  q->path ? q->path : sb->bucket, q->tries,
+				  q->status, code[0] ? " " : "", code);
 	}
 	return 0;
 }
