@@ -350,11 +350,17 @@ static void *wave_write(void *arg)
 	char list[PATH_MAX];
 	FILE *f;
 	size_t i;
+	int fd;
 
 	for (i = 0; i < w->nrecs; i++)
 		diskcache_put(c, w->recs[i].id, w->recs[i].p, w->recs[i].len);
 	snprintf(list, sizeof(list), "%s/.meta-packs", c->dir);
-	f = fopen(list, "ae");
+	/* Pack names are the repository's, and the cache is private to its
+	 * user (docs/PERMISSIONS.md): 0600 whatever the umask. */
+	fd = open(list, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	f = fd >= 0 ? fdopen(fd, "a") : NULL;
+	if (!f && fd >= 0)
+		close(fd);
 	if (f) {
 		fputs(w->names, f);
 		fclose(f);
