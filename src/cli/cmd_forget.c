@@ -170,7 +170,7 @@ static void print_list(const struct job *j)
 
 	for (i = j->n; i-- > 0;) {
 		policy_item_reason(&j->items[i], reason, sizeof(reason));
-		snapshot_dir_name(&j->snaps[i], dir, sizeof(dir));
+		snapshot_shown_name(j->snaps, i, dir, sizeof(dir));
 		mv_hex(j->snaps[i].id, MV_ID_LEN, id);
 		printf("%-6s  %-20s  %.12s  %s/%s\n",
 		       j->items[i].kept_by ? "keep" : "remove",
@@ -190,7 +190,7 @@ static void print_json_job(const struct job *j, bool first)
 	       j->removed);
 	for (i = j->n; i-- > 0;) {
 		policy_item_reason(&j->items[i], reason, sizeof(reason));
-		snapshot_dir_name(&j->snaps[i], dir, sizeof(dir));
+		snapshot_shown_name(j->snaps, i, dir, sizeof(dir));
 		mv_time_iso(j->snaps[i].time_ns, iso, sizeof(iso));
 		mv_hex(j->snaps[i].id, MV_ID_LEN, id);
 		printf("%s{\"id\":\"%s\",\"time\":\"%s\",\"dir\":\"%s\","
@@ -220,7 +220,7 @@ static int job_remove(struct repo *r, const struct job *j, size_t *done,
 			continue;
 		rc = repo_snapshot_delete(r, j->snaps[i].id, err);
 		if (rc < 0) {
-			snapshot_dir_name(&j->snaps[i], dir, sizeof(dir));
+			snapshot_shown_name(j->snaps, i, dir, sizeof(dir));
 			return mv_err_prefix(err, "cannot remove '%s/%s'",
 					     j->snaps[i].name, dir);
 		}
