@@ -183,10 +183,17 @@ static const struct help helps[] = {
 	 "\n"
 	 "Options:\n"
 	 "  -z, --gzip   gzip the stream\n"
-	 "  --mailcow    write the folder's archives into OUTDIR\n" COMMON "\n"
+	 "  --mailcow    write the folder's archives into "
+	 "OUTDIR/mailcow-YYYY-MM-DD-HH-MM-SS,\n"
+	 "               named from the snapshot's time as "
+	 "backup_and_restore.sh lists\n"
+	 "               its backups; OUTDIR is created when missing\n" COMMON
+	 "\n"
 	 "Example:\n"
 	 "  mailvault export-tar R stalwart/latest:volume | "
-	 "tar -xf - -C /srv/restore\n"},
+	 "tar -xf - -C /srv/restore\n"
+	 "  mailvault export-tar --mailcow R mailcow/latest:mailcow "
+	 "/srv/restore\n"},
 	{"stats",
 	 "usage: mailvault stats [--json] [REPO]\n"
 	 "\n"
@@ -221,6 +228,9 @@ static const struct help helps[] = {
 	 "usage: mailvault mount [-f] [-o OPTIONS] REPO MOUNTPOINT\n"
 	 "\n"
 	 "Mount every snapshot read-only: MOUNTPOINT/NAME/TIME/LABEL/...\n"
+	 "NAME/latest is the newest snapshot by time.\n"
+	 "A busy MOUNTPOINT (a mount point already) is refused: nothing is "
+	 "stacked on it.\n"
 	 "\n"
 	 "Options:\n"
 	 "  -f           stay in the foreground\n"
@@ -364,7 +374,7 @@ static const struct help helps[] = {
 	 "  mailvault diff /srv/backup/mailvault stalwart/2026-02-01T030000Z "
 	 "stalwart/latest\n"},
 	{"key",
-	 "usage: mailvault key list REPO\n"
+	 "usage: mailvault key list [--json] REPO\n"
 	 "       mailvault key add REPO\n"
 	 "       mailvault key remove REPO SLOT\n"
 	 "       mailvault key change-passphrase REPO\n"
@@ -377,6 +387,7 @@ static const struct help helps[] = {
 	 "from MAILVAULT_NEW_PASSPHRASE or the terminal.\n"
 	 "\n"
 	 "Options:\n"
+	 "  --json             list: the slots as one JSON object\n"
 	 "  --paper            export: text to print; import: read that "
 	 "text\n"
 	 "  --keyfile KEYFILE  import into a key file instead of a "
@@ -384,7 +395,44 @@ static const struct help helps[] = {
 	 "Example:\n"
 	 "  mailvault key export --paper /srv/backup/mailvault "
 	 "~/mailvault-key.txt\n"},
-	/* run prints its own text (src/cli/cmd_run.c) */
+	{"run",
+	 "usage: mailvault run [--dry-run] JOB...\n"
+	 "       mailvault run [--dry-run] --all\n"
+	 "       mailvault run [--dry-run] --read-data JOB...\n"
+	 "       mailvault run --report-failure[=UNIT] JOB < LOG\n"
+	 "\n"
+	 "Run a job described by /etc/mailvault/JOB.conf (or the file JOB\n"
+	 "when it has a '/'): before-hook, backup, after-hook, forget, prune\n"
+	 "and check when due, on-error hook; then the healthcheck ping, mail\n"
+	 "and textfile of its [notify] section.  The file format is\n"
+	 "mailvault-job(5); $MAILVAULT_JOB_DIR and $MAILVAULT_STATE_DIR\n"
+	 "replace /etc/mailvault and /var/lib/mailvault.\n"
+	 "\n"
+	 "Options:\n"
+	 "  --all      every *.conf of the job directory, in name order\n"
+	 "  --dry-run  check the job files and print the plan; run nothing\n"
+	 "  --read-data\n"
+	 "             only check --read-data of the job's repository (every\n"
+	 "             chunk read and re-hashed: the weekly full check); a\n"
+	 "             failure is mailed and pinged as a run's is\n"
+	 "  --report-failure[=UNIT]\n"
+	 "             report a failure the run could not report itself, with\n"
+	 "             stdin as the log, through the job's mail and "
+	 "healthcheck\n"
+	 "             (systemd's OnFailure=, "
+	 "contrib/mailvault-alert@.service);\n"
+	 "             does nothing when $MONITOR_SERVICE_RESULT and\n"
+	 "             $MONITOR_EXIT_STATUS say the run ended with a code it\n"
+	 "             reports itself\n"
+	 "  -h, --help this text\n"
+	 "\n"
+	 "Exit code: the worst of the steps' (mailvault(1)); 2 for a job file\n"
+	 "that does not validate, naming file, line and key.\n"
+	 "\n"
+	 "Example:\n"
+	 "  mailvault run --dry-run stalwart && mailvault run stalwart\n"
+	 "  systemctl enable --now mailvault@stalwart.timer "
+	 "mailvault-check@stalwart.timer\n"},
 };
 
 const char *cli_help_text(const char *cmd)

@@ -4,7 +4,7 @@
  * master key, so adding, removing or changing a passphrase re-wraps that
  * key and re-encrypts nothing.
  *
- *   key list                      the slots, the one that opened marked
+ *   key list [--json]             the slots, the one that opened marked
  *   key add                       a new slot for a new passphrase
  *   key remove SLOT               never the last one
  *   key change-passphrase         a new slot, then the old one removed
@@ -33,7 +33,7 @@
 #include "util.h"
 
 static const char usage[] =
-	"usage: mailvault key list REPO\n"
+	"usage: mailvault key list [--json] REPO\n"
 	"       mailvault key add REPO\n"
 	"       mailvault key remove REPO SLOT\n"
 	"       mailvault key change-passphrase REPO\n"
@@ -83,33 +83,64 @@ static bool is_keyfile(const struct repo *r)
 	return !strcmp(repo_get_config(r)->key_mode, "keyfile");
 }
 
-static int key_list(struct repo *r, struct mv_err *err)
+/* One slot as a JSON object (--json). */
+static void slot_json(const char *name, const struct keyslot_info *info,
+		      bool opened, bool first)
+{
+	printf("%s{\"name\":", first ? "" : ",");
+	cli_json_str(name);
+	printf(",\"kdf\":\"argon2id\",\"opslimit\":%llu,"
+	       "\"memlimit\":%llu,\"opened\":%s}",
+	       (unsigned long long)info->params.opslimit,
+	       (unsigned long long)info->params.memlimit,
+	       opened ? "true" : "false");
+}
+
+static int key_list(struct repo *r, bool json, struct mv_err *err)
 {
 	struct keystore_list l = {0};
 	const uint8_t *mk;
 	const char *opened;
-	size_t i;
+	size_t i, shown = 0;
 	int rc;
 
 	rc = need_encrypted(r, &mk, &opened, err);
 	if (rc)
 		return rc;
-	printf("encryption = %s\nkey = %s\n", repo_get_config(r)->encryption,
-	       repo_get_config(r)->key_mode);
 	rc = keystore_list(repo_backend(r), &l, err);
 	if (rc)
 		return rc;
+	if (json) {
+		printf("{\"encryption\":");
+		cli_json_str(repo_get_config(r)->encryption);
+		printf(",\"key\":");
+		cli_json_str(repo_get_config(r)->key_mode);
+		printf(",\"slots\":[");
+	} else {
+		printf("encryption = %s\nkey = %s\n",
+		       repo_get_config(r)->encryption,
+		       repo_get_config(r)->key_mode);
+	}
 	for (i = 0; i < l.n; i++) {
 		struct keyslot_info info;
+		bool is_open = !strcmp(l.slots[i].name, opened);
 
 		if (keyslot_parse(l.slots[i].data, l.slots[i].len, &info, NULL))
 			continue;
-		printf("%s argon2id t=%llu m=%llu MiB%s\n", l.slots[i].name,
-		       (unsigned long long)info.params.opslimit,
-		       (unsigned long long)(info.params.memlimit >> 20),
-		       strcmp(l.slots[i].name, opened) ? "" : "  (opened)");
+		if (json)
+			slot_json(l.slots[i].name, &info, is_open, !shown);
+		else
+			printf("%s argon2id t=%llu m=%llu MiB%s\n",
+			       l.slots[i].name,
+			       (unsigned long long)info.params.opslimit,
+			       (unsigned long long)(info.params.memlimit >> 20),
+			       is_open ? "  (opened)" : "");
+		shown++;
 	}
-	if (!l.n && is_keyfile(r))
+	if (json)
+		printf("],\"slot_in_keyfile\":%s}\n",
+		       !l.n && is_keyfile(r) ? "true" : "false");
+	else if (!l.n && is_keyfile(r))
 		printf("(the slot is in the key file)\n");
 	keystore_list_release(&l);
 	return 0;
@@ -323,13 +354,14 @@ int cmd_key(int argc, char **argv)
 	static const struct option opts[] = {
 		{"paper", no_argument, NULL, 'p'},
 		{"keyfile", required_argument, NULL, 'k'},
+		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct mv_err err = MV_ERR_INIT;
 	struct repo *r = NULL;
 	const char *sub, *repo, *keyfile = NULL, *arg = NULL;
-	bool paper = false;
+	bool paper = false, json = false;
 	int c, rc, rest, want;
 
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -358,6 +390,9 @@ int cmd_key(int argc, char **argv)
 		case 'k':
 			keyfile = optarg;
 			break;
+		case 'j':
+			json = true;
+			break;
 		case 'h':
 			cli_help_print("key", stdout);
 			return MV_EXIT_OK;
@@ -380,6 +415,8 @@ int cmd_key(int argc, char **argv)
 	    (keyfile && strcmp(sub, "import")))
 		return cli_usage("key", "--paper is for export and import, "
 					"--keyfile for import");
+	if (json && strcmp(sub, "list"))
+		return cli_usage("key", "--json is for list");
 	rest = argc - optind;
 	if (rest == want + 1)
 		repo = argv[optind++];
@@ -402,7 +439,7 @@ int cmd_key(int argc, char **argv)
 	} else {
 		rc = repo_open_bare(repo, REPO_OPEN_READ, &r, &err);
 		if (rc == 0 && !strcmp(sub, "list"))
-			rc = key_list(r, &err);
+			rc = key_list(r, json, &err);
 		else if (rc == 0 && !strcmp(sub, "add"))
 			rc = key_add(r, &err);
 		else if (rc == 0 && !strcmp(sub, "remove"))

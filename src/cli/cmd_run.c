@@ -11,44 +11,6 @@
 #include "cli.h"
 #include "job.h"
 
-static const char usage[] =
-	"usage: mailvault run [--dry-run] JOB...\n"
-	"       mailvault run [--dry-run] --all\n"
-	"       mailvault run [--dry-run] --read-data JOB...\n"
-	"       mailvault run --report-failure[=UNIT] JOB < LOG\n"
-	"\n"
-	"Run a job described by /etc/mailvault/JOB.conf (or the file JOB\n"
-	"when it has a '/'): before-hook, backup, after-hook, forget, prune\n"
-	"and check when due, on-error hook; then the healthcheck ping, mail\n"
-	"and textfile of its [notify] section.  The file format is\n"
-	"mailvault-job(5); $MAILVAULT_JOB_DIR and $MAILVAULT_STATE_DIR\n"
-	"replace /etc/mailvault and /var/lib/mailvault.\n"
-	"\n"
-	"  --all      every *.conf of the job directory, in name order\n"
-	"  --dry-run  check the job files and print the plan; run nothing\n"
-	"  --read-data\n"
-	"             only check --read-data of the job's repository (every\n"
-	"             chunk read and re-hashed: the weekly full check); a\n"
-	"             failure is mailed and pinged as a run's is\n"
-	"  --report-failure[=UNIT]\n"
-	"             report a failure the run could not report itself, with\n"
-	"             stdin as the log, through the job's mail and "
-	"healthcheck\n"
-	"             (systemd's OnFailure=, "
-	"contrib/mailvault-alert@.service);\n"
-	"             does nothing when $MONITOR_SERVICE_RESULT and\n"
-	"             $MONITOR_EXIT_STATUS say the run ended with a code it\n"
-	"             reports itself\n"
-	"  --help     this text\n"
-	"\n"
-	"Exit code: the worst of the steps' (mailvault(1)); 2 for a job file\n"
-	"that does not validate, naming file, line and key.\n"
-	"\n"
-	"Example:\n"
-	"  mailvault run --dry-run stalwart && mailvault run stalwart\n"
-	"  systemctl enable --now mailvault@stalwart.timer "
-	"mailvault-check@stalwart.timer\n";
-
 #define REPORT_LOG_MAX (64 * 1024) /* stdin kept for --report-failure */
 
 /* Did the unit that failed end the way a run reports by itself?  systemd
@@ -164,10 +126,12 @@ int cmd_run(int argc, char **argv)
 			report = true;
 			unit = optarg;
 		} else if (c == 'h') {
-			fputs(usage, stdout);
+			cli_help_print("run", stdout);
 			return MV_EXIT_OK;
 		} else {
-			fputs(usage, stderr);
+			/* getopt said what is wrong */
+			fputs("(see 'mailvault run --help' or mailvault(1))\n",
+			      stderr);
 			return MV_EXIT_USAGE;
 		}
 	}

@@ -56,6 +56,15 @@ PY
 	done <"$T/opts.$name"
 done <"$T/commands"
 
+say "run's text is in src/cli/cli_help.c with the others'"
+grep -q '^	{"run",$' "$TOP/src/cli/cli_help.c" || die "no cli_help.c entry for run"
+
+say "export-tar --mailcow and mount say what they do with their directory"
+assert_grep 'OUTDIR/mailcow-YYYY-MM-DD-HH-MM-SS' "$T/help.export-tar"
+assert_grep 'OUTDIR is created' "$T/help.export-tar"
+assert_grep 'latest is the newest snapshot by time' "$T/help.mount"
+assert_grep 'busy MOUNTPOINT .* is refused' "$T/help.mount"
+
 say "help without a command lists the commands; an unknown one is an error"
 assert_exit 0 "$MV" help >"$T/list"
 assert_grep '^  backup ' "$T/list"

@@ -95,4 +95,32 @@ js "$T/config.json" '
 assert d["encryption"] == "none" and d["key"] is None, d
 assert d["append_only"] is False and d["chunk_avg"] > 0, d'
 js "$T/b1.json" 'assert d["snapshot"].startswith("j/") and d["files"] == 2 and d["others"] == 1, d'
+say "key list --json: the slots the text shows, the opened one marked"
+E=$T/enc
+export MAILVAULT_KDF_TEST=1
+MAILVAULT_PASSPHRASE=pass-one "$MV_BIN" init "$E" >/dev/null </dev/null ||
+	die "init of an encrypted repository"
+MAILVAULT_PASSPHRASE=pass-one MAILVAULT_NEW_PASSPHRASE=pass-two \
+	"$MV_BIN" key add "$E" >/dev/null </dev/null || die "key add"
+MAILVAULT_PASSPHRASE=pass-two "$MV_BIN" key list "$E" >"$T/keys.txt" \
+	</dev/null || die "key list"
+MAILVAULT_PASSPHRASE=pass-two "$MV_BIN" key list --json "$E" \
+	>"$T/keys.json" </dev/null || die "key list --json"
+cat "$T/keys.json"
+opened=$(sed -n 's/^\([0-9a-f]*\) .*(opened)$/\1/p' "$T/keys.txt")
+python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["encryption"] == "xchacha20-poly1305" and d["key"] == "repokey", d
+assert len(d["slots"]) == 2 and d["slot_in_keyfile"] is False, d
+assert [s["name"] for s in d["slots"] if s["opened"]] == [sys.argv[2]], d
+for s in d["slots"]:
+    assert s["kdf"] == "argon2id" and s["opslimit"] > 0, s
+    assert s["memlimit"] >= 1 << 20, s
+text = open(sys.argv[3]).read()
+for s in d["slots"]:
+    line = "%s argon2id t=%d m=%d MiB" % (s["name"], s["opslimit"],
+                                         s["memlimit"] >> 20)
+    assert line in text, (line, text)' "$T/keys.json" "$opened" \
+	"$T/keys.txt" || die "key list --json differs from key list"
+assert_exit 2 "$MV_BIN" key add --json "$E" 2>/dev/null </dev/null
 ok
