@@ -107,6 +107,7 @@ static int get_password(const struct rm_opts *o, const char *user,
 {
 	const char *env = getenv("MAILVAULT_IMAP_PASSWORD");
 	struct termios old, quiet;
+	bool echo_off;
 	FILE *f;
 	int rc, fd;
 
@@ -144,15 +145,19 @@ static int get_password(const struct rm_opts *o, const char *user,
 		close(fd);
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	}
-	fprintf(f, "IMAP password for %s@%s: ", user, host);
-	fflush(f);
-	if (tcgetattr(fd, &old) == 0) {
+	/* echo off before the prompt, and without discarding input: what
+	 * is typed once the prompt shows is the password */
+	echo_off = tcgetattr(fd, &old) == 0;
+	if (echo_off) {
 		quiet = old;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
-		tcsetattr(fd, TCSAFLUSH, &quiet);
+		tcsetattr(fd, TCSANOW, &quiet);
 	}
+	fprintf(f, "IMAP password for %s@%s: ", user, host);
+	fflush(f);
 	rc = first_line(f, out, n);
-	tcsetattr(fd, TCSAFLUSH, &old);
+	if (echo_off)
+		tcsetattr(fd, TCSANOW, &old);
 	fputc('\n', f);
 	fclose(f);
 	if (rc || !*out)

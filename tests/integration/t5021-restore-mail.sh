@@ -125,27 +125,31 @@ assert_grep "IMAP login as 'bob@example.org' on '127.0.0.1' refused: .*[Aa]uthen
 say "the password asked on the terminal, without echo"
 python3 - "$MV_BIN" "$R" "$V/Archive/2024" "$IMAP_CERT" \
 	"imaps://bob@example.org@127.0.0.1:$IMAPS_PORT/Tty" >"$T/tty" 2>&1 <<'PY' ||
-import os, pty, sys, time
+import os, pty, select, sys, time
 mv, repo, path, ca, url = sys.argv[1:]
 env = {k: v for k, v in os.environ.items() if k != "MAILVAULT_IMAP_PASSWORD"}
 pid, fd = pty.fork()
 if pid == 0:
     os.execve(mv, [mv, "restore-mail", repo, path, "--ca-file", ca, "--to", url], env)
 out = b""
-deadline = time.time() + 60
-while b"IMAP password for bob@example.org@127.0.0.1: " not in out:
-    if time.time() > deadline:
-        sys.exit("no prompt: %r" % out)
-    out += os.read(fd, 1024)
-os.write(fd, b"bobpw\n")
-while True:
+deadline = time.time() + 120
+def more():
+    global out
+    if not select.select([fd], [], [], max(0, deadline - time.time()))[0]:
+        os.kill(pid, 9)
+        sys.exit("no answer: %r" % out)
     try:
         chunk = os.read(fd, 1024)
     except OSError:
-        break
-    if not chunk:
-        break
+        return False
     out += chunk
+    return bool(chunk)
+while b"IMAP password for bob@example.org@127.0.0.1: " not in out:
+    if not more():
+        sys.exit("no prompt: %r" % out)
+os.write(fd, b"bobpw\n")
+while more():
+    pass
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 if b"bobpw" in out:
