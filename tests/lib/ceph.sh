@@ -29,7 +29,11 @@ CEPH_PIDS=
 
 _ceph_free_port()
 {
-	python3 -c 'import socket
+	# Debian's python3 without site packages starts in 50 ms; a pyenv
+	# shim first in PATH takes 700
+	_ceph_py=python3
+	[ -x /usr/bin/python3 ] && _ceph_py=/usr/bin/python3
+	"$_ceph_py" -S -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])'
@@ -38,6 +42,12 @@ print(s.getsockname()[1])'
 _ceph_now_ms()
 {
 	date +%s%3N
+}
+
+# _ceph_mark PHASE: when PHASE ended, in ms since the start, to start.times
+_ceph_mark()
+{
+	echo "$1 $(($(_ceph_now_ms) - _ceph_t0))" >>"$CEPH_DIR/log/start.times"
 }
 
 _ceph_install()
@@ -135,19 +145,28 @@ EOF
 		die "ceph-mon --mkfs failed: $(cat "$CEPH_DIR/log/mkfs-mon.out")"
 	ceph-mon -c "$CEPH_CONF" -i a -f >"$CEPH_DIR/log/mon.out" 2>&1 &
 	CEPH_PIDS="$CEPH_PIDS $!"
-	_ceph_osd=$(_ceph osd create) || die "ceph osd create failed"
+	at_exit 'ceph_stop'
+	_ceph_mark mon-started
+	# the OSD's store is made while one run of the (slow to start, Python)
+	# ceph command line creates osd.0 and puts it into CRUSH
+	_ceph_osd=0
 	ceph-osd -c "$CEPH_CONF" -i "$_ceph_osd" --mkfs \
-		>"$CEPH_DIR/log/mkfs-osd.out" 2>&1 ||
+		>"$CEPH_DIR/log/mkfs-osd.out" 2>&1 &
+	_ceph_mkfs=$!
+	printf 'osd create\nosd crush add osd.0 1.0 root=default\n' |
+		_ceph >"$CEPH_DIR/log/osd-create.out" 2>&1 ||
+		die "ceph osd create failed: $(cat "$CEPH_DIR/log/osd-create.out")"
+	_ceph_mark osd-created
+	wait "$_ceph_mkfs" ||
 		die "ceph-osd --mkfs failed: $(tail -5 "$CEPH_DIR/log/mkfs-osd.out")"
-	_ceph osd crush add "osd.$_ceph_osd" 1.0 root=default \
-		>/dev/null 2>&1 || die "ceph osd crush add failed"
+	_ceph_mark osd-mkfs
 	ceph-osd -c "$CEPH_CONF" -i "$_ceph_osd" -f \
 		>"$CEPH_DIR/log/osd.out" 2>&1 &
 	CEPH_PIDS="$CEPH_PIDS $!"
+	_ceph_mark osd-started
 	radosgw -c "$CEPH_CONF" -n client.rgw.test -f \
 		>"$CEPH_DIR/log/rgw.out" 2>&1 &
 	CEPH_PIDS="$CEPH_PIDS $!"
-	at_exit 'ceph_stop'
 	AWS_ENDPOINT_URL=http://127.0.0.1:$CEPH_RGW_PORT
 	AWS_ACCESS_KEY_ID=MVTESTACCESSKEY0001
 	AWS_SECRET_ACCESS_KEY=mvtestsecretkey000000000000000000000001
@@ -169,6 +188,7 @@ EOF
 			die "radosgw-admin user create failed: $(tail -5 "$CEPH_DIR/log/user.out")"
 		sleep 0.5
 	done
+	_ceph_mark user-created
 	_ceph_i=0
 	until [ "$(curl -s -o /dev/null -w '%{http_code}' \
 		"$AWS_ENDPOINT_URL/" 2>/dev/null)" = 200 ]; do
@@ -177,6 +197,7 @@ EOF
 			die "radosgw did not answer on $AWS_ENDPOINT_URL: $(tail -5 "$CEPH_DIR/log/rgw.out")"
 		sleep 0.1
 	done
+	_ceph_mark rgw-answers
 	CEPH_START_MS=$(($(_ceph_now_ms) - _ceph_t0))
 	export CEPH_START_MS
 	say "ceph up on $AWS_ENDPOINT_URL in $CEPH_START_MS ms"
