@@ -1112,11 +1112,15 @@ int mail_catalog_find(struct mail_catalog *cat,
 	mexpr = sqlite3_str_finish(match);
 	/* Filter, sort and limit on place, folder and msg alone; the
 	 * snapshot names are joined to the rows kept only.  latest: each
-	 * job's newest snapshot, the end of an open range. */
+	 * job's newest snapshot by time (an older --time import is recorded
+	 * after it: seqs give membership, never age); top: its last one
+	 * recorded, the end of an open range. */
 	sqlite3_str_appendall(
 		sql,
-		"WITH latest(job, seq) AS"
-		" (SELECT job, max(seq) FROM snap GROUP BY job)"
+		"WITH latest(job, seq, top) AS"
+		" (SELECT job, (SELECT s.seq FROM snap s WHERE s.job = j.job"
+		" ORDER BY s.time DESC, s.seq DESC LIMIT 1), max(seq)"
+		" FROM snap j GROUP BY job)"
 		" SELECT m.cid, m.message_id, CASE WHEN m.from_addr IS"
 		" NULL THEN m.from_ ELSE m.from_ || ' <' || m.from_addr"
 		" || '>' END, m.to_, m.subject, m.date, m.size, f.job,"
@@ -1124,11 +1128,13 @@ int mail_catalog_find(struct mail_catalog *cat,
 		" k.gone, m.from_ FROM"
 		" (SELECT p.msg AS pmsg, p.folder AS pfolder,"
 		" p.first_snap AS pfirst, p.n AS pn,"
-		" m.date AS date, l.seq AS latest,"
-		" " LAST_SQL("p") " < l.seq AS gone"
-				  " FROM msg m JOIN place p ON p.msg = m.id"
-				  " JOIN folder f ON f.id = p.folder"
-				  " JOIN latest l ON l.job = f.job WHERE 1");
+		" m.date AS date, l.top AS top,"
+		" NOT (p.first_snap <= l.seq AND " LAST_SQL(
+			"p") " >= l.seq)"
+			     " AS gone"
+			     " FROM msg m JOIN place p ON p.msg = m.id"
+			     " JOIN folder f ON f.id = p.folder"
+			     " JOIN latest l ON l.job = f.job WHERE 1");
 	if (mexpr && *mexpr)
 		sqlite3_str_appendall(sql, " AND m.id IN (SELECT rowid FROM"
 					   " msg_fts WHERE msg_fts MATCH ?1)");
@@ -1150,27 +1156,39 @@ int mail_catalog_find(struct mail_catalog *cat,
 	if (q->deleted)
 		sqlite3_str_appendall(
 			sql,
-			/* open places out before any join */
-			" AND p.last_snap IS NOT NULL"
-			" AND p.last_snap < l.seq AND NOT EXISTS"
-			" (SELECT 1 FROM place o JOIN folder g"
-			" ON g.id = o.folder WHERE o.msg = p.msg"
-			" AND g.job = f.job AND " LAST_SQL("o") " >= l.seq)");
+			/* not in the latest snapshot, in no folder of it */
+			" AND NOT (p.first_snap <= l.seq AND " LAST_SQL(
+				"p") " >= l.seq) AND NOT EXISTS"
+				     " (SELECT 1 FROM place o JOIN folder g"
+				     " ON g.id = o.folder WHERE o.msg = p.msg"
+				     " AND g.job = f.job AND o.first_snap <="
+				     " l.seq AND " LAST_SQL("o") " >= l.seq)");
 	sqlite3_str_appendall(sql, " ORDER BY m.date DESC, p.first_snap, p.n");
 	/* a LIMIT (-1: none) keeps SQLite from flattening the subquery, so
 	 * the outer joins run for the rows kept only */
 	sqlite3_str_appendf(sql, " LIMIT %lld",
 			    q->limit ? (long long)q->limit : -1LL);
 	sqlite3_str_appendall(
-		sql, ") k JOIN place p ON p.msg = k.pmsg"
-		     " AND p.folder = k.pfolder AND p.first_snap = k.pfirst"
-		     " AND p.n = k.pn"
-		     " JOIN msg m ON m.id = p.msg"
-		     " JOIN folder f ON f.id = p.folder"
-		     " JOIN snap s1 ON s1.seq = p.first_snap"
-		     " JOIN snap s2 ON s2.seq = min(" LAST_SQL(
-			     "p") ", k.latest)"
-				  " ORDER BY k.date DESC, k.pfirst, k.pn");
+		sql,
+		") k JOIN place p ON p.msg = k.pmsg"
+		" AND p.folder = k.pfolder AND p.first_snap = k.pfirst"
+		" AND p.n = k.pn"
+		" JOIN msg m ON m.id = p.msg"
+		" JOIN folder f ON f.id = p.folder"
+		/* a range's first and last snapshot by time */
+		" JOIN snap s1 ON s1.seq = (SELECT r.seq FROM snap r"
+		" WHERE r.job = f.job AND r.seq BETWEEN p.first_snap"
+		" AND min(" LAST_SQL("p") ", k.top)"
+					  " ORDER BY r.time, r.seq LIMIT 1)"
+					  " JOIN snap s2 ON s2.seq = (SELECT"
+					  " r.seq FROM snap r WHERE r.job ="
+					  " f.job AND r.seq BETWEEN"
+					  " p.first_snap AND min(" LAST_SQL(
+						  "p") ", k.top)"
+						       " ORDER BY r.time DESC,"
+						       " r.seq DESC LIMIT 1)"
+						       " ORDER BY k.date DESC,"
+						       " k.pfirst, k.pn");
 	msql = sqlite3_str_finish(sql);
 	if (!msql) {
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
