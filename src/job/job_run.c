@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,11 +44,20 @@ struct run {
 	char *log; /* the last LOG_KEEP bytes of everything */
 	size_t log_len;
 	int worst;	  /* the worst exit code so far */
-	char spool[4096]; /* command and file sources, "" when none */
+	char spool[4096]; /* spooled command sources, "" when none */
 	bool have_backup;
 	uint64_t bytes_added;
 	bool have_repo;
 	uint64_t snapshots, repo_bytes;
+	/* The command source on the backup's stdin: its output reaches the
+	 * backup through a pipe whose write end we hold too, so the backup
+	 * sees the end of the stream only once the command exited 0; a
+	 * failed command stops the backup before it commits. */
+	pid_t gate_pid;	 /* the command, 0 when none or reaped */
+	int gate_pidfd;	 /* polled for its exit, -1 when none */
+	int gate_fd;	 /* our copy of the pipe's write end, or -1 */
+	pid_t gate_stop; /* the backup to stop when the command fails */
+	int gate_code;	 /* the command's exit code once reaped */
 };
 
 static volatile sig_atomic_t stop_sig;
@@ -188,6 +198,27 @@ static int exit_code(int status)
 	return MV_EXIT_FAIL;
 }
 
+/* The gated command exited (or we wait for it): reap it; on success let
+ * the backup see the end of its stdin, else stop the backup first. */
+static void gate_reap(struct run *r)
+{
+	int status;
+
+	if (r->gate_pid <= 0)
+		return;
+	while (waitpid(r->gate_pid, &status, 0) < 0 && errno == EINTR)
+		;
+	r->gate_code = exit_code(status);
+	if (r->gate_code && r->gate_stop > 0)
+		kill(-r->gate_stop, SIGTERM);
+	if (r->gate_fd >= 0)
+		close(r->gate_fd);
+	if (r->gate_pidfd >= 0)
+		close(r->gate_pidfd);
+	r->gate_fd = r->gate_pidfd = -1;
+	r->gate_pid = 0;
+}
+
 /*
  * Read the children's merged output (log_rd) and, when out_rd >= 0, their
  * stdout into *cap, until both end; then reap the n pids into codes.  With
@@ -200,14 +231,16 @@ static bool pump(struct run *r, int log_rd, int out_rd, char **cap,
 {
 	time_t deadline = timeout > 0 ? time(NULL) + timeout : 0;
 	bool timed_out = false, killed = false;
-	struct pollfd pf[2];
+	struct pollfd pf[3];
 	char buf[8192];
 	size_t i;
 	int status;
 
 	pf[0].fd = log_rd;
 	pf[1].fd = out_rd;
-	pf[0].events = pf[1].events = POLLIN;
+	/* readable when the gated command exits */
+	pf[2].fd = r->gate_pid > 0 ? r->gate_pidfd : -1;
+	pf[0].events = pf[1].events = pf[2].events = POLLIN;
 	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
 		int wait_ms = -1;
 		ssize_t got;
@@ -229,10 +262,14 @@ static bool pump(struct run *r, int log_rd, int out_rd, char **cap,
 			if (wait_ms <= 0)
 				wait_ms = 100;
 		}
-		if (poll(pf, 2, wait_ms) < 0) {
+		if (poll(pf, 3, wait_ms) < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
+		}
+		if (pf[2].fd >= 0 && pf[2].revents) {
+			pf[2].fd = -1;
+			gate_reap(r);
 		}
 		for (i = 0; i < 2; i++) {
 			if (pf[i].fd < 0 || !pf[i].revents)
@@ -262,6 +299,7 @@ static bool pump(struct run *r, int log_rd, int out_rd, char **cap,
 			}
 		}
 	}
+	gate_reap(r); /* its output ended with the others' */
 	for (i = 0; i < n; i++) {
 		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
 			;
@@ -343,58 +381,12 @@ static void spool_remove(struct run *r)
 		nftw(r->spool, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Copy a single file into dir, keeping its mode and times. */
-static int copy_file(const char *src, const char *dir, struct mv_err *err)
-{
-	const char *base = strrchr(src, '/');
-	struct timespec ts[2];
-	char dst[4096];
-	struct stat st;
-	int in = -1, out = -1, rc = 0;
-	ssize_t n;
-
-	base = base ? base + 1 : src;
-	if (snprintf(dst, sizeof(dst), "%s/%s", dir, base) >= (int)sizeof(dst))
-		return mv_err_set(err, -ENAMETOOLONG, "'%s': name too long",
-				  src);
-	in = open(src, O_RDONLY | O_CLOEXEC);
-	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = mv_err_set(err, in < 0 ? -errno : -EINVAL,
-				"cannot read file source '%s': %s", src,
-				in < 0 ? strerror(errno) : "not a file");
-		goto out;
-	}
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0) {
-		rc = mv_err_set(err, -errno, "cannot create '%s': %s", dst,
-				strerror(errno));
-		goto out;
-	}
-	while ((n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0)) > 0)
-		;
-	if (n < 0) {
-		rc = mv_err_set(err, -errno, "cannot copy '%s': %s", src,
-				strerror(errno));
-		goto out;
-	}
-	ts[0] = st.st_atim;
-	ts[1] = st.st_mtim;
-	fchmod(out, st.st_mode & 07777);
-	futimens(out, ts);
-out:
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return rc;
-}
-
-/* Command and file sources become files in a private spool directory,
- * backed up as a directory source; returns an exit code. */
+/* A command source other than the one on the backup's stdin becomes a
+ * file in a private spool directory, backed up as a directory source;
+ * returns an exit code. */
 static int spool_source(struct run *r, const struct job_source *s, char *dir,
 			size_t dir_len)
 {
-	struct mv_err err = MV_ERR_INIT;
 	int code;
 
 	if (!r->spool[0]) {
@@ -415,24 +407,13 @@ static int spool_source(struct run *r, const struct job_source *s, char *dir,
 		return MV_EXIT_FAIL;
 	}
 	if (r->o->dry_run) {
-		say(r, "%s %s: %s -> %s/%s",
-		    s->kind == JOB_SRC_FILE ? "file" : "command", s->label,
-		    s->value, dir,
-		    s->kind == JOB_SRC_FILE ? ""
-		    : s->file_name	    ? s->file_name
-					    : s->label);
+		say(r, "command %s: %s -> %s/%s", s->label, s->value, dir,
+		    s->file_name ? s->file_name : s->label);
 		return MV_EXIT_OK;
 	}
 	if (mkdir(dir, 0700) < 0) {
 		say(r, "cannot create '%s': %s", dir, strerror(errno));
 		return MV_EXIT_FAIL;
-	}
-	if (s->kind == JOB_SRC_FILE) {
-		if (copy_file(s->value, dir, &err)) {
-			say(r, "%s", mv_err_msg(&err));
-			return MV_EXIT_FAIL;
-		}
-		return MV_EXIT_OK;
 	}
 	{
 		char path[4096 + 256];
@@ -515,6 +496,36 @@ static void backup_figures(struct run *r, const char *out)
 	json_decref(root);
 }
 
+/* Start the command source that feeds the backup's stdin (struct run's
+ * gate); *rd gets the pipe's read end.  Returns an exit code. */
+static int gate_start(struct run *r, const struct job_source *s, int log_wr,
+		      int *rd)
+{
+	char *argv[] = {(char *)"/bin/sh", (char *)"-c", s->value, NULL};
+	int p[2];
+
+	say(r, "command %s: %s", s->label, s->value);
+	if (r->o->dry_run)
+		return MV_EXIT_OK;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		say(r, "cannot create a pipe: %s", strerror(errno));
+		return MV_EXIT_FAIL;
+	}
+	r->gate_pid = spawn(argv, -1, p[1], log_wr, NULL, 0);
+	cur_pgid[JOB_MAX_SOURCES + 1] = r->gate_pid;
+	r->gate_pidfd = (int)syscall(SYS_pidfd_open, r->gate_pid, 0);
+	if (r->gate_pidfd < 0) {
+		/* no pidfd (a kernel before 5.3): the stream ends when the
+		 * command does, and a failure is only reported after */
+		close(p[1]);
+		p[1] = -1;
+	}
+	r->gate_fd = p[1];
+	r->gate_code = 0;
+	*rd = p[0];
+	return r->gate_pid > 0 ? MV_EXIT_OK : MV_EXIT_FAIL;
+}
+
 static int backup(struct run *r)
 {
 	const struct job *j = r->j;
@@ -525,6 +536,8 @@ static int backup(struct run *r)
 	pid_t pids[JOB_MAX_SOURCES + 1];
 	size_t na = 0, nown = 0, ns = 0, cap_len = 0, i;
 	int lp[2] = {-1, -1}, op[2] = {-1, -1}, code = MV_EXIT_OK;
+	int stdin_rd = -1;
+	size_t gate = j->nsources; /* the command source on stdin */
 	char buf[4096 + 512];
 
 	argv[na++] = (char *)r->o->self;
@@ -541,6 +554,18 @@ static int backup(struct run *r)
 		argv[na++] = (char *)"--tag";
 		argv[na++] = j->tags[i];
 	}
+	/* the first command source is stored from the backup's stdin as
+	 * one file (LABEL=- --stdin-name); the backup has one stdin, so
+	 * further ones are spooled */
+	for (i = 0; i < j->nsources && gate == j->nsources; i++)
+		if (j->sources[i].kind == JOB_SRC_COMMAND)
+			gate = i;
+	if (gate < j->nsources) {
+		const struct job_source *s = &j->sources[gate];
+
+		argv[na++] = (char *)"--stdin-name";
+		argv[na++] = s->file_name ? s->file_name : s->label;
+	}
 	if (!r->o->dry_run && pipe2(lp, O_CLOEXEC) < 0)
 		return MV_EXIT_FAIL;
 	/* spooled sources first, so no stream waits on a full pipe while
@@ -549,11 +574,24 @@ static int backup(struct run *r)
 		const struct job_source *s = &j->sources[i % j->nsources];
 		char dir[4096];
 
-		if ((i < j->nsources) == (s->kind == JOB_SRC_STREAM))
+		size_t at = i % j->nsources;
+
+		if ((i < j->nsources) ==
+		    (s->kind == JOB_SRC_STREAM || at == gate))
 			continue;
+		if (at == gate) {
+			code = gate_start(r, s, lp[1], &stdin_rd);
+			snprintf(buf, sizeof(buf), "%s=-", s->label);
+			argv[na++] = own[nown++] = strdup(buf);
+			continue;
+		}
 		switch (s->kind) {
 		case JOB_SRC_PATH:
 			snprintf(buf, sizeof(buf), "%s=%s", s->label, s->value);
+			break;
+		case JOB_SRC_FILE:
+			snprintf(buf, sizeof(buf), "%s=file:%s", s->label,
+				 s->value);
 			break;
 		case JOB_SRC_STREAM: {
 			int p[2] = {-1, -1};
@@ -600,6 +638,12 @@ static int backup(struct run *r)
 		for (i = 0; i < ns; i++)
 			if (sfd[i] >= 0)
 				close(sfd[i]);
+		if (stdin_rd >= 0)
+			close(stdin_rd);
+		stdin_rd = -1;
+		if (r->gate_fd >= 0)
+			close(r->gate_fd);
+		r->gate_fd = -1;
 		if (lp[1] >= 0) {
 			close(lp[1]);
 			lp[1] = -1;
@@ -611,15 +655,32 @@ static int backup(struct run *r)
 		code = MV_EXIT_FAIL;
 		goto out;
 	}
-	pids[ns] = spawn(argv, -1, op[1], lp[1], sfd, ns);
+	pids[ns] = spawn(argv, stdin_rd, op[1], lp[1], sfd, ns);
 	cur_pgid[0] = pids[ns];
+	r->gate_stop = pids[ns];
 	close(op[1]);
 	close(lp[1]);
+	if (stdin_rd >= 0)
+		close(stdin_rd);
+	stdin_rd = -1;
 	for (i = 0; i < ns; i++)
 		close(sfd[i]);
 	pump(r, lp[0], op[0], &cap, &cap_len, pids, codes, ns + 1, 0);
+	r->gate_stop = 0;
 	code = codes[ns];
 	backup_figures(r, cap);
+	/* a failed command stopped the backup before it committed: the
+	 * failure is the command's; one cut short by a failed backup is
+	 * the backup's */
+	if (gate < j->nsources && r->gate_code &&
+	    !(failed(code) && code != MV_EXIT_INTERRUPTED &&
+	      r->gate_code == 128 + SIGPIPE)) {
+		say(r, "command %s failed (exit %d); no snapshot",
+		    j->sources[gate].label, r->gate_code);
+		code = r->gate_code == MV_EXIT_INTERRUPTED && stop_sig
+			       ? MV_EXIT_INTERRUPTED
+			       : MV_EXIT_FAIL;
+	}
 	for (i = 0; i < ns; i++) {
 		/* a stream cut short by a backup that stopped reading is
 		 * the backup's failure, already counted */
@@ -772,6 +833,7 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 
 	memset(&r, 0, sizeof(r));
 	r.j = j;
+	r.gate_pidfd = r.gate_fd = -1;
 	r.o = o;
 	r.log = malloc(LOG_KEEP);
 	if (!r.log)
@@ -890,6 +952,7 @@ int job_read_data(const struct job *j, const struct job_run_opts *o)
 
 	memset(&r, 0, sizeof(r));
 	r.j = j;
+	r.gate_pidfd = r.gate_fd = -1;
 	r.o = o;
 	r.log = malloc(LOG_KEEP);
 	if (!r.log)
@@ -936,6 +999,7 @@ int job_report_failure(const struct job *j, const char *what, const char *log,
 	}
 	memset(&r, 0, sizeof(r));
 	r.j = j;
+	r.gate_pidfd = r.gate_fd = -1;
 	r.worst = MV_EXIT_FAIL;
 	r.log = malloc(LOG_KEEP);
 	if (!r.log)
