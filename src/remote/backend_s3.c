@@ -34,6 +34,7 @@
 #define S3_XML_MAX (8u << 20) /* largest XML reply we accept */
 #define S3_MULTIPART_MIB 100  /* default size above which we use multipart */
 #define S3_PART_MIB 32	      /* part size of a multipart upload */
+#define S3_PACKS_TTL 60	      /* seconds a flat listing of packs/ serves */
 
 struct s3_backend {
 	struct backend base;  /* must be first */
@@ -50,8 +51,19 @@ struct s3_backend {
 	bool path_style;      /* https://host/bucket/key */
 	size_t multipart_min; /* bytes above which to upload in parts */
 	pthread_mutex_t lock; /* guards pool */
+	struct s3_obj *packs; /* flat listing of packs/, names below it */
+	size_t npacks;	      /* entries in packs */
+	size_t packs_cap;     /* entries allocated */
+	bool packs_valid;     /* no write under packs/ since the listing */
+	time_t packs_time;    /* when it was taken */
 	CURL *pool[S3_POOL];  /* idle handles */
 	int npool;	      /* how many of pool are set */
+};
+
+/* One object of a flat listing. */
+struct s3_obj {
+	char *name;    /* key below the listed prefix */
+	uint64_t size; /* bytes */
 };
 
 struct s3_file {
@@ -808,10 +820,9 @@ static int s3_read_many(struct backend *be, struct backend_range *v, size_t n,
 }
 
 /* ListObjectsV2 of dir/ with delimiter '/': objects and common prefixes. */
-static int s3_list(struct backend *be, const char *dir, backend_list_fn fn,
-		   void *arg, struct mv_err *err)
+static int list_objects(struct s3_backend *sb, const char *dir, bool flat,
+			backend_list_fn fn, void *arg, struct mv_err *err)
 {
-	struct s3_backend *sb = sbe(be);
 	char *pfx = NULL, *query = NULL, *token = NULL;
 	size_t plen;
 	int rc = 0;
@@ -845,7 +856,8 @@ static int s3_list(struct backend *be, const char *dir, backend_list_fn fn,
 			uri_encode(token, false, query);
 			strcat(query, "&");
 		}
-		strcat(query, "delimiter=%2F&list-type=2&prefix=");
+		strcat(query, flat ? "list-type=2&prefix="
+				   : "delimiter=%2F&list-type=2&prefix=");
 		uri_encode(pfx, false, query);
 		q.query = query;
 		rc = request(sb, &q, err);
@@ -874,7 +886,8 @@ static int s3_list(struct backend *be, const char *dir, backend_list_fn fn,
 				break;
 			if (xml_get(c, "Key", name, q.dyn_len + 1) &&
 			    xml_get(c, "Size", size, sizeof(size)) &&
-			    strlen(name) > plen && !strchr(name + plen, '/'))
+			    strlen(name) > plen &&
+			    (flat || !strchr(name + plen, '/')))
 				rc = fn(name + plen, false,
 					strtoull(size, NULL, 10), arg);
 			p = e;
@@ -916,6 +929,116 @@ static int s3_list(struct backend *be, const char *dir, backend_list_fn fn,
 	free(query);
 	free(pfx);
 	return rc;
+}
+
+static void packs_forget(struct s3_backend *sb)
+{
+	size_t i;
+
+	for (i = 0; i < sb->npacks; i++)
+		free(sb->packs[i].name);
+	free(sb->packs);
+	sb->packs = NULL;
+	sb->npacks = 0;
+	sb->packs_cap = 0;
+	sb->packs_valid = false;
+}
+
+static int packs_add(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+	struct s3_backend *sb = arg;
+
+	(void)is_dir;
+	if (sb->npacks == sb->packs_cap) {
+		size_t cap = sb->packs_cap ? 2 * sb->packs_cap : 1024;
+		struct s3_obj *v = realloc(sb->packs, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		sb->packs = v;
+		sb->packs_cap = cap;
+	}
+	sb->packs[sb->npacks].name = strdup(name);
+	if (!sb->packs[sb->npacks].name)
+		return -ENOMEM;
+	sb->packs[sb->npacks++].size = size;
+	return 0;
+}
+
+/* A write under packs/ by this process: the listing is stale. */
+static void packs_touch(struct s3_backend *sb, const char *path)
+{
+	if (!strncmp(path, "packs/", 6))
+		sb->packs_valid = false;
+}
+
+/*
+ * The store lists packs/ and then each of its (up to 256) directories: on
+ * S3 that is one LIST a directory.  Instead "packs" is listed flat, in
+ * pages of 1,000 keys, and the directories are answered from that listing
+ * while it is fresh (S3_PACKS_TTL seconds, and no write under packs/ by
+ * this backend since).  Entries are only freed by the next flat listing or
+ * close, so a callback may list a directory or remove a pack meanwhile.
+ */
+static int s3_list(struct backend *be, const char *dir, backend_list_fn fn,
+		   void *arg, struct mv_err *err)
+{
+	struct s3_backend *sb = sbe(be);
+	size_t i, dl;
+	int rc;
+
+	if (!strcmp(dir, "packs")) {
+		const char *prev = NULL;
+		size_t n;
+
+		packs_forget(sb);
+		rc = list_objects(sb, dir, true, packs_add, sb, err);
+		if (rc) {
+			packs_forget(sb);
+			return rc == -ENOMEM
+				       ? mv_err_set(err, rc, "out of memory")
+				       : rc;
+		}
+		sb->packs_valid = true;
+		sb->packs_time = time(NULL);
+		n = sb->npacks;
+		for (i = 0, rc = 0; !rc && i < n; i++) {
+			const char *name = sb->packs[i].name;
+			const char *slash = strchr(name, '/');
+			char d[256];
+
+			if (!slash) {
+				rc = fn(name, false, sb->packs[i].size, arg);
+				continue;
+			}
+			dl = (size_t)(slash - name);
+			if (dl >= sizeof(d) ||
+			    (prev && !strncmp(prev, name, dl) &&
+			     prev[dl] == '/'))
+				continue;
+			memcpy(d, name, dl);
+			d[dl] = '\0';
+			prev = name;
+			rc = fn(d, true, 0, arg);
+		}
+		return rc;
+	}
+	dl = strlen(dir);
+	if (sb->packs_valid && time(NULL) - sb->packs_time < S3_PACKS_TTL &&
+	    !strncmp(dir, "packs/", 6) && dl > 6 && !strchr(dir + 6, '/')) {
+		size_t n = sb->npacks;
+
+		for (i = 0, rc = 0; !rc && i < n; i++) {
+			const char *name = sb->packs[i].name;
+
+			if (!strncmp(name, dir + 6, dl - 6) &&
+			    name[dl - 6] == '/' && !strchr(name + dl - 5, '/'))
+				rc = fn(name + dl - 5, false, sb->packs[i].size,
+					arg);
+		}
+		return rc;
+	}
+	return list_objects(sb, dir, false, fn, arg, err);
 }
 
 static int s3_mkdir(struct backend *be, const char *path, struct mv_err *err)
@@ -1165,6 +1288,7 @@ static int s3_file_commit(struct backend_file *bf, struct mv_err *err)
 	struct s3_file *f = (struct s3_file *)bf;
 	int rc;
 
+	packs_touch(f->sb, f->path);
 	rc = put_object(f->sb, f->path, f->buf, f->len, create_only(f->path),
 			err);
 	if (rc == -EEXIST && strncmp(f->path, "packs/", 6) == 0) {
@@ -1183,6 +1307,7 @@ static int s3_file_commit(struct backend_file *bf, struct mv_err *err)
 static int s3_create_excl(struct backend *be, const char *path, const void *buf,
 			  size_t len, struct mv_err *err)
 {
+	packs_touch(sbe(be), path);
 	return put_single(sbe(be), path, buf, len, true, err);
 }
 
@@ -1192,6 +1317,7 @@ static int s3_remove(struct backend *be, const char *path, struct mv_err *err)
 	struct s3_req q = {.method = "DELETE", .cls = S3_DELETE, .path = path};
 	int rc;
 
+	packs_touch(sb, path);
 	rc = request(sb, &q, err);
 	if (!rc && q.status != 204 && q.status != 200 && q.status != 404)
 		rc = status_error(sb, &q, err);
@@ -1226,6 +1352,7 @@ static int s3_rename(struct backend *be, const char *from, const char *to,
 	uri_encode(sb->prefix, true, src);
 	uri_encode(from, true, src);
 	sprintf(hdr, "x-amz-copy-source: %s", src);
+	packs_touch(sb, to);
 	q.hdr[0] = hdr;
 	rc = request(sb, &q, err);
 	if (!rc && (q.status != 200 || (q.dyn && strstr(q.dyn, "<Error>"))))
@@ -1268,6 +1395,7 @@ static void s3_close(struct backend *be)
 	}
 	for (i = 0; i < sb->npool; i++)
 		curl_easy_cleanup(sb->pool[i]);
+	packs_forget(sb);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb->endpoint);
 	free(sb->host);
