@@ -89,4 +89,7 @@ int ssh_proxy_reap(pid_t pid);
 /* Print a debug line on stderr when $MAILVAULT_SSH_DEBUG is set. */
 void ssh_debug(const char *fmt, ...) MV_PRINTF(1, 2);
 
+/* The local user's name: $USER, else the password database's. */
+const char *ssh_local_user(void);
+
 #endif

@@ -357,17 +357,6 @@ static const char *home_dir(void)
 	return pw ? pw->pw_dir : "/";
 }
 
-static const char *local_user(void)
-{
-	const char *u = getenv("USER");
-	struct passwd *pw;
-
-	if (u && *u)
-		return u;
-	pw = getpwuid(getuid());
-	return pw ? pw->pw_name : "root";
-}
-
 int ssh_fingerprint_sha256(const void *key, size_t len, char *out, size_t n)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -1337,7 +1326,7 @@ int ssh_connect(const struct ssh_url *u, const struct ssh_opts *o,
 	rc = ssh_config_resolve(u, &hc, err);
 	if (rc)
 		return rc;
-	user = hc.user ? hc.user : local_user();
+	user = hc.user ? hc.user : ssh_local_user();
 	if (hc.connect_timeout_s > 0)
 		timeout_s = hc.connect_timeout_s;
 	ss = calloc(1, sizeof(*ss));

@@ -562,7 +562,7 @@ static const char *env_home(void)
 	return h && *h ? h : pw_home();
 }
 
-static const char *env_user(void)
+const char *ssh_local_user(void)
 {
 	const char *u = getenv("USER");
 	struct passwd *pw;
@@ -649,11 +649,11 @@ int ssh_config_resolve(const struct ssh_url *u, struct ssh_host_config *out,
 		}
 		cache_put(key, text);
 	}
-	rc = ssh_config_parse(text, u, env_home(), env_user(), out, err);
+	rc = ssh_config_parse(text, u, env_home(), ssh_local_user(), out, err);
 	free(text);
 	if (!rc)
 		ssh_debug("'%s' is %s@%s port %d%s%s%s%s (from ssh -G)",
-			  u->host, out->user ? out->user : env_user(),
+			  u->host, out->user ? out->user : ssh_local_user(),
 			  out->hostname, out->port,
 			  out->proxy_jump ? ", ProxyJump " : "",
 			  out->proxy_jump ? out->proxy_jump : "",
