@@ -40,9 +40,12 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64
 CFLAGS   ?=
 CFLAGS   += -std=c11 $(OPT) $(WARN) -pthread -MMD -MP \
             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
-LIBS_CORE := $(shell pkg-config --libs $(PKGS_CORE) 2>/dev/null) -ldl -lpthread -lm
-LIBS_FMT := $(shell pkg-config --libs $(PKGS_FMT) 2>/dev/null) -lpthread
+# libetpan's .pc carries Debian's own build flags (-specs=no-pie-link.specs),
+# which would link the binary non-PIE: only -l and -L flags are taken.
+pc_libs   = $(filter-out -specs=% -Wl%,$(shell pkg-config --libs $(1) 2>/dev/null))
+LDLIBS   += $(call pc_libs,$(PKGS)) -lpthread -lm
+LIBS_CORE := $(call pc_libs,$(PKGS_CORE)) -ldl -lpthread -lm
+LIBS_FMT := $(call pc_libs,$(PKGS_FMT)) -lpthread
 SAN_FLAGS := -fsanitize=address,undefined
 LDFLAGS  += $(if $(SANITIZE),$(SAN_FLAGS))
 
