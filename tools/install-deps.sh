@@ -6,7 +6,7 @@ what=${1:-test}
 build="build-essential make python3 pkg-config libfuse3-dev fuse3 libarchive-dev libssh2-1-dev
 	libsqlite3-dev sqlite3 libxxhash-dev libzstd-dev libssl-dev liblz4-dev libacl1-dev libjansson-dev
 	libgmime-3.0-dev libglib2.0-dev libisal-dev libsodium-dev libinih-dev
-	libcurl4-openssl-dev libetpan-dev"
+	libcurl4-gnutls-dev libetpan-dev"
 # Everything the tests call that a new machine (Debian's essential packages
 # and apt) may lack: tzdata for the policy tests' Europe/Berlin, mount for
 # tmpfs and bind mounts, passwd for the sftp-only user (useradd), openssl
