@@ -151,6 +151,10 @@ int mail_view_commit(struct mail_view *v, const struct snapshot *snap,
 
 const struct mail_view_stats *mail_view_get_stats(const struct mail_view *v);
 
+/* A folder path as the view names it: each '/'-separated component
+ * through mail_name_sanitize(), "_" for an empty one.  Caller frees. */
+char *mail_view_sanitize_path(const char *s);
+
 /* Path of the catalogue of repository r into out: beside its index.db,
  * so <repo>/catalog.db for a local unencrypted repository, and
  * $XDG_CACHE_HOME/mailvault/<repo id>/catalog.db (default ~/.cache) for

@@ -54,42 +54,6 @@ static void hit_release(struct raw_hit *h)
 	free(h->kw);
 }
 
-/* Each '/'-separated component through mail_name_sanitize, as the view
- * names its folders. */
-static char *sanitize_path(const char *s)
-{
-	char comp[MAIL_NAME_MAX + 1];
-	size_t len = strlen(s), at = 0;
-	char *out = malloc(len * 3 + MAIL_NAME_MAX + 2);
-
-	if (!out)
-		return NULL;
-	while (*s) {
-		const char *slash = strchr(s, '/');
-		size_t n = slash ? (size_t)(slash - s) : strlen(s);
-		char *part = strndup(s, n);
-
-		if (!part) {
-			free(out);
-			return NULL;
-		}
-		if (n) {
-			size_t k = mail_name_sanitize(part, comp, sizeof(comp),
-						      MAIL_NAME_MAX);
-			if (at)
-				out[at++] = '/';
-			memcpy(out + at, comp, k);
-			at += k;
-		}
-		free(part);
-		s += n + (slash != NULL);
-	}
-	if (!at)
-		out[at++] = '_';
-	out[at] = '\0';
-	return out;
-}
-
 /* The content of a small file entry into *out (NUL-terminated). */
 static int read_small(struct repo *r, const struct tree_entry *e,
 		      struct mv_buf *out, uint64_t max, struct mv_err *err)
@@ -149,7 +113,7 @@ static int add_hit(struct walk *w, const struct tree_entry *e,
 	char *acc;
 	bool same;
 
-	acc = sanitize_path(account);
+	acc = mail_view_sanitize_path(account);
 	if (!acc)
 		return -ENOMEM;
 	same = !strcmp(acc, w->account);
@@ -158,7 +122,7 @@ static int add_hit(struct walk *w, const struct tree_entry *e,
 		return 0;
 	mail_view_content_id(w->r, e, h.cid);
 	h.mtime = e->mtime_sec;
-	h.mailbox = sanitize_path(loc->mailbox);
+	h.mailbox = mail_view_sanitize_path(loc->mailbox);
 	if (!h.mailbox)
 		return -ENOMEM;
 	if (mf.flags & MAILDIR_SEEN)

@@ -423,13 +423,14 @@ int view_msgs_grow(struct mail_view *v, struct mv_err *err)
 	return 0;
 }
 
-/* Sanitize each '/'-separated component of s into a new string. */
-char *view_sanitize_path(const char *s)
+char *mail_view_sanitize_path(const char *s)
 {
 	char comp[MAIL_NAME_MAX + 1], *out;
 	size_t len = strlen(s), at = 0;
 
-	out = malloc(len * 3 + 2 + len / 2 * 2);
+	/* a component grows at most 3x; one that is only bad bytes may be
+	 * named anew, up to MAIL_NAME_MAX */
+	out = malloc(len * 3 + MAIL_NAME_MAX + 2);
 	if (!out)
 		return NULL;
 	while (*s) {
@@ -601,11 +602,11 @@ int view_record_msg(struct mail_view *v, const struct vwhere *wh,
 		m->account = view_intern(
 			v, wh->kind == VK_BLOB
 				   ? strdup(wh->account)
-				   : view_sanitize_path(wh->account));
+				   : mail_view_sanitize_path(wh->account));
 		m->mailbox = view_intern(
 			v, wh->kind == VK_DUMP
 				   ? strdup("")
-				   : view_sanitize_path(wh->mailbox));
+				   : mail_view_sanitize_path(wh->mailbox));
 		if (wh->kind == VK_MAILDIR && m->account && m->mailbox)
 			folder_remember(v, wh, m);
 	}

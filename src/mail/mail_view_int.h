@@ -319,7 +319,6 @@ void view_vfile_release(struct vfile *f);
 void view_vfile_entry(const struct vfile *f, const uint8_t *cid,
 		      struct tree_chunk *one, struct tree_entry *e);
 int view_msgs_grow(struct mail_view *v, struct mv_err *err);
-char *view_sanitize_path(const char *s);
 int view_from_parsed(struct vmsg *m, struct vres *res);
 void view_count(struct mail_view *v, struct vmsg *m, unsigned what);
 bool view_partial_size(struct vres *res, uint64_t file_size, bool has_size,

@@ -331,8 +331,8 @@ static int place_clone(struct mail_view *v, size_t b, const char *account,
 	m->size = o->size;
 	m->layers = o->layers;
 	m->state = o->state;
-	m->account = view_intern(v, view_sanitize_path(account));
-	m->mailbox = view_intern(v, view_sanitize_path(mailbox));
+	m->account = view_intern(v, mail_view_sanitize_path(account));
+	m->mailbox = view_intern(v, mail_view_sanitize_path(mailbox));
 	m->srcdir = m->srcacc = o->srcdir;
 	m->base = strdup(base);
 	m->from = o->from ? strdup(o->from) : NULL;
