@@ -21,12 +21,11 @@ int backend_open(const char *location, bool create, struct backend **out,
 	if (backend_is_remote(location))
 		return backend_sftp_open(location, create, out, err);
 	if (strstr(location, "://"))
-		return mv_err_set(
-			err, -EINVAL,
-			"unsupported repository location '%s' "
-			"(use a path, sftp://[user@]host[:port]/path "
-			"or s3://bucket/prefix)",
-			location);
+		return mv_err_set(err, -EINVAL,
+				  "unsupported repository location '%s' "
+				  "(use a path, sftp://[user@]host[:port]/path "
+				  "or s3://bucket/prefix)",
+				  location);
 	return backend_local_open(location, create, out, err);
 }
 
