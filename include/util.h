@@ -86,6 +86,8 @@ static inline void mv_put_le64(uint8_t *p, uint64_t v)
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void mv_hex(const void *p, size_t n, char *out);
+/* The value of one hex digit, or -1. */
+int mv_hexval(int c);
 /* Parse exactly 2n hex digits; returns 0 or -EINVAL. */
 int mv_unhex(const char *hex, void *out, size_t n);
 

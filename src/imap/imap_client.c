@@ -48,17 +48,6 @@ struct imap {
 
 /* ---- URL --------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into a new string; NULL on a bad escape, a NUL
  * or no memory. */
 static char *pct_decode(const char *s, size_t n)
@@ -72,12 +61,12 @@ static char *pct_decode(const char *s, size_t n)
 		int c = (unsigned char)s[i];
 
 		if (c == '%') {
-			if (i + 2 >= n || hexval(s[i + 1]) < 0 ||
-			    hexval(s[i + 2]) < 0) {
+			if (i + 2 >= n || mv_hexval(s[i + 1]) < 0 ||
+			    mv_hexval(s[i + 2]) < 0) {
 				free(out);
 				return NULL;
 			}
-			c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+			c = mv_hexval(s[i + 1]) * 16 + mv_hexval(s[i + 2]);
 			i += 2;
 		}
 		if (c == 0) {

@@ -192,7 +192,7 @@ void mv_hex(const void *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int mv_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -209,11 +209,11 @@ int mv_unhex(const char *hex, void *out, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo;
+		int hi = mv_hexval(hex[2 * i]), lo;
 
 		if (hi < 0)
 			return -EINVAL;
-		lo = hexval(hex[2 * i + 1]);
+		lo = mv_hexval(hex[2 * i + 1]);
 		if (lo < 0)
 			return -EINVAL;
 		b[i] = (uint8_t)(hi << 4 | lo);
