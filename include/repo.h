@@ -216,6 +216,13 @@ int repo_chunk_find(struct repo *r, const uint8_t id[MV_ID_LEN],
 int repo_chunk_read(struct repo *r, const uint8_t id[MV_ID_LEN], bool verify_id,
 		    struct mv_buf *out, struct mv_err *err);
 
+/* While on, chunk reads go to the backend and never to (nor into) the
+ * on-disk record cache of a remote repository, so that `check
+ * --read-data` verifies what the server holds, not a copy fetched
+ * earlier.  Returns the previous setting.  Not while other threads
+ * read. */
+bool repo_record_cache_bypass(struct repo *r, bool on);
+
 /* repo_chunk_read() of n chunks, out[i] replaced by chunk ids[i]: the
  * records that lie close together in one pack (a directory's nodes, as
  * a backup writes them) come with one backend read, so a listing over

@@ -661,8 +661,14 @@ int check_run(struct repo *r, const struct check_opts *o, check_report_fn fn,
 	if (rc == -ENOMEM)
 		rc = mv_err_set(err, rc, "out of memory");
 	if (!rc) {
+		bool was;
+
 		be->ops->list(be, "packs", orphan_dir, &c, NULL);
+		/* the packs as the server holds them, not the records a
+		 * remote repository's cache fetched before */
+		was = repo_record_cache_bypass(r, true);
 		rc = read_packs(&c, err);
+		repo_record_cache_bypass(r, was);
 	}
 	if (!rc)
 		rc = snapshot_list(r, &list, &n, err);

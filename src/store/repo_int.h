@@ -62,12 +62,13 @@ struct repo {
 	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
 	int64_t npack_names;
 	struct ctx_pool cctx, dctx;
-	struct repo_writer *writer; /* the open session, if any */
-	struct diskcache *dcache;   /* remote: records already fetched */
-	pthread_mutex_t dict_lock;  /* guards dicts and active */
-	struct repo_dict *dicts;    /* loaded dictionaries */
-	struct repo_dict *active;   /* used to compress small chunks */
-	bool dict_probed;	    /* looked for a dictionary already */
+	struct repo_writer *writer;	 /* the open session, if any */
+	struct diskcache *dcache;	 /* remote: records already fetched */
+	struct diskcache *dcache_parked; /* dcache while bypassed */
+	pthread_mutex_t dict_lock;	 /* guards dicts and active */
+	struct repo_dict *dicts;	 /* loaded dictionaries */
+	struct repo_dict *active;	 /* used to compress small chunks */
+	bool dict_probed;		 /* looked for a dictionary already */
 	/* Format 2 (docs/FORMAT-2.md, sections 4 and 5): the pack format new
 	 * packs are written in (1: clear record headers, 2: sealed records,
 	 * tables and trailers) and the keys records are sealed with - the

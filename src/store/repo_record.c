@@ -805,3 +805,17 @@ static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
 {
 	return repo_chunk_read(r, id, false, out, err);
 }
+
+bool repo_record_cache_bypass(struct repo *r, bool on)
+{
+	bool was = r->dcache_parked != NULL;
+
+	if (on && !was) {
+		r->dcache_parked = r->dcache;
+		r->dcache = NULL;
+	} else if (!on && was) {
+		r->dcache = r->dcache_parked;
+		r->dcache_parked = NULL;
+	}
+	return was;
+}
