@@ -17,9 +17,10 @@ struct help {
 
 #define COMMON                                                               \
 	"  -h, --help   this text\n"                                         \
-	"REPO is a directory or sftp://[user@]host[:port]/path; "            \
-	"$MAILVAULT_REPO may\n"                                              \
-	"stand for it.  SSH: -i FILE (--identity), --accept-new-host-key,\n" \
+	"REPO is a directory, sftp://[user@]host[:port]/path or "            \
+	"s3://BUCKET/PREFIX\n"                                               \
+	"(AWS_* variables, docs/S3.md); $MAILVAULT_REPO may stand for it.\n" \
+	"SSH: -i FILE (--identity), --accept-new-host-key,\n"                \
 	"--ssh-config FILE|none; host may be a Host alias of ~/.ssh/config.\n"
 
 static const struct help helps[] = {
