@@ -15,7 +15,7 @@ build="build-essential make python3 pkg-config libfuse3-dev fuse3 libarchive-dev
 test="libcmocka-dev python3 openssh-server openssh-client attr acl rsync
 	zstd xz-utils bzip2 gzip lz4 dovecot-core valgrind cppcheck clang-format
 	libclang-rt-14-dev clang file psmisc borgbackup b3sum tzdata mount passwd
-	openssl util-linux procps dovecot-imapd systemd
+	openssl util-linux procps dovecot-imapd systemd curl
 	ceph-mon ceph-osd radosgw ceph-common"
 bench="borgbackup python3-pyfuse3 restic archivemount gnuplot-nox hyperfine time isal"
 pkgs=$build

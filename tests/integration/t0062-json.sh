@@ -115,11 +115,11 @@ assert len(d["slots"]) == 2 and d["slot_in_keyfile"] is False, d
 assert [s["name"] for s in d["slots"] if s["opened"]] == [sys.argv[2]], d
 for s in d["slots"]:
     assert s["kdf"] == "argon2id" and s["opslimit"] > 0, s
-    assert s["memlimit"] >= 1 << 20, s
+    assert s["memlimit"] >= 1048576, s
 text = open(sys.argv[3]).read()
 for s in d["slots"]:
     line = "%s argon2id t=%d m=%d MiB" % (s["name"], s["opslimit"],
-                                         s["memlimit"] >> 20)
+                                         s["memlimit"] // 1048576)
     assert line in text, (line, text)' "$T/keys.json" "$opened" \
 	"$T/keys.txt" || die "key list --json differs from key list"
 assert_exit 2 "$MV_BIN" key add --json "$E" 2>/dev/null </dev/null
