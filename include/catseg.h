@@ -89,11 +89,12 @@ int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 		   struct mv_err *err);
 
 struct catseg_sync_stats {
-	unsigned listed;  /* segments in the repository */
-	unsigned applied; /* replayed now */
-	unsigned damaged; /* could not be read or opened */
-	unsigned stuck;	  /* do not follow on (one before them missing) */
-	uint64_t bytes;	  /* stored bytes fetched */
+	unsigned listed;   /* segments in the repository */
+	unsigned applied;  /* replayed now */
+	unsigned damaged;  /* could not be read or opened */
+	unsigned stuck;	   /* do not follow on (one before them missing) */
+	uint64_t bytes;	   /* stored bytes fetched */
+	char problem[256]; /* what the first damaged or stuck one is */
 };
 
 /* Bring db up to date with the repository's segments: one listing, the
@@ -111,7 +112,50 @@ int catseg_sync(struct repo *r, sqlite3 *db, struct catseg_sync_stats *st,
 int catseg_prune(struct repo *r, unsigned *out_removed, struct mv_err *err);
 
 /* Forget every applied segment in db and empty the catalogue, so that the
- * next catseg_sync replays all of them (find --rebuild). */
+ * next catseg_sync replays all of them. */
 int catseg_reset(sqlite3 *db, struct mv_err *err);
+
+/* Store the whole catalogue of db as one base segment and remove the
+ * segments it replaces: every one listed before it when all (r's writer
+ * lock held: nobody adds one meanwhile), else only those db has applied
+ * (a concurrent writer's new segment stays).  *out_removed: how many. */
+int catseg_publish_base(struct repo *r, sqlite3 *db, bool all,
+			unsigned *out_removed, struct mv_err *err);
+
+/* Deltas since the last base after which a backup writes a new base
+ * (docs/FORMAT-2.md section 3): a fresh machine then fetches at most
+ * this many segments besides the base. */
+#define CATSEG_BASE_EVERY 64
+
+struct mail_catalog;
+struct snapshot;
+
+struct catseg_rebuild_stats {
+	struct catseg_sync_stats sync; /* the segments still readable */
+	unsigned snapshots;	       /* recorded again from their trees */
+	uint64_t places;	       /* places recorded */
+	uint64_t parsed;	       /* messages no segment had, read again */
+	uint64_t unreadable;	       /* messages that could not be read */
+	unsigned removed;	       /* segments the new base replaced */
+	char problem[256];	       /* the first unreadable message */
+};
+
+/* Rebuild the repository's catalogue from the snapshots' mail views
+ * (find --rebuild): replay the readable segments into db (cat is open on
+ * it), record every snapshot's places again from its mail/ tree, read
+ * and parse the messages no readable segment had, and store the result
+ * as one base segment in place of every segment listed.  r needs the
+ * writer lock.  A message that cannot be read is counted, not fatal. */
+int catseg_rebuild(struct repo *r, sqlite3 *db, struct mail_catalog *cat,
+		   struct catseg_rebuild_stats *st, struct mv_err *err);
+
+/* The snapshots of list (snapshot_list of r) that have a mail view but
+ * are not in db's catalogue: their segment is missing, or was never
+ * written (a backup whose catalogue failed).  Snapshots found to have no
+ * view are remembered in db, so each is looked at once.  *out_missing:
+ * how many; first: "job/id" of the first of them. */
+int catseg_missing(struct repo *r, sqlite3 *db, const struct snapshot *list,
+		   size_t n, unsigned *out_missing, char *first, size_t firstn,
+		   struct mv_err *err);
 
 #endif

@@ -108,20 +108,47 @@ static int catalogue_empty(sqlite3 *db)
 	return empty;
 }
 
+/* Say what the catalogue misses: 1 when it misses something (a warning
+ * printed, find exits MV_EXIT_WARN), 0 when it is whole. */
+static int report_gaps(const struct catseg_sync_stats *st, unsigned missing,
+		       const char *first_missing)
+{
+	if (!st->damaged && !st->stuck && !missing)
+		return 0;
+	if (st->damaged || st->stuck)
+		fprintf(stderr,
+			"mailvault: warning: %u catalogue segments of the "
+			"repository cannot be read and %u do not follow on "
+			"from the ones before them (%s)\n",
+			st->damaged, st->stuck, st->problem);
+	if (missing)
+		fprintf(stderr,
+			"mailvault: warning: %u snapshots with a mail view "
+			"are not in the catalogue (the first: %s)\n",
+			missing, first_missing);
+	fprintf(stderr, "mailvault: warning: search misses those snapshots; "
+			"'mailvault find --rebuild' rebuilds the catalogue "
+			"from the snapshots\n");
+	return 1;
+}
+
 /* The local catalogue (the private cache, or beside a local unencrypted
  * index), brought up to date with the repository's catalogue segments:
- * a fresh machine gets the whole catalogue here.  With rebuild, every
- * segment is replayed from the start.  A catalogue the user cannot
- * write (a repository of another user) is read as it is. */
+ * a fresh machine gets the whole catalogue here.  With rebuild, it is
+ * rebuilt from the snapshots' mail views and stored in the repository
+ * again.  A catalogue the user cannot write (a repository of another
+ * user) is read as it is.  *gaps: 1 when the catalogue misses snapshots
+ * (reported). */
 static int open_catalogue(struct repo *r, char *path, bool rebuild,
-			  sqlite3 **db, struct mail_catalog **cat,
+			  const struct find_ctx *ctx, sqlite3 **db,
+			  struct mail_catalog **cat, int *gaps,
 			  struct mv_err *err)
 {
-	struct catseg_sync_stats st;
 	char *slash = strrchr(path, '/');
 	bool rw = true;
 	int rc;
 
+	*gaps = 0;
 	if (slash) {
 		*slash = '\0';
 		rc = mv_mkdir_p(path, 0700);
@@ -150,25 +177,52 @@ static int open_catalogue(struct repo *r, char *path, bool rebuild,
 	rc = mail_catalog_open(*db, cat, err);
 	if (rc)
 		return rc;
-	if (!rw || sqlite3_db_readonly(*db, "main") == 1)
+	if (!rw || sqlite3_db_readonly(*db, "main") == 1) {
+		if (rebuild)
+			return mv_err_set(err, -EACCES,
+					  "cannot rebuild the catalogue: '%s' "
+					  "is read-only",
+					  path);
 		return catalogue_empty(*db)
 			       ? mv_err_set(err, -ENOENT,
 					    "no mail catalogue at '%s'", path)
 			       : 0;
-	if (rebuild)
-		rc = catseg_reset(*db, err);
-	if (!rc)
-		rc = catseg_sync(r, *db, &st, err);
-	if (rc)
-		return rc;
-	if (st.damaged || st.stuck)
+	}
+	if (rebuild) {
+		struct catseg_rebuild_stats rs;
+
+		rc = catseg_rebuild(r, *db, *cat, &rs, err);
+		if (rc)
+			return rc;
 		fprintf(stderr,
-			"mailvault: warning: %u catalogue segments of the "
-			"repository cannot be read and %u do not follow on "
-			"from the ones before them: search misses their "
-			"snapshots\n",
-			st.damaged, st.stuck);
-	if (catalogue_empty(*db))
+			"rebuilt the mail catalogue from %u snapshots: %llu "
+			"places, %llu messages read again (%u segments "
+			"unreadable, %u not following on), one base "
+			"segment in place of %u\n",
+			rs.snapshots, (unsigned long long)rs.places,
+			(unsigned long long)rs.parsed, rs.sync.damaged,
+			rs.sync.stuck, rs.removed);
+		if (rs.unreadable) {
+			fprintf(stderr,
+				"mailvault: warning: %llu messages could not "
+				"be read and are not in the catalogue (%s)\n",
+				(unsigned long long)rs.unreadable, rs.problem);
+			*gaps = 1;
+		}
+	} else {
+		struct catseg_sync_stats st;
+		unsigned missing = 0;
+		char first[128];
+
+		rc = catseg_sync(r, *db, &st, err);
+		if (!rc)
+			rc = catseg_missing(r, *db, ctx->list, ctx->n, &missing,
+					    first, sizeof(first), err);
+		if (rc)
+			return rc;
+		*gaps = report_gaps(&st, missing, first);
+	}
+	if (catalogue_empty(*db) && !*gaps)
 		return mv_err_set(err, -ENOENT,
 				  "no mail catalogue in '%s' yet (no backup "
 				  "with the mail view stored one)",
@@ -204,7 +258,7 @@ int cmd_find(int argc, char **argv)
 	sqlite3 *db = NULL;
 	const char *repo = NULL, *snap_spec = NULL;
 	char path[4096], snap_hex[2 * MV_ID_LEN + 1];
-	int c, rc, ret = MV_EXIT_FAIL;
+	int c, rc, gaps = 0, ret = MV_EXIT_FAIL;
 	bool rebuild = false;
 
 	memset(&q, 0, sizeof(q));
@@ -275,7 +329,10 @@ int cmd_find(int argc, char **argv)
 	if (!repo)
 		return cli_usage("find", "no repository given (argument or "
 					 "MAILVAULT_REPO)");
-	rc = repo_open(repo, REPO_OPEN_READ, &r, &err);
+	/* a rebuild stores a base and removes the segments it replaces:
+	 * as prune does, under the writer lock */
+	rc = repo_open(repo, rebuild ? REPO_OPEN_WRITE : REPO_OPEN_READ, &r,
+		       &err);
 	if (!rc)
 		rc = snapshot_list(r, &ctx.list, &ctx.n, &err);
 	if (!rc && snap_spec) {
@@ -290,7 +347,8 @@ int cmd_find(int argc, char **argv)
 	if (!rc)
 		rc = mail_view_catalog_path(r, path, sizeof(path), &err);
 	if (!rc)
-		rc = open_catalogue(r, path, rebuild, &db, &cat, &err);
+		rc = open_catalogue(r, path, rebuild, &ctx, &db, &cat, &gaps,
+				    &err);
 	if (rc)
 		goto fail;
 	rc = mail_catalog_find(cat, &q, on_hit, &ctx, &err);
@@ -298,7 +356,8 @@ int cmd_find(int argc, char **argv)
 		goto fail;
 	if (!ctx.json && !ctx.hits)
 		fprintf(stderr, "no messages found\n");
-	ret = ctx.hits ? MV_EXIT_OK : MV_EXIT_FAIL;
+	/* an answer that may miss snapshots is not a plain yes or no */
+	ret = gaps ? MV_EXIT_WARN : ctx.hits ? MV_EXIT_OK : MV_EXIT_FAIL;
 	goto out;
 fail:
 	ret = cli_fail(&err);

@@ -44,7 +44,6 @@
 #include "catseg.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +65,6 @@
 #define CID_LEN 32
 #define CID_HEAD 16
 #define NSTR 8 /* message_id .. body */
-#define FETCH_THREADS 8
-#define FETCH_INLINE 4 /* segments fetched without threads */
 #define OPEN_SQL "9223372036854775807"
 
 /* ---- encoding helpers ---------------------------------------------------- */
@@ -1351,6 +1348,19 @@ static int seen_count(sqlite3 *db, int64_t *out, struct mv_err *err)
 	return 0;
 }
 
+/* Deltas applied since the last base (a base resets catseg_seen). */
+static int deltas_count(sqlite3 *db, int64_t *out, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (prep(db, "SELECT count(*) FROM catseg_seen WHERE kind = 0", &st,
+		 err))
+		return -EIO;
+	*out = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return 0;
+}
+
 /* Seal plain as object id and store it (catalog/ made when missing). */
 static int seg_store(struct repo *r, const uint8_t *id,
 		     const struct mv_buf *plain, char *path, size_t pathn,
@@ -1415,8 +1425,18 @@ int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 	if (!rc)
 		rc = seen_add(db, path + strlen(CATSEG_DIR) + 1, kind, err);
 	mv_buf_release(&plain);
-	if (rc)
+	if (rc) {
 		mv_err_prefix(err, "cannot store the catalogue segment");
+		return rc;
+	}
+	/* a fresh machine fetches the newest base and the deltas after it:
+	 * keep those few (FORMAT-2 section 3) */
+	if (kind == CATSEG_DELTA && !deltas_count(db, &nseen, err) &&
+	    nseen > CATSEG_BASE_EVERY) {
+		unsigned removed = 0;
+
+		rc = catseg_publish_base(r, db, false, &removed, err);
+	}
 	return rc;
 }
 
@@ -1429,7 +1449,9 @@ struct fetched {
 	struct catseg_head head; /* what it is */
 	int rc;			 /* of fetching and opening */
 	struct mv_err err;
-	bool done; /* applied or skipped */
+	bool done;    /* applied or skipped */
+	bool fetched; /* read (rc says how it went) */
+	bool checked; /* seen by check_fetched */
 };
 
 struct fetch {
@@ -1437,8 +1459,6 @@ struct fetch {
 	const struct crypt_key *k;
 	struct fetched *f;
 	size_t n;
-	size_t next; /* under lock */
-	pthread_mutex_t lock;
 	sqlite3 *db;
 	size_t cap;
 };
@@ -1466,58 +1486,6 @@ static int list_one(const char *name, bool is_dir, uint64_t size, void *arg)
 	memcpy(p->name, name, sizeof(p->name));
 	p->size = size;
 	return 0;
-}
-
-static void *fetch_main(void *arg)
-{
-	struct fetch *fx = arg;
-	struct backend *be = repo_backend(fx->r);
-
-	for (;;) {
-		struct fetched *f;
-		char path[128];
-		uint8_t *buf;
-		size_t got = 0;
-
-		pthread_mutex_lock(&fx->lock);
-		f = fx->next < fx->n ? &fx->f[fx->next++] : NULL;
-		pthread_mutex_unlock(&fx->lock);
-		if (!f)
-			return NULL;
-		if (f->done)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", CATSEG_DIR, f->name);
-		if (f->size > CATSEG_MAX || f->size < CRYPT_OVERHEAD) {
-			f->rc = mv_err_set(&f->err, -EBADMSG,
-					   "'%s' has a bad size", path);
-			continue;
-		}
-		buf = malloc(f->size);
-		if (!buf) {
-			f->rc = mv_err_set(&f->err, -ENOMEM, "out of memory");
-			continue;
-		}
-		while (!f->rc && got < f->size) {
-			size_t n = 0;
-
-			f->rc = be->ops->read_at(be, path, got, buf + got,
-						 (size_t)f->size - got, &n,
-						 &f->err);
-			if (!f->rc && !n)
-				f->rc = mv_err_set(&f->err, -EIO, "'%s' shrank",
-						   path);
-			got += n;
-		}
-		if (!f->rc)
-			f->rc = seg_open(fx->k, f->name, buf, got, &f->plain,
-					 &f->err);
-		if (!f->rc)
-			f->rc = catseg_peek(f->plain.data, f->plain.len,
-					    &f->head, &f->err);
-		if (f->rc)
-			mv_err_prefix(&f->err, "catalogue segment '%s'", path);
-		free(buf);
-	}
 }
 
 /* Names applied before: marked done; names no longer listed dropped. */
@@ -1572,29 +1540,108 @@ static int forget_unlisted(struct fetch *fx, struct mv_err *err)
 	return rc;
 }
 
+/* Read every segment not done yet in one wave of parallel reads
+ * (backend_read_many: over SFTP all requests in flight on the one
+ * connection, not one round trip each), then open each. */
 static int fetch_all(struct fetch *fx)
 {
-	pthread_t th[FETCH_THREADS];
-	size_t i, want = 0, nth = 0;
+	struct backend *be = repo_backend(fx->r);
+	struct backend_range *v = NULL;
+	struct fetched **of = NULL;
+	char(*paths)[128] = NULL;
+	struct mv_err ign = MV_ERR_INIT;
+	size_t i, n = 0;
 
-	for (i = 0; i < fx->n; i++)
-		want += !fx->f[i].done;
-	if (pthread_mutex_init(&fx->lock, NULL))
+	v = calloc(fx->n + 1, sizeof(*v));
+	of = calloc(fx->n + 1, sizeof(*of));
+	paths = calloc(fx->n + 1, sizeof(*paths));
+	if (!v || !of || !paths) {
+		free(v);
+		free(of);
+		free(paths);
 		return -ENOMEM;
-	fx->next = 0;
-	/* a few segments (the usual day) on the connection already open:
-	 * another connection costs an SSH handshake, more than they take;
-	 * many (a fresh machine) several at once */
-	while (want > FETCH_INLINE && nth < want / FETCH_INLINE &&
-	       nth < FETCH_THREADS &&
-	       !pthread_create(&th[nth], NULL, fetch_main, fx))
-		nth++;
-	if (!nth)
-		fetch_main(fx);
-	for (i = 0; i < nth; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&fx->lock);
+	}
+	for (i = 0; i < fx->n; i++) {
+		struct fetched *f = &fx->f[i];
+
+		if (f->done || f->fetched)
+			continue;
+		f->fetched = true;
+		snprintf(paths[n], sizeof(paths[n]), "%s/%s", CATSEG_DIR,
+			 f->name);
+		if (f->size > CATSEG_MAX || f->size < CRYPT_OVERHEAD) {
+			f->rc = mv_err_set(&f->err, -EBADMSG,
+					   "'%s' has a bad size", paths[n]);
+			continue;
+		}
+		v[n].buf = malloc(f->size);
+		if (!v[n].buf) {
+			f->rc = mv_err_set(&f->err, -ENOMEM, "out of memory");
+			continue;
+		}
+		v[n].path = paths[n];
+		v[n].len = (size_t)f->size;
+		of[n++] = f;
+	}
+	if (n)
+		backend_read_many(be, v, n, &ign); /* each range says */
+	for (i = 0; i < n; i++) {
+		struct fetched *f = of[i];
+
+		if (v[i].rc)
+			f->rc = mv_err_set(&f->err, v[i].rc, "cannot read: %s",
+					   strerror(-v[i].rc));
+		else if (v[i].got != v[i].len)
+			f->rc = mv_err_set(&f->err, -EIO, "it shrank");
+		if (!f->rc)
+			f->rc = seg_open(fx->k, f->name, v[i].buf, v[i].got,
+					 &f->plain, &f->err);
+		if (!f->rc)
+			f->rc = catseg_peek(f->plain.data, f->plain.len,
+					    &f->head, &f->err);
+		if (f->rc)
+			mv_err_prefix(&f->err, "catalogue segment '%s'",
+				      v[i].path);
+		free(v[i].buf);
+	}
+	free(v);
+	free(of);
+	free(paths);
 	return 0;
+}
+
+/* Sort what fetch_all brought: damaged ones counted, the newest base
+ * kept (prune and a backup's new base remove the older ones). */
+static void check_fetched(struct fetch *fx, struct catseg_sync_stats *st,
+			  struct fetched **base)
+{
+	size_t i;
+
+	for (i = 0; i < fx->n; i++) {
+		struct fetched *f = &fx->f[i];
+
+		if (f->done || !f->fetched || f->checked)
+			continue;
+		f->checked = true;
+		st->bytes += f->size;
+		if (f->rc) {
+			st->damaged++;
+			if (!st->problem[0])
+				snprintf(st->problem, sizeof(st->problem), "%s",
+					 mv_err_msg(&f->err));
+			f->done = true;
+			continue;
+		}
+		if (f->head.kind != CATSEG_BASE)
+			continue;
+		if (!*base || f->head.made > (*base)->head.made) {
+			if (*base)
+				(*base)->done = true;
+			*base = f;
+		} else {
+			f->done = true;
+		}
+	}
 }
 
 static int apply_one(struct fetch *fx, struct fetched *f,
@@ -1609,6 +1656,10 @@ static int apply_one(struct fetch *fx, struct fetched *f,
 	f->done = true;
 	if (rc == -EBADMSG) {
 		st->damaged++;
+		if (!st->problem[0])
+			snprintf(st->problem, sizeof(st->problem),
+				 "catalogue segment '%s/%s' is malformed",
+				 CATSEG_DIR, f->name);
 		return 0;
 	}
 	if (rc < 0) {
@@ -1665,25 +1716,21 @@ int catseg_sync(struct repo *r, sqlite3 *db, struct catseg_sync_stats *st,
 		goto out;
 	fx.k = k;
 	fetch_all(&fx);
-	for (i = 0; i < fx.n; i++) {
-		struct fetched *f = &fx.f[i];
+	check_fetched(&fx, st, &base);
+	if (base) {
+		/* the base empties the catalogue, and may lack a delta this
+		 * machine applied before (another writer's, written while
+		 * the base was made): those are fetched again */
+		size_t again = 0;
 
-		if (f->done)
-			continue;
-		st->bytes += f->size;
-		if (f->rc) {
-			st->damaged++;
-			f->done = true;
-			continue;
-		}
-		/* the newest base wins: prune removes the older ones */
-		if (f->head.kind == CATSEG_BASE &&
-		    (!base || f->head.made > base->head.made)) {
-			if (base)
-				base->done = true;
-			base = f;
-		} else if (f->head.kind == CATSEG_BASE) {
-			f->done = true;
+		for (i = 0; i < fx.n; i++)
+			if (fx.f[i].done && !fx.f[i].fetched) {
+				fx.f[i].done = false;
+				again++;
+			}
+		if (again) {
+			fetch_all(&fx);
+			check_fetched(&fx, st, &base);
 		}
 	}
 	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
@@ -1716,9 +1763,20 @@ int catseg_sync(struct repo *r, sqlite3 *db, struct catseg_sync_stats *st,
 			progress = true;
 		}
 	} while (!rc && progress);
-	for (i = 0; !rc && i < fx.n; i++)
-		if (!fx.f[i].done)
-			st->stuck++;
+	for (i = 0; !rc && i < fx.n; i++) {
+		const struct fetched *f = &fx.f[i];
+
+		if (f->done)
+			continue;
+		if (!st->stuck && !st->problem[0])
+			snprintf(st->problem, sizeof(st->problem),
+				 "catalogue segment '%s/%.16s' of job '%.64s' "
+				 "follows snapshot %.12s, which no segment "
+				 "gives",
+				 CATSEG_DIR, f->name, f->head.job,
+				 f->head.prev);
+		st->stuck++;
+	}
 	if (!rc)
 		rc = forget_unlisted(&fx, err);
 	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
@@ -1749,6 +1807,97 @@ int catseg_reset(sqlite3 *db, struct mv_err *err)
 		rc = db_fail(db, err, "cannot commit");
 	if (rc)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+/* Names of db's applied segments into fx (fx->n of them). */
+static int list_seen(struct fetch *fx, struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, step;
+
+	rc = prep(fx->db, "SELECT name FROM catseg_seen", &st, err);
+	if (rc)
+		return rc;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+
+		if (name && list_one(name, false, 0, fx)) {
+			sqlite3_finalize(st);
+			return mv_err_set(err, -ENOMEM, "out of memory");
+		}
+	}
+	sqlite3_finalize(st);
+	if (step != SQLITE_DONE)
+		return db_fail(fx->db, err, "cannot read segments");
+	return 0;
+}
+
+int catseg_publish_base(struct repo *r, sqlite3 *db, bool all,
+			unsigned *out_removed, struct mv_err *err)
+{
+	struct backend *be = repo_backend(r);
+	struct mv_buf plain = MV_BUF_INIT;
+	struct fetch fx;
+	uint8_t id[SEAL_ID_LEN];
+	char seg[128];
+	size_t i;
+	int rc;
+
+	*out_removed = 0;
+	memset(&fx, 0, sizeof(fx));
+	fx.db = db;
+	rc = catseg_init_db(db, err);
+	if (rc)
+		return rc;
+	if (all) {
+		rc = be->ops->list(be, CATSEG_DIR, list_one, &fx, err);
+		if (rc == -ENOENT) {
+			mv_err_clear(err);
+			rc = 0;
+		}
+	} else {
+		rc = list_seen(&fx, err);
+	}
+	if (rc)
+		goto out;
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		rc = db_fail(db, err, "cannot begin");
+		goto out;
+	}
+	rc = catseg_build_base(db, &plain, err);
+	crypt_random(id, sizeof(id));
+	if (!rc)
+		rc = seg_store(r, id, &plain, seg, sizeof(seg), err);
+	if (!rc && sqlite3_exec(db, "DELETE FROM catseg_seen", NULL, NULL,
+				NULL) != SQLITE_OK)
+		rc = db_fail(db, err, "cannot note segments");
+	if (!rc)
+		rc = seen_add(db, seg + strlen(CATSEG_DIR) + 1, CATSEG_BASE,
+			      err);
+	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(db, err, "cannot commit");
+	if (rc) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	/* the base is stored: what it replaces can go */
+	for (i = 0; i < fx.n; i++) {
+		struct mv_err e = MV_ERR_INIT;
+		char p[128];
+
+		snprintf(p, sizeof(p), "%s/%s", CATSEG_DIR, fx.f[i].name);
+		if (!strcmp(p, seg))
+			continue;
+		if (!be->ops->remove(be, p, &e))
+			(*out_removed)++;
+	}
+out:
+	if (rc)
+		mv_err_prefix(err, "cannot store a catalogue base");
+	mv_buf_release(&plain);
+	free(fx.f);
 	return rc;
 }
 
