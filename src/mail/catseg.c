@@ -64,7 +64,6 @@
 #define VERSION 1
 #define CID_LEN 32
 #define CID_HEAD 16
-#define NSTR 8 /* message_id .. body */
 #define OPEN_SQL "9223372036854775807"
 
 /* ---- encoding helpers ---------------------------------------------------- */
@@ -227,30 +226,103 @@ static int prep(sqlite3 *db, const char *sql, sqlite3_stmt **st,
 
 /* ---- building ------------------------------------------------------------ */
 
-static const char msg_cols[] =
-	"SELECT m.cid || c.key, m.date, m.size, m.layers, m.vsize, m.flags,"
-	" m.message_id, m.from_, m.from_addr, m.to_, m.cc, m.subject,"
-	" m.attachments, m.id FROM msg m JOIN msg_cid c ON c.msg = m.id";
+/* The columns of a message row after its content id and date, in the
+ * order a segment holds them (the format: append only, never reorder).
+ * The encoder, the decoder and both statements are driven by this one
+ * table. */
+enum msg_col_kind {
+	MC_INT, /* int: NULL or a zigzag varint */
+	MC_STR, /* str: NULL or bytes */
+};
 
-/* One msg row (st from msg_cols) and its body from temp.catseg_body. */
+enum msg_col_id {
+	MC_SIZE,
+	MC_LAYERS,
+	MC_VSIZE,
+	MC_FLAGS,
+	MC_MESSAGE_ID,
+	MC_FROM,
+	MC_FROM_ADDR,
+	MC_TO,
+	MC_CC,
+	MC_SUBJECT,
+	MC_ATTACHMENTS,
+	MC_N
+};
+
+static const struct msg_col {
+	const char *name; /* of the msg table */
+	enum msg_col_kind kind;
+} msg_col[MC_N] = {
+	[MC_SIZE] = {"size", MC_INT},
+	[MC_LAYERS] = {"layers", MC_INT},
+	[MC_VSIZE] = {"vsize", MC_INT},
+	[MC_FLAGS] = {"flags", MC_INT},
+	[MC_MESSAGE_ID] = {"message_id", MC_STR},
+	[MC_FROM] = {"from_", MC_STR},
+	[MC_FROM_ADDR] = {"from_addr", MC_STR},
+	[MC_TO] = {"to_", MC_STR},
+	[MC_CC] = {"cc", MC_STR},
+	[MC_SUBJECT] = {"subject", MC_STR},
+	[MC_ATTACHMENTS] = {"attachments", MC_STR},
+};
+
+#define MSG_COL_FIRST 2		       /* result column of msg_col[0] */
+#define MSG_COL_ID (2 + MC_N)	       /* result column of m.id */
+#define MSG_SQL_MAX (1024 + 32 * MC_N) /* bytes of a statement below */
+
+/* "SELECT cid, date, <msg_col...>, id FROM msg ... <where>" into out. */
+static void msg_select(char *out, size_t n, const char *where)
+{
+	size_t k, len;
+
+	len = (size_t)snprintf(out, n, "SELECT m.cid || c.key, m.date");
+	for (k = 0; k < MC_N && len < n; k++)
+		len += (size_t)snprintf(out + len, n - len, ", m.%s",
+					msg_col[k].name);
+	if (len < n)
+		snprintf(out + len, n - len,
+			 ", m.id FROM msg m JOIN msg_cid c ON c.msg = m.id %s",
+			 where);
+}
+
+/* "INSERT INTO msg (cid, date, <msg_col...>) VALUES (?1, ...)". */
+static void msg_insert(char *out, size_t n)
+{
+	size_t k, len;
+
+	len = (size_t)snprintf(out, n, "INSERT INTO msg (cid, date");
+	for (k = 0; k < MC_N && len < n; k++)
+		len += (size_t)snprintf(out + len, n - len, ", %s",
+					msg_col[k].name);
+	if (len < n)
+		len += (size_t)snprintf(out + len, n - len, ") VALUES (?1, ?2");
+	for (k = 0; k < MC_N && len < n; k++)
+		len += (size_t)snprintf(out + len, n - len, ", ?%zu", k + 3);
+	if (len < n)
+		snprintf(out + len, n - len, ")");
+}
+
+/* One msg row (st from msg_select) and its body from temp.catseg_body. */
 static int put_msg(struct mv_buf *b, sqlite3_stmt *st, sqlite3_stmt *body)
 {
-	int i, rc = 0;
+	int k, rc = 0;
 
 	if (sqlite3_column_bytes(st, 0) != CID_LEN)
 		return -EINVAL;
 	rc = mv_buf_append(b, sqlite3_column_blob(st, 0), CID_LEN);
 	if (!rc)
 		rc = mv_buf_put_varint(b, zz(sqlite3_column_int64(st, 1)));
-	for (i = 2; !rc && i <= 5; i++)
-		rc = put_col_int(b, st, i);
-	for (i = 6; !rc && i <= 12; i++)
-		rc = put_col_str(b, st, i);
+	for (k = 0; !rc && k < MC_N; k++)
+		rc = msg_col[k].kind == MC_INT
+			     ? put_col_int(b, st, MSG_COL_FIRST + k)
+			     : put_col_str(b, st, MSG_COL_FIRST + k);
 	if (rc)
 		return rc;
 	if (body) {
 		sqlite3_reset(body);
-		sqlite3_bind_int64(body, 1, sqlite3_column_int64(st, 13));
+		sqlite3_bind_int64(body, 1,
+				   sqlite3_column_int64(st, MSG_COL_ID));
 		if (sqlite3_step(body) == SQLITE_ROW) {
 			rc = put_col_str(b, body, 0);
 			sqlite3_reset(body);
@@ -346,7 +418,7 @@ out:
 	return rc;
 }
 
-/* Messages of query sql (msg_cols ... ORDER BY m.id) into b. */
+/* Messages of query sql (msg_select ... ORDER BY m.id) into b. */
 static int put_msgs(sqlite3 *db, struct mv_buf *b, const char *sql, int64_t arg,
 		    struct idmap *map, struct mv_err *err)
 {
@@ -365,7 +437,8 @@ static int put_msgs(sqlite3 *db, struct mv_buf *b, const char *sql, int64_t arg,
 			rc = 0;
 			continue;
 		}
-		if (rc || idmap_add(map, sqlite3_column_int64(st, 13))) {
+		if (rc ||
+		    idmap_add(map, sqlite3_column_int64(st, MSG_COL_ID))) {
 			rc = mv_err_set(err, -ENOMEM, "out of memory");
 			goto out;
 		}
@@ -484,14 +557,13 @@ int catseg_build(sqlite3 *db, const char *snap_id, struct mv_buf *out,
 		goto out;
 	/* invariant 1: the messages first placed by this snapshot */
 	{
-		char sql[512];
+		char sql[MSG_SQL_MAX];
 
-		snprintf(sql, sizeof(sql),
-			 "%s WHERE m.id IN (SELECT p.msg FROM place p"
-			 " WHERE p.first_snap = ?1) AND NOT EXISTS"
-			 " (SELECT 1 FROM place q WHERE q.msg = m.id"
-			 " AND q.first_snap < ?1) ORDER BY m.id",
-			 msg_cols);
+		msg_select(sql, sizeof(sql),
+			   "WHERE m.id IN (SELECT p.msg FROM place p"
+			   " WHERE p.first_snap = ?1) AND NOT EXISTS"
+			   " (SELECT 1 FROM place q WHERE q.msg = m.id"
+			   " AND q.first_snap < ?1) ORDER BY m.id");
 		rc = put_msgs(db, out, sql, seq, &msgs, err);
 	}
 	if (rc)
@@ -585,7 +657,7 @@ int catseg_build_base(sqlite3 *db, struct mv_buf *out, struct mv_err *err)
 	struct mv_buf pl = MV_BUF_INIT;
 	uint64_t n = 0;
 	int rc, step;
-	char sql[512];
+	char sql[MSG_SQL_MAX];
 
 	if (mv_buf_append(out, MAGIC, 4) || mv_buf_put_u8(out, VERSION) ||
 	    mv_buf_put_u8(out, CATSEG_BASE))
@@ -633,10 +705,9 @@ int catseg_build_base(sqlite3 *db, struct mv_buf *out, struct mv_err *err)
 			 0, &folders, err);
 	if (rc)
 		goto out;
-	snprintf(sql, sizeof(sql),
-		 "%s WHERE ?1 = ?1 AND m.id IN (SELECT msg FROM place)"
-		 " ORDER BY m.id",
-		 msg_cols);
+	msg_select(sql, sizeof(sql),
+		   "WHERE ?1 = ?1 AND m.id IN (SELECT msg FROM place)"
+		   " ORDER BY m.id");
 	rc = put_msgs(db, out, sql, 0, &msgs, err);
 	if (rc)
 		goto out;
@@ -958,6 +1029,21 @@ static int apply_folders(struct apply *a, struct mv_reader *rd)
 	return rc;
 }
 
+/* One column of a message row as read from a segment. */
+struct cs_col {
+	struct cs_int i; /* MC_INT */
+	struct cs_str s; /* MC_STR */
+};
+
+static void bind_col(sqlite3_stmt *st, int i, const struct cs_col *c,
+		     enum msg_col_kind kind)
+{
+	if (kind == MC_INT)
+		bind_int(st, i, &c->i);
+	else
+		bind_str(st, i, &c->s);
+}
+
 static int apply_msgs(struct apply *a, struct mv_reader *rd)
 {
 	uint64_t i, date;
@@ -971,8 +1057,9 @@ static int apply_msgs(struct apply *a, struct mv_reader *rd)
 		return mv_err_set(a->err, -ENOMEM, "out of memory");
 	for (i = 0; i < a->nmsg; i++) {
 		const uint8_t *cid = rd->p;
-		struct cs_int iv[4];
-		struct cs_str s[NSTR];
+		struct cs_col c[MC_N];
+		struct cs_str body;
+		const struct cs_str *fn, *fa;
 		int64_t id;
 		char *from;
 
@@ -981,12 +1068,13 @@ static int apply_msgs(struct apply *a, struct mv_reader *rd)
 		rd->p += CID_LEN;
 		if (mv_reader_varint(rd, &date))
 			return -EBADMSG;
-		for (k = 0; k < 4; k++)
-			if (get_int(rd, &iv[k]))
+		memset(c, 0, sizeof(c));
+		for (k = 0; k < MC_N; k++)
+			if (msg_col[k].kind == MC_INT ? get_int(rd, &c[k].i)
+						      : get_str(rd, &c[k].s))
 				return -EBADMSG;
-		for (k = 0; k < NSTR; k++)
-			if (get_str(rd, &s[k]))
-				return -EBADMSG;
+		if (get_str(rd, &body))
+			return -EBADMSG;
 		id = find_msg(a, cid);
 		if (id < 0)
 			return (int)id;
@@ -998,10 +1086,8 @@ static int apply_msgs(struct apply *a, struct mv_reader *rd)
 		sqlite3_reset(a->ins_msg);
 		sqlite3_bind_blob(a->ins_msg, 1, cid, CID_HEAD, SQLITE_STATIC);
 		sqlite3_bind_int64(a->ins_msg, 2, unzz(date));
-		for (k = 0; k < 4; k++)
-			bind_int(a->ins_msg, 3 + k, &iv[k]);
-		for (k = 0; k < NSTR - 1; k++)
-			bind_str(a->ins_msg, 7 + k, &s[k]);
+		for (k = 0; k < MC_N; k++)
+			bind_col(a->ins_msg, 3 + k, &c[k], msg_col[k].kind);
 		if (sqlite3_step(a->ins_msg) != SQLITE_DONE)
 			return db_fail(a->db, a->err, "cannot add a message");
 		id = sqlite3_last_insert_rowid(a->db);
@@ -1014,20 +1100,21 @@ static int apply_msgs(struct apply *a, struct mv_reader *rd)
 			return db_fail(a->db, a->err, "cannot add a message");
 		/* from_ is the display name or the address, from_addr the
 		 * address when it adds to it: the FTS column held both */
-		from = sqlite3_mprintf(
-			"%.*s %.*s", s[1].p ? s[1].n : 0, s[1].p ? s[1].p : "",
-			s[2].p ? s[2].n : (s[1].p ? s[1].n : 0),
-			s[2].p ? s[2].p : (s[1].p ? s[1].p : ""));
+		fn = &c[MC_FROM].s;
+		fa = c[MC_FROM_ADDR].s.p ? &c[MC_FROM_ADDR].s : fn;
+		from = sqlite3_mprintf("%.*s %.*s", fn->p ? fn->n : 0,
+				       fn->p ? fn->p : "", fa->p ? fa->n : 0,
+				       fa->p ? fa->p : "");
 		if (!from)
 			return mv_err_set(a->err, -ENOMEM, "out of memory");
 		sqlite3_reset(a->ins_fts);
 		sqlite3_bind_int64(a->ins_fts, 1, id);
-		bind_str(a->ins_fts, 2, &s[5]);
+		bind_str(a->ins_fts, 2, &c[MC_SUBJECT].s);
 		sqlite3_bind_text(a->ins_fts, 3, from, -1, sqlite3_free);
-		bind_str(a->ins_fts, 4, &s[3]);
-		bind_str(a->ins_fts, 5, &s[4]);
-		bind_str(a->ins_fts, 6, &s[6]);
-		bind_str(a->ins_fts, 7, &s[7]);
+		bind_str(a->ins_fts, 4, &c[MC_TO].s);
+		bind_str(a->ins_fts, 5, &c[MC_CC].s);
+		bind_str(a->ins_fts, 6, &c[MC_ATTACHMENTS].s);
+		bind_str(a->ins_fts, 7, &body);
 		if (sqlite3_step(a->ins_fts) != SQLITE_DONE)
 			return db_fail(a->db, a->err, "cannot index a message");
 	}
@@ -1159,13 +1246,12 @@ int catseg_apply(sqlite3 *db, const void *seg, size_t len, struct mv_err *err)
 		  "SELECT m.id FROM msg_cid c JOIN msg m ON m.id = c.msg"
 		  " WHERE c.key = ?1 AND m.cid = ?2",
 		  &a.find, err);
-	if (!rc)
-		rc = prep(db,
-			  "INSERT INTO msg (cid, date, size, layers, vsize,"
-			  " flags, message_id, from_, from_addr, to_, cc,"
-			  " subject, attachments) VALUES"
-			  " (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
-			  &a.ins_msg, err);
+	if (!rc) {
+		char sql[MSG_SQL_MAX];
+
+		msg_insert(sql, sizeof(sql));
+		rc = prep(db, sql, &a.ins_msg, err);
+	}
 	if (!rc)
 		rc = prep(db, "INSERT INTO msg_cid (key, msg) VALUES (?1, ?2)",
 			  &a.ins_cid, err);
