@@ -114,6 +114,10 @@ enum repo_open_flags {
 	/* repo_open_bare only: do not unlock an encrypted repository (key
 	 * import into a repository whose slots are gone) */
 	REPO_OPEN_NO_KEY = (1 << 2),
+	/* with REPO_OPEN_WRITE: a shared lock when the repository's index
+	 * is commit segments (backup: each writer appends its own packs
+	 * and segment), else the exclusive one as without it */
+	REPO_OPEN_SHARED = (1 << 3),
 };
 
 /*
@@ -139,10 +143,13 @@ void repo_unlock_forget(void);
  * the command line exits MV_EXIT_BADKEY whatever the command made of it. */
 bool repo_unlock_refused(void);
 
-/* The writer lock (src/store/repo_lock.c has the rules): the file 'lock',
+/* The writer locks (src/store/repo_lock.c has the rules): the exclusive
+ * file 'lock', or with REPO_OPEN_SHARED on a repository whose index is
+ * commit segments one shared object 'locks/NAME' per writer; each
  * created exclusively, holding host, pid, time, boot id and a random
- * token.  A writer removes only a lock with its own token.  A remote lock
- * is never broken automatically; a local one only when its holder is
+ * token.  Shared writers run together; the exclusive one runs alone.
+ * A writer removes only a lock with its own token.  A remote lock is
+ * never broken automatically; a local one only when its holder is
  * provably dead (same host and boot id, pid gone, its flock free).
  * repo_open() of a locked repository fails with -EBUSY and a message
  * naming the holder. */
@@ -156,15 +163,21 @@ struct repo_lock_info {
 	bool this_machine; /* same host and boot id as this process */
 	bool alive;	   /* this_machine and the pid exists */
 	bool gone;	   /* provably dead: local, this_machine, no pid */
+	bool shared;	   /* a shared lock (locks/NAME), not 'lock' */
+	char path[64];	   /* "lock" or "locks/NAME" in the repository */
 };
 
 /* Read the lock of the repository at location: 0, -ENOENT when there is
  * none, or an error. */
 int repo_lock_inspect(const char *location, struct repo_lock_info *out,
 		      struct mv_err *err);
-/* Remove the lock seen by repo_lock_inspect() if it is still that lock
- * (same token): -ESTALE when it changed, -EBUSY when a local process
- * still holds it. */
+/* Every lock of the repository at location, the exclusive one first,
+ * into *out (malloc'd, *out_n entries; none: 0 and *out_n = 0). */
+int repo_lock_list(const char *location, struct repo_lock_info **out,
+		   size_t *out_n, struct mv_err *err);
+/* Remove the lock seen by repo_lock_inspect() or repo_lock_list() if it
+ * is still that lock (same token): -ESTALE when it changed, -EBUSY when a
+ * local process still holds it. */
 int repo_lock_break(const char *location, const struct repo_lock_info *seen,
 		    struct mv_err *err);
 /* "pid P on host 'H' since <UTC time> (N s ago)". */

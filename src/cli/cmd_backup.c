@@ -697,8 +697,8 @@ int cmd_backup(int argc, char **argv)
 	if (!rc && dry_run)
 		rc = repo_open(repo, REPO_OPEN_READ, &r, &err);
 	else if (!rc)
-		rc = open_wait(repo, REPO_OPEN_WRITE, wait, &stop_flag, &r,
-			       &err);
+		rc = open_wait(repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED, wait,
+			       &stop_flag, &r, &err);
 	if (!rc)
 		rc = snapshot_list(r, &list, &nlist, &err);
 	if (!rc && !dry_run)

@@ -274,6 +274,7 @@ static struct repo *repo_alloc(void)
 	if (!r)
 		return NULL;
 	r->lock_fd = -1;
+	r->cache_lock_fd = -1;
 	pthread_mutex_init(&r->ix_lock, NULL);
 	pthread_mutex_init(&r->cctx.lock, NULL);
 	pthread_mutex_init(&r->dctx.lock, NULL);
@@ -848,7 +849,10 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 	if (rc)
 		goto fail;
 	if (flags & REPO_OPEN_WRITE) {
-		rc = repo_lock_take(r, flags & REPO_OPEN_WAIT, err);
+		rc = repo_lock_take(r, flags & REPO_OPEN_WAIT,
+				    (flags & REPO_OPEN_SHARED) &&
+					    repo_uses_segments(r),
+				    err);
 		if (rc)
 			goto fail;
 	}
@@ -1183,7 +1187,7 @@ int repo_open_bare(const char *location, unsigned flags, struct repo **out,
 	if (!rc)
 		rc = hasher_new(r->cfg.secret, MV_SECRET_LEN, &r->hasher, err);
 	if (!rc && (flags & REPO_OPEN_WRITE))
-		rc = repo_lock_take(r, flags & REPO_OPEN_WAIT, err);
+		rc = repo_lock_take(r, flags & REPO_OPEN_WAIT, false, err);
 	if (rc)
 		goto fail;
 	root = r->be->ops->local_root(r->be);

@@ -54,7 +54,10 @@ struct repo {
 	char stamp_seen[64];	 /* remote: stamp of the open index */
 	char *pending_path;	 /* remote: packs sealed, not committed */
 	bool remote;		 /* index is a cached copy */
-	bool locked;		 /* we hold the writer lock */
+	bool locked;		 /* we hold a writer lock */
+	bool lock_shared;	 /* ... a shared one (locks/NAME) */
+	char lock_path[48];	 /* "lock" or "locks/NAME" */
+	int cache_lock_fd;	 /* shared: flock on the cache's writer.lock */
 	bool commit_unknown;	 /* the last commit failed, outcome unknown */
 	int lock_fd;		 /* local: flock held on our lock file */
 	char lock_token[33];	 /* the random token in our lock file */
@@ -86,6 +89,7 @@ struct repo {
 	bool segments;	    /* this repository's index is segments */
 	bool seg_legacy;    /* read from index.sealed until the first write */
 	bool seg_maybe_out; /* the last publication may have landed */
+	bool seg_tmp_seen;  /* index/ lists temporary files (NAME.tmp*) */
 };
 
 struct repo_writer {
@@ -112,8 +116,11 @@ struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 				 bool for_compress);
 
 /* repo_lock.c */
-int repo_lock_take(struct repo *r, bool wait, struct mv_err *err);
+/* The exclusive lock, or (shared) a shared one: see repo_lock.c. */
+int repo_lock_take(struct repo *r, bool wait, bool shared, struct mv_err *err);
 void repo_lock_release(struct repo *r);
+/* True while r holds a shared lock (other writers may be writing). */
+bool repo_lock_is_shared(const struct repo *r);
 
 /* repo_remote_index.c */
 /* The repository holds its index sealed (index.sealed, never index.db):

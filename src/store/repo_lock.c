@@ -1,17 +1,31 @@
 /*
- * repo_lock: the writer lock of a repository (include/repo.h, "The writer
- * lock"; docs/REMOTE.md).
+ * repo_lock: the writer locks of a repository (include/repo.h, "The
+ * writer lock"; docs/LOCKING.md, docs/REMOTE.md).
  *
- * The file 'lock' is created exclusively (O_EXCL, or SFTP's exclusive
- * open) and holds who wrote it and a random token:
+ * Two kinds, restic's rules:
+ *  - the exclusive lock, the file 'lock' (prune, repair, rebuild-index,
+ *    check, forget, config: everything that removes or rewrites);
+ *  - shared locks, one object per writer, 'locks/NAME' with NAME the
+ *    writer's random token (backup into a repository whose index is
+ *    commit segments: each writer adds its own packs and its own segment,
+ *    so any number of them run at once).
+ * Each is created create-only (O_EXCL, SFTP's exclusive open, S3's
+ * If-None-Match: *) and holds who wrote it and a random token:
  *
  *   host=<hostname> pid=<pid> time=<unix seconds> boot=<boot id>
  *   token=<32 hex digits>              (one key=value per line)
  *
+ * An exclusive locker creates 'lock', then lists locks/: any live shared
+ * lock and it removes its own again (and waits or refuses).  A shared
+ * locker creates its locks/NAME, then looks for 'lock': when there is
+ * one it removes its own again.  Each creates before it looks, so of two
+ * that start together at least one sees the other: never both run.
+ *
  * Rules:
  *  (1) Only the token's owner removes the lock on release: it re-reads
  *      the file and compares the token first, so a lock that the user
- *      broke and another writer took is left alone.
+ *      broke and another writer took is left alone.  (A shared lock's
+ *      name is its token: nobody else creates that name.)
  *  (2) A lock on a remote repository is never broken automatically: no
  *      client can tell whether a process on another machine (or in a
  *      container with the same hostname) is still running.
@@ -21,9 +35,13 @@
  *      or this machine before a reboot, differs) AND its pid is gone AND
  *      no process holds the flock(2) that every local holder keeps on
  *      the file.  The breaker takes that flock itself, re-reads the file
- *      through the locked descriptor, checks that 'lock' still names the
- *      same file, and only then unlinks it: two breakers cannot both
+ *      through the locked descriptor, checks that the path still names
+ *      the same file, and only then unlinks it: two breakers cannot both
  *      remove a lock, and none removes a fresh one.
+ *  (4) Two shared writers of one machine share the private cache (its
+ *      index.db holds a write transaction for the whole session): the
+ *      second one waits for, or is refused by, a flock on the cache's
+ *      'writer.lock', with the first one's pid in the message.
  *  Everything else is left to 'mailvault unlock', which shows the holder.
  */
 #include "repo_int.h"
@@ -43,6 +61,9 @@
 #include "backend.h"
 
 #define LOCK_MAX 4096
+#define LOCK_EXCL "lock"
+#define LOCK_DIR "locks"
+#define LOCK_TOKEN_LEN 32
 
 /* The kernel's id of this boot (a /proc file: its size reads as 0, so
  * it is read with stdio). */
@@ -98,18 +119,19 @@ static void lock_judge(struct repo_lock_info *li, bool remote)
 		li->gone = !remote;
 }
 
-/* Read and judge the lock.  A local lock is read with its own open(): the
- * local backend keeps read descriptors open, and one of a lock file that
- * was removed and created again would show the old content.  (The sftp
- * backend's stat, which backend_read_all does first, drops a cached
- * handle of a replaced file.) */
-static int lock_read_local(const char *root, char **out, struct mv_err *err)
+/* A local lock is read with its own open(): the local backend keeps read
+ * descriptors open, and one of a lock file that was removed and created
+ * again would show the old content.  (The sftp backend's stat, which
+ * backend_read_all does first, drops a cached handle of a replaced
+ * file.) */
+static int lock_read_local(const char *root, const char *name, char **out,
+			   struct mv_err *err)
 {
 	char path[PATH_MAX], *text;
 	ssize_t n;
 	int fd;
 
-	snprintf(path, sizeof(path), "%s/lock", root);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT
@@ -128,13 +150,9 @@ static int lock_read_local(const char *root, char **out, struct mv_err *err)
 	return 0;
 }
 
-/* Read and judge the lock.  A local lock is read with its own open(): the
- * local backend keeps read descriptors open, and one of a lock file that
- * was removed and created again would show the old content.  (The sftp
- * backend's stat, which backend_read_all does first, drops a cached
- * handle of a replaced file.) */
-static int lock_read(struct backend *be, bool remote, struct repo_lock_info *li,
-		     struct mv_err *err)
+/* Read and judge the lock at name ("lock" or "locks/NAME"). */
+static int lock_read(struct backend *be, const char *name, bool remote,
+		     struct repo_lock_info *li, struct mv_err *err)
 {
 	const char *root = be->ops->local_root(be);
 	char *text = NULL;
@@ -144,11 +162,13 @@ static int lock_read(struct backend *be, bool remote, struct repo_lock_info *li,
 
 	memset(li, 0, sizeof(*li));
 	snprintf(li->host, sizeof(li->host), "?");
+	snprintf(li->path, sizeof(li->path), "%s", name);
+	li->shared = strcmp(name, LOCK_EXCL) != 0;
 	if (root) {
-		rc = lock_read_local(root, &text, err);
+		rc = lock_read_local(root, name, &text, err);
 		buf = text;
 	} else {
-		rc = backend_read_all(be, "lock", LOCK_MAX, &buf, &len, err);
+		rc = backend_read_all(be, name, LOCK_MAX, &buf, &len, err);
 	}
 	if (rc)
 		return rc;
@@ -171,6 +191,11 @@ void repo_lock_describe(const struct repo_lock_info *li, char *out, size_t n)
 		 li->time > 0 ? (long long)time(NULL) - li->time : 0LL);
 }
 
+static const char *lock_name(const struct repo_lock_info *li)
+{
+	return li->path[0] ? li->path : LOCK_EXCL;
+}
+
 /* Remove the lock if it is still the one seen (same token), holding its
  * flock on a local repository (rule 3).  0, -ESTALE when the lock
  * changed, -EBUSY when a process holds its flock (it is running). */
@@ -179,22 +204,23 @@ static int lock_remove_seen(struct backend *be,
 			    struct mv_err *err)
 {
 	const char *root = be->ops->local_root(be);
+	const char *name = lock_name(seen);
 	struct repo_lock_info now;
-	char path[PATH_MAX], buf[LOCK_MAX + 1];
+	char path[PATH_MAX], dir[PATH_MAX], buf[LOCK_MAX + 1];
 	struct stat a, b;
 	ssize_t n;
 	int fd, rc;
 
 	if (!root) {
-		rc = lock_read(be, true, &now, NULL);
+		rc = lock_read(be, name, true, &now, NULL);
 		if (rc == -ENOENT)
 			return 0;
 		if (rc || strcmp(now.token, seen->token))
 			return -ESTALE;
-		rc = be->ops->remove(be, "lock", err);
+		rc = be->ops->remove(be, name, err);
 		return rc == -ENOENT ? 0 : rc;
 	}
-	snprintf(path, sizeof(path), "%s/lock", root);
+	snprintf(path, sizeof(path), "%s/%s", root, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT
@@ -219,13 +245,16 @@ static int lock_remove_seen(struct backend *be,
 	    stat(path, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev)
 		goto out;
 	rc = 0;
-	if (unlink(path) < 0)
+	if (unlink(path) < 0) {
 		rc = errno == ENOENT
 			     ? 0
 			     : mv_err_set(err, -errno, "cannot remove '%s': %s",
 					  path, strerror(errno));
-	else
-		mv_fsync_dir(root);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", path);
+		*strrchr(dir, '/') = '\0';
+		mv_fsync_dir(dir);
+	}
 out:
 	close(fd); /* drops the flock */
 	return rc;
@@ -242,7 +271,7 @@ static void lock_hold(struct repo *r)
 	r->lock_fd = -1;
 	if (!root)
 		return;
-	snprintf(path, sizeof(path), "%s/lock", root);
+	snprintf(path, sizeof(path), "%s/%s", root, r->lock_path);
 	r->lock_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (r->lock_fd >= 0 && flock(r->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		close(r->lock_fd);
@@ -250,7 +279,216 @@ static void lock_hold(struct repo *r)
 	}
 }
 
-int repo_lock_take(struct repo *r, bool wait, struct mv_err *err)
+/* Remove a lock this process created a moment ago (it backs off). */
+static void lock_drop_own(struct repo *r, const char *name)
+{
+	const char *root = r->be->ops->local_root(r->be);
+	char path[PATH_MAX];
+
+	if (root) {
+		snprintf(path, sizeof(path), "%s/%s", root, name);
+		unlink(path);
+	} else {
+		r->be->ops->remove(r->be, name, NULL);
+	}
+}
+
+/* ---- the shared locks under locks/ ----------------------------------- */
+
+struct name_list {
+	char (*v)[sizeof(LOCK_DIR) + LOCK_TOKEN_LEN + 1];
+	size_t n, cap;
+};
+
+static bool token_ok(const char *s)
+{
+	return strlen(s) == LOCK_TOKEN_LEN &&
+	       strspn(s, "0123456789abcdef") == LOCK_TOKEN_LEN;
+}
+
+static int list_one(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+	struct name_list *l = arg;
+
+	(void)size;
+	if (is_dir || !token_ok(name))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	snprintf(l->v[l->n], sizeof(l->v[l->n]), "%s/%s", LOCK_DIR, name);
+	l->n++;
+	return 0;
+}
+
+static int shared_list(struct backend *be, struct name_list *out,
+		       struct mv_err *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = be->ops->list(be, LOCK_DIR, list_one, out, err);
+	if (rc == -ENOENT) {
+		mv_err_clear(err);
+		rc = 0;
+	}
+	if (rc == -ENOMEM)
+		rc = mv_err_set(err, rc, "out of memory");
+	return rc;
+}
+
+/* A live shared lock other than ours (its description into li): 1, or
+ * 0 when there is none; provably dead ones are removed on the way. */
+static int shared_conflict(struct repo *r, bool remote,
+			   struct repo_lock_info *li, struct mv_err *err)
+{
+	struct name_list l;
+	size_t i;
+	int rc, found = 0;
+
+	rc = shared_list(r->be, &l, err);
+	if (rc)
+		return rc;
+	for (i = 0; i < l.n && !found; i++) {
+		if (!strcmp(l.v[i], r->lock_path))
+			continue;
+		rc = lock_read(r->be, l.v[i], remote, li, NULL);
+		if (rc == -ENOENT)
+			continue; /* released meanwhile */
+		if (!rc && li->gone) {
+			rc = lock_remove_seen(r->be, li, NULL);
+			if (!rc)
+				continue;
+		}
+		found = 1;
+	}
+	free(l.v);
+	return found;
+}
+
+/* ---- the cache of this machine (rule 4) ------------------------------ */
+
+/* Our pid into the cache's writer.lock, for the message a second writer
+ * of this machine gives (nothing depends on it). */
+static bool note_pid(int fd)
+{
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+
+	return ftruncate(fd, 0) == 0 && pwrite(fd, pid, (size_t)n, 0) == n;
+}
+
+static int cache_lock(struct repo *r, bool wait, struct mv_err *err)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 16], pid[32];
+	ssize_t n;
+	int fd, rc;
+
+	rc = repo_cache_dir(&r->cfg, dir, sizeof(dir), err);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/writer.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return mv_err_set(err, -errno, "cannot open '%s': %s", path,
+				  strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK) {
+			rc = mv_err_set(err, -errno, "cannot lock '%s': %s",
+					path, strerror(errno));
+			close(fd);
+			return rc;
+		}
+		if (!wait) {
+			n = pread(fd, pid, sizeof(pid) - 1, 0);
+			pid[n > 0 ? n : 0] = '\0';
+			pid[strcspn(pid, "\n")] = '\0';
+			close(fd);
+			return mv_err_set(
+				err, -EBUSY,
+				"repository '%s' is locked by pid %s on this "
+				"machine, which writes to it through the same "
+				"cache '%s'; wait for it (--wait)",
+				r->location, pid[0] ? pid : "?", dir);
+		}
+		sleep(1);
+	}
+	note_pid(fd);
+	r->cache_lock_fd = fd;
+	return 0;
+}
+
+/* ---- taking and giving back ------------------------------------------ */
+
+/* One try: 0 (taken), -EAGAIN (look again at once), -EBUSY (held: the
+ * holder in li) or an error. */
+static int take_exclusive(struct repo *r, bool remote, const char *body,
+			  size_t len, struct repo_lock_info *li,
+			  struct mv_err *err)
+{
+	int rc;
+
+	rc = r->be->ops->create_excl(r->be, LOCK_EXCL, body, len, err);
+	if (rc == -EEXIST) {
+		rc = lock_read(r->be, LOCK_EXCL, remote, li, NULL);
+		if (rc == -ENOENT)
+			return -EAGAIN; /* released meanwhile: try again */
+		if (!rc && li->gone) {
+			rc = lock_remove_seen(r->be, li, NULL);
+			if (!rc || rc == -ESTALE)
+				return -EAGAIN; /* broken, or changed */
+		}
+		return -EBUSY;
+	}
+	if (rc)
+		return rc;
+	rc = shared_conflict(r, remote, li, err);
+	if (rc) {
+		lock_drop_own(r, LOCK_EXCL);
+		return rc < 0 ? rc : -EBUSY;
+	}
+	return 0;
+}
+
+static int take_shared(struct repo *r, bool remote, const char *body,
+		       size_t len, struct repo_lock_info *li,
+		       struct mv_err *err)
+{
+	int rc;
+
+	rc = r->be->ops->create_excl(r->be, r->lock_path, body, len, err);
+	if (rc) {
+		/* no locks/ yet (a repository made before shared locks):
+		 * make it and try once more (the name is random: never
+		 * taken) */
+		mv_err_clear(err);
+		r->be->ops->mkdir(r->be, LOCK_DIR, NULL);
+		rc = r->be->ops->create_excl(r->be, r->lock_path, body, len,
+					     err);
+	}
+	if (rc)
+		return rc;
+	for (;;) {
+		rc = lock_read(r->be, LOCK_EXCL, remote, li, NULL);
+		if (rc == -ENOENT)
+			return 0;
+		if (!rc && li->gone) {
+			rc = lock_remove_seen(r->be, li, NULL);
+			if (!rc || rc == -ESTALE)
+				continue;
+		}
+		lock_drop_own(r, r->lock_path);
+		return -EBUSY;
+	}
+}
+
+int repo_lock_take(struct repo *r, bool wait, bool shared, struct mv_err *err)
 {
 	bool remote = !r->be->ops->local_root(r->be);
 	char body[512], host[256] = "", boot[40], who[400];
@@ -258,46 +496,64 @@ int repo_lock_take(struct repo *r, bool wait, struct mv_err *err)
 	uint8_t tok[16];
 	int rc, len;
 
+	if (shared) {
+		rc = cache_lock(r, wait, err);
+		if (rc)
+			return rc;
+	}
 	gethostname(host, sizeof(host) - 1);
 	boot_id(boot, sizeof(boot));
 	rc = repo_random_bytes(tok, sizeof(tok), err);
 	if (rc)
-		return rc;
+		goto fail;
 	mv_hex(tok, sizeof(tok), r->lock_token);
+	if (shared)
+		snprintf(r->lock_path, sizeof(r->lock_path), "%s/%s", LOCK_DIR,
+			 r->lock_token);
+	else
+		snprintf(r->lock_path, sizeof(r->lock_path), "%s", LOCK_EXCL);
+	r->lock_shared = shared;
 	len = snprintf(body, sizeof(body),
 		       "host=%s\npid=%d\ntime=%lld\nboot=%s\ntoken=%s\n", host,
 		       (int)getpid(), (long long)time(NULL), boot,
 		       r->lock_token);
 	for (;;) {
-		rc = r->be->ops->create_excl(r->be, "lock", body, (size_t)len,
+		memset(&li, 0, sizeof(li));
+		rc = shared ? take_shared(r, remote, body, (size_t)len, &li,
+					  err)
+			    : take_exclusive(r, remote, body, (size_t)len, &li,
 					     err);
-		if (rc != -EEXIST)
+		if (rc == -EAGAIN)
+			continue;
+		if (rc != -EBUSY)
 			break;
-		rc = lock_read(r->be, remote, &li, NULL);
-		if (rc == -ENOENT)
-			continue; /* released meanwhile: try again */
-		if (!rc && li.gone) {
-			rc = lock_remove_seen(r->be, &li, NULL);
-			if (!rc || rc == -ESTALE)
-				continue; /* broken, or changed: look again */
-		}
 		if (!wait) {
 			repo_lock_describe(&li, who, sizeof(who));
-			return mv_err_set(
+			rc = mv_err_set(
 				err, -EBUSY,
-				"repository '%s' is locked by %s%s; if that "
+				"repository '%s' is locked by %s%s%s; if that "
 				"process is gone, run 'mailvault unlock %s'",
 				r->location, who,
 				li.alive ? ", which is running" : "",
+				li.shared ? " (a shared lock: a backup is "
+					    "writing; prune, forget and "
+					    "repair wait for it with --wait)"
+					  : "",
 				r->location);
+			goto fail;
 		}
 		sleep(1);
 	}
 	if (rc)
-		return rc;
+		goto fail;
 	r->locked = true;
 	lock_hold(r);
 	return 0;
+fail:
+	if (r->cache_lock_fd >= 0)
+		close(r->cache_lock_fd);
+	r->cache_lock_fd = -1;
+	return rc;
 }
 
 void repo_lock_release(struct repo *r)
@@ -307,50 +563,120 @@ void repo_lock_release(struct repo *r)
 	if (!r->locked)
 		return;
 	/* rule 1: remove only our own lock */
-	if (!lock_read(r->be, !r->be->ops->local_root(r->be), &li, NULL) &&
+	if (!lock_read(r->be, r->lock_path, !r->be->ops->local_root(r->be), &li,
+		       NULL) &&
 	    !strcmp(li.token, r->lock_token)) {
 		if (r->lock_fd >= 0) {
 			const char *root = r->be->ops->local_root(r->be);
-			char path[PATH_MAX];
+			char path[PATH_MAX], dir[PATH_MAX];
 
-			snprintf(path, sizeof(path), "%s/lock", root);
+			snprintf(path, sizeof(path), "%s/%s", root,
+				 r->lock_path);
+			snprintf(dir, sizeof(dir), "%s", path);
+			*strrchr(dir, '/') = '\0';
 			if (unlink(path) == 0)
-				mv_fsync_dir(root);
+				mv_fsync_dir(dir);
 		} else {
-			r->be->ops->remove(r->be, "lock", NULL);
+			r->be->ops->remove(r->be, r->lock_path, NULL);
 		}
 	}
 	if (r->lock_fd >= 0)
 		close(r->lock_fd);
 	r->lock_fd = -1;
+	if (r->cache_lock_fd >= 0)
+		close(r->cache_lock_fd);
+	r->cache_lock_fd = -1;
 	r->locked = false;
 }
 
+bool repo_lock_is_shared(const struct repo *r)
+{
+	return r->locked && r->lock_shared;
+}
+
 /* ---- mailvault unlock ------------------------------------------------ */
+
+static int open_repo_backend(const char *location, struct backend **out,
+			     struct mv_err *err)
+{
+	uint64_t size;
+	int rc;
+
+	rc = backend_open(location, false, out, err);
+	if (rc)
+		return rc;
+	if ((*out)->ops->stat(*out, "config", &size, NULL, NULL)) {
+		backend_close(*out);
+		*out = NULL;
+		return mv_err_set(err, -ENOENT,
+				  "'%s' is not a mailvault repository (no "
+				  "config)",
+				  location);
+	}
+	return 0;
+}
 
 int repo_lock_inspect(const char *location, struct repo_lock_info *out,
 		      struct mv_err *err)
 {
 	struct backend *be = NULL;
-	uint64_t size;
 	int rc;
 
-	rc = backend_open(location, false, &be, err);
+	rc = open_repo_backend(location, &be, err);
 	if (rc)
 		return rc;
-	if (be->ops->stat(be, "config", &size, NULL, NULL)) {
-		rc = mv_err_set(err, -ENOENT,
-				"'%s' is not a mailvault repository (no "
-				"config)",
-				location);
-		goto out;
-	}
-	rc = lock_read(be, !be->ops->local_root(be), out, err);
+	rc = lock_read(be, LOCK_EXCL, !be->ops->local_root(be), out, err);
 	if (rc == -ENOENT)
 		mv_err_clear(err);
-out:
 	backend_close(be);
 	return rc;
+}
+
+int repo_lock_list(const char *location, struct repo_lock_info **out,
+		   size_t *out_n, struct mv_err *err)
+{
+	struct backend *be = NULL;
+	struct repo_lock_info *v = NULL;
+	struct name_list l = {NULL, 0, 0};
+	size_t i, n = 0;
+	bool remote;
+	int rc;
+
+	rc = open_repo_backend(location, &be, err);
+	if (rc)
+		return rc;
+	remote = !be->ops->local_root(be);
+	rc = shared_list(be, &l, err);
+	if (rc)
+		goto out;
+	v = calloc(l.n + 1, sizeof(*v));
+	if (!v) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	rc = lock_read(be, LOCK_EXCL, remote, &v[n], err);
+	if (!rc)
+		n++;
+	for (i = 0; (!rc || rc == -ENOENT) && i < l.n; i++) {
+		mv_err_clear(err);
+		rc = lock_read(be, l.v[i], remote, &v[n], err);
+		if (!rc)
+			n++;
+	}
+	if (rc == -ENOENT) {
+		mv_err_clear(err);
+		rc = 0;
+	}
+out:
+	free(l.v);
+	backend_close(be);
+	if (rc) {
+		free(v);
+		return rc;
+	}
+	*out = v;
+	*out_n = n;
+	return 0;
 }
 
 int repo_lock_break(const char *location, const struct repo_lock_info *seen,

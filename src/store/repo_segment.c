@@ -42,6 +42,16 @@
  * before the segment is in place leaves packs no segment names; one
  * after it leaves a segment the cache has not replayed, which the next
  * open replays.
+ *
+ * Several writers (docs/LOCKING.md): backups hold shared locks and
+ * publish at the same time; they only add, so the union is the same in
+ * any order.  A commit is a base when its writer has replayed more than
+ * SEG_BASE_EVERY segments.  A base replaces every listed segment under
+ * the exclusive lock, but under a shared one only those its cache
+ * replayed: one another writer published meanwhile stays beside it.
+ * Temporary files of publications a killed writer left (NAME.tmp*) are
+ * removed by the next writer: all of them under the exclusive lock,
+ * those older than a day under a shared one.
  */
 #include "repo_int.h"
 
@@ -50,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 #include <zstd.h>
@@ -68,6 +79,8 @@
 #define SEG_AAD_LABEL "mailvault segment" /* with its NUL: 18 bytes */
 #define SEG_AAD_LEN (18 + MV_REPO_ID_LEN + SEG_NAME_LEN)
 #define SEG_WAVE (64u << 20) /* bytes read in one wave */
+#define SEG_BASE_EVERY 64    /* segments a base is written after */
+#define SEG_TMP_AGE 86400    /* s: a shared writer's tmp is older */
 
 enum seg_state {
 	SEG_APPLIED = 1,
@@ -87,6 +100,7 @@ struct seg {
 struct seg_list {
 	struct seg *v;
 	size_t n, cap;
+	size_t ntmp; /* listing: temporary files of publications */
 };
 
 static void seg_list_free(struct seg_list *l)
@@ -215,12 +229,22 @@ static void gen_file_note(const struct repo *r, uint64_t gen);
 
 /* ---- listing and fetching ------------------------------------------- */
 
+/* NAME.tmp (local) or NAME.tmp-RANDOM (sftp): a publication under way,
+ * or one a killed writer left. */
+static bool seg_tmp_name(const char *name)
+{
+	return strspn(name, "0123456789abcdef") == SEG_NAME_LEN &&
+	       !strncmp(name + SEG_NAME_LEN, ".tmp", 4);
+}
+
 static int list_one(const char *name, bool is_dir, uint64_t size, void *arg)
 {
 	struct seg_list *l = arg;
 
+	if (!is_dir && seg_tmp_name(name))
+		l->ntmp++;
 	if (is_dir || !seg_name_ok(name))
-		return 0; /* .tmp- files of a publication, anything else */
+		return 0; /* .tmp files of a publication, anything else */
 	if (seg_add(l, name))
 		return -ENOMEM;
 	l->v[l->n - 1].size = size;
@@ -434,6 +458,65 @@ out:
 	free(v);
 	free(paths);
 	return rc;
+}
+
+/* Temporary files of publications (seg_tmp_name), by name. */
+struct tmp_list {
+	char (*v)[SEG_NAME_LEN + 64];
+	size_t n, cap;
+};
+
+static int tmp_collect(const char *name, bool is_dir, uint64_t size, void *arg)
+{
+	struct tmp_list *l = arg;
+
+	(void)size;
+	if (is_dir || !seg_tmp_name(name) || strlen(name) >= sizeof(l->v[0]))
+		return 0;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 8;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	snprintf(l->v[l->n], sizeof(l->v[l->n]), "%s", name);
+	l->n++;
+	return 0;
+}
+
+/* Remove the temporary files of publications that never completed (a
+ * writer killed mid-upload leaves index/NAME.tmp locally, NAME.tmp-XXXX
+ * over sftp; S3 writes none): all of them under the exclusive lock,
+ * under a shared one only those older than SEG_TMP_AGE (another
+ * writer's may be under way).  Best effort. */
+static void tmp_clean(struct repo *r)
+{
+	struct tmp_list l = {NULL, 0, 0};
+	bool all = !repo_lock_is_shared(r);
+	int64_t now_ns = (int64_t)time(NULL) * 1000000000LL, mtime_ns;
+	char path[sizeof(SEG_DIR) + SEG_NAME_LEN + 64];
+	size_t i, removed = 0;
+	uint64_t size;
+
+	if (r->be->ops->list(r->be, SEG_DIR, tmp_collect, &l, NULL))
+		goto out;
+	for (i = 0; i < l.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s", SEG_DIR, l.v[i]);
+		if (!all &&
+		    (r->be->ops->stat(r->be, path, &size, &mtime_ns, NULL) ||
+		     now_ns - mtime_ns < SEG_TMP_AGE * 1000000000LL))
+			continue;
+		if (!r->be->ops->remove(r->be, path, NULL))
+			removed++;
+	}
+	if (removed)
+		r->be->ops->sync_dir(r->be, SEG_DIR, NULL);
+	r->seg_tmp_seen = false;
+out:
+	free(l.v);
 }
 
 /* ---- replay ---------------------------------------------------------- */
@@ -653,7 +736,9 @@ static int replay_one(struct replay *p, struct seg *s, struct mv_err *err)
 }
 
 /* The names a base replaces, each marked SEG_REPLACED in l (added when
- * l does not list it) and in the cache. */
+ * l does not list it) and in the cache.  b may be an entry of l: adding
+ * to l moves the entries, so b is not used after the first add (the
+ * caller finds it again by its index). */
 static int base_replaced(struct repo *r, struct seg *b, struct seg_list *l,
 			 bool record, struct mv_err *err)
 {
@@ -661,22 +746,24 @@ static int base_replaced(struct repo *r, struct seg *b, struct seg_list *l,
 	uint64_t n, i, gen;
 	const uint8_t *nb;
 	size_t nl;
-	char name[SEG_NAME_LEN + 1];
+	char name[SEG_NAME_LEN + 1], bname[SEG_NAME_LEN + 1];
 	int rc;
 
-	mv_reader_init(&rd, b->body, b->len);
+	memcpy(bname, b->name, sizeof(bname));
+	mv_reader_init(&rd, b->body, b->len); /* the body stays in place */
+	b = NULL;
 	rd.p += 6;
 	if (mv_reader_varint(&rd, &gen) || mv_reader_varint(&rd, &n))
-		return seg_damaged(r, b->name, "bad content", err);
+		return seg_damaged(r, bname, "bad content", err);
 	for (i = 0; i < n; i++) {
 		struct seg *s;
 
 		if (mv_reader_bytes(&rd, &nb, &nl) || nl != SEG_NAME_LEN)
-			return seg_damaged(r, b->name, "bad content", err);
+			return seg_damaged(r, bname, "bad content", err);
 		memcpy(name, nb, SEG_NAME_LEN);
 		name[SEG_NAME_LEN] = '\0';
 		if (!seg_name_ok(name))
-			return seg_damaged(r, b->name, "bad content", err);
+			return seg_damaged(r, bname, "bad content", err);
 		s = seg_find(l, name);
 		if (!s) {
 			if (seg_add(l, name))
@@ -836,6 +923,8 @@ static int replay_txn(struct repo *r, struct seg *base, struct seg_list *l,
 	if (rc)
 		goto out;
 	if (base) {
+		size_t bi = (size_t)(base - l->v);
+
 		rc = clear_all(r, err);
 		if (!rc)
 			rc = replay_one(&p, base, err);
@@ -843,6 +932,7 @@ static int replay_txn(struct repo *r, struct seg *base, struct seg_list *l,
 			rc = base_replaced(r, base, l, true, err);
 		if (rc)
 			goto out;
+		base = &l->v[bi]; /* l may have moved */
 	}
 	for (i = 0; i < l->n; i++)
 		if (l->v[i].body && &l->v[i] != base && !l->v[i].state)
@@ -859,7 +949,7 @@ out:
 /* Segments listed under index/ (0 when there is no index/). */
 int repo_segment_count(struct repo *r, size_t *out, struct mv_err *err)
 {
-	struct seg_list l = {NULL, 0, 0};
+	struct seg_list l = {NULL, 0, 0, 0};
 	int rc = seg_list_dir(r, &l, err);
 
 	*out = l.n;
@@ -869,7 +959,7 @@ int repo_segment_count(struct repo *r, size_t *out, struct mv_err *err)
 
 int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 {
-	struct seg_list listed = {NULL, 0, 0}, known = {NULL, 0, 0};
+	struct seg_list listed = {NULL, 0, 0, 0}, known = {NULL, 0, 0, 0};
 	struct seg *base = NULL;
 	size_t i, nnew = 0;
 	int rc;
@@ -881,6 +971,7 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 		rc = known_read(r, &known, err);
 	if (rc)
 		goto out;
+	r->seg_tmp_seen = listed.ntmp > 0;
 	for (i = 0; i < listed.n; i++) {
 		struct seg *k = seg_find(&known, listed.v[i].name);
 
@@ -907,9 +998,12 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 			base = s;
 	}
 	if (base) {
+		size_t bi = (size_t)(base - listed.v);
+
 		/* what the base replaces, then everything listed beside it,
 		 * refetched when the cache had replayed it already */
 		rc = base_replaced(r, base, &listed, false, err);
+		base = &listed.v[bi]; /* listed may have moved */
 		if (!rc)
 			rc = drop_check(r, &known, &listed, &listed, err);
 		for (i = 0; !rc && i < listed.n; i++)
@@ -951,6 +1045,9 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 	if (!rc && out_changed)
 		*out_changed = true;
 out:
+	/* a writer clears what killed publications left */
+	if (!rc && r->locked && r->seg_tmp_seen)
+		tmp_clean(r);
 	seg_list_free(&listed);
 	seg_list_free(&known);
 	return rc;
@@ -1244,28 +1341,63 @@ static uint64_t gen_next(struct repo *r)
 	return g + 1;
 }
 
-static bool any_applied(struct repo *r)
+/* Segments replayed into the cache and not replaced by a base it
+ * replayed: what a fresh reader of index/ fetches. */
+static int64_t count_applied(struct repo *r)
 {
 	sqlite3_stmt *st = NULL;
-	bool any = false;
+	int64_t n = 0;
 
 	if (sqlite3_prepare_v2(index_db(r->ix),
-			       "SELECT 1 FROM segments WHERE state = 1 LIMIT 1",
-			       -1, &st, NULL) == SQLITE_OK)
-		any = sqlite3_step(st) == SQLITE_ROW;
+			       "SELECT count(*) FROM segments WHERE state = 1",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	return any;
+	return n;
+}
+
+/* What a base replaces: every listed segment when the writer holds the
+ * exclusive lock (nobody else writes, and its index - synced at open or
+ * rebuilt from the packs - covers them all); under a shared lock only
+ * those its cache replayed, so a segment another writer published
+ * meanwhile stays beside the base and is never removed unread. */
+static int base_names_pick(struct repo *r, struct seg_list *out,
+			   struct mv_err *err)
+{
+	struct seg_list listed = {NULL, 0, 0, 0}, known = {NULL, 0, 0, 0};
+	size_t i;
+	int rc;
+
+	rc = seg_list_dir(r, &listed, err);
+	if (rc || !repo_lock_is_shared(r)) {
+		*out = listed;
+		return rc;
+	}
+	rc = known_read(r, &known, err);
+	for (i = 0; !rc && i < listed.n; i++)
+		if (seg_find(&known, listed.v[i].name) &&
+		    seg_add(out, listed.v[i].name))
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+	out->ntmp = listed.ntmp;
+	seg_list_free(&listed);
+	seg_list_free(&known);
+	return rc;
 }
 
 int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
 			 struct mv_err *err)
 {
-	struct seg_list replaced = {NULL, 0, 0};
+	struct seg_list replaced = {NULL, 0, 0, 0};
 	struct mv_buf body = MV_BUF_INIT, sealed = MV_BUF_INIT;
 	char name[SEG_NAME_LEN + 1], path[sizeof(SEG_DIR) + SEG_NAME_LEN + 1];
 	uint8_t rnd[SEG_NAME_LEN / 2];
-	bool base =
-		force_base || index_txn_needs_base(r->ix) || !any_applied(r);
+	int64_t applied = count_applied(r);
+	/* the first write of a cache that replayed nothing (a repository
+	 * still on index.sealed), and every SEG_BASE_EVERY commits, so
+	 * that a fresh reader fetches one base and a few */
+	bool base = force_base || index_txn_needs_base(r->ix) || !applied ||
+		    applied > SEG_BASE_EVERY;
 	uint64_t gen = gen_next(r), size;
 	size_t i;
 	int rc;
@@ -1275,10 +1407,8 @@ int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
 		return rc;
 	crypt_random(rnd, sizeof(rnd));
 	mv_hex(rnd, sizeof(rnd), name);
-	/* a base replaces everything listed now: the writer lock keeps
-	 * others from adding to it meanwhile */
 	if (base)
-		rc = seg_list_dir(r, &replaced, err);
+		rc = base_names_pick(r, &replaced, err);
 	if (!rc) {
 		rc = body_build(r, base, gen, &replaced, &body);
 		if (rc)
@@ -1310,6 +1440,8 @@ int repo_segment_publish(struct repo *r, bool force_base, uint64_t *out_bytes,
 	rc = known_put(r, name, gen, SEG_APPLIED, err);
 	for (i = 0; !rc && i < replaced.n; i++)
 		rc = known_put(r, replaced.v[i].name, gen, SEG_REPLACED, err);
+	if (!rc && (base || r->seg_tmp_seen || replaced.ntmp))
+		tmp_clean(r);
 	if (rc || !base || (r->cfg.flags & REPO_APPEND_ONLY))
 		goto out;
 	/* the base is in place: what it replaces can go (a reader that
@@ -1335,7 +1467,7 @@ out:
 int repo_segments_verify(struct repo *r, repo_segment_bad_fn fn, void *arg,
 			 size_t *out_n, size_t *out_bad, struct mv_err *err)
 {
-	struct seg_list l = {NULL, 0, 0};
+	struct seg_list l = {NULL, 0, 0, 0};
 	size_t i;
 	int rc;
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -147,31 +148,54 @@ static uint64_t size_of(struct fx *f, const char *name)
 	return (uint64_t)st.st_size;
 }
 
-/* One write session storing n records whose content starts with tag. */
-static void commit_records(struct fx *f, const char *tag, int n)
+/* Open a write session (flags: REPO_OPEN_SHARED or 0) and store n
+ * records whose content starts with tag; not committed yet. */
+static struct repo *begin_records(struct fx *f, const char *tag, int n,
+				  unsigned flags, struct repo_writer **out)
 {
 	struct mv_err err = MV_ERR_INIT;
-	struct repo_writer *w = NULL;
 	struct repo *r = NULL;
 	char buf[64];
 	uint8_t id[MV_ID_LEN];
 	int i;
 
-	if (repo_open(f->repo, REPO_OPEN_WRITE, &r, &err))
+	if (repo_open(f->repo, REPO_OPEN_WRITE | flags, &r, &err))
 		fail_msg("open: %s", err.msg);
-	assert_int_equal(repo_writer_begin(r, &w, &err), 0);
+	assert_int_equal(repo_writer_begin(r, out, &err), 0);
 	for (i = 0; i < n; i++) {
 		int len = snprintf(buf, sizeof(buf), "%s record %d", tag, i);
 
 		repo_chunk_id(r, buf, (size_t)len, id);
-		assert_int_equal(repo_writer_put(w, REC_DATA, id, buf,
+		assert_int_equal(repo_writer_put(*out, REC_DATA, id, buf,
 						 (size_t)len, NULL, 0, NULL,
 						 &err),
 				 0);
 	}
+	return r;
+}
+
+static void finish_records(struct repo *r, struct repo_writer *w)
+{
+	struct mv_err err = MV_ERR_INIT;
+
 	if (repo_writer_finish(w, &err))
 		fail_msg("finish: %s", err.msg);
 	repo_close(r);
+}
+
+static void commit_records_as(struct fx *f, const char *tag, int n,
+			      unsigned flags)
+{
+	struct repo_writer *w = NULL;
+	struct repo *r = begin_records(f, tag, n, flags, &w);
+
+	finish_records(r, w);
+}
+
+/* One write session storing n records whose content starts with tag. */
+static void commit_records(struct fx *f, const char *tag, int n)
+{
+	commit_records_as(f, tag, n, 0);
 }
 
 /* 0 when the record of tag i is in the index seen from this machine. */
@@ -406,6 +430,144 @@ static void test_segment_base_replaces(void **state)
 	assert_int_equal(has_record(f, "three", 0, &err), 0);
 }
 
+/* Every 64 segments a writer publishes a base instead (FORMAT-2 5.3):
+ * after 70 commits a fresh reader reads one base and a few. */
+static void test_segment_base_every_64(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	char names[128][40], tag[16];
+	size_t n;
+	int i;
+
+	for (i = 0; i < 70; i++) {
+		snprintf(tag, sizeof(tag), "c%d", i);
+		commit_records_as(f, tag, 1, REPO_OPEN_SHARED);
+	}
+	n = segments(f, names, 128);
+	if (n > 8)
+		fail_msg("%zu segments after 70 commits", n);
+	machine(f, "fresh");
+	if (has_record(f, "c0", 0, &err))
+		fail_msg("c0: %s", err.msg);
+	assert_int_equal(has_record(f, "c69", 0, &err), 0);
+}
+
+/* Two writers with shared locks at once, each publishing a base (both
+ * past 64 segments): a base replaces only what its writer's cache read,
+ * so neither removes the other's commit, and every machine sees both. */
+static void test_segment_shared_bases(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_writer *wa = NULL;
+	struct repo *ra;
+	char names[128][40], tag[16];
+	int i;
+
+	for (i = 0; i < 64; i++) {
+		snprintf(tag, sizeof(tag), "c%d", i);
+		commit_records_as(f, tag, 1, REPO_OPEN_SHARED);
+	}
+	assert_int_equal(segments(f, names, 128), 65);
+	ra = begin_records(f, "from-a", 2, REPO_OPEN_SHARED, &wa);
+	machine(f, "b");
+	commit_records_as(f, "from-b", 2, REPO_OPEN_SHARED);
+	/* b read 65 segments: its commit was a base replacing them */
+	assert_int_equal(segments(f, names, 128), 1);
+	machine(f, "a");
+	finish_records(ra, wa);
+	assert_int_equal(segments(f, names, 128), 2);
+	machine(f, "fresh");
+	assert_int_equal(has_record(f, "from-a", 1, &err), 0);
+	assert_int_equal(has_record(f, "from-b", 1, &err), 0);
+	assert_int_equal(has_record(f, "c0", 0, &err), 0);
+	machine(f, "a");
+	assert_int_equal(has_record(f, "from-b", 1, &err), 0);
+	machine(f, "b");
+	assert_int_equal(has_record(f, "from-a", 0, &err), 0);
+}
+
+/* A shared writer and an exclusive one at once: the second is refused
+ * (-EBUSY, naming the shared holder), and the other way round. */
+static void test_segment_shared_vs_exclusive(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo *a = NULL, *b = NULL, *c = NULL;
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED,
+				   &a, &err),
+			 0);
+	machine(f, "b");
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED,
+				   &b, &err),
+			 0);
+	machine(f, "c");
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &c, &err), -EBUSY);
+	assert_non_null(strstr(err.msg, "shared lock"));
+	repo_close(a);
+	repo_close(b);
+	mv_err_clear(&err);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &c, &err), 0);
+	machine(f, "a");
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED,
+				   &a, &err),
+			 -EBUSY);
+	/* the same cache twice: refused, naming this process */
+	repo_close(c);
+	mv_err_clear(&err);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED,
+				   &a, &err),
+			 0);
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE | REPO_OPEN_SHARED,
+				   &b, &err),
+			 -EBUSY);
+	assert_non_null(strstr(err.msg, "same cache"));
+	repo_close(a);
+}
+
+static void touch_tmp(struct fx *f, const char *name, time_t age)
+{
+	char p[512];
+	struct timespec t[2];
+	int fd;
+
+	snprintf(p, sizeof(p), "%s/%s", f->segdir, name);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "half", 4), 4);
+	close(fd);
+	t[0].tv_sec = t[1].tv_sec = time(NULL) - age;
+	t[0].tv_nsec = t[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, p, t, 0), 0);
+}
+
+static bool tmp_there(struct fx *f, const char *name)
+{
+	char p[512];
+
+	snprintf(p, sizeof(p), "%s/%s", f->segdir, name);
+	return access(p, F_OK) == 0;
+}
+
+/* Publications a killed writer left (index/NAME.tmp): the next shared
+ * writer removes those older than a day, an exclusive one all. */
+static void test_segment_tmp_cleaned(void **state)
+{
+	struct fx *f = *state;
+	const char *old = "0123456789abcdef0123456789abcdef.tmp";
+	const char *young = "fedcba9876543210fedcba9876543210.tmp-x1";
+
+	touch_tmp(f, old, 2 * 86400);
+	touch_tmp(f, young, 60);
+	commit_records_as(f, "one", 1, REPO_OPEN_SHARED);
+	assert_false(tmp_there(f, old));
+	assert_true(tmp_there(f, young));
+	commit_records(f, "two", 1);
+	assert_false(tmp_there(f, young));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +583,14 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_segment_base_replaces,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_base_every_64,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_shared_bases,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_segment_shared_vs_exclusive, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_segment_tmp_cleaned, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests_name("repo_segment", tests, NULL, NULL);
