@@ -89,6 +89,19 @@ struct backend_ops {
 	 * backend_read_many() then reads the ranges one by one. */
 	int (*read_many)(struct backend *be, struct backend_range *v, size_t n,
 			 struct mv_err *err);
+	/* The whole of a file of at most max bytes, NUL-terminated (-EFBIG
+	 * when larger), in as few round trips as the backend can: over
+	 * SFTP the size and the open are asked together.  May be NULL:
+	 * backend_read_all() then stats and reads. */
+	int (*read_all)(struct backend *be, const char *path, size_t max,
+			void **out, size_t *out_len, struct mv_err *err);
+	/* stat() and the first len bytes (fewer at the end of the file)
+	 * together: over SFTP the stat and the open go out at once, the
+	 * read follows (two round trips, not three).  May be NULL:
+	 * backend_stat_read() then stats and reads. */
+	int (*stat_read)(struct backend *be, const char *path,
+			 uint64_t *out_size, int64_t *out_mtime_ns, void *buf,
+			 size_t len, size_t *out_got, struct mv_err *err);
 	/* Local path of the repository root, or NULL for remote backends. */
 	const char *(*local_root)(struct backend *be);
 	void (*close)(struct backend *be);
@@ -117,6 +130,10 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
  * (each range read to its end or the end of the file). */
 int backend_read_many(struct backend *be, struct backend_range *v, size_t n,
 		      struct mv_err *err);
+/* stat_read() when the backend has it, else stat() then read_at(). */
+int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
+		      int64_t *out_mtime_ns, void *buf, size_t len,
+		      size_t *out_got, struct mv_err *err);
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 			 size_t len, struct mv_err *err);
 

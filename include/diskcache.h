@@ -28,6 +28,9 @@ struct diskcache;
  * optimisation). */
 struct diskcache *diskcache_open(const char *dir, uint64_t limit_bytes);
 void diskcache_close(struct diskcache *c);
+/* Wait until the metadata waves being written are on disk: before a
+ * fork(), whose child would not have the threads writing them. */
+void diskcache_settle(struct diskcache *c);
 
 /* Copy the record of id into out; 0, or -ENOENT on a miss. */
 int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],

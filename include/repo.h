@@ -194,6 +194,14 @@ int repo_init(const char *location, const struct repo_init_opts *opts,
 int repo_open(const char *location, unsigned flags, struct repo **out,
 	      struct mv_err *err);
 void repo_close(struct repo *r);
+/* A repository opened read-only stays open across a fork() (a mount
+ * detaching): repo_before_fork() closes what a child cannot inherit (the
+ * index's SQLite connection, whose locks are the parent's, and the
+ * threads still writing fetched records), repo_after_fork() reopens the
+ * index from the local copy in the child, with no request to the
+ * repository: what the parent validated is still what the child sees. */
+int repo_before_fork(struct repo *r, struct mv_err *err);
+int repo_after_fork(struct repo *r, struct mv_err *err);
 
 const struct repo_config *repo_get_config(const struct repo *r);
 const char *repo_location(const struct repo *r);

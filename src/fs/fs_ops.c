@@ -633,22 +633,19 @@ int fs_mount(const char *location, const char *mountpoint,
 	}
 	mounted = true;
 	if (detach) {
-		/* SQLite's locks do not survive fork(): the daemon opens the
-		 * repository again instead of inheriting the connection.  No
-		 * request is served before the loop runs. */
-		repo_close(r);
-		r = NULL;
+		/* the daemon keeps the repository the parent opened and
+		 * validated (no second open over the network); what a
+		 * fork cannot carry, SQLite's connection, is reopened */
+		rc = repo_before_fork(r, err);
+		if (rc)
+			goto out_unmount;
 		openlog("mailvault", LOG_PID, LOG_DAEMON);
 		fs_set_log(fs, log_syslog, NULL);
 		if (fuse_daemonize(0)) {
 			rc = mv_err_set(err, -EIO, "cannot detach");
 			goto out_unmount;
 		}
-		rc = repo_open(loc, REPO_OPEN_READ, &r, err);
-		if (rc)
-			goto out_unmount;
-		fs->src_ctx = r;
-		rc = fs_refresh(fs, true, err);
+		rc = repo_after_fork(r, err);
 		if (rc)
 			goto out_unmount;
 	}

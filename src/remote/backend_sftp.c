@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -475,6 +476,257 @@ static int sftp_read_at(struct backend *be, const char *path, uint64_t off,
 	if (!rc)
 		*out_len = a.got;
 	return rc;
+}
+
+/* ---- read_all ---- */
+
+/* Wait until the session's socket is ready in the direction libssh2
+ * waits for (non-blocking calls); -ETIMEDOUT after the request timeout. */
+static int nb_wait(struct sftp_backend *sb, struct sftp_conn *c)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	int dir = libssh2_session_block_directions(s), r;
+	struct pollfd pfd;
+
+	pfd.fd = ssh_session_fd(c->ssh);
+	pfd.events = 0;
+	pfd.revents = 0;
+	if (dir & LIBSSH2_SESSION_BLOCK_INBOUND)
+		pfd.events |= POLLIN;
+	if (dir & LIBSSH2_SESSION_BLOCK_OUTBOUND)
+		pfd.events |= POLLOUT;
+	if (!pfd.events)
+		pfd.events = POLLIN;
+	do {
+		r = poll(&pfd, 1, sb->opts.io_timeout_s * 1000);
+	} while (r < 0 && errno == EINTR);
+	return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : -errno;
+}
+
+/* Stat and open path together: two requests in flight, one round trip.
+ * The stat gives the size a read needs and the handle's stamp (note 5).
+ * A cached handle of the path is dropped first (its file may have been
+ * replaced).  On success *out is an open handle the caller reads and
+ * then keeps (keep_handle) or closes. */
+static int stat_open(struct sftp_backend *sb, struct sftp_conn *c,
+		     const char *rel, LIBSSH2_SFTP_ATTRIBUTES *at,
+		     LIBSSH2_SFTP_HANDLE **out, bool *lost, struct mv_err *err)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	LIBSSH2_SFTP_HANDLE *h = NULL;
+	bool stat_done = false, open_done = false;
+	char path[PATH_MAX];
+	int stat_rc = 0, open_rc = 0, rc, i;
+
+	*out = NULL;
+	rc = remote_path(sb, rel, path, sizeof(path), err);
+	if (rc)
+		return rc;
+	for (i = 0; i < HANDLE_SLOTS; i++)
+		if (c->rh[i].path && !strcmp(c->rh[i].path, rel))
+			drop_handle(&c->rh[i], true);
+	memset(at, 0, sizeof(*at));
+	libssh2_session_set_blocking(s, 0);
+	while (!stat_done || !open_done) {
+		if (!stat_done) {
+			rc = libssh2_sftp_stat_ex(c->sftp, path,
+						  (unsigned int)strlen(path),
+						  LIBSSH2_SFTP_STAT, at);
+			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
+			if (rc && stat_done)
+				stat_rc = remote_sftp_errno(c->ssh, c->sftp,
+							    lost);
+		}
+		if (!open_done) {
+			h = libssh2_sftp_open(c->sftp, path, LIBSSH2_FXF_READ,
+					      0);
+			open_done = h || libssh2_session_last_errno(s) !=
+						 LIBSSH2_ERROR_EAGAIN;
+			if (!h && open_done)
+				open_rc = remote_sftp_errno(c->ssh, c->sftp,
+							    lost);
+		}
+		if (stat_done && open_done)
+			break;
+		rc = nb_wait(sb, c);
+		if (rc) {
+			/* requests half done: the session is dropped */
+			*lost = true;
+			libssh2_session_set_blocking(s, 1);
+			return mv_err_set(err, rc, "cannot open '%s': %s", path,
+					  strerror(-rc));
+		}
+	}
+	libssh2_session_set_blocking(s, 1);
+	rc = stat_rc ? stat_rc : open_rc;
+	if (*lost)
+		return mv_err_set(err, rc ? rc : -EIO,
+				  "cannot open '%s': connection lost", path);
+	if (rc) {
+		if (h)
+			libssh2_sftp_close_handle(h);
+		/* a missing file is -ENOENT without a message, as stat() */
+		if (rc != -ENOENT)
+			mv_err_set(err, rc, "cannot open '%s': %s", path,
+				   strerror(-rc));
+		return rc;
+	}
+	*out = h;
+	return 0;
+}
+
+/* Keep h, opened by stat_open() with the stat at, as a cached handle. */
+static void keep_handle(struct sftp_backend *sb, struct sftp_conn *c,
+			const char *rel, LIBSSH2_SFTP_HANDLE *h,
+			const LIBSSH2_SFTP_ATTRIBUTES *at)
+{
+	struct read_handle *rh = &c->rh[c->rh_next++ % HANDLE_SLOTS];
+
+	drop_handle(rh, true);
+	rh->path = strdup(rel);
+	if (!rh->path) {
+		libssh2_sftp_close_handle(h);
+		return;
+	}
+	rh->h = h;
+	rh->gen = current_gen(sb);
+	rh->known = true;
+	rh->size = at->filesize;
+	rh->mtime = at->mtime;
+}
+
+/* Read up to len bytes at the handle's position (0 after an open). */
+static int read_handle_full(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
+			    const char *rel, uint8_t *buf, size_t len,
+			    size_t *got, bool *lost, struct mv_err *err)
+{
+	*got = 0;
+	while (*got < len) {
+		ssize_t n =
+			libssh2_sftp_read(h, (char *)buf + *got, len - *got);
+
+		if (n == 0)
+			break;
+		if (n < 0)
+			return sftp_fail(c, lost, err, "read", rel);
+		*got += (size_t)n;
+	}
+	return 0;
+}
+
+struct whole_args {
+	const char *rel; /* relative path */
+	size_t max;	 /* read_all: larger is -EFBIG; head: bytes */
+	bool head;	 /* stat_read: the first max bytes */
+	uint8_t *buf;	 /* read_all: out, NUL-terminated; head: in */
+	size_t got;	 /* out: bytes read */
+	uint64_t size;	 /* out: the stat's size */
+	uint64_t mtime;	 /* out: and mtime (s) */
+};
+
+/* read_all and stat_read: stat_open, then one read (a second round
+ * trip).  The handle stays cached for later reads of the same file. */
+static int op_read_all(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
+		       int attempt, bool *lost, struct mv_err *err)
+{
+	struct whole_args *a = arg;
+	LIBSSH2_SFTP_ATTRIBUTES at;
+	LIBSSH2_SFTP_HANDLE *h = NULL;
+	size_t want;
+	int rc;
+
+	(void)attempt;
+	if (!a->head) {
+		free(a->buf);
+		a->buf = NULL;
+	}
+	a->got = 0;
+	rc = stat_open(sb, c, a->rel, &at, &h, lost, err);
+	if (rc)
+		return rc;
+	a->size = at.filesize;
+	a->mtime = at.mtime;
+	want = a->head ? (size_t)MV_MIN((uint64_t)a->max, at.filesize)
+		       : (size_t)at.filesize;
+	if (!a->head && at.filesize > a->max) {
+		rc = mv_err_set(err, -EFBIG,
+				"'%s' in '%s' is too large (%llu bytes, at "
+				"most %zu)",
+				a->rel, sb->base.url,
+				(unsigned long long)at.filesize, a->max);
+		goto fail;
+	}
+	if (!a->head) {
+		a->buf = malloc(want + 1);
+		if (!a->buf) {
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+	}
+	rc = read_handle_full(c, h, a->rel, a->buf, want, &a->got, lost, err);
+	if (rc)
+		goto fail;
+	if (!a->head && a->got < want) {
+		rc = mv_err_set(err, -EIO, "'%s' in '%s' shrank while reading",
+				a->rel, sb->base.url);
+		goto fail;
+	}
+	if (!a->head)
+		a->buf[a->got] = '\0';
+	keep_handle(sb, c, a->rel, h, &at);
+	return 0;
+fail:
+	if (!*lost)
+		libssh2_sftp_close_handle(h);
+	if (!a->head) {
+		free(a->buf);
+		a->buf = NULL;
+	}
+	return rc;
+}
+
+static int sftp_read_all(struct backend *be, const char *path, size_t max,
+			 void **out, size_t *out_len, struct mv_err *err)
+{
+	struct whole_args a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.rel = path;
+	a.max = max;
+	trace("read_all", path, 0, max);
+	rc = run(to_sftp(be), "read", op_read_all, &a, err);
+	if (rc) {
+		free(a.buf);
+		return rc;
+	}
+	*out = a.buf;
+	*out_len = a.got;
+	return 0;
+}
+
+static int sftp_stat_read(struct backend *be, const char *path,
+			  uint64_t *out_size, int64_t *out_mtime_ns, void *buf,
+			  size_t len, size_t *out_got, struct mv_err *err)
+{
+	struct whole_args a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.rel = path;
+	a.max = len;
+	a.head = true;
+	a.buf = buf;
+	trace("stat_read", path, 0, len);
+	rc = run(to_sftp(be), "read", op_read_all, &a, err);
+	if (rc)
+		return rc;
+	if (out_size)
+		*out_size = a.size;
+	if (out_mtime_ns)
+		*out_mtime_ns = (int64_t)a.mtime * 1000000000;
+	*out_got = a.got;
+	return 0;
 }
 
 /* ---- read_many ---- */
@@ -1316,6 +1568,8 @@ static const struct backend_ops sftp_ops = {
 	.scheme = "sftp",
 	.read_at = sftp_read_at,
 	.read_many = sftp_read_many,
+	.read_all = sftp_read_all,
+	.stat_read = sftp_stat_read,
 	.stat = sftp_stat,
 	.list = sftp_list,
 	.mkdir = sftp_mkdir,
@@ -1409,6 +1663,19 @@ static int op_check_root(struct sftp_backend *sb, struct sftp_conn *c,
 	return 0;
 }
 
+/* Nothing: run() connects first. */
+static int op_connect(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
+		      int attempt, bool *lost, struct mv_err *err)
+{
+	(void)sb;
+	(void)c;
+	(void)arg;
+	(void)attempt;
+	(void)lost;
+	(void)err;
+	return 0;
+}
+
 int backend_sftp_open(const char *url, bool create, struct backend **out,
 		      struct mv_err *err)
 {
@@ -1455,12 +1722,16 @@ int backend_sftp_open(const char *url, bool create, struct backend **out,
 		sb->opts.known_hosts = sb->known_hosts;
 	}
 	sb->max_conns = MV_MAX(1, MV_MIN(sb->opts.max_connections, POOL_MAX));
+	/* an existing repository is not looked at before its config is
+	 * read (a round trip): a root that is missing or not a directory
+	 * makes that read fail with ENOENT (repo_open says so) */
 	if (create) {
 		rc = run(sb, "create", op_make_root, NULL, err);
-		if (rc)
-			goto fail;
+		if (!rc)
+			rc = run(sb, "open", op_check_root, NULL, err);
+	} else {
+		rc = run(sb, "open", op_connect, NULL, err);
 	}
-	rc = run(sb, "open", op_check_root, NULL, err);
 	if (rc)
 		goto fail;
 	*out = &sb->base;

@@ -43,6 +43,8 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 	size_t got = 0;
 	int rc;
 
+	if (be->ops->read_all)
+		return be->ops->read_all(be, path, max, out, out_len, err);
 	rc = be->ops->stat(be, path, &size, NULL, err);
 	if (rc)
 		return rc;
@@ -76,6 +78,30 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 	*out = buf;
 	*out_len = got;
 	return 0;
+}
+
+int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
+		      int64_t *out_mtime_ns, void *buf, size_t len,
+		      size_t *out_got, struct mv_err *err)
+{
+	uint8_t *p = buf;
+	int rc;
+
+	*out_got = 0;
+	if (be->ops->stat_read)
+		return be->ops->stat_read(be, path, out_size, out_mtime_ns, buf,
+					  len, out_got, err);
+	rc = be->ops->stat(be, path, out_size, out_mtime_ns, err);
+	while (!rc && *out_got < len) {
+		size_t n = 0;
+
+		rc = be->ops->read_at(be, path, *out_got, p + *out_got,
+				      len - *out_got, &n, err);
+		if (!n)
+			break;
+		*out_got += n;
+	}
+	return rc;
 }
 
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,

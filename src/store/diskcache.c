@@ -135,18 +135,34 @@ struct diskcache *diskcache_open(const char *dir, uint64_t limit_bytes)
 
 static void wave_free(struct wave *w);
 
-void diskcache_close(struct diskcache *c)
+void diskcache_settle(struct diskcache *c)
 {
+	struct wave *list;
+
 	if (!c)
 		return;
-	while (c->waves) {
-		struct wave *w = c->waves;
+	/* a wave in progress holds fill until it is in the list */
+	pthread_mutex_lock(&c->fill);
+	pthread_mutex_lock(&c->mem);
+	list = c->waves;
+	c->waves = NULL;
+	pthread_mutex_unlock(&c->mem);
+	while (list) {
+		struct wave *w = list;
 
-		c->waves = w->next;
+		list = w->next;
 		if (w->started)
 			pthread_join(w->thread, NULL);
 		wave_free(w);
 	}
+	pthread_mutex_unlock(&c->fill);
+}
+
+void diskcache_close(struct diskcache *c)
+{
+	if (!c)
+		return;
+	diskcache_settle(c);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->fill);
 	pthread_mutex_destroy(&c->mem);

@@ -921,6 +921,42 @@ void repo_close(struct repo *r)
 	free(r);
 }
 
+int repo_before_fork(struct repo *r, struct mv_err *err)
+{
+	if (r->writer || r->locked)
+		return mv_err_set(err, -EBUSY,
+				  "'%s' is open for writing: it cannot be "
+				  "handed to another process",
+				  r->location);
+	diskcache_settle(r->dcache);
+	diskcache_settle(r->dcache_parked);
+	pthread_mutex_lock(&r->ix_lock);
+	index_close(r->ix);
+	r->ix = NULL;
+	pthread_mutex_unlock(&r->ix_lock);
+	return 0;
+}
+
+int repo_after_fork(struct repo *r, struct mv_err *err)
+{
+	const char *root = r->be->ops->local_root(r->be);
+	bool netfs = !r->remote && root && repo_is_network_fs(root);
+	int rc;
+
+	pthread_mutex_lock(&r->ix_lock);
+	rc = index_open(r->index_path, false, netfs, false, &r->ix, err);
+	if (rc == -EROFS || (rc && access(r->index_path, W_OK))) {
+		mv_err_clear(err);
+		rc = index_open(r->index_path, false, netfs, true, &r->ix, err);
+	}
+	if (!rc && r->segments)
+		rc = repo_segment_schema(r, err);
+	if (!rc)
+		rc = index_data_version(r->ix, &r->data_version, err);
+	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
 const struct repo_config *repo_get_config(const struct repo *r)
 {
 	return &r->cfg;

@@ -374,10 +374,16 @@ static int remote_version(struct repo *r, const char *name,
 	int rc;
 
 	memset(v, 0, sizeof(*v));
-	rc = r->be->ops->stat(r->be, name, &v->size, &v->mtime, err);
-	if (!rc)
-		rc = read_full(r, name, 0, h, sealed ? SX_HDR : IX_HDR, &got,
-			       err);
+	if (!r->be->ops->local_root(r->be)) {
+		/* the stat and the open go out together */
+		rc = backend_stat_read(r->be, name, &v->size, &v->mtime, h,
+				       sealed ? SX_HDR : IX_HDR, &got, err);
+	} else {
+		rc = r->be->ops->stat(r->be, name, &v->size, &v->mtime, err);
+		if (!rc)
+			rc = read_full(r, name, 0, h, sealed ? SX_HDR : IX_HDR,
+				       &got, err);
+	}
 	if (!rc && sealed && sx_header_parse(h, got, v->size, v))
 		rc = mv_err_set_damaged(err, -EBADMSG,
 					"'%s' in '%s' is not a sealed index "
