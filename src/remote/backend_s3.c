@@ -23,13 +23,18 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define S3_POOL 8	      /* curl handles kept for reuse */
+#include "util.h"
+
+#define S3_POOL 16	      /* curl handles kept for reuse */
+#define S3_INFLIGHT 8	      /* GETs one read_many has in flight */
+#define S3_GET_PART_MIB 8     /* a larger range is read in parts at once */
 #define S3_TRIES 6	      /* attempts of one request */
 #define S3_XML_MAX (8u << 20) /* largest XML reply we accept */
 #define S3_MULTIPART_MIB 100  /* default size above which we use multipart */
@@ -51,6 +56,9 @@ struct s3_backend {
 	bool path_style;      /* https://host/bucket/key */
 	size_t multipart_min; /* bytes above which to upload in parts */
 	pthread_mutex_t lock; /* guards pool */
+	CURLSH *share;	      /* connections and DNS, shared by all handles */
+	pthread_mutex_t share_lock[CURL_LOCK_DATA_LAST]; /* for share */
+	size_t get_part;      /* bytes of one part of a large ranged GET */
 	struct s3_obj *packs; /* flat listing of packs/, names below it */
 	size_t npacks;	      /* entries in packs */
 	size_t packs_cap;     /* entries allocated */
@@ -268,6 +276,48 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
 
 /* ---- handles ---- */
 
+static void share_lock(CURL *h, curl_lock_data data, curl_lock_access access,
+		       void *arg)
+{
+	struct s3_backend *sb = arg;
+
+	(void)h;
+	(void)access;
+	pthread_mutex_lock(&sb->share_lock[data]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data data, void *arg)
+{
+	struct s3_backend *sb = arg;
+
+	(void)h;
+	pthread_mutex_unlock(&sb->share_lock[data]);
+}
+
+/* One connection cache for every handle of the backend: connections to
+ * the endpoint stay open between requests, whichever thread or multi
+ * handle sends them.  Without it each read_many() would connect anew.
+ * NULL (each handle keeps its own connection) when curl cannot share. */
+static void share_init(struct s3_backend *sb)
+{
+	int i;
+
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_init(&sb->share_lock[i], NULL);
+	sb->share = curl_share_init();
+	if (!sb->share)
+		return;
+	if (curl_share_setopt(sb->share, CURLSHOPT_LOCKFUNC, share_lock) ||
+	    curl_share_setopt(sb->share, CURLSHOPT_UNLOCKFUNC, share_unlock) ||
+	    curl_share_setopt(sb->share, CURLSHOPT_USERDATA, sb) ||
+	    curl_share_setopt(sb->share, CURLSHOPT_SHARE,
+			      CURL_LOCK_DATA_CONNECT) ||
+	    curl_share_setopt(sb->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS)) {
+		curl_share_cleanup(sb->share);
+		sb->share = NULL;
+	}
+}
+
 static CURL *handle_get(struct s3_backend *sb)
 {
 	CURL *h = NULL;
@@ -456,6 +506,8 @@ static int setup(struct s3_backend *sb, CURL *h, struct s3_req *q,
 	curl_easy_setopt(h, CURLOPT_USERNAME, sb->access_key);
 	curl_easy_setopt(h, CURLOPT_PASSWORD, sb->secret_key);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	if (sb->share)
+		curl_easy_setopt(h, CURLOPT_SHARE, sb->share);
 	/* curl signs every header it is given, an empty "Expect:" too (and
 	 * then leaves it out): keep its own 100-continue, but short */
 	curl_easy_setopt(h, CURLOPT_EXPECT_100_TIMEOUT_MS, 300L);
@@ -625,11 +677,10 @@ static struct s3_backend *sbe(struct backend *be)
 	return (struct s3_backend *)be;
 }
 
-static int s3_read_at(struct backend *be, const char *path, uint64_t off,
-		      void *buf, size_t len, size_t *out_len,
-		      struct mv_err *err)
+/* One ranged GET, with retries. */
+static int read_one(struct s3_backend *sb, const char *path, uint64_t off,
+		    void *buf, size_t len, size_t *out_len, struct mv_err *err)
 {
-	struct s3_backend *sb = sbe(be);
 	struct s3_req q = {.method = "GET", .cls = S3_GET, .path = path};
 	char range[80];
 	int rc;
@@ -689,77 +740,129 @@ static int s3_stat(struct backend *be, const char *path, uint64_t *out_size,
 	return 0;
 }
 
-/* One range of a read_many() in flight. */
+/* One part of a read_many() range: a ranged GET. */
 struct s3_par {
 	struct s3_req q;	    /* the ranged GET */
-	CURL *h;		    /* its handle */
+	CURL *h;		    /* its handle while in flight */
 	char *url;		    /* its URL */
 	struct curl_slist *hl;	    /* its headers */
 	char range[80];		    /* its Range header */
 	char cerr[CURL_ERROR_SIZE]; /* curl's message */
+	size_t r;		    /* index of its range */
+	uint64_t off;		    /* first byte */
+	size_t len;		    /* bytes wanted */
+	size_t got;		    /* bytes read */
+	bool done;		    /* a reply came (q.status set) */
 };
 
+static void par_end(struct s3_backend *sb, CURLM *m, struct s3_par *p)
+{
+	if (!p->h)
+		return;
+	curl_multi_remove_handle(m, p->h);
+	stats_add(S3_GET, false, 0, p->q.got);
+	handle_put(sb, p->h);
+	p->h = NULL;
+	curl_slist_free_all(p->hl);
+	p->hl = NULL;
+	free(p->url);
+	p->url = NULL;
+}
+
+/* Put part p on m; false when it could not be set up (read alone). */
+static bool par_start(struct s3_backend *sb, CURLM *m, struct s3_par *p,
+		      void *buf)
+{
+	p->q.method = "GET";
+	p->q.cls = S3_GET;
+	p->q.out = buf;
+	p->q.out_cap = p->len;
+	snprintf(p->range, sizeof(p->range), "Range: bytes=%llu-%llu",
+		 (unsigned long long)p->off,
+		 (unsigned long long)(p->off + p->len - 1));
+	p->q.hdr[0] = p->range;
+	p->h = handle_get(sb);
+	if (!p->h)
+		return false;
+	if (build_url(sb, &p->q, &p->url) ||
+	    setup(sb, p->h, &p->q, p->url, p->cerr, &p->hl)) {
+		handle_put(sb, p->h);
+		p->h = NULL;
+		return false;
+	}
+	curl_easy_setopt(p->h, CURLOPT_PRIVATE, p);
+	if (curl_multi_add_handle(m, p->h) != CURLM_OK) {
+		curl_slist_free_all(p->hl);
+		p->hl = NULL;
+		handle_put(sb, p->h);
+		p->h = NULL;
+		return false;
+	}
+	return true;
+}
+
 /*
- * Many ranges at once: up to S3_POOL ranged GETs in flight on one curl
- * multi handle, so the latency of the endpoint is paid once per wave, not
- * once per range.  A range that fails here (a 5xx, a dropped connection)
- * is read again alone through read_at(), which retries with backoff.
+ * Many ranges at once.  A range larger than get_part (8 MiB) is cut into
+ * parts, and up to S3_INFLIGHT ranged GETs are in flight on one curl
+ * multi handle: when one ends the next starts, so the latency of the
+ * endpoint is paid once per window, not once per range, and a large pack
+ * range comes over several connections at once.  Connections stay open
+ * between calls (the backend's share handle).  A part that fails here (a
+ * 5xx, a dropped connection) is read again alone through read_at(),
+ * which retries with backoff.
  */
 static int s3_read_many(struct backend *be, struct backend_range *v, size_t n,
 			struct mv_err *err)
 {
 	struct s3_backend *sb = sbe(be);
-	struct s3_par par[S3_POOL];
-	CURLM *m;
-	size_t base, i, k = 0;
+	struct s3_par *par = NULL;
+	size_t np = 0, i, next = 0, active = 0;
+	CURLM *m = NULL;
 	int rc = 0;
 
+	for (i = 0; i < n; i++) {
+		v[i].got = 0;
+		v[i].rc = 0;
+		np += (v[i].len + sb->get_part - 1) / sb->get_part;
+	}
+	if (!np)
+		return 0;
+	par = calloc(np, sizeof(*par));
 	m = curl_multi_init();
-	if (!m)
+	if (!par || !m) {
+		free(par);
+		if (m)
+			curl_multi_cleanup(m);
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	for (base = 0; base < n; base += k) {
-		int running = 0;
-		CURLMsg *msg;
-		int left;
+	}
+	for (i = 0, np = 0; i < n; i++) {
+		/* parts of even size: 9 MiB is two of 4.5, not 8 and 1 */
+		size_t k = (v[i].len + sb->get_part - 1) / sb->get_part;
+		size_t each = k ? (v[i].len + k - 1) / k : 0;
+		size_t o;
 
-		k = n - base;
-		if (k > S3_POOL)
-			k = S3_POOL;
-		memset(par, 0, sizeof(par));
-		for (i = 0; i < k; i++) {
-			struct backend_range *r = &v[base + i];
-			struct s3_par *p = &par[i];
-
-			r->got = 0;
-			r->rc = -EAGAIN;
-			if (!r->len) {
-				r->rc = 0;
-				continue;
-			}
-			p->q.method = "GET";
-			p->q.cls = S3_GET;
-			p->q.path = r->path;
-			p->q.out = r->buf;
-			p->q.out_cap = r->len;
-			snprintf(p->range, sizeof(p->range),
-				 "Range: bytes=%llu-%llu",
-				 (unsigned long long)r->off,
-				 (unsigned long long)(r->off + r->len - 1));
-			p->q.hdr[0] = p->range;
-			p->h = handle_get(sb);
-			if (!p->h || build_url(sb, &p->q, &p->url) ||
-			    setup(sb, p->h, &p->q, p->url, p->cerr, &p->hl)) {
-				continue; /* read alone below */
-			}
-			curl_easy_setopt(p->h, CURLOPT_PRIVATE, p);
-			curl_multi_add_handle(m, p->h);
+		for (o = 0; o < v[i].len; o += each) {
+			par[np].r = i;
+			par[np].off = v[i].off + o;
+			par[np].len = MV_MIN(each, v[i].len - o);
+			par[np].q.path = v[i].path;
+			np++;
 		}
-		do {
-			if (curl_multi_perform(m, &running) != CURLM_OK)
-				break;
-			if (running)
-				curl_multi_poll(m, NULL, 0, 1000, NULL);
-		} while (running);
+	}
+	while (next < np || active) {
+		int running = 0, left;
+		CURLMsg *msg;
+
+		while (active < S3_INFLIGHT && next < np) {
+			struct s3_par *p = &par[next++];
+
+			if (par_start(sb, m, p,
+				      (char *)v[p->r].buf +
+					      (p->off - v[p->r].off)))
+				active++;
+		}
+		if (curl_multi_perform(m, &running) != CURLM_OK)
+			break;
 		while ((msg = curl_multi_info_read(m, &left))) {
 			struct s3_par *p = NULL;
 
@@ -767,55 +870,82 @@ static int s3_read_many(struct backend *be, struct backend_range *v, size_t n,
 				continue;
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
 					  (char **)&p);
-			if (!p || msg->data.result != CURLE_OK)
+			if (!p)
 				continue;
-			curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE,
-					  &p->q.status);
-		}
-		for (i = 0; i < k; i++) {
-			struct backend_range *r = &v[base + i];
-			struct s3_par *p = &par[i];
-
-			if (p->h) {
-				curl_multi_remove_handle(m, p->h);
-				stats_add(S3_GET, false, 0, p->q.got);
-				handle_put(sb, p->h);
+			if (msg->data.result == CURLE_OK) {
+				curl_easy_getinfo(p->h, CURLINFO_RESPONSE_CODE,
+						  &p->q.status);
+				p->done = true;
 			}
-			curl_slist_free_all(p->hl);
-			free(p->url);
-			if (r->rc != -EAGAIN)
-				continue;
-			if (p->q.status == 206 ||
-			    (p->q.status == 200 && !r->off)) {
-				r->got = p->q.got;
-				r->rc = 0;
-			} else if (p->q.status == 416) {
-				r->rc = 0;
-			} else if (p->q.status == 404) {
-				r->rc = mv_err_set(rc ? NULL : err, -ENOENT,
-						   "'%s' not found in '%s'",
-						   r->path, be->url);
-			} else {
-				/* anything else: alone, with retries */
-				size_t got = 0;
-
-				r->rc = 0;
-				while (!r->rc && r->got < r->len) {
-					r->rc = s3_read_at(
-						be, r->path, r->off + r->got,
-						(char *)r->buf + r->got,
-						r->len - r->got, &got,
-						rc ? NULL : err);
-					if (!r->rc && !got)
-						break;
-					r->got += got;
-				}
-			}
-			if (r->rc && !rc)
-				rc = r->rc;
+			par_end(sb, m, p);
+			active--;
 		}
+		if (active && running)
+			curl_multi_poll(m, NULL, 0, 1000, NULL);
 	}
+	for (i = 0; i < np; i++)
+		par_end(sb, m, &par[i]); /* left by a failed perform */
 	curl_multi_cleanup(m);
+	for (i = 0; i < np; i++) {
+		struct s3_par *p = &par[i];
+		struct backend_range *r = &v[p->r];
+		int prc = 0;
+
+		if (p->done &&
+		    (p->q.status == 206 || (p->q.status == 200 && !p->off))) {
+			p->got = p->q.got;
+		} else if (p->done && p->q.status == 416) {
+			p->got = 0;
+		} else if (p->done && p->q.status == 404) {
+			prc = mv_err_set(rc ? NULL : err, -ENOENT,
+					 "'%s' not found in '%s'", r->path,
+					 be->url);
+		} else {
+			/* anything else: alone, with retries */
+			char *buf = (char *)r->buf + (p->off - r->off);
+			size_t got = 0;
+
+			while (!prc && p->got < p->len) {
+				prc = read_one(sb, r->path, p->off + p->got,
+					       buf + p->got, p->len - p->got,
+					       &got, rc ? NULL : err);
+				if (!prc && !got)
+					break;
+				p->got += prc ? 0 : got;
+			}
+		}
+		if (prc && !r->rc)
+			r->rc = prc;
+		if (prc && !rc)
+			rc = prc;
+	}
+	/* got: the bytes up to the first short part (the end of the file) */
+	for (i = 0, next = SIZE_MAX; i < np; i++) {
+		if (par[i].r == next)
+			continue; /* after a short part of its range */
+		v[par[i].r].got += par[i].got;
+		if (par[i].got < par[i].len)
+			next = par[i].r;
+	}
+	free(par);
+	return rc;
+}
+
+/* A range of up to one part is one GET; a larger one (a whole pack that
+ * check or a read-ahead asks for) goes in parts at once. */
+static int s3_read_at(struct backend *be, const char *path, uint64_t off,
+		      void *buf, size_t len, size_t *out_len,
+		      struct mv_err *err)
+{
+	struct s3_backend *sb = sbe(be);
+	struct backend_range rg = {path, off, buf, len, 0, 0};
+	int rc;
+
+	if (len <= sb->get_part)
+		return read_one(sb, path, off, buf, len, out_len, err);
+	rc = s3_read_many(be, &rg, 1, err);
+	if (!rc)
+		*out_len = rg.got;
 	return rc;
 }
 
@@ -1064,10 +1194,12 @@ static const char *s3_local_root(struct backend *be)
 }
 
 /* Whether an object at path is never overwritten: packs (named by their
- * content) and the lock. */
+ * content), commit segments (named by a random id, one writer's each)
+ * and the lock. */
 static bool create_only(const char *path)
 {
-	return !strncmp(path, "packs/", 6) || !strcmp(path, "lock");
+	return !strncmp(path, "packs/", 6) || !strncmp(path, "index/", 6) ||
+	       !strcmp(path, "lock");
 }
 
 /*
@@ -1395,6 +1527,10 @@ static void s3_close(struct backend *be)
 	}
 	for (i = 0; i < sb->npool; i++)
 		curl_easy_cleanup(sb->pool[i]);
+	if (sb->share)
+		curl_share_cleanup(sb->share);
+	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
+		pthread_mutex_destroy(&sb->share_lock[i]);
 	packs_forget(sb);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb->endpoint);
@@ -1596,6 +1732,8 @@ int backend_s3_open(const char *url, bool create, struct backend **out,
 	if (!sb)
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	pthread_mutex_init(&sb->lock, NULL);
+	share_init(sb);
+	sb->get_part = (size_t)S3_GET_PART_MIB << 20;
 	sb->base.ops = &s3_ops;
 	sb->base.url = strdup(url);
 	if (!sb->base.url) {
@@ -1646,6 +1784,9 @@ int backend_s3_open(const char *url, bool create, struct backend **out,
 			 (env("MAILVAULT_S3_PATH_STYLE") &&
 			  !strcmp(env("MAILVAULT_S3_PATH_STYLE"), "1")) ||
 			 strchr(sb->bucket, '.');
+	v = env("MAILVAULT_S3_GET_PART_KIB");
+	if (v && atoi(v) > 0)
+		sb->get_part = (size_t)atoi(v) << 10;
 	v = env("MAILVAULT_S3_MULTIPART_MIB");
 	sb->multipart_min =
 		(size_t)(v && atoi(v) > 0 ? atoi(v) : S3_MULTIPART_MIB) << 20;

@@ -253,6 +253,171 @@ static int check_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 	return rc;
 }
 
+/*
+ * Reading data pack by pack.  Records are gathered in index order (pack,
+ * offset) and read in large ranges - a whole pack of up to 32 MiB in one
+ * request, records less than 1 MiB apart sharing one - through
+ * backend_read_many(), so a remote repository costs a request or a few
+ * per pack, not one per record (357 GETs for 4 MB over s3:// before).
+ * The records are then verified from memory.  At most RD_BATCH_MAX bytes
+ * of pack data are held at once.  A range that fails to read and a
+ * record that fails to verify are read again alone (repo_chunk_read):
+ * that confirms the damage on the server and names pack and offset as
+ * before.
+ */
+#define RD_GAP ((uint64_t)1 << 20)	  /* a gap read rather than split */
+#define RD_RANGE_MAX ((uint64_t)32 << 20) /* bytes of one range */
+#define RD_BATCH_MAX ((uint64_t)64 << 20) /* bytes held at once */
+#define RD_BATCH_RECS 65536		  /* records held at once */
+
+struct rd_ent {
+	uint8_t id[MV_ID_LEN];
+	struct chunk_loc loc;
+	size_t range; /* index of its range in the batch */
+};
+
+struct rd_batch {
+	struct ck *c;
+	struct rd_ent *ents; /* records in index order */
+	size_t n, cap;
+	uint64_t bytes;	   /* bytes the batch's ranges will read */
+	int64_t pack;	   /* pack of the open range (0: none) */
+	uint64_t lo, hi;   /* the open range */
+	struct mv_buf out; /* decompressed record, reused */
+};
+
+/* Whether a record at [off, end) of pack extends the open range. */
+static bool rd_extends(const struct rd_batch *b, int64_t pack, uint64_t off,
+		       uint64_t end)
+{
+	return b->pack == pack && off >= b->lo && off <= b->hi + RD_GAP &&
+	       MV_MAX(end, b->hi) - b->lo <= RD_RANGE_MAX;
+}
+
+static int rd_flush(struct rd_batch *b, struct mv_err *err)
+{
+	struct ck *c = b->c;
+	struct repo *r = c->r;
+	struct backend_range *v = NULL;
+	char(*paths)[128] = NULL;
+	size_t nr = 0, i;
+	int rc = 0;
+
+	if (!b->n)
+		return 0;
+	v = calloc(b->n, sizeof(*v));
+	paths = calloc(b->n, sizeof(*paths));
+	if (!v || !paths) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	b->pack = 0;
+	for (i = 0; i < b->n; i++) {
+		struct rd_ent *e = &b->ents[i];
+		uint64_t end = e->loc.offset + repo_record_span(r, &e->loc);
+
+		if (nr && rd_extends(b, e->loc.pack, e->loc.offset, end)) {
+			b->hi = MV_MAX(b->hi, end);
+			v[nr - 1].len = (size_t)(b->hi - b->lo);
+		} else if (repo_pack_path(r, e->loc.pack, paths[nr],
+					  sizeof(paths[nr]), NULL)) {
+			b->pack = 0; /* no name: read alone below */
+			e->range = SIZE_MAX;
+			continue;
+		} else {
+			v[nr].path = paths[nr];
+			v[nr].off = e->loc.offset;
+			v[nr].len = (size_t)(end - e->loc.offset);
+			b->pack = e->loc.pack;
+			b->lo = e->loc.offset;
+			b->hi = end;
+			nr++;
+		}
+		e->range = nr - 1;
+	}
+	for (i = 0; i < nr; i++) {
+		v[i].buf = malloc(v[i].len);
+		if (!v[i].buf) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	/* failures are per range (rc); their records are read alone */
+	backend_read_many(repo_backend(r), v, nr, NULL);
+	for (i = 0; !rc && i < b->n; i++) {
+		struct rd_ent *e = &b->ents[i];
+		struct backend_range *g =
+			e->range == SIZE_MAX ? NULL : &v[e->range];
+		size_t span = repo_record_span(r, &e->loc);
+		struct mv_err e2 = MV_ERR_INIT;
+
+		if (g && !g->rc && e->loc.offset - g->off + span <= g->got &&
+		    !repo_record_decode(r, e->id, e->loc.type,
+					(const uint8_t *)g->buf +
+						(e->loc.offset - g->off),
+					span, true, &b->out, &e2)) {
+			c->res->chunks++;
+			continue;
+		}
+		if (e2.code == -ENOMEM)
+			rc = -ENOMEM;
+		else
+			rc = check_chunk(e->id, &e->loc, c);
+	}
+out:
+	for (i = 0; v && i < nr; i++)
+		free(v[i].buf);
+	free(v);
+	free(paths);
+	b->n = 0;
+	b->bytes = 0;
+	b->pack = 0;
+	if (rc == -ENOMEM)
+		return mv_err_set(err, rc, "out of memory");
+	return rc;
+}
+
+/* repo_chunk_fn: gather one record, reading the batch when it is full. */
+static int rd_add(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		  void *arg)
+{
+	struct rd_batch *b = arg;
+	uint64_t end = loc->offset + repo_record_span(b->c->r, loc);
+	uint64_t more;
+
+	more = b->n && rd_extends(b, loc->pack, loc->offset, end)
+		       ? (end > b->hi ? end - b->hi : 0)
+		       : end - loc->offset;
+	if (b->n && (b->bytes + more > RD_BATCH_MAX || b->n == RD_BATCH_RECS)) {
+		int rc = rd_flush(b, NULL);
+
+		if (rc)
+			return rc;
+		more = end - loc->offset;
+	}
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 1024;
+		struct rd_ent *n = realloc(b->ents, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		b->ents = n;
+		b->cap = cap;
+	}
+	if (b->n && rd_extends(b, loc->pack, loc->offset, end)) {
+		b->hi = MV_MAX(b->hi, end);
+	} else {
+		b->pack = loc->pack;
+		b->lo = loc->offset;
+		b->hi = end;
+	}
+	memcpy(b->ents[b->n].id, id, MV_ID_LEN);
+	b->ents[b->n].loc = *loc;
+	b->n++;
+	b->bytes += more;
+	return 0;
+}
+
 /* xorshift64*: the random subset only needs to differ between runs. */
 static uint64_t next_rand(uint64_t *s)
 {
@@ -325,25 +490,33 @@ static int gone_chunk(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
 static int read_packs(struct ck *c, struct mv_err *err)
 {
 	size_t n = pick_packs(c), i;
+	struct rd_batch b;
 	int rc = 0;
 
+	memset(&b, 0, sizeof(b));
+	b.c = c;
+	b.out = (struct mv_buf)MV_BUF_INIT;
 	if (c->o->read_data) {
 		c->res->packs_read = c->nplist;
-		rc = repo_chunk_each(c->r, check_chunk, c, err);
+		rc = repo_chunk_each(c->r, rd_add, &b, err);
 	} else {
 		for (i = 0; !rc && i < n; i++) {
 			c->res->packs_read++;
 			rc = index_pack_chunks(repo_index(c->r), c->plist[i].id,
-					       check_chunk, c, err);
+					       rd_add, &b, err);
 		}
 		for (i = n; !rc && i < c->nplist; i++)
 			if (c->plist[i].state == CKP_RESIZED) {
 				c->res->packs_read++;
 				rc = index_pack_chunks(repo_index(c->r),
-						       c->plist[i].id,
-						       check_chunk, c, err);
+						       c->plist[i].id, rd_add,
+						       &b, err);
 			}
 	}
+	if (!rc)
+		rc = rd_flush(&b, err);
+	free(b.ents);
+	mv_buf_release(&b.out);
 	for (i = 0; !rc && i < c->nplist; i++)
 		if (c->plist[i].state == CKP_GONE)
 			rc = index_pack_chunks(repo_index(c->r), c->plist[i].id,
