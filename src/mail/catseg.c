@@ -1434,6 +1434,16 @@ static int seen_count(sqlite3 *db, int64_t *out, struct mv_err *err)
 	return 0;
 }
 
+/* CATSEG_BASE_EVERY, or MAILVAULT_CATSEG_BASE_EVERY for tests (so that
+ * they need not make 66 backups to see the rule work). */
+static int64_t base_every(void)
+{
+	const char *e = getenv("MAILVAULT_CATSEG_BASE_EVERY");
+	long n = e ? strtol(e, NULL, 10) : 0;
+
+	return n > 0 ? n : CATSEG_BASE_EVERY;
+}
+
 /* Deltas applied since the last base (a base resets catseg_seen). */
 static int deltas_count(sqlite3 *db, int64_t *out, struct mv_err *err)
 {
@@ -1518,7 +1528,7 @@ int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 	/* a fresh machine fetches the newest base and the deltas after it:
 	 * keep those few (FORMAT-2 section 3) */
 	if (kind == CATSEG_DELTA && !deltas_count(db, &nseen, err) &&
-	    nseen > CATSEG_BASE_EVERY) {
+	    nseen > base_every()) {
 		unsigned removed = 0;
 
 		rc = catseg_publish_base(r, db, false, &removed, err);
