@@ -11,12 +11,15 @@
 #include "ptree.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
+#include <zstd.h>
 
+#include "pack.h"
 #include "tree_int.h"
 #include "util.h"
 
@@ -290,11 +293,71 @@ int ptree_build(struct repo *r, const struct tree_entry *ents, uint32_t n,
 	return rc;
 }
 
+/* ---- compressing nodes ------------------------------------------------ */
+
+/* The built-in dictionary, digested once per process for compression and
+ * never freed (readers load it through repo_record.c's dictionary list);
+ * without it (out of memory) nodes are compressed as other records. */
+static ZSTD_CDict *node_cdict;
+static pthread_once_t node_cdict_once = PTHREAD_ONCE_INIT;
+
+static void node_cdict_make(void)
+{
+	size_t len = 0;
+	const void *p = ptree_dict(PTREE_DICT_ID, &len);
+
+	if (p)
+		node_cdict = ZSTD_createCDict(p, len, PTREE_ZSTD_LEVEL);
+}
+
+struct put {
+	struct repo_writer *w;
+	ZSTD_CCtx *cctx;   /* made at the first new node */
+	struct mv_buf out; /* a compressed node */
+};
+
+/* Store a node unless the repository has it: zstd with the built-in
+ * dictionary, raw when that saves less than 1/32 (as repo_compress). */
 static int put_node(void *arg, const uint8_t id[MV_ID_LEN], const void *node,
 		    size_t len, struct mv_err *err)
 {
-	return repo_writer_put(arg, REC_TREE, id, node, len, NULL, 0, NULL,
-			       err);
+	struct put *p = arg;
+	struct repo_comp how = {PACK_COMP_NONE, 0};
+	size_t bound = ZSTD_compressBound(len), n;
+
+	if (repo_writer_has(p->w, id))
+		return 0;
+	pthread_once(&node_cdict_once, node_cdict_make);
+	if (!node_cdict)
+		return repo_writer_put(p->w, REC_TREE, id, node, len, NULL, 0,
+				       NULL, err);
+	if (!p->cctx) {
+		p->cctx = ZSTD_createCCtx();
+		/* the record header names the dictionary: the frame need
+		 * not */
+		if (!p->cctx ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(
+			    p->cctx, ZSTD_c_dictIDFlag, 0)) ||
+		    ZSTD_isError(ZSTD_CCtx_setParameter(
+			    p->cctx, ZSTD_c_checksumFlag, 0)))
+			return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	mv_buf_reset(&p->out);
+	if (mv_buf_reserve(&p->out, bound))
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (ZSTD_isError(ZSTD_CCtx_refCDict(p->cctx, node_cdict)))
+		return mv_err_set(err, -EIO, "zstd cannot use the dictionary");
+	n = ZSTD_compress2(p->cctx, p->out.data, bound, node, len);
+	if (ZSTD_isError(n))
+		return mv_err_set(err, -EIO, "zstd: %s", ZSTD_getErrorName(n));
+	if (n + (len >> 5) < len) {
+		p->out.len = n;
+		how.kind = PACK_COMP_ZSTD_DICT;
+		how.dict_id = PTREE_DICT_ID;
+	}
+	return repo_writer_put_comp(p->w, REC_TREE, id, node, len,
+				    how.kind ? p->out.data : NULL, p->out.len,
+				    &how, NULL, err);
 }
 
 int ptree_write(struct repo *r, struct repo_writer *w,
@@ -302,7 +365,13 @@ int ptree_write(struct repo *r, struct repo_writer *w,
 		struct tree_chunk *root, struct ptree_info *info,
 		struct mv_err *err)
 {
-	return ptree_build(r, ents, n, put_node, w, root, info, err);
+	struct put p = {w, NULL, MV_BUF_INIT};
+	int rc;
+
+	rc = ptree_build(r, ents, n, put_node, &p, root, info, err);
+	ZSTD_freeCCtx(p.cctx);
+	mv_buf_release(&p.out);
+	return rc;
 }
 
 bool ptree_is_node(const void *p, size_t len)

@@ -18,6 +18,7 @@
 #include "hash.h"
 #include "index.h"
 #include "pack.h"
+#include "ptree.h"
 #include "seal.h"
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -149,6 +150,8 @@ static struct repo_dict *dict_get(struct repo *r, uint32_t dict_id,
 	struct repo_dict *d;
 	uint8_t chunk[MV_ID_LEN];
 	uint32_t found = 0;
+	const void *builtin;
+	size_t builtin_len = 0;
 	int rc;
 
 	pthread_mutex_lock(&r->dict_lock);
@@ -158,6 +161,13 @@ static struct repo_dict *dict_get(struct repo *r, uint32_t dict_id,
 			return d;
 		}
 	pthread_mutex_unlock(&r->dict_lock);
+	/* the directory nodes' dictionary is in the program, not stored */
+	builtin = dict_id ? ptree_dict(dict_id, &builtin_len) : NULL;
+	if (builtin) {
+		d = repo_dict_make(r, builtin, builtin_len, false);
+		if (d)
+			goto add;
+	}
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_dict_find(r->ix, dict_id, &found, chunk, err);
 	pthread_mutex_unlock(&r->ix_lock);
@@ -175,6 +185,7 @@ static struct repo_dict *dict_get(struct repo *r, uint32_t dict_id,
 			   found);
 		return NULL;
 	}
+add:
 	pthread_mutex_lock(&r->dict_lock);
 	d->next = r->dicts;
 	r->dicts = d;

@@ -12,8 +12,9 @@ read whole and searched, as is every "view" decoded from it:
   - the tail from every zstd frame magic (28 b5 2f fd) found in the file,
     through `zstd -dc` (input and output capped), without and with each
     zstd dictionary (magic 37 a4 30 ec) found anywhere in the scanned
-    files, since a record compressed with a trained dictionary decodes
-    only with it.
+    files and each one built into the program (src/store/ptree_dict_*.zdict,
+    which directory nodes are compressed with), since a record compressed
+    with a dictionary decodes only with it.
 
 In each view each string is searched raw, lower-cased and upper-cased,
 and as base64 in its three alignments (the string preceded by 0, 1 and
@@ -133,6 +134,10 @@ def main():
                 f.write(data[at:at + DICT_CAP])
             dicts.append(dp)
             at = data.find(DICT_MAGIC, at + 1)
+    builtin = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                           "..", "..", "src", "store")
+    own = [os.path.join(builtin, n) for n in sorted(os.listdir(builtin))
+           if n.startswith("ptree_dict_") and n.endswith(".zdict")]
     final = []
     undecoded = 0
     for v in views:
@@ -140,7 +145,7 @@ def main():
             final.append(v[:3])
             continue
         got = b""
-        for dp in dicts:
+        for dp in dicts + own:
             got = zstd_decode(v[3], dp)
             if got:
                 final.append((v[0], v[1] + "+dict", got))

@@ -7,8 +7,9 @@
  * right counts and the shortest separators; load(write(x)) is x entry by entry;
  * every byte of a node flipped or cut is an error naming the node, never a
  * crash; crafted nodes (huge counts, wrong level, counts that do not add up,
- * leaves out of order) are refused.  A node-level fetch from memory stands in
- * for the repository's packs.
+ * leaves out of order) are refused; nodes are stored compressed with the
+ * built-in dictionary and read back through it.  A node-level fetch from memory
+ * stands in for the repository's packs.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -22,9 +23,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
 #include "ptree.h"
 #include "repo.h"
+#include "snapshot.h"
 #include "tree.h"
 #include "util.h"
 
@@ -930,6 +933,77 @@ static void test_ptree_point_reads(void **state)
 	}
 }
 
+/* Nodes are stored compressed with the built-in dictionary, whose id is
+ * the one records name; they read back through the repository (a lookup
+ * one node per level and the whole directory), and what is stored is
+ * smaller than the nodes. */
+static void test_ptree_nodes_compressed(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct store s = {NULL, 0, 0, 0, 0};
+	struct repo_writer *w = NULL;
+	struct tree_builder *tb;
+	struct tree_ref root;
+	struct tree_entry e;
+	struct snapshot snap;
+	struct tree_chunk sub;
+	struct tree *t = NULL;
+	const void *dict;
+	size_t dict_len = 0, raw = 0, i;
+	char repo[96], path[128];
+	unsigned seed = 21;
+	struct dir d;
+
+	dict = ptree_dict(PTREE_DICT_ID, &dict_len);
+	assert_non_null(dict);
+	assert_true(dict_len > 1024);
+	assert_int_equal(ZSTD_getDictID_fromDict(dict, dict_len),
+			 PTREE_DICT_ID);
+	assert_null(ptree_dict(0, &dict_len));
+	assert_null(ptree_dict(PTREE_DICT_ID + 1000, &dict_len));
+
+	repo_close(f->r);
+	snprintf(repo, sizeof(repo), "%s/r", f->dir);
+	assert_int_equal(repo_open(repo, REPO_OPEN_WRITE, &f->r, &err), 0);
+	dir_make(&d, 3000, &seed);
+	build(f, &s, &d, &sub, NULL);
+	for (i = 0; i < s.n; i++)
+		raw += s.v[i].len;
+	assert_int_equal(repo_writer_begin(f->r, &w, &err), 0);
+	assert_int_equal(tree_builder_new(&tb, &err), 0);
+	for (i = 0; i < d.n; i++) {
+		snprintf(path, sizeof(path), "cur/%s", d.e[i].name);
+		assert_int_equal(tree_builder_add(tb, path, &d.e[i], &err), 0);
+	}
+	assert_int_equal(tree_builder_write(tb, f->r, w, &root, NULL, &err), 0);
+	/* the cur directory's nodes and the one-leaf root */
+	assert_true(repo_writer_stored_bytes(w) < raw * 3 / 4);
+	memset(&snap, 0, sizeof(snap));
+	snap.name = (char *)"t";
+	snap.host = (char *)"h";
+	snap.time_ns = mv_now_ns();
+	snap.root = root;
+	if (repo_writer_commit(w, &snap, &err))
+		fail_msg("commit: %s", err.msg);
+	snprintf(path, sizeof(path), "cur/%s", d.e[d.n / 2].name);
+	if (tree_lookup_path(f->r, &root, path, &e, &err))
+		fail_msg("lookup: %s", err.msg);
+	assert_string_equal(e.name, d.e[d.n / 2].name);
+	tree_entry_release(&e);
+	assert_int_equal(tree_lookup_path(f->r, &root, "cur", &e, &err), 0);
+	if (tree_load(f->r, &e.subtree, &t, &err))
+		fail_msg("load: %s", err.msg);
+	assert_int_equal(t->n, d.n);
+	assert_memory_equal(e.subtree.chunks[0].id, sub.id, MV_ID_LEN);
+	tree_free(t);
+	tree_entry_release(&e);
+	tree_ref_release(&root);
+	tree_builder_free(tb);
+	store_free(&s);
+	dir_free(&d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -945,6 +1019,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ptree_crafted, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_ptree_nodes_compressed,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ptree_point_reads, setup,
 						teardown),
 	};
