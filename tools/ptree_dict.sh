@@ -24,7 +24,7 @@ SIZE=${PTREE_DICT_SIZE:-16384}
 W=${PTREE_DICT_DIR:-/var/tmp/mailvault-ptree-dict}
 export TZ=UTC LC_ALL=C
 unset MAILVAULT_REPO || true
-export XDG_CACHE_HOME=$W/cache
+export XDG_CACHE_HOME="$W/cache"
 
 case $W in
 /tmp/* | /var/tmp/*) ;;
