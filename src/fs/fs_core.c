@@ -684,40 +684,42 @@ static void top_stat(struct fs *fs, const struct fs_pin *p, struct stat *st)
 	st->st_ctim = st->st_mtim;
 }
 
+/* Entry i of the n entries held in h->item of cache: -EIO (and nothing
+ * held) when the pin points past them. */
+static int held_entry(struct fs *fs, struct held *h, struct fs_cache *cache,
+		      const struct tree_entry *entries, uint32_t n, uint32_t i,
+		      const struct tree_entry **out)
+{
+	h->cache = cache;
+	if (i >= n) {
+		held_put(fs, h);
+		return -EIO;
+	}
+	*out = &entries[i];
+	return 0;
+}
+
 /* The entry a pinned ENTRY node stands for, with its leaf or its whole
  * directory held (give it back with held_put). */
 static int pin_entry(struct fs *fs, const struct fs_pin *p, struct held *h,
 		     const struct tree_entry **out)
 {
+	const struct ptree_node *nd;
 	const struct tree *t;
 	int rc;
 
 	h->cache = NULL;
 	h->item = NULL;
 	if (p->has_leaf && !tree_cached(fs, &p->dir->ref)) {
-		const struct ptree_node *nd;
-
 		rc = node_get(fs, p->leaf, 0, p->dir->path, &h->item, &nd);
-		if (rc)
-			return rc;
-		h->cache = &fs->nodes;
-		if (p->slot >= nd->n) {
-			held_put(fs, h);
-			return -EIO;
-		}
-		*out = &nd->leaf->entries[p->slot];
-		return 0;
+		return rc ? rc
+			  : held_entry(fs, h, &fs->nodes, nd->leaf->entries,
+				       nd->n, p->slot, out);
 	}
 	rc = tree_get(fs, &p->dir->ref, p->dir->path, &h->item, &t);
-	if (rc)
-		return rc;
-	h->cache = &fs->trees;
-	if (p->index >= t->n) {
-		held_put(fs, h);
-		return -EIO;
-	}
-	*out = &t->entries[p->index];
-	return 0;
+	return rc ? rc
+		  : held_entry(fs, h, &fs->trees, t->entries, t->n, p->index,
+			       out);
 }
 
 /* ---- lookups ------------------------------------------------------------ */
