@@ -64,14 +64,19 @@ struct ingest_hook {
 	void *(*stream_end)(void *ctx, void *stream, bool keep);
 };
 
+/* The most worker threads an ingest runs. */
+#define INGEST_MAX_WORKERS 16
+
+/* The stored objects depend on the input and the repository only, never
+ * on workers or on the threads' timing (docs/ARCHITECTURE.md). */
 struct ingest_opts {
 	const struct ingest_hook *hook; /* NULL: none */
-	int workers;			/* 0: one per core */
-	bool progress;			/* live progress line on stderr */
-	volatile int *stop;		/* set asynchronously to interrupt */
-	bool dry_run; /* read and chunk, store nothing: w may be NULL, and
-			 bytes_new counts the raw bytes of the chunks the
-			 repository does not hold */
+	int workers;	    /* 0: one per core; at most INGEST_MAX_WORKERS */
+	bool progress;	    /* live progress line on stderr */
+	volatile int *stop; /* set asynchronously to interrupt */
+	bool dry_run;	    /* read and chunk, store nothing: w may be NULL, and
+			       bytes_new counts the raw bytes of the chunks the
+			       repository does not hold */
 };
 
 struct ingest_stats {

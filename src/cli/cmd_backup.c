@@ -459,6 +459,7 @@ int cmd_backup(int argc, char **argv)
 		{"exclude-from", required_argument, NULL, 'E'},
 		{"dry-run", no_argument, NULL, 'N'},
 		{"stdin-name", required_argument, NULL, 'S'},
+		{"threads", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -488,7 +489,7 @@ int cmd_backup(int argc, char **argv)
 	int64_t when = 0, wait = 0; /* --wait: seconds, -1 for ever */
 	size_t nsrcs = 0, ntags = 0, nlist = 0, nexecs = 0, i, j;
 	char host[256] = "";
-	int c, rc, ret = MV_EXIT_FAIL;
+	int c, rc, ret = MV_EXIT_FAIL, threads = 0;
 
 	memset(&sc, 0, sizeof(sc));
 	memset(&mvo, 0, sizeof(mvo));
@@ -564,6 +565,21 @@ int cmd_backup(int argc, char **argv)
 		case 'B':
 			mvo.index_body = true;
 			break;
+		case 'T': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || end == optarg || v < 1 ||
+			    v > INGEST_MAX_WORKERS) {
+				ret = cli_usage("backup",
+						"--threads wants 1 to %d, not "
+						"'%s'",
+						INGEST_MAX_WORKERS, optarg);
+				goto out;
+			}
+			threads = (int)v;
+			break;
+		}
 		case 'w':
 			if (parse_wait(optarg, &wait)) {
 				ret = cli_usage("backup",
@@ -711,6 +727,7 @@ int cmd_backup(int argc, char **argv)
 	io.progress = !quiet && !json && cli_is_tty();
 	io.stop = &stop_flag;
 	io.dry_run = dry_run;
+	io.workers = threads;
 	if (!no_mail && !dry_run) {
 		mvo.job = name;
 		for (i = 0; i < nsrcs; i++)

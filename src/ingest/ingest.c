@@ -24,7 +24,6 @@
 #include "util.h"
 
 #define ING_QUEUE 64
-#define ING_MAX_WORKERS 16
 
 enum job_state { JOB_FREE, JOB_QUEUED, JOB_BUSY, JOB_DONE };
 
@@ -76,7 +75,7 @@ struct ingest {
 	uint64_t next_work;  /* next job a worker takes */
 	uint64_t next_store; /* next job to store */
 	bool quit;
-	pthread_t threads[ING_MAX_WORKERS];
+	pthread_t threads[INGEST_MAX_WORKERS];
 	int nthreads;
 
 	struct pfile *cur;	   /* file being read */
@@ -84,6 +83,7 @@ struct ingest {
 	struct pfile *head, *tail; /* files waiting for chunks */
 
 	bool train;	       /* collecting samples for a dictionary */
+	uint64_t redo_below;   /* jobs before this seq compress again */
 	struct mv_buf samples; /* sample bytes, back to back */
 	size_t *sample_sizes;
 	unsigned nsamples;
@@ -187,8 +187,12 @@ static void train_now(struct ingest *ing)
 		size_t n = ZDICT_trainFromBuffer(
 			dict, DICT_SIZE, ing->samples.data, ing->sample_sizes,
 			ing->nsamples);
-		if (!ZDICT_isError(n))
-			repo_writer_set_dictionary(ing->w, dict, n, NULL);
+		/* the jobs with the workers now were compressed with the
+		 * dictionary or without it, as the threads' timing had it:
+		 * store_job() compresses them again */
+		if (!ZDICT_isError(n) &&
+		    !repo_writer_set_dictionary(ing->w, dict, n, NULL))
+			ing->redo_below = ing->next_seq;
 	}
 	free(dict);
 	train_stop(ing);
@@ -326,6 +330,13 @@ static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 	}
 	if (ing->train && j->whole)
 		sample(ing, j->raw.data, j->raw.len);
+	if (j->seq < ing->redo_below && !j->known && !ing->opts.dry_run &&
+	    !repo_writer_has(ing->w, j->id)) {
+		rc = repo_compress(ing->r, j->raw.data, j->raw.len, &j->comp,
+				   &j->how, err);
+		if (rc)
+			return mv_err_prefix(err, "'%s'", f->path);
+	}
 	if (ing->opts.dry_run)
 		rc = j->known ? 0 : seen_add(ing, j->id, &is_new, err);
 	else
@@ -503,8 +514,8 @@ int ingest_new(struct repo *r, struct repo_writer *w, struct tree_builder *tb,
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	ing->nthreads = ing->opts.workers > 0 ? ing->opts.workers
 					      : (int)MV_MAX(ncpu, 1);
-	if (ing->nthreads > ING_MAX_WORKERS)
-		ing->nthreads = ING_MAX_WORKERS;
+	if (ing->nthreads > INGEST_MAX_WORKERS)
+		ing->nthreads = INGEST_MAX_WORKERS;
 	for (i = 0; i < ing->nthreads; i++) {
 		if (pthread_create(&ing->threads[i], NULL, worker_main, ing)) {
 			ing->nthreads = i;
