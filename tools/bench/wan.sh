@@ -165,4 +165,13 @@ t0=$(now)
 "$MV" cat -i "$SSH_KEY" "$R" "d/latest:v/$msg" >/dev/null
 t1=$(now)
 figure mailvault cat-warm "$t0" "$t1"
+
+say "find from a fresh workstation (the catalogue's segments fetched)"
+fresh
+wanproxy_reset
+t0=$(now)
+"$MV" find -i "$SSH_KEY" "$R" --subject report --limit 5 >/dev/null ||
+	[ $? = 1 ] || die "mailvault find failed"
+t1=$(now)
+figure mailvault find-fresh "$t0" "$t1"
 ok
