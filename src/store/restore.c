@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/acl.h>
@@ -27,6 +28,10 @@
  * (restore_children): at most this many content bytes per batch. */
 #define RESTORE_AHEAD_BYTES ((uint64_t)32 << 20)
 #define RESTORE_AHEAD_CHUNKS 4096
+/* How far the read-ahead thread may run before the restore: batches and
+ * content bytes fetched into the record cache and not yet restored. */
+#define RESTORE_AHEAD_MAX_BATCHES 512
+#define RESTORE_AHEAD_MAX_BYTES ((uint64_t)128 << 20)
 
 const uint8_t restore_zeros[65536];
 
@@ -162,6 +167,26 @@ int restore_file_to_fd(struct repo *r, const struct tree_entry *e, int fd,
 
 /* ---- restore to a directory ----------------------------------------- */
 
+/* The read-ahead thread of a remote restore: it walks the tree in the
+ * restore's order and fetches each batch read_ahead() would (same rule,
+ * same sequence), so the restore finds batch k in the record cache while
+ * the thread is fetching k+1..: the waits for the network overlap the
+ * writing of the files instead of adding to it. */
+struct ahead {
+	struct repo *r;
+	const struct tree_entry *root; /* a directory */
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t done;	/* batches fetched (or given up) */
+	uint64_t used;	/* batches the restore reached */
+	uint64_t *cum;	/* content bytes of batches 0..k, by k */
+	size_t cum_cap; /* entries of cum */
+	bool finished;	/* the walk ended */
+	bool stop;	/* the restore ended: stop walking */
+	uint8_t (*ids)[MV_ID_LEN];
+};
+
 struct rctx {
 	struct repo *r;
 	const struct restore_opts *o;
@@ -170,6 +195,9 @@ struct rctx {
 	int rootfd;		    /* the restore target, walked from */
 	size_t rootlen;		    /* of its absolute path */
 	bool remote;		    /* read contents ahead (read_ahead) */
+	struct ahead *ahead;	    /* the read-ahead thread, or NULL */
+	uint64_t batch;		    /* read_ahead() calls so far */
+	uint8_t (*ids)[MV_ID_LEN];  /* read_ahead()'s batch */
 };
 
 bool restore_name_safe(const struct tree_entry *e)
@@ -313,49 +341,189 @@ static int apply_meta(struct meta_target *m, const struct tree_entry *e,
 static int restore_entry(struct rctx *c, int dirfd, const char *dirpath,
 			 const struct tree_entry *e, int depth);
 
-/* Fetch the content chunks of t's regular files from entry *from on, up
- * to RESTORE_AHEAD_BYTES, with one repo_chunk_read_many(): it reads whole
- * pack ranges (files backed up together lie together in a pack) and
- * leaves the records in the record cache, where restoring each file then
- * finds them.  *from is moved past the files covered.  Only for a remote
- * repository: a round trip per chunk is what it saves. */
-static void read_ahead(struct rctx *c, const struct tree *t, uint32_t *from)
+/* The content chunks of t's regular files from entry *from on, up to
+ * RESTORE_AHEAD_BYTES (and RESTORE_AHEAD_CHUNKS), into ids; *from is
+ * moved past the files covered, *bytes gets their size.  One batch. */
+static size_t ahead_collect(const struct tree *t, uint32_t *from,
+			    uint8_t (*ids)[MV_ID_LEN], uint64_t *bytes)
 {
-	uint8_t(*ids)[MV_ID_LEN] = NULL;
-	struct mv_buf *out = NULL;
-	uint64_t bytes = 0;
 	size_t n = 0, k;
 	uint32_t i;
 
-	ids = malloc(RESTORE_AHEAD_CHUNKS * sizeof(*ids));
-	if (!ids)
-		goto out;
+	*bytes = 0;
 	for (i = *from; i < t->n; i++) {
 		const struct tree_entry *e = &t->entries[i];
 
 		if (e->type != TREE_REG || e->xform != TREE_XFORM_NONE)
 			continue;
 		if (n && (n + e->nchunks > RESTORE_AHEAD_CHUNKS ||
-			  bytes + e->size > RESTORE_AHEAD_BYTES))
+			  *bytes + e->size > RESTORE_AHEAD_BYTES))
 			break;
 		for (k = 0; k < e->nchunks && n < RESTORE_AHEAD_CHUNKS; k++)
 			memcpy(ids[n++], e->chunks[k].id, MV_ID_LEN);
-		bytes += e->size;
+		*bytes += e->size;
 	}
 	*from = i;
+	return n;
+}
+
+/* One repo_chunk_read_many() of a batch: it reads whole pack ranges
+ * (files backed up together lie together in a pack) and leaves the
+ * records in the record cache, where restoring each file then finds
+ * them.  A failure is only a miss: each file reads its own chunks. */
+static void ahead_fetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			size_t n)
+{
+	struct mv_buf *out;
+	size_t k;
+
 	if (n < 2)
-		goto out;
+		return;
 	out = calloc(n, sizeof(*out));
 	if (!out)
-		goto out;
-	/* a failure here is only a miss: each file reads its own chunks */
-	repo_chunk_read_many(c->r, (const uint8_t(*)[MV_ID_LEN])ids, n, false,
-			     out, NULL);
+		return;
+	repo_chunk_read_many(r, ids, n, false, out, NULL);
 	for (k = 0; k < n; k++)
 		mv_buf_release(&out[k]);
-out:
 	free(out);
-	free(ids);
+}
+
+/* Wait until batch k may be fetched (within the window); false when the
+ * restore ended.  Records its bytes. */
+static bool ahead_admit(struct ahead *a, uint64_t k, uint64_t bytes)
+{
+	bool go;
+
+	pthread_mutex_lock(&a->lock);
+	if (k >= a->cum_cap) {
+		size_t cap = a->cum_cap ? 2 * a->cum_cap : 256;
+		uint64_t *v = realloc(a->cum, cap * sizeof(*v));
+
+		if (v) {
+			a->cum = v;
+			a->cum_cap = cap;
+		}
+	}
+	if (k < a->cum_cap)
+		a->cum[k] = (k ? a->cum[k - 1] : 0) + bytes;
+	while (!a->stop && k < a->cum_cap && a->used < k &&
+	       (k - a->used >= RESTORE_AHEAD_MAX_BATCHES ||
+		a->cum[k] - (a->used ? a->cum[a->used - 1] : 0) >
+			RESTORE_AHEAD_MAX_BYTES))
+		pthread_cond_wait(&a->cond, &a->lock);
+	go = !a->stop;
+	pthread_mutex_unlock(&a->lock);
+	return go;
+}
+
+static void ahead_walk(struct ahead *a, const struct tree_ref *ref, int depth)
+{
+	struct tree *t = NULL;
+	uint32_t i, from = 0;
+
+	if (depth > 4096 || __atomic_load_n(&a->stop, __ATOMIC_RELAXED) ||
+	    tree_load(a->r, ref, &t, NULL))
+		return;
+	for (i = 0; i < t->n && !__atomic_load_n(&a->stop, __ATOMIC_RELAXED);
+	     i++) {
+		const struct tree_entry *e = &t->entries[i];
+
+		if (i == from) {
+			uint64_t bytes, k;
+			size_t n = ahead_collect(t, &from, a->ids, &bytes);
+
+			pthread_mutex_lock(&a->lock);
+			k = a->done;
+			pthread_mutex_unlock(&a->lock);
+			if (!ahead_admit(a, k, bytes))
+				break;
+			ahead_fetch(a->r, (const uint8_t(*)[MV_ID_LEN])a->ids,
+				    n);
+			pthread_mutex_lock(&a->lock);
+			a->done++;
+			pthread_cond_broadcast(&a->cond);
+			pthread_mutex_unlock(&a->lock);
+		}
+		if (e->type == TREE_DIR && restore_name_safe(e))
+			ahead_walk(a, &e->subtree, depth + 1);
+	}
+	tree_free(t);
+}
+
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+
+	ahead_walk(a, &a->root->subtree, 1);
+	pthread_mutex_lock(&a->lock);
+	a->finished = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static struct ahead *ahead_start(struct repo *r, const struct tree_entry *e)
+{
+	struct ahead *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->r = r;
+	a->root = e;
+	a->ids = malloc(RESTORE_AHEAD_CHUNKS * sizeof(*a->ids));
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	if (!a->ids || pthread_create(&a->thread, NULL, ahead_main, a)) {
+		pthread_mutex_destroy(&a->lock);
+		pthread_cond_destroy(&a->cond);
+		free(a->ids);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void ahead_stop(struct ahead *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	pthread_join(a->thread, NULL);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->cond);
+	free(a->cum);
+	free(a->ids);
+	free(a);
+}
+
+/* The restore reached batch k: wait until the thread fetched it (it may
+ * be fetching it now), unless the thread's walk ended. */
+static void ahead_wait(struct ahead *a, uint64_t k)
+{
+	pthread_mutex_lock(&a->lock);
+	a->used = k;
+	pthread_cond_broadcast(&a->cond);
+	while (!a->finished && a->done <= k)
+		pthread_cond_wait(&a->cond, &a->lock);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Before restoring t's entries from *from on: their contents fetched in
+ * one batch (ahead_fetch), or, with the read-ahead thread, waited for.
+ * Only for a remote repository: a round trip per chunk is what it saves. */
+static void read_ahead(struct rctx *c, const struct tree *t, uint32_t *from)
+{
+	uint64_t bytes;
+	size_t n;
+
+	n = ahead_collect(t, from, c->ids, &bytes);
+	if (c->ahead)
+		ahead_wait(c->ahead, c->batch++);
+	else
+		ahead_fetch(c->r, (const uint8_t(*)[MV_ID_LEN])c->ids, n);
 }
 
 static int restore_children(struct rctx *c, int fd, const char *path,
@@ -630,6 +798,17 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 				  strerror(errno));
 	c.rootfd = dirfd;
 	c.rootlen = strlen(abs);
+	if (c.remote) {
+		const char *env = getenv("MAILVAULT_RESTORE_AHEAD");
+
+		c.ids = malloc(RESTORE_AHEAD_CHUNKS * sizeof(*c.ids));
+		c.remote = c.ids != NULL;
+		/* a thread fetches ahead (0 turns it off: one batch at a
+		 * time, between the files) */
+		if (c.remote && e->type == TREE_DIR &&
+		    (!env || strcmp(env, "0")))
+			c.ahead = ahead_start(r, e);
+	}
 	if (e->type == TREE_DIR && !e->name_len) {
 		/* the snapshot root: restore its children into dest */
 		restore_children(&c, dirfd, abs, e, 0);
@@ -637,6 +816,8 @@ int restore_tree(struct repo *r, const struct tree_entry *e, const char *dest,
 		restore_entry(&c, dirfd, abs, e, 0);
 	}
 	close(dirfd);
+	ahead_stop(c.ahead);
+	free(c.ids);
 	restore_links_free(&c.links);
 	if (st->errors)
 		rc = mv_err_set(err, -EIO, "%llu entries could not be restored",

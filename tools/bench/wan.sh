@@ -17,7 +17,8 @@
 #   wan TOOL WHAT SECONDS TURNS
 # Needs root (sshd, FUSE), borg for its side (skipped without it).
 # Usage: sh tools/bench/wan.sh   (MV_BUILD as for the tests; WAN_RUNS=N
-# runs of every figure, the median kept; WAN_MESSAGES=N)
+# runs of every figure, the median kept; WAN_MESSAGES=N; WAN_RESTORE_SERIAL=1
+# adds a restore without the read-ahead thread)
 . "$(dirname "$0")/../../tests/lib/test-lib.sh"
 . "$TOP/tests/lib/sshd.sh"
 . "$TOP/tests/lib/wanproxy.sh"
@@ -141,6 +142,20 @@ while [ "$run" -lt "$RUNS" ]; do
 	t1=$(now)
 	figure mailvault restore "$t0" "$t1"
 	diff -r "$T/fx/day1" "$T/rs/v" >/dev/null || die "restore differs"
+	if [ "${WAN_RESTORE_SERIAL:-0}" = 1 ]; then
+		# without the read-ahead thread: one batch at a time
+		fresh
+		rm -rf "$T/rs"
+		wanproxy_reset
+		t0=$(now)
+		MAILVAULT_RESTORE_AHEAD=0 "$MV" restore -i "$SSH_KEY" "$R" \
+			d/latest:v "$T/rs" >/dev/null ||
+			die "mailvault restore failed"
+		t1=$(now)
+		figure mailvault restore-serial "$t0" "$t1"
+		diff -r "$T/fx/day1" "$T/rs/v" >/dev/null ||
+			die "restore differs"
+	fi
 	if $have_borg; then
 		fresh
 		rm -rf "$T/bx"
