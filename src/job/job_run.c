@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,36 @@ static void on_stop(int sig)
 			kill(-cur_pgid[i], SIGTERM);
 }
 
+/* Set up r for job j; o may be NULL (a report, no steps).  Unless it is a
+ * dry run, SIGINT and SIGTERM stop the steps' process groups until
+ * run_release().  0 or -ENOMEM. */
+static int run_init(struct run *r, const struct job *j,
+		    const struct job_run_opts *o)
+{
+	memset(r, 0, sizeof(*r));
+	r->j = j;
+	r->o = o;
+	r->gate_pidfd = r->gate_fd = -1;
+	r->log = malloc(LOG_KEEP);
+	if (!r->log)
+		return -ENOMEM;
+	if (o && !o->dry_run) {
+		signal(SIGINT, on_stop);
+		signal(SIGTERM, on_stop);
+	}
+	return 0;
+}
+
+static void run_release(struct run *r)
+{
+	if (r->o && !r->o->dry_run) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+	}
+	free(r->log);
+	r->log = NULL;
+}
+
 int job_exit_rank(int code)
 {
 	switch (code) {
@@ -113,6 +144,14 @@ static void note(struct run *r, int code)
 static bool failed(int code)
 {
 	return code != MV_EXIT_OK && code != MV_EXIT_WARN;
+}
+
+/* The run's outcome so far, in words. */
+static const char *outcome(const struct run *r)
+{
+	if (failed(r->worst))
+		return "FAILED";
+	return r->worst ? "done with warnings" : "done";
 }
 
 static void log_add(struct run *r, const char *p, size_t n)
@@ -159,6 +198,60 @@ static void print_argv(struct run *r, const char *what, char *const argv[])
 		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
 				      i ? " " : "", argv[i]);
 	say(r, "%s: %s", what, line);
+}
+
+/* The argument vector of a mailvault step, built word by word; words
+ * made with argv_addf are owned.  One that does not fit or cannot be
+ * made marks the vector failed, and the step is not run. */
+struct argv {
+	char *v[MAX_ARGS];
+	char *own[MAX_ARGS];
+	size_t n, nown;
+	bool failed;
+};
+
+static void argv_add(struct argv *a, const char *word)
+{
+	if (a->n + 1 >= MAX_ARGS) {
+		a->failed = true;
+		return;
+	}
+	a->v[a->n++] = (char *)word;
+	a->v[a->n] = NULL;
+}
+
+static void argv_addf(struct argv *a, const char *fmt, ...) MV_PRINTF(2, 3);
+
+static void argv_addf(struct argv *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *word;
+
+	va_start(ap, fmt);
+	if (vasprintf(&word, fmt, ap) < 0)
+		word = NULL;
+	va_end(ap);
+	if (!word || a->nown == MAX_ARGS) {
+		free(word);
+		a->failed = true;
+		return;
+	}
+	a->own[a->nown++] = word;
+	argv_add(a, word);
+}
+
+/* "mailvault VERB" */
+static void argv_start(struct argv *a, const struct run *r, const char *verb)
+{
+	memset(a, 0, sizeof(*a));
+	argv_add(a, r->o->self);
+	argv_add(a, verb);
+}
+
+static void argv_release(struct argv *a)
+{
+	while (a->nown)
+		free(a->own[--a->nown]);
 }
 
 /* Start argv with the given stdin, stdout and stderr in a process group
@@ -529,30 +622,26 @@ static int gate_start(struct run *r, const struct job_source *s, int log_wr,
 static int backup(struct run *r)
 {
 	const struct job *j = r->j;
-	char *argv[MAX_ARGS], *own[MAX_ARGS], *cap = NULL;
-	char *sargv[JOB_MAX_SOURCES][4];
+	char *sargv[JOB_MAX_SOURCES][4], *cap = NULL;
 	int sfd[JOB_MAX_SOURCES], codes[JOB_MAX_SOURCES + 1];
 	const char *sname[JOB_MAX_SOURCES];
 	pid_t pids[JOB_MAX_SOURCES + 1];
-	size_t na = 0, nown = 0, ns = 0, cap_len = 0, i;
+	size_t ns = 0, cap_len = 0, i;
 	int lp[2] = {-1, -1}, op[2] = {-1, -1}, code = MV_EXIT_OK;
 	int stdin_rd = -1;
 	size_t gate = j->nsources; /* the command source on stdin */
-	char buf[4096 + 512];
+	struct argv a;
 
-	argv[na++] = (char *)r->o->self;
-	argv[na++] = (char *)"backup";
-	argv[na++] = j->repository;
-	argv[na++] = (char *)"--name";
-	argv[na++] = j->snapshot;
-	argv[na++] = (char *)"--json";
-	if (j->wait > 0) {
-		snprintf(buf, sizeof(buf), "--wait=%lld", (long long)j->wait);
-		argv[na++] = own[nown++] = strdup(buf);
-	}
+	argv_start(&a, r, "backup");
+	argv_add(&a, j->repository);
+	argv_add(&a, "--name");
+	argv_add(&a, j->snapshot);
+	argv_add(&a, "--json");
+	if (j->wait > 0)
+		argv_addf(&a, "--wait=%lld", (long long)j->wait);
 	for (i = 0; i < j->ntags; i++) {
-		argv[na++] = (char *)"--tag";
-		argv[na++] = j->tags[i];
+		argv_add(&a, "--tag");
+		argv_add(&a, j->tags[i]);
 	}
 	/* the first command source is stored from the backup's stdin as
 	 * one file (LABEL=- --stdin-name); the backup has one stdin, so
@@ -563,8 +652,8 @@ static int backup(struct run *r)
 	if (gate < j->nsources) {
 		const struct job_source *s = &j->sources[gate];
 
-		argv[na++] = (char *)"--stdin-name";
-		argv[na++] = s->file_name ? s->file_name : s->label;
+		argv_add(&a, "--stdin-name");
+		argv_add(&a, s->file_name ? s->file_name : s->label);
 	}
 	if (!r->o->dry_run && pipe2(lp, O_CLOEXEC) < 0)
 		return MV_EXIT_FAIL;
@@ -581,17 +670,15 @@ static int backup(struct run *r)
 			continue;
 		if (at == gate) {
 			code = gate_start(r, s, lp[1], &stdin_rd);
-			snprintf(buf, sizeof(buf), "%s=-", s->label);
-			argv[na++] = own[nown++] = strdup(buf);
+			argv_addf(&a, "%s=-", s->label);
 			continue;
 		}
 		switch (s->kind) {
 		case JOB_SRC_PATH:
-			snprintf(buf, sizeof(buf), "%s=%s", s->label, s->value);
+			argv_addf(&a, "%s=%s", s->label, s->value);
 			break;
 		case JOB_SRC_FILE:
-			snprintf(buf, sizeof(buf), "%s=file:%s", s->label,
-				 s->value);
+			argv_addf(&a, "%s=file:%s", s->label, s->value);
 			break;
 		case JOB_SRC_STREAM: {
 			int p[2] = {-1, -1};
@@ -616,23 +703,23 @@ static int backup(struct run *r)
 			sfd[ns] = p[0];
 			sname[ns] = s->label;
 			if (r->o->dry_run)
-				snprintf(buf, sizeof(buf), "%s=/dev/fd/N",
-					 s->label);
+				argv_addf(&a, "%s=/dev/fd/N", s->label);
 			else
-				snprintf(buf, sizeof(buf), "%s=/dev/fd/%d",
-					 s->label, p[0]);
+				argv_addf(&a, "%s=/dev/fd/%d", s->label, p[0]);
 			ns++;
 			break;
 		}
 		default:
 			code = spool_source(r, s, dir, sizeof(dir));
-			snprintf(buf, sizeof(buf), "%s=%s", s->label, dir);
+			argv_addf(&a, "%s=%s", s->label, dir);
 			break;
 		}
-		argv[na++] = own[nown++] = strdup(buf);
 	}
-	argv[na] = NULL;
-	print_argv(r, "backup", argv);
+	if (a.failed && code == MV_EXIT_OK) {
+		say(r, "backup: cannot build its command line");
+		code = MV_EXIT_FAIL;
+	}
+	print_argv(r, "backup", a.v);
 	if (r->o->dry_run || code != MV_EXIT_OK) {
 		/* a stream started before a failed spool ends with EPIPE */
 		for (i = 0; i < ns; i++)
@@ -655,7 +742,7 @@ static int backup(struct run *r)
 		code = MV_EXIT_FAIL;
 		goto out;
 	}
-	pids[ns] = spawn(argv, stdin_rd, op[1], lp[1], sfd, ns);
+	pids[ns] = spawn(a.v, stdin_rd, op[1], lp[1], sfd, ns);
 	cur_pgid[0] = pids[ns];
 	r->gate_stop = pids[ns];
 	close(op[1]);
@@ -695,8 +782,7 @@ static int backup(struct run *r)
 	say(r, "backup %s (exit %d)", failed(code) ? "failed" : "done", code);
 out:
 	free(cap);
-	for (i = 0; i < nown; i++)
-		free(own[i]);
+	argv_release(&a);
 	return code;
 }
 
@@ -704,20 +790,18 @@ out:
 static int step(struct run *r, const char *verb, char **args, size_t nargs,
 		char **cap, size_t *cap_len)
 {
-	char *argv[MAX_ARGS];
-	size_t na = 0, i;
+	struct argv a;
+	size_t i;
 	int code;
 
-	argv[na++] = (char *)r->o->self;
-	argv[na++] = (char *)verb;
+	argv_start(&a, r, verb);
 	for (i = 0; i < nargs; i++)
-		argv[na++] = args[i];
-	argv[na++] = r->j->repository;
-	argv[na] = NULL;
-	print_argv(r, verb, argv);
+		argv_add(&a, args[i]);
+	argv_add(&a, r->j->repository);
+	print_argv(r, verb, a.v);
 	if (r->o->dry_run)
 		return MV_EXIT_OK;
-	code = run_simple(r, argv, 0, cap, cap_len);
+	code = a.failed ? MV_EXIT_FAIL : run_simple(r, a.v, 0, cap, cap_len);
 	if (code)
 		say(r, "%s %s (exit %d)", verb,
 		    code == MV_EXIT_WARN ? "warned" : "failed", code);
@@ -831,15 +915,10 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	int64_t now = time(NULL);
 	int code, lock_fd = -1;
 
-	memset(&r, 0, sizeof(r));
-	r.j = j;
-	r.gate_pidfd = r.gate_fd = -1;
-	r.o = o;
-	r.log = malloc(LOG_KEEP);
-	if (!r.log)
+	if (run_init(&r, j, o))
 		return MV_EXIT_FAIL;
 	if (!o->dry_run && (lock_fd = lock_job(&r)) < 0) {
-		free(r.log);
+		run_release(&r);
 		return lock_fd == -EBUSY ? MV_EXIT_LOCKED : MV_EXIT_FAIL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -848,10 +927,6 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 		mv_err_clear(&err);
 		memset(&st, 0, sizeof(st));
 		st.next_part = 1;
-	}
-	if (!o->dry_run) {
-		signal(SIGINT, on_stop);
-		signal(SIGTERM, on_stop);
 	}
 	say(&r, "%sjob '%s' from '%s' into '%s'", o->dry_run ? "plan of " : "",
 	    j->name, j->path, j->repository);
@@ -920,11 +995,7 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!failed(r.worst))
 		st.last_success = time(NULL);
-	say(&r, "%s (exit %d)",
-	    failed(r.worst) ? "FAILED"
-	    : r.worst	    ? "done with warnings"
-			    : "done",
-	    r.worst);
+	say(&r, "%s (exit %d)", outcome(&r), r.worst);
 	if (!o->dry_run) {
 		if (job_state_save(j->name, &st, &err)) {
 			say(&r, "warning: %s", mv_err_msg(&err));
@@ -934,11 +1005,9 @@ int job_run(const struct job *j, const struct job_run_opts *o)
 		       (double)(t1.tv_sec - t0.tv_sec) +
 			       (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 		       &st);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
 	}
 	code = r.worst;
-	free(r.log);
+	run_release(&r);
 	if (lock_fd >= 0)
 		close(lock_fd);
 	return code;
@@ -950,37 +1019,20 @@ int job_read_data(const struct job *j, const struct job_run_opts *o)
 	struct run r;
 	int code;
 
-	memset(&r, 0, sizeof(r));
-	r.j = j;
-	r.gate_pidfd = r.gate_fd = -1;
-	r.o = o;
-	r.log = malloc(LOG_KEEP);
-	if (!r.log)
+	if (run_init(&r, j, o))
 		return MV_EXIT_FAIL;
-	if (!o->dry_run) {
-		signal(SIGINT, on_stop);
-		signal(SIGTERM, on_stop);
-	}
 	say(&r, "%sfull check of '%s'", o->dry_run ? "plan of " : "",
 	    j->repository);
 	note(&r, step(&r, "check", args, 1, NULL, NULL));
 	if (stop_sig)
 		note(&r, MV_EXIT_INTERRUPTED);
-	say(&r, "full check %s (exit %d)",
-	    failed(r.worst) ? "FAILED"
-	    : r.worst	    ? "done with warnings"
-			    : "done",
-	    r.worst);
+	say(&r, "full check %s (exit %d)", outcome(&r), r.worst);
 	/* a failure only: a success ping would reset the nightly run's
 	 * healthcheck schedule */
-	if (!o->dry_run) {
-		if (failed(r.worst))
-			send_alerts(&r, "full check FAILED", true);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-	}
+	if (!o->dry_run && failed(r.worst))
+		send_alerts(&r, "full check FAILED", true);
 	code = r.worst;
-	free(r.log);
+	run_release(&r);
 	return code;
 }
 
@@ -997,16 +1049,12 @@ int job_report_failure(const struct job *j, const char *what, const char *log,
 			j->name, what);
 		return MV_EXIT_FAIL;
 	}
-	memset(&r, 0, sizeof(r));
-	r.j = j;
-	r.gate_pidfd = r.gate_fd = -1;
-	r.worst = MV_EXIT_FAIL;
-	r.log = malloc(LOG_KEEP);
-	if (!r.log)
+	if (run_init(&r, j, NULL))
 		return MV_EXIT_FAIL;
+	r.worst = MV_EXIT_FAIL;
 	log_add(&r, log, len);
 	say(&r, "%s", what);
 	nfail = send_alerts(&r, what, true);
-	free(r.log);
+	run_release(&r);
 	return nfail ? MV_EXIT_FAIL : MV_EXIT_OK;
 }
