@@ -337,6 +337,66 @@ static void shown_dir(struct repo *r, const struct snapshot *s, char *out,
 	snapshot_list_free(list, cnt);
 }
 
+static void print_entries(const struct ingest_stats *st)
+{
+	printf("  entries   %llu files (%llu unchanged), %llu dirs, %llu "
+	       "other\n",
+	       (unsigned long long)st->files,
+	       (unsigned long long)st->files_reused,
+	       (unsigned long long)st->dirs, (unsigned long long)st->others);
+}
+
+/*
+ * What was read and what was (or, in a dry run, would be) added: the
+ * JSON members from "files" to the end of the object, or the data and
+ * time lines.  stored is the snapshot's stored size, NULL in a dry run,
+ * which stores nothing and so counts the new bytes before compression.
+ */
+static void print_counts(const struct ingest_stats *st, const uint64_t *stored,
+			 double secs, bool json)
+{
+	char a[32], b[32], c[32];
+
+	if (json) {
+		printf("\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
+		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
+		       "\"bytes_new\":%llu,",
+		       (unsigned long long)st->files,
+		       (unsigned long long)st->dirs,
+		       (unsigned long long)st->others,
+		       (unsigned long long)st->files_reused,
+		       (unsigned long long)st->bytes_in,
+		       (unsigned long long)st->bytes_new);
+		if (stored)
+			printf("\"bytes_stored\":%llu,",
+			       (unsigned long long)*stored);
+		printf("\"chunks\":%llu,\"chunks_new\":%llu,"
+		       "\"seconds\":%.3f}\n",
+		       (unsigned long long)st->chunks,
+		       (unsigned long long)st->chunks_new, secs);
+		return;
+	}
+	mv_human_size(st->bytes_in, a, sizeof(a));
+	mv_human_size(st->bytes_new, b, sizeof(b));
+	if (!stored) {
+		printf("  data      %s read, %s new before compression "
+		       "(%llu of %llu chunks)\n",
+		       a, b, (unsigned long long)st->chunks_new,
+		       (unsigned long long)st->chunks);
+		printf("  time      %.2f s\n", secs);
+		return;
+	}
+	mv_human_size(*stored, c, sizeof(c));
+	printf("  data      %s read, %s new, %s stored", a, b, c);
+	if (*stored && (double)st->bytes_in / (double)*stored >= 1.05)
+		printf(" (%.1fx less than read)",
+		       (double)st->bytes_in / (double)*stored);
+	printf("\n  time      %.2f s", secs);
+	if (secs > 0)
+		printf(" (%.0f MiB/s)", (double)st->bytes_in / 1048576 / secs);
+	printf("\n");
+}
+
 static void print_summary(struct repo *r, const struct snapshot *s,
 			  const struct ingest_stats *st,
 			  const struct ingest_warning *warns, size_t nwarns,
@@ -344,11 +404,7 @@ static void print_summary(struct repo *r, const struct snapshot *s,
 			  const struct source_mailcow *mc, double secs,
 			  bool json)
 {
-	char id[2 * MV_ID_LEN + 1], dir[64], a[32], b[32], c[32];
-	double ratio =
-		s->stats.stored_bytes
-			? (double)st->bytes_in / (double)s->stats.stored_bytes
-			: 0;
+	char id[2 * MV_ID_LEN + 1], dir[64];
 
 	mv_hex(s->id, MV_ID_LEN, id);
 	shown_dir(r, s, dir, sizeof(dir));
@@ -361,32 +417,12 @@ static void print_summary(struct repo *r, const struct snapshot *s,
 		       (unsigned long long)mc->archives,
 		       (unsigned long long)mc->failed);
 		print_warnings_json(warns, nwarns);
-		printf("\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
-		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
-		       "\"bytes_new\":%llu,\"bytes_stored\":%llu,"
-		       "\"chunks\":%llu,\"chunks_new\":%llu,"
-		       "\"seconds\":%.3f}\n",
-		       (unsigned long long)st->files,
-		       (unsigned long long)st->dirs,
-		       (unsigned long long)st->others,
-		       (unsigned long long)st->files_reused,
-		       (unsigned long long)st->bytes_in,
-		       (unsigned long long)st->bytes_new,
-		       (unsigned long long)s->stats.stored_bytes,
-		       (unsigned long long)st->chunks,
-		       (unsigned long long)st->chunks_new, secs);
+		print_counts(st, &s->stats.stored_bytes, secs, true);
 		return;
 	}
-	mv_human_size(st->bytes_in, a, sizeof(a));
-	mv_human_size(st->bytes_new, b, sizeof(b));
-	mv_human_size(s->stats.stored_bytes, c, sizeof(c));
 	printf("snapshot %s/%s%s  id %.12s\n", s->name, dir,
 	       s->partial ? " (PARTIAL)" : "", id);
-	printf("  entries   %llu files (%llu unchanged), %llu dirs, %llu "
-	       "other\n",
-	       (unsigned long long)st->files,
-	       (unsigned long long)st->files_reused,
-	       (unsigned long long)st->dirs, (unsigned long long)st->others);
+	print_entries(st);
 	if (ms)
 		print_mail(ms, false);
 	if (mc->archives || mc->failed)
@@ -394,51 +430,23 @@ static void print_summary(struct repo *r, const struct snapshot *s,
 		       "kept as they are\n",
 		       (unsigned long long)mc->archives,
 		       (unsigned long long)mc->failed);
-	printf("  data      %s read, %s new, %s stored", a, b, c);
-	if (ratio >= 1.05)
-		printf(" (%.1fx less than read)", ratio);
-	printf("\n  time      %.2f s", secs);
-	if (secs > 0)
-		printf(" (%.0f MiB/s)", (double)st->bytes_in / 1048576 / secs);
-	printf("\n");
+	print_counts(st, &s->stats.stored_bytes, secs, false);
 }
 
 /* --dry-run: what the backup would have added. */
 static void print_dry_run(const char *name, const struct ingest_stats *st,
 			  double secs, bool json)
 {
-	char a[32], b[32];
-
 	if (json) {
 		printf("{\"dry_run\":true,\"name\":");
 		cli_json_str(name);
-		printf(",\"files\":%llu,\"dirs\":%llu,\"others\":%llu,"
-		       "\"files_unchanged\":%llu,\"bytes_read\":%llu,"
-		       "\"bytes_new\":%llu,\"chunks\":%llu,"
-		       "\"chunks_new\":%llu,\"seconds\":%.3f}\n",
-		       (unsigned long long)st->files,
-		       (unsigned long long)st->dirs,
-		       (unsigned long long)st->others,
-		       (unsigned long long)st->files_reused,
-		       (unsigned long long)st->bytes_in,
-		       (unsigned long long)st->bytes_new,
-		       (unsigned long long)st->chunks,
-		       (unsigned long long)st->chunks_new, secs);
+		putchar(',');
+		print_counts(st, NULL, secs, true);
 		return;
 	}
-	mv_human_size(st->bytes_in, a, sizeof(a));
-	mv_human_size(st->bytes_new, b, sizeof(b));
 	printf("dry run of %s: nothing was written\n", name);
-	printf("  entries   %llu files (%llu unchanged), %llu dirs, %llu "
-	       "other\n",
-	       (unsigned long long)st->files,
-	       (unsigned long long)st->files_reused,
-	       (unsigned long long)st->dirs, (unsigned long long)st->others);
-	printf("  data      %s read, %s new before compression "
-	       "(%llu of %llu chunks)\n",
-	       a, b, (unsigned long long)st->chunks_new,
-	       (unsigned long long)st->chunks);
-	printf("  time      %.2f s\n", secs);
+	print_entries(st);
+	print_counts(st, NULL, secs, false);
 }
 
 int cmd_backup(int argc, char **argv)
