@@ -751,6 +751,7 @@ phase remote
 say "remote: backup into, cat and rsync from sftp://127.0.0.1"
 remote_bench || say "the remote benchmark failed (see $W/res/remote.log)"
 phase wan; MV_BUILD=$(dirname "$MV") timeout 3600 sh "$B/wan.sh" >"$W/res/wan.log" 2>&1 || say "the WAN benchmark failed (see $W/res/wan.log)"
+phase s3; MV_BUILD=$(dirname "$MV") timeout 3600 sh "$B/s3.sh" >"$W/res/s3.log" 2>&1 || say "the S3 benchmark failed (see $W/res/s3.log)"
 
 # --- lifecycle (issue 9): a year of dailies, forget + prune vs borg ------------
 
