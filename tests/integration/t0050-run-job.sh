@@ -24,55 +24,10 @@ echo "CREATE TABLE t (x int);" >"$T/dump.sql"
 echo "127.0.0.1 localhost" >"$T/hosts"
 assert_ok "$MV" init "$R" >/dev/null
 
-# the healthcheck endpoint: every request as "METHOD PATH" in requests,
-# each body in body.N
-cat >"$T/hc.py" <<'EOF'
-import http.server, sys, os
-out = sys.argv[1]
-class H(http.server.BaseHTTPRequestHandler):
-    def handle_one(self, method):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        with open(out + "/requests", "a") as f:
-            k = sum(1 for _ in open(out + "/requests")) if os.path.exists(out + "/requests") else 0
-            f.write("%s %s\n" % (method, self.path))
-        with open(out + "/body.%d" % k, "wb") as f:
-            f.write(body)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"OK")
-    def do_GET(self):
-        self.handle_one("GET")
-    def do_POST(self):
-        self.handle_one("POST")
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-with open(out + "/port.tmp", "w") as f:
-    f.write(str(s.server_port))
-os.rename(out + "/port.tmp", out + "/port")
-s.serve_forever()
-EOF
-mkdir -p "$T/hc"
-touch "$T/hc/requests"
-bg python3 "$T/hc.py" "$T/hc"
-n=0
-while [ ! -f "$T/hc/port" ] && [ "$n" -lt 100 ]; do
-	sleep 0.1
-	n=$((n + 1))
-done
-[ -f "$T/hc/port" ] || die "the HTTP server did not start"
-URL=http://127.0.0.1:$(cat "$T/hc/port")
-
-# sendmail -t -i: the message on stdin, appended to $T/mail
-cat >"$T/bin/sendmail" <<EOF
-#!/bin/sh
-[ "\$1 \$2" = "-t -i" ] || exit 64
-cat >>"$T/mail"
-EOF
-chmod +x "$T/bin/sendmail"
-export PATH="$T/bin:$PATH"
+# a healthcheck endpoint recording every request, and a sendmail
+. "$TOP/tests/lib/fake-notify.sh"
+hc_start
+fake_sendmail
 
 cat >"$J/good.conf" <<EOF
 # a home server: a directory, a tar stream, a database dump, one file
@@ -190,6 +145,7 @@ assert_grep 'backup failed' "$T/hc/body.1"
 assert_grep 'FAILED \(exit 1\)' "$T/hc/body.1"
 assert_eq "after
 on-error" "$(cat "$T/hooks.bad")" "hooks of the failed job"
+assert_grep '^sendmail -t -i$' "$T/mail"
 assert_grep '^To: admin@example.org$' "$T/mail"
 assert_grep '^Subject: mailvault job bad on .*: FAILED \(exit 1\)$' "$T/mail"
 assert_grep 'boom-from-the-stream' "$T/mail"

@@ -93,52 +93,13 @@ assert_grep '^OnCalendar=Sun ' "$C/mailvault-check@.timer"
 assert_grep '^Options=.*_netdev' "$C/mnt-mailvault.mount"
 assert_no_grep '^After=.*local-fs\.target' "$C/mnt-mailvault.mount"
 
-# a healthcheck endpoint recording "METHOD PATH" and each body
-cat >"$T/hc.py" <<'EOF'
-import http.server, sys, os
-out = sys.argv[1]
-class H(http.server.BaseHTTPRequestHandler):
-    def handle_one(self, method):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        k = sum(1 for _ in open(out + "/requests"))
-        with open(out + "/requests", "a") as f:
-            f.write("%s %s\n" % (method, self.path))
-        with open(out + "/body.%d" % k, "wb") as f:
-            f.write(body)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"OK")
-    def do_GET(self):
-        self.handle_one("GET")
-    def do_POST(self):
-        self.handle_one("POST")
-    def log_message(self, *a):
-        pass
-s = http.server.HTTPServer(("127.0.0.1", 0), H)
-with open(out + "/port.tmp", "w") as f:
-    f.write(str(s.server_port))
-os.rename(out + "/port.tmp", out + "/port")
-s.serve_forever()
-EOF
-mkdir -p "$T/hc" "$T/bin" "$T/jobs" "$T/src"
-touch "$T/hc/requests"
-bg python3 "$T/hc.py" "$T/hc"
-i=0
-while [ ! -f "$T/hc/port" ] && [ "$i" -lt 100 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
-[ -f "$T/hc/port" ] || die "the HTTP server did not start"
-URL=http://127.0.0.1:$(cat "$T/hc/port")
+# a healthcheck endpoint recording every request, and a sendmail
+. "$TOP/tests/lib/fake-notify.sh"
+mkdir -p "$T/jobs" "$T/src"
+hc_start
+fake_sendmail
 
-# the commands the alert unit calls, standing in for systemd's and the MTA
-cat >"$T/bin/sendmail" <<EOF
-#!/bin/sh
-echo "sendmail \$*" >>"$T/mail"
-cat >>"$T/mail"
-EOF
+# the commands the alert unit calls, standing in for systemd's
 cat >"$T/bin/journalctl" <<'EOF'
 #!/bin/sh
 echo "journalctl $*"
@@ -149,7 +110,7 @@ cat >"$T/bin/systemctl" <<'EOF'
 echo "systemctl $*: Active: failed (Result: timeout)"
 EOF
 ln -s "$MV_BIN" "$T/bin/mailvault"
-chmod +x "$T/bin/sendmail" "$T/bin/journalctl" "$T/bin/systemctl"
+chmod +x "$T/bin/journalctl" "$T/bin/systemctl"
 export PATH="$T/bin:$PATH" MAILVAULT_JOB_DIR=$T/jobs \
 	MAILVAULT_STATE_DIR=$T/state
 

@@ -13,24 +13,7 @@
 #include <cmocka.h>
 
 #include "backend.h"
-
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/mv-test-backend-many.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "unit_tmpdir.h"
 
 static void test_read_many_ranges(void **state)
 {
@@ -48,7 +31,7 @@ static void test_read_many_ranges(void **state)
 	(void)state;
 	for (i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7 + 1);
-	assert_int_equal(backend_local_open(dir, false, &be, &err), 0);
+	assert_int_equal(backend_local_open(unit_dir, false, &be, &err), 0);
 	assert_int_equal(
 		backend_write_atomic(be, "f", data, sizeof(data), &err), 0);
 	assert_int_equal(backend_write_atomic(be, "g", data + 1000, 50, &err),
@@ -78,7 +61,7 @@ static void test_read_many_missing(void **state)
 	};
 
 	(void)state;
-	assert_int_equal(backend_local_open(dir, false, &be, &err), 0);
+	assert_int_equal(backend_local_open(unit_dir, false, &be, &err), 0);
 	assert_int_equal(backend_write_atomic(be, "f", "abcd", 4, &err), 0);
 	/* the first failure is returned, and the other range is still read */
 	assert_int_equal(backend_read_many(be, v, 2, &err), -ENOENT);
@@ -93,10 +76,12 @@ static void test_read_many_missing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_read_many_ranges, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_read_many_missing, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_read_many_ranges,
+						unit_dir_setup,
+						unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(test_read_many_missing,
+						unit_dir_setup,
+						unit_dir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

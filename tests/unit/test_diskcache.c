@@ -13,28 +13,11 @@
 #include <cmocka.h>
 
 #include "diskcache.h"
-
-static char dir[64];
-
-static int setup(void **state)
-{
-	(void)state;
-	snprintf(dir, sizeof(dir), "/tmp/mv-test-diskcache.XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	char cmd[128];
-
-	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
-}
+#include "unit_tmpdir.h"
 
 static void test_diskcache_put_get(void **state)
 {
-	struct diskcache *c = diskcache_open(dir, 1 << 20);
+	struct diskcache *c = diskcache_open(unit_dir, 1 << 20);
 	struct mv_buf b = MV_BUF_INIT;
 	uint8_t id[MV_ID_LEN] = {1, 2, 3}, other[MV_ID_LEN] = {9};
 	const char rec[] = "a record as stored in its pack";
@@ -73,7 +56,7 @@ static uint64_t du(const char *path)
 static void test_diskcache_stays_bounded(void **state)
 {
 	uint64_t limit = 256 << 10;
-	struct diskcache *c = diskcache_open(dir, limit);
+	struct diskcache *c = diskcache_open(unit_dir, limit);
 	static uint8_t rec[8192];
 	uint8_t id[MV_ID_LEN];
 	int i;
@@ -87,18 +70,20 @@ static void test_diskcache_stays_bounded(void **state)
 		diskcache_put(c, id, rec, sizeof(rec));
 	}
 	/* 200 x 8 KiB = 1.6 MiB written into a 256 KiB cache */
-	assert_true(du(dir) <= limit);
-	assert_true(du(dir) > 0);
+	assert_true(du(unit_dir) <= limit);
+	assert_true(du(unit_dir) > 0);
 	diskcache_close(c);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_diskcache_put_get, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_diskcache_put_get,
+						unit_dir_setup,
+						unit_dir_teardown),
 		cmocka_unit_test_setup_teardown(test_diskcache_stays_bounded,
-						setup, teardown),
+						unit_dir_setup,
+						unit_dir_teardown),
 	};
 
 	return cmocka_run_group_tests_name("diskcache", tests, NULL, NULL);
