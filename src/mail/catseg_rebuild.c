@@ -36,6 +36,7 @@
 
 #define PARSE_MAX ((size_t)1 << 20) /* bytes parsed, as a backup does */
 #define VIEW_EXT ".eml"
+#define TIME_LEN 16 /* "YYYY-MM-DD HHMM " at the start of a view name */
 
 /* A place of the snapshot being recorded. */
 struct rplace {
@@ -62,12 +63,24 @@ static int db_fail(sqlite3 *db, struct mv_err *err, const char *what)
 			  sqlite3_errmsg(db));
 }
 
+/* A message the backup catalogued: a view entry named from its headers,
+ * not "<time> (large message) - <base>" (an encoded large file without
+ * its size, never parsed) or "<time> (undecodable) - ..." (no key,
+ * corrupt): mail_view_tree.c names those, and does not catalogue them. */
 static bool is_view_message(const struct tree_entry *e)
 {
-	size_t n = strlen(VIEW_EXT);
+	static const char *const raw[] = {"(large message) - ",
+					  "(undecodable) - "};
+	size_t n = strlen(VIEW_EXT), k;
 
-	return e->type == TREE_REG && e->name_len > n &&
-	       !memcmp(e->name + e->name_len - n, VIEW_EXT, n);
+	if (e->type != TREE_REG || e->name_len <= n ||
+	    memcmp(e->name + e->name_len - n, VIEW_EXT, n))
+		return false;
+	for (k = 0; k < sizeof(raw) / sizeof(raw[0]); k++)
+		if (e->name_len > TIME_LEN + strlen(raw[k]) &&
+		    !strncmp(e->name + TIME_LEN, raw[k], strlen(raw[k])))
+			return false;
+	return true;
 }
 
 /* The outermost layer of a stored message, as the backup noted it. */
