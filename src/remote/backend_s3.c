@@ -100,6 +100,8 @@ struct s3_req {
 	size_t out_cap;		 /* its size */
 	char *dyn;		 /* growing sink (XML), NUL-terminated */
 	size_t dyn_len;		 /* bytes in dyn */
+	size_t dyn_max;		 /* its limit, 0: S3_XML_MAX */
+	bool too_big;		 /* the body passed dyn_max */
 	size_t got;		 /* body bytes stored */
 	size_t sent;		 /* body bytes sent */
 	long status;		 /* HTTP status */
@@ -209,8 +211,11 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 		q->got += take;
 		return len;
 	}
-	if (q->dyn_len + len > S3_XML_MAX)
+	if (q->dyn_len + len > (q->dyn_max ? q->dyn_max : S3_XML_MAX) ||
+	    (q->dyn_max && q->have_length && q->content_length > q->dyn_max)) {
+		q->too_big = true;
 		return 0;
+	}
 	{
 		char *p = realloc(q->dyn, q->dyn_len + len + 1);
 
@@ -464,6 +469,7 @@ static int setup(struct s3_backend *sb, CURL *h, struct s3_req *q,
 	q->got = 0;
 	q->sent = 0;
 	q->dyn_len = 0;
+	q->too_big = false;
 	if (q->dyn)
 		q->dyn[0] = '\0';
 	q->status = 0;
@@ -714,6 +720,42 @@ static int read_one(struct s3_backend *sb, const char *path, uint64_t off,
 	}
 	*out_len = q.got;
 	return 0;
+}
+
+/* The whole object in one GET, no HEAD first: a config, a key slot, a
+ * commit segment, a lock. */
+static int s3_read_all(struct backend *be, const char *path, size_t max,
+		       void **out, size_t *out_len, struct mv_err *err)
+{
+	struct s3_backend *sb = sbe(be);
+	struct s3_req q = {.method = "GET", .cls = S3_GET, .path = path};
+	struct mv_err e = MV_ERR_INIT;
+	int rc;
+
+	q.dyn_max = max;
+	rc = request(sb, &q, &e);
+	if (q.too_big) {
+		rc = mv_err_set(err, -EFBIG,
+				"'%s' in '%s' is too large (%llu bytes, at "
+				"most %zu)",
+				path, be->url,
+				(unsigned long long)q.content_length, max);
+	} else if (rc) {
+		mv_err_set(err, rc, "%s", mv_err_msg(&e));
+	} else if (q.status == 404) {
+		rc = mv_err_set(err, -ENOENT, "'%s' not found in '%s'", path,
+				be->url);
+	} else if (q.status != 200) {
+		rc = status_error(sb, &q, err);
+	} else if (!q.dyn && !(q.dyn = calloc(1, 1))) {
+		rc = mv_err_set(err, -ENOMEM, "out of memory");
+	} else {
+		*out = q.dyn;
+		*out_len = q.dyn_len;
+		q.dyn = NULL;
+	}
+	req_release(&q);
+	return rc;
 }
 
 static int s3_stat(struct backend *be, const char *path, uint64_t *out_size,
@@ -1554,6 +1596,7 @@ static const struct backend_ops s3_ops = {
 	.scheme = "s3",
 	.read_at = s3_read_at,
 	.read_many = s3_read_many,
+	.read_all = s3_read_all,
 	.stat = s3_stat,
 	.list = s3_list,
 	.mkdir = s3_mkdir,
