@@ -18,10 +18,11 @@ DESTDIR  ?=
 LIBDIR   ?= $(PREFIX)/lib
 PLUGINDIR ?= $(LIBDIR)/mailvault
 # The binary links PKGS_CORE; the formats plugin (include/formats.h) links
-# PKGS_FMT, whose libraries cost a cold start 40-70 ms to map.
+# PKGS_FMT, whose libraries cost a cold start 40-70 ms to map (libetpan
+# brings Berkeley DB, SASL and liblockfile for restore-mail alone).
 PKGS_CORE := fuse3 libssh2 sqlite3 libxxhash libzstd libcrypto liblz4 \
-            glib-2.0 libacl jansson libsodium inih libcurl libetpan
-PKGS_FMT := libarchive gmime-3.0 libisal
+            glib-2.0 libacl jansson libsodium inih libcurl
+PKGS_FMT := libarchive gmime-3.0 libisal libetpan libcrypto
 PKGS     := $(PKGS_CORE) $(PKGS_FMT)
 
 ifeq ($(SANITIZE),)
@@ -57,7 +58,9 @@ SRC_STUB := src/formats/formats_plugin.c
 SRC_STATIC := src/formats/formats_static.c
 SRC_FMT  := src/ingest/gzstream.c src/ingest/source_tar.c \
             src/ingest/source_mailcow.c src/mail/mail_msg.c \
-            src/mail/mail_crypt_zlib.c src/store/restore_tar.c
+            src/mail/mail_crypt_zlib.c src/store/restore_tar.c \
+            src/cli/cmd_restore_mail.c src/imap/imap_client.c \
+            src/imap/restore_mail.c
 SRC_LIB  := $(filter-out $(SRC_MAIN) $(SRC_STUB),$(SRC_ALL))
 OBJ_LIB  := $(SRC_LIB:%.c=$(BUILD)/%.o)
 OBJ_MAIN := $(SRC_MAIN:%.c=$(BUILD)/%.o)

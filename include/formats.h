@@ -2,17 +2,20 @@
  * formats: where the code that reads and writes foreign formats lives.
  *
  * Tar streams (libarchive, ISA-L inflate), MIME parsing (GMime), tar
- * export and the zlib-plugin streams of Dovecot mail pull in about 25
- * shared libraries - libxml2 and ICU through libarchive, GIO and GPGME
- * through GMime.  Mapping them is 40-70 ms of a cold start, more than all
- * of "mount, then ls a mailbox".  So the mailvault binary is built without
- * them and loads that code, as mailvault-formats.so, on its first use:
+ * export, the zlib-plugin streams of Dovecot mail and IMAP (libetpan, for
+ * restore-mail) pull in about 30 shared libraries - libxml2 and ICU
+ * through libarchive, GIO and GPGME through GMime, Berkeley DB, SASL and
+ * liblockfile through libetpan.  Mapping them is 40-70 ms of a cold
+ * start, more than all of "mount, then ls a mailbox".  So the mailvault
+ * binary is built without them and loads that code, as
+ * mailvault-formats.so, on its first use:
  * mount, ls, cat, snapshots, forget, prune and check start with only the
  * libraries they need.
  *
  * The code in the plugin is the ordinary modules (source_tar.c,
  * source_mailcow.c, gzstream.c, mail_msg.c, mail_crypt_zlib.c,
- * restore_tar.c); their callers call them by their usual names.  In the
+ * restore_tar.c, and the restore-mail command with src/imap/); their
+ * callers call them by their usual names.  In the
  * binary those names are forwarding functions (formats_plugin.c); in
  * libmailvault.a, which the unit tests and tools link, the modules are
  * linked in directly (formats_static.c).  See docs/ARCHITECTURE.md.

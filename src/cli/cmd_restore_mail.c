@@ -35,58 +35,6 @@ struct rm_stats {
 	size_t appended, skipped, failed, folders;
 };
 
-static void usage(FILE *f)
-{
-	fputs("usage: mailvault restore-mail [REPO] SNAP:PATH --to "
-	      "imap[s]://USER@HOST[:PORT]/[FOLDER]\n"
-	      "\n"
-	      "Append messages of a snapshot's mail view to a live mailbox "
-	      "over IMAP, with\n"
-	      "their flags, keywords and internal dates.  PATH is "
-	      "mail/<account> (every\n"
-	      "folder), a folder below it (with its subfolders) or one .eml; "
-	      "the folder tree\n"
-	      "is kept under FOLDER (none: back into the folders they were "
-	      "in).\n"
-	      "Messages already in the target folder (same Message-ID and "
-	      "size, or the same\n"
-	      "bytes) are skipped, so a restore can be run again.  Exit 0: "
-	      "all restored or\n"
-	      "there; 14: some failed; 12: login refused; 1: no "
-	      "connection.\n"
-	      "\n"
-	      "Options:\n"
-	      "  --to URL              imaps:// (TLS) or imap:// (STARTTLS, "
-	      "required unless\n"
-	      "                        --insecure); USER may hold '@'\n"
-	      "  --password-file FILE  the password is its first line (else\n"
-	      "                        MAILVAULT_IMAP_PASSWORD, else the "
-	      "terminal)\n"
-	      "  --auth-user MASTER    log in as USER<sep>MASTER with "
-	      "MASTER's password\n"
-	      "                        (Dovecot/mailcow master user)\n"
-	      "  --auth-separator SEP  <sep> of --auth-user (default '*')\n"
-	      "  --ca-file FILE        trust the CA certificates in FILE too\n"
-	      "  --insecure            do not verify the certificate; allow "
-	      "plain text\n"
-	      "  --deleted             restore \\Deleted (maildir T) too\n"
-	      "  --duplicates          append even what is already there\n"
-	      "  -n, --dry-run         list what would be appended\n"
-	      "  --json                one JSON object per message, then a "
-	      "summary\n"
-	      "  -q, --quiet           no summary, warnings or progress\n"
-	      "  -h, --help            this text\n"
-	      "\n"
-	      "Example:\n"
-	      "  mailvault restore-mail /srv/backup/mailvault \\\n"
-	      "    "
-	      "'mailcow/2026-03-01T03:00:00:mail/alice@example.org/Projects' "
-	      "\\\n"
-	      "    --to imaps://alice@example.org@mail.example.org/Restored "
-	      "--auth-user admin\n",
-	      f);
-}
-
 /* First line of a file or of the terminal, without its line end. */
 static int first_line(FILE *f, char *out, size_t n)
 {
@@ -582,10 +530,10 @@ int cmd_restore_mail(int argc, char **argv)
 			o.quiet = true;
 			break;
 		case 'h':
-			usage(stdout);
+			cli_help_print("restore-mail", stdout);
 			return MV_EXIT_OK;
 		default:
-			usage(stderr);
+			cli_help_print("restore-mail", stderr);
 			return MV_EXIT_USAGE;
 		}
 	}

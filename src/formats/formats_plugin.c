@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../cli/cli.h"
 #include "mail_crypt.h"
 #include "mail_msg.h"
 #include "restore.h"
@@ -43,6 +44,7 @@ static struct {
 	__typeof__(mail_msg_parse) *mail_msg_parse;
 	__typeof__(mail_msg_release) *mail_msg_release;
 	__typeof__(mail_crypt_zlib_decode) *mail_crypt_zlib_decode;
+	__typeof__(cmd_restore_mail) *cmd_restore_mail;
 } api;
 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
@@ -130,6 +132,7 @@ static void load(void)
 	RESOLVE(mail_msg_parse);
 	RESOLVE(mail_msg_release);
 	RESOLVE(mail_crypt_zlib_decode);
+	RESOLVE(cmd_restore_mail);
 	handle = h;
 	return;
 fail:
@@ -142,11 +145,12 @@ int formats_require(struct mv_err *err)
 	pthread_once(&load_once, load);
 	if (handle)
 		return 0;
-	return mv_err_set(err, -ELIBACC,
-			  "cannot load the formats plugin (tar, MIME, "
-			  "gzip): %s; reinstall mailvault ('make install' "
-			  "puts it in %s)",
-			  load_error, MV_PLUGIN_DIR);
+	return mv_err_set(
+		err, -ELIBACC,
+		"cannot load the formats plugin (tar, MIME, "
+		"gzip, IMAP): %s; reinstall mailvault ('make install' "
+		"puts it in %s)",
+		load_error, MV_PLUGIN_DIR);
 }
 
 int source_tar_read(struct ingest *ing, const struct source_tar_opts *o,
@@ -207,4 +211,15 @@ int mail_crypt_zlib_decode(const uint8_t *p, size_t n, size_t max_out,
 	int rc = formats_require(err);
 
 	return rc ? rc : api.mail_crypt_zlib_decode(p, n, max_out, out, err);
+}
+
+/* restore-mail is IMAP from its first step to its last: the whole command
+ * lives in the plugin, with libetpan and what it brings. */
+int cmd_restore_mail(int argc, char **argv)
+{
+	struct mv_err err = MV_ERR_INIT;
+
+	if (formats_require(&err))
+		return cli_fail(&err);
+	return api.cmd_restore_mail(argc, argv);
 }
