@@ -29,7 +29,7 @@ run_rc()
 # locks: the shared lock objects, one key a line
 locks()
 {
-	ceph_curl "$AWS_ENDPOINT_URL/mvwriters?list-type=2&prefix=repo/locks/" |
+	ceph_curl "$AWS_ENDPOINT_URL/mvwriters?list-type=2&prefix=repo%2Flocks%2F" |
 		tr '<' '\n' | sed -n 's/^Key>//p'
 }
 
