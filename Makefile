@@ -17,6 +17,13 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 LIBDIR   ?= $(PREFIX)/lib
 PLUGINDIR ?= $(LIBDIR)/mailvault
+# systemd's unit directory for software installed under PREFIX
+# (/usr/local/lib/systemd/system, searched by systemd; a package built with
+# PREFIX=/usr gets /usr/lib/systemd/system); docs/JOBS.md
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+# the job, full-check and alert units; the mount unit names one site's
+# paths and stays an example in contrib/
+UNITS    := $(sort $(wildcard contrib/*@.service contrib/*@.timer))
 # The binary links PKGS_CORE; the formats plugin (include/formats.h) links
 # PKGS_FMT, whose libraries cost a cold start 40-70 ms to map (libetpan
 # brings Berkeley DB, SASL and liblockfile for restore-mail alone).
@@ -196,6 +203,8 @@ install: $(BIN) $(PLUGIN)
 		$(DESTDIR)$(PREFIX)/share/man/man5/mailvault-format.5
 	install -D -m 0644 man/mailvault-job.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/mailvault-job.5
+	install -d $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 0644 $(UNITS) $(DESTDIR)$(SYSTEMD_UNIT_DIR)/
 
 clean:
 	rm -rf build build-san
