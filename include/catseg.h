@@ -7,9 +7,10 @@
  * private cache; the repository holds, under catalog/, one segment per
  * backup that recorded mail: what that backup added to the catalogue
  * (new messages' rows, places opened, places closed).  A base segment
- * holds a whole catalogue (the first segment of a repository, and what
- * prune writes for the kept snapshots in place of the segments before
- * it).  Each object is zstd-compressed, Padme-padded and sealed with the
+ * holds a whole catalogue (the first segment of a catalogue older than
+ * segments, what prune and find --rebuild write in place of the
+ * segments before, and what a backup writes every CATSEG_BASE_EVERY
+ * deltas).  Each object is zstd-compressed, Padme-padded and sealed with the
  * catalogue key (XChaCha20-Poly1305; the XXH3 tag of the none suite in an
  * unencrypted repository); its name is the hex of a keyed hash, so it
  * says nothing of what it holds.
@@ -82,9 +83,10 @@ int catseg_apply(sqlite3 *db, const void *seg, size_t len, struct mv_err *err);
 int catseg_init_db(sqlite3 *db, struct mv_err *err);
 
 /* Write the segment of the snapshot just recorded in db to the
- * repository (a base when db has applied no segment yet: the first
- * segment of a repository, or of a catalogue that predates segments) and
- * remember it as applied.  r needs the writer lock. */
+ * repository (a base when db has applied no segment yet and knows
+ * snapshots before this one: a catalogue that predates segments) and
+ * remember it as applied; then a base when db has applied more than
+ * CATSEG_BASE_EVERY deltas since its last.  r needs the writer lock. */
 int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 		   struct mv_err *err);
 
@@ -116,10 +118,11 @@ int catseg_prune(struct repo *r, unsigned *out_removed, struct mv_err *err);
 int catseg_reset(sqlite3 *db, struct mv_err *err);
 
 /* Store the whole catalogue of db as one base segment and remove the
- * segments it replaces: every one listed before it when all (r's writer
- * lock held: nobody adds one meanwhile), else only those db has applied
- * (a concurrent writer's new segment stays).  *out_removed: how many. */
-int catseg_publish_base(struct repo *r, sqlite3 *db, bool all,
+ * segments it replaces: every one listed before it when all (r's
+ * exclusive writer lock held: nobody adds one meanwhile), else only
+ * those db has applied (a concurrent writer's new segment stays), but
+ * never the one named keep (NULL: none).  *out_removed: how many. */
+int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
 			unsigned *out_removed, struct mv_err *err);
 
 /* Deltas since the last base after which a backup writes a new base

@@ -1434,6 +1434,22 @@ static int seen_count(sqlite3 *db, int64_t *out, struct mv_err *err)
 	return 0;
 }
 
+/* Does db know a snapshot other than snap_id? */
+static bool knows_before(sqlite3 *db, const char *snap_id)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = false;
+
+	if (sqlite3_prepare_v2(db,
+			       "SELECT 1 FROM snap WHERE snap_id != ?1 LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return true; /* a base is never wrong */
+	sqlite3_bind_text(st, 1, snap_id, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 /* CATSEG_BASE_EVERY, or MAILVAULT_CATSEG_BASE_EVERY for tests (so that
  * they need not make 66 backups to see the rule work). */
 static int64_t base_every(void)
@@ -1496,9 +1512,12 @@ int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 		rc = seen_count(db, &nseen, err);
 	if (rc)
 		return rc;
-	if (!nseen) {
-		/* the first segment: a base, so that what the catalogue
-		 * knew before segments existed is in the repository too */
+	if (!nseen && knows_before(db, snap_id)) {
+		/* the first segment of a catalogue older than segments: a
+		 * base, so that what it knew is in the repository too.  A
+		 * catalogue that knows only this snapshot writes a delta: two
+		 * new machines backing up at once then both count (of two
+		 * bases only the newer would) */
 		kind = CATSEG_BASE;
 		rc = catseg_build_base(db, &plain, err);
 		crypt_random(id, sizeof(id));
@@ -1531,7 +1550,12 @@ int catseg_publish(struct repo *r, sqlite3 *db, const char *snap_id,
 	    nseen > base_every()) {
 		unsigned removed = 0;
 
-		rc = catseg_publish_base(r, db, false, &removed, err);
+		/* this backup's delta stays until the next base: another
+		 * machine's base made at the same time lacks its snapshot,
+		 * and may be the one readers take */
+		rc = catseg_publish_base(r, db, false,
+					 path + strlen(CATSEG_DIR) + 1,
+					 &removed, err);
 	}
 	return rc;
 }
@@ -1929,7 +1953,7 @@ static int list_seen(struct fetch *fx, struct mv_err *err)
 	return 0;
 }
 
-int catseg_publish_base(struct repo *r, sqlite3 *db, bool all,
+int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
 			unsigned *out_removed, struct mv_err *err)
 {
 	struct backend *be = repo_backend(r);
@@ -1984,7 +2008,7 @@ int catseg_publish_base(struct repo *r, sqlite3 *db, bool all,
 		char p[128];
 
 		snprintf(p, sizeof(p), "%s/%s", CATSEG_DIR, fx.f[i].name);
-		if (!strcmp(p, seg))
+		if (!strcmp(p, seg) || (keep && !strcmp(fx.f[i].name, keep)))
 			continue;
 		if (!be->ops->remove(be, p, &e))
 			(*out_removed)++;

@@ -393,7 +393,7 @@ int catseg_rebuild(struct repo *r, sqlite3 *db, struct mail_catalog *cat,
 	for (i = 0; !rc && i < n; i++)
 		rc = record_snapshot(&b, &list[i], err);
 	if (!rc)
-		rc = catseg_publish_base(r, db, true, &st->removed, err);
+		rc = catseg_publish_base(r, db, true, NULL, &st->removed, err);
 out:
 	sqlite3_finalize(b.view_ins);
 	places_release(&b);

@@ -47,7 +47,7 @@ open(sys.argv[1], "wb").write(b)
 EOF
 }
 
-say "four backups from machine a: a base and three deltas"
+say "four backups from machine a: four deltas"
 assert_ok "$MV" init --encryption xchacha20-poly1305 "$R" >/dev/null 2>&1
 for d in 1 2 3 4; do
 	assert_ok on a "$MV" backup --quiet "$R" --name mail \

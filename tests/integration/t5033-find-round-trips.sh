@@ -3,7 +3,7 @@
 # fresh workstation (empty cache) and again with the cache warm, counted
 # in request/response turns by a relay in front of sshd (issue 18: find
 # from any machine <= 1 s at 40 ms RTT; counts, not times: the relay,
-# tools/wanproxy, adds 10 ms each way).  Five backups give a base and four
+# tools/wanproxy, adds 10 ms each way).  Five backups give five
 # deltas: the fresh find must fetch them in one wave, on one connection,
 # and answer what the backup host answers.
 # MV_RT_SHOW=1 prints the counts without judging them.
