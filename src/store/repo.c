@@ -18,6 +18,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -248,6 +249,17 @@ static int config_parse(char *text, const char *where, struct repo_config *c,
 }
 
 /* ---- open / init / close ------------------------------------------- */
+
+/* repo_refresh() right after repo_open() asks the server nothing. */
+#define REFRESH_AFTER_OPEN_NS (1000 * 1000000LL)
+
+static int64_t mono_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 bool repo_is_network_fs(const char *path)
 {
@@ -873,6 +885,7 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 	if (rc)
 		goto fail;
 	index_data_version(r->ix, &r->data_version, NULL);
+	r->opened_ns = mono_now_ns();
 	*out = r;
 	return 0;
 fail:
@@ -989,6 +1002,11 @@ int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
 	int rc;
 
 	*out_changed = false;
+	/* what repo_open() validated a moment ago needs no request (a
+	 * mount's first listing follows its open) */
+	if (r->remote && !r->writer &&
+	    mono_now_ns() - r->opened_ns < REFRESH_AFTER_OPEN_NS)
+		return 0;
 	pthread_mutex_lock(&r->ix_lock);
 	if (r->segments && r->seg_legacy && !r->writer) {
 		size_t n = 0;

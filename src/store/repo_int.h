@@ -62,6 +62,7 @@ struct repo {
 	int lock_fd;		 /* local: flock held on our lock file */
 	char lock_token[33];	 /* the random token in our lock file */
 	int64_t data_version;	 /* last seen index data version */
+	int64_t opened_ns;	 /* CLOCK_MONOTONIC when validated by open */
 	char (*pack_names)[PACK_NAME_LEN + 1]; /* cache by pack row id */
 	int64_t npack_names;
 	struct ctx_pool cctx, dctx;

@@ -440,20 +440,22 @@ static int remote_index_aside(struct repo *r, char *out, size_t n)
 
 /* Copy the plain index `name` into fd; *got is the version downloaded. */
 static int plain_download(struct repo *r, const char *name, int fd,
-			  const char *tmp, struct ix_version *got,
-			  struct mv_err *err)
+			  const char *tmp, uint64_t size,
+			  struct ix_version *got, struct mv_err *err)
 {
 	uint8_t *buf = malloc(1 << 20);
 	uint64_t off = 0;
-	int rc;
+	int rc = 0;
 
 	if (!buf)
 		return mv_err_set(err, -ENOMEM, "out of memory");
-	for (;;) {
-		size_t n = 0;
+	/* up to the size its header was read with (no read of the end of
+	 * the file, a round trip): a file replaced meanwhile has a header
+	 * that does not match what was read, checked below */
+	while (off < size) {
+		size_t n = 0, want = (size_t)MV_MIN(size - off, 1u << 20);
 
-		rc = r->be->ops->read_at(r->be, name, off, buf, 1 << 20, &n,
-					 err);
+		rc = r->be->ops->read_at(r->be, name, off, buf, want, &n, err);
 		if (rc)
 			goto out;
 		if (!n)
@@ -680,7 +682,7 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 				"to generation %u",
 				name, r->location, got.gen);
 	} else {
-		rc = plain_download(r, name, fd, tmp, &got, err);
+		rc = plain_download(r, name, fd, tmp, v.size, &got, err);
 	}
 	if (rc)
 		goto out;
