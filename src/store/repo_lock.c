@@ -283,9 +283,10 @@ static void lock_hold(struct repo *r)
 static void lock_drop_own(struct repo *r, const char *name)
 {
 	const char *root = r->be->ops->local_root(r->be);
-	char path[PATH_MAX];
 
 	if (root) {
+		char path[PATH_MAX];
+
 		snprintf(path, sizeof(path), "%s/%s", root, name);
 		unlink(path);
 	} else {
