@@ -528,11 +528,14 @@ static int stat_open(struct sftp_backend *sb, struct sftp_conn *c,
 	memset(at, 0, sizeof(*at));
 	libssh2_session_set_blocking(s, 0);
 	while (!stat_done || !open_done) {
+		bool progress = false;
+
 		if (!stat_done) {
 			rc = libssh2_sftp_stat_ex(c->sftp, path,
 						  (unsigned int)strlen(path),
 						  LIBSSH2_SFTP_STAT, at);
 			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
+			progress = stat_done;
 			if (rc && stat_done)
 				stat_rc = remote_sftp_errno(c->ssh, c->sftp,
 							    lost);
@@ -542,12 +545,18 @@ static int stat_open(struct sftp_backend *sb, struct sftp_conn *c,
 					      0);
 			open_done = h || libssh2_session_last_errno(s) !=
 						 LIBSSH2_ERROR_EAGAIN;
+			progress |= open_done;
 			if (!h && open_done)
 				open_rc = remote_sftp_errno(c->ssh, c->sftp,
 							    lost);
 		}
 		if (stat_done && open_done)
 			break;
+		/* The call that finished may have read the other one's
+		 * answer off the socket into libssh2's queue: ask again
+		 * before waiting on a socket that may stay silent. */
+		if (progress)
+			continue;
 		rc = nb_wait(sb, c);
 		if (rc) {
 			/* requests half done: the session is dropped */
