@@ -309,7 +309,7 @@ static void test_ingest_dovecot_fine(void **state)
 			 0);
 	/* below the fine chunker's small-file size: one chunk */
 	assert_int_equal(
-		put_file(f, "d1/dovecot-uidlist", 4000, 4000, false, &err), 0);
+		put_file(f, "d1/dovecot-uidlist", 1500, 1500, false, &err), 0);
 	assert_int_equal(ingest_finish(f->ing, &err), 0);
 	a = tree_builder_get(f->tb, "d1/dovecot.index.cache");
 	b = tree_builder_get(f->tb, "d2/dovecot.index.cache");
@@ -320,8 +320,8 @@ static void test_ingest_dovecot_fine(void **state)
 	assert_int_equal(o->nchunks, 1);
 	assert_int_equal(tree_builder_get(f->tb, "d1/dovecot-uidlist")->nchunks,
 			 1);
-	/* 8 KiB average: about 25 chunks, never more than 100 (2 KiB min) */
-	assert_true(a->nchunks >= 8 && a->nchunks <= 100);
+	/* 2 KiB average: about 100 chunks, never more than 400 (512 B min) */
+	assert_true(a->nchunks >= 30 && a->nchunks <= 400);
 	for (i = 0; i < b->nchunks; i++)
 		for (j = 0; j < a->nchunks; j++)
 			if (!memcmp(b->chunks[i].id, a->chunks[j].id,
