@@ -18,7 +18,8 @@
 # Needs root (sshd, FUSE), borg for its side (skipped without it).
 # Usage: sh tools/bench/wan.sh   (MV_BUILD as for the tests; WAN_RUNS=N
 # runs of every figure, the median kept; WAN_MESSAGES=N; WAN_RESTORE_SERIAL=1
-# adds a restore without the read-ahead thread)
+# adds a restore without the read-ahead thread; WAN_NO_BORG=1 leaves borg
+# out; WAN_TRACE=FILE traces the fresh mount's requests, MAILVAULT_SFTP_TRACE)
 . "$(dirname "$0")/../../tests/lib/test-lib.sh"
 . "$TOP/tests/lib/sshd.sh"
 . "$TOP/tests/lib/wanproxy.sh"
@@ -52,7 +53,7 @@ BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 export BORG_RSH BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK \
 	BORG_RELOCATED_REPO_ACCESS_IS_OK
 have_borg=false
-command -v borg >/dev/null && have_borg=true
+[ "${WAN_NO_BORG:-0}" = 1 ] || ! command -v borg >/dev/null || have_borg=true
 
 now()
 {
@@ -100,7 +101,7 @@ while [ "$run" -lt "$RUNS" ]; do
 	fresh
 	wanproxy_reset
 	t0=$(now)
-	mount_mv "$R" "$mnt" -i "$SSH_KEY"
+	MAILVAULT_SFTP_TRACE=${WAN_TRACE:-0} mount_mv "$R" "$mnt" -i "$SSH_KEY"
 	cmp "$mnt/d/latest/v/$msg" "$T/fx/day1/$msg" || die "message differs"
 	t1=$(now)
 	unmount_mv "$mnt"
