@@ -91,7 +91,7 @@ TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 HEADERS  := $(sort $(wildcard include/*.h))
 
-.PHONY: all check check-unit check-integration valgrind lint format \
+.PHONY: all build-tests check check-unit check-integration valgrind lint format \
         check-headers bench demo ci install clean deps
 
 all: $(BIN) $(PLUGIN) $(TOOL_BIN) $(FAULT_BIN) $(FAULT_SHIM)
@@ -182,13 +182,20 @@ deps:
 
 # Root, FUSE and every test package are there where CI runs: a skipped
 # test is one that did not run, and fails (tests/lib/run-integration.sh).
+# Builds use every CPU; the integration tests run as many at a time
+# (MV_JOBS, tests/lib/run-integration.sh).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+
+build-tests: all $(UNIT_BIN)
+
 ci:
 	sh tools/install-deps.sh test
-	$(MAKE) all
+	$(MAKE) -j$(NPROC) build-tests
 	$(MAKE) lint
 	MV_NO_SKIP=1 $(MAKE) check
+	$(MAKE) -j$(NPROC) SANITIZE=1 build-tests
 	MV_NO_SKIP=1 $(MAKE) SANITIZE=1 check
-	$(MAKE) fuzz-smoke
+	$(MAKE) -j$(NPROC) fuzz-smoke
 
 install: $(BIN) $(PLUGIN)
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mailvault

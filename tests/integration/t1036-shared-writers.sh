@@ -185,7 +185,7 @@ scenario()
 	[ -e "$D/index/$young" ] || die "a shared writer removed a young tmp"
 	assert_ok "$MV" prune "$@" "$R" >/dev/null
 	[ ! -e "$D/index/$young" ] || die "prune left a tmp"
-	unset XDG_CACHE_HOME
+	XDG_CACHE_HOME=$T/cache
 }
 
 scenario "$T/repo" "$T/repo"

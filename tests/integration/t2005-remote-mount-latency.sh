@@ -85,7 +85,7 @@ say "round trip to sshd through the proxy: $rtt ms"
 
 copy()
 {
-	rm -rf "$HOME/.cache/mailvault"/*/chunks "$T/rsync" 2>/dev/null || true
+	rm -rf "$XDG_CACHE_HOME/mailvault"/*/chunks "$T/rsync" 2>/dev/null || true
 	mount_mv "$R" "$T/mnt" -i "$SSH_KEY" "$@"
 	t0=$(date +%s%N)
 	rsync -aHAX --numeric-ids "$T/mnt/mx/latest/vol/" "$T/rsync/" ||

@@ -51,7 +51,7 @@ assert_grep "${msg##*/}" "$T/ls"
 cmp "$T/fx/day2/$msg" "$T/msg" || die "cat gives other bytes"
 # the record now sits in the bounded on-disk cache: a second read
 # serves it from there and gives the same bytes
-n=$(find "${XDG_CACHE_HOME:-$HOME/.cache}/mailvault" -path '*/chunks/*' \
+n=$(find "$XDG_CACHE_HOME/mailvault" -path '*/chunks/*' \
 	-type f | wc -l)
 [ "$n" -gt 0 ] || die "no records in the on-disk chunk cache"
 "$MV" cat -i "$SSH_KEY" "$R" "vol/latest:vol/$msg" >"$T/msg2"
@@ -75,8 +75,8 @@ assert_ok "$MV" stats -i "$SSH_KEY" "$R" >/dev/null
 assert_ok "$MV" check -i "$SSH_KEY" "$R"
 
 say "the index is downloaded once and then read from the cache"
-cache=$(find "$HOME/.cache/mailvault" -name index.db | head -n 1)
-[ -f "$cache" ] || die "no cached index under $HOME/.cache/mailvault"
+cache=$(find "$XDG_CACHE_HOME/mailvault" -name index.db | head -n 1)
+[ -f "$cache" ] || die "no cached index under $XDG_CACHE_HOME/mailvault"
 ino=$(stat -c %i "$cache")
 assert_ok "$MV" snapshots -i "$SSH_KEY" "$R" >/dev/null
 assert_eq "$ino" "$(stat -c %i "$cache")" "cached index replaced"

@@ -32,7 +32,7 @@ say "one message, cold, through sftp"
 msg=$(cd "$T/fx/day1" && find . -path '*/cur/*' -type f | sort | tail -n 1)
 msg=${msg#./}
 unmount_mv "$mnt"
-rm -rf "$HOME/.cache/mailvault"/*/chunks 2>/dev/null || true
+rm -rf "$XDG_CACHE_HOME/mailvault"/*/chunks 2>/dev/null || true
 mount_mv "$R" "$mnt" -i "$SSH_KEY"
 cmp "$T/fx/day1/$msg" "$vol/$msg" || die "message differs"
 

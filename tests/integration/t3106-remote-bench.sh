@@ -41,7 +41,7 @@ say "backup: local $local_s s, sftp://127.0.0.1 $remote_s s, ratio $ratio (targe
 path=$(cd "$T" && tar -tzf "$TGZ" | grep '/cur/.' | head -n 1)
 path=${path#./}
 say "cold cat of one message through sftp (no cached index)"
-rm -rf "$HOME/.cache/mailvault"
+rm -rf "$XDG_CACHE_HOME/mailvault"
 t0=$(now)
 "$MV" cat -i "$SSH_KEY" "$RR" "d/latest:v/$path" >"$T/m1"
 t1=$(now)
@@ -51,7 +51,7 @@ cmp "$T/m1" "$T/m2"
 say "cat: cold $(secs "$t0" "$t1") s (index download included), with the index cached $(secs "$t1" "$t2") s"
 
 say "mounts: cold read of one message, then a full rsync"
-rm -rf "$HOME/.cache/mailvault"
+rm -rf "$XDG_CACHE_HOME/mailvault"
 mount_mv "$RL" "$T/ml"
 mount_mv "$RR" "$T/mr" -i "$SSH_KEY"
 for m in ml mr; do

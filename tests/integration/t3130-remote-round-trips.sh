@@ -64,7 +64,7 @@ snap=mx/2024-05-01T030000Z
 
 fresh_cache()
 {
-	rm -rf "$HOME/.cache/mailvault"
+	rm -rf "$XDG_CACHE_HOME/mailvault"
 }
 
 cat_one()
