@@ -3,8 +3,10 @@
  * threads - decoded directory trees, decompressed content chunks - and the
  * read-ahead pool that fills it ahead of sequential readers.  A key is
  * loaded once: callers that miss while another thread loads it wait for
- * that load instead of repeating it.  Pinned items are never evicted, so
- * the cache may run over its limit by what readers hold at the moment.
+ * that load instead of repeating it (a claimed key too: a range read in
+ * the background fills it, or gives it up and the reader loads it).
+ * Pinned items are never evicted, so the cache may run over its limit by
+ * what readers hold at the moment.
  */
 #include "fs_int.h"
 
@@ -316,6 +318,31 @@ bool fs_cache_has(struct fs_cache *c, const void *key, size_t klen)
 	return found;
 }
 
+bool fs_cache_ready(struct fs_cache *c, const void *key, size_t klen)
+{
+	uint64_t h = XXH3_64bits(key, klen);
+	struct fs_cache_item *it;
+	bool ready;
+
+	pthread_mutex_lock(&c->lock);
+	it = tab_find(c, h, key, klen);
+	if (!it) {
+		pthread_mutex_unlock(&c->lock);
+		return false;
+	}
+	it->pins++;
+	while (it->state == 0)
+		pthread_cond_wait(&c->loaded, &c->lock);
+	ready = it->state == 1;
+	it->pins--;
+	if (!ready && it->pins == 0)
+		free(it); /* out of the table already */
+	else if (ready && c->used > c->limit)
+		evict(c);
+	pthread_mutex_unlock(&c->lock);
+	return ready;
+}
+
 void fs_cache_put(struct fs_cache *c, struct fs_cache_item *it)
 {
 	if (!it)
@@ -337,10 +364,20 @@ static void *prefetch_main(void *arg)
 	for (;;) {
 		struct tree_chunk job;
 
-		while (!p->stop && p->count == 0)
+		while (!p->stop && p->count == 0 && p->ncalls == 0)
 			pthread_cond_wait(&p->cond, &p->lock);
 		if (p->stop)
 			break;
+		if (p->ncalls) {
+			struct fs_prefetch_call call = p->calls[p->call_head];
+
+			p->call_head = (p->call_head + 1) % FS_PREFETCH_CALLS;
+			p->ncalls--;
+			pthread_mutex_unlock(&p->lock);
+			call.fn(call.arg, false);
+			pthread_mutex_lock(&p->lock);
+			continue;
+		}
 		job = p->ring[p->head];
 		p->head = (p->head + 1) % FS_PREFETCH_QUEUE;
 		p->count--;
@@ -392,6 +429,28 @@ bool fs_prefetch_push(struct fs_prefetch *p, const struct tree_chunk *c)
 	return ok;
 }
 
+bool fs_prefetch_call(struct fs_prefetch *p, fs_prefetch_call_fn *fn, void *arg)
+{
+	bool ok = false;
+
+	if (!p->nthreads)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	if (!p->stop && p->ncalls < FS_PREFETCH_CALLS) {
+		struct fs_prefetch_call *c =
+			&p->calls[(p->call_head + p->ncalls) %
+				  FS_PREFETCH_CALLS];
+
+		c->fn = fn;
+		c->arg = arg;
+		p->ncalls++;
+		pthread_cond_signal(&p->cond);
+		ok = true;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
 void fs_prefetch_stop(struct fs_prefetch *p)
 {
 	unsigned i;
@@ -405,6 +464,12 @@ void fs_prefetch_stop(struct fs_prefetch *p)
 	for (i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
 	p->nthreads = 0;
+	for (; p->ncalls; p->ncalls--) {
+		struct fs_prefetch_call *c = &p->calls[p->call_head];
+
+		p->call_head = (p->call_head + 1) % FS_PREFETCH_CALLS;
+		c->fn(c->arg, true);
+	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 }

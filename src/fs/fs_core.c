@@ -37,6 +37,11 @@
 static const struct tree empty_tree;
 
 static void fh_free(struct fs_fh *fh);
+static void stream_free(struct fs_stream *s);
+static void listed_free(struct fs_listed *l);
+static void listed_add(struct fs *fs, const struct fs_dh *dh);
+static bool listed_due(struct fs *fs, unsigned at_least);
+static void listed_queue(struct fs *fs);
 
 static void fs_log(struct fs *fs, const char *fmt, ...) MV_PRINTF(2, 3);
 
@@ -405,6 +410,7 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	pthread_mutex_init(&fs->refresh_lock, NULL);
 	pthread_mutex_init(&fs->fh_lock, NULL);
 	pthread_mutex_init(&fs->readers_lock, NULL);
+	pthread_mutex_init(&fs->stream_lock, NULL);
 	fs->bare_small = FS_BARE_SMALL;
 	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
 	rc = fs_itable_init(&fs->itab);
@@ -412,6 +418,7 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 		pthread_mutex_destroy(&fs->refresh_lock);
 		pthread_mutex_destroy(&fs->fh_lock);
 		pthread_mutex_destroy(&fs->readers_lock);
+		pthread_mutex_destroy(&fs->stream_lock);
 		free(fs);
 		return mv_err_set(err, rc, "out of memory");
 	}
@@ -560,6 +567,11 @@ void fs_free(struct fs *fs)
 	fs_prefetch_stop(&fs->ahead);
 	for (i = 0; i < FS_FH_SLOTS; i++)
 		fh_free(fs->fh_slots[i].fh);
+	for (i = 0; i < FS_STREAMS; i++)
+		stream_free(&fs->streams[i]);
+	for (i = 0; i < FS_LISTED; i++)
+		listed_free(&fs->listed[i]);
+	pthread_mutex_destroy(&fs->stream_lock);
 	pthread_mutex_destroy(&fs->fh_lock);
 	fs_cache_release(&fs->chunks);
 	fs_cache_release(&fs->trees);
@@ -598,6 +610,10 @@ void fs_stats(struct fs *fs, struct fs_stats *out)
 	pthread_mutex_lock(&fs->itab.lock);
 	out->nodes = fs->itab.nnodes;
 	pthread_mutex_unlock(&fs->itab.lock);
+	out->ranges_waited =
+		__atomic_load_n(&fs->ranges_waited, __ATOMIC_RELAXED);
+	out->ranges_ahead =
+		__atomic_load_n(&fs->ranges_ahead, __ATOMIC_RELAXED);
 }
 
 /* ---- attributes -------------------------------------------------------- */
@@ -1079,6 +1095,8 @@ int fs_reader_listing(struct fs *fs, int pid, const struct fs_dh *dh, off_t off)
 			r->bare++;
 	}
 	pthread_mutex_unlock(&fs->readers_lock);
+	if (how == FS_LIST_PLUS && off <= 0)
+		listed_add(fs, dh);
 	return how;
 }
 
@@ -1507,59 +1525,89 @@ void fs_iov_release(struct fs *fs, struct fs_iov *v)
  * restore needs next follow each other in a pack.
  */
 
+/* Where collect_*() put the chunks a range read should bring. */
+struct collect {
+	struct tree_chunk *list; /* max entries */
+	size_t n, max;
+	size_t bytes, budget; /* raw bytes collected, and the most wanted */
+};
+
+static bool collect_full(const struct collect *c)
+{
+	return c->n >= c->max || c->bytes >= c->budget;
+}
+
+/* The chunks of ch[k..n) the cache lacks; true when all went in. */
+static bool collect_chunks(struct fs *fs, struct collect *c,
+			   const struct tree_chunk *ch, uint32_t k, uint32_t n)
+{
+	for (; k < n; k++) {
+		if (collect_full(c))
+			return false;
+		if (fs_cache_has(&fs->chunks, ch[k].id, MV_ID_LEN))
+			continue;
+		c->list[c->n++] = ch[k];
+		c->bytes += ch[k].size;
+	}
+	return true;
+}
+
+/* The missing chunks of the regular files of t from entry first on, at
+ * most files of them.  Returns the index of the first entry not taken
+ * whole: where the next range starts. */
+static uint32_t collect_files(struct fs *fs, struct collect *c,
+			      const struct tree *t, uint32_t first,
+			      uint32_t files)
+{
+	uint32_t i;
+
+	for (i = first; i < t->n && files; i++) {
+		const struct tree_entry *e = &t->entries[i];
+
+		if (e->type != TREE_REG || e->xform != TREE_XFORM_NONE)
+			continue;
+		if (collect_full(c))
+			break;
+		files--;
+		if (!collect_chunks(fs, c, e->chunks, 0, e->nchunks))
+			break;
+	}
+	return i;
+}
+
 /* Chunks a reader of fh needs soon and the cache lacks: fh's own from
  * chunk k on, then those of the next regular files of its directory, up
- * to budget bytes.  Returns how many went into list (max entries). */
-static size_t collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
-			    size_t budget, struct tree_chunk *list, size_t max)
+ * to c->budget bytes.  *out_end: where a range after this one starts in
+ * fh's directory, 0 when there is nothing after it or the directory is
+ * not read whole (a cold cat of one file found by lookup). */
+static void collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
+			  struct collect *c, uint32_t *out_end)
 {
 	struct fs_cache *cache = &fs->trees;
 	struct fs_cache_item *item = NULL;
 	const struct tree *t;
-	size_t n = 0, bytes = 0;
-	uint32_t i, j, first, files = 0;
+	uint32_t end;
 
-	for (; k < fh->nchunks && n < max && bytes < budget; k++) {
-		if (fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
-			continue;
-		list[n++] = fh->chunks[k];
-		bytes += fh->chunks[k].size;
-	}
-	if (n >= max || bytes >= budget || !fh->dref.n)
-		return n;
+	*out_end = 0;
+	if (!collect_chunks(fs, c, fh->chunks, k, fh->nchunks) || !fh->dref.n)
+		return;
 	if (fh->has_leaf && !tree_cached(fs, &fh->dref)) {
 		/* a reader of one file found by lookup (a cold cat): the
 		 * next files of its leaf, not its whole directory */
 		const struct ptree_node *nd;
 
 		if (node_get(fs, fh->leaf, 0, fh->path, &item, &nd))
-			return n;
-		cache = &fs->nodes;
-		t = nd->leaf;
-		first = fh->slot + 1;
-	} else {
-		if (tree_get(fs, &fh->dref, fh->path, &item, &t))
-			return n;
-		first = fh->dindex + 1;
+			return;
+		collect_files(fs, c, nd->leaf, fh->slot + 1, DIR_AHEAD_FILES);
+		fs_cache_put(&fs->nodes, item);
+		return;
 	}
-	for (i = first; i < t->n && files < DIR_AHEAD_FILES; i++) {
-		const struct tree_entry *e = &t->entries[i];
-
-		if (e->type != TREE_REG || e->xform != TREE_XFORM_NONE)
-			continue;
-		files++;
-		for (j = 0; j < e->nchunks && n < max && bytes < budget; j++) {
-			if (fs_cache_has(&fs->chunks, e->chunks[j].id,
-					 MV_ID_LEN))
-				continue;
-			list[n++] = e->chunks[j];
-			bytes += e->chunks[j].size;
-		}
-		if (n >= max || bytes >= budget)
-			break;
-	}
+	if (tree_get(fs, &fh->dref, fh->path, &item, &t))
+		return;
+	end = collect_files(fs, c, t, fh->dindex + 1, DIR_AHEAD_FILES);
+	if (end < t->n)
+		*out_end = end;
 	fs_cache_put(cache, item);
-	return n;
 }
 
 struct range_fill {
@@ -1578,6 +1626,39 @@ static void range_got(void *arg, size_t i, void *data, size_t len)
 	}
 	fs_cache_fill(&f->fs->chunks, f->items[i], data, len, len + 128);
 	f->items[i] = NULL;
+}
+
+/* Claim what c collected and nobody loads yet (list[0] claimed: must be
+ * want, when given), read it with one chunks_fetch of up to max bytes of
+ * pack, give up whatever the range did not bring.  Returns whether a
+ * request went out. */
+static bool range_read(struct fs *fs, struct collect *c, const uint8_t *want,
+		       size_t max)
+{
+	struct fs_cache_item **items = calloc(MV_MAX(c->n, 1), sizeof(*items));
+	struct range_fill f = {fs, c->list, items};
+	size_t i, m = 0;
+	bool sent = false;
+
+	if (!items)
+		return false;
+	for (i = 0; i < c->n; i++) {
+		if (fs_cache_claim(&fs->chunks, c->list[i].id, MV_ID_LEN,
+				   &items[m]))
+			continue;
+		c->list[m++] = c->list[i];
+	}
+	if (!m || (want && memcmp(c->list[0].id, want, MV_ID_LEN)))
+		goto release;
+	fs->src->chunks_fetch(fs->src_ctx, c->list, m, max, range_got, &f,
+			      NULL);
+	sent = true;
+release:
+	for (i = 0; i < m; i++)
+		if (items[i])
+			fs_cache_abandon(&fs->chunks, items[i]);
+	free(items);
+	return sent;
 }
 
 /* How much one range read takes (fh: a new read for fh, which moves the
@@ -1606,39 +1687,361 @@ static size_t range_size(struct fs *fs, const struct fs_fh *fh)
 	return r;
 }
 
+/* ---- ranges ahead: the next range of a directory in the background ----
+ *
+ * Like the kernel's asynchronous read-ahead marker.  A reader that waited
+ * for a range (fetch_range) leaves a stream for its directory: where the
+ * range ended (next) and a marker, the file after the one it read.  When
+ * a read of that directory reaches the marker, the range from next on
+ * goes to a read-ahead thread (range_main), twice the size of the last
+ * one up to fs->pack_ahead, and its first file becomes the next marker:
+ * while the reader works through one range, the next one is in flight,
+ * and only the first miss of a directory waits for the server.  At most
+ * FS_STREAM_RANGES ranges of a directory are in flight; a reader that
+ * jumps elsewhere simply reaches no marker; a reader that needs a chunk
+ * being read waits for it (fs_cache_ready), and one the range did not
+ * bring it reads itself, as before.
+ */
+
+struct range_job {
+	struct fs *fs;
+	unsigned slot;	      /* fs->streams[slot] */
+	uint64_t gen, seq;    /* of the stream when queued */
+	struct tree_ref dref; /* own copy */
+	char *path;
+	uint32_t first; /* first entry to look at */
+	size_t size;	/* bytes */
+};
+
+static void stream_free(struct fs_stream *s)
+{
+	free(s->dref.chunks);
+	free(s->path);
+	s->dref.chunks = NULL;
+	s->dref.n = 0;
+	s->path = NULL;
+}
+
+static bool same_dir(const struct tree_ref *a, const struct tree_ref *b)
+{
+	return a->n && a->n == b->n &&
+	       !memcmp(a->chunks[0].id, b->chunks[0].id, MV_ID_LEN);
+}
+
+/* The stream of dir, or NULL (stream_lock held). */
+static struct fs_stream *stream_find(struct fs *fs, const struct tree_ref *dir)
+{
+	unsigned i;
+
+	for (i = 0; i < FS_STREAMS; i++)
+		if (same_dir(&fs->streams[i].dref, dir))
+			return &fs->streams[i];
+	return NULL;
+}
+
+/* fh's reader waited for a range that ended at entry end: the next range
+ * goes out when it reads on (size: bytes of the range it waited for). */
+static void stream_start(struct fs *fs, const struct fs_fh *fh, uint32_t end,
+			 size_t size)
+{
+	struct fs_stream *s;
+	unsigned i;
+
+	pthread_mutex_lock(&fs->stream_lock);
+	s = stream_find(fs, &fh->dref);
+	if (!s) {
+		s = &fs->streams[0];
+		for (i = 1; i < FS_STREAMS; i++)
+			if (fs->streams[i].used < s->used)
+				s = &fs->streams[i];
+		stream_free(s);
+		if (ref_dup(&s->dref, &fh->dref) ||
+		    !(s->path = strdup(fh->path))) {
+			stream_free(s);
+			goto out;
+		}
+		s->gen++;
+		s->inflight = 0;
+	}
+	s->seq++;
+	s->next = end;
+	s->marker = fh->dindex + 1;
+	s->size = MV_MIN(2 * size, fs->pack_ahead);
+	s->used = ++fs->stream_tick;
+out:
+	pthread_mutex_unlock(&fs->stream_lock);
+}
+
+static void range_job_free(struct range_job *j)
+{
+	free(j->dref.chunks);
+	free(j->path);
+	free(j);
+}
+
+static void range_main(void *arg, bool cancel)
+{
+	struct range_job *j = arg;
+	struct fs *fs = j->fs;
+	struct tree_chunk *list = NULL;
+	struct collect c = {NULL, 0, AHEAD_LIST_MAX, 0, j->size};
+	struct fs_cache_item *item = NULL;
+	const struct tree *t;
+	struct fs_stream *s;
+	uint32_t end;
+
+	if (cancel || __atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
+		goto done;
+	list = malloc(AHEAD_LIST_MAX * sizeof(*list));
+	if (!list || tree_get(fs, &j->dref, j->path, &item, &t))
+		goto done;
+	c.list = list;
+	end = collect_files(fs, &c, t, j->first, AHEAD_LIST_MAX);
+	pthread_mutex_lock(&fs->stream_lock);
+	s = &fs->streams[j->slot];
+	if (s->gen == j->gen && s->seq == j->seq) {
+		/* entering this range asks for the one after it */
+		s->next = end;
+		s->marker = end < t->n ? j->first : UINT32_MAX;
+		s->size = MV_MIN(2 * j->size, fs->pack_ahead);
+	}
+	pthread_mutex_unlock(&fs->stream_lock);
+	fs_cache_put(&fs->trees, item);
+	if (range_read(fs, &c, NULL, j->size))
+		__atomic_add_fetch(&fs->ranges_ahead, 1, __ATOMIC_RELAXED);
+done:
+	if (!cancel) {
+		pthread_mutex_lock(&fs->stream_lock);
+		s = &fs->streams[j->slot];
+		if (s->gen == j->gen && s->inflight)
+			s->inflight--;
+		pthread_mutex_unlock(&fs->stream_lock);
+	}
+	free(list);
+	range_job_free(j);
+}
+
+/* A read of fh: past its directory's marker, the next range goes out. */
+static void stream_check(struct fs *fs, const struct fs_fh *fh)
+{
+	struct range_job *j;
+	struct fs_stream *s;
+	uint32_t marker;
+	bool listed;
+
+	pthread_mutex_lock(&fs->stream_lock);
+	s = stream_find(fs, &fh->dref);
+	if (!s) {
+		pthread_mutex_unlock(&fs->stream_lock);
+		/* a listed directory whose first files were read ahead:
+		 * the next file read goes on from here */
+		if (tree_cached(fs, &fh->dref) && fs->ahead.nthreads)
+			stream_start(fs, fh, fh->dindex + 1, PACK_AHEAD_FIRST);
+		return;
+	}
+	if (fh->dindex < s->marker || s->inflight >= FS_STREAM_RANGES) {
+		pthread_mutex_unlock(&fs->stream_lock);
+		return;
+	}
+	j = calloc(1, sizeof(*j));
+	if (!j || ref_dup(&j->dref, &s->dref) || !(j->path = strdup(s->path))) {
+		pthread_mutex_unlock(&fs->stream_lock);
+		if (j)
+			range_job_free(j);
+		return;
+	}
+	j->fs = fs;
+	j->slot = (unsigned)(s - fs->streams);
+	j->gen = s->gen;
+	j->seq = s->seq;
+	j->first = MV_MAX(s->next, fh->dindex + 1);
+	j->size = s->size;
+	marker = s->marker;
+	s->marker = UINT32_MAX; /* the job sets the next one */
+	s->inflight++;
+	s->used = ++fs->stream_tick;
+	fs->reading_ns = mono_ns();
+	listed = listed_due(fs, 1);
+	pthread_mutex_unlock(&fs->stream_lock);
+	if (listed)
+		listed_queue(fs);
+	if (fs_prefetch_call(&fs->ahead, range_main, j))
+		return;
+	pthread_mutex_lock(&fs->stream_lock);
+	if (s->gen == j->gen) {
+		s->inflight--;
+		if (s->seq == j->seq)
+			s->marker = marker;
+	}
+	pthread_mutex_unlock(&fs->stream_lock);
+	range_job_free(j);
+}
+
+/* ---- listed: the first files of the directories a reader listed -------
+ *
+ * rsync lists directories ahead of the files it reads (some 1000 files
+ * ahead).  While a reader goes through directories in order (a stream
+ * asked for a range in the last FS_READING_NS), the first files of the
+ * directories a reader of attributes listed are read in the background,
+ * several directories in one range read (ingest stored them one after
+ * the other), up to PACK_AHEAD_FIRST of each and fs->pack_ahead in all.
+ * An ls -l or a du lists without reading: nothing is read for them.
+ */
+
+static void listed_free(struct fs_listed *l)
+{
+	free(l->dref.chunks);
+	free(l->path);
+	l->dref.chunks = NULL;
+	l->path = NULL;
+}
+
+/* Take the oldest listed directory still fresh (stream_lock held). */
+static bool listed_pop(struct fs *fs, struct fs_listed *out)
+{
+	int64_t now = mono_ns();
+
+	while (fs->nlisted) {
+		struct fs_listed *l = &fs->listed[fs->listed_head];
+
+		fs->listed_head = (fs->listed_head + 1) % FS_LISTED;
+		fs->nlisted--;
+		if (now - l->ns < FS_LISTED_NS) {
+			*out = *l; /* the caller frees it */
+			l->dref.chunks = NULL;
+			l->path = NULL;
+			return true;
+		}
+		listed_free(l);
+	}
+	return false;
+}
+
+static void listed_main(void *arg, bool cancel)
+{
+	struct fs *fs = arg;
+	struct tree_chunk *list;
+
+	if (cancel)
+		return;
+	list = malloc(AHEAD_LIST_MAX * sizeof(*list));
+	for (;;) {
+		struct collect c = {list, 0, AHEAD_LIST_MAX, 0, fs->pack_ahead};
+		struct fs_listed l;
+
+		while (list && !collect_full(&c) &&
+		       !__atomic_load_n(&fs->stopping, __ATOMIC_RELAXED)) {
+			struct fs_cache_item *item = NULL;
+			const struct tree *t;
+			size_t budget = c.budget;
+			bool got;
+
+			pthread_mutex_lock(&fs->stream_lock);
+			got = listed_pop(fs, &l);
+			pthread_mutex_unlock(&fs->stream_lock);
+			if (!got)
+				break;
+			if (!tree_get(fs, &l.dref, l.path, &item, &t)) {
+				c.budget = MV_MIN(budget,
+						  c.bytes + PACK_AHEAD_FIRST);
+				collect_files(fs, &c, t, 0, DIR_AHEAD_FILES);
+				c.budget = budget;
+				fs_cache_put(&fs->trees, item);
+			}
+			listed_free(&l);
+		}
+		if (c.n && range_read(fs, &c, NULL, fs->pack_ahead))
+			__atomic_add_fetch(&fs->ranges_ahead, 1,
+					   __ATOMIC_RELAXED);
+		pthread_mutex_lock(&fs->stream_lock);
+		if (!list || !fs->nlisted ||
+		    __atomic_load_n(&fs->stopping, __ATOMIC_RELAXED)) {
+			fs->listed_busy = false;
+			pthread_mutex_unlock(&fs->stream_lock);
+			break;
+		}
+		pthread_mutex_unlock(&fs->stream_lock);
+	}
+	free(list);
+}
+
+/* Queue listed_main when directories wait and a reader reads in order
+ * (stream_lock held; returns whether the caller must queue it). */
+static bool listed_due(struct fs *fs, unsigned at_least)
+{
+	if (fs->listed_busy || fs->nlisted < at_least ||
+	    mono_ns() - fs->reading_ns >= FS_READING_NS)
+		return false;
+	fs->listed_busy = true;
+	return true;
+}
+
+static void listed_queue(struct fs *fs)
+{
+	if (fs_prefetch_call(&fs->ahead, listed_main, fs))
+		return;
+	pthread_mutex_lock(&fs->stream_lock);
+	fs->listed_busy = false;
+	pthread_mutex_unlock(&fs->stream_lock);
+}
+
+/* dh was listed with attributes (rsync, ls -l): remember it. */
+static void listed_add(struct fs *fs, const struct fs_dh *dh)
+{
+	struct fs_listed *l;
+	bool go;
+
+	if (!fs->pack_ahead || !fs->ahead.nthreads || !dh->t || !dh->pin.self ||
+	    !has_files(dh->t, dh->t->n))
+		return;
+	pthread_mutex_lock(&fs->stream_lock);
+	if (fs->nlisted == FS_LISTED) { /* forget the oldest */
+		listed_free(&fs->listed[fs->listed_head]);
+		fs->listed_head = (fs->listed_head + 1) % FS_LISTED;
+		fs->nlisted--;
+	}
+	l = &fs->listed[(fs->listed_head + fs->nlisted) % FS_LISTED];
+	if (ref_dup(&l->dref, &dh->pin.self->ref) ||
+	    !(l->path = strdup(dh->pin.self->path))) {
+		listed_free(l);
+		pthread_mutex_unlock(&fs->stream_lock);
+		return;
+	}
+	l->ns = mono_ns();
+	fs->nlisted++;
+	/* a few at once: one range read for several directories */
+	go = listed_due(fs, FS_LISTED_BATCH);
+	pthread_mutex_unlock(&fs->stream_lock);
+	if (go)
+		listed_queue(fs);
+}
+
 /* Chunk k of fh is missing: read the range of its pack that holds it and
  * the chunks that follow it in the file and the directory, in one request
- * (a remote repository pays a round trip per request).  A hint: whatever
- * it does not bring, the reader loads itself and reports. */
+ * (a remote repository pays a round trip per request), and leave a
+ * stream so the reader waits only this once.  A hint: whatever it does
+ * not bring, the reader loads itself and reports. */
 static void fetch_range(struct fs *fs, const struct fs_fh *fh, uint32_t k)
 {
 	struct tree_chunk *list = malloc(AHEAD_LIST_MAX * sizeof(*list));
-	struct fs_cache_item **items = calloc(AHEAD_LIST_MAX, sizeof(*items));
-	struct range_fill f = {fs, NULL, items};
-	size_t n, i, m = 0;
+	struct collect c = {list, 0, AHEAD_LIST_MAX, 0, 0};
+	uint32_t end;
+	bool listed;
 
-	if (!list || !items)
-		goto out;
-	n = collect_ahead(fs, fh, k, range_size(fs, fh), list, AHEAD_LIST_MAX);
-	/* claim what nobody loads yet; the first one must be ours */
-	for (i = 0; i < n; i++) {
-		if (fs_cache_claim(&fs->chunks, list[i].id, MV_ID_LEN,
-				   &items[m]))
-			continue;
-		list[m++] = list[i];
-	}
-	if (!m || memcmp(list[0].id, fh->chunks[k].id, MV_ID_LEN))
-		goto release;
-	f.want = list;
-	fs->src->chunks_fetch(fs->src_ctx, list, m, range_size(fs, NULL),
-			      range_got, &f, NULL);
-release:
-	for (i = 0; i < m; i++)
-		if (items[i])
-			fs_cache_abandon(&fs->chunks, items[i]);
-out:
+	if (!list)
+		return;
+	c.budget = range_size(fs, fh);
+	collect_ahead(fs, fh, k, &c, &end);
+	if (end && fs->ahead.nthreads)
+		stream_start(fs, fh, end, c.budget);
+	pthread_mutex_lock(&fs->stream_lock);
+	listed = listed_due(fs, 1); /* a reader in order reached a new one */
+	pthread_mutex_unlock(&fs->stream_lock);
+	if (listed)
+		listed_queue(fs);
+	if (range_read(fs, &c, fh->chunks[k].id, range_size(fs, NULL)))
+		__atomic_add_fetch(&fs->ranges_waited, 1, __ATOMIC_RELAXED);
 	free(list);
-	free(items);
 }
 
 /* Largest chunk read around the cache (a worker's buffer grows to it). */
@@ -1699,8 +2102,9 @@ static int read_data(struct fs *fs, struct fs_fh *fh, uint64_t doff, size_t n,
 			n -= take;
 			continue;
 		}
+		/* a chunk a range read brings is waited for, not read again */
 		if (fs->pack_ahead &&
-		    !fs_cache_has(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
+		    !fs_cache_ready(&fs->chunks, fh->chunks[k].id, MV_ID_LEN))
 			fetch_range(fs, fh, k);
 		rc = chunk_get(fs, &fh->chunks[k], &it, &err);
 		if (rc) {
@@ -1812,6 +2216,8 @@ int fs_do_read_iov(struct fs *fs, struct fs_fh *fh, size_t size, off_t off,
 	end = MV_MIN(fh->size, pos + size);
 	if (fh->decoded) /* open_decoded() made decoded_len == size */
 		return iov_add(v, fh->decoded + pos, (size_t)(end - pos));
+	if (fs->pack_ahead && fh->dref.n)
+		stream_check(fs, fh);
 	if (!fh->nextents) {
 		rc = read_data(fs, fh, pos, (size_t)(end - pos), v);
 		dend = pos + v->len;

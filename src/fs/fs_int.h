@@ -141,10 +141,24 @@ void fs_cache_fill(struct fs_cache *c, struct fs_cache_item *item, void *value,
 void fs_cache_abandon(struct fs_cache *c, struct fs_cache_item *item);
 void fs_cache_put(struct fs_cache *c, struct fs_cache_item *item);
 
-/* A small pool of threads that loads chunks ahead of a sequential reader.
- * Jobs beyond the queue's capacity are dropped: read-ahead is a hint. */
+/* Wait while key is being loaded (claimed or fs_cache_get); true when it
+ * is then ready, false when it is absent, failed or was given up. */
+bool fs_cache_ready(struct fs_cache *c, const void *key, size_t klen);
+
+/* A small pool of threads that loads chunks ahead of a sequential reader
+ * and runs the pack range reads ahead of it (calls, served first).  Jobs
+ * beyond a queue's capacity are refused: read-ahead is a hint. */
 #define FS_PREFETCH_QUEUE 64
+#define FS_PREFETCH_CALLS 16
 #define FS_PREFETCH_THREADS 2
+
+/* A queued call; cancel: the pool stops, only free what arg holds. */
+typedef void fs_prefetch_call_fn(void *arg, bool cancel);
+
+struct fs_prefetch_call {
+	fs_prefetch_call_fn *fn;
+	void *arg;
+};
 
 struct fs_prefetch {
 	pthread_mutex_t lock;
@@ -154,6 +168,8 @@ struct fs_prefetch {
 	bool stop;				   /* shutting down */
 	struct tree_chunk ring[FS_PREFETCH_QUEUE]; /* queued chunks */
 	unsigned head, count;
+	struct fs_prefetch_call calls[FS_PREFETCH_CALLS]; /* queued calls */
+	unsigned call_head, ncalls;
 	void (*fn)(void *arg, const struct tree_chunk *c);
 	void *arg;
 };
@@ -163,6 +179,10 @@ int fs_prefetch_start(struct fs_prefetch *p,
 		      void *arg);
 /* Queue a chunk; false when the queue is full or stopped. */
 bool fs_prefetch_push(struct fs_prefetch *p, const struct tree_chunk *c);
+/* Queue fn(arg, false); false when the queue is full or stopped (arg
+ * stays the caller's).  Calls still queued at stop get fn(arg, true). */
+bool fs_prefetch_call(struct fs_prefetch *p, fs_prefetch_call_fn *fn,
+		      void *arg);
 void fs_prefetch_stop(struct fs_prefetch *p);
 
 /* ---- where the bytes come from (fs_source.c: the repository) ----------- */
@@ -383,6 +403,8 @@ struct fs_stats {
 	uint64_t chunk_hits, chunk_misses;
 	size_t chunk_bytes, tree_bytes;
 	size_t nodes;
+	uint64_t ranges_waited; /* pack ranges read for a reader that waited */
+	uint64_t ranges_ahead;	/* pack ranges read in the background */
 };
 
 /* Open-file states by inode, for reads that come without an open (the
@@ -411,6 +433,37 @@ struct fs_reader {
 	int64_t seen_ns; /* last listing or lookup, for reuse of the slot */
 };
 
+/* A directory read in order by a remote reader: the pack ranges of its
+ * next files are read in the background (fs_core.c, "ranges ahead"). */
+#define FS_STREAMS 8	   /* directories followed at once */
+#define FS_STREAM_RANGES 2 /* ranges in flight for one directory */
+
+struct fs_stream {
+	struct tree_ref dref; /* the directory (own copy); n 0: slot free */
+	char *path;	      /* for messages */
+	uint32_t next;	      /* first file no range took whole */
+	uint32_t marker;      /* a read of a file at or past it: next range */
+	size_t size;	      /* bytes of the next range */
+	unsigned inflight;    /* ranges being read */
+	uint64_t gen;	      /* new directory in the slot */
+	uint64_t seq;	      /* new position (a reader waited) */
+	uint64_t used;	      /* tick of the last use, for reuse */
+};
+
+/* Directories a reader of attributes listed (rsync lists ahead of what
+ * it reads): their first files' ranges are read in the background while
+ * a reader goes through directories in order (fs_core.c, "listed"). */
+#define FS_LISTED 64		   /* remembered at most */
+#define FS_LISTED_BATCH 8	   /* read together */
+#define FS_LISTED_NS 5000000000LL  /* forgotten after */
+#define FS_READING_NS 2000000000LL /* a stream triggered this recently */
+
+struct fs_listed {
+	struct tree_ref dref; /* own copy */
+	char *path;
+	int64_t ns; /* when listed */
+};
+
 struct fs {
 	const struct fs_source_ops *src;
 	void *src_ctx;
@@ -424,6 +477,14 @@ struct fs {
 	size_t ramp;	   /* size of the next range read (fh_lock) */
 	uint8_t ramp_dir[MV_ID_LEN]; /* directory of the last range read */
 	uint32_t ramp_index;	     /* and the file it started at */
+	pthread_mutex_t stream_lock; /* guards streams, stream_tick */
+	struct fs_stream streams[FS_STREAMS];
+	uint64_t stream_tick;
+	struct fs_listed listed[FS_LISTED]; /* ring, stream_lock */
+	unsigned listed_head, nlisted;
+	bool listed_busy;   /* listed_main queued or running */
+	int64_t reading_ns; /* a stream last asked for a range */
+	uint64_t ranges_waited, ranges_ahead; /* atomic counters */
 	bool no_open;	 /* open answers ENOSYS: reads come with no handle */
 	bool no_opendir; /* opendir answers ENOSYS: listings too */
 	pthread_mutex_t fh_lock; /* guards fh_slots, fh_tick */
