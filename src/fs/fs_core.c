@@ -29,7 +29,9 @@
 #define PACK_AHEAD_FIRST (1 * MIB) /* the first one in a directory */
 #define DIR_AHEAD_BYTES (4 * MIB)  /* next files of a directory */
 #define DIR_AHEAD_FILES 64
-#define AHEAD_LIST_MAX 1024	/* chunks considered for one range read */
+#define AHEAD_LIST_MAX 1024 /* chunks considered for one range read */
+#define RANGE_SPAN_MIN ((size_t)256 << 10) /* pack bytes of a request */
+#define RANGE_REQUESTS 16	/* a background range read sends at most */
 #define UNKNOWN_INO 0xffffffffu /* d_ino of entries without a node yet */
 #define ACL_ACCESS "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
@@ -1628,31 +1630,66 @@ static void range_got(void *arg, size_t i, void *data, size_t len)
 	f->items[i] = NULL;
 }
 
+/* Pack bytes one request may span for chunks of raw bytes in all: about
+ * the size of what is wanted (records compress, so up to about twice
+ * their stored size), within [RANGE_SPAN_MIN, max].  Records of one
+ * directory lie close together but not in the order a reader wants them
+ * (ingest follows the source's order): a wider span brings records
+ * nobody asked for, which a slow link pays for more than a round trip. */
+static size_t range_span(size_t bytes, size_t max)
+{
+	return MV_MIN(max, MV_MAX(bytes, RANGE_SPAN_MIN));
+}
+
 /* Claim what c collected and nobody loads yet (list[0] claimed: must be
- * want, when given), read it with one chunks_fetch of up to max bytes of
- * pack, give up whatever the range did not bring.  Returns whether a
- * request went out. */
-static bool range_read(struct fs *fs, struct collect *c, const uint8_t *want,
-		       size_t max)
+ * want, when given), read it with chunks_fetch, spans of up to max bytes
+ * of pack, give up whatever the requests did not bring.  A reader (want)
+ * sends one request; the background sends more, each from the first
+ * chunk still missing, while they bring something (RANGE_REQUESTS at
+ * most).  Returns the requests sent. */
+static unsigned range_read(struct fs *fs, struct collect *c,
+			   const uint8_t *want, size_t max)
 {
 	struct fs_cache_item **items = calloc(MV_MAX(c->n, 1), sizeof(*items));
 	struct range_fill f = {fs, c->list, items};
-	size_t i, m = 0;
-	bool sent = false;
+	size_t i, m = 0, bytes = 0;
+	unsigned sent = 0;
 
 	if (!items)
-		return false;
+		return 0;
 	for (i = 0; i < c->n; i++) {
 		if (fs_cache_claim(&fs->chunks, c->list[i].id, MV_ID_LEN,
 				   &items[m]))
 			continue;
+		bytes += c->list[i].size;
 		c->list[m++] = c->list[i];
 	}
 	if (!m || (want && memcmp(c->list[0].id, want, MV_ID_LEN)))
 		goto release;
-	fs->src->chunks_fetch(fs->src_ctx, c->list, m, max, range_got, &f,
-			      NULL);
-	sent = true;
+	for (;;) {
+		size_t left = 0;
+
+		if (fs->src->chunks_fetch(fs->src_ctx, c->list, m,
+					  range_span(bytes, max), range_got, &f,
+					  NULL))
+			break;
+		sent++;
+		if (want || sent >= RANGE_REQUESTS ||
+		    __atomic_load_n(&fs->stopping, __ATOMIC_RELAXED))
+			break;
+		/* what this one did not bring, for the next */
+		bytes = 0;
+		for (i = 0; i < m; i++) {
+			if (!items[i])
+				continue;
+			bytes += c->list[i].size;
+			c->list[left] = c->list[i];
+			items[left++] = items[i];
+		}
+		if (!left || left == m)
+			break;
+		m = left;
+	}
 release:
 	for (i = 0; i < m; i++)
 		if (items[i])
@@ -1807,8 +1844,8 @@ static void range_main(void *arg, bool cancel)
 	}
 	pthread_mutex_unlock(&fs->stream_lock);
 	fs_cache_put(&fs->trees, item);
-	if (range_read(fs, &c, NULL, j->size))
-		__atomic_add_fetch(&fs->ranges_ahead, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&fs->ranges_ahead, range_read(fs, &c, NULL, j->size),
+			   __ATOMIC_RELAXED);
 done:
 	if (!cancel) {
 		pthread_mutex_lock(&fs->stream_lock);
@@ -1950,9 +1987,11 @@ static void listed_main(void *arg, bool cancel)
 			}
 			listed_free(&l);
 		}
-		if (c.n && range_read(fs, &c, NULL, fs->pack_ahead))
-			__atomic_add_fetch(&fs->ranges_ahead, 1,
-					   __ATOMIC_RELAXED);
+		if (c.n)
+			__atomic_add_fetch(
+				&fs->ranges_ahead,
+				range_read(fs, &c, NULL, fs->pack_ahead),
+				__ATOMIC_RELAXED);
 		pthread_mutex_lock(&fs->stream_lock);
 		if (!list || !fs->nlisted ||
 		    __atomic_load_n(&fs->stopping, __ATOMIC_RELAXED)) {
@@ -2032,15 +2071,19 @@ static void fetch_range(struct fs *fs, const struct fs_fh *fh, uint32_t k)
 		return;
 	c.budget = range_size(fs, fh);
 	collect_ahead(fs, fh, k, &c, &end);
+	/* the next range starts right after fh: what this one leaves out
+	 * (other packs, beyond its span) comes with it */
 	if (end && fs->ahead.nthreads)
-		stream_start(fs, fh, end, c.budget);
+		stream_start(fs, fh, fh->dindex + 1, c.budget);
 	pthread_mutex_lock(&fs->stream_lock);
 	listed = listed_due(fs, 1); /* a reader in order reached a new one */
 	pthread_mutex_unlock(&fs->stream_lock);
 	if (listed)
 		listed_queue(fs);
-	if (range_read(fs, &c, fh->chunks[k].id, range_size(fs, NULL)))
-		__atomic_add_fetch(&fs->ranges_waited, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(
+		&fs->ranges_waited,
+		range_read(fs, &c, fh->chunks[k].id, range_size(fs, NULL)),
+		__ATOMIC_RELAXED);
 	free(list);
 }
 

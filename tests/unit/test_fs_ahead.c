@@ -34,7 +34,7 @@ enum { T_ROOT = 1, T_A, T_B };
 
 static struct tree_chunk tchunk[4];
 static struct tree_chunk fchunk[3][NFILES]; /* [dir][file] */
-static char names[NFILES][8];
+static char names[NFILES][16];
 static pthread_t reader;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
