@@ -27,13 +27,12 @@
 #define READAHEAD_CHUNKS 32
 #define PACK_AHEAD_BYTES (8 * MIB) /* range read of remote packs */
 #define PACK_AHEAD_FIRST (1 * MIB) /* the first one in a directory */
-#define DIR_AHEAD_BYTES (4 * MIB)  /* next files of a directory */
+#define DIR_AHEAD_BYTES (4 * MIB)  /* of one listed directory, at once */
 #define DIR_AHEAD_FILES 64
 #define AHEAD_LIST_MAX 1024 /* chunks considered for one range read */
 #define RANGE_SPAN_MIN ((size_t)256 << 10) /* pack bytes of a request */
-#define RANGE_REQUESTS 16	   /* a background range read sends at most */
-#define LISTED_DIR_BYTES (4 * MIB) /* of one listed directory */
-#define UNKNOWN_INO 0xffffffffu	   /* d_ino of entries without a node yet */
+#define RANGE_REQUESTS 16	/* a background range read sends at most */
+#define UNKNOWN_INO 0xffffffffu /* d_ino of entries without a node yet */
 #define ACL_ACCESS "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
 
@@ -1981,7 +1980,7 @@ static void listed_main(void *arg, bool cancel)
 				break;
 			if (!tree_get(fs, &l.dref, l.path, &item, &t)) {
 				c.budget = MV_MIN(budget,
-						  c.bytes + LISTED_DIR_BYTES);
+						  c.bytes + DIR_AHEAD_BYTES);
 				collect_files(fs, &c, t, 0, AHEAD_LIST_MAX);
 				c.budget = budget;
 				fs_cache_put(&fs->trees, item);
