@@ -1958,15 +1958,64 @@ static int list_seen(struct fetch *fx, struct mv_err *err)
 	return 0;
 }
 
-int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
+static int drop_unkept(struct repo *r, sqlite3 *db, struct mv_err *err);
+
+/* Store the catalogue's whole state as one base segment and note it as the
+ * only segment seen, in one transaction (prune first drops the places of
+ * snapshots no longer kept); then remove the segments of fx the base
+ * replaces, all but keep. */
+static int base_replace(struct repo *r, sqlite3 *db, bool prune,
+			const struct fetch *fx, const char *keep,
 			unsigned *out_removed, struct mv_err *err)
 {
 	struct backend *be = repo_backend(r);
 	struct mv_buf plain = MV_BUF_INIT;
-	struct fetch fx;
 	uint8_t id[SEAL_ID_LEN];
 	char seg[128];
 	size_t i;
+	int rc;
+
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(db, err, "cannot begin");
+	rc = prune ? drop_unkept(r, db, err) : 0;
+	if (!rc)
+		rc = catseg_build_base(db, &plain, err);
+	crypt_random(id, sizeof(id));
+	if (!rc)
+		rc = seg_store(r, id, &plain, seg, sizeof(seg), err);
+	if (!rc && sqlite3_exec(db, "DELETE FROM catseg_seen", NULL, NULL,
+				NULL) != SQLITE_OK)
+		rc = db_fail(db, err, "cannot note segments");
+	if (!rc)
+		rc = seen_add(db, seg + strlen(CATSEG_DIR) + 1, CATSEG_BASE,
+			      err);
+	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = db_fail(db, err, "cannot commit");
+	if (rc) {
+		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	/* the base is stored: what it replaces can go */
+	for (i = 0; i < fx->n; i++) {
+		struct mv_err e = MV_ERR_INIT;
+		char p[128];
+
+		snprintf(p, sizeof(p), "%s/%s", CATSEG_DIR, fx->f[i].name);
+		if (!strcmp(p, seg) || (keep && !strcmp(fx->f[i].name, keep)))
+			continue;
+		if (!be->ops->remove(be, p, &e))
+			(*out_removed)++;
+	}
+out:
+	mv_buf_release(&plain);
+	return rc;
+}
+
+int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
+			unsigned *out_removed, struct mv_err *err)
+{
+	struct backend *be = repo_backend(r);
+	struct fetch fx;
 	int rc;
 
 	*out_removed = 0;
@@ -1986,42 +2035,10 @@ int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
 	}
 	if (rc)
 		goto out;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		rc = db_fail(db, err, "cannot begin");
-		goto out;
-	}
-	rc = catseg_build_base(db, &plain, err);
-	crypt_random(id, sizeof(id));
-	if (!rc)
-		rc = seg_store(r, id, &plain, seg, sizeof(seg), err);
-	if (!rc && sqlite3_exec(db, "DELETE FROM catseg_seen", NULL, NULL,
-				NULL) != SQLITE_OK)
-		rc = db_fail(db, err, "cannot note segments");
-	if (!rc)
-		rc = seen_add(db, seg + strlen(CATSEG_DIR) + 1, CATSEG_BASE,
-			      err);
-	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = db_fail(db, err, "cannot commit");
-	if (rc) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		goto out;
-	}
-	/* the base is stored: what it replaces can go */
-	for (i = 0; i < fx.n; i++) {
-		struct mv_err e = MV_ERR_INIT;
-		char p[128];
-
-		snprintf(p, sizeof(p), "%s/%s", CATSEG_DIR, fx.f[i].name);
-		if (!strcmp(p, seg) || (keep && !strcmp(fx.f[i].name, keep)))
-			continue;
-		if (!be->ops->remove(be, p, &e))
-			(*out_removed)++;
-	}
+	rc = base_replace(r, db, false, &fx, keep, out_removed, err);
 out:
 	if (rc)
 		mv_err_prefix(err, "cannot store a catalogue base");
-	mv_buf_release(&plain);
 	free(fx.f);
 	return rc;
 }
@@ -2082,12 +2099,9 @@ int catseg_prune(struct repo *r, unsigned *out_removed, struct mv_err *err)
 	struct backend *be = repo_backend(r);
 	struct mail_catalog *cat = NULL;
 	struct catseg_sync_stats st;
-	struct mv_buf plain = MV_BUF_INIT;
 	struct fetch fx;
 	sqlite3 *db = NULL;
-	uint8_t id[SEAL_ID_LEN];
-	char path[4096], seg[128];
-	size_t i;
+	char path[4096];
 	int rc;
 
 	*out_removed = 0;
@@ -2129,47 +2143,13 @@ int catseg_prune(struct repo *r, unsigned *out_removed, struct mv_err *err)
 		rc = catseg_sync(r, db, &st, err);
 	if (rc)
 		goto out;
-	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK) {
-		rc = db_fail(db, err, "cannot begin");
-		goto out;
-	}
-	rc = drop_unkept(r, db, err);
-	if (!rc)
-		rc = catseg_build_base(db, &plain, err);
-	crypt_random(id, sizeof(id));
-	if (!rc)
-		rc = seg_store(r, id, &plain, seg, sizeof(seg), err);
-	if (!rc && sqlite3_exec(db, "DELETE FROM catseg_seen", NULL, NULL,
-				NULL) != SQLITE_OK)
-		rc = db_fail(db, err, "cannot note segments");
-	if (!rc)
-		rc = seen_add(db, seg + strlen(CATSEG_DIR) + 1, CATSEG_BASE,
-			      err);
-	if (!rc && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-		rc = db_fail(db, err, "cannot commit");
-	if (rc) {
-		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-		goto out;
-	}
-	/* the base is stored: what it replaces can go */
-	for (i = 0; i < fx.n; i++) {
-		struct mv_err e = MV_ERR_INIT;
-		char p[128];
-
-		snprintf(p, sizeof(p), "%s/%s", CATSEG_DIR, fx.f[i].name);
-		if (!strcmp(p, seg))
-			continue;
-		if (!be->ops->remove(be, p, &e))
-			(*out_removed)++;
-	}
+	rc = base_replace(r, db, true, &fx, NULL, out_removed, err);
 out:
 	if (rc)
 		mv_err_prefix(err, "catalogue");
 	mail_catalog_close(cat);
 	if (db)
 		sqlite3_close(db);
-	mv_buf_release(&plain);
 	free(fx.f);
 	return rc;
 }
