@@ -1585,7 +1585,6 @@ static uint32_t collect_files(struct fs *fs, struct collect *c,
 static void collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
 			  struct collect *c, uint32_t *out_end)
 {
-	struct fs_cache *cache = &fs->trees;
 	struct fs_cache_item *item = NULL;
 	const struct tree *t;
 	uint32_t end;
@@ -1609,7 +1608,7 @@ static void collect_ahead(struct fs *fs, const struct fs_fh *fh, uint32_t k,
 	end = collect_files(fs, c, t, fh->dindex + 1, DIR_AHEAD_FILES);
 	if (end < t->n)
 		*out_end = end;
-	fs_cache_put(cache, item);
+	fs_cache_put(&fs->trees, item);
 }
 
 struct range_fill {
@@ -1750,13 +1749,30 @@ struct range_job {
 	size_t size;	/* bytes */
 };
 
+static void dir_free(struct tree_ref *dref, char **path)
+{
+	free(dref->chunks);
+	free(*path);
+	dref->chunks = NULL;
+	dref->n = 0;
+	*path = NULL;
+}
+
+/* Own copies of a directory's ref and path, as streams, listed
+ * directories and range jobs keep them; on failure nothing is held. */
+static int dir_copy(struct tree_ref *dref, char **path,
+		    const struct tree_ref *src, const char *src_path)
+{
+	if (ref_dup(dref, src) || !(*path = strdup(src_path))) {
+		dir_free(dref, path);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 static void stream_free(struct fs_stream *s)
 {
-	free(s->dref.chunks);
-	free(s->path);
-	s->dref.chunks = NULL;
-	s->dref.n = 0;
-	s->path = NULL;
+	dir_free(&s->dref, &s->path);
 }
 
 static bool same_dir(const struct tree_ref *a, const struct tree_ref *b)
@@ -1792,11 +1808,8 @@ static void stream_start(struct fs *fs, const struct fs_fh *fh, uint32_t end,
 			if (fs->streams[i].used < s->used)
 				s = &fs->streams[i];
 		stream_free(s);
-		if (ref_dup(&s->dref, &fh->dref) ||
-		    !(s->path = strdup(fh->path))) {
-			stream_free(s);
+		if (dir_copy(&s->dref, &s->path, &fh->dref, fh->path))
 			goto out;
-		}
 		s->gen++;
 		s->inflight = 0;
 	}
@@ -1811,8 +1824,7 @@ out:
 
 static void range_job_free(struct range_job *j)
 {
-	free(j->dref.chunks);
-	free(j->path);
+	dir_free(&j->dref, &j->path);
 	free(j);
 }
 
@@ -1870,7 +1882,7 @@ static void stream_check(struct fs *fs, const struct fs_fh *fh)
 	s = stream_find(fs, &fh->dref);
 	if (!s) {
 		pthread_mutex_unlock(&fs->stream_lock);
-		/* a listed directory whose first files were read ahead:
+		/* a listed directory whose files were read ahead:
 		 * the next file read goes on from here */
 		if (tree_cached(fs, &fh->dref) && fs->ahead.nthreads)
 			stream_start(fs, fh, fh->dindex + 1, PACK_AHEAD_FIRST);
@@ -1881,10 +1893,9 @@ static void stream_check(struct fs *fs, const struct fs_fh *fh)
 		return;
 	}
 	j = calloc(1, sizeof(*j));
-	if (!j || ref_dup(&j->dref, &s->dref) || !(j->path = strdup(s->path))) {
+	if (!j || dir_copy(&j->dref, &j->path, &s->dref, s->path)) {
 		pthread_mutex_unlock(&fs->stream_lock);
-		if (j)
-			range_job_free(j);
+		free(j);
 		return;
 	}
 	j->fs = fs;
@@ -1914,23 +1925,21 @@ static void stream_check(struct fs *fs, const struct fs_fh *fh)
 	range_job_free(j);
 }
 
-/* ---- listed: the first files of the directories a reader listed -------
+/* ---- listed: the files of the directories a reader listed ---------------
  *
  * rsync lists directories ahead of the files it reads (some 1000 files
  * ahead).  While a reader goes through directories in order (a stream
- * asked for a range in the last FS_READING_NS), the first files of the
+ * asked for a range in the last FS_READING_NS), the files of the
  * directories a reader of attributes listed are read in the background,
  * several directories in one range read (ingest stored them one after
- * the other), up to PACK_AHEAD_FIRST of each and fs->pack_ahead in all.
+ * the other), each whole up to DIR_AHEAD_BYTES and fs->pack_ahead in all
+ * (its first files alone lie all over its records: docs/MOUNT.md).
  * An ls -l or a du lists without reading: nothing is read for them.
  */
 
 static void listed_free(struct fs_listed *l)
 {
-	free(l->dref.chunks);
-	free(l->path);
-	l->dref.chunks = NULL;
-	l->path = NULL;
+	dir_free(&l->dref, &l->path);
 }
 
 /* Take the oldest listed directory still fresh (stream_lock held). */
@@ -2040,9 +2049,8 @@ static void listed_add(struct fs *fs, const struct fs_dh *dh)
 		fs->nlisted--;
 	}
 	l = &fs->listed[(fs->listed_head + fs->nlisted) % FS_LISTED];
-	if (ref_dup(&l->dref, &dh->pin.self->ref) ||
-	    !(l->path = strdup(dh->pin.self->path))) {
-		listed_free(l);
+	if (dir_copy(&l->dref, &l->path, &dh->pin.self->ref,
+		     dh->pin.self->path)) {
 		pthread_mutex_unlock(&fs->stream_lock);
 		return;
 	}

@@ -451,8 +451,8 @@ struct fs_stream {
 };
 
 /* Directories a reader of attributes listed (rsync lists ahead of what
- * it reads): their first files' ranges are read in the background while
- * a reader goes through directories in order (fs_core.c, "listed"). */
+ * it reads): their files' ranges are read in the background while a
+ * reader goes through directories in order (fs_core.c, "listed"). */
 #define FS_LISTED 64		   /* remembered at most */
 #define FS_LISTED_BATCH 8	   /* read together */
 #define FS_LISTED_NS 5000000000LL  /* forgotten after */
