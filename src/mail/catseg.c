@@ -1613,6 +1613,20 @@ static int list_one(const char *name, bool is_dir, uint64_t size, void *arg)
 	return 0;
 }
 
+/* The segments under catalog/ into fx; a repository without the folder
+ * has none. */
+static int list_segments(struct backend *be, struct fetch *fx,
+			 struct mv_err *err)
+{
+	int rc = be->ops->list(be, CATSEG_DIR, list_one, fx, err);
+
+	if (rc == -ENOENT) {
+		mv_err_clear(err);
+		rc = 0;
+	}
+	return rc;
+}
+
 /* Names applied before: marked done; names no longer listed dropped. */
 static int mark_seen(struct fetch *fx, struct mv_err *err)
 {
@@ -1814,11 +1828,7 @@ int catseg_sync(struct repo *r, sqlite3 *db, struct catseg_sync_stats *st,
 	rc = catseg_init_db(db, err);
 	if (rc)
 		return rc;
-	rc = be->ops->list(be, CATSEG_DIR, list_one, &fx, err);
-	if (rc == -ENOENT) {
-		mv_err_clear(err);
-		rc = 0;
-	}
+	rc = list_segments(be, &fx, err);
 	if (rc)
 		goto out;
 	st->listed = (unsigned)fx.n;
@@ -2024,19 +2034,9 @@ int catseg_publish_base(struct repo *r, sqlite3 *db, bool all, const char *keep,
 	rc = catseg_init_db(db, err);
 	if (rc)
 		return rc;
-	if (all) {
-		rc = be->ops->list(be, CATSEG_DIR, list_one, &fx, err);
-		if (rc == -ENOENT) {
-			mv_err_clear(err);
-			rc = 0;
-		}
-	} else {
-		rc = list_seen(&fx, err);
-	}
-	if (rc)
-		goto out;
-	rc = base_replace(r, db, false, &fx, keep, out_removed, err);
-out:
+	rc = all ? list_segments(be, &fx, err) : list_seen(&fx, err);
+	if (!rc)
+		rc = base_replace(r, db, false, &fx, keep, out_removed, err);
 	if (rc)
 		mv_err_prefix(err, "cannot store a catalogue base");
 	free(fx.f);
@@ -2109,11 +2109,7 @@ int catseg_prune(struct repo *r, unsigned *out_removed, struct mv_err *err)
 	rc = mail_view_catalog_path(r, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	rc = be->ops->list(be, CATSEG_DIR, list_one, &fx, err);
-	if (rc == -ENOENT) {
-		mv_err_clear(err);
-		rc = 0;
-	}
+	rc = list_segments(be, &fx, err);
 	if (rc)
 		goto out;
 	if (access(path, F_OK) < 0 && !fx.n)
