@@ -9,7 +9,6 @@
 require_mv
 require_cmd setsid
 
-export XDG_CACHE_HOME=$T/cache
 R=$T/repo
 mkdir -p "$T/src/d"
 printf 'Subject: held back\n\nsecret words of a message\n' >"$T/src/d/msg"

@@ -10,7 +10,6 @@
 require_mv
 require_cmd setsid
 sshd_start
-export XDG_CACHE_HOME=$T/cache
 H=root@127.0.0.1:$SSHD_PORT
 R=sftp://$H$T/repo
 mkdir -p "$T/src/d"

@@ -18,7 +18,6 @@
 set -e
 export MAILVAULT_PASSPHRASE="correct horse battery"
 export MAILVAULT_KDF_TEST=1
-export XDG_CACHE_HOME=$T/cache
 gen --out "$T/fx" --small --days 2 --seed 1032
 
 # no_plain_index DIR: nothing SQLite-shaped in any byte of the repository

@@ -16,7 +16,6 @@
 require_mv
 require_cmd openssl zstd
 export MAILVAULT_PASSPHRASE="leak test passphrase"
-export XDG_CACHE_HOME=$T/cache
 SCAN="python3 $TOP/tests/lib/leakscan.py"
 
 say "a mailbox of held-back strings"

@@ -13,7 +13,6 @@ require_mv
 require_fuse
 
 export MAILVAULT_PASSPHRASE="lifecycle horse battery"
-export XDG_CACHE_HOME=$T/cache
 R=$T/repo
 gen --out "$T/fx" --small --days 3 --seed 1034
 S1=mail/2024-06-01T000000Z

@@ -13,7 +13,6 @@ ceph_start
 ceph_bucket mvbackup
 
 export MAILVAULT_PASSPHRASE="s3 horse battery"
-export XDG_CACHE_HOME=$T/cache
 export MAILVAULT_S3_STATS=$T/s3stats
 R=s3://mvbackup/servers/mail1
 gen --out "$T/fx" --small --days 3 --seed 3200

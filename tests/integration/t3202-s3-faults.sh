@@ -13,7 +13,6 @@ ceph_start
 ceph_bucket mvfaults
 
 export MAILVAULT_PASSPHRASE="s3 fault horse"
-export XDG_CACHE_HOME=$T/cache
 export MAILVAULT_S3_STATS=$T/s3stats
 R=s3://mvfaults/repo
 mkdir -p "$T/src"

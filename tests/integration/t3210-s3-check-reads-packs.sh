@@ -15,7 +15,6 @@ ceph_start
 ceph_bucket mvcheck
 
 export MAILVAULT_PASSPHRASE="check the packs"
-export XDG_CACHE_HOME=$T/cache
 export MAILVAULT_S3_STATS=$T/s3stats
 R=s3://mvcheck/repo
 gen --out "$T/fx" --small --days 1 --seed 3210

@@ -71,8 +71,8 @@ unset MAILVAULT_PASSPHRASE MAILVAULT_PASSCOMMAND MAILVAULT_PASSPHRASE_FILE \
 # A test never touches the user's repository by accident.
 unset MAILVAULT_REPO || true
 # Each test has a private cache of its own (mailvault's and borg's), so
-# tests that run at the same time (run-integration.sh -j) never share or
-# clear each other's.
+# tests that run at the same time (run-integration.sh, MV_JOBS) never
+# share or clear each other's.
 XDG_CACHE_HOME=$T/cache
 export XDG_CACHE_HOME
 export LC_ALL=C TZ=UTC
