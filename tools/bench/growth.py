@@ -16,7 +16,9 @@ Usage:
                                              section when given)
 
 RESDIR holds growth.tsv (DAY TOOL WALL USER SYS MAXRSS STATUS DU_BYTES
-FILE_BYTES; day 0 is the empty repository), rebackup.tsv (RUN TOOL FILES
+FILE_BYTES [CACHE_BYTES]; day 0 is the empty repository; CACHE_BYTES,
+mailvault's local cache directory, is absent in runs before 2026-12-07,
+whose DU_BYTES included it), rebackup.tsv (RUN TOOL FILES
 BEFORE AFTER FILE_BYTES TGZ_BYTES WALL USER SYS MAXRSS STATUS) and
 meta.env.
 """
@@ -66,15 +68,19 @@ compression auto, always encrypted) backs up the tar's contents
 extracted into one directory that is kept and synced with `rsync -aH
 --delete` from day to day (untimed), so its file cache works as on a
 server.  Size = `du -sb --apparent-size` of the repository directory (its
-files and directories): for mailvault `index.db`, `catalog.db`, `config`
-and `packs/` (a local unencrypted repository keeps its catalogue
-inside; its cache directory is counted too and stays empty); for the
-encrypted one the repository plus its cache directory, where it keeps
-`catalog.db` and a decrypted copy of its index (an upper bound: the copy
-is rebuilt from `index.sealed` when lost); for
-borg and restic the repository only, not `~/.cache/borg` or restic's
-cache, which they rebuild when lost.  Added = the size after the day
-minus the size before it.  Wall = the backup command alone.
+files and directories), the same rule for every tool: what the storage
+side holds.  For mailvault that is `config`, `packs/`, `catalog/` (the
+catalogue segments) and either `index.db` and `catalog.db` (a local
+unencrypted repository keeps its SQLite index and catalogue inside) or
+`index/` and `keys/` (an encrypted one: its commit segments and key
+slots).  An encrypted repository keeps `catalog.db` and a decrypted copy
+of its index in its local cache directory, rebuilt from `index/` and
+`catalog/` when lost; that cache is shown in a column of its own and, for
+the target, in a second ratio with it counted.  borg's and restic's
+caches (`~/.cache/borg`, restic's cache), which they rebuild when lost,
+are not measured.  Until 2026-12-07 mailvault's figures included its
+cache directory.  Added = the size after the day minus the size before
+it.  Wall = the backup command alone.
 """
 
 
@@ -125,7 +131,9 @@ def report(res, manifest, png):
 				continue
 			d, t = int(v[0]), v[1]
 			rows.setdefault(t, {})[d] = (float(v[2]), int(v[7]),
-						     int(v[8]))
+						     int(v[8]),
+						     int(v[9]) if len(v) > 9
+						     else 0)
 			if v[6] != "ok":
 				status.setdefault(t, []).append(
 					"day %d: %s" % (d, v[6]))
@@ -136,6 +144,12 @@ def report(res, manifest, png):
 		for t, _ in TOOLS if t in rows}
 	added = {t: [s[d] - s[d - 1] for d in range(1, days + 1)]
 		 for t, s in size.items()}
+	# mailvault's local cache directory, and repository + cache
+	cache = {t: [rows[t][d][3] for d in range(0, days + 1)]
+		 for t in size}
+	added_rc = {t: [size[t][d] + cache[t][d] - size[t][d - 1] -
+			cache[t][d - 1] for d in range(1, days + 1)]
+		    for t in size}
 	wall = {t: [rows[t][d][0] for d in range(1, days + 1)]
 		for t in size}
 	out = []
@@ -161,15 +175,18 @@ def report(res, manifest, png):
 		  meta.get("cpu"), meta.get("series_s"),
 		  meta.get("rebackup_s")))
 	o("| | day 1 (added) | added per day, days 2–%d: median "
-	  "(min–max) | after %d days | files only | ingest wall, day 1 | "
-	  "ingest wall, days 2–%d |" % (days, days, days))
-	o("|---|---|---|---|---|---|---|")
+	  "(min–max) | after %d days | files only | local cache after %d "
+	  "days | ingest wall, day 1 | ingest wall, days 2–%d |" %
+	  (days, days, days, days))
+	o("|---|---|---|---|---|---|---|---|")
 	for t, name in TOOLS:
 		if t not in size:
 			continue
-		o("| %s | %s | %s | %s | %s | %s | %s |" % (
+		c = cache[t][-1]
+		o("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
 			name, mb(added[t][0]), spread(added[t][1:], kb),
 			mb(size[t][-1]), mb(rows[t][days][2]),
+			mb(c) if t.startswith("mv") else "not measured",
 			secs(wall[t][0]), spread(wall[t][1:], secs)))
 	o("")
 	if "restic" in size:
@@ -216,6 +233,14 @@ def report(res, manifest, png):
 			  (a, verdict(a, 0.5)))
 			o("| both encrypted: repository after %d days | %.2f %s "
 			  "| | ≤ 0.8 |" % (days, s, verdict(s, 0.8)))
+			a = ratio(statistics.median(added_rc["mv-enc"][1:]),
+				  statistics.median(added["borg-enc"][1:]))
+			s = ratio(size["mv-enc"][-1] + cache["mv-enc"][-1],
+				  size["borg-enc"][-1])
+			o("| both encrypted, mailvault's local cache counted "
+			  "too: added per day | %.2f | | |" % a)
+			o("| both encrypted, mailvault's local cache counted "
+			  "too: after %d days | %.2f | | |" % (days, s))
 		o("")
 	# the unchanged re-backup
 	rb = {}

@@ -29,7 +29,7 @@
 #                             (default: this checkout's HEAD)
 #
 # Raw figures: GROWTH_DIR/res/growth.tsv (DAY TOOL WALL USER SYS MAXRSS
-# STATUS DU_BYTES FILE_BYTES) and rebackup.tsv; the section alone is
+# STATUS DU_BYTES FILE_BYTES CACHE_BYTES) and rebackup.tsv; the section alone is
 # GROWTH_DIR/res/growth.md.
 set -eu
 T0=$(date +%s)
@@ -67,7 +67,7 @@ export BORG_PASSPHRASE=bench RESTIC_PASSWORD=bench MAILVAULT_PASSPHRASE=bench
 export RESTIC_CACHE_DIR="$W/restic-cache"
 # mailvault's cache directory, one per repository (mvcache TOOL): a remote
 # or encrypted repository keeps its catalogue and index copy there, a local
-# unencrypted one keeps them inside the repository; counted in every case
+# unencrypted one keeps them inside the repository; measured on its own
 mvcache() {
 	XDG_CACHE_HOME=$W/mv-cache/$1
 	export XDG_CACHE_HOME
@@ -126,15 +126,17 @@ du_b() { du -sb --apparent-size "$@" | awk '{s += $1} END {print s + 0}'; }
 files_b() {
 	find "$@" -type f -printf '%s\n' | awk '{s += $1} END {print s + 0}'
 }
-# what a tool's repository is: mailvault's repository directory and its
-# cache directory (empty for a local repository, whose catalog.db lives in
-# the repository); borg's and restic's repository directories (their
-# caches in BORG_BASE_DIR and RESTIC_CACHE_DIR are rebuilt when lost and
-# are not counted)
-repo_paths() {
+# what a tool's repository is, the same rule for every tool: the
+# directory the storage side holds.  Local caches are measured on their
+# own (cache_b): mailvault's cache directory (an encrypted
+# repository's index copy and catalog.db, rebuilt from the repository's
+# index/ and catalog/ when lost); borg's and restic's caches
+# (BORG_BASE_DIR, RESTIC_CACHE_DIR) are not measured, as before
+repo_paths() { echo "$R/$1"; }
+cache_b() {
 	case $1 in
-	mv | mv-nomail | mv-enc) echo "$R/$1 $W/mv-cache/$1" ;;
-	*) echo "$R/$1" ;;
+	mv | mv-nomail | mv-enc) du_b "$W/mv-cache/$1" ;;
+	*) echo 0 ;;
 	esac
 }
 
@@ -146,9 +148,9 @@ one() {
 	mvcache "$_t"
 	_o=$(python3 "$B/run.py" -e "$W/log/$_t.log" "$@")
 	# shellcheck disable=SC2046
-	printf '%s\t%s\t%s\t%s\t%s\n' "$_d" "$_t" "$_o" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$_d" "$_t" "$_o" \
 		"$(du_b $(repo_paths "$_t"))" "$(files_b $(repo_paths "$_t"))" \
-		>>"$RES/growth.tsv"
+		"$(cache_b "$_t")" >>"$RES/growth.tsv"
 	case $_o in
 	*ok) ;;
 	*) say "day $_d $_t: $_o (see $W/log/$_t.log)" ;;
@@ -194,9 +196,9 @@ borg init --encryption repokey-blake2 "$R/borg-enc" >/dev/null 2>&1
 restic init -q --repo "$R/restic" --repository-version 2 >/dev/null
 for t in $TOOLS; do
 	# shellcheck disable=SC2046
-	printf '0\t%s\t0\t0\t0\t0\tok\t%s\t%s\n' "$t" \
+	printf '0\t%s\t0\t0\t0\t0\tok\t%s\t%s\t%s\n' "$t" \
 		"$(du_b $(repo_paths "$t"))" "$(files_b $(repo_paths "$t"))" \
-		>>"$RES/growth.tsv"
+		"$(cache_b "$t")" >>"$RES/growth.tsv"
 done
 d=1
 while [ "$d" -le "$DAYS" ]; do
