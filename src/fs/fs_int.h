@@ -434,7 +434,7 @@ struct fs_reader {
 };
 
 /* A directory read in order by a remote reader: the pack ranges of its
- * next files are read in the background (fs_core.c, "ranges ahead"). */
+ * next files are read in the background (fs_ahead.c, "ranges ahead"). */
 #define FS_STREAMS 8	   /* directories followed at once */
 #define FS_STREAM_RANGES 2 /* ranges in flight for one directory */
 
@@ -452,7 +452,7 @@ struct fs_stream {
 
 /* Directories a reader of attributes listed (rsync lists ahead of what
  * it reads): their files' ranges are read in the background while a
- * reader goes through directories in order (fs_core.c, "listed"). */
+ * reader goes through directories in order (fs_ahead.c, "listed"). */
 #define FS_LISTED 64		   /* remembered at most */
 #define FS_LISTED_BATCH 8	   /* read together */
 #define FS_LISTED_NS 5000000000LL  /* forgotten after */
@@ -647,6 +647,44 @@ int fs_do_getxattr(struct fs *fs, uint64_t ino, const char *name, void *buf,
 		   size_t size, size_t *out_len);
 int fs_do_listxattr(struct fs *fs, uint64_t ino, char *buf, size_t size,
 		    size_t *out_len);
+
+/* What fs_core.c shares with fs_ahead.c.  The trees and nodes come
+ * pinned in their caches: give them back with fs_cache_put(). */
+int64_t fs_mono_ns(void);
+/* The decoded directory of ref (*out_item NULL for an empty one). */
+int fs_tree_get(struct fs *fs, const struct tree_ref *ref, const char *path,
+		struct fs_cache_item **out_item, const struct tree **out);
+/* Node id at level (-1: a root). */
+int fs_node_get(struct fs *fs, const uint8_t id[MV_ID_LEN], int level,
+		const char *path, struct fs_cache_item **out_item,
+		const struct ptree_node **out);
+/* Whether ref's whole directory is in the tree cache. */
+bool fs_tree_cached(struct fs *fs, const struct tree_ref *ref);
+/* Copy of ref's chunk list (the tree that holds ref may be evicted). */
+int fs_ref_dup(struct tree_ref *dst, const struct tree_ref *src);
+/* Whether one of the first n entries of t is not a directory. */
+bool fs_has_files(const struct tree *t, size_t n);
+/* Index of the chunk of fh holding data offset doff. */
+uint32_t fs_chunk_at(const struct fs_fh *fh, uint64_t doff);
+
+/* ---- reading ahead of a reader (fs_ahead.c) ---------------------------- */
+
+/* A read of fh from off to end (the data stream to dend): a sequential
+ * reader gets its next chunks loaded in the background. */
+void fs_ahead_sequential(struct fs *fs, struct fs_fh *fh, uint64_t off,
+			 uint64_t end, uint64_t dend);
+/* Chunk k of fh is missing (remote): read the range of its pack that
+ * holds it and what follows in the file and directory, waiting for it,
+ * and leave a stream so the directory's next ranges go out ahead. */
+void fs_ahead_range(struct fs *fs, const struct fs_fh *fh, uint32_t k);
+/* A read of fh (remote): past its directory's marker, the next range
+ * goes to a read-ahead thread. */
+void fs_ahead_check(struct fs *fs, const struct fs_fh *fh);
+/* dh was listed with attributes (rsync, ls -l): its files may be read
+ * in the background once a reader reads in order. */
+void fs_ahead_listed(struct fs *fs, const struct fs_dh *dh);
+/* Free the streams and listed directories (fs_free). */
+void fs_ahead_release(struct fs *fs);
 
 /* The FUSE operations table (fs_ops.c). */
 const struct fuse_lowlevel_ops *fs_ops_table(void);

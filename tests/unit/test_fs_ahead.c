@@ -1,5 +1,5 @@
 /*
- * Unit tests for the mount's pack range read-ahead (src/fs/fs_core.c,
+ * Unit tests for the mount's pack range read-ahead (src/fs/fs_ahead.c,
  * "ranges ahead" and "listed"): a reader that goes through the files of a
  * remote directory in order waits for the server once, the ranges after
  * the first come from the read-ahead threads; the first files of a
