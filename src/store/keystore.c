@@ -229,6 +229,24 @@ int keystore_remove(struct backend *be, const char *name, struct mv_err *err)
 	return rc;
 }
 
+/* Read slot name and unwrap the master key from it. */
+static int slot_try(struct backend *be, const char *name,
+		    const uint8_t repo_id[KEYSLOT_REPO_ID_LEN],
+		    const char *pass, size_t pass_len, uint8_t **out_mk,
+		    struct mv_err *one)
+{
+	uint8_t *slot = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = keystore_read(be, name, &slot, &len, one);
+	if (rc == 0)
+		rc = keyslot_unwrap(slot, len, repo_id, pass, pass_len, out_mk,
+				    NULL, one);
+	free(slot);
+	return rc;
+}
+
 int keystore_unlock(struct backend *be,
 		    const uint8_t repo_id[KEYSLOT_REPO_ID_LEN],
 		    const char *pass, size_t pass_len, const char *prefer,
@@ -236,33 +254,43 @@ int keystore_unlock(struct backend *be,
 		    struct mv_err *err)
 {
 	struct names nm;
-	size_t order[KEYSTORE_MAX_SLOTS], n = 0, i, tried = 0, bad = 0;
+	size_t i, tried = 0, bad = 0;
 	int rc;
 
+	/* the slot that opened last time is read without listing keys/
+	 * first: a remote repository saves the listing's round trips */
+	if (prefer) {
+		struct mv_err one = MV_ERR_INIT;
+
+		rc = slot_try(be, prefer, repo_id, pass, pass_len, out_mk,
+			      &one);
+		if (rc == 0) {
+			if (out_name)
+				snprintf(out_name, KEYSTORE_NAME_LEN + 1, "%s",
+					 prefer);
+			return 0;
+		}
+		if (rc == -EKEYREJECTED)
+			tried++;
+		else if (rc == -EBADMSG)
+			bad++;
+		else if (rc != -ENOENT) /* gone: removed by key remove */
+			return mv_err_set(err, rc, "%s", one.msg);
+	}
 	rc = list_names(be, &nm, err);
 	if (rc < 0)
 		return rc;
 	if (nm.n == 0)
 		return mv_err_set(err, -ENOKEY, "no key slot in '%s/%s'",
 				  be->url, KEYSTORE_DIR);
-	for (i = 0; i < nm.n; i++)
-		if (prefer && strcmp(nm.name[i], prefer) == 0)
-			order[n++] = i;
-	for (i = 0; i < nm.n; i++)
-		if (!prefer || strcmp(nm.name[i], prefer) != 0)
-			order[n++] = i;
-	for (i = 0; i < n; i++) {
-		const char *name = nm.name[order[i]];
+	for (i = 0; i < nm.n; i++) {
+		const char *name = nm.name[i];
 		struct mv_err one = MV_ERR_INIT;
-		uint8_t *slot = NULL;
-		size_t len = 0;
 
+		if (prefer && strcmp(name, prefer) == 0)
+			continue; /* tried above */
 		/* a damaged or vanished slot must not hide the others */
-		rc = keystore_read(be, name, &slot, &len, &one);
-		if (rc == 0)
-			rc = keyslot_unwrap(slot, len, repo_id, pass, pass_len,
-					    out_mk, NULL, &one);
-		free(slot);
+		rc = slot_try(be, name, repo_id, pass, pass_len, out_mk, &one);
 		if (rc == 0) {
 			if (out_name)
 				memcpy(out_name, name, KEYSTORE_NAME_LEN + 1);

@@ -658,10 +658,11 @@ static int open_segments(struct repo *r, bool create, struct mv_err *err)
 		index_rollback(r->ix);
 		return rc;
 	}
-	rc = repo_segment_count(r, &n, err);
+	rc = repo_segment_count(r, &n, true, err);
 	if (rc)
 		return rc;
 	if (!n && !r->be->ops->stat(r->be, "index.sealed", &size, NULL, NULL)) {
+		repo_segment_unkeep(r);
 		r->seg_legacy = true;
 		rc = repo_remote_index_fetch(r, err);
 		if (!rc)
@@ -675,7 +676,8 @@ static int open_segments(struct repo *r, bool create, struct mv_err *err)
 	}
 	rc = open_cached(r, false, err);
 	if (!rc)
-		rc = segments_sync(r, NULL, err);
+		rc = segments_sync(r, NULL, err); /* uses the listing kept */
+	repo_segment_unkeep(r);
 	if (!rc && !n)
 		rc = mv_err_set_damaged(err, -ENOENT,
 					"repository '%s' has no index: "
@@ -902,6 +904,7 @@ void repo_close(struct repo *r)
 	if (r->writer)
 		repo_writer_abort(r->writer);
 	index_close(r->ix);
+	repo_segment_unkeep(r);
 	repo_lock_release(r);
 	backend_close(r->be);
 	hasher_free(r->hasher);
@@ -1012,7 +1015,7 @@ int repo_refresh(struct repo *r, bool *out_changed, struct mv_err *err)
 		size_t n = 0;
 
 		/* another machine's first write replaced index.sealed */
-		if (!repo_segment_count(r, &n, NULL) && n)
+		if (!repo_segment_count(r, &n, false, NULL) && n)
 			r->seg_legacy = false;
 	}
 	if (r->segments && !r->seg_legacy && !r->writer) {

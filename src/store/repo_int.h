@@ -91,7 +91,10 @@ struct repo {
 	bool seg_legacy;    /* read from index.sealed until the first write */
 	bool seg_maybe_out; /* the last publication may have landed */
 	bool seg_tmp_seen;  /* index/ lists temporary files (NAME.tmp*) */
+	struct seg_list *seg_kept; /* repo_segment_count(keep) */
 };
+
+struct seg_list;
 
 struct repo_writer {
 	struct repo *r;
@@ -142,8 +145,13 @@ int repo_remote_index_publish(struct repo *r, struct mv_err *err);
 bool repo_uses_segments(const struct repo *r);
 /* Add the cache's table of replayed segments to r->ix if missing. */
 int repo_segment_schema(struct repo *r, struct mv_err *err);
-/* Segments listed under index/ (one request). */
-int repo_segment_count(struct repo *r, size_t *out, struct mv_err *err);
+/* Segments listed under index/ (one request).  keep: the listing is kept
+ * for the next repo_segment_sync(), which then sends no request of its
+ * own (repo_open: one listing validates the cache, not two); drop it
+ * with repo_segment_unkeep() when no sync follows at once. */
+int repo_segment_count(struct repo *r, size_t *out, bool keep,
+		       struct mv_err *err);
+void repo_segment_unkeep(struct repo *r);
 /* List index/, fetch the segments r->ix has not replayed and replay
  * them in one transaction (r->ix open, no transaction, ix_lock held or
  * not yet shared).  -ESTALE (damaged) when a segment this cache replayed

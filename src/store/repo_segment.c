@@ -947,14 +947,32 @@ out:
 }
 
 /* Segments listed under index/ (0 when there is no index/). */
-int repo_segment_count(struct repo *r, size_t *out, struct mv_err *err)
+int repo_segment_count(struct repo *r, size_t *out, bool keep,
+		       struct mv_err *err)
 {
 	struct seg_list l = {NULL, 0, 0, 0};
 	int rc = seg_list_dir(r, &l, err);
 
 	*out = l.n;
+	repo_segment_unkeep(r);
+	if (!rc && keep) {
+		r->seg_kept = malloc(sizeof(*r->seg_kept));
+		if (r->seg_kept) {
+			*r->seg_kept = l;
+			return 0;
+		}
+	}
 	seg_list_free(&l);
 	return rc;
+}
+
+void repo_segment_unkeep(struct repo *r)
+{
+	if (!r->seg_kept)
+		return;
+	seg_list_free(r->seg_kept);
+	free(r->seg_kept);
+	r->seg_kept = NULL;
 }
 
 int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
@@ -966,7 +984,14 @@ int repo_segment_sync(struct repo *r, bool *out_changed, struct mv_err *err)
 
 	if (out_changed)
 		*out_changed = false;
-	rc = seg_list_dir(r, &listed, err);
+	if (r->seg_kept) { /* listed a moment ago by repo_segment_count */
+		listed = *r->seg_kept;
+		free(r->seg_kept);
+		r->seg_kept = NULL;
+		rc = 0;
+	} else {
+		rc = seg_list_dir(r, &listed, err);
+	}
 	if (!rc)
 		rc = known_read(r, &known, err);
 	if (rc)
