@@ -64,10 +64,10 @@ int keystore_remove(struct backend *be, const char *name, struct mv_err *err);
 /*
  * Open the master key with pass: the slot called prefer first (the one
  * that opened last time; may be NULL), read without listing keys/, then
- * the others by name, each costing one Argon2id.  On success *out_mk (keyslot_key_free) and, when
- * out_name is not NULL, the slot that opened.  -EKEYREJECTED "wrong
- * passphrase: no key slot of REPO opens with it (N tried)"; -ENOKEY when
- * the repository has no slot.
+ * the others by name, each costing one Argon2id.  On success *out_mk
+ * (keyslot_key_free) and, when out_name is not NULL, the slot that
+ * opened.  -EKEYREJECTED "wrong passphrase: no key slot of REPO opens
+ * with it (N tried)"; -ENOKEY when the repository has no slot.
  */
 int keystore_unlock(struct backend *be,
 		    const uint8_t repo_id[KEYSLOT_REPO_ID_LEN],
