@@ -413,6 +413,32 @@ static char *slurp(const char *path)
 	return buf;
 }
 
+/* done (the contents of .meta-packs, may be NULL; taken) and the packs
+ * of this cache's earlier waves: a wave names its packs in .meta-packs
+ * only once its records are on disk, and a second miss in the meantime
+ * (a mount's other thread) must not fetch them again. */
+static char *with_waves(struct diskcache *c, char *done)
+{
+	struct mv_buf b = MV_BUF_INIT;
+	struct wave *w;
+	bool any;
+	int rc = 0;
+
+	pthread_mutex_lock(&c->mem);
+	any = c->waves != NULL;
+	if (any && done)
+		rc = mv_buf_append(&b, done, strlen(done));
+	for (w = c->waves; w && !rc; w = w->next)
+		rc = mv_buf_append(&b, w->names, strlen(w->names));
+	pthread_mutex_unlock(&c->mem);
+	if (!any || rc || mv_buf_put_u8(&b, 0)) {
+		mv_buf_release(&b);
+		return done; /* nothing to add, or out of memory */
+	}
+	free(done);
+	return (char *)b.data;
+}
+
 int diskcache_fill_meta(struct diskcache *c, struct repo *r)
 {
 	struct meta_list l = {NULL, 0, 0, NULL};
@@ -431,7 +457,7 @@ int diskcache_fill_meta(struct diskcache *c, struct repo *r)
 		return 0;
 	pthread_mutex_lock(&c->fill);
 	snprintf(list, sizeof(list), "%s/.meta-packs", c->dir);
-	done = slurp(list);
+	done = with_waves(c, slurp(list));
 	l.done = done;
 	pthread_mutex_lock(&r->ix_lock);
 	i = (size_t)index_pack_each(r->ix, meta_pack_cb, &l, NULL);

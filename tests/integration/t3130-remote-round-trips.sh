@@ -115,8 +115,18 @@ fresh_cache
 measure "encrypted: cat, fresh cache" "${B_ECAT_FRESH:-39}" 1 cat_one
 measure "encrypted: cat, warm cache" "${B_ECAT_WARM:-22}" 1 cat_one
 fresh_cache
+# and no pack comes whole twice: a second miss while the first metadata
+# wave was still being written to the cache used to fetch the wave's
+# packs again, on a second SSH session
+MAILVAULT_SFTP_TRACE=$T/trace.mnt
+export MAILVAULT_SFTP_TRACE
 measure "encrypted: mount + first read, fresh cache" \
 	"${B_EMNT_FRESH:-39}" 2 mount_read
+unset MAILVAULT_SFTP_TRACE
+twice=$(awk '$5 == "read_many" && $6 ~ /^packs\// { print $2, $6, $7 }' \
+	"$T/trace.mnt" | sort | uniq -d)
+grep -q 'read_many packs/' "$T/trace.mnt" || die "no trace of the mount's reads"
+[ -z "$twice" ] || fails="$fails packs-fetched-twice($twice)"
 measure "encrypted: mount + first read, warm cache" "${B_EMNT_WARM:-26}" \
 	2 mount_read
 [ -z "$fails" ] || [ "${MV_RT_SHOW:-0}" = 1 ] ||

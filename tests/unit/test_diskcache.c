@@ -15,6 +15,8 @@
 #include "diskcache.h"
 #include "unit_tmpdir.h"
 
+#include <time.h>
+
 static void test_diskcache_put_get(void **state)
 {
 	struct diskcache *c = diskcache_open(unit_dir, 1 << 20);
@@ -75,6 +77,65 @@ static void test_diskcache_stays_bounded(void **state)
 	diskcache_close(c);
 }
 
+/* A repository in unit_dir/r with one metadata pack of a few records. */
+static struct repo *repo_with_meta(void)
+{
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_writer *w = NULL;
+	struct repo *r = NULL;
+	char path[128];
+	uint8_t id[MV_ID_LEN];
+	char rec[512];
+	int i;
+
+	snprintf(path, sizeof(path), "%s/r", unit_dir);
+	if (repo_init(path, NULL, &err) ||
+	    repo_open(path, REPO_OPEN_WRITE, &r, &err) ||
+	    repo_writer_begin(r, &w, &err))
+		fail_msg("repository: %s", err.msg);
+	memset(id, 0, sizeof(id));
+	for (i = 0; i < 8; i++) {
+		id[0] = (uint8_t)(i + 1);
+		memset(rec, 'a' + i, sizeof(rec));
+		if (repo_writer_put(w, REC_TREE, id, rec, sizeof(rec), NULL, 0,
+				    NULL, &err))
+			fail_msg("put: %s", err.msg);
+	}
+	if (repo_writer_finish(w, &err))
+		fail_msg("finish: %s", err.msg);
+	repo_close(r);
+	if (repo_open(path, REPO_OPEN_READ, &r, &err))
+		fail_msg("open: %s", err.msg);
+	return r;
+}
+
+/* A miss while the first wave is still being written to the cache (its
+ * packs not yet named in .meta-packs) must not fetch the packs again:
+ * a mount's second thread did, on a second SSH session. */
+static void test_diskcache_wave_fetched_once(void **state)
+{
+	struct repo *r = repo_with_meta();
+	struct diskcache *c;
+	char dir[128], list[160];
+	struct timespec ms = {0, 1000000};
+	int i;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "%s/cache", unit_dir);
+	snprintf(list, sizeof(list), "%s/.meta-packs", dir);
+	c = diskcache_open(dir, 1 << 20);
+	assert_non_null(c);
+	assert_int_equal(diskcache_fill_meta(c, r), 8);
+	for (i = 0; i < 5000 && access(list, F_OK); i++)
+		nanosleep(&ms, NULL); /* the wave's writer */
+	assert_int_equal(access(list, F_OK), 0);
+	/* as if the writer had not named the packs yet */
+	assert_int_equal(unlink(list), 0);
+	assert_int_equal(diskcache_fill_meta(c, r), 0);
+	diskcache_close(c);
+	repo_close(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -84,6 +145,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_diskcache_stays_bounded,
 						unit_dir_setup,
 						unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_diskcache_wave_fetched_once, unit_dir_setup,
+			unit_dir_teardown),
 	};
 
 	return cmocka_run_group_tests_name("diskcache", tests, NULL, NULL);
