@@ -75,11 +75,11 @@ unencrypted repository keeps its SQLite index and catalogue inside) or
 `index/` and `keys/` (an encrypted one: its commit segments and key
 slots).  An encrypted repository keeps `catalog.db` and a decrypted copy
 of its index in its local cache directory, rebuilt from `index/` and
-`catalog/` when lost; that cache is shown in a column of its own and, for
-the target, in a second ratio with it counted.  borg's and restic's
+`catalog/` when lost; that cache is shown in a column of its own and in
+a second ratio with it counted.  borg's and restic's
 caches (`~/.cache/borg`, restic's cache), which they rebuild when lost,
-are not measured.  Until 2026-12-07 mailvault's figures included its
-cache directory.  Added = the size after the day minus the size before
+are not measured.  Until 2026-12-07 the encrypted repository's figures
+included its cache directory.  Added = the size after the day minus the size before
 it.  Wall = the backup command alone.
 """
 
