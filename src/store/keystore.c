@@ -229,22 +229,46 @@ int keystore_remove(struct backend *be, const char *name, struct mv_err *err)
 	return rc;
 }
 
-/* Read slot name and unwrap the master key from it. */
-static int slot_try(struct backend *be, const char *name,
-		    const uint8_t repo_id[KEYSLOT_REPO_ID_LEN],
-		    const char *pass, size_t pass_len, uint8_t **out_mk,
-		    struct mv_err *one)
+/* One keystore_unlock(): what it opens with, and the slots that did not
+ * open (rejected by the passphrase: tried; unreadable: bad). */
+struct unlock {
+	const uint8_t *repo_id;
+	const char *pass;
+	size_t pass_len;
+	uint8_t **out_mk;
+	char *out_name;
+	size_t tried, bad;
+};
+
+/* Try slot name: 0 when it opened (*u->out_mk, u->out_name), 1 when the
+ * next slot may (a damaged or vanished slot must not hide the others;
+ * gone_bad: a vanished one counts as damaged), else a negative error. */
+static int slot_try(struct backend *be, const char *name, bool gone_bad,
+		    struct unlock *u, struct mv_err *err)
 {
+	struct mv_err one = MV_ERR_INIT;
 	uint8_t *slot = NULL;
 	size_t len = 0;
 	int rc;
 
-	rc = keystore_read(be, name, &slot, &len, one);
+	rc = keystore_read(be, name, &slot, &len, &one);
 	if (rc == 0)
-		rc = keyslot_unwrap(slot, len, repo_id, pass, pass_len, out_mk,
-				    NULL, one);
+		rc = keyslot_unwrap(slot, len, u->repo_id, u->pass, u->pass_len,
+				    u->out_mk, NULL, &one);
 	free(slot);
-	return rc;
+	if (rc == 0) {
+		if (u->out_name)
+			snprintf(u->out_name, KEYSTORE_NAME_LEN + 1, "%s",
+				 name);
+		return 0;
+	}
+	if (rc == -EKEYREJECTED)
+		u->tried++;
+	else if (rc == -EBADMSG || (gone_bad && rc == -ENOENT))
+		u->bad++;
+	else if (rc != -ENOENT)
+		return mv_err_set(err, rc, "%s", one.msg);
+	return 1;
 }
 
 int keystore_unlock(struct backend *be,
@@ -253,29 +277,18 @@ int keystore_unlock(struct backend *be,
 		    uint8_t **out_mk, char out_name[KEYSTORE_NAME_LEN + 1],
 		    struct mv_err *err)
 {
+	struct unlock u = {repo_id, pass, pass_len, out_mk, out_name, 0, 0};
 	struct names nm;
-	size_t i, tried = 0, bad = 0;
+	size_t i;
 	int rc;
 
 	/* the slot that opened last time is read without listing keys/
-	 * first: a remote repository saves the listing's round trips */
+	 * first: a remote repository saves the listing's round trips (gone:
+	 * removed by key remove, the listing tells the rest) */
 	if (prefer) {
-		struct mv_err one = MV_ERR_INIT;
-
-		rc = slot_try(be, prefer, repo_id, pass, pass_len, out_mk,
-			      &one);
-		if (rc == 0) {
-			if (out_name)
-				snprintf(out_name, KEYSTORE_NAME_LEN + 1, "%s",
-					 prefer);
-			return 0;
-		}
-		if (rc == -EKEYREJECTED)
-			tried++;
-		else if (rc == -EBADMSG)
-			bad++;
-		else if (rc != -ENOENT) /* gone: removed by key remove */
-			return mv_err_set(err, rc, "%s", one.msg);
+		rc = slot_try(be, prefer, false, &u, err);
+		if (rc <= 0)
+			return rc;
 	}
 	rc = list_names(be, &nm, err);
 	if (rc < 0)
@@ -284,34 +297,21 @@ int keystore_unlock(struct backend *be,
 		return mv_err_set(err, -ENOKEY, "no key slot in '%s/%s'",
 				  be->url, KEYSTORE_DIR);
 	for (i = 0; i < nm.n; i++) {
-		const char *name = nm.name[i];
-		struct mv_err one = MV_ERR_INIT;
-
-		if (prefer && strcmp(name, prefer) == 0)
+		if (prefer && strcmp(nm.name[i], prefer) == 0)
 			continue; /* tried above */
-		/* a damaged or vanished slot must not hide the others */
-		rc = slot_try(be, name, repo_id, pass, pass_len, out_mk, &one);
-		if (rc == 0) {
-			if (out_name)
-				memcpy(out_name, name, KEYSTORE_NAME_LEN + 1);
-			return 0;
-		}
-		if (rc == -EKEYREJECTED)
-			tried++;
-		else if (rc == -EBADMSG || rc == -ENOENT)
-			bad++;
-		else
-			return mv_err_set(err, rc, "%s", one.msg);
+		rc = slot_try(be, nm.name[i], true, &u, err);
+		if (rc <= 0)
+			return rc;
 	}
-	if (tried)
+	if (u.tried)
 		return mv_err_set(err, -EKEYREJECTED,
 				  "wrong passphrase: no key slot of '%s' opens "
 				  "with it (%zu tried%s)",
-				  be->url, tried,
-				  bad ? ", others damaged" : "");
+				  be->url, u.tried,
+				  u.bad ? ", others damaged" : "");
 	return mv_err_set(err, -EBADMSG,
 			  "no key slot of '%s' can be read: %zu damaged",
-			  be->url, bad);
+			  be->url, u.bad);
 }
 
 int keystore_keyfile_write(const char *path, const void *data, size_t len,
