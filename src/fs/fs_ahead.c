@@ -20,11 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIB ((size_t)1 << 20)
-#define READAHEAD_BYTES (8 * MIB) /* ahead of a sequential reader */
+#define READAHEAD_BYTES (8 * FS_MIB) /* ahead of a sequential reader */
 #define READAHEAD_CHUNKS 32
-#define PACK_AHEAD_FIRST (1 * MIB) /* the first one in a directory */
-#define DIR_AHEAD_BYTES (4 * MIB)  /* of one listed directory, at once */
+#define PACK_AHEAD_FIRST (1 * FS_MIB) /* the first one in a directory */
+#define DIR_AHEAD_BYTES (4 * FS_MIB)  /* of one listed directory, at once */
 #define DIR_AHEAD_FILES 64
 #define AHEAD_LIST_MAX 1024 /* chunks considered for one range read */
 #define RANGE_SPAN_MIN ((size_t)256 << 10) /* pack bytes of a request */

@@ -22,9 +22,8 @@
 
 #include "mail_view.h"
 
-#define MIB ((size_t)1 << 20)
-#define PACK_AHEAD_BYTES (8 * MIB) /* range read of remote packs */
-#define UNKNOWN_INO 0xffffffffu	   /* d_ino of entries without a node yet */
+#define PACK_AHEAD_BYTES (8 * FS_MIB) /* range read of remote packs */
+#define UNKNOWN_INO 0xffffffffu	      /* d_ino of entries without a node yet */
 #define ACL_ACCESS "system.posix_acl_access"
 #define ACL_DEFAULT "system.posix_acl_default"
 
@@ -401,7 +400,7 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	pthread_mutex_init(&fs->readers_lock, NULL);
 	pthread_mutex_init(&fs->stream_lock, NULL);
 	fs->bare_small = FS_BARE_SMALL;
-	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * MIB;
+	total = (size_t)MV_MAX(o->cache_mib, FS_CACHE_MIN_MIB) * FS_MIB;
 	rc = fs_itable_init(&fs->itab);
 	if (rc) {
 		pthread_mutex_destroy(&fs->refresh_lock);
@@ -421,7 +420,7 @@ int fs_new(const struct fs_source_ops *src, void *src_ctx,
 	/* remote: one request for a range of a pack instead of a round
 	 * trip per file; bounded by a quarter of the chunk cache */
 	if (o->pack_ahead_mib >= 0)
-		fs->pack_ahead = (size_t)o->pack_ahead_mib * MIB;
+		fs->pack_ahead = (size_t)o->pack_ahead_mib * FS_MIB;
 	else if (src->chunks_fetch && src->remote && src->remote(src_ctx))
 		fs->pack_ahead = PACK_AHEAD_BYTES;
 	if (!src->chunks_fetch)

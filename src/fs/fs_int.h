@@ -115,6 +115,7 @@ struct fs_cache {
 	size_t freed; /* bytes evicted since the last malloc_trim() */
 };
 
+#define FS_MIB ((size_t)1 << 20)
 #define FS_CACHE_TRIM_BYTES ((size_t)16 << 20)
 
 int fs_cache_init(struct fs_cache *c, size_t limit,

@@ -42,6 +42,8 @@ struct ctx_pool {
 	int n;
 };
 
+struct seg_list; /* repo_segment.c */
+
 struct repo {
 	struct backend *be;	 /* where the files live */
 	char *location;		 /* as the user gave it */
@@ -93,8 +95,6 @@ struct repo {
 	bool seg_tmp_seen;  /* index/ lists temporary files (NAME.tmp*) */
 	struct seg_list *seg_kept; /* repo_segment_count(keep) */
 };
-
-struct seg_list;
 
 struct repo_writer {
 	struct repo *r;
