@@ -53,8 +53,11 @@ for k in 1 2 3; do
 	ssh-add -q "$T/other$k" 2>/dev/null
 done
 measure sftp_agent 11 "$P" -i "$SSH_KEY" "$R" check
-[ "$turns_sftp_agent" = "$turns_sftp" ] ||
-	fails="$fails agent-keys-offered($turns_sftp_agent!=$turns_sftp)"
+# each refused key offered would cost a turn (3 here); the relay counts a
+# handshake one turn more or less from run to run (how the server's
+# packets fall into reads: 10 and 11 both seen for the same key file)
+[ "$turns_sftp_agent" -le "$((turns_sftp + 1))" ] ||
+	fails="$fails agent-keys-offered($turns_sftp_agent>$turns_sftp+1)"
 
 say "the named key held by the agent (no passphrase asked)"
 ssh-add -q "$SSH_KEY" 2>/dev/null
