@@ -329,8 +329,9 @@ struct repo_comp {
 	uint32_t dict_id; /* for ZSTD_DICT */
 };
 
-/* Compress raw with the repository's settings into out.  Small chunks
- * use the repository's trained dictionary when it has one.  out_comp->kind
+/* Compress raw with the repository's settings into out: at its level, or
+ * at level 9 at least up to 16 KiB.  Chunks up to 128 KiB use the
+ * repository's trained dictionary when it has one.  out_comp->kind
  * is PACK_COMP_NONE when compression does not pay.  Thread-safe (contexts
  * come from a pool). */
 int repo_compress(struct repo *r, const void *raw, size_t len,

@@ -917,6 +917,7 @@ void repo_close(struct repo *r)
 
 		r->dicts = d->next;
 		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeCDict(d->cdict_small);
 		ZSTD_freeDDict(d->ddict);
 		free(d);
 	}

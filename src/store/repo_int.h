@@ -27,13 +27,21 @@
 #define DICT_MAX_CHUNK                                        \
 	(128u << 10) /* chunks above this skip the dictionary \
 		      */
+/* Records up to SMALL_RECORD_MAX (a text message, a piece of a Dovecot
+ * index file) are compressed at SMALL_RECORD_LEVEL at least: they are most
+ * of what a mail repository adds each day and cost little CPU each, where
+ * larger chunks (attachments) gain little from it (docs/CHUNKING.md,
+ * "Compression level of small records"). */
+#define SMALL_RECORD_MAX (16u << 10)
+#define SMALL_RECORD_LEVEL 9
 
 /* A zstd dictionary, loaded once and kept for the life of the repo. */
 struct repo_dict {
 	struct repo_dict *next;
-	uint32_t dict_id;  /* zstd's id, recorded in record headers */
-	ZSTD_CDict *cdict; /* for compressing, NULL until needed */
-	ZSTD_DDict *ddict; /* for decompressing */
+	uint32_t dict_id;	 /* zstd's id, recorded in record headers */
+	ZSTD_CDict *cdict;	 /* for compressing, NULL until needed */
+	ZSTD_CDict *cdict_small; /* the same at repo_small_level() */
+	ZSTD_DDict *ddict;	 /* for decompressing */
 };
 
 struct ctx_pool {
@@ -116,6 +124,7 @@ bool repo_is_network_fs(const char *path);
 void *repo_pool_get(struct ctx_pool *p);
 /* Returns false when the pool is full and the caller must free c. */
 bool repo_pool_put(struct ctx_pool *p, void *c);
+int repo_small_level(const struct repo *r);
 struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 				 bool for_compress);
 

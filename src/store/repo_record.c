@@ -120,7 +120,15 @@ int repo_pack_path(struct repo *r, int64_t pack, char *out, size_t n,
 static int chunk_read_raw(struct repo *r, const uint8_t id[MV_ID_LEN],
 			  struct mv_buf *out, struct mv_err *err);
 
-/* Build a dictionary entry from its bytes; NULL on failure. */
+/* The level of records up to SMALL_RECORD_MAX; larger ones take the
+ * configured level. */
+int repo_small_level(const struct repo *r)
+{
+	return MV_MAX(r->cfg.zstd_level, SMALL_RECORD_LEVEL);
+}
+
+/* Build a dictionary entry from its bytes; NULL on failure.  It compresses
+ * at two levels: records up to SMALL_RECORD_MAX take the higher one. */
 struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 				 bool for_compress)
 {
@@ -130,10 +138,14 @@ struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 		return NULL;
 	d->dict_id = ZSTD_getDictID_fromDict(p, n);
 	d->ddict = ZSTD_createDDict(p, n);
-	if (for_compress)
+	if (for_compress) {
 		d->cdict = ZSTD_createCDict(p, n, r->cfg.zstd_level);
-	if (!d->ddict || (for_compress && !d->cdict) || !d->dict_id) {
+		d->cdict_small = ZSTD_createCDict(p, n, repo_small_level(r));
+	}
+	if (!d->ddict || (for_compress && (!d->cdict || !d->cdict_small)) ||
+	    !d->dict_id) {
 		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeCDict(d->cdict_small);
 		ZSTD_freeDDict(d->ddict);
 		free(d);
 		return NULL;
@@ -738,11 +750,21 @@ out:
 
 /* ---- writing ------------------------------------------------------- */
 
+static size_t compress_at(ZSTD_CCtx *c, int level, const ZSTD_CDict *cdict,
+			  void *dst, size_t cap, const void *raw, size_t len)
+{
+	ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	if (cdict)
+		return ZSTD_compress_usingCDict(c, dst, cap, raw, len, cdict);
+	return ZSTD_compress2(c, dst, cap, raw, len);
+}
+
 int repo_compress(struct repo *r, const void *raw, size_t len,
 		  struct mv_buf *out, struct repo_comp *out_comp,
 		  struct mv_err *err)
 {
 	struct repo_dict *dict = len <= DICT_MAX_CHUNK ? dict_active(r) : NULL;
+	bool small = len <= SMALL_RECORD_MAX;
 	size_t bound = ZSTD_compressBound(len), n;
 	ZSTD_CCtx *c;
 
@@ -758,16 +780,14 @@ int repo_compress(struct repo *r, const void *raw, size_t len,
 		c = ZSTD_createCCtx();
 		if (!c)
 			return mv_err_set(err, -ENOMEM, "out of memory");
-		ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel,
-				       r->cfg.zstd_level);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 0);
 		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
 	}
-	if (dict)
-		n = ZSTD_compress_usingCDict(c, out->data, bound, raw, len,
-					     dict->cdict);
-	else
-		n = ZSTD_compress2(c, out->data, bound, raw, len);
+	n = compress_at(c, small ? repo_small_level(r) : r->cfg.zstd_level,
+			!dict	? NULL
+			: small ? dict->cdict_small
+				: dict->cdict,
+			out->data, bound, raw, len);
 	if (!repo_pool_put(&r->cctx, c))
 		ZSTD_freeCCtx(c);
 	if (ZSTD_isError(n))

@@ -437,6 +437,7 @@ int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
 	}
 	if (rc) {
 		ZSTD_freeCDict(d->cdict);
+		ZSTD_freeCDict(d->cdict_small);
 		ZSTD_freeDDict(d->ddict);
 		free(d);
 		return rc;

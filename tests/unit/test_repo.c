@@ -3,7 +3,7 @@
  * (held; stale only when provably dead here; released only by its
  * owner; inspected and broken as 'mailvault unlock' does), an aborted
  * write session leaves nothing visible, and a committed one is seen
- * after reopening.
+ * after reopening; small records are compressed at the higher level.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +21,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 
+#include "pack.h"
 #include "keyslot.h"
 #include "repo.h"
 #include "snapshot.h"
@@ -453,6 +455,86 @@ static void set_unlock(const char *pass, const char *keyfile)
 	repo_unlock_forget(); /* every open below runs Argon2id again */
 }
 
+/* Text: compressible, with matches a higher level finds further away. */
+static void fill_text(char *p, size_t n)
+{
+	static const char *const words[] = {
+		"Received: ",
+		"from ",
+		"mail.example.org ",
+		"by ",
+		"mx.example.net ",
+		"with ",
+		"ESMTPS ",
+		"id ",
+		"Subject: ",
+		"Re: ",
+		"invoice ",
+		"meeting ",
+		"\r\n",
+	};
+	uint32_t x = 12345;
+	size_t i = 0;
+
+	while (i < n) {
+		const char *w;
+		size_t l;
+
+		x = x * 1103515245u + 12345u;
+		w = words[(x >> 16) % (sizeof(words) / sizeof(words[0]))];
+		l = strlen(w);
+		if (l > n - i)
+			l = n - i;
+		memcpy(p + i, w, l);
+		i += l;
+	}
+}
+
+static size_t zstd_len(const void *p, size_t n, int level)
+{
+	size_t cap = ZSTD_compressBound(n), len;
+	void *dst = malloc(cap);
+
+	assert_non_null(dst);
+	len = ZSTD_compress(dst, cap, p, n, level);
+	assert_false(ZSTD_isError(len));
+	free(dst);
+	return len;
+}
+
+/* A record up to 16 KiB (a message, a piece of a Dovecot index file) is
+ * compressed at level 9 at least, a larger one at the configured level. */
+static void test_small_record_level(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct mv_buf out = MV_BUF_INIT;
+	struct repo_comp how;
+	size_t big = 64 << 10, small = 16 << 10;
+	char *text = malloc(big);
+	struct repo *r;
+
+	assert_non_null(text);
+	fill_text(text, big);
+	/* the test needs inputs where the two levels differ */
+	assert_true(zstd_len(text, small, 9) < zstd_len(text, small, 3));
+	assert_true(zstd_len(text, big, 9) < zstd_len(text, big, 3));
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_READ, &r, &err), 0);
+	assert_int_equal(repo_get_config(r)->zstd_level, 3);
+	assert_false(repo_has_dictionary(r));
+	assert_int_equal(repo_compress(r, text, small, &out, &how, &err), 0);
+	assert_int_equal(how.kind, PACK_COMP_ZSTD);
+	assert_int_equal(out.len, zstd_len(text, small, 9));
+	assert_int_equal(repo_compress(r, text, small + 1, &out, &how, &err),
+			 0);
+	assert_int_equal(out.len, zstd_len(text, small + 1, 3));
+	assert_int_equal(repo_compress(r, text, big, &out, &how, &err), 0);
+	assert_int_equal(out.len, zstd_len(text, big, 3));
+	repo_close(r);
+	mv_buf_release(&out);
+	free(text);
+}
+
 static void test_encrypted(void **state)
 {
 	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
@@ -564,6 +646,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_inspect_break, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_abort_and_commit, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_small_record_level, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_encrypted, setup,
 						teardown),
