@@ -151,8 +151,12 @@ static void evict(struct fs_cache *c)
 }
 
 /* Chunks of many sizes come and go: freed memory stays in the middle of
- * malloc's heaps.  Once enough was evicted, give its pages back (called
- * without the lock). */
+ * malloc's heaps.  Once enough was evicted, and only when the heaps hold
+ * more than FS_CACHE_SLACK free, give its pages back (called without the
+ * lock): each trim returns every free page and the next allocations
+ * fault them in again, which a restore streaming through the cache paid
+ * at every 16 MiB, though new chunks mostly reuse the holes of evicted
+ * ones (docs/MOUNT.md). */
 static void maybe_trim(struct fs_cache *c)
 {
 	bool due;
@@ -162,7 +166,7 @@ static void maybe_trim(struct fs_cache *c)
 	if (due)
 		c->freed = 0;
 	pthread_mutex_unlock(&c->lock);
-	if (due)
+	if (due && mallinfo2().fordblks > FS_CACHE_SLACK)
 		malloc_trim(0);
 }
 

@@ -117,6 +117,8 @@ struct fs_cache {
 
 #define FS_MIB ((size_t)1 << 20)
 #define FS_CACHE_TRIM_BYTES ((size_t)16 << 20)
+/* free heap memory a trim leaves alone */
+#define FS_CACHE_SLACK ((size_t)32 << 20)
 
 int fs_cache_init(struct fs_cache *c, size_t limit,
 		  void (*free_value)(void *arg, void *value), void *free_arg);
