@@ -345,6 +345,21 @@ int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
 			 const struct repo_comp *how, bool *out_new,
 			 struct mv_err *err);
 
+/* Seal a record as repo_writer_put_comp() would, on any thread, so that
+ * ingest workers encrypt in parallel (raw when how is NULL or says none).
+ * out is left empty when the repository does not seal records (format
+ * 1); the writer then frames the record itself. */
+int repo_seal(struct repo *r, enum rec_type type, const uint8_t id[MV_ID_LEN],
+	      const void *raw, size_t raw_len, const void *comp,
+	      size_t comp_len, const struct repo_comp *how, struct mv_buf *out,
+	      struct mv_err *err);
+/* repo_writer_put_comp() of a record repo_seal() sealed (non-empty). */
+int repo_writer_put_sealed(struct repo_writer *w, enum rec_type type,
+			   const uint8_t id[MV_ID_LEN], size_t raw_len,
+			   const struct repo_comp *how,
+			   const struct mv_buf *sealed, bool *out_new,
+			   struct mv_err *err);
+
 /* True when the repository has a zstd dictionary for small chunks. */
 bool repo_has_dictionary(struct repo *r);
 /* Store a trained dictionary in this session and use it for every later

@@ -50,6 +50,7 @@ struct job {
 	struct mv_buf raw;    /* chunk bytes */
 	struct mv_buf comp;   /* compressed, when new and worth it */
 	struct repo_comp how; /* how comp was made */
+	struct mv_buf sealed; /* the record sealed (format 2), when new */
 	bool known;	      /* already in the index */
 	uint8_t id[MV_ID_LEN];
 	bool whole;   /* the file's only chunk */
@@ -118,9 +119,17 @@ static void work_one(struct ingest *ing, struct job *j)
 				       j->raw.data, j->raw.len);
 	j->known = repo_chunk_find(ing->r, j->id, NULL, NULL) == 0;
 	j->how.kind = 0;
-	if (!j->known && !ing->opts.dry_run)
-		j->rc = repo_compress(ing->r, j->raw.data, j->raw.len, &j->comp,
-				      &j->how, &j->err);
+	mv_buf_reset(&j->sealed);
+	if (j->known || ing->opts.dry_run)
+		return;
+	j->rc = repo_compress(ing->r, j->raw.data, j->raw.len, &j->comp,
+			      &j->how, &j->err);
+	/* encryption too runs here, in parallel, not on the storing
+	 * thread (docs/ARCHITECTURE.md, "Data flow of a backup") */
+	if (!j->rc)
+		j->rc = repo_seal(ing->r, REC_DATA, j->id, j->raw.data,
+				  j->raw.len, j->comp.data, j->comp.len,
+				  &j->how, &j->sealed, &j->err);
 }
 
 static void *worker_main(void *arg)
@@ -336,9 +345,13 @@ static int store_job(struct ingest *ing, struct job *j, struct mv_err *err)
 				   &j->how, err);
 		if (rc)
 			return mv_err_prefix(err, "'%s'", f->path);
+		mv_buf_reset(&j->sealed); /* sealed again below */
 	}
 	if (ing->opts.dry_run)
 		rc = j->known ? 0 : seen_add(ing, j->id, &is_new, err);
+	else if (j->sealed.len)
+		rc = repo_writer_put_sealed(ing->w, REC_DATA, j->id, j->raw.len,
+					    &j->how, &j->sealed, &is_new, err);
 	else
 		rc = repo_writer_put_comp(ing->w, REC_DATA, j->id, j->raw.data,
 					  j->raw.len, j->comp.data, j->comp.len,
@@ -551,6 +564,7 @@ void ingest_free(struct ingest *ing)
 	for (i = 0; i < ING_QUEUE; i++) {
 		mv_buf_release(&ing->jobs[i].raw);
 		mv_buf_release(&ing->jobs[i].comp);
+		mv_buf_release(&ing->jobs[i].sealed);
 	}
 	pfile_free(ing, ing->cur);
 	while ((f = ing->head)) {

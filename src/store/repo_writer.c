@@ -299,10 +299,31 @@ static int open_pack(struct repo_writer *w, int k, struct mv_err *err)
 	return rc;
 }
 
+int repo_seal(struct repo *r, enum rec_type type, const uint8_t id[MV_ID_LEN],
+	      const void *raw, size_t raw_len, const void *comp,
+	      size_t comp_len, const struct repo_comp *how, struct mv_buf *out,
+	      struct mv_err *err)
+{
+	bool plain = !how || how->kind == PACK_COMP_NONE || !comp;
+
+	mv_buf_reset(out);
+	if (r->pack_format != 2)
+		return 0;
+	/* content under the data key, the rest under the metadata key */
+	return seal_record(type == REC_DATA ? r->key_data : r->key_meta,
+			   (uint8_t)type, r->key_epoch, id,
+			   plain ? PACK_COMP_NONE : how->kind,
+			   plain ? 0 : how->dict_id, plain ? raw : comp,
+			   plain ? raw_len : comp_len, out, err);
+}
+
+/* Append a record: sealed here from payload, or (format 2) already
+ * sealed by repo_seal() when sealed is non-NULL. */
 static int writer_append(struct repo_writer *w, enum rec_type type,
 			 const uint8_t id[MV_ID_LEN], size_t raw_len,
 			 const void *payload, size_t stored,
-			 const struct repo_comp *how, bool *out_new,
+			 const struct repo_comp *how,
+			 const struct mv_buf *sealed, bool *out_new,
 			 struct mv_err *err)
 {
 	struct repo *r = w->r;
@@ -325,22 +346,23 @@ static int writer_append(struct repo_writer *w, enum rec_type type,
 	rec.stored_size = (uint32_t)stored;
 	memcpy(rec.id, id, MV_ID_LEN);
 	if (r->pack_format == 2) {
-		/* content under the data key, the rest under the metadata
-		 * key; the index's comp column keeps a copy of the comp
-		 * inside the record, for stats only */
-		mv_buf_reset(&w->sbuf);
-		rc = seal_record(type == REC_DATA ? r->key_data : r->key_meta,
-				 rec.type, r->key_epoch, id, rec.comp,
-				 rec.dict_id, payload, stored, &w->sbuf, err);
+		/* the index's comp column keeps a copy of the comp inside
+		 * the record, for stats only */
+		rc = 0;
+		if (!sealed) {
+			rc = repo_seal(r, type, id, payload, stored, payload,
+				       stored, how, &w->sbuf, err);
+			sealed = &w->sbuf;
+		}
 		if (!rc)
 			rc = pack_writer_append_sealed(
 				w->pw[k], rec.type, (uint8_t)r->key_epoch, id,
-				w->sbuf.data, w->sbuf.len, rec.raw_size, &off,
+				sealed->data, sealed->len, rec.raw_size, &off,
 				err);
 		if (rc)
 			return rc;
-		rec.stored_size = (uint32_t)w->sbuf.len;
-		w->stored += w->sbuf.len;
+		rec.stored_size = (uint32_t)sealed->len;
+		w->stored += sealed->len;
 	} else {
 		rec.checksum = hash_xxh64(payload, rec.stored_size);
 		rc = pack_writer_append(w->pw[k], &rec, payload, &off, err);
@@ -386,9 +408,32 @@ int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
 		return 0;
 	if (!how || how->kind == PACK_COMP_NONE || !comp)
 		return writer_append(w, type, id, raw_len, raw, raw_len, &none,
-				     out_new, err);
-	return writer_append(w, type, id, raw_len, comp, comp_len, how, out_new,
-			     err);
+				     NULL, out_new, err);
+	return writer_append(w, type, id, raw_len, comp, comp_len, how, NULL,
+			     out_new, err);
+}
+
+int repo_writer_put_sealed(struct repo_writer *w, enum rec_type type,
+			   const uint8_t id[MV_ID_LEN], size_t raw_len,
+			   const struct repo_comp *how,
+			   const struct mv_buf *sealed, bool *out_new,
+			   struct mv_err *err)
+{
+	struct repo_comp none = {PACK_COMP_NONE, 0};
+
+	if (out_new)
+		*out_new = false;
+	if (w->r->pack_format != 2 || !sealed->len)
+		return mv_err_set(err, -EINVAL, "no sealed record to store");
+	if (raw_len > PACK_MAX_RECORD)
+		return mv_err_set(err, -EMSGSIZE,
+				  "record of %zu bytes is "
+				  "too large",
+				  raw_len);
+	if (repo_writer_has(w, id))
+		return 0;
+	return writer_append(w, type, id, raw_len, NULL, 0, how ? how : &none,
+			     sealed, out_new, err);
 }
 
 int repo_writer_put(struct repo_writer *w, enum rec_type type,
