@@ -389,11 +389,13 @@ static int writer_append(struct repo_writer *w, enum rec_type type,
 	return rc;
 }
 
-int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
-			 const uint8_t id[MV_ID_LEN], const void *raw,
-			 size_t raw_len, const void *comp, size_t comp_len,
-			 const struct repo_comp *how, bool *out_new,
-			 struct mv_err *err)
+/* A record unless the session or the index has it: sealed here from raw
+ * or comp, or already sealed (non-NULL sealed). */
+static int writer_put(struct repo_writer *w, enum rec_type type,
+		      const uint8_t id[MV_ID_LEN], const void *raw,
+		      size_t raw_len, const void *comp, size_t comp_len,
+		      const struct repo_comp *how, const struct mv_buf *sealed,
+		      bool *out_new, struct mv_err *err)
 {
 	struct repo_comp none = {PACK_COMP_NONE, 0};
 
@@ -406,11 +408,24 @@ int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
 				  raw_len);
 	if (repo_writer_has(w, id))
 		return 0;
+	if (sealed)
+		return writer_append(w, type, id, raw_len, NULL, 0,
+				     how ? how : &none, sealed, out_new, err);
 	if (!how || how->kind == PACK_COMP_NONE || !comp)
 		return writer_append(w, type, id, raw_len, raw, raw_len, &none,
 				     NULL, out_new, err);
 	return writer_append(w, type, id, raw_len, comp, comp_len, how, NULL,
 			     out_new, err);
+}
+
+int repo_writer_put_comp(struct repo_writer *w, enum rec_type type,
+			 const uint8_t id[MV_ID_LEN], const void *raw,
+			 size_t raw_len, const void *comp, size_t comp_len,
+			 const struct repo_comp *how, bool *out_new,
+			 struct mv_err *err)
+{
+	return writer_put(w, type, id, raw, raw_len, comp, comp_len, how, NULL,
+			  out_new, err);
 }
 
 int repo_writer_put_sealed(struct repo_writer *w, enum rec_type type,
@@ -419,21 +434,13 @@ int repo_writer_put_sealed(struct repo_writer *w, enum rec_type type,
 			   const struct mv_buf *sealed, bool *out_new,
 			   struct mv_err *err)
 {
-	struct repo_comp none = {PACK_COMP_NONE, 0};
-
-	if (out_new)
-		*out_new = false;
-	if (w->r->pack_format != 2 || !sealed->len)
+	if (w->r->pack_format != 2 || !sealed || !sealed->len) {
+		if (out_new)
+			*out_new = false;
 		return mv_err_set(err, -EINVAL, "no sealed record to store");
-	if (raw_len > PACK_MAX_RECORD)
-		return mv_err_set(err, -EMSGSIZE,
-				  "record of %zu bytes is "
-				  "too large",
-				  raw_len);
-	if (repo_writer_has(w, id))
-		return 0;
-	return writer_append(w, type, id, raw_len, NULL, 0, how ? how : &none,
-			     sealed, out_new, err);
+	}
+	return writer_put(w, type, id, NULL, raw_len, NULL, 0, how, sealed,
+			  out_new, err);
 }
 
 int repo_writer_put(struct repo_writer *w, enum rec_type type,

@@ -535,6 +535,101 @@ static void test_small_record_level(void **state)
 	free(text);
 }
 
+/* A record sealed on another thread (repo_seal, as ingest's workers do)
+ * is stored by repo_writer_put_sealed and reads back; an empty one is
+ * refused. */
+static void test_sealed_ahead(void **state)
+{
+	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
+						  KEYSLOT_MIN_MEM};
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_init_opts o;
+	struct repo_writer *wr;
+	struct repo_comp how;
+	struct repo *r;
+	struct snapshot s;
+	struct mv_buf comp = MV_BUF_INIT, sealed = MV_BUF_INIT,
+		      back = MV_BUF_INIT;
+	char e[128], text[4096];
+	uint8_t id[MV_ID_LEN], id2[MV_ID_LEN];
+	static const char tiny[] = "short";
+	bool fresh = false;
+
+	fill_text(text, sizeof(text));
+	snprintf(e, sizeof(e), "%s/e", f->dir);
+	memset(&o, 0, sizeof(o));
+	o.encrypt = true;
+	o.pass = "correct horse";
+	o.pass_len = strlen(o.pass);
+	o.kdf = &kdf;
+	if (repo_init(e, &o, &err))
+		fail_msg("init: %s", err.msg);
+	set_unlock("correct horse", NULL);
+	assert_int_equal(repo_open(e, REPO_OPEN_WRITE, &r, &err), 0);
+	repo_chunk_id(r, text, sizeof(text), id);
+	repo_chunk_id(r, tiny, sizeof(tiny), id2);
+	assert_int_equal(repo_writer_begin(r, &wr, &err), 0);
+	/* compressed, and one stored raw (too small to compress) */
+	assert_int_equal(
+		repo_compress(r, text, sizeof(text), &comp, &how, &err), 0);
+	assert_int_equal(how.kind, PACK_COMP_ZSTD);
+	assert_int_equal(repo_seal(r, REC_DATA, id, text, sizeof(text),
+				   comp.data, comp.len, &how, &sealed, &err),
+			 0);
+	assert_true(sealed.len > comp.len);
+	assert_int_equal(repo_writer_put_sealed(wr, REC_DATA, id, sizeof(text),
+						&how, &sealed, &fresh, &err),
+			 0);
+	assert_true(fresh);
+	/* the same id again stores nothing */
+	assert_int_equal(repo_writer_put_sealed(wr, REC_DATA, id, sizeof(text),
+						&how, &sealed, &fresh, &err),
+			 0);
+	assert_false(fresh);
+	assert_int_equal(repo_seal(r, REC_DATA, id2, tiny, sizeof(tiny), NULL,
+				   0, NULL, &sealed, &err),
+			 0);
+	assert_int_equal(repo_writer_put_sealed(wr, REC_DATA, id2, sizeof(tiny),
+						NULL, &sealed, &fresh, &err),
+			 0);
+	make_snapshot(r, &s);
+	if (repo_writer_commit(wr, &s, &err))
+		fail_msg("commit: %s", err.msg);
+	repo_close(r);
+	set_unlock("correct horse", NULL);
+	assert_int_equal(repo_open(e, REPO_OPEN_READ, &r, &err), 0);
+	assert_int_equal(repo_chunk_read(r, id, true, &back, &err), 0);
+	assert_int_equal(back.len, sizeof(text));
+	assert_memory_equal(back.data, text, sizeof(text));
+	assert_int_equal(repo_chunk_read(r, id2, true, &back, &err), 0);
+	assert_int_equal(back.len, sizeof(tiny));
+	assert_memory_equal(back.data, tiny, sizeof(tiny));
+	repo_close(r);
+
+	/* the plain repository of the fixture seals with the none suite;
+	 * nothing sealed is refused */
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &r, &err), 0);
+	assert_int_equal(repo_seal(r, REC_DATA, id2, tiny, sizeof(tiny), NULL,
+				   0, NULL, &sealed, &err),
+			 0);
+	assert_true(sealed.len > sizeof(tiny));
+	mv_buf_reset(&sealed);
+	assert_int_equal(repo_writer_begin(r, &wr, &err), 0);
+	assert_int_equal(repo_writer_put_sealed(wr, REC_DATA, id2, sizeof(tiny),
+						NULL, &sealed, &fresh, &err),
+			 -EINVAL);
+	assert_false(fresh);
+	mv_err_clear(&err);
+	repo_writer_abort(wr);
+	repo_close(r);
+	repo_set_unlock(NULL);
+	repo_unlock_forget();
+	mv_buf_release(&comp);
+	mv_buf_release(&sealed);
+	mv_buf_release(&back);
+}
+
 static void test_encrypted(void **state)
 {
 	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
@@ -648,6 +743,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_and_commit, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_small_record_level, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_sealed_ahead, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_encrypted, setup,
 						teardown),
