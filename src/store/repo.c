@@ -916,10 +916,7 @@ void repo_close(struct repo *r)
 		struct repo_dict *d = r->dicts;
 
 		r->dicts = d->next;
-		ZSTD_freeCDict(d->cdict);
-		ZSTD_freeCDict(d->cdict_small);
-		ZSTD_freeDDict(d->ddict);
-		free(d);
+		repo_dict_free(d);
 	}
 	diskcache_close(r->dcache);
 	pthread_mutex_destroy(&r->dict_lock);

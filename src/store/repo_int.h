@@ -40,7 +40,7 @@ struct repo_dict {
 	struct repo_dict *next;
 	uint32_t dict_id;	 /* zstd's id, recorded in record headers */
 	ZSTD_CDict *cdict;	 /* for compressing, NULL until needed */
-	ZSTD_CDict *cdict_small; /* the same at repo_small_level() */
+	ZSTD_CDict *cdict_small; /* at repo_small_level(); cdict when equal */
 	ZSTD_DDict *ddict;	 /* for decompressing */
 };
 
@@ -127,6 +127,7 @@ bool repo_pool_put(struct ctx_pool *p, void *c);
 int repo_small_level(const struct repo *r);
 struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 				 bool for_compress);
+void repo_dict_free(struct repo_dict *d);
 
 /* repo_lock.c */
 /* The exclusive lock, or (shared) a shared one: see repo_lock.c. */

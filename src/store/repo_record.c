@@ -140,17 +140,28 @@ struct repo_dict *repo_dict_make(struct repo *r, const void *p, size_t n,
 	d->ddict = ZSTD_createDDict(p, n);
 	if (for_compress) {
 		d->cdict = ZSTD_createCDict(p, n, r->cfg.zstd_level);
-		d->cdict_small = ZSTD_createCDict(p, n, repo_small_level(r));
+		d->cdict_small =
+			repo_small_level(r) == r->cfg.zstd_level
+				? d->cdict
+				: ZSTD_createCDict(p, n, repo_small_level(r));
 	}
 	if (!d->ddict || (for_compress && (!d->cdict || !d->cdict_small)) ||
 	    !d->dict_id) {
-		ZSTD_freeCDict(d->cdict);
-		ZSTD_freeCDict(d->cdict_small);
-		ZSTD_freeDDict(d->ddict);
-		free(d);
+		repo_dict_free(d);
 		return NULL;
 	}
 	return d;
+}
+
+void repo_dict_free(struct repo_dict *d)
+{
+	if (!d)
+		return;
+	if (d->cdict_small != d->cdict)
+		ZSTD_freeCDict(d->cdict_small);
+	ZSTD_freeCDict(d->cdict);
+	ZSTD_freeDDict(d->ddict);
+	free(d);
 }
 
 /* The dictionary with id dict_id (0: the newest), loading it on first

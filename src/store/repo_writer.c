@@ -488,10 +488,7 @@ int repo_writer_set_dictionary(struct repo_writer *w, const void *dict,
 		pthread_mutex_unlock(&r->ix_lock);
 	}
 	if (rc) {
-		ZSTD_freeCDict(d->cdict);
-		ZSTD_freeCDict(d->cdict_small);
-		ZSTD_freeDDict(d->ddict);
-		free(d);
+		repo_dict_free(d);
 		return rc;
 	}
 	pthread_mutex_lock(&r->dict_lock);

@@ -535,13 +535,28 @@ static void test_small_record_level(void **state)
 	free(text);
 }
 
+/* An encrypted repository at path, passphrase "correct horse", the
+ * cheapest key slot; o stays filled for further inits. */
+static void init_encrypted(const char *path, struct repo_init_opts *o)
+{
+	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
+						  KEYSLOT_MIN_MEM};
+	struct mv_err err = MV_ERR_INIT;
+
+	memset(o, 0, sizeof(*o));
+	o->encrypt = true;
+	o->pass = "correct horse";
+	o->pass_len = strlen(o->pass);
+	o->kdf = &kdf;
+	if (repo_init(path, o, &err))
+		fail_msg("init: %s", err.msg);
+}
+
 /* A record sealed on another thread (repo_seal, as ingest's workers do)
  * is stored by repo_writer_put_sealed and reads back; an empty one is
  * refused. */
 static void test_sealed_ahead(void **state)
 {
-	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
-						  KEYSLOT_MIN_MEM};
 	struct fx *f = *state;
 	struct mv_err err = MV_ERR_INIT;
 	struct repo_init_opts o;
@@ -558,13 +573,7 @@ static void test_sealed_ahead(void **state)
 
 	fill_text(text, sizeof(text));
 	snprintf(e, sizeof(e), "%s/e", f->dir);
-	memset(&o, 0, sizeof(o));
-	o.encrypt = true;
-	o.pass = "correct horse";
-	o.pass_len = strlen(o.pass);
-	o.kdf = &kdf;
-	if (repo_init(e, &o, &err))
-		fail_msg("init: %s", err.msg);
+	init_encrypted(e, &o);
 	set_unlock("correct horse", NULL);
 	assert_int_equal(repo_open(e, REPO_OPEN_WRITE, &r, &err), 0);
 	repo_chunk_id(r, text, sizeof(text), id);
@@ -632,8 +641,6 @@ static void test_sealed_ahead(void **state)
 
 static void test_encrypted(void **state)
 {
-	static const struct keyslot_params kdf = {KEYSLOT_MIN_OPS,
-						  KEYSLOT_MIN_MEM};
 	struct fx *f = *state;
 	struct mv_err err = MV_ERR_INIT;
 	struct repo_init_opts o;
@@ -644,13 +651,7 @@ static void test_encrypted(void **state)
 	struct stat st;
 
 	snprintf(e, sizeof(e), "%s/e", f->dir);
-	memset(&o, 0, sizeof(o));
-	o.encrypt = true;
-	o.pass = "correct horse";
-	o.pass_len = strlen(o.pass);
-	o.kdf = &kdf;
-	if (repo_init(e, &o, &err))
-		fail_msg("init: %s", err.msg);
+	init_encrypted(e, &o);
 	/* the readable config names the encryption and holds no secret */
 	snprintf(p, sizeof(p), "%s/config", e);
 	assert_int_equal(mv_read_file(p, 1 << 16, &text, NULL, &err), 0);
