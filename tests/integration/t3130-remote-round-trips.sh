@@ -94,6 +94,19 @@ fresh_cache
 measure "mount + first read, fresh cache" "${B_MNT_FRESH:-27}" 2 mount_read
 measure "mount + first read, warm cache" "${B_MNT_WARM:-22}" 2 mount_read
 
+# a whole restore: the read-ahead thread fetches the contents of several
+# directories per request and the pack spans around them (before, a
+# round trip per directory and per run of records in it: 55 turns on
+# the busier of two connections, 80 in all; 23 on one after)
+restore_all()
+{
+	rm -rf "$T/rs" &&
+		"$MV" restore -i "$SSH_KEY" "$R" "$snap:vol" "$T/rs" >/dev/null &&
+		diff -r "$T/fx/day1" "$T/rs/vol" >/dev/null
+}
+fresh_cache
+measure "restore, fresh cache" "${B_RESTORE_FRESH:-26}" 2 restore_all
+
 # The same on an encrypted repository (what init makes by default).  A
 # warm cache reads the key slot that opened last time without listing
 # keys/, and one listing of index/ validates the cached index (before:

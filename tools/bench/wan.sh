@@ -68,9 +68,12 @@ figure()
 		"$(python3 -c "print('%.2f' % (($4 - $3) / 1e9))")" "$_turns"
 }
 
+# both tools keep their caches under $XDG_CACHE_HOME (test-lib.sh sets it
+# to $T/cache), borg's beside mailvault's
 fresh()
 {
-	rm -rf "$HOME/.cache/mailvault" "$HOME/.cache/borg"
+	rm -rf "${XDG_CACHE_HOME:-$HOME/.cache}/mailvault" \
+		"${XDG_CACHE_HOME:-$HOME/.cache}/borg" "$HOME/.cache/borg"
 }
 
 assert_ok "$MV" init -i "$SSH_KEY" "$R"
