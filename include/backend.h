@@ -96,12 +96,14 @@ struct backend_ops {
 	int (*read_all)(struct backend *be, const char *path, size_t max,
 			void **out, size_t *out_len, struct mv_err *err);
 	/* stat() and the first len bytes (fewer at the end of the file)
-	 * together: over SFTP the stat and the open go out at once, the
-	 * read follows (two round trips, not three).  May be NULL:
-	 * backend_stat_read() then stats and reads. */
+	 * together, or the whole file when it is at most whole bytes (buf
+	 * holds MV_MAX(len, whole)): over SFTP the stat and the open go out
+	 * at once, the read follows (two round trips, not three).  May be
+	 * NULL: backend_stat_read() then stats and reads. */
 	int (*stat_read)(struct backend *be, const char *path,
 			 uint64_t *out_size, int64_t *out_mtime_ns, void *buf,
-			 size_t len, size_t *out_got, struct mv_err *err);
+			 size_t len, size_t whole, size_t *out_got,
+			 struct mv_err *err);
 	/* Local path of the repository root, or NULL for remote backends. */
 	const char *(*local_root)(struct backend *be);
 	void (*close)(struct backend *be);
@@ -133,7 +135,7 @@ int backend_read_many(struct backend *be, struct backend_range *v, size_t n,
 /* stat_read() when the backend has it, else stat() then read_at(). */
 int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
 		      int64_t *out_mtime_ns, void *buf, size_t len,
-		      size_t *out_got, struct mv_err *err);
+		      size_t whole, size_t *out_got, struct mv_err *err);
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 			 size_t len, struct mv_err *err);
 

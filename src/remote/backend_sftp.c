@@ -626,6 +626,7 @@ static int read_handle_full(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
 struct whole_args {
 	const char *rel; /* relative path */
 	size_t max;	 /* read_all: larger is -EFBIG; head: bytes */
+	size_t whole;	 /* head: the whole file when at most this */
 	bool head;	 /* stat_read: the first max bytes */
 	uint8_t *buf;	 /* read_all: out, NUL-terminated; head: in */
 	size_t got;	 /* out: bytes read */
@@ -655,7 +656,8 @@ static int op_read_all(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		return rc;
 	a->size = at.filesize;
 	a->mtime = at.mtime;
-	want = a->head ? (size_t)MV_MIN((uint64_t)a->max, at.filesize)
+	want = a->head && at.filesize > a->whole
+		       ? (size_t)MV_MIN((uint64_t)a->max, at.filesize)
 		       : (size_t)at.filesize;
 	if (!a->head && at.filesize > a->max) {
 		rc = mv_err_set(err, -EFBIG,
@@ -716,7 +718,8 @@ static int sftp_read_all(struct backend *be, const char *path, size_t max,
 
 static int sftp_stat_read(struct backend *be, const char *path,
 			  uint64_t *out_size, int64_t *out_mtime_ns, void *buf,
-			  size_t len, size_t *out_got, struct mv_err *err)
+			  size_t len, size_t whole, size_t *out_got,
+			  struct mv_err *err)
 {
 	struct whole_args a;
 	int rc;
@@ -724,6 +727,7 @@ static int sftp_stat_read(struct backend *be, const char *path,
 	memset(&a, 0, sizeof(a));
 	a.rel = path;
 	a.max = len;
+	a.whole = whole;
 	a.head = true;
 	a.buf = buf;
 	trace("stat_read", path, 0, len);

@@ -82,16 +82,21 @@ int backend_read_all(struct backend *be, const char *path, size_t max,
 
 int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
 		      int64_t *out_mtime_ns, void *buf, size_t len,
-		      size_t *out_got, struct mv_err *err)
+		      size_t whole, size_t *out_got, struct mv_err *err)
 {
 	uint8_t *p = buf;
+	uint64_t size = 0;
 	int rc;
 
 	*out_got = 0;
 	if (be->ops->stat_read)
 		return be->ops->stat_read(be, path, out_size, out_mtime_ns, buf,
-					  len, out_got, err);
-	rc = be->ops->stat(be, path, out_size, out_mtime_ns, err);
+					  len, whole, out_got, err);
+	rc = be->ops->stat(be, path, &size, out_mtime_ns, err);
+	if (!rc && out_size)
+		*out_size = size;
+	if (!rc && size <= whole)
+		len = (size_t)size;
 	while (!rc && *out_got < len) {
 		size_t n = 0;
 

@@ -117,6 +117,9 @@ void repo_stamp_remember(struct repo *r)
  */
 
 #define IX_HDR 100
+/* a machine with no copy reads an index up to this size with its header
+ * (one round trip instead of two); a larger one is downloaded after */
+#define INDEX_WHOLE_MAX (8u << 20)
 
 /* ---- the sealed index ---------------------------------------------------
  *
@@ -364,35 +367,52 @@ static int read_full(struct repo *r, const char *name, uint64_t off, void *buf,
 	return 0;
 }
 
-/* Version of the server's copy called name. */
-static int remote_version(struct repo *r, const char *name,
-			  struct ix_version *v, struct mv_err *err)
+/* Version of the server's copy called name, from its header, read into
+ * head; *head_got is the bytes read.  A remote file is stat'ed and read
+ * in the same round trip, and when it is at most `whole` bytes (head
+ * holds that many) it is read whole: a machine with no copy takes a
+ * small index in the round trip that asks its version. */
+static int remote_version_head(struct repo *r, const char *name,
+			       struct ix_version *v, uint8_t *head,
+			       size_t whole, size_t *head_got,
+			       struct mv_err *err)
 {
-	uint8_t h[IX_HDR];
 	size_t got = 0;
 	bool sealed = repo_index_is_sealed(r);
+	size_t hdr = sealed ? SX_HDR : IX_HDR;
 	int rc;
 
 	memset(v, 0, sizeof(*v));
+	*head_got = 0;
 	if (!r->be->ops->local_root(r->be)) {
 		/* the stat and the open go out together */
-		rc = backend_stat_read(r->be, name, &v->size, &v->mtime, h,
-				       sealed ? SX_HDR : IX_HDR, &got, err);
+		rc = backend_stat_read(r->be, name, &v->size, &v->mtime, head,
+				       hdr, whole, &got, err);
 	} else {
 		rc = r->be->ops->stat(r->be, name, &v->size, &v->mtime, err);
 		if (!rc)
-			rc = read_full(r, name, 0, h, sealed ? SX_HDR : IX_HDR,
-				       &got, err);
+			rc = read_full(r, name, 0, head, hdr, &got, err);
 	}
-	if (!rc && sealed && sx_header_parse(h, got, v->size, v))
+	if (!rc && sealed && sx_header_parse(head, got, v->size, v))
 		rc = mv_err_set_damaged(err, -EBADMSG,
 					"'%s' in '%s' is not a sealed index "
 					"(damaged header)",
 					name, r->location);
-	else if (!rc && !sealed && ix_header_parse(h, got, v->size, v))
+	else if (!rc && !sealed && ix_header_parse(head, got, v->size, v))
 		rc = mv_err_set(err, -EBADMSG, "'%s' in '%s' is not an index",
 				name, r->location);
+	if (!rc)
+		*head_got = got;
 	return rc;
+}
+
+static int remote_version(struct repo *r, const char *name,
+			  struct ix_version *v, struct mv_err *err)
+{
+	uint8_t h[IX_HDR];
+	size_t got;
+
+	return remote_version_head(r, name, v, h, 0, &got, err);
 }
 
 struct aside {
@@ -438,10 +458,12 @@ static int remote_index_aside(struct repo *r, char *out, size_t n)
 	return 0;
 }
 
-/* Copy the plain index `name` into fd; *got is the version downloaded. */
+/* Copy the plain index `name` into fd, its first head_len bytes from
+ * head (read with its header); *got is the version downloaded. */
 static int plain_download(struct repo *r, const char *name, int fd,
-			  const char *tmp, uint64_t size,
-			  struct ix_version *got, struct mv_err *err)
+			  const char *tmp, uint64_t size, const uint8_t *head,
+			  size_t head_len, struct ix_version *got,
+			  struct mv_err *err)
 {
 	uint8_t *buf = malloc(1 << 20);
 	uint64_t off = 0;
@@ -449,6 +471,14 @@ static int plain_download(struct repo *r, const char *name, int fd,
 
 	if (!buf)
 		return mv_err_set(err, -ENOMEM, "out of memory");
+	if (head_len) {
+		rc = mv_write_full(fd, head, head_len);
+		if (rc) {
+			mv_err_set(err, rc, "cannot write '%s'", tmp);
+			goto out;
+		}
+		off = head_len;
+	}
 	/* up to the size its header was read with (no read of the end of
 	 * the file, a round trip): a file replaced meanwhile has a header
 	 * that does not match what was read, checked below */
@@ -623,25 +653,46 @@ static int sealed_check_plain(struct repo *r, const char *name, int fd,
 static int remote_index_fetch_once(struct repo *r, const char *name,
 				   struct mv_err *err)
 {
-	char stamp[128], *old = NULL, tmp[PATH_MAX];
+	char stamp[128], *old = NULL, tmp[PATH_MAX] = "";
 	struct ix_version v, got;
 	bool sealed = repo_index_is_sealed(r);
+	uint8_t hdr[IX_HDR], *head = hdr;
+	size_t whole = 0, head_got = 0;
 	uint32_t highest;
 	int fd = -1, rc;
 
-	rc = remote_version(r, name, &v, err);
-	if (rc)
-		return rc == -ENOENT ? mv_err_set(err, rc,
-						  "repository '%s' "
-						  "has no %s",
-						  r->location, ix_name(r))
-				     : rc;
+	if (mv_read_file(r->stamp_path, 128, &old, NULL, NULL) ||
+	    access(r->index_path, F_OK) != 0) {
+		free(old);
+		old = NULL;
+	}
+	/* no copy here: a plain index is wanted whole, so it comes in the
+	 * round trip that reads its header when it is small enough */
+	if (!old && !sealed && !r->be->ops->local_root(r->be)) {
+		head = malloc(INDEX_WHOLE_MAX);
+		if (!head) {
+			head = hdr;
+			rc = mv_err_set(err, -ENOMEM, "out of memory");
+			goto out;
+		}
+		whole = INDEX_WHOLE_MAX;
+	}
+	rc = remote_version_head(r, name, &v, head, whole, &head_got, err);
+	if (rc) {
+		if (rc == -ENOENT)
+			mv_err_set(err, rc, "repository '%s' has no %s",
+				   r->location, ix_name(r));
+		goto out;
+	}
+	/* a part would not be known to be of the same file as the rest */
+	if (head_got != v.size || !whole)
+		head_got = 0;
 	highest = sealed ? highest_read(r) : 0;
 	if (sealed && v.gen < highest) {
 		char hp[PATH_MAX];
 
 		highest_path(r, hp, sizeof(hp));
-		return mv_err_set_damaged(
+		rc = mv_err_set_damaged(
 			err, -ESTALE,
 			"sealed index '%s' of '%s' is generation %u, older "
 			"than generation %u this machine has seen: the "
@@ -649,14 +700,11 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 			"back; nothing was read (if it was restored on "
 			"purpose, remove '%s' and run again)",
 			name, r->location, v.gen, highest, hp);
+		goto out;
 	}
 	ix_stamp(&v, stamp, sizeof(stamp));
-	if (!mv_read_file(r->stamp_path, 128, &old, NULL, NULL) &&
-	    !strcmp(old, stamp) && access(r->index_path, F_OK) == 0) {
-		free(old);
-		return 0;
-	}
-	free(old);
+	if (old && !strcmp(old, stamp))
+		goto out;
 	snprintf(tmp, sizeof(tmp), "%s.download", r->index_path);
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -682,7 +730,8 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 				"to generation %u",
 				name, r->location, got.gen);
 	} else {
-		rc = plain_download(r, name, fd, tmp, v.size, &got, err);
+		rc = plain_download(r, name, fd, tmp, v.size, head, head_got,
+				    &got, err);
 	}
 	if (rc)
 		goto out;
@@ -708,8 +757,11 @@ static int remote_index_fetch_once(struct repo *r, const char *name,
 out:
 	if (fd >= 0)
 		close(fd);
-	if (rc)
+	if (rc && tmp[0])
 		unlink(tmp);
+	if (head != hdr)
+		free(head);
+	free(old);
 	return rc;
 }
 
