@@ -20,6 +20,9 @@
 #define DISKCACHE_DEFAULT_MB 2048
 /* At most this many bytes of metadata packs per diskcache_fill_meta(). */
 #define DISKCACHE_META_MAX ((uint64_t)64 << 20)
+/* At most this many bytes of spans held in memory (diskcache_hold): a
+ * far restore's read-ahead window (128 MiB of content) in stored form. */
+#define DISKCACHE_HOLD_MAX ((uint64_t)192 << 20)
 
 struct diskcache;
 
@@ -35,7 +38,24 @@ void diskcache_settle(struct diskcache *c);
 /* Copy the record of id into out; 0, or -ENOENT on a miss. */
 int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		  struct mv_buf *out);
-/* Store a verified record; failures are ignored (a cache). */
+/* A record in a buffer given to diskcache_hold(). */
+struct diskcache_ref {
+	uint8_t id[MV_ID_LEN];
+	size_t off; /* in the buffer */
+	size_t len; /* bytes */
+};
+
+/* Keep the n records refs names in buf (size bytes, taken over: freed
+ * here, also on failure) in memory only, served by diskcache_get() like
+ * the files: a reader about to ask for each of them once (a restore)
+ * gains nothing from a file per record.  The oldest buffers are dropped
+ * past DISKCACHE_HOLD_MAX. */
+void diskcache_hold(struct diskcache *c, void *buf, size_t size,
+		    const struct diskcache_ref *refs, size_t n);
+/* True when the record of id is in the cache. */
+bool diskcache_has(struct diskcache *c, const uint8_t id[MV_ID_LEN]);
+/* Store a record as its pack holds it (a damaged one is a miss when
+ * read: every get is verified); failures are ignored (a cache). */
 void diskcache_put(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		   const void *rec, size_t len);
 

@@ -139,6 +139,10 @@ int index_pack_delete(struct index *ix, int64_t id, struct mv_err *err);
 /* The chunks of one pack, by offset. */
 int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
 		      void *arg, struct mv_err *err);
+/* The same for the chunks whose records start in [lo, hi) of the pack. */
+int index_pack_range_chunks(struct index *ix, int64_t pack, uint64_t lo,
+			    uint64_t hi, index_chunk_fn fn, void *arg,
+			    struct mv_err *err);
 /* The chunks of one record type (enum rec_type). */
 int index_chunk_each_type(struct index *ix, int type, index_chunk_fn fn,
 			  void *arg, struct mv_err *err);

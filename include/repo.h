@@ -253,6 +253,14 @@ bool repo_record_cache_bypass(struct repo *r, bool on);
 int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 			 size_t n, bool verify_id, struct mv_buf *out,
 			 struct mv_err *err);
+/* Fetch the records of n chunks of a remote repository, and the other
+ * records of the pack spans read for them (gaps up to about a round
+ * trip's worth of transfer are read through), into memory beside its
+ * record cache (diskcache_hold): for a reader that will ask for each of
+ * them soon, once.  Failures are misses.  -ENOTSUP without a record
+ * cache. */
+int repo_chunk_prefetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			size_t n);
 
 /* Check and decompress a record of chunk id and type (chunk_loc.type)
  * that the caller fetched itself (rec: repo_record_span bytes from

@@ -33,8 +33,10 @@ struct diskcache {
 	bool scanned;	      /* used has been counted */
 	pthread_mutex_t lock; /* guards used and eviction */
 	pthread_mutex_t fill; /* one metadata wave at a time */
-	pthread_mutex_t mem;  /* guards waves */
+	pthread_mutex_t mem;  /* guards waves and held */
 	struct wave *waves;   /* metadata waves still being written */
+	struct held *held;    /* diskcache_hold(), the oldest first */
+	uint64_t held_bytes;  /* their buffers' sizes */
 };
 
 /* A record of a metadata wave, served from memory until it is on disk. */
@@ -57,6 +59,15 @@ struct wave {
 	char *names;	  /* lines for .meta-packs once written */
 	pthread_t thread; /* the writer */
 	bool started;	  /* thread runs (joined at close) */
+};
+
+/* A buffer of records held in memory only (diskcache_hold). */
+struct held {
+	struct held *next;
+	struct wave_rec *recs; /* sorted by id */
+	size_t nrecs;
+	uint8_t *buf;
+	size_t size;
 };
 
 static void entry_path(const struct diskcache *c, const uint8_t id[MV_ID_LEN],
@@ -158,11 +169,24 @@ void diskcache_settle(struct diskcache *c)
 	pthread_mutex_unlock(&c->fill);
 }
 
+static void held_free(struct held *h)
+{
+	free(h->recs);
+	free(h->buf);
+	free(h);
+}
+
 void diskcache_close(struct diskcache *c)
 {
 	if (!c)
 		return;
 	diskcache_settle(c);
+	while (c->held) {
+		struct held *h = c->held;
+
+		c->held = h->next;
+		held_free(h);
+	}
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->fill);
 	pthread_mutex_destroy(&c->mem);
@@ -183,6 +207,7 @@ static int wave_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 	struct wave_rec key;
 	const struct wave_rec *hit = NULL;
 	struct wave *w;
+	struct held *h;
 	int rc = -ENOENT;
 
 	memset(&key, 0, sizeof(key));
@@ -192,12 +217,59 @@ static int wave_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		if (w->recs)
 			hit = bsearch(&key, w->recs, w->nrecs, sizeof(*w->recs),
 				      rec_cmp);
+	for (h = c->held; h && !hit; h = h->next)
+		hit = bsearch(&key, h->recs, h->nrecs, sizeof(*h->recs),
+			      rec_cmp);
 	if (hit) {
 		mv_buf_reset(out);
 		rc = mv_buf_append(out, hit->p, hit->len) ? -ENOMEM : 0;
 	}
 	pthread_mutex_unlock(&c->mem);
 	return rc;
+}
+
+/* Whether wave_get() may find anything: no lock for the common case of
+ * a cache with nothing in memory. */
+static bool in_memory(struct diskcache *c)
+{
+	return __atomic_load_n(&c->waves, __ATOMIC_ACQUIRE) ||
+	       __atomic_load_n(&c->held, __ATOMIC_ACQUIRE);
+}
+
+void diskcache_hold(struct diskcache *c, void *buf, size_t size,
+		    const struct diskcache_ref *refs, size_t n)
+{
+	struct held *h = calloc(1, sizeof(*h)), **tail;
+	size_t i;
+
+	if (!h || !n || !(h->recs = calloc(n, sizeof(*h->recs)))) {
+		free(h);
+		free(buf);
+		return;
+	}
+	h->buf = buf;
+	h->size = size;
+	for (i = 0; i < n; i++) {
+		if (refs[i].off > size || refs[i].len > size - refs[i].off)
+			continue;
+		memcpy(h->recs[h->nrecs].id, refs[i].id, MV_ID_LEN);
+		h->recs[h->nrecs].p = h->buf + refs[i].off;
+		h->recs[h->nrecs++].len = refs[i].len;
+	}
+	qsort(h->recs, h->nrecs, sizeof(*h->recs), rec_cmp);
+	pthread_mutex_lock(&c->mem);
+	for (tail = &c->held; *tail; tail = &(*tail)->next)
+		;
+	__atomic_store_n(tail, h, __ATOMIC_RELEASE);
+	c->held_bytes += size;
+	while (c->held_bytes > DISKCACHE_HOLD_MAX && c->held != h) {
+		struct held *old = c->held;
+
+		__atomic_store_n(&c->held, old->next, __ATOMIC_RELEASE);
+		c->held_bytes -= old->size;
+		held_free(old);
+	}
+	pthread_mutex_unlock(&c->mem);
 }
 
 int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
@@ -207,7 +279,7 @@ int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 	struct stat st;
 	int fd, rc;
 
-	if (c->waves && !wave_get(c, id, out))
+	if (in_memory(c) && !wave_get(c, id, out))
 		return 0;
 
 	entry_path(c, id, path, sizeof(path));
@@ -225,6 +297,20 @@ int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		return -ENOENT;
 	out->len = (size_t)st.st_size;
 	return 0;
+}
+
+bool diskcache_has(struct diskcache *c, const uint8_t id[MV_ID_LEN])
+{
+	char path[PATH_MAX];
+	struct mv_buf b = MV_BUF_INIT;
+	bool hit;
+
+	entry_path(c, id, path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return true;
+	hit = in_memory(c) && !wave_get(c, id, &b);
+	mv_buf_release(&b);
+	return hit;
 }
 
 void diskcache_put(struct diskcache *c, const uint8_t id[MV_ID_LEN],

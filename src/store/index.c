@@ -853,6 +853,27 @@ int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
 	return chunk_rows(ix, st, fn, arg, err);
 }
 
+int index_pack_range_chunks(struct index *ix, int64_t pack, uint64_t lo,
+			    uint64_t hi, index_chunk_fn fn, void *arg,
+			    struct mv_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(ix->db,
+				"SELECT id, pack, offset, stored_size, "
+				"raw_size, type, comp FROM chunks "
+				"WHERE pack = ?1 AND offset >= ?2 AND "
+				"offset < ?3 ORDER BY offset",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_err(ix, rc, "listing chunks", err);
+	sqlite3_bind_int64(st, 1, pack);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)lo);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)hi);
+	return chunk_rows(ix, st, fn, arg, err);
+}
+
 int index_chunk_each_type(struct index *ix, int type, index_chunk_fn fn,
 			  void *arg, struct mv_err *err)
 {

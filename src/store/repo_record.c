@@ -759,6 +759,135 @@ out:
 	return rc;
 }
 
+/* ---- prefetch into the record cache -------------------------------- */
+
+/* A far restore asks for the records of a group of directories; they lie
+ * in the packs in the order the backup met them, not in the restore's,
+ * so runs with small gaps cost a round trip each.  Over a link a round
+ * trip is worth about a megabyte of transfer, so gaps up to that are read
+ * through, and every record of the span read is held in memory
+ * (diskcache_hold, not a file each: the restore asks for each once): the
+ * next groups find most of theirs already fetched, and each pack region
+ * comes over the link once. */
+#define PREFETCH_GAP ((uint64_t)1 << 20)
+#define PREFETCH_SPAN_MAX ((uint64_t)16 << 20)
+
+struct span_rows {
+	struct repo *r;
+	uint64_t lo, hi;
+	struct diskcache_ref *v;
+	size_t n, cap;
+};
+
+static int span_row(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		    void *arg)
+{
+	struct span_rows *s = arg;
+	size_t len = repo_record_span(s->r, loc);
+
+	if (loc->offset + len > s->hi)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		void *v = realloc(s->v, cap * sizeof(*s->v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	memcpy(s->v[s->n].id, id, MV_ID_LEN);
+	s->v[s->n].off = (size_t)(loc->offset - s->lo);
+	s->v[s->n++].len = len;
+	return 0;
+}
+
+/* Read [lo, hi) of the pack at path and hold every record in it. */
+static void prefetch_span(struct repo *r, const char *path, int64_t pack,
+			  uint64_t lo, uint64_t hi)
+{
+	struct span_rows rows = {r, lo, hi, NULL, 0, 0};
+	uint8_t *buf = malloc((size_t)(hi - lo));
+	size_t got = 0;
+
+	if (!buf)
+		return;
+	while (got < hi - lo) {
+		size_t g = 0;
+
+		if (r->be->ops->read_at(r->be, path, lo + got, buf + got,
+					(size_t)(hi - lo) - got, &g, NULL) ||
+		    !g) {
+			free(buf);
+			return;
+		}
+		got += g;
+	}
+	pthread_mutex_lock(&r->ix_lock);
+	index_pack_range_chunks(r->ix, pack, lo, hi, span_row, &rows, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	diskcache_hold(r->dcache, buf, (size_t)(hi - lo), rows.v, rows.n);
+	free(rows.v);
+}
+
+int repo_chunk_prefetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			size_t n)
+{
+	struct batch_ent *b;
+	struct sqlite3 *db;
+	size_t i, m = 0, k;
+	bool txn = false;
+
+	if (!r->dcache)
+		return -ENOTSUP;
+	b = calloc(n ? n : 1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		if (!diskcache_has(r->dcache, ids[i]))
+			b[m++].i = i;
+	/* one read transaction for the lookups, as repo_chunk_read_many */
+	pthread_mutex_lock(&r->ix_lock);
+	db = index_db(r->ix);
+	if (db && sqlite3_get_autocommit(db) &&
+	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
+		txn = true;
+	for (i = 0, k = 0; i < m; i++) {
+		char name[PACK_NAME_LEN + 8];
+
+		if (index_chunk_find(r->ix, ids[b[i].i], &b[k].loc, NULL) ||
+		    pack_name_locked(r, b[k].loc.pack, name, sizeof(name),
+				     NULL))
+			continue; /* read later, alone, with its message */
+		pack_path(name, b[k].path, sizeof(b[k].path));
+		b[k++].i = b[i].i;
+	}
+	if (txn)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	m = k;
+	if (m > 1)
+		qsort(b, m, sizeof(*b), batch_cmp);
+	for (i = 0; i < m; i = k) {
+		uint64_t lo = b[i].loc.offset;
+		uint64_t end = lo + repo_record_span(r, &b[i].loc);
+
+		for (k = i + 1; k < m; k++) {
+			uint64_t e = b[k].loc.offset +
+				     repo_record_span(r, &b[k].loc);
+
+			if (b[k].loc.pack != b[i].loc.pack ||
+			    b[k].loc.offset > end + PREFETCH_GAP ||
+			    MV_MAX(e, end) - lo > PREFETCH_SPAN_MAX)
+				break;
+			end = MV_MAX(e, end);
+		}
+		prefetch_span(r, b[i].path, b[i].loc.pack, lo, end);
+	}
+	free(b);
+	return 0;
+}
+
 /* ---- writing ------------------------------------------------------- */
 
 static size_t compress_at(ZSTD_CCtx *c, int level, const ZSTD_CDict *cdict,

@@ -32,6 +32,15 @@
  * content bytes fetched into the record cache and not yet restored. */
 #define RESTORE_AHEAD_MAX_BATCHES 512
 #define RESTORE_AHEAD_MAX_BYTES ((uint64_t)128 << 20)
+/* The thread fetches consecutive batches together, one request for a
+ * group (a batch is one directory's files at most, and a mail volume has
+ * thousands of small directories: a round trip each was most of a far
+ * restore).  Groups start small, so the restore starts soon, and double
+ * up to RESTORE_AHEAD_BYTES; their batches and chunks stay well inside
+ * the window above, so the thread never waits on a batch it holds. */
+#define RESTORE_GROUP_FIRST ((uint64_t)1 << 20)
+#define RESTORE_GROUP_BATCHES 256
+#define RESTORE_GROUP_CHUNKS (4 * RESTORE_AHEAD_CHUNKS)
 
 const uint8_t restore_zeros[65536];
 
@@ -178,13 +187,19 @@ struct ahead {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t done;	/* batches fetched (or given up) */
-	uint64_t used;	/* batches the restore reached */
-	uint64_t *cum;	/* content bytes of batches 0..k, by k */
-	size_t cum_cap; /* entries of cum */
-	bool finished;	/* the walk ended */
-	bool stop;	/* the restore ended: stop walking */
-	uint8_t (*ids)[MV_ID_LEN];
+	uint64_t done;		   /* batches fetched (or given up) */
+	uint64_t used;		   /* batches the restore reached */
+	uint64_t *cum;		   /* content bytes of batches 0..k, by k */
+	size_t cum_cap;		   /* entries of cum */
+	bool finished;		   /* the walk ended */
+	bool stop;		   /* the restore ended: stop walking */
+	uint8_t (*ids)[MV_ID_LEN]; /* one batch, as collected */
+	/* the walking thread's own: the group not yet fetched */
+	uint8_t (*gids)[MV_ID_LEN]; /* its chunks (RESTORE_GROUP_CHUNKS) */
+	size_t gn;		    /* chunks in gids */
+	uint64_t gbatches;	    /* batches in it: done .. done+gbatches */
+	uint64_t gbytes;	    /* their content bytes */
+	uint64_t gmax; /* bytes of the group after which to fetch */
 };
 
 struct rctx {
@@ -367,17 +382,18 @@ static size_t ahead_collect(const struct tree *t, uint32_t *from,
 	return n;
 }
 
-/* One repo_chunk_read_many() of a batch: it reads whole pack ranges
- * (files backed up together lie together in a pack) and leaves the
- * records in the record cache, where restoring each file then finds
- * them.  A failure is only a miss: each file reads its own chunks. */
+/* One fetch of a batch into the record cache, where restoring each file
+ * then finds its records: repo_chunk_prefetch() (pack spans, every
+ * record in them kept), or without a record cache repo_chunk_read_many()
+ * (whole pack ranges).  A failure is only a miss: each file reads its
+ * own chunks. */
 static void ahead_fetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 			size_t n)
 {
 	struct mv_buf *out;
 	size_t k;
 
-	if (n < 2)
+	if (n < 2 || repo_chunk_prefetch(r, ids, n) != -ENOTSUP)
 		return;
 	out = calloc(n, sizeof(*out));
 	if (!out)
@@ -388,12 +404,9 @@ static void ahead_fetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 	free(out);
 }
 
-/* Wait until batch k may be fetched (within the window); false when the
- * restore ended.  Records its bytes. */
-static bool ahead_admit(struct ahead *a, uint64_t k, uint64_t bytes)
+/* Record the content bytes of batch k (for the window). */
+static void ahead_record(struct ahead *a, uint64_t k, uint64_t bytes)
 {
-	bool go;
-
 	pthread_mutex_lock(&a->lock);
 	if (k >= a->cum_cap) {
 		size_t cap = a->cum_cap ? 2 * a->cum_cap : 256;
@@ -406,6 +419,16 @@ static bool ahead_admit(struct ahead *a, uint64_t k, uint64_t bytes)
 	}
 	if (k < a->cum_cap)
 		a->cum[k] = (k ? a->cum[k - 1] : 0) + bytes;
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Wait until batches up to k may be fetched (within the window); false
+ * when the restore ended. */
+static bool ahead_admit(struct ahead *a, uint64_t k)
+{
+	bool go;
+
+	pthread_mutex_lock(&a->lock);
 	while (!a->stop && k < a->cum_cap && a->used < k &&
 	       (k - a->used >= RESTORE_AHEAD_MAX_BATCHES ||
 		a->cum[k] - (a->used ? a->cum[a->used - 1] : 0) >
@@ -414,6 +437,54 @@ static bool ahead_admit(struct ahead *a, uint64_t k, uint64_t bytes)
 	go = !a->stop;
 	pthread_mutex_unlock(&a->lock);
 	return go;
+}
+
+/* Fetch the group held (once admitted) and count its batches done;
+ * false when the restore ended. */
+static bool ahead_flush(struct ahead *a)
+{
+	uint64_t k;
+
+	if (!a->gbatches)
+		return true;
+	pthread_mutex_lock(&a->lock);
+	k = a->done + a->gbatches - 1;
+	pthread_mutex_unlock(&a->lock);
+	if (!ahead_admit(a, k))
+		return false;
+	ahead_fetch(a->r, (const uint8_t(*)[MV_ID_LEN])a->gids, a->gn);
+	pthread_mutex_lock(&a->lock);
+	a->done += a->gbatches;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->lock);
+	a->gn = 0;
+	a->gbatches = 0;
+	a->gbytes = 0;
+	a->gmax = MV_MIN(2 * a->gmax, RESTORE_AHEAD_BYTES);
+	return true;
+}
+
+/* Add the batch in a->ids (n chunks, bytes) to the group, fetching the
+ * group first when the batch would overfill it; false when the restore
+ * ended. */
+static bool ahead_add(struct ahead *a, size_t n, uint64_t bytes)
+{
+	uint64_t k;
+
+	if (a->gbatches &&
+	    (a->gbatches >= RESTORE_GROUP_BATCHES ||
+	     a->gn + n > RESTORE_GROUP_CHUNKS || a->gbytes + bytes > a->gmax) &&
+	    !ahead_flush(a))
+		return false;
+	pthread_mutex_lock(&a->lock);
+	k = a->done + a->gbatches;
+	pthread_mutex_unlock(&a->lock);
+	ahead_record(a, k, bytes);
+	memcpy(a->gids + a->gn, a->ids, n * sizeof(*a->ids));
+	a->gn += n;
+	a->gbatches++;
+	a->gbytes += bytes;
+	return true;
 }
 
 static void ahead_walk(struct ahead *a, const struct tree_ref *ref, int depth)
@@ -429,20 +500,11 @@ static void ahead_walk(struct ahead *a, const struct tree_ref *ref, int depth)
 		const struct tree_entry *e = &t->entries[i];
 
 		if (i == from) {
-			uint64_t bytes, k;
+			uint64_t bytes;
 			size_t n = ahead_collect(t, &from, a->ids, &bytes);
 
-			pthread_mutex_lock(&a->lock);
-			k = a->done;
-			pthread_mutex_unlock(&a->lock);
-			if (!ahead_admit(a, k, bytes))
+			if (!ahead_add(a, n, bytes))
 				break;
-			ahead_fetch(a->r, (const uint8_t(*)[MV_ID_LEN])a->ids,
-				    n);
-			pthread_mutex_lock(&a->lock);
-			a->done++;
-			pthread_cond_broadcast(&a->cond);
-			pthread_mutex_unlock(&a->lock);
 		}
 		if (e->type == TREE_DIR && restore_name_safe(e))
 			ahead_walk(a, &e->subtree, depth + 1);
@@ -455,6 +517,7 @@ static void *ahead_main(void *arg)
 	struct ahead *a = arg;
 
 	ahead_walk(a, &a->root->subtree, 1);
+	ahead_flush(a);
 	pthread_mutex_lock(&a->lock);
 	a->finished = true;
 	pthread_cond_broadcast(&a->cond);
@@ -471,12 +534,16 @@ static struct ahead *ahead_start(struct repo *r, const struct tree_entry *e)
 	a->r = r;
 	a->root = e;
 	a->ids = malloc(RESTORE_AHEAD_CHUNKS * sizeof(*a->ids));
+	a->gids = malloc(RESTORE_GROUP_CHUNKS * sizeof(*a->gids));
+	a->gmax = RESTORE_GROUP_FIRST;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->cond, NULL);
-	if (!a->ids || pthread_create(&a->thread, NULL, ahead_main, a)) {
+	if (!a->ids || !a->gids ||
+	    pthread_create(&a->thread, NULL, ahead_main, a)) {
 		pthread_mutex_destroy(&a->lock);
 		pthread_cond_destroy(&a->cond);
 		free(a->ids);
+		free(a->gids);
 		free(a);
 		return NULL;
 	}
@@ -496,6 +563,7 @@ static void ahead_stop(struct ahead *a)
 	pthread_cond_destroy(&a->cond);
 	free(a->cum);
 	free(a->ids);
+	free(a->gids);
 	free(a);
 }
 

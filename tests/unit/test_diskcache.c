@@ -77,6 +77,53 @@ static void test_diskcache_stays_bounded(void **state)
 	diskcache_close(c);
 }
 
+/* Records held in memory (a far restore's spans) are served like files,
+ * never written as files, and the oldest buffer goes past the bound. */
+static void test_diskcache_hold(void **state)
+{
+	struct diskcache *c = diskcache_open(unit_dir, 1 << 20);
+	struct diskcache_ref refs[3];
+	struct mv_buf b = MV_BUF_INIT;
+	uint8_t big_id[MV_ID_LEN] = {7}, *big;
+	char *buf = strdup("first-record|second|bad");
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(buf);
+	memset(refs, 0, sizeof(refs));
+	refs[0].id[0] = 1;
+	refs[0].off = 0;
+	refs[0].len = 12;
+	refs[1].id[0] = 2;
+	refs[1].off = 13;
+	refs[1].len = 6;
+	refs[2].id[0] = 3; /* past the buffer: left out */
+	refs[2].off = 20;
+	refs[2].len = 100;
+	diskcache_hold(c, buf, strlen(buf), refs, 3);
+	assert_int_equal(diskcache_get(c, refs[1].id, &b), 0);
+	assert_int_equal(b.len, 6);
+	assert_memory_equal(b.data, "second", 6);
+	assert_int_equal(diskcache_get(c, refs[0].id, &b), 0);
+	assert_memory_equal(b.data, "first-record", 12);
+	assert_true(diskcache_has(c, refs[0].id));
+	assert_false(diskcache_has(c, refs[2].id));
+	assert_int_equal(du(unit_dir), 0); /* no file for them */
+	/* a buffer of the whole bound pushes the first one out */
+	big = malloc(DISKCACHE_HOLD_MAX);
+	assert_non_null(big);
+	memcpy(big, "big", 3);
+	memset(refs, 0, sizeof(refs));
+	memcpy(refs[0].id, big_id, MV_ID_LEN);
+	refs[0].len = 3;
+	diskcache_hold(c, big, DISKCACHE_HOLD_MAX, refs, 1);
+	assert_int_equal(diskcache_get(c, big_id, &b), 0);
+	assert_memory_equal(b.data, "big", 3);
+	assert_false(diskcache_has(c, (uint8_t[MV_ID_LEN]){1}));
+	mv_buf_release(&b);
+	diskcache_close(c);
+}
+
 /* A repository in unit_dir/r with one metadata pack of a few records. */
 static struct repo *repo_with_meta(void)
 {
@@ -148,6 +195,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 			test_diskcache_wave_fetched_once, unit_dir_setup,
 			unit_dir_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_diskcache_hold, unit_dir_setup, unit_dir_teardown),
 	};
 
 	return cmocka_run_group_tests_name("diskcache", tests, NULL, NULL);

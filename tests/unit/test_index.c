@@ -158,12 +158,88 @@ static void test_record_size_from_index(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+struct rows {
+	uint64_t off[8];
+	uint8_t first[8];
+	int n;
+};
+
+static int take_row(const uint8_t id[MV_ID_LEN], const struct chunk_loc *loc,
+		    void *arg)
+{
+	struct rows *r = arg;
+
+	if (r->n < 8) {
+		r->off[r->n] = loc->offset;
+		r->first[r->n++] = id[0];
+	}
+	return 0;
+}
+
+/* The rows of one pack whose records start in [lo, hi), by offset: what
+ * a far restore keeps of a pack span it read (repo_chunk_prefetch). */
+static void test_pack_range_chunks(void **state)
+{
+	char dir[] = "/tmp/mv-test-index.XXXXXX", path[128], cmd[160];
+	static const uint64_t offs[] = {300, 0, 200, 100};
+	struct mv_err err = MV_ERR_INIT;
+	struct chunk_loc loc;
+	struct rows rows;
+	struct index *ix;
+	int64_t p1, p2;
+	uint8_t id[MV_ID_LEN];
+	int i;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/index.db", dir);
+	if (index_open(path, true, false, false, &ix, &err) ||
+	    index_begin(ix, &err) ||
+	    index_pack_add(ix, "aa", PACK_KIND_DATA, &p1, &err) ||
+	    index_pack_add(ix, "bb", PACK_KIND_DATA, &p2, &err))
+		fail_msg("index: %s", err.msg);
+	memset(id, 0, sizeof(id));
+	memset(&loc, 0, sizeof(loc));
+	loc.stored_size = 90;
+	loc.raw_size = 90;
+	loc.type = REC_DATA;
+	for (i = 0; i < 4; i++) {
+		id[0] = (uint8_t)(1 + i);
+		loc.pack = p1;
+		loc.offset = offs[i];
+		assert_int_equal(index_chunk_add(ix, id, &loc, &err), 0);
+		id[0] = (uint8_t)(11 +
+				  i); /* the same offsets in another pack */
+		loc.pack = p2;
+		assert_int_equal(index_chunk_add(ix, id, &loc, &err), 0);
+	}
+	assert_int_equal(index_commit(ix, &err), 0);
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(index_pack_range_chunks(ix, p1, 100, 300, take_row,
+						 &rows, &err),
+			 0);
+	assert_int_equal(rows.n, 2);
+	assert_int_equal(rows.off[0], 100);
+	assert_int_equal(rows.first[0], 4);
+	assert_int_equal(rows.off[1], 200);
+	assert_int_equal(rows.first[1], 3);
+	memset(&rows, 0, sizeof(rows));
+	assert_int_equal(index_pack_range_chunks(ix, p2, 301, 1000, take_row,
+						 &rows, &err),
+			 0);
+	assert_int_equal(rows.n, 0);
+	index_close(ix);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defensive_settings),
 		cmocka_unit_test(test_defend_plain_db),
 		cmocka_unit_test(test_record_size_from_index),
+		cmocka_unit_test(test_pack_range_chunks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
