@@ -65,6 +65,11 @@
 #define POOL_MAX 16
 #define HANDLE_SLOTS 8
 #define UPLOAD_BLOCK (2u << 20)
+/* A file written past this size is uploaded as it is written (a pack
+ * being built), so that committing it waits for its last bytes, not for
+ * all of them; smaller ones (most metadata, the index, a catalogue
+ * segment) are uploaded at commit on a session already open. */
+#define STREAM_START ((uint64_t)4 << 20)
 
 struct read_handle {
 	char *path;		/* relative path, NULL when free */
@@ -107,11 +112,24 @@ struct sftp_backend {
 	bool no_fsync;			  /* server lacks fsync@openssh.com */
 };
 
+struct upload_args;
+
 struct sftp_file {
 	struct sftp_backend *sb; /* owner */
 	char *path;		 /* relative final path */
 	int spool;		 /* local unlinked temporary file */
-	uint64_t size;		 /* bytes spooled */
+	uint64_t size;		 /* bytes spooled (under mu when streaming) */
+	/* A file past STREAM_START is uploaded while it is written, by a
+	 * thread on a session of its own (see sftp_file_write). */
+	bool streaming;		  /* the thread runs */
+	bool closed;		  /* no more writes: finish the upload */
+	bool aborted;		  /* file_abort: drop the upload */
+	pthread_mutex_t mu;	  /* guards size, closed, aborted */
+	pthread_cond_t cv;	  /* any of them changed */
+	pthread_t thread;	  /* stream_main */
+	struct upload_args *ua;	  /* the thread's upload */
+	int stream_rc;		  /* its result */
+	struct mv_err stream_err; /* and message */
 };
 
 /* One operation, run with a connected session; sets *lost when the
@@ -267,12 +285,16 @@ static int conn_connect(struct sftp_backend *sb, struct sftp_conn *c,
 	return 0;
 }
 
-static struct sftp_conn *conn_get(struct sftp_backend *sb)
+/* own: a session of its own when the pool has room, for an operation
+ * that holds it long (a streamed upload) while others go on. */
+static struct sftp_conn *conn_get(struct sftp_backend *sb, bool own)
 {
 	struct sftp_conn *c = NULL;
 	int i;
 
 	pthread_mutex_lock(&sb->lock);
+	if (own && sb->nconns < sb->max_conns)
+		c = &sb->conns[sb->nconns++];
 	while (!c) {
 		/* a connected free session first, then an idle slot, then a
 		 * new slot */
@@ -300,16 +322,16 @@ static void conn_put(struct sftp_backend *sb, struct sftp_conn *c)
 	pthread_mutex_unlock(&sb->lock);
 }
 
-/* Run op with a session, reconnecting and retrying while the connection
- * is what fails. */
-static int run(struct sftp_backend *sb, const char *what, op_fn op, void *arg,
-	       struct mv_err *err)
+/* Run op with a session (own: see conn_get), reconnecting and retrying
+ * while the connection is what fails. */
+static int run_on(struct sftp_backend *sb, bool own, const char *what, op_fn op,
+		  void *arg, struct mv_err *err)
 {
 	struct mv_err e = MV_ERR_INIT;
 	struct sftp_conn *c;
 	int attempt, rc;
 
-	c = conn_get(sb);
+	c = conn_get(sb, own);
 	for (attempt = 0;; attempt++) {
 		bool lost = false;
 
@@ -350,6 +372,12 @@ static int run(struct sftp_backend *sb, const char *what, op_fn op, void *arg,
 out:
 	conn_put(sb, c);
 	return rc;
+}
+
+static int run(struct sftp_backend *sb, const char *what, op_fn op, void *arg,
+	       struct mv_err *err)
+{
+	return run_on(sb, false, what, op, arg, err);
 }
 
 /* ---- helpers on a session ---- */
@@ -1029,6 +1057,7 @@ static int op_mkdir(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 
 static int sftp_mkdir(struct backend *be, const char *path, struct mv_err *err)
 {
+	trace("mkdir", path, 0, 0);
 	return run(to_sftp(be), "mkdir", op_mkdir, (void *)path, err);
 }
 
@@ -1121,6 +1150,7 @@ static int sftp_rename(struct backend *be, const char *from, const char *to,
 	if (rc)
 		return rc;
 	bump_gen(sb);
+	trace("rename", from, 0, 0);
 	rc = run(sb, "rename", op_rename, &ra, err);
 	bump_gen(sb);
 	return rc;
@@ -1160,6 +1190,7 @@ static int sftp_remove(struct backend *be, const char *path, struct mv_err *err)
 	struct sftp_backend *sb = to_sftp(be);
 
 	bump_gen(sb);
+	trace("remove", path, 0, 0);
 	return run(sb, "remove", op_remove, (void *)path, err);
 }
 
@@ -1217,6 +1248,22 @@ struct upload_args {
 	uint8_t *block;	      /* transfer buffer */
 };
 
+/* The bytes of f spooled so far, once more than off are or the file is
+ * complete; UINT64_MAX when the upload was dropped. */
+static uint64_t spooled(struct sftp_file *f, uint64_t off)
+{
+	uint64_t n;
+
+	if (!f->streaming)
+		return f->size;
+	pthread_mutex_lock(&f->mu);
+	while (f->size <= off && !f->closed && !f->aborted)
+		pthread_cond_wait(&f->cv, &f->mu);
+	n = f->aborted ? UINT64_MAX : f->size;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
 static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		     int attempt, bool *lost, struct mv_err *err)
 {
@@ -1240,9 +1287,17 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 			      MV_REPO_FILE_MODE);
 	if (!h)
 		return sftp_fail(c, lost, err, "create", a->tmp);
-	while (off < a->f->size) {
-		size_t want = (size_t)MV_MIN((uint64_t)UPLOAD_BLOCK,
-					     a->f->size - off);
+	for (;;) {
+		uint64_t have = spooled(a->f, off);
+		size_t want;
+
+		if (have == UINT64_MAX) {
+			rc = -ECANCELED; /* file_abort */
+			break;
+		}
+		if (off >= have)
+			break;
+		want = (size_t)MV_MIN((uint64_t)UPLOAD_BLOCK, have - off);
 
 		rc = mv_pread_full(a->f->spool, a->block, want, (off_t)off);
 		if (rc) {
@@ -1329,6 +1384,84 @@ static int sftp_file_create(struct backend *be, const char *path,
 	return 0;
 }
 
+static void *stream_main(void *arg)
+{
+	struct sftp_file *f = arg;
+
+	f->stream_rc =
+		run_on(f->sb, true, "upload", op_upload, f->ua, &f->stream_err);
+	return NULL;
+}
+
+static struct upload_args *upload_new(struct sftp_file *f, struct mv_err *err)
+{
+	struct upload_args *a = calloc(1, sizeof(*a));
+
+	if (a)
+		a->block = malloc(UPLOAD_BLOCK);
+	if (!a || !a->block) {
+		if (a)
+			free(a->block);
+		free(a);
+		mv_err_set(err, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	a->f = f;
+	if (remote_path(f->sb, f->path, a->final, sizeof(a->final), err)) {
+		free(a->block);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+static void upload_free(struct upload_args *a)
+{
+	if (a)
+		free(a->block);
+	free(a);
+}
+
+/* Start uploading f while it is written; on failure it is uploaded at
+ * commit as a small file is. */
+static void stream_start(struct sftp_file *f)
+{
+	f->ua = upload_new(f, NULL);
+	if (!f->ua)
+		return;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->streaming = true;
+	bump_gen(f->sb);
+	trace("upload stream", f->path, 0, (size_t)f->size);
+	if (pthread_create(&f->thread, NULL, stream_main, f)) {
+		f->streaming = false;
+		pthread_mutex_destroy(&f->mu);
+		pthread_cond_destroy(&f->cv);
+		upload_free(f->ua);
+		f->ua = NULL;
+	}
+}
+
+/* Tell the upload thread the file is complete (or dropped) and wait for
+ * it. */
+static void stream_end(struct sftp_file *f, bool abort)
+{
+	pthread_mutex_lock(&f->mu);
+	if (abort)
+		f->aborted = true;
+	f->closed = true;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	pthread_join(f->thread, NULL);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+	f->streaming = false;
+	upload_free(f->ua);
+	f->ua = NULL;
+	bump_gen(f->sb);
+}
+
 static int sftp_file_write(struct backend_file *bf, const void *buf, size_t len,
 			   struct mv_err *err)
 {
@@ -1341,41 +1474,58 @@ static int sftp_file_write(struct backend_file *bf, const void *buf, size_t len,
 				  "cannot keep a local copy of '%s' "
 				  "for upload: %s",
 				  f->path, strerror(-rc));
+	if (f->streaming) {
+		pthread_mutex_lock(&f->mu);
+		f->size += len;
+		pthread_cond_broadcast(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		return 0;
+	}
 	f->size += len;
+	/* a second session, so that the others stay free for the reads and
+	 * small files of the same process */
+	if (f->size >= STREAM_START && f->sb->max_conns > 1)
+		stream_start(f);
 	return 0;
 }
 
 static int sftp_file_commit(struct backend_file *bf, struct mv_err *err)
 {
 	struct sftp_file *f = (struct sftp_file *)bf;
-	struct upload_args *a;
-	int rc;
+	struct upload_args *a = NULL;
+	int rc = 0;
 
-	a = calloc(1, sizeof(*a));
-	if (a)
-		a->block = malloc(UPLOAD_BLOCK);
-	if (!a || !a->block) {
-		rc = mv_err_set(err, -ENOMEM, "out of memory");
+	if (f->streaming) {
+		stream_end(f, false);
+		trace("upload done", f->path, f->stream_rc, (size_t)f->size);
+		if (!f->stream_rc)
+			goto out;
+		/* the stream's own session failed (a server that limits
+		 * sessions, say): once more from the spool on the pool's */
+	}
+	a = upload_new(f, err);
+	if (!a) {
+		rc = err && err->code ? err->code : -ENOMEM;
 		goto out;
 	}
-	a->f = f;
-	rc = remote_path(f->sb, f->path, a->final, sizeof(a->final), err);
-	if (rc)
-		goto out;
 	bump_gen(f->sb);
+	trace("upload", f->path, 0, (size_t)f->size);
 	rc = run(f->sb, "upload", op_upload, a, err);
+	trace("upload done", f->path, 0, (size_t)f->size);
 	bump_gen(f->sb);
 out:
-	if (a)
-		free(a->block);
-	free(a);
+	upload_free(a);
 	free_file(f);
 	return rc;
 }
 
 static void sftp_file_abort(struct backend_file *bf)
 {
-	free_file((struct sftp_file *)bf);
+	struct sftp_file *f = (struct sftp_file *)bf;
+
+	if (f->streaming)
+		stream_end(f, true);
+	free_file(f);
 }
 
 /* ---- create_excl ---- */

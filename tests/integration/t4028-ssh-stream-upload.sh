@@ -1,0 +1,111 @@
+#!/bin/sh
+# t4028-ssh-stream-upload: a pack that grows past 4 MiB is uploaded while
+# the backup builds it, by a thread on an SSH session of its own
+# (docs/REMOTE.md, "Uploads while the pack is built").  Its bytes and the
+# snapshot restore exactly; a backup whose input breaks while a pack is
+# streaming leaves no snapshot, no temporary file on the server and a
+# clean repository; a connection killed in the middle of the stream is
+# retried (or the backup fails cleanly) and every snapshot still
+# restores byte-exact.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$TOP/tests/lib/sshd.sh"
+. "$TOP/tests/fault/fault-lib.sh"
+require_mv
+require_faults
+
+sshd_start
+SFTP_SERVER=/usr/lib/openssh/sftp-server
+[ -x "$SFTP_SERVER" ] || skip "no $SFTP_SERVER (openssh-sftp-server)"
+: >"$T/rules"
+cat >"$T/sftp-shim" <<EOF
+#!/bin/sh
+LD_PRELOAD=$FAULTSHIM MVFAULT=@$T/rules MVFAULT_LOG=$T/srv.log \\
+	MVFAULT_ONCE=$T/once exec $SFTP_SERVER "\$@"
+EOF
+chmod 755 "$T/sftp-shim"
+sed -i "s|^Subsystem sftp .*|Subsystem sftp $T/sftp-shim|" \
+	"$SSHD_DIR/sshd_config"
+sshd_restart
+sshd_trust
+cp "$SSH_KEY" "$HOME/.ssh/id_ed25519"
+MAILVAULT_SSH_RETRY_MS=100
+export MAILVAULT_SSH_RETRY_MS
+R=sftp://root@127.0.0.1:$SSHD_PORT$T/repo
+
+# incompressible files: the data pack passes 4 MiB after about 4 MiB
+mkdir -p "$T/big/a" "$T/big/b"
+head -c 6000000 /dev/urandom >"$T/big/a/one"
+head -c 5000000 /dev/urandom >"$T/big/b/two"
+echo small >"$T/big/b/three"
+tree_digest "$T/big" >"$T/big.digest"
+
+assert_ok "$MV" init --encryption none "$R" >/dev/null 2>&1
+
+say "a streamed upload"
+MAILVAULT_SFTP_TRACE=$T/trace "$MV" backup "$R" --name big --quiet \
+	data="$T/big" || die "backup failed"
+grep -q 'upload stream packs/' "$T/trace" ||
+	die "no pack was streamed: $(grep upload "$T/trace")"
+grep -Eq 'upload done packs/.* 0\+[0-9]{8}' "$T/trace" ||
+	die "no large pack finished: $(grep upload "$T/trace")"
+rm -rf "$T/out"
+assert_ok "$MV" restore "$R" big/latest:data "$T/out" >/dev/null
+tree_digest "$T/out/data" >"$T/out.digest"
+cmp -s "$T/big.digest" "$T/out.digest" || die "the streamed snapshot differs"
+snap_ref "$R"
+
+no_tmp()
+{
+	left=$(find "$T/repo" -name '*.tmp-*' | head -n 3)
+	[ -z "$left" ] || die "$1: temporary files left on the server: $left"
+}
+
+say "the input breaks while the pack streams"
+# a tar.gz cut in the middle of its second file
+mkdir -p "$T/t"
+head -c 7000000 /dev/urandom >"$T/t/x"
+head -c 7000000 /dev/urandom >"$T/t/y"
+tar -czf "$T/t.tgz" -C "$T" t
+head -c 11000000 "$T/t.tgz" >"$T/cut.tgz"
+rc=0
+MAILVAULT_SFTP_TRACE=$T/trace.cut "$MV" backup "$R" --name cut --quiet \
+	vol="$T/cut.tgz" 2>"$T/cut.err" || rc=$?
+sed 's/^/# backup: /' "$T/cut.err"
+[ "$rc" != 0 ] || die "a backup of a cut tar.gz succeeded"
+grep -q 'upload stream packs/' "$T/trace.cut" ||
+	die "the cut backup did not stream a pack"
+"$MV" snapshots "$R" >"$T/snaps" || die "snapshots after the failure"
+assert_no_grep ' cut ' "$T/snaps"
+no_tmp "cut input"
+verify_repo "$R" "cut input"
+
+say "the connection dies in the middle of the stream"
+# new content (the first files are stored already)
+mkdir -p "$T/big2"
+head -c 9000000 /dev/urandom >"$T/big2/three"
+tree_digest "$T/big2" >"$T/big2.digest"
+rm -f "$T/once" "$T/srv.log"
+echo "write:$T/repo/packs/*.tmp-*:nth=60:killparent" >"$T/rules"
+rc=0
+LSAN_OPTIONS=suppressions=$TOP/tests/lib/lsan-libssh2.supp \
+	MAILVAULT_SFTP_TRACE=$T/trace.drop "$MV" backup "$R" --name drop \
+	--quiet data="$T/big2" 2>"$T/drop.err" || rc=$?
+: >"$T/rules"
+sed 's/^/# backup: /' "$T/drop.err"
+grep -q ' kill$' "$T/srv.log" 2>/dev/null || die "the session was not killed"
+grep -q 'upload stream packs/' "$T/trace.drop" ||
+	die "the dropped backup did not stream a pack"
+[ "$rc" = 0 ] || [ "$rc" = 1 ] || die "backup exit $rc"
+assert_no_grep 'INTERNAL|Assertion|Sanitizer|runtime error' "$T/drop.err"
+"$MV" snapshots "$R" >"$T/snaps" || die "snapshots after the drop"
+if grep -q ' drop ' "$T/snaps"; then
+	rm -rf "$T/out"
+	assert_ok "$MV" restore "$R" drop/latest:data "$T/out" >/dev/null
+	tree_digest "$T/out/data" >"$T/out.digest"
+	cmp -s "$T/big2.digest" "$T/out.digest" ||
+		die "the snapshot of the dropped backup is not whole"
+else
+	[ "$rc" != 0 ] || die "backup said ok, no snapshot shows"
+fi
+verify_repo "$R" "dropped stream"
+ok
