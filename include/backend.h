@@ -104,6 +104,11 @@ struct backend_ops {
 			 uint64_t *out_size, int64_t *out_mtime_ns, void *buf,
 			 size_t len, size_t whole, size_t *out_got,
 			 struct mv_err *err);
+	/* A hint: the next read_all() is followed by a stat_read() of
+	 * path; a backend that can opens path along with that read (over
+	 * SFTP: three requests in one round trip instead of two round
+	 * trips).  Taken by the next read_all().  May be NULL. */
+	void (*open_ahead)(struct backend *be, const char *path);
 	/* Local path of the repository root, or NULL for remote backends. */
 	const char *(*local_root)(struct backend *be);
 	void (*close)(struct backend *be);

@@ -6,7 +6,11 @@
  *
  * sftp:// URL:  check | put REL (stdin) | cat REL [OFF LEN] | ls DIR |
  *               stat REL | mv FROM TO | rm REL | mkdir REL |
- *               excl REL TEXT | preads REL THREADS
+ *               excl REL TEXT | preads REL THREADS |
+ *               ahead REL NEXT (read_all REL with NEXT opened ahead,
+ *               then stat_read NEXT whole: both printed, NEXT's size
+ *               on a line of its own between them) | ahead0 REL NEXT
+ *               (the same without opening NEXT ahead)
  * ssh-exec://:  exec COMMAND      (stdout to stdout)
  * ssh://:       walk              (one line per entry, sha256 of files)
  *
@@ -93,6 +97,31 @@ static int do_cat(struct backend *be, const char *rel, uint64_t off,
 		len -= got;
 	}
 	return rc;
+}
+
+static int do_ahead(struct backend *be, const char *rel, const char *next,
+		    bool ahead, struct mv_err *err)
+{
+	static uint8_t buf[1u << 20];
+	uint64_t size = 0;
+	size_t len = 0, got = 0;
+	void *all = NULL;
+	int rc;
+
+	if (ahead && be->ops->open_ahead)
+		be->ops->open_ahead(be, next);
+	rc = backend_read_all(be, rel, 1u << 20, &all, &len, err);
+	if (rc)
+		return rc;
+	fwrite(all, 1, len, stdout);
+	free(all);
+	rc = backend_stat_read(be, next, &size, NULL, buf, 16, sizeof(buf),
+			       &got, err);
+	if (rc)
+		return rc;
+	printf("%llu\n", (unsigned long long)size);
+	fwrite(buf, 1, got, stdout);
+	return 0;
 }
 
 struct pread_job {
@@ -257,6 +286,8 @@ static int run_backend(const char *url, int argc, char **argv,
 			argc == 4 ? strtoull(argv[3], NULL, 10) : UINT64_MAX;
 
 		rc = do_cat(be, argv[1], off, len, err);
+	} else if (!strncmp(cmd, "ahead", 5) && argc == 3) {
+		rc = do_ahead(be, argv[1], argv[2], !strcmp(cmd, "ahead"), err);
 	} else if (!strcmp(cmd, "ls") && argc == 2) {
 		rc = be->ops->list(be, argv[1], list_cb, NULL, err);
 	} else if (!strcmp(cmd, "stat") && argc == 2) {

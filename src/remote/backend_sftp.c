@@ -95,6 +95,11 @@ struct sftp_conn {
 	struct read_handle rh[HANDLE_SLOTS]; /* cached read handles */
 	unsigned rh_next;		     /* next slot to recycle */
 	struct last_stat ls;		     /* the last stat on this session */
+	/* A file opened ahead (sftp_open_ahead) with its stat, for the
+	 * stat_read that follows on this session. */
+	char *ahead_path;		  /* relative path, NULL when none */
+	unsigned ahead_gen;		  /* backend generation of the stat */
+	LIBSSH2_SFTP_ATTRIBUTES ahead_at; /* what the stat saw */
 };
 
 struct sftp_backend {
@@ -109,6 +114,7 @@ struct sftp_backend {
 	int nconns;			  /* slots in use */
 	int max_conns;			  /* pool limit */
 	unsigned gen;			  /* bumped when files change */
+	char *open_ahead;		  /* sftp_open_ahead(), not yet taken */
 	bool no_fsync;			  /* server lacks fsync@openssh.com */
 };
 
@@ -252,6 +258,8 @@ static void conn_drop(struct sftp_conn *c, bool broken)
 		drop_handle(&c->rh[i], true);
 	free(c->ls.path);
 	c->ls.path = NULL;
+	free(c->ahead_path);
+	c->ahead_path = NULL;
 	if (c->sftp)
 		libssh2_sftp_shutdown(c->sftp);
 	c->sftp = NULL;
@@ -651,15 +659,135 @@ static int read_handle_full(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
 	return 0;
 }
 
+/* Read want bytes of h (just opened) while path `next` is stat'ed and
+ * opened: three requests of three kinds in flight, one round trip for
+ * what would be two.  The handle of next is kept (keep_handle) with its
+ * stat in c->ahead_*, for the stat_read that follows.  A failure of the
+ * stat or the open of next is no error: it is asked again then. */
+static int read_open_ahead(struct sftp_backend *sb, struct sftp_conn *c,
+			   LIBSSH2_SFTP_HANDLE *h, const char *rel,
+			   uint8_t *buf, size_t want, size_t *got,
+			   const char *next, bool *lost, struct mv_err *err)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	LIBSSH2_SFTP_HANDLE *nh = NULL;
+	LIBSSH2_SFTP_ATTRIBUTES at;
+	bool read_done = !want, stat_done = false, open_done = false;
+	int read_rc = 0, stat_rc = 0, rc, i;
+	char path[PATH_MAX];
+
+	*got = 0;
+	if (remote_path(sb, next, path, sizeof(path), NULL))
+		return read_handle_full(c, h, rel, buf, want, got, lost, err);
+	for (i = 0; i < HANDLE_SLOTS; i++)
+		if (c->rh[i].path && !strcmp(c->rh[i].path, next))
+			drop_handle(&c->rh[i], true);
+	memset(&at, 0, sizeof(at));
+	libssh2_session_set_blocking(s, 0);
+	while (!read_done || !stat_done || !open_done) {
+		bool progress = false;
+
+		if (!read_done) {
+			ssize_t n = libssh2_sftp_read(h, (char *)buf + *got,
+						      want - *got);
+
+			if (n != LIBSSH2_ERROR_EAGAIN) {
+				progress = true;
+				if (n < 0)
+					read_rc = sftp_fail(c, lost, err,
+							    "read", rel);
+				else
+					*got += (size_t)n;
+				read_done = n <= 0 || *got >= want;
+			}
+		}
+		if (!stat_done) {
+			rc = libssh2_sftp_stat_ex(c->sftp, path,
+						  (unsigned int)strlen(path),
+						  LIBSSH2_SFTP_STAT, &at);
+			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
+			progress |= stat_done;
+			if (rc && stat_done)
+				stat_rc = remote_sftp_errno(c->ssh, c->sftp,
+							    lost);
+		}
+		if (!open_done) {
+			nh = libssh2_sftp_open(c->sftp, path, LIBSSH2_FXF_READ,
+					       0);
+			open_done = nh || libssh2_session_last_errno(s) !=
+						  LIBSSH2_ERROR_EAGAIN;
+			progress |= open_done;
+			if (!nh && open_done)
+				remote_sftp_errno(c->ssh, c->sftp, lost);
+		}
+		if (read_done && stat_done && open_done)
+			break;
+		/* as in stat_open: an answer may already be queued */
+		if (progress)
+			continue;
+		rc = nb_wait(sb, c);
+		if (rc) {
+			*lost = true;
+			libssh2_session_set_blocking(s, 1);
+			return mv_err_set(err, rc, "cannot read '%s': %s", rel,
+					  strerror(-rc));
+		}
+	}
+	libssh2_session_set_blocking(s, 1);
+	if (*lost)
+		return mv_err_set(err, read_rc ? read_rc : -EIO,
+				  "cannot read '%s': connection lost", rel);
+	if (nh && !stat_rc) {
+		free(c->ahead_path);
+		c->ahead_path = strdup(next);
+		c->ahead_gen = current_gen(sb);
+		c->ahead_at = at;
+		keep_handle(sb, c, next, nh, &at);
+	} else if (nh) {
+		libssh2_sftp_close_handle(nh);
+	}
+	return read_rc;
+}
+
+/* The handle of rel opened ahead on this session and its stat, taken
+ * (once); NULL when there is none or files changed since. */
+static LIBSSH2_SFTP_HANDLE *take_ahead(struct sftp_backend *sb,
+				       struct sftp_conn *c, const char *rel,
+				       LIBSSH2_SFTP_ATTRIBUTES *at)
+{
+	LIBSSH2_SFTP_HANDLE *h = NULL;
+	int i;
+
+	if (!c->ahead_path || strcmp(c->ahead_path, rel) ||
+	    c->ahead_gen != current_gen(sb))
+		goto out;
+	for (i = 0; i < HANDLE_SLOTS && !h; i++)
+		if (c->rh[i].path && !strcmp(c->rh[i].path, rel)) {
+			/* the handle leaves the cache: keep_handle puts it
+			 * back once read */
+			h = c->rh[i].h;
+			free(c->rh[i].path);
+			c->rh[i].path = NULL;
+			c->rh[i].h = NULL;
+		}
+	if (h)
+		*at = c->ahead_at;
+out:
+	free(c->ahead_path);
+	c->ahead_path = NULL;
+	return h;
+}
+
 struct whole_args {
-	const char *rel; /* relative path */
-	size_t max;	 /* read_all: larger is -EFBIG; head: bytes */
-	size_t whole;	 /* head: the whole file when at most this */
-	bool head;	 /* stat_read: the first max bytes */
-	uint8_t *buf;	 /* read_all: out, NUL-terminated; head: in */
-	size_t got;	 /* out: bytes read */
-	uint64_t size;	 /* out: the stat's size */
-	uint64_t mtime;	 /* out: and mtime (s) */
+	const char *rel;  /* relative path */
+	size_t max;	  /* read_all: larger is -EFBIG; head: bytes */
+	size_t whole;	  /* head: the whole file when at most this */
+	const char *next; /* opened along with the read (open_ahead) */
+	bool head;	  /* stat_read: the first max bytes */
+	uint8_t *buf;	  /* read_all: out, NUL-terminated; head: in */
+	size_t got;	  /* out: bytes read */
+	uint64_t size;	  /* out: the stat's size */
+	uint64_t mtime;	  /* out: and mtime (s) */
 };
 
 /* read_all and stat_read: stat_open, then one read (a second round
@@ -671,7 +799,7 @@ static int op_read_all(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	LIBSSH2_SFTP_ATTRIBUTES at;
 	LIBSSH2_SFTP_HANDLE *h = NULL;
 	size_t want;
-	int rc;
+	int rc = 0;
 
 	(void)attempt;
 	if (!a->head) {
@@ -679,7 +807,9 @@ static int op_read_all(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		a->buf = NULL;
 	}
 	a->got = 0;
-	rc = stat_open(sb, c, a->rel, &at, &h, lost, err);
+	h = take_ahead(sb, c, a->rel, &at);
+	if (!h)
+		rc = stat_open(sb, c, a->rel, &at, &h, lost, err);
 	if (rc)
 		return rc;
 	a->size = at.filesize;
@@ -702,7 +832,12 @@ static int op_read_all(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 			goto fail;
 		}
 	}
-	rc = read_handle_full(c, h, a->rel, a->buf, want, &a->got, lost, err);
+	if (a->next)
+		rc = read_open_ahead(sb, c, h, a->rel, a->buf, want, &a->got,
+				     a->next, lost, err);
+	else
+		rc = read_handle_full(c, h, a->rel, a->buf, want, &a->got, lost,
+				      err);
 	if (rc)
 		goto fail;
 	if (!a->head && a->got < want) {
@@ -727,14 +862,22 @@ fail:
 static int sftp_read_all(struct backend *be, const char *path, size_t max,
 			 void **out, size_t *out_len, struct mv_err *err)
 {
+	struct sftp_backend *sb = to_sftp(be);
 	struct whole_args a;
+	char *next;
 	int rc;
 
 	memset(&a, 0, sizeof(a));
 	a.rel = path;
 	a.max = max;
+	pthread_mutex_lock(&sb->lock);
+	next = sb->open_ahead;
+	sb->open_ahead = NULL;
+	pthread_mutex_unlock(&sb->lock);
+	a.next = next;
 	trace("read_all", path, 0, max);
-	rc = run(to_sftp(be), "read", op_read_all, &a, err);
+	rc = run(sb, "read", op_read_all, &a, err);
+	free(next);
 	if (rc) {
 		free(a.buf);
 		return rc;
@@ -1655,6 +1798,7 @@ static void sftp_destroy(struct sftp_backend *sb)
 		conn_drop(&sb->conns[i], false);
 	pthread_cond_destroy(&sb->cond);
 	pthread_mutex_destroy(&sb->lock);
+	free(sb->open_ahead);
 	ssh_url_release(&sb->url);
 	free(sb->identity);
 	free(sb->known_hosts);
@@ -1705,6 +1849,17 @@ static struct sftp_backend *park_take(const char *url, const struct ssh_opts *o)
 	return sb;
 }
 
+static void sftp_open_ahead(struct backend *be, const char *path)
+{
+	struct sftp_backend *sb = to_sftp(be);
+	char *p = strdup(path);
+
+	pthread_mutex_lock(&sb->lock);
+	free(sb->open_ahead);
+	sb->open_ahead = p;
+	pthread_mutex_unlock(&sb->lock);
+}
+
 static void sftp_close(struct backend *be)
 {
 	struct sftp_backend *sb = to_sftp(be), *old = NULL;
@@ -1733,6 +1888,7 @@ static const struct backend_ops sftp_ops = {
 	.read_many = sftp_read_many,
 	.read_all = sftp_read_all,
 	.stat_read = sftp_stat_read,
+	.open_ahead = sftp_open_ahead,
 	.stat = sftp_stat,
 	.list = sftp_list,
 	.mkdir = sftp_mkdir,

@@ -838,6 +838,10 @@ int repo_open(const char *location, unsigned flags, struct repo **out,
 	rc = backend_open(location, false, &r->be, err);
 	if (rc)
 		goto fail;
+	/* a plain remote repository's index is asked next (an encrypted
+	 * one has none: the open then fails at no cost) */
+	if (r->be->ops->open_ahead)
+		r->be->ops->open_ahead(r->be, "index.db");
 	rc = backend_read_all(r->be, "config", CONFIG_MAX, &text, &len, err);
 	if (rc == -ENOENT) {
 		rc = mv_err_set(err, -ENOENT,
