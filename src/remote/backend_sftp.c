@@ -1790,10 +1790,90 @@ static const char *sftp_local_root(struct backend *be)
 	return NULL;
 }
 
+/* The cached read handles of every session are closed together: their
+ * close requests go out at once and the answers come back in one round
+ * trip, where closing them one after the other cost one each (at the end
+ * of every command).  A session that does not answer in time is taken
+ * as broken, so that dropping it does not wait again. */
+static void close_all_cached(struct sftp_backend *sb)
+{
+	bool pending[POOL_MAX][HANDLE_SLOTS], broken[POOL_MAX];
+	int left = 0, i, k;
+
+	memset(pending, 0, sizeof(pending));
+	memset(broken, 0, sizeof(broken));
+	for (i = 0; i < sb->nconns; i++) {
+		struct sftp_conn *c = &sb->conns[i];
+
+		if (!c->sftp)
+			continue;
+		libssh2_session_set_blocking(ssh_session_handle(c->ssh), 0);
+		for (k = 0; k < HANDLE_SLOTS; k++)
+			if (c->rh[k].path) {
+				pending[i][k] = true;
+				left++;
+			}
+	}
+	while (left) {
+		struct pollfd pfd[POOL_MAX];
+		int np = 0, r;
+		bool progress = false;
+
+		for (i = 0; i < sb->nconns; i++) {
+			struct sftp_conn *c = &sb->conns[i];
+			bool waiting = false;
+
+			for (k = 0; k < HANDLE_SLOTS; k++) {
+				if (!pending[i][k])
+					continue;
+				if (libssh2_sftp_close_handle(c->rh[k].h) ==
+				    LIBSSH2_ERROR_EAGAIN) {
+					waiting = true;
+					continue;
+				}
+				pending[i][k] = false;
+				left--;
+				progress = true;
+				free(c->rh[k].path);
+				c->rh[k].path = NULL;
+				c->rh[k].h = NULL;
+			}
+			if (waiting) {
+				pfd[np].fd = ssh_session_fd(c->ssh);
+				pfd[np].events = POLLIN;
+				if (libssh2_session_block_directions(
+					    ssh_session_handle(c->ssh)) &
+				    LIBSSH2_SESSION_BLOCK_OUTBOUND)
+					pfd[np].events |= POLLOUT;
+				pfd[np++].revents = 0;
+			}
+		}
+		if (!left || progress)
+			continue;
+		do {
+			r = poll(pfd, (nfds_t)np, sb->opts.io_timeout_s * 1000);
+		} while (r < 0 && errno == EINTR);
+		if (r <= 0)
+			break;
+	}
+	for (i = 0; i < sb->nconns; i++) {
+		struct sftp_conn *c = &sb->conns[i];
+
+		if (!c->sftp)
+			continue;
+		for (k = 0; k < HANDLE_SLOTS; k++)
+			broken[i] |= pending[i][k];
+		libssh2_session_set_blocking(ssh_session_handle(c->ssh), 1);
+		if (broken[i])
+			conn_drop(c, true);
+	}
+}
+
 static void sftp_destroy(struct sftp_backend *sb)
 {
 	int i;
 
+	close_all_cached(sb);
 	for (i = 0; i < sb->nconns; i++)
 		conn_drop(&sb->conns[i], false);
 	pthread_cond_destroy(&sb->cond);

@@ -16,7 +16,9 @@
 # stopped at the size it knew, 17, 16, 23, 17, 26 and 22; before the
 # index was opened along with the read of config, 16, 16, 22, 16, 22 and
 # 19 (a fresh machine reading a small index whole with its header had
-# taken one off each fresh count); now 15, 15, 21, 15, 21 and 18.
+# taken one off each fresh count); before the cached handles were closed
+# together at the end (one round trip, not one each), 15, 15, 21, 15, 21
+# and 18; now 14, 14, 18, 14, 18 and 16.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$TOP/tests/lib/sshd.sh"
 . "$TOP/tests/lib/wanproxy.sh"
@@ -86,22 +88,22 @@ mount_read()
 }
 
 fresh_cache
-measure "snapshots, fresh cache" "${B_SNAP_FRESH:-17}" 1 \
+measure "snapshots, fresh cache" "${B_SNAP_FRESH:-16}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
-measure "snapshots, warm cache" "${B_SNAP_WARM:-17}" 1 \
+measure "snapshots, warm cache" "${B_SNAP_WARM:-16}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
 fresh_cache
-measure "cat, fresh cache" "${B_CAT_FRESH:-23}" 1 cat_one
-measure "cat, warm cache" "${B_CAT_WARM:-17}" 1 cat_one
+measure "cat, fresh cache" "${B_CAT_FRESH:-20}" 1 cat_one
+measure "cat, warm cache" "${B_CAT_WARM:-16}" 1 cat_one
 fresh_cache
-measure "mount + first read, fresh cache" "${B_MNT_FRESH:-23}" 2 mount_read
-measure "mount + first read, warm cache" "${B_MNT_WARM:-20}" 2 mount_read
+measure "mount + first read, fresh cache" "${B_MNT_FRESH:-20}" 2 mount_read
+measure "mount + first read, warm cache" "${B_MNT_WARM:-18}" 2 mount_read
 
 # a whole restore: the read-ahead thread fetches the contents of several
 # directories per request and the pack spans around them (before, a
 # round trip per directory and per run of records in it: 55 turns on
 # the busier of two connections, 80 in all; 23 on one after, 22 with the
-# index opened along with config)
+# index opened along with config, 19 with the handles closed together)
 restore_all()
 {
 	rm -rf "$T/rs" &&
@@ -109,13 +111,14 @@ restore_all()
 		diff -r "$T/fx/day1" "$T/rs/vol" >/dev/null
 }
 fresh_cache
-measure "restore, fresh cache" "${B_RESTORE_FRESH:-25}" 2 restore_all
+measure "restore, fresh cache" "${B_RESTORE_FRESH:-22}" 2 restore_all
 
 # The same on an encrypted repository (what init makes by default).  A
 # warm cache reads the key slot that opened last time without listing
 # keys/, and one listing of index/ validates the cached index (before:
 # two, one to count the segments and one to sync): 35, 29, 40, 29, 41
-# and 32 turns before, 31, 20, 37, 20, 37 and 24 after.
+# and 32 turns before, 31, 20, 37, 20, 37 and 24 after; 27, 19, 31, 19,
+# 31 and 21 with the cached handles closed together at the end.
 export MAILVAULT_PASSPHRASE="round trips" MAILVAULT_KDF_TEST=1
 E0=sftp://root@127.0.0.1:$SSHD_PORT$T/erepo
 assert_ok "$MV" init --encryption xchacha20-poly1305 -i "$SSH_KEY" "$E0" \
@@ -124,13 +127,13 @@ assert_ok "$MV" backup -i "$SSH_KEY" "$E0" --name mx --quiet \
 	--time 2024-05-01T03:00:00Z vol="$T/fx/day1"
 R=sftp://root@127.0.0.1:$WANPROXY_PORT$T/erepo
 fresh_cache
-measure "encrypted: snapshots, fresh cache" "${B_ESNAP_FRESH:-33}" 1 \
+measure "encrypted: snapshots, fresh cache" "${B_ESNAP_FRESH:-30}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
-measure "encrypted: snapshots, warm cache" "${B_ESNAP_WARM:-22}" 1 \
+measure "encrypted: snapshots, warm cache" "${B_ESNAP_WARM:-21}" 1 \
 	"$MV" snapshots -i "$SSH_KEY" "$R"
 fresh_cache
-measure "encrypted: cat, fresh cache" "${B_ECAT_FRESH:-39}" 1 cat_one
-measure "encrypted: cat, warm cache" "${B_ECAT_WARM:-22}" 1 cat_one
+measure "encrypted: cat, fresh cache" "${B_ECAT_FRESH:-34}" 1 cat_one
+measure "encrypted: cat, warm cache" "${B_ECAT_WARM:-21}" 1 cat_one
 fresh_cache
 # and no pack comes whole twice: a second miss while the first metadata
 # wave was still being written to the cache used to fetch the wave's
@@ -138,13 +141,13 @@ fresh_cache
 MAILVAULT_SFTP_TRACE=$T/trace.mnt
 export MAILVAULT_SFTP_TRACE
 measure "encrypted: mount + first read, fresh cache" \
-	"${B_EMNT_FRESH:-39}" 2 mount_read
+	"${B_EMNT_FRESH:-34}" 2 mount_read
 unset MAILVAULT_SFTP_TRACE
 twice=$(awk '$5 == "read_many" && $6 ~ /^packs\// { print $2, $6, $7 }' \
 	"$T/trace.mnt" | sort | uniq -d)
 grep -q 'read_many packs/' "$T/trace.mnt" || die "no trace of the mount's reads"
 [ -z "$twice" ] || fails="$fails packs-fetched-twice($twice)"
-measure "encrypted: mount + first read, warm cache" "${B_EMNT_WARM:-26}" \
+measure "encrypted: mount + first read, warm cache" "${B_EMNT_WARM:-24}" \
 	2 mount_read
 [ -z "$fails" ] || [ "${MV_RT_SHOW:-0}" = 1 ] ||
 	die "more round trips than budgeted:$fails"
