@@ -1494,9 +1494,17 @@ static int seg_store(struct repo *r, const uint8_t *id,
 		rc = seg_seal(k, id, plain, &sealed, err);
 	if (rc)
 		goto out;
-	be->ops->mkdir(be, CATSEG_DIR, &ign); /* exists after the first */
 	seg_path(id, path, pathn);
-	rc = backend_write_atomic(be, path, sealed.data, sealed.len, err);
+	/* catalog/ exists after the first segment: made only when missing
+	 * (a round trip saved on every backup to a remote repository) */
+	rc = backend_write_atomic(be, path, sealed.data, sealed.len, &ign);
+	if (rc == -ENOENT) {
+		be->ops->mkdir(be, CATSEG_DIR, NULL);
+		rc = backend_write_atomic(be, path, sealed.data, sealed.len,
+					  err);
+	} else if (rc) {
+		mv_err_set(err, rc, "%s", mv_err_msg(&ign));
+	}
 out:
 	crypt_key_free(k);
 	mv_buf_release(&sealed);
