@@ -1383,19 +1383,14 @@ static int sftp_remove(struct backend *be, const char *path, struct mv_err *err)
 
 /* fsync@openssh.com when the server has it; servers without it are
  * remembered and not asked again. */
-static int fsync_handle(struct sftp_backend *sb, struct sftp_conn *c,
-			LIBSSH2_SFTP_HANDLE *h, const char *path, bool *lost,
-			struct mv_err *err)
+/* A failed fsync of path: a server without fsync@openssh.com is
+ * remembered and not asked again (its data is as durable as its page
+ * cache); anything else is an error. */
+static int fsync_failed(struct sftp_backend *sb, struct sftp_conn *c,
+			const char *path, bool *lost, struct mv_err *err)
 {
-	bool skip;
-	int rc;
+	int rc = remote_sftp_errno(c->ssh, c->sftp, lost);
 
-	pthread_mutex_lock(&sb->lock);
-	skip = sb->no_fsync;
-	pthread_mutex_unlock(&sb->lock);
-	if (skip || libssh2_sftp_fsync(h) == 0)
-		return 0;
-	rc = remote_sftp_errno(c->ssh, c->sftp, lost);
 	if (*lost)
 		return mv_err_set(err, rc, "cannot sync '%s': %s", path,
 				  ssh_last_error(c->ssh));
@@ -1409,6 +1404,70 @@ static int fsync_handle(struct sftp_backend *sb, struct sftp_conn *c,
 	}
 	return mv_err_set(err, rc, "cannot sync '%s': %s", path,
 			  remote_sftp_strerror(c->ssh, c->sftp));
+}
+
+/* Sync h (fsync@openssh.com) and close it, both requests in flight: one
+ * round trip, not two.  The server answers in order, so the close comes
+ * after the data is on its disk; the close reply confirms every write.
+ * The close is completed (libssh2 then frees h) only once the fsync has
+ * its answer. */
+static int fsync_close(struct sftp_backend *sb, struct sftp_conn *c,
+		       LIBSSH2_SFTP_HANDLE *h, const char *path, bool *lost,
+		       struct mv_err *err)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	bool fsync_done, close_sent = false, close_done = false;
+	int fsync_rc = 0, close_rc = 0, rc;
+
+	pthread_mutex_lock(&sb->lock);
+	fsync_done = sb->no_fsync;
+	pthread_mutex_unlock(&sb->lock);
+	libssh2_session_set_blocking(s, 0);
+	while (!fsync_done || !close_done) {
+		bool progress = false;
+
+		if (!fsync_done) {
+			rc = libssh2_sftp_fsync(h);
+			if (rc != LIBSSH2_ERROR_EAGAIN) {
+				fsync_done = true;
+				progress = true;
+				if (rc)
+					fsync_rc = fsync_failed(sb, c, path,
+								lost, err);
+			}
+		}
+		if (!close_done && (!close_sent || fsync_done)) {
+			rc = libssh2_sftp_close_handle(h);
+			close_sent = true;
+			if (rc != LIBSSH2_ERROR_EAGAIN) {
+				close_done = true;
+				progress = true;
+				if (rc)
+					close_rc = remote_sftp_errno(
+						c->ssh, c->sftp, lost);
+			}
+		}
+		if (*lost || (fsync_done && close_done))
+			break;
+		if (progress)
+			continue;
+		rc = nb_wait(sb, c);
+		if (rc) {
+			*lost = true;
+			fsync_rc = mv_err_set(err, rc, "cannot close '%s': %s",
+					      path, strerror(-rc));
+			break;
+		}
+	}
+	libssh2_session_set_blocking(s, 1);
+	if (fsync_rc)
+		return fsync_rc;
+	if (close_rc)
+		return mv_err_set(
+			err, close_rc, "cannot close '%s': %s", path,
+			*lost ? ssh_last_error(c->ssh)
+			      : remote_sftp_strerror(c->ssh, c->sftp));
+	return *lost ? -EIO : 0;
 }
 
 static int write_all(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
@@ -1509,12 +1568,11 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		off += want;
 	}
 	if (!rc)
-		rc = fsync_handle(sb, c, h, a->tmp, lost, err);
+		rc = fsync_close(sb, c, h, a->tmp, lost, err);
+	else if (!*lost)
+		libssh2_sftp_close_handle(h);
 	if (*lost)
 		return rc ? rc : -EIO;
-	/* the close reply confirms every write */
-	if (libssh2_sftp_close_handle(h) && !rc)
-		rc = sftp_fail(c, lost, err, "close", a->tmp);
 	if (!rc)
 		rc = rename_over(c, a->tmp, a->final, attempt,
 				 cached_on(c, a->f->path), lost, err);
@@ -1806,11 +1864,11 @@ static int op_create_excl(struct sftp_backend *sb, struct sftp_conn *c,
 	}
 	rc = write_all(c, h, a->buf, a->len, path, lost, err);
 	if (!rc)
-		rc = fsync_handle(sb, c, h, path, lost, err);
+		rc = fsync_close(sb, c, h, path, lost, err);
+	else if (!*lost)
+		libssh2_sftp_close_handle(h);
 	if (*lost)
 		return rc ? rc : -EIO;
-	if (libssh2_sftp_close_handle(h) && !rc)
-		rc = sftp_fail(c, lost, err, "close", path);
 	if (rc && !*lost)
 		libssh2_sftp_unlink(c->sftp, path);
 	return rc;

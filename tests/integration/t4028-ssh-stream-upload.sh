@@ -2,7 +2,8 @@
 # t4028-ssh-stream-upload: a pack that grows past 4 MiB is uploaded while
 # the backup builds it, by a thread on an SSH session of its own
 # (docs/REMOTE.md, "Uploads while the pack is built").  Its bytes and the
-# snapshot restore exactly; a backup whose input breaks while a pack is
+# snapshot restore exactly, and the server syncs every pack and the index
+# (the fsync and the close of an upload go out together); a backup whose input breaks while a pack is
 # streaming leaves no snapshot, no temporary file on the server and a
 # clean repository; a connection killed in the middle of the stream is
 # retried (or the backup fails cleanly) and every snapshot still
@@ -42,8 +43,17 @@ tree_digest "$T/big" >"$T/big.digest"
 assert_ok "$MV" init --encryption none "$R" >/dev/null 2>&1
 
 say "a streamed upload"
+# the server syncs every file it is sent (fsync and close go out
+# together, fsync first)
+echo "fsync:$T/repo/*:count:kill" >"$T/rules"
+rm -f "$T/srv.log"
 MAILVAULT_SFTP_TRACE=$T/trace "$MV" backup "$R" --name big --quiet \
 	data="$T/big" || die "backup failed"
+: >"$T/rules"
+nsync=$(grep -c ' fsync .*packs/.*\.tmp-' "$T/srv.log" || true)
+[ "$nsync" -ge 2 ] || die "packs not synced on the server: $nsync"
+grep -q ' fsync .*index\.db\.tmp-' "$T/srv.log" ||
+	die "index not synced on the server: $(cat "$T/srv.log")"
 grep -q 'upload stream packs/' "$T/trace" ||
 	die "no pack was streamed: $(grep upload "$T/trace")"
 grep -Eq 'upload done packs/.* 0\+[0-9]{8}' "$T/trace" ||
