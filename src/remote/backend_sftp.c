@@ -1981,13 +1981,33 @@ static void close_all_cached(struct sftp_backend *sb)
 	}
 }
 
+static void *drop_main(void *arg)
+{
+	conn_drop(arg, false);
+	return NULL;
+}
+
 static void sftp_destroy(struct sftp_backend *sb)
 {
+	pthread_t t[POOL_MAX];
+	bool started[POOL_MAX] = {false};
 	int i;
 
 	close_all_cached(sb);
+	/* each session's goodbye waits for the server's channel close: the
+	 * sessions say it at the same time, one round trip in all */
 	for (i = 0; i < sb->nconns; i++)
-		conn_drop(&sb->conns[i], false);
+		started[i] =
+			i > 0 && sb->conns[i].ssh &&
+			!pthread_create(&t[i], NULL, drop_main, &sb->conns[i]);
+	if (sb->nconns)
+		conn_drop(&sb->conns[0], false);
+	for (i = 1; i < sb->nconns; i++) {
+		if (started[i])
+			pthread_join(t[i], NULL);
+		else
+			conn_drop(&sb->conns[i], false);
+	}
 	pthread_cond_destroy(&sb->cond);
 	pthread_mutex_destroy(&sb->lock);
 	free(sb->open_ahead);
