@@ -539,6 +539,107 @@ static int nb_wait(struct sftp_backend *sb, struct sftp_conn *c)
 	return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : -errno;
 }
 
+/* Requests of three kinds in flight together: a read of want bytes of
+ * rh (when rh), and the stat and the open of path (when path).  libssh2
+ * keeps one state machine per kind of request, so the three can be sent
+ * before any answer comes: one round trip.  The open is for reading. */
+struct nb_batch {
+	LIBSSH2_SFTP_HANDLE *rh; /* to read from, or NULL */
+	const char *rel;	 /* its name, for messages */
+	uint8_t *buf;		 /* want bytes */
+	size_t want, got;
+	int read_rc;		    /* 0 or a negative errno */
+	const char *path;	    /* to stat and open, or NULL */
+	LIBSSH2_SFTP_ATTRIBUTES at; /* its stat */
+	LIBSSH2_SFTP_HANDLE *h;	    /* its handle, or NULL */
+	int stat_rc, open_rc;	    /* 0 or a negative errno */
+};
+
+/* Run b; 0, or an error when the session broke (*lost). */
+static int nb_run(struct sftp_backend *sb, struct sftp_conn *c,
+		  struct nb_batch *b, bool *lost, struct mv_err *err)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	bool read_done = !b->rh || !b->want, stat_done = !b->path;
+	bool open_done = !b->path;
+	int rc;
+
+	b->got = 0;
+	memset(&b->at, 0, sizeof(b->at));
+	libssh2_session_set_blocking(s, 0);
+	while (!read_done || !stat_done || !open_done) {
+		bool progress = false;
+
+		if (!read_done) {
+			ssize_t n = libssh2_sftp_read(b->rh,
+						      (char *)b->buf + b->got,
+						      b->want - b->got);
+
+			if (n != LIBSSH2_ERROR_EAGAIN) {
+				progress = true;
+				if (n < 0)
+					b->read_rc = sftp_fail(c, lost, err,
+							       "read", b->rel);
+				else
+					b->got += (size_t)n;
+				read_done = n <= 0 || b->got >= b->want;
+			}
+		}
+		if (!stat_done) {
+			rc = libssh2_sftp_stat_ex(c->sftp, b->path,
+						  (unsigned int)strlen(b->path),
+						  LIBSSH2_SFTP_STAT, &b->at);
+			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
+			progress |= stat_done;
+			if (rc && stat_done)
+				b->stat_rc = remote_sftp_errno(c->ssh, c->sftp,
+							       lost);
+		}
+		if (!open_done) {
+			b->h = libssh2_sftp_open(c->sftp, b->path,
+						 LIBSSH2_FXF_READ, 0);
+			open_done = b->h || libssh2_session_last_errno(s) !=
+						    LIBSSH2_ERROR_EAGAIN;
+			progress |= open_done;
+			if (!b->h && open_done)
+				b->open_rc = remote_sftp_errno(c->ssh, c->sftp,
+							       lost);
+		}
+		if (read_done && stat_done && open_done)
+			break;
+		/* The call that finished may have read the other ones'
+		 * answers off the socket into libssh2's queue: ask again
+		 * before waiting on a socket that may stay silent. */
+		if (progress)
+			continue;
+		rc = nb_wait(sb, c);
+		if (rc) {
+			/* requests half done: the session is dropped */
+			*lost = true;
+			libssh2_session_set_blocking(s, 1);
+			return mv_err_set(err, rc, "cannot %s '%s': %s",
+					  b->rh ? "read" : "open",
+					  b->rh ? b->rel : b->path,
+					  strerror(-rc));
+		}
+	}
+	libssh2_session_set_blocking(s, 1);
+	if (*lost)
+		return mv_err_set(err, -EIO, "cannot %s '%s': connection lost",
+				  b->rh ? "read" : "open",
+				  b->rh ? b->rel : b->path);
+	return 0;
+}
+
+static void drop_cached(struct sftp_conn *c, const char *rel)
+{
+	int i;
+
+	for (i = 0; i < HANDLE_SLOTS; i++)
+		if (c->rh[i].path && !strcmp(c->rh[i].path, rel))
+			drop_handle(&c->rh[i], true);
+}
+
 /* Stat and open path together: two requests in flight, one round trip.
  * The stat gives the size a read needs and the handle's stamp (note 5).
  * A cached handle of the path is dropped first (its file may have been
@@ -548,75 +649,32 @@ static int stat_open(struct sftp_backend *sb, struct sftp_conn *c,
 		     const char *rel, LIBSSH2_SFTP_ATTRIBUTES *at,
 		     LIBSSH2_SFTP_HANDLE **out, bool *lost, struct mv_err *err)
 {
-	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
-	LIBSSH2_SFTP_HANDLE *h = NULL;
-	bool stat_done = false, open_done = false;
+	struct nb_batch b;
 	char path[PATH_MAX];
-	int stat_rc = 0, open_rc = 0, rc, i;
+	int rc;
 
 	*out = NULL;
 	rc = remote_path(sb, rel, path, sizeof(path), err);
 	if (rc)
 		return rc;
-	for (i = 0; i < HANDLE_SLOTS; i++)
-		if (c->rh[i].path && !strcmp(c->rh[i].path, rel))
-			drop_handle(&c->rh[i], true);
-	memset(at, 0, sizeof(*at));
-	libssh2_session_set_blocking(s, 0);
-	while (!stat_done || !open_done) {
-		bool progress = false;
-
-		if (!stat_done) {
-			rc = libssh2_sftp_stat_ex(c->sftp, path,
-						  (unsigned int)strlen(path),
-						  LIBSSH2_SFTP_STAT, at);
-			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
-			progress = stat_done;
-			if (rc && stat_done)
-				stat_rc = remote_sftp_errno(c->ssh, c->sftp,
-							    lost);
-		}
-		if (!open_done) {
-			h = libssh2_sftp_open(c->sftp, path, LIBSSH2_FXF_READ,
-					      0);
-			open_done = h || libssh2_session_last_errno(s) !=
-						 LIBSSH2_ERROR_EAGAIN;
-			progress |= open_done;
-			if (!h && open_done)
-				open_rc = remote_sftp_errno(c->ssh, c->sftp,
-							    lost);
-		}
-		if (stat_done && open_done)
-			break;
-		/* The call that finished may have read the other one's
-		 * answer off the socket into libssh2's queue: ask again
-		 * before waiting on a socket that may stay silent. */
-		if (progress)
-			continue;
-		rc = nb_wait(sb, c);
-		if (rc) {
-			/* requests half done: the session is dropped */
-			*lost = true;
-			libssh2_session_set_blocking(s, 1);
-			return mv_err_set(err, rc, "cannot open '%s': %s", path,
-					  strerror(-rc));
-		}
-	}
-	libssh2_session_set_blocking(s, 1);
-	rc = stat_rc ? stat_rc : open_rc;
-	if (*lost)
-		return mv_err_set(err, rc ? rc : -EIO,
-				  "cannot open '%s': connection lost", path);
+	drop_cached(c, rel);
+	memset(&b, 0, sizeof(b));
+	b.path = path;
+	rc = nb_run(sb, c, &b, lost, err);
+	if (rc)
+		return rc;
+	*at = b.at;
+	rc = b.stat_rc ? b.stat_rc : b.open_rc;
 	if (rc) {
-		if (h)
-			libssh2_sftp_close_handle(h);
+		if (b.h)
+			libssh2_sftp_close_handle(b.h);
 		/* a missing file is -ENOENT without a message, as stat() */
 		if (rc != -ENOENT)
 			mv_err_set(err, rc, "cannot open '%s': %s", path,
 				   strerror(-rc));
 		return rc;
 	}
-	*out = h;
+	*out = b.h;
 	return 0;
 }
 
@@ -660,93 +718,43 @@ static int read_handle_full(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
 }
 
 /* Read want bytes of h (just opened) while path `next` is stat'ed and
- * opened: three requests of three kinds in flight, one round trip for
- * what would be two.  The handle of next is kept (keep_handle) with its
- * stat in c->ahead_*, for the stat_read that follows.  A failure of the
- * stat or the open of next is no error: it is asked again then. */
+ * opened: one round trip for what would be two.  The handle of next is
+ * kept (keep_handle) with its stat in c->ahead_*, for the stat_read that
+ * follows.  A failure of the stat or the open of next is no error: it is
+ * asked again then. */
 static int read_open_ahead(struct sftp_backend *sb, struct sftp_conn *c,
 			   LIBSSH2_SFTP_HANDLE *h, const char *rel,
 			   uint8_t *buf, size_t want, size_t *got,
 			   const char *next, bool *lost, struct mv_err *err)
 {
-	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
-	LIBSSH2_SFTP_HANDLE *nh = NULL;
-	LIBSSH2_SFTP_ATTRIBUTES at;
-	bool read_done = !want, stat_done = false, open_done = false;
-	int read_rc = 0, stat_rc = 0, rc, i;
+	struct nb_batch b;
 	char path[PATH_MAX];
+	int rc;
 
 	*got = 0;
 	if (remote_path(sb, next, path, sizeof(path), NULL))
 		return read_handle_full(c, h, rel, buf, want, got, lost, err);
-	for (i = 0; i < HANDLE_SLOTS; i++)
-		if (c->rh[i].path && !strcmp(c->rh[i].path, next))
-			drop_handle(&c->rh[i], true);
-	memset(&at, 0, sizeof(at));
-	libssh2_session_set_blocking(s, 0);
-	while (!read_done || !stat_done || !open_done) {
-		bool progress = false;
-
-		if (!read_done) {
-			ssize_t n = libssh2_sftp_read(h, (char *)buf + *got,
-						      want - *got);
-
-			if (n != LIBSSH2_ERROR_EAGAIN) {
-				progress = true;
-				if (n < 0)
-					read_rc = sftp_fail(c, lost, err,
-							    "read", rel);
-				else
-					*got += (size_t)n;
-				read_done = n <= 0 || *got >= want;
-			}
-		}
-		if (!stat_done) {
-			rc = libssh2_sftp_stat_ex(c->sftp, path,
-						  (unsigned int)strlen(path),
-						  LIBSSH2_SFTP_STAT, &at);
-			stat_done = rc != LIBSSH2_ERROR_EAGAIN;
-			progress |= stat_done;
-			if (rc && stat_done)
-				stat_rc = remote_sftp_errno(c->ssh, c->sftp,
-							    lost);
-		}
-		if (!open_done) {
-			nh = libssh2_sftp_open(c->sftp, path, LIBSSH2_FXF_READ,
-					       0);
-			open_done = nh || libssh2_session_last_errno(s) !=
-						  LIBSSH2_ERROR_EAGAIN;
-			progress |= open_done;
-			if (!nh && open_done)
-				remote_sftp_errno(c->ssh, c->sftp, lost);
-		}
-		if (read_done && stat_done && open_done)
-			break;
-		/* as in stat_open: an answer may already be queued */
-		if (progress)
-			continue;
-		rc = nb_wait(sb, c);
-		if (rc) {
-			*lost = true;
-			libssh2_session_set_blocking(s, 1);
-			return mv_err_set(err, rc, "cannot read '%s': %s", rel,
-					  strerror(-rc));
-		}
-	}
-	libssh2_session_set_blocking(s, 1);
-	if (*lost)
-		return mv_err_set(err, read_rc ? read_rc : -EIO,
-				  "cannot read '%s': connection lost", rel);
-	if (nh && !stat_rc) {
+	drop_cached(c, next);
+	memset(&b, 0, sizeof(b));
+	b.rh = h;
+	b.rel = rel;
+	b.buf = buf;
+	b.want = want;
+	b.path = path;
+	rc = nb_run(sb, c, &b, lost, err);
+	*got = b.got;
+	if (rc)
+		return rc;
+	if (b.h && !b.stat_rc) {
 		free(c->ahead_path);
 		c->ahead_path = strdup(next);
 		c->ahead_gen = current_gen(sb);
-		c->ahead_at = at;
-		keep_handle(sb, c, next, nh, &at);
-	} else if (nh) {
-		libssh2_sftp_close_handle(nh);
+		c->ahead_at = b.at;
+		keep_handle(sb, c, next, b.h, &b.at);
+	} else if (b.h) {
+		libssh2_sftp_close_handle(b.h);
 	}
-	return read_rc;
+	return b.read_rc;
 }
 
 /* The handle of rel opened ahead on this session and its stat, taken
@@ -1216,10 +1224,12 @@ struct rename_args {
  * file is moved aside first, so a crash between the two renames leaves
  * it as "<to>.old-<random>", never lost.  Readers can see no file under
  * to between the two renames (docs/REMOTE.md). */
-/* Replace to, seen on this session, by from: moved aside first, without
- * the rename that SFTP v3 refuses and the stats that tell why (three
- * round trips instead of six).  -ENOENT when to is not there after all:
- * the caller then takes the general path. */
+/* Replace to, which exists, by from: to moved aside, from renamed in, the
+ * old one removed (see "Durability and atomic publication" in
+ * docs/REMOTE.md).  For a file seen on this session (an index being
+ * published) this comes first, without the rename SFTP v3 refuses and
+ * the stats that tell why: three round trips instead of six.  -ENOENT
+ * (no message) when to is not there after all. */
 static int replace_seen(struct sftp_conn *c, const char *from, const char *to,
 			bool *lost, struct mv_err *err)
 {
@@ -1257,7 +1267,6 @@ static int rename_over(struct sftp_conn *c, const char *from, const char *to,
 		       int attempt, bool seen, bool *lost, struct mv_err *err)
 {
 	LIBSSH2_SFTP_ATTRIBUTES at;
-	char aside[PATH_MAX], rnd[16];
 	int rc;
 
 	if (seen && attempt == 0) {
@@ -1294,22 +1303,11 @@ static int rename_over(struct sftp_conn *c, const char *from, const char *to,
 				  from, to,
 				  remote_sftp_strerror(c->ssh, c->sftp));
 	}
-	random_suffix(rnd, sizeof(rnd));
-	snprintf(aside, sizeof(aside), "%s.old-%s", to, rnd);
-	if (libssh2_sftp_rename_ex(c->sftp, to, (unsigned int)strlen(to), aside,
-				   (unsigned int)strlen(aside), 0))
-		return sftp_fail(c, lost, err, "move aside", to);
-	if (libssh2_sftp_rename_ex(c->sftp, from, (unsigned int)strlen(from),
-				   to, (unsigned int)strlen(to), 0)) {
-		rc = sftp_fail(c, lost, err, "rename to", to);
-		if (!*lost)
-			libssh2_sftp_rename_ex(c->sftp, aside,
-					       (unsigned int)strlen(aside), to,
-					       (unsigned int)strlen(to), 0);
-		return rc;
-	}
-	libssh2_sftp_unlink(c->sftp, aside);
-	return 0;
+	rc = replace_seen(c, from, to, lost, err);
+	if (rc == -ENOENT && !*lost)
+		return mv_err_set(err, rc,
+				  "cannot move aside '%s': no such file", to);
+	return rc;
 }
 
 static int op_rename(struct sftp_backend *sb, struct sftp_conn *c, void *arg,

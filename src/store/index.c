@@ -839,18 +839,7 @@ static int chunk_rows(struct index *ix, sqlite3_stmt *st, index_chunk_fn fn,
 int index_pack_chunks(struct index *ix, int64_t pack, index_chunk_fn fn,
 		      void *arg, struct mv_err *err)
 {
-	sqlite3_stmt *st = NULL;
-	int rc;
-
-	rc = sqlite3_prepare_v2(ix->db,
-				"SELECT id, pack, offset, stored_size, "
-				"raw_size, type, comp FROM chunks "
-				"WHERE pack = ?1 ORDER BY offset",
-				-1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_err(ix, rc, "listing chunks", err);
-	sqlite3_bind_int64(st, 1, pack);
-	return chunk_rows(ix, st, fn, arg, err);
+	return index_pack_range_chunks(ix, pack, 0, INT64_MAX, fn, arg, err);
 }
 
 int index_pack_range_chunks(struct index *ix, int64_t pack, uint64_t lo,

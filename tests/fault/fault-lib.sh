@@ -19,6 +19,13 @@
 #   verify_repo REPO WHAT   check --read-data is clean and every snapshot
 #                       recorded by snap_ref restores byte-exact
 #   run_rc VAR CMD...   run CMD, store its exit status in VAR (set -e off)
+#   sshd_fault_shim     (after sshd_start) the test sshd's sftp subsystem
+#                       becomes OpenSSH's sftp-server run with the shim:
+#                       each session reads its rules from $T/rules (empty
+#                       at first), logs to $T/srv.log and fires at most
+#                       one fault across sessions ($T/once: remove it to
+#                       arm again); the key becomes the default identity
+#                       and reconnections wait 100 ms
 
 MVF=$MV_BUILD_DIR/mailvault-faults
 FAULTSHIM=$MV_BUILD_DIR/tests/faultshim.so
@@ -28,6 +35,29 @@ require_faults()
 {
 	[ -x "$MVF" ] || die "no test binary at $MVF (run make all)"
 	[ -f "$FAULTSHIM" ] || die "no fault shim at $FAULTSHIM (run make all)"
+}
+
+sshd_fault_shim()
+{
+	# OpenSSH's sftp-server, not the in-process internal-sftp, which
+	# runs partly in a seccomp sandbox the shim's readlink calls break
+	_fl_srv=/usr/lib/openssh/sftp-server
+	[ -x "$_fl_srv" ] || skip "no $_fl_srv (openssh-sftp-server)"
+	: >"$T/rules"
+	{
+		echo '#!/bin/sh'
+		echo "LD_PRELOAD=$FAULTSHIM MVFAULT=@$T/rules" \
+			"MVFAULT_LOG=$T/srv.log MVFAULT_ONCE=$T/once" \
+			"exec $_fl_srv \"\$@\""
+	} >"$T/sftp-shim"
+	chmod 755 "$T/sftp-shim"
+	sed -i "s|^Subsystem sftp .*|Subsystem sftp $T/sftp-shim|" \
+		"$SSHD_DIR/sshd_config"
+	sshd_restart
+	sshd_trust
+	cp "$SSH_KEY" "$HOME/.ssh/id_ed25519"
+	MAILVAULT_SSH_RETRY_MS=100
+	export MAILVAULT_SSH_RETRY_MS
 }
 
 run_rc()

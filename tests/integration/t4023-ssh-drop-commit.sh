@@ -14,27 +14,8 @@ require_mv
 require_faults
 
 sshd_start
-# The sftp subsystem becomes OpenSSH's sftp-server run with the shim (the
-# in-process internal-sftp runs partly in a seccomp sandbox the shim's
-# readlink calls would break).  Each session reads its rules from
-# $T/rules when it starts; MVFAULT_ONCE: one kill across all sessions,
-# so a client that reconnects and retries can succeed.
-SFTP_SERVER=/usr/lib/openssh/sftp-server
-[ -x "$SFTP_SERVER" ] || skip "no $SFTP_SERVER (openssh-sftp-server)"
-: >"$T/rules"
-cat >"$T/sftp-shim" <<EOF
-#!/bin/sh
-LD_PRELOAD=$FAULTSHIM MVFAULT=@$T/rules MVFAULT_LOG=$T/srv.log \\
-	MVFAULT_ONCE=$T/once exec $SFTP_SERVER "\$@"
-EOF
-chmod 755 "$T/sftp-shim"
-sed -i "s|^Subsystem sftp .*|Subsystem sftp $T/sftp-shim|" \
-	"$SSHD_DIR/sshd_config"
-sshd_restart
-sshd_trust
-cp "$SSH_KEY" "$HOME/.ssh/id_ed25519"
-MAILVAULT_SSH_RETRY_MS=100
-export MAILVAULT_SSH_RETRY_MS
+# faults on the server: tests/fault/fault-lib.sh
+sshd_fault_shim
 R=sftp://root@127.0.0.1:$SSHD_PORT$T/repo
 
 gen --small --messages 10 --days 2 --out "$T/fx"
