@@ -200,7 +200,8 @@ static int rec_cmp(const void *a, const void *b)
 		      ((const struct wave_rec *)b)->id, MV_ID_LEN);
 }
 
-/* From a wave not yet on disk; 0 or -ENOENT. */
+/* From a wave not yet on disk or a held buffer; 0 or -ENOENT.  out NULL:
+ * only whether it is there. */
 static int wave_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 		    struct mv_buf *out)
 {
@@ -220,7 +221,9 @@ static int wave_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 	for (h = c->held; h && !hit; h = h->next)
 		hit = bsearch(&key, h->recs, h->nrecs, sizeof(*h->recs),
 			      rec_cmp);
-	if (hit) {
+	if (hit && !out) {
+		rc = 0;
+	} else if (hit) {
 		mv_buf_reset(out);
 		rc = mv_buf_append(out, hit->p, hit->len) ? -ENOMEM : 0;
 	}
@@ -302,15 +305,13 @@ int diskcache_get(struct diskcache *c, const uint8_t id[MV_ID_LEN],
 bool diskcache_has(struct diskcache *c, const uint8_t id[MV_ID_LEN])
 {
 	char path[PATH_MAX];
-	struct mv_buf b = MV_BUF_INIT;
-	bool hit;
 
-	entry_path(c, id, path, sizeof(path));
-	if (access(path, F_OK) == 0)
+	/* memory first: a restore asks for thousands of records its spans
+	 * hold, each a file system lookup otherwise */
+	if (in_memory(c) && !wave_get(c, id, NULL))
 		return true;
-	hit = in_memory(c) && !wave_get(c, id, &b);
-	mv_buf_release(&b);
-	return hit;
+	entry_path(c, id, path, sizeof(path));
+	return access(path, F_OK) == 0;
 }
 
 void diskcache_put(struct diskcache *c, const uint8_t id[MV_ID_LEN],
