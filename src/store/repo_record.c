@@ -633,32 +633,98 @@ static int batch_cmp(const void *a, const void *b)
 	return x->i < y->i ? -1 : x->i > y->i;
 }
 
-/* One backend read of [lo, hi) of a pack, then each record of the run
- * decoded; done[] marks the records that came out right. */
-static void batch_run(struct repo *r, const struct batch_ent *run, size_t n,
-		      const uint8_t (*ids)[MV_ID_LEN], bool verify_id,
-		      struct mv_buf *out, bool *done)
+/* Look the chunks of b[0..m) (named by .i) up in the index, with one
+ * read transaction (SQLite takes and drops its file locks once, not once
+ * per record: 10 % of a 10k listing): their locations and pack paths.
+ * An entry not found is dropped (read alone later, for its message).
+ * Returns the entries left, at the front of b. */
+static size_t batch_locate(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
+			   struct batch_ent *b, size_t m)
 {
-	uint64_t lo = run[0].loc.offset, hi = lo;
+	struct sqlite3 *db;
+	bool txn = false;
+	size_t i, k;
+
+	pthread_mutex_lock(&r->ix_lock);
+	db = index_db(r->ix);
+	if (db && sqlite3_get_autocommit(db) &&
+	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
+		txn = true;
+	for (i = 0, k = 0; i < m; i++) {
+		char name[PACK_NAME_LEN + 8];
+
+		if (index_chunk_find(r->ix, ids[b[i].i], &b[k].loc, NULL) ||
+		    pack_name_locked(r, b[k].loc.pack, name, sizeof(name),
+				     NULL))
+			continue;
+		pack_path(name, b[k].path, sizeof(b[k].path));
+		b[k++].i = b[i].i;
+	}
+	if (txn)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	pthread_mutex_unlock(&r->ix_lock);
+	return k;
+}
+
+/* The run of b (sorted by pack and offset) that starts at i: the records
+ * of one pack at most gap bytes apart, spanning at most max bytes (one
+ * record at least).  Returns the index past it; *hi is its end offset. */
+static size_t batch_run_end(const struct repo *r, const struct batch_ent *b,
+			    size_t i, size_t m, uint64_t gap, uint64_t max,
+			    uint64_t *hi)
+{
+	uint64_t lo = b[i].loc.offset,
+		 end = lo + repo_record_span(r, &b[i].loc);
+	size_t k;
+
+	for (k = i + 1; k < m; k++) {
+		uint64_t e = b[k].loc.offset + repo_record_span(r, &b[k].loc);
+
+		if (b[k].loc.pack != b[i].loc.pack ||
+		    b[k].loc.offset > end + gap || MV_MAX(e, end) - lo > max)
+			break;
+		end = MV_MAX(e, end);
+	}
+	*hi = end;
+	return k;
+}
+
+/* len bytes of the pack at path from off, read whole: false when the
+ * backend failed or the pack ended first (the caller's records are then
+ * read one by one, with their messages). */
+static bool read_span(struct repo *r, const char *path, uint64_t off,
+		      uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		size_t g = 0;
+
+		if (r->be->ops->read_at(r->be, path, off + got, buf + got,
+					len - got, &g, NULL) ||
+		    !g)
+			return false;
+		got += g;
+	}
+	return true;
+}
+
+/* One backend read of [lo, hi) of a pack, then each of the n records of
+ * the run decoded; done[] marks the records that came out right. */
+static void batch_run(struct repo *r, const struct batch_ent *run, size_t n,
+		      uint64_t hi, const uint8_t (*ids)[MV_ID_LEN],
+		      bool verify_id, struct mv_buf *out, bool *done)
+{
+	uint64_t lo = run[0].loc.offset;
 	struct read_scratch *scratch = NULL;
 	uint8_t *buf, *own = NULL;
-	size_t k, got = 0;
+	size_t k;
 
-	for (k = 0; k < n; k++)
-		hi = MV_MAX(hi, run[k].loc.offset +
-					repo_record_span(r, &run[k].loc));
 	buf = read_buffer((size_t)(hi - lo), &scratch, &own);
 	if (!buf)
 		return;
-	while (got < hi - lo) {
-		size_t g = 0;
-
-		if (r->be->ops->read_at(r->be, run[0].path, lo + got, buf + got,
-					hi - lo - got, &g, NULL) ||
-		    !g)
-			goto out;
-		got += g;
-	}
+	if (!read_span(r, run[0].path, lo, buf, (size_t)(hi - lo)))
+		goto out;
 	for (k = 0; k < n; k++) {
 		const struct batch_ent *b = &run[k];
 		size_t off = (size_t)(b->loc.offset - lo);
@@ -680,9 +746,8 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 			 struct mv_err *err)
 {
 	struct batch_ent *b = NULL;
-	struct sqlite3 *db;
-	bool *done = NULL, txn = false;
-	size_t i, m = 0, k;
+	bool *done = NULL;
+	size_t i, m, k;
 	int rc = 0;
 
 	if (n == 1)
@@ -693,26 +758,9 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 		rc = mv_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
-	/* one read transaction for all lookups: SQLite takes and drops its
-	 * file locks once, not once per record (10 % of a 10k listing) */
-	pthread_mutex_lock(&r->ix_lock);
-	db = index_db(r->ix);
-	if (db && sqlite3_get_autocommit(db) &&
-	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
-		txn = true;
-	for (i = 0; i < n; i++) {
-		char name[PACK_NAME_LEN + 8];
-
-		if (index_chunk_find(r->ix, ids[i], &b[m].loc, NULL) ||
-		    pack_name_locked(r, b[m].loc.pack, name, sizeof(name),
-				     NULL))
-			continue; /* read alone below, for its message */
-		pack_path(name, b[m].path, sizeof(b[m].path));
-		b[m++].i = i;
-	}
-	if (txn)
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	pthread_mutex_unlock(&r->ix_lock);
+	for (i = 0; i < n; i++)
+		b[i].i = i;
+	m = batch_locate(r, ids, b, n);
 	/* records already fetched (remote): opened again on each use; the
 	 * lookup came first because a format 2 record opens only as its
 	 * type, which the index holds */
@@ -735,19 +783,10 @@ int repo_chunk_read_many(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 	if (m > 1)
 		qsort(b, m, sizeof(*b), batch_cmp);
 	for (i = 0; i < m; i = k) {
-		uint64_t end = b[i].loc.offset + repo_record_span(r, &b[i].loc);
+		uint64_t hi;
 
-		for (k = i + 1; k < m; k++) {
-			uint64_t e = b[k].loc.offset +
-				     repo_record_span(r, &b[k].loc);
-
-			if (b[k].loc.pack != b[i].loc.pack ||
-			    b[k].loc.offset > end + BATCH_GAP ||
-			    MV_MAX(e, end) - b[i].loc.offset > BATCH_RANGE_MAX)
-				break;
-			end = MV_MAX(e, end);
-		}
-		batch_run(r, &b[i], k - i, ids, verify_id, out, done);
+		k = batch_run_end(r, b, i, m, BATCH_GAP, BATCH_RANGE_MAX, &hi);
+		batch_run(r, &b[i], k - i, hi, ids, verify_id, out, done);
 	}
 	for (i = 0; !rc && i < n; i++)
 		if (!done[i])
@@ -808,20 +847,10 @@ static void prefetch_span(struct repo *r, const char *path, int64_t pack,
 {
 	struct span_rows rows = {r, lo, hi, NULL, 0, 0};
 	uint8_t *buf = malloc((size_t)(hi - lo));
-	size_t got = 0;
 
-	if (!buf)
+	if (!buf || !read_span(r, path, lo, buf, (size_t)(hi - lo))) {
+		free(buf);
 		return;
-	while (got < hi - lo) {
-		size_t g = 0;
-
-		if (r->be->ops->read_at(r->be, path, lo + got, buf + got,
-					(size_t)(hi - lo) - got, &g, NULL) ||
-		    !g) {
-			free(buf);
-			return;
-		}
-		got += g;
 	}
 	pthread_mutex_lock(&r->ix_lock);
 	index_pack_range_chunks(r->ix, pack, lo, hi, span_row, &rows, NULL);
@@ -834,9 +863,7 @@ int repo_chunk_prefetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 			size_t n)
 {
 	struct batch_ent *b;
-	struct sqlite3 *db;
 	size_t i, m = 0, k;
-	bool txn = false;
 
 	if (!r->dcache)
 		return -ENOTSUP;
@@ -846,43 +873,15 @@ int repo_chunk_prefetch(struct repo *r, const uint8_t (*ids)[MV_ID_LEN],
 	for (i = 0; i < n; i++)
 		if (!diskcache_has(r->dcache, ids[i]))
 			b[m++].i = i;
-	/* one read transaction for the lookups, as repo_chunk_read_many */
-	pthread_mutex_lock(&r->ix_lock);
-	db = index_db(r->ix);
-	if (db && sqlite3_get_autocommit(db) &&
-	    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK)
-		txn = true;
-	for (i = 0, k = 0; i < m; i++) {
-		char name[PACK_NAME_LEN + 8];
-
-		if (index_chunk_find(r->ix, ids[b[i].i], &b[k].loc, NULL) ||
-		    pack_name_locked(r, b[k].loc.pack, name, sizeof(name),
-				     NULL))
-			continue; /* read later, alone, with its message */
-		pack_path(name, b[k].path, sizeof(b[k].path));
-		b[k++].i = b[i].i;
-	}
-	if (txn)
-		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
-	pthread_mutex_unlock(&r->ix_lock);
-	m = k;
+	m = batch_locate(r, ids, b, m);
 	if (m > 1)
 		qsort(b, m, sizeof(*b), batch_cmp);
 	for (i = 0; i < m; i = k) {
-		uint64_t lo = b[i].loc.offset;
-		uint64_t end = lo + repo_record_span(r, &b[i].loc);
+		uint64_t hi;
 
-		for (k = i + 1; k < m; k++) {
-			uint64_t e = b[k].loc.offset +
-				     repo_record_span(r, &b[k].loc);
-
-			if (b[k].loc.pack != b[i].loc.pack ||
-			    b[k].loc.offset > end + PREFETCH_GAP ||
-			    MV_MAX(e, end) - lo > PREFETCH_SPAN_MAX)
-				break;
-			end = MV_MAX(e, end);
-		}
-		prefetch_span(r, b[i].path, b[i].loc.pack, lo, end);
+		k = batch_run_end(r, b, i, m, PREFETCH_GAP, PREFETCH_SPAN_MAX,
+				  &hi);
+		prefetch_span(r, b[i].path, b[i].loc.pack, b[i].loc.offset, hi);
 	}
 	free(b);
 	return 0;
