@@ -95,11 +95,9 @@ struct sftp_conn {
 	struct read_handle rh[HANDLE_SLOTS]; /* cached read handles */
 	unsigned rh_next;		     /* next slot to recycle */
 	struct last_stat ls;		     /* the last stat on this session */
-	/* A file opened ahead (sftp_open_ahead) with its stat, for the
-	 * stat_read that follows on this session. */
-	char *ahead_path;		  /* relative path, NULL when none */
-	unsigned ahead_gen;		  /* backend generation of the stat */
-	LIBSSH2_SFTP_ATTRIBUTES ahead_at; /* what the stat saw */
+	/* A file opened ahead (sftp_open_ahead), its handle and stat in
+	 * rh, for the stat_read that follows on this session. */
+	char *ahead_path; /* relative path, NULL when none */
 };
 
 struct sftp_backend {
@@ -748,8 +746,6 @@ static int read_open_ahead(struct sftp_backend *sb, struct sftp_conn *c,
 	if (b.h && !b.stat_rc) {
 		free(c->ahead_path);
 		c->ahead_path = strdup(next);
-		c->ahead_gen = current_gen(sb);
-		c->ahead_at = b.at;
 		keep_handle(sb, c, next, b.h, &b.at);
 	} else if (b.h) {
 		libssh2_sftp_close_handle(b.h);
@@ -758,7 +754,8 @@ static int read_open_ahead(struct sftp_backend *sb, struct sftp_conn *c,
 }
 
 /* The handle of rel opened ahead on this session and its stat, taken
- * (once); NULL when there is none or files changed since. */
+ * (once: only the request that follows the read trusts that stat); NULL
+ * when there is none or files changed since. */
 static LIBSSH2_SFTP_HANDLE *take_ahead(struct sftp_backend *sb,
 				       struct sftp_conn *c, const char *rel,
 				       LIBSSH2_SFTP_ATTRIBUTES *at)
@@ -766,20 +763,22 @@ static LIBSSH2_SFTP_HANDLE *take_ahead(struct sftp_backend *sb,
 	LIBSSH2_SFTP_HANDLE *h = NULL;
 	int i;
 
-	if (!c->ahead_path || strcmp(c->ahead_path, rel) ||
-	    c->ahead_gen != current_gen(sb))
+	if (!c->ahead_path || strcmp(c->ahead_path, rel))
 		goto out;
-	for (i = 0; i < HANDLE_SLOTS && !h; i++)
-		if (c->rh[i].path && !strcmp(c->rh[i].path, rel)) {
-			/* the handle leaves the cache: keep_handle puts it
-			 * back once read */
-			h = c->rh[i].h;
-			free(c->rh[i].path);
-			c->rh[i].path = NULL;
-			c->rh[i].h = NULL;
-		}
-	if (h)
-		*at = c->ahead_at;
+	for (i = 0; i < HANDLE_SLOTS && !h; i++) {
+		struct read_handle *rh = &c->rh[i];
+
+		if (!rh->path || strcmp(rh->path, rel) ||
+		    rh->gen != current_gen(sb))
+			continue;
+		/* the handle leaves the cache: keep_handle puts it back
+		 * once read */
+		h = rh->h;
+		memset(at, 0, sizeof(*at));
+		at->filesize = rh->size;
+		at->mtime = (unsigned long)rh->mtime;
+		drop_handle(rh, false);
+	}
 out:
 	free(c->ahead_path);
 	c->ahead_path = NULL;
@@ -1219,11 +1218,6 @@ struct rename_args {
 	const char *to;
 };
 
-/* rename(2) semantics: replace to.  SFTP v3 servers (OpenSSH) refuse to
- * replace an existing file and ignore the overwrite flag; then the old
- * file is moved aside first, so a crash between the two renames leaves
- * it as "<to>.old-<random>", never lost.  Readers can see no file under
- * to between the two renames (docs/REMOTE.md). */
 /* Replace to, which exists, by from: to moved aside, from renamed in, the
  * old one removed (see "Durability and atomic publication" in
  * docs/REMOTE.md).  For a file seen on this session (an index being
@@ -1261,8 +1255,12 @@ static int replace_seen(struct sftp_conn *c, const char *from, const char *to,
 	return 0;
 }
 
-/* seen: to was read on this session (it is replaced, an index): see
- * replace_seen. */
+/* rename(2) semantics: replace to.  SFTP v3 servers (OpenSSH) refuse to
+ * replace an existing file and ignore the overwrite flag; then the old
+ * file is moved aside first, so a crash between the two renames leaves
+ * it as "<to>.old-<random>", never lost.  Readers can see no file under
+ * to between the two renames (docs/REMOTE.md).  seen: to was read on
+ * this session (an index being published): see replace_seen. */
 static int rename_over(struct sftp_conn *c, const char *from, const char *to,
 		       int attempt, bool seen, bool *lost, struct mv_err *err)
 {
@@ -1379,8 +1377,6 @@ static int sftp_remove(struct backend *be, const char *path, struct mv_err *err)
 
 /* ---- writing ---- */
 
-/* fsync@openssh.com when the server has it; servers without it are
- * remembered and not asked again. */
 /* A failed fsync of path: a server without fsync@openssh.com is
  * remembered and not asked again (its data is as durable as its page
  * cache); anything else is an error. */
@@ -1646,28 +1642,6 @@ static void *stream_main(void *arg)
 	return NULL;
 }
 
-static struct upload_args *upload_new(struct sftp_file *f, struct mv_err *err)
-{
-	struct upload_args *a = calloc(1, sizeof(*a));
-
-	if (a)
-		a->block = malloc(UPLOAD_BLOCK);
-	if (!a || !a->block) {
-		if (a)
-			free(a->block);
-		free(a);
-		mv_err_set(err, -ENOMEM, "out of memory");
-		return NULL;
-	}
-	a->f = f;
-	if (remote_path(f->sb, f->path, a->final, sizeof(a->final), err)) {
-		free(a->block);
-		free(a);
-		return NULL;
-	}
-	return a;
-}
-
 static void upload_free(struct upload_args *a)
 {
 	if (a)
@@ -1675,12 +1649,35 @@ static void upload_free(struct upload_args *a)
 	free(a);
 }
 
+/* The upload of f (its final path resolved, a transfer buffer) in *out. */
+static int upload_new(struct sftp_file *f, struct upload_args **out,
+		      struct mv_err *err)
+{
+	struct upload_args *a = calloc(1, sizeof(*a));
+	int rc;
+
+	*out = NULL;
+	if (a)
+		a->block = malloc(UPLOAD_BLOCK);
+	if (!a || !a->block) {
+		upload_free(a);
+		return mv_err_set(err, -ENOMEM, "out of memory");
+	}
+	a->f = f;
+	rc = remote_path(f->sb, f->path, a->final, sizeof(a->final), err);
+	if (rc) {
+		upload_free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
 /* Start uploading f while it is written; on failure it is uploaded at
  * commit as a small file is. */
 static void stream_start(struct sftp_file *f)
 {
-	f->ua = upload_new(f, NULL);
-	if (!f->ua)
+	if (upload_new(f, &f->ua, NULL))
 		return;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cv, NULL);
@@ -1756,11 +1753,9 @@ static int sftp_file_commit(struct backend_file *bf, struct mv_err *err)
 		/* the stream's own session failed (a server that limits
 		 * sessions, say): once more from the spool on the pool's */
 	}
-	a = upload_new(f, err);
-	if (!a) {
-		rc = err && err->code ? err->code : -ENOMEM;
+	rc = upload_new(f, &a, err);
+	if (rc)
 		goto out;
-	}
 	bump_gen(f->sb);
 	trace("upload", f->path, 0, (size_t)f->size);
 	rc = run(f->sb, "upload", op_upload, a, err);
@@ -1907,11 +1902,10 @@ static const char *sftp_local_root(struct backend *be)
  * as broken, so that dropping it does not wait again. */
 static void close_all_cached(struct sftp_backend *sb)
 {
-	bool pending[POOL_MAX][HANDLE_SLOTS], broken[POOL_MAX];
+	bool pending[POOL_MAX][HANDLE_SLOTS];
 	int left = 0, i, k;
 
 	memset(pending, 0, sizeof(pending));
-	memset(broken, 0, sizeof(broken));
 	for (i = 0; i < sb->nconns; i++) {
 		struct sftp_conn *c = &sb->conns[i];
 
@@ -1944,9 +1938,7 @@ static void close_all_cached(struct sftp_backend *sb)
 				pending[i][k] = false;
 				left--;
 				progress = true;
-				free(c->rh[k].path);
-				c->rh[k].path = NULL;
-				c->rh[k].h = NULL;
+				drop_handle(&c->rh[k], false);
 			}
 			if (waiting) {
 				pfd[np].fd = ssh_session_fd(c->ssh);
@@ -1968,13 +1960,14 @@ static void close_all_cached(struct sftp_backend *sb)
 	}
 	for (i = 0; i < sb->nconns; i++) {
 		struct sftp_conn *c = &sb->conns[i];
+		bool broken = false;
 
 		if (!c->sftp)
 			continue;
 		for (k = 0; k < HANDLE_SLOTS; k++)
-			broken[i] |= pending[i][k];
+			broken |= pending[i][k];
 		libssh2_session_set_blocking(ssh_session_handle(c->ssh), 1);
-		if (broken[i])
+		if (broken)
 			conn_drop(c, true);
 	}
 }
