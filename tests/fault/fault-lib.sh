@@ -26,6 +26,14 @@
 #                       one fault across sessions ($T/once: remove it to
 #                       arm again); the key becomes the default identity
 #                       and reconnections wait 100 ms
+#   killed_backup REPO RULE DIR DIGEST WHAT
+#                       (after sshd_fault_shim and snap_ref) a backup of
+#                       DIR as "drop" whose server session RULE kills
+#                       (armed once); whatever it reports (exit 0 or 1,
+#                       no sanitizer report; $KB_RC), the next command
+#                       opens REPO, a "drop" snapshot that shows restores
+#                       to DIGEST (tree_digest of DIR), none shows only
+#                       when the backup failed, and verify_repo passes
 
 MVF=$MV_BUILD_DIR/mailvault-faults
 FAULTSHIM=$MV_BUILD_DIR/tests/faultshim.so
@@ -58,6 +66,44 @@ sshd_fault_shim()
 	cp "$SSH_KEY" "$HOME/.ssh/id_ed25519"
 	MAILVAULT_SSH_RETRY_MS=100
 	export MAILVAULT_SSH_RETRY_MS
+}
+
+killed_backup()
+{
+	_kb_repo=$1
+	_kb_data=$3
+	_kb_digest=$4
+	_kb_what=$5
+	rm -f "$T/once" "$T/srv.log"
+	echo "$2" >"$T/rules"
+	KB_RC=0
+	# libssh2 cannot free a handle whose connection died (t3001)
+	LSAN_OPTIONS=suppressions=$TOP/tests/lib/lsan-libssh2.supp \
+		"$MV" backup "$_kb_repo" --name drop --quiet data="$_kb_data" \
+		>"$T/b.out" 2>"$T/b.err" || KB_RC=$?
+	: >"$T/rules"
+	sed 's/^/# backup: /' "$T/b.err"
+	say "$_kb_what: backup exit $KB_RC"
+	grep -q ' kill$' "$T/srv.log" 2>/dev/null ||
+		die "$_kb_what: the session was not killed"
+	[ "$KB_RC" = 0 ] || [ "$KB_RC" = 1 ] ||
+		die "$_kb_what: backup exit $KB_RC"
+	assert_no_grep 'INTERNAL|Assertion|Sanitizer|runtime error' "$T/b.err"
+	"$MV" snapshots "$_kb_repo" >"$T/snaps" 2>"$T/s.err" || {
+		cat "$T/s.err"
+		die "$_kb_what: the next command does not open the repository"
+	}
+	if grep -q ' drop ' "$T/snaps"; then
+		rm -rf "$T/out"
+		"$MV" restore "$_kb_repo" drop/latest:data "$T/out" >/dev/null ||
+			die "$_kb_what: the snapshot that shows does not restore"
+		tree_digest "$T/out/data" >"$T/out.digest"
+		cmp -s "$_kb_digest" "$T/out.digest" ||
+			die "$_kb_what: the snapshot that shows is not whole"
+	else
+		[ "$KB_RC" != 0 ] || die "$_kb_what: backup said ok, no snapshot shows"
+	fi
+	verify_repo "$_kb_repo" "$_kb_what"
 }
 
 run_rc()

@@ -34,38 +34,11 @@ n=$(grep -c ' rename ' "$T/srv.log" || true)
 snap_ref "$R"
 tree_digest "$T/fx/day2" >"$T/day2.digest"
 
-# drop RULE WHAT: a backup whose session dies by RULE, then verify
+# drop RULE WHAT: a backup whose session dies by RULE, then verify; the
+# next backup succeeds and restores byte-exact
 drop()
 {
-	rm -f "$T/once" "$T/srv.log"
-	echo "$1" >"$T/rules"
-	rc=0
-	# libssh2 cannot free a handle whose connection died (t3001)
-	LSAN_OPTIONS=suppressions=$TOP/tests/lib/lsan-libssh2.supp \
-		"$MV" backup "$R" --name drop --quiet data="$T/fx/day2" \
-		>"$T/b.out" 2>"$T/b.err" || rc=$?
-	: >"$T/rules"
-	sed 's/^/# backup: /' "$T/b.err"
-	say "$2: backup exit $rc"
-	grep -q ' kill$' "$T/srv.log" 2>/dev/null ||
-		die "$2: the session was not killed"
-	[ "$rc" = 0 ] || [ "$rc" = 1 ] || die "$2: backup exit $rc"
-	assert_no_grep 'INTERNAL|Assertion|Sanitizer|runtime error' "$T/b.err"
-	"$MV" snapshots "$R" >"$T/snaps" 2>"$T/s.err" || {
-		cat "$T/s.err"
-		die "$2: the next command does not open the repository"
-	}
-	if grep -q ' drop ' "$T/snaps"; then
-		rm -rf "$T/out"
-		"$MV" restore "$R" drop/latest:data "$T/out" >/dev/null ||
-			die "$2: the snapshot that shows does not restore"
-		tree_digest "$T/out/data" >"$T/out.digest"
-		cmp -s "$T/day2.digest" "$T/out.digest" ||
-			die "$2: the snapshot that shows is not whole"
-	else
-		[ "$rc" != 0 ] || die "$2: backup said ok, no snapshot shows"
-	fi
-	verify_repo "$R" "$2"
+	killed_backup "$R" "$1" "$T/fx/day2" "$T/day2.digest" "$2"
 	assert_ok "$MV" backup "$R" --name mail --quiet data="$T/fx/day2"
 	rm -rf "$T/out"
 	"$MV" restore "$R" mail/latest:data "$T/out" >/dev/null ||
