@@ -68,6 +68,9 @@ MAILVAULT_SFTP_TRACE=$T/trace.cut "$MV" backup "$R" --name cut --quiet \
 	vol="$T/cut.tgz" 2>"$T/cut.err" || rc=$?
 sed 's/^/# backup: /' "$T/cut.err"
 [ "$rc" != 0 ] || die "a backup of a cut tar.gz succeeded"
+# the message names the input, where it broke, and that nothing was kept
+assert_grep "cut\.tgz.*truncated at compressed byte 11000000" "$T/cut.err"
+assert_grep 'no snapshot was written' "$T/cut.err"
 grep -q 'upload stream packs/' "$T/trace.cut" ||
 	die "the cut backup did not stream a pack"
 "$MV" snapshots "$R" >"$T/snaps" || die "snapshots after the failure"
