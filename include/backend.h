@@ -72,6 +72,14 @@ struct backend_ops {
 	int (*file_write)(struct backend_file *f, const void *buf, size_t len,
 			  struct mv_err *err);
 	int (*file_commit)(struct backend_file *f, struct mv_err *err);
+	/* Commit first, then f, f published only once first is durable
+	 * (a snapshot's metadata pack after the data pack it names); a
+	 * backend may transfer f meanwhile.  Both are consumed, whatever
+	 * the outcome.  May be NULL: backend_file_commit_pair() then
+	 * commits one after the other. */
+	int (*file_commit_after)(struct backend_file *f,
+				 struct backend_file *first,
+				 struct mv_err *err);
 	void (*file_abort)(struct backend_file *f);
 	int (*create_excl)(struct backend *be, const char *path,
 			   const void *buf, size_t len, struct mv_err *err);
@@ -109,6 +117,10 @@ struct backend_ops {
 	 * SFTP: three requests in one round trip instead of two round
 	 * trips).  Taken by the next read_all().  May be NULL. */
 	void (*open_ahead)(struct backend *be, const char *path);
+	/* A hint: large files (packs) are about to be written; a backend
+	 * that uploads them over a session of their own connects it now,
+	 * while the caller builds the first one.  May be NULL. */
+	void (*write_ahead)(struct backend *be);
 	/* Local path of the repository root, or NULL for remote backends. */
 	const char *(*local_root)(struct backend *be);
 	void (*close)(struct backend *be);
@@ -141,6 +153,10 @@ int backend_read_many(struct backend *be, struct backend_range *v, size_t n,
 int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
 		      int64_t *out_mtime_ns, void *buf, size_t len,
 		      size_t whole, size_t *out_got, struct mv_err *err);
+/* Commit first and then f in that order of durability (either may be
+ * NULL); both are consumed.  See backend_ops.file_commit_after. */
+int backend_file_commit_pair(struct backend *be, struct backend_file *first,
+			     struct backend_file *f, struct mv_err *err);
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 			 size_t len, struct mv_err *err);
 

@@ -72,6 +72,7 @@ int pack_rec_decode(const uint8_t in[PACK_REC_HDR_LEN], struct pack_rec *out);
 void pack_path(const char *name, char *out, size_t n);
 
 struct backend;
+struct backend_file;
 struct pack_writer;
 
 /* Start a new pack with a random name under packs/. */
@@ -91,6 +92,12 @@ int pack_writer_seal(struct pack_writer *pw, struct mv_err *err);
  * pack's table is only sized when it is sealed). */
 int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
 			  struct mv_err *err);
+/* pack_writer_seal_size without the commit: the pack's bytes are
+ * complete and *out_file is left to commit (backend_file_commit_pair:
+ * a pack made durable before another).  Frees the writer; on failure
+ * the file is dropped too. */
+int pack_writer_close(struct pack_writer *pw, uint64_t *out_size,
+		      struct backend_file **out_file, struct mv_err *err);
 /* Drop an unsealed pack.  Frees the writer. */
 void pack_writer_abort(struct pack_writer *pw);
 

@@ -64,7 +64,9 @@
 
 #define POOL_MAX 16
 #define HANDLE_SLOTS 8
-#define UPLOAD_BLOCK (2u << 20)
+/* An upload's window over its file: more than a far link's bandwidth x
+ * delay (SFTP writes stay in flight while the window has bytes) */
+#define UPLOAD_BLOCK (8u << 20)
 /* A file written past this size is uploaded as it is written (a pack
  * being built), so that committing it waits for its last bytes, not for
  * all of them; smaller ones (most metadata, the index, a catalogue
@@ -98,6 +100,10 @@ struct sftp_conn {
 	/* A file opened ahead (sftp_open_ahead), its handle and stat in
 	 * rh, for the stat_read that follows on this session. */
 	char *ahead_path; /* relative path, NULL when none */
+	/* Connected ahead for a streamed upload (sftp_write_ahead): taken
+	 * by a stream first, by other operations only when no other
+	 * session is free. */
+	bool spare;
 };
 
 struct sftp_backend {
@@ -114,6 +120,12 @@ struct sftp_backend {
 	unsigned gen;			  /* bumped when files change */
 	char *open_ahead;		  /* sftp_open_ahead(), not yet taken */
 	bool no_fsync;			  /* server lacks fsync@openssh.com */
+	/* sftp_write_ahead(): a spare session being connected by a thread
+	 * of its own, so that a pack's upload can start without waiting
+	 * for a handshake */
+	bool spare_started;	/* the thread was started */
+	bool spare_warming;	/* it is connecting */
+	pthread_t spare_thread; /* spare_main */
 };
 
 struct upload_args;
@@ -292,21 +304,31 @@ static int conn_connect(struct sftp_backend *sb, struct sftp_conn *c,
 }
 
 /* own: a session of its own when the pool has room, for an operation
- * that holds it long (a streamed upload) while others go on. */
+ * that holds it long (a streamed upload) while others go on; a spare
+ * session connected ahead for it (sftp_write_ahead) is waited for and
+ * taken first.  Others take a spare only when no other session is free. */
 static struct sftp_conn *conn_get(struct sftp_backend *sb, bool own)
 {
 	struct sftp_conn *c = NULL;
-	int i;
+	int i, pass;
 
 	pthread_mutex_lock(&sb->lock);
-	if (own && sb->nconns < sb->max_conns)
+	while (own && sb->spare_warming)
+		pthread_cond_wait(&sb->cond, &sb->lock);
+	for (i = 0; own && i < sb->nconns && !c; i++)
+		if (sb->conns[i].spare && !sb->conns[i].busy &&
+		    sb->conns[i].sftp)
+			c = &sb->conns[i];
+	if (!c && own && sb->nconns < sb->max_conns)
 		c = &sb->conns[sb->nconns++];
 	while (!c) {
-		/* a connected free session first, then an idle slot, then a
-		 * new slot */
-		for (i = 0; i < sb->nconns && !c; i++)
-			if (!sb->conns[i].busy && sb->conns[i].sftp)
-				c = &sb->conns[i];
+		/* a connected free session first (not a spare, then a
+		 * spare), then an idle slot, then a new slot */
+		for (pass = 0; pass < 2 && !c; pass++)
+			for (i = 0; i < sb->nconns && !c; i++)
+				if (!sb->conns[i].busy && sb->conns[i].sftp &&
+				    sb->conns[i].spare == (pass == 1))
+					c = &sb->conns[i];
 		for (i = 0; i < sb->nconns && !c; i++)
 			if (!sb->conns[i].busy)
 				c = &sb->conns[i];
@@ -324,7 +346,7 @@ static void conn_put(struct sftp_backend *sb, struct sftp_conn *c)
 {
 	pthread_mutex_lock(&sb->lock);
 	c->busy = false;
-	pthread_cond_signal(&sb->cond);
+	pthread_cond_broadcast(&sb->cond);
 	pthread_mutex_unlock(&sb->lock);
 }
 
@@ -1484,6 +1506,7 @@ struct upload_args {
 	char tmp[PATH_MAX];   /* remote temporary path of this attempt */
 	char final[PATH_MAX]; /* remote final path */
 	uint8_t *block;	      /* transfer buffer */
+	bool keep_tmp;	      /* stop before the rename (commit_after) */
 };
 
 /* Whether rel was read on this session (a handle of it is cached). */
@@ -1495,6 +1518,20 @@ static bool cached_on(const struct sftp_conn *c, const char *rel)
 		if (c->rh[i].path && !strcmp(c->rh[i].path, rel))
 			return true;
 	return false;
+}
+
+/* The bytes of f spooled so far, without waiting; UINT64_MAX when the
+ * upload was dropped. */
+static uint64_t spooled_now(struct sftp_file *f)
+{
+	uint64_t n;
+
+	if (!f->streaming)
+		return f->size;
+	pthread_mutex_lock(&f->mu);
+	n = f->aborted ? UINT64_MAX : f->size;
+	pthread_mutex_unlock(&f->mu);
+	return n;
 }
 
 /* The bytes of f spooled so far, once more than off are or the file is
@@ -1519,7 +1556,9 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	struct upload_args *a = arg;
 	LIBSSH2_SFTP_HANDLE *h;
 	char rnd[16];
-	uint64_t off = 0;
+	uint64_t off = 0; /* acknowledged by the server */
+	size_t start = 0; /* where the bytes from off are in a->block */
+	size_t len = 0;	  /* bytes from off in a->block, sent or not */
 	int rc = 0;
 
 	/* what an interrupted attempt left behind */
@@ -1536,30 +1575,52 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 			      MV_REPO_FILE_MODE);
 	if (!h)
 		return sftp_fail(c, lost, err, "create", a->tmp);
+	/* A window of the file slides over a->block: libssh2_sftp_write()
+	 * returns what the server has acknowledged, and is given the rest
+	 * again with what the spool has gained since appended, so the
+	 * writes in flight never drain while there is more to send (a
+	 * drain per block cost a round trip each). */
 	for (;;) {
-		uint64_t have = spooled(a->f, off);
-		size_t want;
+		uint64_t have;
+		size_t room;
+		ssize_t n;
 
+		/* wait for the spool only when nothing is in flight */
+		have = len ? spooled_now(a->f) : spooled(a->f, off);
 		if (have == UINT64_MAX) {
 			rc = -ECANCELED; /* file_abort */
 			break;
 		}
-		if (off >= have)
+		if (!len && off >= have)
 			break;
-		want = (size_t)MV_MIN((uint64_t)UPLOAD_BLOCK, have - off);
+		if (start >= UPLOAD_BLOCK / 2) {
+			memmove(a->block, a->block + start, len);
+			start = 0;
+		}
+		room = UPLOAD_BLOCK - start - len;
+		if (have > off + len && room) {
+			size_t want = (size_t)MV_MIN((uint64_t)room,
+						     have - off - len);
 
-		rc = mv_pread_full(a->f->spool, a->block, want, (off_t)off);
-		if (rc) {
-			rc = mv_err_set(err, rc,
-					"cannot read the local copy "
-					"of '%s': %s",
-					a->final, strerror(-rc));
+			rc = mv_pread_full(a->f->spool, a->block + start + len,
+					   want, (off_t)(off + len));
+			if (rc) {
+				rc = mv_err_set(err, rc,
+						"cannot read the local copy "
+						"of '%s': %s",
+						a->final, strerror(-rc));
+				break;
+			}
+			len += want;
+		}
+		n = libssh2_sftp_write(h, (const char *)a->block + start, len);
+		if (n < 0) {
+			rc = sftp_fail(c, lost, err, "write", a->tmp);
 			break;
 		}
-		rc = write_all(c, h, a->block, want, a->tmp, lost, err);
-		if (rc)
-			break;
-		off += want;
+		start += (size_t)n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
 	}
 	if (!rc)
 		rc = fsync_close(sb, c, h, a->tmp, lost, err);
@@ -1567,6 +1628,8 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		libssh2_sftp_close_handle(h);
 	if (*lost)
 		return rc ? rc : -EIO;
+	if (!rc && a->keep_tmp)
+		return 0;
 	if (!rc)
 		rc = rename_over(c, a->tmp, a->final, attempt,
 				 cached_on(c, a->f->path), lost, err);
@@ -1695,7 +1758,7 @@ static void stream_start(struct sftp_file *f)
 
 /* Tell the upload thread the file is complete (or dropped) and wait for
  * it. */
-static void stream_end(struct sftp_file *f, bool abort)
+static void stream_close(struct sftp_file *f, bool abort)
 {
 	pthread_mutex_lock(&f->mu);
 	if (abort)
@@ -1703,6 +1766,11 @@ static void stream_end(struct sftp_file *f, bool abort)
 	f->closed = true;
 	pthread_cond_broadcast(&f->cv);
 	pthread_mutex_unlock(&f->mu);
+}
+
+static void stream_end(struct sftp_file *f, bool abort)
+{
+	stream_close(f, abort);
 	pthread_join(f->thread, NULL);
 	pthread_mutex_destroy(&f->mu);
 	pthread_cond_destroy(&f->cv);
@@ -1774,6 +1842,79 @@ static void sftp_file_abort(struct backend_file *bf)
 	if (f->streaming)
 		stream_end(f, true);
 	free_file(f);
+}
+
+struct tmp_rename_args {
+	struct upload_args *a; /* its tmp uploaded, its final to publish */
+	bool remove;	       /* drop tmp instead */
+};
+
+static int op_tmp_rename(struct sftp_backend *sb, struct sftp_conn *c,
+			 void *arg, int attempt, bool *lost, struct mv_err *err)
+{
+	struct tmp_rename_args *t = arg;
+	struct upload_args *a = t->a;
+
+	(void)sb;
+	if (t->remove) {
+		libssh2_sftp_unlink(c->sftp, a->tmp);
+		return 0;
+	}
+	return rename_over(c, a->tmp, a->final, attempt,
+			   cached_on(c, a->f->path), lost, err);
+}
+
+/* f's bytes go to its temporary name on a session of the pool while
+ * first's upload finishes on its own session; f is renamed into place
+ * only once first is committed.  A first that is not being streamed is
+ * committed before f is sent, as two commits in a row. */
+static int sftp_file_commit_after(struct backend_file *bf,
+				  struct backend_file *bfirst,
+				  struct mv_err *err)
+{
+	struct sftp_file *f = (struct sftp_file *)bf;
+	struct sftp_file *first = (struct sftp_file *)bfirst;
+	struct tmp_rename_args t = {NULL, false};
+	struct mv_err fe = MV_ERR_INIT;
+	int rc, frc;
+
+	if (!first->streaming || f->streaming) {
+		rc = sftp_file_commit(bfirst, err);
+		if (rc) {
+			sftp_file_abort(bf);
+			return rc;
+		}
+		return sftp_file_commit(bf, err);
+	}
+	/* first is complete: its upload syncs and renames it meanwhile */
+	stream_close(first, false);
+	rc = upload_new(f, &t.a, err);
+	if (!rc) {
+		t.a->keep_tmp = true;
+		bump_gen(f->sb);
+		trace("upload (after)", f->path, 0, (size_t)f->size);
+		rc = run(f->sb, "upload", op_upload, t.a, err);
+	}
+	frc = sftp_file_commit(bfirst, &fe);
+	if (!rc && frc) {
+		/* f's bytes are in its temporary name: dropped (an
+		 * interrupted drop leaves a .tmp- file, as any upload) */
+		struct mv_err ign = MV_ERR_INIT;
+
+		t.remove = true;
+		run(f->sb, "remove", op_tmp_rename, &t, &ign);
+		rc = mv_err_set(err, frc, "%s", mv_err_msg(&fe));
+	} else if (!rc) {
+		rc = run(f->sb, "rename", op_tmp_rename, &t, err);
+	} else if (frc) {
+		mv_err_set(err, frc, "%s", mv_err_msg(&fe));
+		rc = frc;
+	}
+	trace("upload done", f->path, (uint64_t)-rc, (size_t)f->size);
+	bump_gen(f->sb);
+	upload_free(t.a);
+	free_file(f);
+	return rc;
 }
 
 /* ---- create_excl ---- */
@@ -1972,6 +2113,65 @@ static void close_all_cached(struct sftp_backend *sb)
 	}
 }
 
+/* Connect the spare session: the handshake (about ten round trips) runs
+ * while the caller builds the first pack, not when its upload starts. */
+static void *spare_main(void *arg)
+{
+	struct sftp_backend *sb = arg;
+	struct mv_err e = MV_ERR_INIT;
+	struct sftp_conn *c = NULL;
+
+	pthread_mutex_lock(&sb->lock);
+	if (sb->nconns < sb->max_conns) {
+		c = &sb->conns[sb->nconns++];
+		c->busy = true;
+	}
+	pthread_mutex_unlock(&sb->lock);
+	/* a failure here is met again, and reported, by the upload that
+	 * needs a session */
+	if (c && conn_connect(sb, c, &e))
+		conn_drop(c, true);
+	pthread_mutex_lock(&sb->lock);
+	if (c) {
+		c->spare = c->sftp != NULL;
+		c->busy = false;
+	}
+	sb->spare_warming = false;
+	pthread_cond_broadcast(&sb->cond);
+	pthread_mutex_unlock(&sb->lock);
+	return NULL;
+}
+
+static void sftp_write_ahead(struct backend *be)
+{
+	struct sftp_backend *sb = to_sftp(be);
+
+	bool have = false;
+	int i;
+
+	pthread_mutex_lock(&sb->lock);
+	/* a backend kept open for the next command may have one already */
+	for (i = 0; i < sb->nconns; i++)
+		have |= sb->conns[i].spare && sb->conns[i].sftp;
+	if (!have && !sb->spare_started && sb->max_conns > 1 &&
+	    sb->nconns < sb->max_conns) {
+		sb->spare_warming = true;
+		sb->spare_started = !pthread_create(&sb->spare_thread, NULL,
+						    spare_main, sb);
+		sb->spare_warming = sb->spare_started;
+	}
+	pthread_mutex_unlock(&sb->lock);
+}
+
+/* Wait for the spare session's thread, if one ran. */
+static void spare_join(struct sftp_backend *sb)
+{
+	if (!sb->spare_started)
+		return;
+	pthread_join(sb->spare_thread, NULL);
+	sb->spare_started = false;
+}
+
 static void *drop_main(void *arg)
 {
 	conn_drop(arg, false);
@@ -1984,6 +2184,7 @@ static void sftp_destroy(struct sftp_backend *sb)
 	bool started[POOL_MAX] = {false};
 	int i;
 
+	spare_join(sb);
 	close_all_cached(sb);
 	/* each session's goodbye waits for the server's channel close: the
 	 * sessions say it at the same time, one round trip in all */
@@ -2069,6 +2270,7 @@ static void sftp_close(struct backend *be)
 	bool connected = false;
 	int i;
 
+	spare_join(sb);
 	for (i = 0; i < sb->nconns; i++)
 		connected |= sb->conns[i].sftp != NULL;
 	if (connected && !getenv("MAILVAULT_SFTP_NO_PARK")) {
@@ -2092,12 +2294,14 @@ static const struct backend_ops sftp_ops = {
 	.read_all = sftp_read_all,
 	.stat_read = sftp_stat_read,
 	.open_ahead = sftp_open_ahead,
+	.write_ahead = sftp_write_ahead,
 	.stat = sftp_stat,
 	.list = sftp_list,
 	.mkdir = sftp_mkdir,
 	.file_create = sftp_file_create,
 	.file_write = sftp_file_write,
 	.file_commit = sftp_file_commit,
+	.file_commit_after = sftp_file_commit_after,
 	.file_abort = sftp_file_abort,
 	.create_excl = sftp_create_excl,
 	.rename = sftp_rename,

@@ -109,6 +109,25 @@ int backend_stat_read(struct backend *be, const char *path, uint64_t *out_size,
 	return rc;
 }
 
+int backend_file_commit_pair(struct backend *be, struct backend_file *first,
+			     struct backend_file *f, struct mv_err *err)
+{
+	int rc;
+
+	if (!first)
+		return f ? be->ops->file_commit(f, err) : 0;
+	if (!f)
+		return be->ops->file_commit(first, err);
+	if (be->ops->file_commit_after)
+		return be->ops->file_commit_after(f, first, err);
+	rc = be->ops->file_commit(first, err);
+	if (rc) {
+		be->ops->file_abort(f);
+		return rc;
+	}
+	return be->ops->file_commit(f, err);
+}
+
 int backend_write_atomic(struct backend *be, const char *path, const void *buf,
 			 size_t len, struct mv_err *err)
 {

@@ -312,11 +312,12 @@ int pack_writer_seal(struct pack_writer *pw, struct mv_err *err)
 	return pack_writer_seal_size(pw, NULL, err);
 }
 
-int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
-			  struct mv_err *err)
+int pack_writer_close(struct pack_writer *pw, uint64_t *out_size,
+		      struct backend_file **out_file, struct mv_err *err)
 {
 	int rc;
 
+	*out_file = NULL;
 	if (pw->format == 2) {
 		rc = put_table(pw, err);
 	} else {
@@ -335,13 +336,24 @@ int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
 		*out_size = pw->size;
 	if (!rc)
 		rc = flush(pw, err);
-	if (rc) {
+	if (rc)
 		pw->be->ops->file_abort(pw->file);
-		writer_free(pw);
-		return rc;
-	}
-	rc = pw->be->ops->file_commit(pw->file, err);
+	else
+		*out_file = pw->file;
 	writer_free(pw);
+	return rc;
+}
+
+int pack_writer_seal_size(struct pack_writer *pw, uint64_t *out_size,
+			  struct mv_err *err)
+{
+	struct backend *be = pw->be;
+	struct backend_file *f;
+	int rc;
+
+	rc = pack_writer_close(pw, out_size, &f, err);
+	if (!rc)
+		rc = be->ops->file_commit(f, err);
 	return rc;
 }
 

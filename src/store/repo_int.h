@@ -102,6 +102,10 @@ struct repo {
 	bool seg_maybe_out; /* the last publication may have landed */
 	bool seg_tmp_seen;  /* index/ lists temporary files (NAME.tmp*) */
 	struct seg_list *seg_kept; /* repo_segment_count(keep) */
+	/* repo_remote_index_check_ahead(): the server's index generation,
+	 * read before the packs' commit, for the publication that follows */
+	bool pub_gen_known;
+	uint32_t pub_gen;
 };
 
 struct repo_writer {
@@ -114,6 +118,9 @@ struct repo_writer {
 	char **sealed;		   /* names of packs sealed this session */
 	size_t nsealed;
 	bool keep_packs; /* a failed commit may name them: never delete */
+	/* the commit holds the metadata pack open past its target size:
+	 * it is sealed after the data pack (invariant 2) */
+	bool hold_meta;
 };
 
 /* repo.c */
@@ -149,6 +156,10 @@ int repo_cache_dir(const struct repo_config *c, char *out, size_t n,
 void repo_stamp_remember(struct repo *r);
 int repo_remote_index_fetch(struct repo *r, struct mv_err *err);
 int repo_remote_index_publish(struct repo *r, struct mv_err *err);
+/* Read the server's index generation now, for the next publish: done
+ * while a pack's upload is finishing, it costs no round trip of its own
+ * (a failure is left to the publish to meet). */
+void repo_remote_index_check_ahead(struct repo *r);
 
 /* repo_segment.c: commit segments (docs/FORMAT-2.md 5.3) */
 /* Encrypted repositories keep their index as commit segments. */

@@ -816,8 +816,14 @@ static int gen_bump(struct repo *r, struct mv_err *err)
 	    sqlite3_step(st) == SQLITE_ROW)
 		gen = (uint32_t)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (!remote_version(r, ix_name(r), &server, NULL) && server.gen > gen)
+	if (r->pub_gen_known) {
+		if (r->pub_gen > gen)
+			gen = r->pub_gen;
+		r->pub_gen_known = false;
+	} else if (!remote_version(r, ix_name(r), &server, NULL) &&
+		   server.gen > gen) {
 		gen = server.gen;
+	}
 	if (repo_index_is_sealed(r) && highest_read(r) > gen)
 		gen = highest_read(r);
 	gen = gen + 1 ? gen + 1 : 1;
@@ -827,6 +833,19 @@ static int gen_bump(struct repo *r, struct mv_err *err)
 				  "index: cannot set its generation: %s",
 				  sqlite3_errmsg(db));
 	return 0;
+}
+
+void repo_remote_index_check_ahead(struct repo *r)
+{
+	struct ix_version server;
+
+	r->pub_gen_known = false;
+	if (!r->remote || r->segments || repo_index_is_sealed(r))
+		return;
+	if (!remote_version(r, ix_name(r), &server, NULL)) {
+		r->pub_gen = server.gen;
+		r->pub_gen_known = true;
+	}
 }
 
 /* Stream the file fd into the repository as name (temporary name, then

@@ -215,6 +215,9 @@ int repo_writer_begin(struct repo *r, struct repo_writer **out,
 		return mv_err_set(err, -ENOMEM, "out of memory");
 	w->r = r;
 	r->commit_unknown = false;
+	/* the session that uploads packs connects while the first is built */
+	if (r->be->ops->write_ahead)
+		r->be->ops->write_ahead(r->be);
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_begin(r->ix, err);
 	pthread_mutex_unlock(&r->ix_lock);
@@ -242,18 +245,23 @@ bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN])
 	return repo_chunk_find(w->r, id, NULL, NULL) == 0;
 }
 
-static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
+/* Complete pack k's bytes (its table or footer) and note it as this
+ * session's; *out_file is left to commit, then seal_done().  *out_file
+ * is NULL when no pack k is open. */
+static int seal_close(struct repo_writer *w, int k,
+		      struct backend_file **out_file, uint64_t *out_size,
+		      struct mv_err *err)
 {
 	struct repo *r = w->r;
-	uint64_t size = 0, before;
-	uint32_t records;
+	uint64_t before;
 	char **p;
 	int rc;
 
+	*out_file = NULL;
+	*out_size = 0;
 	if (!w->pw[k])
 		return 0;
 	before = pack_writer_size(w->pw[k]);
-	records = pack_writer_records(w->pw[k]);
 	p = realloc(w->sealed, (w->nsealed + 1) * sizeof(*p));
 	if (!p)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -264,14 +272,41 @@ static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
 	w->nsealed++;
 	if (r->remote)
 		pending_note(r, pack_writer_name(w->pw[k]));
-	rc = pack_writer_seal_size(w->pw[k], &size, err);
+	rc = pack_writer_close(w->pw[k], out_size, out_file, err);
 	w->pw[k] = NULL;
-	if (rc)
-		return rc;
-	w->stored += size - before;
+	if (!rc)
+		w->stored += *out_size - before;
+	return rc;
+}
+
+/* A committed pack k's size and record count into the index. */
+static int seal_done(struct repo_writer *w, int k, uint64_t size,
+		     uint32_t records, struct mv_err *err)
+{
+	struct repo *r = w->r;
+	int rc;
+
 	pthread_mutex_lock(&r->ix_lock);
 	rc = index_pack_update(r->ix, w->pack_id[k], size, records, err);
 	pthread_mutex_unlock(&r->ix_lock);
+	return rc;
+}
+
+static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
+{
+	struct backend_file *f;
+	uint64_t size;
+	uint32_t records;
+	int rc;
+
+	if (!w->pw[k])
+		return 0;
+	records = pack_writer_records(w->pw[k]);
+	rc = seal_close(w, k, &f, &size, err);
+	if (!rc)
+		rc = w->r->be->ops->file_commit(f, err);
+	if (!rc)
+		rc = seal_done(w, k, size, records, err);
 	return rc;
 }
 
@@ -384,7 +419,8 @@ static int writer_append(struct repo_writer *w, enum rec_type type,
 	if (out_new)
 		*out_new = true;
 	if (pack_writer_size(w->pw[k]) >=
-	    (k ? META_PACK_TARGET : DATA_PACK_TARGET))
+		    (k ? META_PACK_TARGET : DATA_PACK_TARGET) &&
+	    !(k && w->hold_meta))
 		rc = seal_pack(w, k, err);
 	return rc;
 }
@@ -605,11 +641,20 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 {
 	struct repo *r = w->r;
 	struct mv_buf rec = MV_BUF_INIT;
+	struct backend_file *df = NULL, *mf = NULL;
+	uint64_t dsize = 0, msize = 0;
+	uint32_t dn, mn;
+	bool had_data;
 	int rc;
 
 	/* Invariant (2): data packs are durable before the snapshot
-	 * record that names them is written. */
-	rc = seal_pack(w, 0, err);
+	 * record that names them.  The data pack's bytes are completed
+	 * first (the snapshot counts them), the record goes into the
+	 * metadata pack, held open past its size (hold_meta), and the two
+	 * are committed as a pair: the metadata pack durable only after
+	 * the data pack, a remote backend uploading it meanwhile. */
+	dn = w->pw[0] ? pack_writer_records(w->pw[0]) : 0;
+	rc = seal_close(w, 0, &df, &dsize, err);
 	if (rc)
 		goto fail;
 	snap->stats.stored_bytes = w->stored;
@@ -617,10 +662,27 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	if (rc)
 		goto fail;
 	repo_chunk_id(r, rec.data, rec.len, snap->id);
+	w->hold_meta = true;
 	rc = repo_writer_put(w, REC_SNAPSHOT, snap->id, rec.data, rec.len, NULL,
 			     0, NULL, err);
+	w->hold_meta = false;
+	if (rc)
+		goto fail;
+	mn = pack_writer_records(w->pw[1]);
+	rc = seal_close(w, 1, &mf, &msize, err);
+	if (rc)
+		goto fail;
+	had_data = df != NULL;
+	/* the publication's check of the server's index, while the data
+	 * pack's last bytes are still on their way */
+	if (r->remote)
+		repo_remote_index_check_ahead(r);
+	rc = backend_file_commit_pair(r->be, df, mf, err);
+	df = mf = NULL;
+	if (!rc && had_data)
+		rc = seal_done(w, 0, dsize, dn, err);
 	if (!rc)
-		rc = seal_pack(w, 1, err);
+		rc = seal_done(w, 1, msize, mn, err);
 	if (rc)
 		goto fail;
 	rc = packs_dir_sync(w, err);
@@ -638,6 +700,10 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	writer_free(w);
 	return 0;
 fail:
+	if (df)
+		r->be->ops->file_abort(df);
+	if (mf)
+		r->be->ops->file_abort(mf);
 	mv_buf_release(&rec);
 	repo_writer_abort(w);
 	return rc;

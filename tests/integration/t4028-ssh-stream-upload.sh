@@ -1,8 +1,9 @@
 #!/bin/sh
 # t4028-ssh-stream-upload: a pack that grows past 4 MiB is uploaded while
 # the backup builds it, by a thread on an SSH session of its own
-# (docs/REMOTE.md, "Uploads while the pack is built").  Its bytes and the
-# snapshot restore exactly, and the server syncs every pack and the index
+# (docs/REMOTE.md, "Uploads while the pack is built").  The metadata pack
+# is sent meanwhile and renamed into place only after the data pack.  Its
+# bytes and the snapshot restore exactly, and the server syncs every pack and the index
 # (the fsync and the close of an upload go out together); a backup whose input breaks while a pack is
 # streaming leaves no snapshot, no temporary file on the server and a
 # clean repository; a connection killed in the middle of the stream is
@@ -44,6 +45,15 @@ grep -q 'upload stream packs/' "$T/trace" ||
 	die "no pack was streamed: $(grep upload "$T/trace")"
 grep -Eq 'upload done packs/.* 0\+[0-9]{8}' "$T/trace" ||
 	die "no large pack finished: $(grep upload "$T/trace")"
+# the metadata pack (it holds the snapshot record) is sent while the
+# data pack's stream finishes, and published only after it (invariant 2)
+data_done=$(grep -n 'upload done packs/.* 0+[0-9]\{8\}' "$T/trace" |
+	head -n 1 | cut -d: -f1)
+meta_sent=$(grep -n 'upload (after) packs/' "$T/trace" | head -n 1 | cut -d: -f1)
+meta_done=$(grep -n 'upload done packs/' "$T/trace" | tail -n 1 | cut -d: -f1)
+[ -n "$meta_sent" ] || die "the metadata pack was not sent beside the stream: $(grep upload "$T/trace")"
+[ "$meta_sent" -lt "$data_done" ] && [ "$data_done" -lt "$meta_done" ] ||
+	die "metadata pack not sent during the stream, or published before the data pack: $(grep upload "$T/trace")"
 rm -rf "$T/out"
 assert_ok "$MV" restore "$R" big/latest:data "$T/out" >/dev/null
 tree_digest "$T/out/data" >"$T/out.digest"
