@@ -1550,6 +1550,20 @@ static uint64_t spooled(struct sftp_file *f, uint64_t off)
 	return n;
 }
 
+/* Close h on a connection that was lost: libssh2 frees a handle, and the
+ * writes still queued on it (up to an upload's window), only in its close;
+ * on a dead link the close fails after releasing them (a link that hangs
+ * is given a second, not the whole I/O timeout). */
+static void close_lost(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h)
+{
+	LIBSSH2_SESSION *s = ssh_session_handle(c->ssh);
+	long t = libssh2_session_get_timeout(s);
+
+	libssh2_session_set_timeout(s, 1000);
+	libssh2_sftp_close_handle(h);
+	libssh2_session_set_timeout(s, t);
+}
+
 static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		     int attempt, bool *lost, struct mv_err *err)
 {
@@ -1626,6 +1640,8 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 		rc = fsync_close(sb, c, h, a->tmp, lost, err);
 	else if (!*lost)
 		libssh2_sftp_close_handle(h);
+	else
+		close_lost(c, h);
 	if (*lost)
 		return rc ? rc : -EIO;
 	if (!rc && a->keep_tmp)
