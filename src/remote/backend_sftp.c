@@ -64,9 +64,7 @@
 
 #define POOL_MAX 16
 #define HANDLE_SLOTS 8
-/* An upload's window over its file: more than a far link's bandwidth x
- * delay (SFTP writes stay in flight while the window has bytes) */
-#define UPLOAD_BLOCK (8u << 20)
+#define UPLOAD_BLOCK (2u << 20)
 /* A file written past this size is uploaded as it is written (a pack
  * being built), so that committing it waits for its last bytes, not for
  * all of them; smaller ones (most metadata, the index, a catalogue
@@ -1520,20 +1518,6 @@ static bool cached_on(const struct sftp_conn *c, const char *rel)
 	return false;
 }
 
-/* The bytes of f spooled so far, without waiting; UINT64_MAX when the
- * upload was dropped. */
-static uint64_t spooled_now(struct sftp_file *f)
-{
-	uint64_t n;
-
-	if (!f->streaming)
-		return f->size;
-	pthread_mutex_lock(&f->mu);
-	n = f->aborted ? UINT64_MAX : f->size;
-	pthread_mutex_unlock(&f->mu);
-	return n;
-}
-
 /* The bytes of f spooled so far, once more than off are or the file is
  * complete; UINT64_MAX when the upload was dropped. */
 static uint64_t spooled(struct sftp_file *f, uint64_t off)
@@ -1570,9 +1554,7 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 	struct upload_args *a = arg;
 	LIBSSH2_SFTP_HANDLE *h;
 	char rnd[16];
-	uint64_t off = 0; /* acknowledged by the server */
-	size_t start = 0; /* where the bytes from off are in a->block */
-	size_t len = 0;	  /* bytes from off in a->block, sent or not */
+	uint64_t off = 0;
 	int rc = 0;
 
 	/* what an interrupted attempt left behind */
@@ -1589,52 +1571,30 @@ static int op_upload(struct sftp_backend *sb, struct sftp_conn *c, void *arg,
 			      MV_REPO_FILE_MODE);
 	if (!h)
 		return sftp_fail(c, lost, err, "create", a->tmp);
-	/* A window of the file slides over a->block: libssh2_sftp_write()
-	 * returns what the server has acknowledged, and is given the rest
-	 * again with what the spool has gained since appended, so the
-	 * writes in flight never drain while there is more to send (a
-	 * drain per block cost a round trip each). */
 	for (;;) {
-		uint64_t have;
-		size_t room;
-		ssize_t n;
+		uint64_t have = spooled(a->f, off);
+		size_t want;
 
-		/* wait for the spool only when nothing is in flight */
-		have = len ? spooled_now(a->f) : spooled(a->f, off);
 		if (have == UINT64_MAX) {
 			rc = -ECANCELED; /* file_abort */
 			break;
 		}
-		if (!len && off >= have)
+		if (off >= have)
 			break;
-		if (start >= UPLOAD_BLOCK / 2) {
-			memmove(a->block, a->block + start, len);
-			start = 0;
-		}
-		room = UPLOAD_BLOCK - start - len;
-		if (have > off + len && room) {
-			size_t want = (size_t)MV_MIN((uint64_t)room,
-						     have - off - len);
+		want = (size_t)MV_MIN((uint64_t)UPLOAD_BLOCK, have - off);
 
-			rc = mv_pread_full(a->f->spool, a->block + start + len,
-					   want, (off_t)(off + len));
-			if (rc) {
-				rc = mv_err_set(err, rc,
-						"cannot read the local copy "
-						"of '%s': %s",
-						a->final, strerror(-rc));
-				break;
-			}
-			len += want;
-		}
-		n = libssh2_sftp_write(h, (const char *)a->block + start, len);
-		if (n < 0) {
-			rc = sftp_fail(c, lost, err, "write", a->tmp);
+		rc = mv_pread_full(a->f->spool, a->block, want, (off_t)off);
+		if (rc) {
+			rc = mv_err_set(err, rc,
+					"cannot read the local copy "
+					"of '%s': %s",
+					a->final, strerror(-rc));
 			break;
 		}
-		start += (size_t)n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
+		rc = write_all(c, h, a->block, want, a->tmp, lost, err);
+		if (rc)
+			break;
+		off += want;
 	}
 	if (!rc)
 		rc = fsync_close(sb, c, h, a->tmp, lost, err);
