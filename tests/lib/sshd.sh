@@ -108,7 +108,16 @@ Match User $SSHD_SFTP_USER
 	PermitTTY no
 EOF
 	fi
-	_sshd_run
+	# the port was free when it was chosen; a test running beside this
+	# one may have taken it since: then another port
+	_tries=1
+	until _sshd_run; do
+		_tries=$((_tries + 1))
+		[ "$_tries" -le 5 ] ||
+			die "sshd did not start: $(cat "$SSHD_DIR/sshd.log")"
+		SSHD_PORT=$(_sshd_free_port)
+		sed -i "s/^Port .*/Port $SSHD_PORT/" "$SSHD_DIR/sshd_config"
+	done
 	HOME=$SSHD_DIR/home
 	MAILVAULT_KNOWN_HOSTS=$SSHD_DIR/known_hosts
 	: >"$MAILVAULT_KNOWN_HOSTS"
@@ -135,6 +144,10 @@ socket.create_connection(('127.0.0.1', $SSHD_PORT), 1).close()" \
 			die "sshd exited: $(cat "$SSHD_DIR/sshd.log")"
 		sleep 0.1
 	done
+	# an answer may have come from another listener on the port, the
+	# one this sshd could not bind (it then exits at once): false
+	sleep 0.2
+	kill -0 "$SSHD_PID" 2>/dev/null
 }
 
 # sshd_restart [newkey]: stop and start again on the same port, with a new
@@ -146,7 +159,7 @@ sshd_restart()
 		rm -f "$SSHD_DIR/host_key" "$SSHD_DIR/host_key.pub"
 		ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/host_key" -C host
 	fi
-	_sshd_run
+	_sshd_run || die "sshd did not start again on port $SSHD_PORT: $(cat "$SSHD_DIR/sshd.log")"
 }
 
 sshd_trust()
