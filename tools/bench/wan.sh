@@ -17,7 +17,7 @@
 #   wan TOOL WHAT SECONDS TURNS
 # Needs root (sshd, FUSE), borg for its side (skipped without it).
 # Usage: sh tools/bench/wan.sh   (MV_BUILD as for the tests; WAN_RUNS=N
-# runs of every figure, the median kept; WAN_MESSAGES=N; WAN_RESTORE_SERIAL=1
+# runs of every figure (the backup's into new repositories), the median kept; WAN_MESSAGES=N; WAN_RESTORE_SERIAL=1
 # adds a restore without the read-ahead thread; WAN_NO_BORG=1 leaves borg
 # out; WAN_TRACE=FILE traces the fresh mount's requests, MAILVAULT_SFTP_TRACE,
 # and FILE.cat the warm cat's)
@@ -82,20 +82,38 @@ if $have_borg; then
 	borg init -e none "$B" >/dev/null 2>&1 || die "borg init over ssh failed"
 fi
 
-say "backup of the day's tar.gz"
-wanproxy_reset
-t0=$(now)
-"$MV" backup -i "$SSH_KEY" "$R" --name d --quiet \
-	--time 2024-05-01T03:00:00Z v="$TGZ" || die "mailvault backup failed"
-t1=$(now)
-figure mailvault backup "$t0" "$t1"
-if $have_borg; then
+# the backup WAN_RUNS times too: the first into the repositories the rows
+# below read, the others into new ones (each with the cache its init left)
+run=0
+while [ "$run" -lt "$RUNS" ]; do
+	run=$((run + 1))
+	say "run $run: backup of the day's tar.gz"
+	Rb=$R
+	Bb=$B
+	if [ "$run" -gt 1 ]; then
+		Rb=$R-b$run
+		Bb=$B-b$run
+		assert_ok "$MV" init -i "$SSH_KEY" "$Rb" >/dev/null
+		if $have_borg; then
+			borg init -e none "$Bb" >/dev/null 2>&1 ||
+				die "borg init over ssh failed"
+		fi
+	fi
 	wanproxy_reset
 	t0=$(now)
-	borg import-tar "$B::d" "$TGZ" || die "borg import-tar failed"
+	"$MV" backup -i "$SSH_KEY" "$Rb" --name d --quiet \
+		--time 2024-05-01T03:00:00Z v="$TGZ" || die "mailvault backup failed"
 	t1=$(now)
-	figure borg backup "$t0" "$t1"
-fi
+	figure mailvault backup "$t0" "$t1"
+	if $have_borg; then
+		wanproxy_reset
+		t0=$(now)
+		borg import-tar "$Bb::d" "$TGZ" || die "borg import-tar failed"
+		t1=$(now)
+		figure borg backup "$t0" "$t1"
+	fi
+	[ "$run" = 1 ] || rm -rf "$T/mv-b$run" "$T/borg-b$run"
+done
 
 mnt=$T/mnt
 run=0
