@@ -48,7 +48,7 @@ EOF
 }
 
 say "four backups from machine a: four deltas"
-assert_ok "$MV" init --encryption xchacha20-poly1305 "$R" >/dev/null 2>&1
+assert_ok "$MV" init --encryption xchacha20-poly1305 "$R" >/dev/null
 for d in 1 2 3 4; do
 	assert_ok on a "$MV" backup --quiet "$R" --name mail \
 		--time "2024-06-0${d}T00:00:00Z" "vol=$T/fx/day$d"
@@ -113,7 +113,7 @@ sshd_start
 sshd_trust
 S="sftp://root@127.0.0.1:$SSHD_PORT$T/srepo"
 assert_ok "$MV" init --encryption xchacha20-poly1305 "$S" -i "$SSH_KEY" \
-	>/dev/null 2>&1
+	>/dev/null
 for d in 1 2 3; do
 	assert_ok on s "$MV" backup --quiet "$S" -i "$SSH_KEY" --name mail \
 		--time "2024-06-0${d}T00:00:00Z" "vol=$T/fx/day$d"
