@@ -246,11 +246,11 @@ bool repo_writer_has(struct repo_writer *w, const uint8_t id[MV_ID_LEN])
 }
 
 /* Complete pack k's bytes (its table or footer) and note it as this
- * session's; *out_file is left to commit, then seal_done().  *out_file
- * is NULL when no pack k is open. */
+ * session's; *out_file is left to commit, then seal_done() with the size
+ * and record count.  *out_file is NULL when no pack k is open. */
 static int seal_close(struct repo_writer *w, int k,
 		      struct backend_file **out_file, uint64_t *out_size,
-		      struct mv_err *err)
+		      uint32_t *out_records, struct mv_err *err)
 {
 	struct repo *r = w->r;
 	uint64_t before;
@@ -259,9 +259,11 @@ static int seal_close(struct repo_writer *w, int k,
 
 	*out_file = NULL;
 	*out_size = 0;
+	*out_records = 0;
 	if (!w->pw[k])
 		return 0;
 	before = pack_writer_size(w->pw[k]);
+	*out_records = pack_writer_records(w->pw[k]);
 	p = realloc(w->sealed, (w->nsealed + 1) * sizeof(*p));
 	if (!p)
 		return mv_err_set(err, -ENOMEM, "out of memory");
@@ -299,12 +301,10 @@ static int seal_pack(struct repo_writer *w, int k, struct mv_err *err)
 	uint32_t records;
 	int rc;
 
-	if (!w->pw[k])
-		return 0;
-	records = pack_writer_records(w->pw[k]);
-	rc = seal_close(w, k, &f, &size, err);
-	if (!rc)
-		rc = w->r->be->ops->file_commit(f, err);
+	rc = seal_close(w, k, &f, &size, &records, err);
+	if (rc || !f)
+		return rc;
+	rc = w->r->be->ops->file_commit(f, err);
 	if (!rc)
 		rc = seal_done(w, k, size, records, err);
 	return rc;
@@ -644,7 +644,7 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	struct backend_file *df = NULL, *mf = NULL;
 	uint64_t dsize = 0, msize = 0;
 	uint32_t dn, mn;
-	bool had_data;
+	bool had_data, had_meta;
 	int rc;
 
 	/* Invariant (2): data packs are durable before the snapshot
@@ -653,8 +653,7 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	 * metadata pack, held open past its size (hold_meta), and the two
 	 * are committed as a pair: the metadata pack durable only after
 	 * the data pack, a remote backend uploading it meanwhile. */
-	dn = w->pw[0] ? pack_writer_records(w->pw[0]) : 0;
-	rc = seal_close(w, 0, &df, &dsize, err);
+	rc = seal_close(w, 0, &df, &dsize, &dn, err);
 	if (rc)
 		goto fail;
 	snap->stats.stored_bytes = w->stored;
@@ -668,11 +667,13 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	w->hold_meta = false;
 	if (rc)
 		goto fail;
-	mn = pack_writer_records(w->pw[1]);
-	rc = seal_close(w, 1, &mf, &msize, err);
+	/* no metadata pack when the record was there already (the same
+	 * snapshot committed again) and no tree was new */
+	rc = seal_close(w, 1, &mf, &msize, &mn, err);
 	if (rc)
 		goto fail;
 	had_data = df != NULL;
+	had_meta = mf != NULL;
 	/* the publication's check of the server's index, while the data
 	 * pack's last bytes are still on their way */
 	if (r->remote)
@@ -681,7 +682,7 @@ int repo_writer_commit(struct repo_writer *w, struct snapshot *snap,
 	df = mf = NULL;
 	if (!rc && had_data)
 		rc = seal_done(w, 0, dsize, dn, err);
-	if (!rc)
+	if (!rc && had_meta)
 		rc = seal_done(w, 1, msize, mn, err);
 	if (rc)
 		goto fail;
@@ -724,6 +725,8 @@ void repo_writer_abort(struct repo_writer *w)
 	if (!w)
 		return;
 	r = w->r;
+	/* a generation read ahead for this commit is not the next one's */
+	r->pub_gen_known = false;
 	for (k = 0; k < 2; k++) {
 		pack_writer_abort(w->pw[k]);
 		w->pw[k] = NULL;

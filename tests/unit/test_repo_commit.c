@@ -208,6 +208,33 @@ static void test_new_pack_dir_is_durable(void **state)
 	repo_close(r);
 }
 
+/* ---- item: the same snapshot committed twice ---------------------------- */
+
+/* Two sessions that store nothing and commit the same snapshot: the
+ * second finds its record stored already and opens no metadata pack. */
+static void test_same_snapshot_twice(void **state)
+{
+	struct fx *f = *state;
+	struct mv_err err = MV_ERR_INIT;
+	struct repo_writer *w = NULL;
+	struct snapshot s;
+	struct repo *r;
+	int k, packs;
+
+	assert_int_equal(repo_open(f->repo, REPO_OPEN_WRITE, &r, &err), 0);
+	for (k = 0; k < 2; k++) {
+		if (repo_writer_begin(r, &w, &err))
+			fail_msg("begin: %s", err.msg);
+		make_snapshot(&s);
+		if (repo_writer_commit(w, &s, &err))
+			fail_msg("commit %d: %s", k, err.msg);
+		if (k == 0)
+			packs = count_packs(f);
+	}
+	assert_int_equal(count_packs(f), packs);
+	repo_close(r);
+}
+
 /* ---- item: SQLITE_BUSY at commit is waited for ------------------------- */
 
 struct holder {
@@ -341,6 +368,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_commit_waits_for_busy_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_same_snapshot_twice, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_keeps_packs,
 						setup, teardown),
 	};
