@@ -737,9 +737,9 @@ static int read_handle_full(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h,
 
 /* Read want bytes of h (just opened) while path `next` is stat'ed and
  * opened: one round trip for what would be two.  The handle of next is
- * kept (keep_handle) with its stat in c->ahead_*, for the stat_read that
- * follows.  A failure of the stat or the open of next is no error: it is
- * asked again then. */
+ * kept (keep_handle, its stat with it) and named in c->ahead_path, for
+ * the stat_read that follows.  A failure of the stat or the open of next is no
+ * error: it is asked again then. */
 static int read_open_ahead(struct sftp_backend *sb, struct sftp_conn *c,
 			   LIBSSH2_SFTP_HANDLE *h, const char *rel,
 			   uint8_t *buf, size_t want, size_t *got,
@@ -1535,7 +1535,7 @@ static uint64_t spooled(struct sftp_file *f, uint64_t off)
 }
 
 /* Close h on a connection that was lost: libssh2 frees a handle, and the
- * writes still queued on it (up to an upload's window), only in its close;
+ * writes still queued on it (up to a block), only in its close;
  * on a dead link the close fails after releasing them (a link that hangs
  * is given a second, not the whole I/O timeout). */
 static void close_lost(struct sftp_conn *c, LIBSSH2_SFTP_HANDLE *h)
@@ -1872,19 +1872,19 @@ static int sftp_file_commit_after(struct backend_file *bf,
 		rc = run(f->sb, "upload", op_upload, t.a, err);
 	}
 	frc = sftp_file_commit(bfirst, &fe);
-	if (!rc && frc) {
-		/* f's bytes are in its temporary name: dropped (an
-		 * interrupted drop leaves a .tmp- file, as any upload) */
+	if (frc) {
+		/* f's bytes, if they are in its temporary name, are dropped
+		 * (an interrupted drop leaves a .tmp- file, as any upload);
+		 * first's failure is the one told */
 		struct mv_err ign = MV_ERR_INIT;
 
-		t.remove = true;
-		run(f->sb, "remove", op_tmp_rename, &t, &ign);
+		if (!rc) {
+			t.remove = true;
+			run(f->sb, "remove", op_tmp_rename, &t, &ign);
+		}
 		rc = mv_err_set(err, frc, "%s", mv_err_msg(&fe));
 	} else if (!rc) {
 		rc = run(f->sb, "rename", op_tmp_rename, &t, err);
-	} else if (frc) {
-		mv_err_set(err, frc, "%s", mv_err_msg(&fe));
-		rc = frc;
 	}
 	trace("upload done", f->path, (uint64_t)-rc, (size_t)f->size);
 	bump_gen(f->sb);
@@ -2121,7 +2121,6 @@ static void *spare_main(void *arg)
 static void sftp_write_ahead(struct backend *be)
 {
 	struct sftp_backend *sb = to_sftp(be);
-
 	bool have = false;
 	int i;
 
